@@ -1,0 +1,180 @@
+// Package actor runs Lua VMs as actors: one goroutine owns each script.VM and takes work from a
+// bounded mailbox, applies a new script version between two tasks (or ticks), runs the VM's
+// timers, and, for rooms, ticks at a fixed rate. A System tracks every actor and interrupts any
+// call that overruns its deadline.
+package actor
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/script"
+)
+
+// Task is work for an actor. It runs on the actor's goroutine with exclusive use of the VM.
+type Task func(vm *script.VM)
+
+// Config describes one actor.
+type Config struct {
+	Name        string // for logs, e.g. "lobby/3" or "room/r12"
+	Role        string // which role's scripts the VM runs
+	MailboxSize int    // default 1024
+	// Tick, if set, calls OnTick every Tick with the time since the previous tick and how late
+	// this tick runs.
+	Tick   time.Duration
+	OnTick func(vm *script.VM, dt, late time.Duration)
+	// OnStop runs on the actor's goroutine after the last task, before the VM closes.
+	OnStop func(vm *script.VM)
+}
+
+// Actor is one goroutine with one VM and a mailbox.
+type Actor struct {
+	cfg     Config
+	sys     *System
+	vm      *script.VM
+	mailbox chan Task
+	stop    chan struct{}
+	stopped atomic.Bool
+	done    chan struct{}
+	version atomic.Value    // string: the version the VM runs
+	changed <-chan struct{} // closed when the version the VM was loaded with is replaced
+}
+
+// Name returns the actor's name.
+func (a *Actor) Name() string { return a.cfg.Name }
+
+// Role returns the role of the actor's scripts.
+func (a *Actor) Role() string { return a.cfg.Role }
+
+// Send queues a task. It never blocks: false means the mailbox is full or the actor stopped, and
+// the caller answers UNAVAILABLE. Safe for concurrent use.
+func (a *Actor) Send(t Task) bool {
+	if a.stopped.Load() {
+		return false
+	}
+	select {
+	case a.mailbox <- t:
+		return true
+	default:
+		return false
+	}
+}
+
+// Depth returns the number of queued tasks.
+func (a *Actor) Depth() int { return len(a.mailbox) }
+
+// Version returns the script version the actor runs.
+func (a *Actor) Version() string {
+	v, _ := a.version.Load().(string)
+	return v
+}
+
+// Stop asks the actor to finish the tasks already queued and exit; it does not wait (see Done).
+func (a *Actor) Stop() {
+	if a.stopped.CompareAndSwap(false, true) {
+		close(a.stop)
+	}
+}
+
+// Done is closed when the actor's goroutine has exited.
+func (a *Actor) Done() <-chan struct{} { return a.done }
+
+func (a *Actor) run() {
+	defer close(a.done)
+	defer a.sys.forget(a)
+	defer a.vm.Close()
+
+	changed := a.maybeApply(a.changed)
+	var tick <-chan time.Time
+	last := time.Now()
+	if a.cfg.Tick > 0 {
+		ticker := time.NewTicker(a.cfg.Tick)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		a.armTimer(timer)
+		select {
+		case t := <-a.mailbox:
+			changed = a.maybeApply(changed)
+			a.safely("task", func() { t(a.vm) })
+		case <-changed:
+			changed = a.maybeApply(changed)
+		case now := <-timer.C:
+			changed = a.maybeApply(changed)
+			a.safely("timers", func() { a.vm.RunTimers(now) })
+		case at := <-tick:
+			changed = a.maybeApply(changed)
+			now := time.Now()
+			dt, late := now.Sub(last), now.Sub(at)
+			last = now
+			a.safely("tick", func() { a.cfg.OnTick(a.vm, dt, late) })
+		case <-a.stop:
+			for {
+				select {
+				case t := <-a.mailbox:
+					a.safely("task", func() { t(a.vm) })
+					continue
+				default:
+				}
+				break
+			}
+			if a.cfg.OnStop != nil {
+				a.safely("stop", func() { a.cfg.OnStop(a.vm) })
+			}
+			return
+		}
+	}
+}
+
+func (a *Actor) armTimer(t *time.Timer) {
+	at, ok := a.vm.NextTimer()
+	if !ok {
+		at = time.Now().Add(time.Hour)
+	}
+	t.Reset(time.Until(at))
+}
+
+// maybeApply applies a newer version if changed has fired and returns the channel to watch next.
+func (a *Actor) maybeApply(changed <-chan struct{}) <-chan struct{} {
+	select {
+	case <-changed:
+	default:
+		return changed
+	}
+	return a.applyLatest()
+}
+
+func (a *Actor) applyLatest() <-chan struct{} {
+	bundle, changed := a.sys.versions.Current()
+	if bundle == nil || bundle == a.vm.Bundle() {
+		return changed
+	}
+	start := time.Now()
+	if err := a.vm.Apply(bundle); err != nil {
+		a.sys.log.Error("actor could not apply script version, keeps the previous one",
+			"actor", a.cfg.Name, "version", bundle.Version, "error", err)
+		a.sys.observer.Applied(a.cfg.Role, false, time.Since(start))
+		return changed
+	}
+	a.version.Store(bundle.Version)
+	a.sys.observer.Applied(a.cfg.Role, true, time.Since(start))
+	return changed
+}
+
+// safely runs f, turning a panic (a bug in Go code under the task) into a logged error so the
+// actor goes on with its next task.
+func (a *Actor) safely(what string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.sys.log.Error("actor recovered from a panic", "actor", a.cfg.Name, "in", what,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			a.vm.L.SetTop(0)
+		}
+	}()
+	f()
+}

@@ -1,0 +1,190 @@
+package actor
+
+import (
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/script"
+)
+
+// Observer receives the actor system's events for metrics. Calls come from actor goroutines.
+type Observer interface {
+	Applied(role string, ok bool, took time.Duration)
+}
+
+type noObserver struct{}
+
+func (noObserver) Applied(string, bool, time.Duration) {}
+
+// SystemConfig configures a System.
+type SystemConfig struct {
+	Services      *script.Services
+	Versions      *script.Versions
+	Log           *slog.Logger
+	Observer      Observer      // optional
+	WatchInterval time.Duration // how often overrunning calls are looked for; default 20ms
+}
+
+// System owns every actor of a process and the watchdog that enforces call deadlines. Safe for
+// concurrent use.
+type System struct {
+	svc      *script.Services
+	versions *script.Versions
+	log      *slog.Logger
+	observer Observer
+
+	mu     sync.Mutex
+	actors map[*Actor]struct{}
+	closed bool
+
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// NewSystem starts the watchdog; Stop ends it.
+func NewSystem(cfg SystemConfig) *System {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = 20 * time.Millisecond
+	}
+	s := &System{
+		svc:      cfg.Services,
+		versions: cfg.Versions,
+		log:      cfg.Log,
+		observer: cfg.Observer,
+		actors:   map[*Actor]struct{}{},
+		quit:     make(chan struct{}),
+	}
+	s.wg.Add(1)
+	go s.watch(cfg.WatchInterval)
+	return s
+}
+
+// Spawn creates an actor: its VM is built and loaded with the current version on the calling
+// goroutine (so a script error is returned here), then the actor's goroutine starts.
+func (s *System) Spawn(cfg Config) (*Actor, error) {
+	if cfg.MailboxSize <= 0 {
+		cfg.MailboxSize = 1024
+	}
+	bundle, changed := s.versions.Current()
+	vm := script.NewVM(cfg.Role, s.svc)
+	if err := vm.Apply(bundle); err != nil {
+		vm.Close()
+		return nil, fmt.Errorf("actor %s: %w", cfg.Name, err)
+	}
+	a := &Actor{
+		cfg:     cfg,
+		sys:     s,
+		vm:      vm,
+		mailbox: make(chan Task, cfg.MailboxSize),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		changed: changed,
+	}
+	a.version.Store(bundle.Version)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		vm.Close()
+		return nil, fmt.Errorf("actor %s: the actor system is stopped", cfg.Name)
+	}
+	s.actors[a] = struct{}{}
+	s.mu.Unlock()
+	go a.run()
+	return a, nil
+}
+
+func (s *System) forget(a *Actor) {
+	s.mu.Lock()
+	delete(s.actors, a)
+	s.mu.Unlock()
+}
+
+// Each calls fn for every live actor (fn must not block).
+func (s *System) Each(fn func(a *Actor)) {
+	s.mu.Lock()
+	list := make([]*Actor, 0, len(s.actors))
+	for a := range s.actors {
+		list = append(list, a)
+	}
+	s.mu.Unlock()
+	for _, a := range list {
+		fn(a)
+	}
+}
+
+// Stop stops every actor, letting each finish its queued tasks, and waits for them.
+func (s *System) Stop() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	var all []*Actor
+	s.Each(func(a *Actor) { all = append(all, a); a.Stop() })
+	for _, a := range all {
+		<-a.Done()
+	}
+	close(s.quit)
+	s.wg.Wait()
+}
+
+// watch interrupts calls that have overrun their deadline.
+func (s *System) watch(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case now := <-t.C:
+			s.Each(func(a *Actor) {
+				if a.vm.Interrupt(now) {
+					s.log.Warn("interrupted a script call that overran its deadline", "actor", a.cfg.Name)
+				}
+			})
+		}
+	}
+}
+
+// Pool is a fixed set of actors of one role; a key (a player id, or a handler's partition key)
+// always maps to the same actor.
+type Pool struct {
+	role   string
+	seed   maphash.Seed
+	actors []*Actor
+}
+
+// NewPool spawns size actors for role.
+func (s *System) NewPool(role string, size int, mailbox int) (*Pool, error) {
+	if size <= 0 {
+		size = 1
+	}
+	p := &Pool{role: role, seed: maphash.MakeSeed()}
+	for i := 0; i < size; i++ {
+		a, err := s.Spawn(Config{Name: fmt.Sprintf("%s/%d", role, i), Role: role, MailboxSize: mailbox})
+		if err != nil {
+			for _, a := range p.actors {
+				a.Stop()
+			}
+			return nil, err
+		}
+		p.actors = append(p.actors, a)
+	}
+	return p, nil
+}
+
+// Pick returns the actor for key.
+func (p *Pool) Pick(key string) *Actor {
+	return p.actors[maphash.String(p.seed, key)%uint64(len(p.actors))]
+}
+
+// Role returns the pool's role.
+func (p *Pool) Role() string { return p.role }

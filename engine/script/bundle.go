@@ -1,0 +1,289 @@
+// Package script is Moonforge's Lua model: it compiles the gameplay scripts under lua/ into a
+// Bundle (one version of all code and schema, identified by a content hash), and runs them in VMs
+// that each own one gopher-lua state and expose the `mf` API (docs/lua-api.md).
+//
+// Layout of lua/: every top-level directory except shared/ is a role (login, lobby, game...). The
+// .lua files directly inside a role directory run, in name order, in every VM of that role. Any
+// .lua file can be loaded with require by its dotted path ("shared.util" is lua/shared/util.lua).
+//
+// A VM is owned by one goroutine (an actor); nothing in this package starts goroutines.
+package script
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/moonforge/moonforge/engine/schema"
+)
+
+// sharedDir holds modules that no role runs by itself.
+const sharedDir = "shared"
+
+// Chunk is one compiled Lua file, shared read-only by every VM.
+type Chunk struct {
+	Path   string // as shown in error messages, e.g. "lua/lobby/chat.lua"
+	Module string // require name, e.g. "lobby.chat"
+	proto  *lua.FunctionProto
+}
+
+// Route says where a client message is handled.
+type Route struct {
+	Role string // role whose VMs run the handler
+	Room bool   // the message goes to the sender's room (declared by a room type)
+	Key  string // partition key: "" spreads players over the role's actors, a name pins one actor
+}
+
+// RoomType is what a script declared with mf.room_type.
+type RoomType struct {
+	Name       string
+	Role       string
+	TickHz     float64
+	MaxPlayers int
+	Messages   []string // short or full message names routed to the room
+	KeepEmpty  bool     // stays open when its last player leaves
+}
+
+// Bundle is one version of the gameplay code: compiled chunks, the schema, and what the scripts
+// declared (handlers, login methods, room types). Immutable once built.
+type Bundle struct {
+	Version    string // content hash of every Lua source and the schema
+	Schema     *schema.Schema
+	Files      []string // Lua sources, relative to the Lua directory
+	Routes     map[uint16]Route
+	RoomTypes  map[string]RoomType
+	Logins     map[string]string // custom login method → role
+	Roles      []string          // roles that have scripts, sorted
+	CompiledAt time.Time
+
+	roles   map[string][]*Chunk
+	modules map[string]*Chunk
+	sources map[string][]byte
+}
+
+// Chunks returns the chunks a role runs, in order.
+func (b *Bundle) Chunks(role string) []*Chunk { return b.roles[role] }
+
+// Diff lists the Lua files that differ between b and an older bundle (added, changed or removed).
+func (b *Bundle) Diff(old *Bundle) []string {
+	var out []string
+	for name, src := range b.sources {
+		if old == nil || !bytes.Equal(old.sources[name], src) {
+			out = append(out, name)
+		}
+	}
+	if old != nil {
+		for name := range old.sources {
+			if _, ok := b.sources[name]; !ok {
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Problem is one error in the scripts, located by file and line when known.
+type Problem struct {
+	File    string
+	Line    int
+	Message string
+}
+
+func (p Problem) String() string {
+	switch {
+	case p.File != "" && p.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
+	case p.File != "":
+		return p.File + ": " + p.Message
+	}
+	return p.Message
+}
+
+// CompileError lists every problem that rejected a bundle.
+type CompileError struct{ Problems []Problem }
+
+func (e *CompileError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Compile reads every .lua file under luaDir, compiles it, runs each role's scripts once in a
+// probe VM to collect what they declare, and checks the declarations against sch. Any problem
+// rejects the whole bundle with a *CompileError.
+func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
+	b := &Bundle{
+		Schema:     sch,
+		Routes:     map[uint16]Route{},
+		RoomTypes:  map[string]RoomType{},
+		Logins:     map[string]string{},
+		CompiledAt: time.Now(),
+		roles:      map[string][]*Chunk{},
+		modules:    map[string]*Chunk{},
+		sources:    map[string][]byte{},
+	}
+	display := filepath.Base(filepath.Clean(luaDir))
+	var problems []Problem
+	err := filepath.WalkDir(luaDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".lua") || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		rel, err := filepath.Rel(luaDir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		b.Files = append(b.Files, rel)
+		b.sources[rel] = src
+		chunk := &Chunk{Path: path.Join(display, rel), Module: strings.ReplaceAll(strings.TrimSuffix(rel, ".lua"), "/", ".")}
+		chunk.proto, err = compileChunk(src, chunk.Path)
+		if err != nil {
+			problems = append(problems, asProblem(chunk.Path, err))
+			return nil
+		}
+		b.modules[chunk.Module] = chunk
+		if dir, file := path.Split(rel); dir != "" && !strings.Contains(strings.TrimSuffix(dir, "/"), "/") && dir != sharedDir+"/" && file != "" {
+			role := strings.TrimSuffix(dir, "/")
+			b.roles[role] = append(b.roles[role], chunk)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &CompileError{Problems: []Problem{{File: display, Message: err.Error()}}}
+	}
+	if len(problems) > 0 {
+		return nil, &CompileError{Problems: problems}
+	}
+	for role := range b.roles {
+		b.Roles = append(b.Roles, role)
+	}
+	sort.Strings(b.Roles)
+	for _, role := range b.Roles {
+		problems = append(problems, b.probe(role)...)
+	}
+	if len(problems) > 0 {
+		return nil, &CompileError{Problems: problems}
+	}
+	b.Version = b.hash()
+	return b, nil
+}
+
+// probe runs a role's chunks in a fresh VM that has no side effects and records the declarations.
+func (b *Bundle) probe(role string) []Problem {
+	vm := NewVM(role, nil)
+	defer vm.Close()
+	if err := vm.Apply(b); err != nil {
+		return []Problem{asProblem("", err)}
+	}
+	var problems []Problem
+	addRoute := func(name string, r Route, where string) {
+		msg := b.Schema.ByName(name)
+		if msg == nil {
+			problems = append(problems, Problem{File: where, Message: fmt.Sprintf("no message %q with a msg_id in the schema", name)})
+			return
+		}
+		if prev, ok := b.Routes[msg.ID]; ok && prev != r {
+			problems = append(problems, Problem{File: where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", msg.FullName, prev.Role, r.Role)})
+			return
+		}
+		b.Routes[msg.ID] = r
+	}
+	for _, h := range vm.handlerList() {
+		addRoute(h.name, Route{Role: role, Key: h.key}, h.where)
+	}
+	for method := range vm.logins {
+		if prev, ok := b.Logins[method]; ok {
+			problems = append(problems, Problem{Message: fmt.Sprintf("login method %q is registered by roles %s and %s", method, prev, role)})
+		}
+		b.Logins[method] = role
+	}
+	for name, rt := range vm.roomTypeDecls {
+		if _, ok := b.RoomTypes[name]; ok {
+			problems = append(problems, Problem{Message: fmt.Sprintf("room type %q is declared by two roles", name)})
+			continue
+		}
+		rt.Role = role
+		b.RoomTypes[name] = rt
+		for _, m := range rt.Messages {
+			addRoute(m, Route{Role: role, Room: true}, "room type "+name)
+		}
+	}
+	return problems
+}
+
+func (b *Bundle) hash() string {
+	h := sha256.New()
+	for _, name := range b.Files {
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(b.sources[name]))
+		h.Write(b.sources[name])
+	}
+	if b.Schema != nil {
+		h.Write([]byte(b.Schema.Hash()))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func compileChunk(src []byte, name string) (*lua.FunctionProto, error) {
+	stmts, err := parse.Parse(bytes.NewReader(src), name)
+	if err != nil {
+		return nil, err
+	}
+	return lua.Compile(stmts, name)
+}
+
+// asProblem turns parser, compiler and runtime errors into a file:line problem.
+func asProblem(file string, err error) Problem {
+	var pe *parse.Error
+	var ce *lua.CompileError
+	var ae *lua.ApiError
+	switch {
+	case errors.As(err, &pe):
+		msg := strings.TrimSpace(pe.Message)
+		if pe.Token != "" {
+			msg += fmt.Sprintf(" near '%s'", pe.Token)
+		}
+		return Problem{File: file, Line: pe.Pos.Line, Message: msg}
+	case errors.As(err, &ce):
+		return Problem{File: file, Line: ce.Line, Message: ce.Message}
+	case errors.As(err, &ae):
+		return locate(file, ae.Object.String())
+	}
+	return locate(file, err.Error())
+}
+
+// locate splits "lua/x.lua:12: message" into its parts.
+func locate(fallback, msg string) Problem {
+	msg = strings.TrimSpace(msg)
+	if i := strings.Index(msg, ".lua:"); i >= 0 {
+		rest := msg[i+len(".lua:"):]
+		if j := strings.Index(rest, ":"); j > 0 {
+			var line int
+			if _, err := fmt.Sscanf(rest[:j], "%d", &line); err == nil {
+				return Problem{File: msg[:i+len(".lua")], Line: line, Message: strings.TrimSpace(rest[j+1:])}
+			}
+		}
+	}
+	return Problem{File: fallback, Message: msg}
+}

@@ -1,0 +1,135 @@
+package script
+
+import (
+	"fmt"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/protocol"
+)
+
+// HasHandler reports whether the applied version handles a message (by full name).
+func (vm *VM) HasHandler(fullName string) bool {
+	_, ok := vm.handlers[fullName]
+	return ok
+}
+
+// CallHandler runs the mf.handle handler of req's message and answers req: the handler's reply,
+// or Error with the code it raised, DECODE_FAILED, INTERNAL, TIMEOUT or UNAVAILABLE.
+func (vm *VM) CallHandler(req *call.Request) {
+	msg := vm.bundle.Schema.ByID(req.MsgID)
+	if msg == nil {
+		req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in the schema of version %s", req.MsgID, vm.Version()))
+		return
+	}
+	h, ok := vm.handlers[msg.FullName]
+	if !ok {
+		req.Fail(protocol.Errorf(protocol.Unavailable, "no handler for %s in version %s", msg.FullName, vm.Version()))
+		return
+	}
+	body, err := msg.Decode(vm.L, req.Payload)
+	if err != nil {
+		req.Fail(&protocol.CodeError{Code: protocol.DecodeFailed, Message: err.Error()})
+		return
+	}
+	ctx := vm.L.CreateTable(0, 4)
+	ctx.RawSetString("player_id", lua.LString(req.PlayerID))
+	ctx.RawSetString("session_id", lua.LString(req.SessionID))
+	ctx.RawSetString("seq", lua.LNumber(req.Seq))
+	ctx.RawSetString("msg", lua.LString(msg.Name))
+	vm.runRequest(req, h.fn, msg.FullName, ctx, body)
+}
+
+// runRequest calls fn(args...) for a request and turns its (name, table) result into the reply.
+func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args ...lua.LValue) {
+	start := time.Now()
+	out, err := vm.protectedCall(fn, 2, vm.limit(start, req.Deadline), args...)
+	if err != nil {
+		ce := vm.callError(err, what, req.Deadline)
+		vm.observe(what, start, ce.Code)
+		req.Fail(ce)
+		return
+	}
+	vm.observe(what, start, 0)
+	if req.Seq == 0 {
+		return
+	}
+	name, ok := out[0].(lua.LString)
+	if !ok {
+		req.Fail(vm.internal(fmt.Sprintf("%s returned no reply: return a message name and a table", what)))
+		return
+	}
+	msg := vm.bundle.Schema.ByName(string(name))
+	if msg == nil {
+		req.Fail(vm.internal(fmt.Sprintf("%s replied with %q, which has no msg_id in the schema", what, string(name))))
+		return
+	}
+	body, _ := out[1].(*lua.LTable)
+	if body == nil {
+		if out[1] != lua.LNil {
+			req.Fail(vm.internal(fmt.Sprintf("%s: the reply body must be a table, got %s", what, out[1].Type())))
+			return
+		}
+		body = vm.L.NewTable()
+	}
+	payload, err := msg.Encode(nil, body)
+	if err != nil {
+		vm.log.Error("reply does not match its message", "call", what, "error", err)
+		req.Fail(vm.internal(fmt.Sprintf("%s: %v", what, err)))
+		return
+	}
+	req.Reply(msg.ID, payload)
+}
+
+func (vm *VM) observe(what string, start time.Time, code protocol.Code) {
+	if vm.svc != nil && vm.svc.Observer != nil {
+		vm.svc.Observer.Handled(what, time.Since(start), code)
+	}
+}
+
+// CallLogin runs the function a script registered with mf.login for l.Method. The function gets
+// (ctx, req) with req = {method, account, secret, extra} and returns the account id it vouches
+// for; nil or false refuses the login (UNAUTHENTICATED).
+func (vm *VM) CallLogin(l *call.Login) {
+	fn, ok := vm.logins[l.Method]
+	if !ok {
+		l.Done("", protocol.Errorf(protocol.BadRequest, "unknown login method %q", l.Method))
+		return
+	}
+	L := vm.L
+	ctx := L.CreateTable(0, 1)
+	ctx.RawSetString("method", lua.LString(l.Method))
+	req := L.CreateTable(0, 4)
+	req.RawSetString("method", lua.LString(l.Method))
+	req.RawSetString("account", lua.LString(l.Account))
+	req.RawSetString("secret", lua.LString(l.Secret))
+	extra := L.CreateTable(0, len(l.Extra))
+	for k, v := range l.Extra {
+		extra.RawSetString(k, lua.LString(v))
+	}
+	req.RawSetString("extra", extra)
+	what := "login method " + l.Method
+	out, err := vm.protectedCall(fn, 1, vm.limit(time.Now(), l.Deadline), ctx, req)
+	if err != nil {
+		l.Done("", vm.callError(err, what, l.Deadline))
+		return
+	}
+	switch id := out[0].(type) {
+	case lua.LString:
+		if id != "" {
+			l.Done(string(id), nil)
+			return
+		}
+	case lua.LNumber:
+		l.Done(id.String(), nil)
+		return
+	case *lua.LNilType, lua.LBool:
+		if id == lua.LFalse || id == lua.LNil {
+			l.Done("", protocol.Errorf(protocol.Unauthenticated, "login refused"))
+			return
+		}
+	}
+	l.Done("", vm.internal(fmt.Sprintf("%s must return an account id (string) or nil, got %s", what, out[0].Type())))
+}

@@ -1,0 +1,368 @@
+package script
+
+import (
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/protocol"
+)
+
+// RoomHandle is the engine's side of one room, given to the VM that runs it. Its methods are
+// called from the room's own goroutine.
+type RoomHandle interface {
+	ID() string
+	Type() string
+	// Broadcast queues a push to every player in the room except the one named (may be "").
+	Broadcast(msgID uint16, payload []byte, except string)
+	// Send queues a push to one player of the room; false if the player is not in it.
+	Send(playerID string, msgID uint16, payload []byte) bool
+	// Remove makes a player leave after the current callback (on_leave with reason "removed").
+	Remove(playerID string)
+	// Close closes the room after the current callback.
+	Close()
+}
+
+// Room callbacks a room type may define.
+const (
+	onCreate  = "on_create"
+	onJoin    = "on_join"
+	onLeave   = "on_leave"
+	onMessage = "on_message"
+	onTick    = "on_tick"
+	onClose   = "on_close"
+)
+
+// luaRoomType implements mf.room_type(name, opts): it declares a room type and returns its table,
+// the same table after every reload, on which the script defines the callbacks.
+func (vm *VM) luaRoomType(L *lua.LState) int {
+	vm.mustLoad("mf.room_type")
+	name := L.CheckString(1)
+	opts := L.OptTable(2, nil)
+	if !loginMethodName.MatchString(name) {
+		vm.errorf("mf.room_type: name %q must match [a-z][a-z0-9_]* (at most 32 characters)", name)
+	}
+	if _, dup := vm.roomTypeDecls[name]; dup {
+		vm.errorf("mf.room_type: %q is declared twice", name)
+	}
+	rt := RoomType{Name: name, TickHz: 10, MaxPlayers: 16}
+	if opts != nil {
+		opts.ForEach(func(k, v lua.LValue) {
+			switch k.String() {
+			case "tick_hz":
+				n, ok := v.(lua.LNumber)
+				if !ok || n < 0 || n > 1000 {
+					vm.errorf("mf.room_type: tick_hz must be a number from 0 to 1000")
+				}
+				rt.TickHz = float64(n)
+			case "max_players":
+				n, ok := v.(lua.LNumber)
+				if !ok || n < 1 || n != lua.LNumber(int(n)) {
+					vm.errorf("mf.room_type: max_players must be a positive integer")
+				}
+				rt.MaxPlayers = int(n)
+			case "keep_empty":
+				b, ok := v.(lua.LBool)
+				if !ok {
+					vm.errorf("mf.room_type: keep_empty must be a boolean")
+				}
+				rt.KeepEmpty = bool(b)
+			case "messages":
+				list, ok := v.(*lua.LTable)
+				if !ok {
+					vm.errorf("mf.room_type: messages must be a list of message names")
+				}
+				for i := 1; i <= list.Len(); i++ {
+					m := list.RawGetInt(i).String()
+					msg := vm.bundle.Schema.ByName(m)
+					if msg == nil {
+						vm.errorf("mf.room_type: no message %q with a msg_id in the schema", m)
+					}
+					rt.Messages = append(rt.Messages, msg.FullName)
+				}
+			default:
+				vm.errorf("mf.room_type: unknown option %q", k.String())
+			}
+		})
+	}
+	vm.roomTypeDecls[name] = rt
+	t, ok := vm.roomTypeTables[name]
+	if !ok {
+		t = L.NewTable()
+		vm.roomTypeTables[name] = t
+	}
+	L.Push(t)
+	return 1
+}
+
+// newRoomTable builds mf.room, the room service, and the methods of room objects.
+func (vm *VM) newRoomTable() *lua.LTable {
+	L := vm.L
+	t := L.NewTable()
+	L.SetFuncs(t, map[string]lua.LGFunction{
+		"create": vm.luaRoomCreate,
+		"join":   vm.luaRoomJoin,
+		"leave":  vm.luaRoomLeave,
+		"of":     vm.luaRoomOf,
+		"list":   vm.luaRoomList,
+	})
+	methods := L.NewTable()
+	L.SetFuncs(methods, map[string]lua.LGFunction{
+		"broadcast": vm.luaRoomBroadcast,
+		"send":      vm.luaRoomSend,
+		"remove":    vm.luaRoomRemove,
+		"close":     vm.luaRoomClose,
+	})
+	vm.roomMeta = L.NewTable()
+	vm.roomMeta.RawSetString("__index", methods)
+	return t
+}
+
+func (vm *VM) roomService(fn string) Rooms {
+	vm.mustRun(fn)
+	if vm.svc == nil || vm.svc.Rooms == nil {
+		vm.errorf("%s: rooms are not available here", fn)
+	}
+	return vm.svc.Rooms
+}
+
+func (vm *VM) callDeadline() time.Time {
+	vm.guard.mu.Lock()
+	defer vm.guard.mu.Unlock()
+	return vm.guard.deadline
+}
+
+// luaRoomCreate implements mf.room.create(type, args) → room id.
+func (vm *VM) luaRoomCreate(L *lua.LState) int {
+	rooms := vm.roomService("mf.room.create")
+	typ := L.CheckString(1)
+	args, err := Export(L.Get(2))
+	if err != nil {
+		vm.errorf("mf.room.create: %v", err)
+	}
+	id, err := rooms.Create(typ, args)
+	if err != nil {
+		vm.raiseCode("mf.room.create", err)
+	}
+	L.Push(lua.LString(id))
+	return 1
+}
+
+// luaRoomJoin implements mf.room.join(room_id, player_id, args) → what on_join returned.
+func (vm *VM) luaRoomJoin(L *lua.LState) int {
+	rooms := vm.roomService("mf.room.join")
+	roomID := L.CheckString(1)
+	player := L.CheckString(2)
+	args, err := Export(L.Get(3))
+	if err != nil {
+		vm.errorf("mf.room.join: %v", err)
+	}
+	out, err := rooms.Join(vm.callDeadline(), roomID, player, args)
+	if err != nil {
+		vm.raiseCode("mf.room.join", err)
+	}
+	L.Push(Import(L, out))
+	return 1
+}
+
+// luaRoomLeave implements mf.room.leave(player_id).
+func (vm *VM) luaRoomLeave(L *lua.LState) int {
+	rooms := vm.roomService("mf.room.leave")
+	if err := rooms.Leave(vm.callDeadline(), L.CheckString(1)); err != nil {
+		vm.raiseCode("mf.room.leave", err)
+	}
+	return 0
+}
+
+// luaRoomOf implements mf.room.of(player_id) → room id or nil.
+func (vm *VM) luaRoomOf(L *lua.LState) int {
+	rooms := vm.roomService("mf.room.of")
+	if id := rooms.Of(L.CheckString(1)); id != "" {
+		L.Push(lua.LString(id))
+	} else {
+		L.Push(lua.LNil)
+	}
+	return 1
+}
+
+// luaRoomList implements mf.room.list(type) → { {id=, type=, players=, max_players=}, ... }.
+func (vm *VM) luaRoomList(L *lua.LState) int {
+	rooms := vm.roomService("mf.room.list")
+	list := rooms.List(L.OptString(1, ""))
+	t := L.CreateTable(len(list), 0)
+	for _, r := range list {
+		e := L.CreateTable(0, 4)
+		e.RawSetString("id", lua.LString(r.ID))
+		e.RawSetString("type", lua.LString(r.Type))
+		e.RawSetString("players", lua.LNumber(r.Players))
+		e.RawSetString("max_players", lua.LNumber(r.MaxPlayers))
+		t.Append(e)
+	}
+	L.Push(t)
+	return 1
+}
+
+// roomArg returns the handle of the room object passed as self.
+func (vm *VM) roomArg(fn string) (*lua.LTable, RoomHandle) {
+	self := vm.L.CheckTable(1)
+	h, ok := vm.rooms[self]
+	if !ok {
+		vm.errorf("%s: call it as room:%s(...) on a room this VM runs", fn, fn)
+	}
+	return self, h
+}
+
+func (vm *VM) luaRoomBroadcast(L *lua.LState) int {
+	_, h := vm.roomArg("broadcast")
+	msg, payload := vm.encodeArg("room:broadcast", 2)
+	h.Broadcast(msg.ID, payload, L.OptString(4, ""))
+	return 0
+}
+
+func (vm *VM) luaRoomSend(L *lua.LState) int {
+	_, h := vm.roomArg("send")
+	player := L.CheckString(2)
+	msg, payload := vm.encodeArg("room:send", 3)
+	L.Push(lua.LBool(h.Send(player, msg.ID, payload)))
+	return 1
+}
+
+func (vm *VM) luaRoomRemove(L *lua.LState) int {
+	_, h := vm.roomArg("remove")
+	h.Remove(L.CheckString(2))
+	return 0
+}
+
+func (vm *VM) luaRoomClose(L *lua.LState) int {
+	_, h := vm.roomArg("close")
+	h.Close()
+	return 0
+}
+
+// roomObject returns the Lua object of a room, creating it on first use.
+func (vm *VM) roomObject(h RoomHandle) *lua.LTable {
+	for t, other := range vm.rooms {
+		if other == h {
+			return t
+		}
+	}
+	L := vm.L
+	t := L.CreateTable(0, 6)
+	t.RawSetString("id", lua.LString(h.ID()))
+	t.RawSetString("type", lua.LString(h.Type()))
+	t.RawSetString("state", L.NewTable())
+	t.RawSetString("players", L.NewTable())
+	t.RawSetString("tick", lua.LNumber(0))
+	L.SetMetatable(t, vm.roomMeta)
+	vm.rooms[t] = h
+	return t
+}
+
+// roomCallback calls a callback of the room's type, if defined. A missing type table or
+// callback is not an error.
+func (vm *VM) roomCallback(h RoomHandle, name string, nret int, deadline time.Time, args ...lua.LValue) ([]lua.LValue, error) {
+	typ, ok := vm.roomTypeTables[h.Type()]
+	if !ok {
+		return nil, protocol.Errorf(protocol.Unavailable, "room type %q is not declared by this version", h.Type())
+	}
+	fn, ok := typ.RawGetString(name).(*lua.LFunction)
+	if !ok {
+		return make([]lua.LValue, nret), nil
+	}
+	return vm.protectedCall(fn, nret, deadline, args...)
+}
+
+// RoomCreate runs on_create(room, args) for a new room.
+func (vm *VM) RoomCreate(h RoomHandle, args any) *protocol.CodeError {
+	room := vm.roomObject(h)
+	now := time.Now()
+	if _, err := vm.roomCallback(h, onCreate, 0, vm.limit(now, time.Time{}), room, Import(vm.L, args)); err != nil {
+		return vm.callError(err, h.Type()+"."+onCreate, time.Time{})
+	}
+	return nil
+}
+
+// RoomJoin adds a player: room.players[id] is set, then on_join(room, player, args) runs; if it
+// raises, the player is taken out again and the error returned. Its return value is exported.
+func (vm *VM) RoomJoin(h RoomHandle, playerID string, args any, deadline time.Time) (any, *protocol.CodeError) {
+	room := vm.roomObject(h)
+	players := room.RawGetString("players").(*lua.LTable)
+	player := vm.L.CreateTable(0, 1)
+	player.RawSetString("id", lua.LString(playerID))
+	players.RawSetString(playerID, player)
+	out, err := vm.roomCallback(h, onJoin, 1, vm.limit(time.Now(), deadline), room, player, Import(vm.L, args))
+	if err != nil {
+		players.RawSetString(playerID, lua.LNil)
+		return nil, vm.callError(err, h.Type()+"."+onJoin, deadline)
+	}
+	v, xerr := Export(out[0])
+	if xerr != nil {
+		players.RawSetString(playerID, lua.LNil)
+		return nil, vm.callError(xerr, h.Type()+"."+onJoin+" result", deadline)
+	}
+	return v, nil
+}
+
+// RoomLeave runs on_leave(room, player, reason) and removes the player. Errors are logged.
+func (vm *VM) RoomLeave(h RoomHandle, playerID, reason string) {
+	room := vm.roomObject(h)
+	players := room.RawGetString("players").(*lua.LTable)
+	player := players.RawGetString(playerID)
+	if player == lua.LNil {
+		return
+	}
+	if _, err := vm.roomCallback(h, onLeave, 0, vm.limit(time.Now(), time.Time{}), room, player, lua.LString(reason)); err != nil {
+		vm.callError(err, h.Type()+"."+onLeave, time.Time{})
+	}
+	players.RawSetString(playerID, lua.LNil)
+}
+
+// RoomMessage runs on_message(room, player, name, msg) for a client request routed to the room.
+func (vm *VM) RoomMessage(h RoomHandle, req *call.Request) {
+	room := vm.roomObject(h)
+	player := room.RawGetString("players").(*lua.LTable).RawGetString(req.PlayerID)
+	if player == lua.LNil {
+		req.Fail(protocol.Errorf(protocol.BadRequest, "not in room %s", h.ID()))
+		return
+	}
+	msg := vm.bundle.Schema.ByID(req.MsgID)
+	if msg == nil {
+		req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in this version's schema", req.MsgID))
+		return
+	}
+	body, err := msg.Decode(vm.L, req.Payload)
+	if err != nil {
+		req.Fail(&protocol.CodeError{Code: protocol.DecodeFailed, Message: err.Error()})
+		return
+	}
+	typ, ok := vm.roomTypeTables[h.Type()]
+	if !ok {
+		req.Fail(protocol.Errorf(protocol.Unavailable, "room type %q is not declared by this version", h.Type()))
+		return
+	}
+	fn, ok := typ.RawGetString(onMessage).(*lua.LFunction)
+	if !ok {
+		req.Fail(protocol.Errorf(protocol.Unavailable, "room type %q has no %s", h.Type(), onMessage))
+		return
+	}
+	vm.runRequest(req, fn, msg.FullName, room, player, lua.LString(msg.Name), body)
+}
+
+// RoomTick advances room.tick and runs on_tick(room, dt) with dt in seconds. Errors are logged.
+func (vm *VM) RoomTick(h RoomHandle, dt time.Duration) {
+	room := vm.roomObject(h)
+	room.RawSetString("tick", room.RawGetString("tick").(lua.LNumber)+1)
+	if _, err := vm.roomCallback(h, onTick, 0, vm.limit(time.Now(), time.Time{}), room, lua.LNumber(dt.Seconds())); err != nil {
+		vm.callError(err, h.Type()+"."+onTick, time.Time{})
+	}
+}
+
+// RoomClosed runs on_close(room) and forgets the room.
+func (vm *VM) RoomClosed(h RoomHandle) {
+	room := vm.roomObject(h)
+	if _, err := vm.roomCallback(h, onClose, 0, vm.limit(time.Now(), time.Time{}), room); err != nil {
+		vm.callError(err, h.Type()+"."+onClose, time.Time{})
+	}
+	delete(vm.rooms, room)
+}

@@ -1,0 +1,359 @@
+package script
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/schema"
+	"github.com/moonforge/moonforge/engine/store"
+)
+
+// Services are what scripts reach outside their VM. They are shared by all VMs of a process and
+// must be safe for concurrent use.
+type Services struct {
+	Players        Players
+	Store          store.Store
+	Rooms          Rooms
+	Log            *slog.Logger
+	Dev            bool          // error replies carry file:line
+	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default 2s
+	LoadTimeout    time.Duration // limit of running a role's chunks; default 5s
+	Observer       Observer      // optional
+}
+
+// Observer receives handler timings for metrics. Calls come from actor goroutines.
+type Observer interface {
+	// Handled reports one request handled in Lua: the message's full name, how long the call took,
+	// and the code it was answered with (0 for a reply).
+	Handled(msg string, took time.Duration, code protocol.Code)
+}
+
+// Players delivers pushes to players' sessions.
+type Players interface {
+	// Push queues a push for a player; false if the player has no session here.
+	Push(playerID string, msgID uint16, payload []byte) bool
+	// PushAll queues a push for every player with a session; it returns how many.
+	PushAll(msgID uint16, payload []byte) int
+}
+
+// Rooms is the room service seen from a VM (mf.room). Errors that are *protocol.CodeError reach
+// the client with their code.
+type Rooms interface {
+	Create(roomType string, args any) (string, error)
+	Join(deadline time.Time, roomID, playerID string, args any) (any, error)
+	Leave(deadline time.Time, playerID string) error
+	Of(playerID string) string
+	List(roomType string) []RoomInfo
+}
+
+// RoomInfo describes an open room.
+type RoomInfo struct {
+	ID, Type            string
+	Players, MaxPlayers int
+}
+
+type handler struct {
+	fn    *lua.LFunction
+	msg   *schema.Message
+	key   string
+	where string
+}
+
+// VM is one Lua state with the mf API. It is owned by one goroutine: every method except
+// Interrupt must be called from that goroutine.
+type VM struct {
+	L      *lua.LState
+	role   string
+	svc    *Services // nil: a probe VM, whose side effects are ignored
+	log    *slog.Logger
+	bundle *Bundle
+
+	mf             *lua.LTable
+	errMeta        *lua.LTable
+	roomMeta       *lua.LTable
+	modules        map[string]*lua.LTable // mf.module tables, kept across reloads
+	roomTypeTables map[string]*lua.LTable // mf.room_type tables, kept across reloads
+	roomTypeDecls  map[string]RoomType
+	handlers       map[string]handler // by message full name
+	logins         map[string]*lua.LFunction
+	required       map[string]lua.LValue
+	loading        bool
+	timers         timers
+	rooms          map[*lua.LTable]RoomHandle
+
+	guard guard
+}
+
+// guard lets a watchdog goroutine interrupt a call that overran its deadline.
+type guard struct {
+	mu       sync.Mutex
+	ctx      context.Context
+	cancel   context.CancelFunc
+	call     uint64
+	deadline time.Time
+}
+
+// NewVM creates a VM for a role. With svc nil it is a probe: scripts load, but pushes, store
+// writes, rooms and timers do nothing.
+func NewVM(role string, svc *Services) *VM {
+	L := lua.NewState(lua.Options{
+		SkipOpenLibs:        true,
+		CallStackSize:       120,
+		RegistrySize:        256,
+		RegistryMaxSize:     256 * 1024,
+		RegistryGrowStep:    64,
+		MinimizeStackMemory: true,
+	})
+	vm := &VM{
+		L:              L,
+		role:           role,
+		svc:            svc,
+		modules:        map[string]*lua.LTable{},
+		roomTypeTables: map[string]*lua.LTable{},
+		roomTypeDecls:  map[string]RoomType{},
+		handlers:       map[string]handler{},
+		logins:         map[string]*lua.LFunction{},
+		required:       map[string]lua.LValue{},
+		rooms:          map[*lua.LTable]RoomHandle{},
+	}
+	vm.log = slog.Default()
+	if svc != nil && svc.Log != nil {
+		vm.log = svc.Log
+	}
+	vm.log = vm.log.With("role", role)
+	vm.guard.ctx, vm.guard.cancel = context.WithCancel(context.Background())
+	L.SetContext(vm.guard.ctx)
+	vm.openLibs()
+	vm.openAPI()
+	return vm
+}
+
+// Close releases the Lua state.
+func (vm *VM) Close() {
+	vm.guard.cancel()
+	vm.L.Close()
+}
+
+// Role returns the VM's role.
+func (vm *VM) Role() string { return vm.role }
+
+// Version returns the version of the applied bundle ("" before the first Apply).
+func (vm *VM) Version() string {
+	if vm.bundle == nil {
+		return ""
+	}
+	return vm.bundle.Version
+}
+
+// Bundle returns the applied bundle.
+func (vm *VM) Bundle() *Bundle { return vm.bundle }
+
+// Apply runs the role's chunks of b in this VM: handlers, login methods and room types are
+// declared anew, module tables keep their data, timers set while loading the previous version are
+// cancelled. On any error the VM keeps its previous declarations and the error is returned.
+func (vm *VM) Apply(b *Bundle) error {
+	prev := struct {
+		bundle   *Bundle
+		handlers map[string]handler
+		logins   map[string]*lua.LFunction
+		decls    map[string]RoomType
+		required map[string]lua.LValue
+		timers   []*timer
+	}{vm.bundle, vm.handlers, vm.logins, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
+	vm.bundle = b
+	vm.handlers = map[string]handler{}
+	vm.logins = map[string]*lua.LFunction{}
+	vm.roomTypeDecls = map[string]RoomType{}
+	vm.required = map[string]lua.LValue{}
+	vm.mf.RawSetString("version", lua.LString(b.Version))
+
+	vm.loading = true
+	err := vm.runChunks(b.Chunks(vm.role))
+	vm.loading = false
+	if err != nil {
+		vm.timers.takeLoadTime()
+		vm.bundle, vm.handlers, vm.logins, vm.roomTypeDecls, vm.required = prev.bundle, prev.handlers, prev.logins, prev.decls, prev.required
+		for _, t := range prev.timers {
+			vm.timers.add(t)
+		}
+		if prev.bundle != nil {
+			vm.mf.RawSetString("version", lua.LString(prev.bundle.Version))
+		}
+		return err
+	}
+	return nil
+}
+
+func (vm *VM) runChunks(chunks []*Chunk) error {
+	timeout := 5 * time.Second
+	if vm.svc != nil && vm.svc.LoadTimeout > 0 {
+		timeout = vm.svc.LoadTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	for _, c := range chunks {
+		fn := vm.L.NewFunctionFromProto(c.proto)
+		if _, err := vm.protectedCall(fn, 0, deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Interrupt stops the running call if its deadline has passed at now. It is the one method that
+// another goroutine (the watchdog) may call. It reports whether it interrupted a call.
+func (vm *VM) Interrupt(now time.Time) bool {
+	vm.guard.mu.Lock()
+	defer vm.guard.mu.Unlock()
+	if vm.guard.call == 0 || vm.guard.deadline.IsZero() || !now.After(vm.guard.deadline) {
+		return false
+	}
+	vm.guard.cancel()
+	return true
+}
+
+// errDeadline marks a call stopped by its deadline.
+type errDeadline struct{ limit time.Time }
+
+func (e errDeadline) Error() string { return "deadline exceeded" }
+
+// protectedCall calls fn with args under a deadline and returns its nret results. Lua errors come
+// back as *lua.ApiError, a deadline overrun as errDeadline; the stack is left as it was.
+func (vm *VM) protectedCall(fn *lua.LFunction, nret int, deadline time.Time, args ...lua.LValue) ([]lua.LValue, error) {
+	L := vm.L
+	base := L.GetTop()
+	vm.guard.mu.Lock()
+	vm.guard.call++
+	if vm.guard.call == 0 {
+		vm.guard.call++
+	}
+	vm.guard.deadline = deadline
+	ctx := vm.guard.ctx
+	vm.guard.mu.Unlock()
+
+	L.Push(fn)
+	for _, a := range args {
+		L.Push(a)
+	}
+	err := L.PCall(len(args), nret, nil)
+
+	vm.guard.mu.Lock()
+	vm.guard.deadline = time.Time{}
+	interrupted := ctx.Err() != nil
+	if interrupted {
+		vm.guard.ctx, vm.guard.cancel = context.WithCancel(context.Background())
+		L.SetContext(vm.guard.ctx)
+	}
+	vm.guard.mu.Unlock()
+
+	if err != nil {
+		L.SetTop(base)
+		if interrupted {
+			return nil, errDeadline{limit: deadline}
+		}
+		return nil, err
+	}
+	out := make([]lua.LValue, 0, nret)
+	for i := base + 1; i <= L.GetTop(); i++ {
+		out = append(out, L.Get(i))
+	}
+	L.SetTop(base)
+	return out, nil
+}
+
+// handlerList returns the handlers in a stable order (for the probe).
+func (vm *VM) handlerList() []struct{ name, key, where string } {
+	var out []struct{ name, key, where string }
+	for _, h := range vm.handlers {
+		out = append(out, struct{ name, key, where string }{h.msg.FullName, h.key, h.where})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// callError turns the error of a protected call into the answer a client gets, and logs what
+// the client is not told. what names the call for the log ("handler demo.ChatSendReq").
+func (vm *VM) callError(err error, what string, requestDeadline time.Time) *protocol.CodeError {
+	if ce, ok := err.(*protocol.CodeError); ok {
+		return ce
+	}
+	if ce := vm.raised(err); ce != nil {
+		return ce
+	}
+	if d, ok := err.(errDeadline); ok {
+		if !requestDeadline.IsZero() && !d.limit.Before(requestDeadline) {
+			return &protocol.CodeError{Code: protocol.Timeout, Message: "no reply within the request deadline"}
+		}
+		vm.log.Error("script call exceeded its deadline", "call", what, "limit", vm.handlerTimeout())
+		return protocol.Errorf(protocol.Internal, "%s exceeded its deadline of %s", what, vm.handlerTimeout())
+	}
+	msg := err.Error()
+	trace := ""
+	if ae, ok := err.(*lua.ApiError); ok {
+		msg = ae.Object.String()
+		trace = ae.StackTrace
+	}
+	vm.log.Error("script error", "call", what, "error", msg, "trace", trace)
+	return vm.internal(msg)
+}
+
+// internal is an INTERNAL answer: the detail (a file:line message) in dev mode only.
+func (vm *VM) internal(detail string) *protocol.CodeError {
+	if vm.svc != nil && vm.svc.Dev {
+		return &protocol.CodeError{Code: protocol.Internal, Message: detail}
+	}
+	return &protocol.CodeError{Code: protocol.Internal, Message: "internal error"}
+}
+
+// raised extracts the code error of mf.error from a call error.
+func (vm *VM) raised(err error) *protocol.CodeError {
+	ae, ok := err.(*lua.ApiError)
+	if !ok {
+		return nil
+	}
+	t, ok := ae.Object.(*lua.LTable)
+	if !ok || vm.L.GetMetatable(t) != vm.errMeta {
+		return nil
+	}
+	code := protocol.Code(lua.LVAsNumber(t.RawGetString("code")))
+	message := lua.LVAsString(t.RawGetString("message"))
+	if !code.Raisable() {
+		return protocol.Errorf(protocol.Internal, "mf.error: code %d may not be raised by scripts (%s)", uint32(code), message)
+	}
+	return &protocol.CodeError{Code: code, Message: message}
+}
+
+func (vm *VM) handlerTimeout() time.Duration {
+	if vm.svc != nil && vm.svc.HandlerTimeout > 0 {
+		return vm.svc.HandlerTimeout
+	}
+	return 2 * time.Second
+}
+
+// limit is the deadline of a call starting now under an outer deadline (zero: none).
+func (vm *VM) limit(now, outer time.Time) time.Time {
+	d := now.Add(vm.handlerTimeout())
+	if !outer.IsZero() && outer.Before(d) {
+		return outer
+	}
+	return d
+}
+
+// where returns the file:line of the Lua code calling the current Go function.
+func (vm *VM) where() string {
+	w := vm.L.Where(1)
+	if len(w) > 0 && w[len(w)-1] == ':' {
+		w = w[:len(w)-1]
+	}
+	return w
+}
+
+func (vm *VM) errorf(format string, args ...any) {
+	vm.L.RaiseError("%s", fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,316 @@
+// Package session keeps players' sessions: which connection a logged-in player is bound to, the
+// session's push sequence, and a bounded buffer of recent pushes so that a client whose connection
+// dropped can resume on a new one without losing a push (PROTOCOL.md, ResumeReq).
+package session
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/wire"
+)
+
+// Conn is the gateway's side of a connection a session can be bound to. Its methods never block
+// on the network and are safe for concurrent use.
+type Conn interface {
+	// Send queues a frame; an error means the connection is going away.
+	Send(f wire.Frame) error
+	// Kick queues Kick{code, reason}, then closes the connection.
+	Kick(code protocol.Code, reason string)
+}
+
+// Config configures a Manager.
+type Config struct {
+	ResumeWindow    time.Duration // how long a session outlives its connection; default 60s
+	ReplayMaxPushes int           // pushes kept for resume; default 1024
+	ReplayMaxBytes  int           // payload bytes kept for resume; default 256 KiB
+	// OnEnd, if set, is called (from any goroutine, never under a lock) when a session ends:
+	// reason is "expired" (not resumed in time), "replaced" (the player logged in again) or
+	// "shutdown".
+	OnEnd func(s *Session, reason string)
+}
+
+// Manager holds the sessions of this process. Safe for concurrent use.
+type Manager struct {
+	cfg      Config
+	mu       sync.Mutex
+	byID     map[string]*Session
+	byPlayer map[string]*Session
+}
+
+// NewManager returns an empty manager.
+func NewManager(cfg Config) *Manager {
+	if cfg.ResumeWindow <= 0 {
+		cfg.ResumeWindow = 60 * time.Second
+	}
+	if cfg.ReplayMaxPushes <= 0 {
+		cfg.ReplayMaxPushes = 1024
+	}
+	if cfg.ReplayMaxBytes <= 0 {
+		cfg.ReplayMaxBytes = 256 << 10
+	}
+	return &Manager{cfg: cfg, byID: map[string]*Session{}, byPlayer: map[string]*Session{}}
+}
+
+// Session is one login of a player. Its fields are guarded by its mutex.
+type Session struct {
+	ID       string
+	PlayerID string
+	m        *Manager
+
+	mu       sync.Mutex
+	conn     Conn
+	pushSeq  uint32   // seq of the last push
+	replay   []pushed // pushes not yet acknowledged, oldest first
+	bytes    int
+	dropped  uint32 // highest seq dropped from the buffer before being acknowledged
+	acked    uint32
+	expiry   *time.Timer
+	ended    bool
+	detached time.Time
+}
+
+type pushed struct {
+	seq     uint32
+	msgID   uint16
+	payload []byte
+}
+
+// Open starts a new session for a player bound to c. A previous session of the player ends
+// ("replaced") and its connection, if any, is kicked with KICKED_DUPLICATE_LOGIN.
+func (m *Manager) Open(playerID string, c Conn) *Session {
+	s := &Session{ID: newID(), PlayerID: playerID, m: m, conn: c}
+	m.mu.Lock()
+	old := m.byPlayer[playerID]
+	if old != nil {
+		delete(m.byID, old.ID)
+	}
+	m.byID[s.ID] = s
+	m.byPlayer[playerID] = s
+	m.mu.Unlock()
+	if old != nil {
+		old.end("replaced", protocol.KickedDuplicateLogin, "the player logged in on another connection")
+	}
+	return s
+}
+
+// Get returns a live session by id.
+func (m *Manager) Get(id string) *Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byID[id]
+}
+
+// Count returns the number of live sessions (bound or awaiting resume).
+func (m *Manager) Count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byID)
+}
+
+// Push queues a push for a player's session (script.Players). False if the player has none here.
+func (m *Manager) Push(playerID string, msgID uint16, payload []byte) bool {
+	m.mu.Lock()
+	s := m.byPlayer[playerID]
+	m.mu.Unlock()
+	return s != nil && s.Push(msgID, payload)
+}
+
+// PushAll queues a push for every session and returns how many.
+func (m *Manager) PushAll(msgID uint16, payload []byte) int {
+	m.mu.Lock()
+	all := make([]*Session, 0, len(m.byID))
+	for _, s := range m.byID {
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	n := 0
+	for _, s := range all {
+		if s.Push(msgID, payload) {
+			n++
+		}
+	}
+	return n
+}
+
+// Shutdown kicks every bound connection with SERVER_SHUTDOWN and ends every session.
+func (m *Manager) Shutdown() {
+	m.mu.Lock()
+	all := make([]*Session, 0, len(m.byID))
+	for _, s := range m.byID {
+		all = append(all, s)
+	}
+	m.byID = map[string]*Session{}
+	m.byPlayer = map[string]*Session{}
+	m.mu.Unlock()
+	for _, s := range all {
+		s.end("shutdown", protocol.ServerShutdown, "the server is stopping")
+	}
+}
+
+// Push gives the next push seq to a message, keeps it for resume, and queues it on the bound
+// connection if there is one. False if the session has ended.
+func (s *Session) Push(msgID uint16, payload []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	s.pushSeq++
+	s.replay = append(s.replay, pushed{seq: s.pushSeq, msgID: msgID, payload: payload})
+	s.bytes += len(payload)
+	for len(s.replay) > s.m.cfg.ReplayMaxPushes || (s.bytes > s.m.cfg.ReplayMaxBytes && len(s.replay) > 1) {
+		s.dropped = s.replay[0].seq
+		s.bytes -= len(s.replay[0].payload)
+		s.replay[0] = pushed{}
+		s.replay = s.replay[1:]
+	}
+	if s.conn != nil {
+		_ = s.conn.Send(wire.Frame{MsgID: msgID, Seq: s.pushSeq, Payload: payload})
+	}
+	return true
+}
+
+// Ack drops the pushes up to seq from the replay buffer (Ping.ack_push_seq).
+func (s *Session) Ack(seq uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq <= s.acked || seq > s.pushSeq {
+		return
+	}
+	s.acked = seq
+	i := 0
+	for i < len(s.replay) && s.replay[i].seq <= seq {
+		s.bytes -= len(s.replay[i].payload)
+		s.replay[i] = pushed{}
+		i++
+	}
+	s.replay = s.replay[i:]
+}
+
+// PushSeq returns the seq of the last push.
+func (s *Session) PushSeq() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pushSeq
+}
+
+// Detach unbinds c after its connection closed; the session then waits ResumeWindow for a resume
+// before it ends ("expired"). Nothing happens if c is no longer the bound connection.
+func (s *Session) Detach(c Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.conn != c {
+		return
+	}
+	s.conn = nil
+	s.detached = time.Now()
+	s.expiry = time.AfterFunc(s.m.cfg.ResumeWindow, func() { s.expire() })
+}
+
+func (s *Session) expire() {
+	s.mu.Lock()
+	stale := s.ended || s.conn != nil
+	s.mu.Unlock()
+	if stale {
+		return
+	}
+	s.m.mu.Lock()
+	if s.m.byID[s.ID] == s {
+		delete(s.m.byID, s.ID)
+	}
+	if s.m.byPlayer[s.PlayerID] == s {
+		delete(s.m.byPlayer, s.PlayerID)
+	}
+	s.m.mu.Unlock()
+	s.end("expired", 0, "")
+}
+
+// end marks the session ended, kicks its connection with code (0: none), and reports it.
+func (s *Session) end(reason string, code protocol.Code, why string) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = true
+	c := s.conn
+	s.conn = nil
+	s.replay = nil
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.mu.Unlock()
+	if c != nil && code != 0 {
+		c.Kick(code, why)
+	}
+	if s.m.cfg.OnEnd != nil {
+		s.m.cfg.OnEnd(s, reason)
+	}
+}
+
+// ErrResume is the reason a resume was refused; the client answers it by logging in again.
+type ErrResume struct{ Reason string }
+
+func (e *ErrResume) Error() string { return "cannot resume: " + e.Reason }
+
+// Resume binds the session to a new connection c. Under the session's lock, so that no push slips
+// in between, it queues first the frame ack(replayed) (the ResumeAck reply), then every kept push
+// after lastPushSeq with its original seq; later pushes follow on c. A connection still bound to
+// the session is kicked with KICKED_DUPLICATE_LOGIN.
+func (s *Session) Resume(lastPushSeq uint32, c Conn, ack func(replayed uint32) wire.Frame) error {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return &ErrResume{"the session has ended"}
+	}
+	if lastPushSeq > s.pushSeq {
+		s.mu.Unlock()
+		return &ErrResume{fmt.Sprintf("last_push_seq %d is beyond the session's last push %d", lastPushSeq, s.pushSeq)}
+	}
+	first := s.pushSeq + 1 // oldest push still held
+	if len(s.replay) > 0 {
+		first = s.replay[0].seq
+	}
+	if lastPushSeq+1 < first {
+		s.mu.Unlock()
+		return &ErrResume{fmt.Sprintf("pushes %d to %d are no longer held", lastPushSeq+1, first-1)}
+	}
+	old := s.conn
+	s.conn = c
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	var replay []pushed
+	for _, p := range s.replay {
+		if p.seq > lastPushSeq {
+			replay = append(replay, p)
+		}
+	}
+	if err := c.Send(ack(uint32(len(replay)))); err == nil {
+		for _, p := range replay {
+			if c.Send(wire.Frame{MsgID: p.msgID, Seq: p.seq, Payload: p.payload}) != nil {
+				break
+			}
+		}
+	}
+	s.mu.Unlock()
+	if old != nil && old != c {
+		old.Kick(protocol.KickedDuplicateLogin, "the session was resumed on another connection")
+	}
+	return nil
+}
+
+func newID() string {
+	var b [15]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("session: no randomness: %v", err))
+	}
+	return "s" + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
