@@ -4,6 +4,14 @@
 // follows symlinks, notices when a configured directory is removed, re-created or re-pointed
 // (Kubernetes ConfigMap swaps, release symlinks), and calls back once per burst of changes. It only
 // detects changes: the caller recompiles and decides.
+//
+// Symlinks: a symlinked directory inside a tree is watched through the link, so events name paths
+// under the link. A configured directory is re-resolved (os.Stat, compared with os.SameFile)
+// whenever an entry of its parent directory, which is watched for this, is created, removed or
+// renamed: that covers the directory being removed, re-created, or re-pointed, itself or through a
+// sibling such as a ConfigMap's ..data. Config.Recheck re-resolves it periodically as well, for a
+// symlink swapped higher up the path or a symlink's target removed. When it resolves to a different
+// directory, its whole tree is watched afresh and reported.
 package watch
 
 import (
@@ -241,6 +249,7 @@ func (w *Watcher) recheck(r *root, force bool) {
 	if !w.tree.moved(r) && !force {
 		return
 	}
+	w.cfg.Logger.Info("watch: directory re-resolved", "dir", r.path, "exists", r.info != nil, "rescan", force)
 	w.tree.drop(r.path)
 	w.changed(r.path)
 	if r.info == nil {

@@ -79,6 +79,24 @@ func TestNewSubdirectory(t *testing.T) {
 	rec.waitFor(t, y)
 }
 
+func TestDeepTreeCreatedAtOnce(t *testing.T) {
+	dir := tempDir(t, "lua")
+	_, rec := start(t, Config{}, dir)
+
+	var want []string
+	for i := range 4 {
+		d := filepath.Join(dir, fmt.Sprintf("t%d", i))
+		for depth := range 5 {
+			d = filepath.Join(d, fmt.Sprintf("d%d", depth))
+			mkdir(t, d)
+			p := filepath.Join(d, "m.lua")
+			write(t, p, "x")
+			want = append(want, p)
+		}
+	}
+	rec.waitFor(t, want...)
+}
+
 func TestDirectoryMovedInIsScanned(t *testing.T) {
 	dir := tempDir(t, "lua")
 	outside := tempDir(t, "staging")
@@ -142,6 +160,23 @@ func TestFilteredFilesAloneDoNotFire(t *testing.T) {
 	}
 }
 
+func TestChmodAloneDoesNotFire(t *testing.T) {
+	dir := tempDir(t, "lua")
+	a := filepath.Join(dir, "a.lua")
+	write(t, a, "a")
+	_, rec := start(t, Config{}, dir)
+
+	if err := os.Chmod(a, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fence := filepath.Join(dir, "fence.lua")
+	write(t, fence, "x")
+	calls := rec.waitFor(t, fence)
+	if all := flatten(calls); !slices.Equal(all, []string{fence}) {
+		t.Fatalf("reported %q, want only the fence", all)
+	}
+}
+
 func TestCustomFilter(t *testing.T) {
 	dir := tempDir(t, "proto")
 	only := func(p string) bool { return strings.HasSuffix(p, ".proto") }
@@ -159,7 +194,8 @@ func TestCustomFilter(t *testing.T) {
 func TestRootRemovedAndRecreated(t *testing.T) {
 	dir := tempDir(t, "lua")
 	write(t, filepath.Join(dir, "a.lua"), "a")
-	_, rec := start(t, Config{}, dir)
+	// Recheck is off in practice: the watch on the parent must see it.
+	_, rec := start(t, Config{Recheck: time.Hour}, dir)
 
 	removeAll(t, dir)
 	rec.waitFor(t, dir)
@@ -232,14 +268,12 @@ func TestCloseWaitsForCallback(t *testing.T) {
 	dir := tempDir(t, "lua")
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
-	var finished atomic.Bool
 	w, err := New(Config{Dirs: []string{dir}, Debounce: time.Millisecond}, func([]string) {
 		select {
 		case entered <- struct{}{}:
 		default:
 		}
 		<-release
-		finished.Store(true)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -250,14 +284,29 @@ func TestCloseWaitsForCallback(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("no callback")
 	}
-	closed := make(chan bool)
+	closed := make(chan struct{})
 	go func() {
 		w.Close()
-		closed <- finished.Load()
+		close(closed)
 	}()
-	close(release)
-	if !<-closed {
+	<-w.done // Close has begun
+	// The grace period only gives a Close that does not wait the chance to return early; a
+	// correct Close cannot return before release, so this cannot fail spuriously.
+	select {
+	case <-closed:
 		t.Fatal("Close returned while onChange was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(waitTimeout):
+		t.Fatal("Close did not return after onChange did")
+	}
+	select {
+	case <-w.exited:
+	default:
+		t.Fatal("goroutine still running after Close returned")
 	}
 }
 
