@@ -13,6 +13,7 @@ import (
 // handed to a router, the goroutine that handles it owns it.
 type Request struct {
 	MsgID     uint16
+	Msg       string // the message's full name, for logs and metrics
 	Seq       uint32 // 0: a one-way message, nothing is answered
 	Payload   []byte // protobuf encoding of MsgID's message; owned by the request
 	PlayerID  string

@@ -180,7 +180,7 @@ func (m *Manager) Join(deadline time.Time, roomID, playerID string, args any) (a
 		return nil, protocol.Errorf(protocol.BadRequest, "already in room %s", roomID)
 	}
 	if cur != nil {
-		if err := m.Leave(deadline, playerID); err != nil {
+		if _, err := m.Leave(deadline, playerID); err != nil {
 			return nil, err
 		}
 	}
@@ -233,14 +233,14 @@ func (m *Manager) Join(deadline time.Time, roomID, playerID string, args any) (a
 	return res.out, nil
 }
 
-// Leave takes a player out of its room (on_leave with reason "left") and waits until deadline.
-func (m *Manager) Leave(deadline time.Time, playerID string) error {
-	done := make(chan struct{}, 1)
-	if err := m.leave(playerID, "left", func() { done <- struct{}{} }); err != nil {
-		return err
+// Leave takes a player out of its room (on_leave with reason "left"), waits until deadline, and
+// returns what on_leave returned.
+func (m *Manager) Leave(deadline time.Time, playerID string) (any, error) {
+	done := make(chan any, 1)
+	if err := m.leave(playerID, "left", func(out any) { done <- out }); err != nil {
+		return nil, err
 	}
-	_, err := wait(done, deadline)
-	return err
+	return wait(done, deadline)
 }
 
 // PlayerGone takes a player whose session ended out of its room (reason "offline"); it does not wait.
@@ -250,7 +250,7 @@ func (m *Manager) PlayerGone(playerID string) {
 	}
 }
 
-func (m *Manager) leave(playerID, reason string, then func()) error {
+func (m *Manager) leave(playerID, reason string, then func(out any)) error {
 	m.mu.Lock()
 	r := m.byPlayer[playerID]
 	m.mu.Unlock()
@@ -258,9 +258,9 @@ func (m *Manager) leave(playerID, reason string, then func()) error {
 		return errNotInRoom
 	}
 	ok := r.actor.Send(func(vm *script.VM) {
-		r.leave(vm, playerID, reason)
+		out := r.leave(vm, playerID, reason)
 		if then != nil {
-			then()
+			then(out)
 		}
 		r.settle(vm)
 	})
@@ -345,14 +345,14 @@ func (m *Manager) Stop() {
 }
 
 // leave runs on_leave and drops the membership; on the room's goroutine.
-func (r *Room) leave(vm *script.VM, playerID, reason string) {
+func (r *Room) leave(vm *script.VM, playerID, reason string) any {
 	r.m.mu.Lock()
 	_, in := r.members[playerID]
 	r.m.mu.Unlock()
 	if !in {
-		return
+		return nil
 	}
-	vm.RoomLeave(r, playerID, reason)
+	out := vm.RoomLeave(r, playerID, reason)
 	r.m.mu.Lock()
 	delete(r.members, playerID)
 	if r.m.byPlayer[playerID] == r {
@@ -363,6 +363,7 @@ func (r *Room) leave(vm *script.VM, playerID, reason string) {
 	if empty && !r.rt.KeepEmpty {
 		r.closing = true
 	}
+	return out
 }
 
 // settle applies what the last callback asked for (removals, close); on the room's goroutine.

@@ -70,30 +70,10 @@ type Bundle struct {
 
 	roles   map[string][]*Chunk
 	modules map[string]*Chunk
-	sources map[string][]byte
 }
 
 // Chunks returns the chunks a role runs, in order.
 func (b *Bundle) Chunks(role string) []*Chunk { return b.roles[role] }
-
-// Diff lists the Lua files that differ between b and an older bundle (added, changed or removed).
-func (b *Bundle) Diff(old *Bundle) []string {
-	var out []string
-	for name, src := range b.sources {
-		if old == nil || !bytes.Equal(old.sources[name], src) {
-			out = append(out, name)
-		}
-	}
-	if old != nil {
-		for name := range old.sources {
-			if _, ok := b.sources[name]; !ok {
-				out = append(out, name)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
 
 // Problem is one error in the scripts, located by file and line when known.
 type Problem struct {
@@ -135,8 +115,8 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 		CompiledAt: time.Now(),
 		roles:      map[string][]*Chunk{},
 		modules:    map[string]*Chunk{},
-		sources:    map[string][]byte{},
 	}
+	h := sha256.New()
 	display := filepath.Base(filepath.Clean(luaDir))
 	var problems []Problem
 	err := filepath.WalkDir(luaDir, func(p string, d fs.DirEntry, err error) error {
@@ -156,7 +136,8 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 			return err
 		}
 		b.Files = append(b.Files, rel)
-		b.sources[rel] = src
+		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(src))
+		h.Write(src)
 		chunk := &Chunk{Path: path.Join(display, rel), Module: strings.ReplaceAll(strings.TrimSuffix(rel, ".lua"), "/", ".")}
 		chunk.proto, err = compileChunk(src, chunk.Path)
 		if err != nil {
@@ -186,7 +167,10 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 	if len(problems) > 0 {
 		return nil, &CompileError{Problems: problems}
 	}
-	b.Version = b.hash()
+	if sch != nil {
+		h.Write([]byte(sch.Hash()))
+	}
+	b.Version = hex.EncodeToString(h.Sum(nil))[:12]
 	return b, nil
 }
 
@@ -231,18 +215,6 @@ func (b *Bundle) probe(role string) []Problem {
 		}
 	}
 	return problems
-}
-
-func (b *Bundle) hash() string {
-	h := sha256.New()
-	for _, name := range b.Files {
-		fmt.Fprintf(h, "%s\x00%d\x00", name, len(b.sources[name]))
-		h.Write(b.sources[name])
-	}
-	if b.Schema != nil {
-		h.Write([]byte(b.Schema.Hash()))
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 func compileChunk(src []byte, name string) (*lua.FunctionProto, error) {

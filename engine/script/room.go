@@ -166,13 +166,15 @@ func (vm *VM) luaRoomJoin(L *lua.LState) int {
 	return 1
 }
 
-// luaRoomLeave implements mf.room.leave(player_id).
+// luaRoomLeave implements mf.room.leave(player_id) → what on_leave returned.
 func (vm *VM) luaRoomLeave(L *lua.LState) int {
 	rooms := vm.roomService("mf.room.leave")
-	if err := rooms.Leave(vm.callDeadline(), L.CheckString(1)); err != nil {
+	out, err := rooms.Leave(vm.callDeadline(), L.CheckString(1))
+	if err != nil {
 		vm.raiseCode("mf.room.leave", err)
 	}
-	return 0
+	L.Push(Import(L, out))
+	return 1
 }
 
 // luaRoomOf implements mf.room.of(player_id) → room id or nil.
@@ -304,18 +306,27 @@ func (vm *VM) RoomJoin(h RoomHandle, playerID string, args any, deadline time.Ti
 	return v, nil
 }
 
-// RoomLeave runs on_leave(room, player, reason) and removes the player. Errors are logged.
-func (vm *VM) RoomLeave(h RoomHandle, playerID, reason string) {
+// RoomLeave runs on_leave(room, player, reason), removes the player, and returns what on_leave
+// returned (exported). Errors are logged: the player leaves regardless.
+func (vm *VM) RoomLeave(h RoomHandle, playerID, reason string) any {
 	room := vm.roomObject(h)
 	players := room.RawGetString("players").(*lua.LTable)
 	player := players.RawGetString(playerID)
 	if player == lua.LNil {
-		return
+		return nil
 	}
-	if _, err := vm.roomCallback(h, onLeave, 0, vm.limit(time.Now(), time.Time{}), room, player, lua.LString(reason)); err != nil {
+	defer players.RawSetString(playerID, lua.LNil)
+	out, err := vm.roomCallback(h, onLeave, 1, vm.limit(time.Now(), time.Time{}), room, player, lua.LString(reason))
+	if err != nil {
 		vm.callError(err, h.Type()+"."+onLeave, time.Time{})
+		return nil
 	}
-	players.RawSetString(playerID, lua.LNil)
+	v, err := Export(out[0])
+	if err != nil {
+		vm.callError(err, h.Type()+"."+onLeave+" result", time.Time{})
+		return nil
+	}
+	return v
 }
 
 // RoomMessage runs on_message(room, player, name, msg) for a client request routed to the room.

@@ -48,7 +48,7 @@ type Players interface {
 type Rooms interface {
 	Create(roomType string, args any) (string, error)
 	Join(deadline time.Time, roomID, playerID string, args any) (any, error)
-	Leave(deadline time.Time, playerID string) error
+	Leave(deadline time.Time, playerID string) (any, error)
 	Of(playerID string) string
 	List(roomType string) []RoomInfo
 }

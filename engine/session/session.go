@@ -68,11 +68,9 @@ type Session struct {
 	pushSeq  uint32   // seq of the last push
 	replay   []pushed // pushes not yet acknowledged, oldest first
 	bytes    int
-	dropped  uint32 // highest seq dropped from the buffer before being acknowledged
 	acked    uint32
 	expiry   *time.Timer
 	ended    bool
-	detached time.Time
 }
 
 type pushed struct {
@@ -81,10 +79,12 @@ type pushed struct {
 	payload []byte
 }
 
-// Open starts a new session for a player bound to c. A previous session of the player ends
+// Open starts a new session for a player bound to c and queues ack(session) on c (the LoginAck
+// reply) before any push can reach the session. A previous session of the player ends
 // ("replaced") and its connection, if any, is kicked with KICKED_DUPLICATE_LOGIN.
-func (m *Manager) Open(playerID string, c Conn) *Session {
+func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame) *Session {
 	s := &Session{ID: newID(), PlayerID: playerID, m: m, conn: c}
+	_ = c.Send(ack(s))
 	m.mu.Lock()
 	old := m.byPlayer[playerID]
 	if old != nil {
@@ -165,7 +165,6 @@ func (s *Session) Push(msgID uint16, payload []byte) bool {
 	s.replay = append(s.replay, pushed{seq: s.pushSeq, msgID: msgID, payload: payload})
 	s.bytes += len(payload)
 	for len(s.replay) > s.m.cfg.ReplayMaxPushes || (s.bytes > s.m.cfg.ReplayMaxBytes && len(s.replay) > 1) {
-		s.dropped = s.replay[0].seq
 		s.bytes -= len(s.replay[0].payload)
 		s.replay[0] = pushed{}
 		s.replay = s.replay[1:]
@@ -209,7 +208,6 @@ func (s *Session) Detach(c Conn) {
 		return
 	}
 	s.conn = nil
-	s.detached = time.Now()
 	s.expiry = time.AfterFunc(s.m.cfg.ResumeWindow, func() { s.expire() })
 }
 

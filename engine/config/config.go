@@ -1,0 +1,155 @@
+// Package config is the node's configuration: defaults, the YAML file, and its validation. Every
+// option is listed, with its default, in moonforge.yaml at the repository root and in the README.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything a node reads at start.
+type Config struct {
+	Dev      bool          `yaml:"dev"`       // error replies carry file:line; text logs at debug level
+	DataDir  string        `yaml:"data_dir"`  // embedded store and generated keys
+	LuaDir   string        `yaml:"lua_dir"`   // gameplay scripts
+	ProtoDir string        `yaml:"proto_dir"` // .proto schema
+	Log      Log           `yaml:"log"`
+	Gate     Gate          `yaml:"gate"`
+	Admin    Admin         `yaml:"admin"`
+	Lua      Lua           `yaml:"lua"`
+	Session  Session       `yaml:"session"`
+	Auth     Auth          `yaml:"auth"`
+	Shutdown time.Duration `yaml:"shutdown_timeout"` // how long a graceful stop may take
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Gate configures the client gateway.
+type Gate struct {
+	TCP                string        `yaml:"tcp"`     // listen address, "-" to disable
+	WS                 string        `yaml:"ws"`      // listen address, "-" to disable
+	WSPath             string        `yaml:"ws_path"` // WebSocket path
+	MaxFrame           int           `yaml:"max_frame"`
+	Heartbeat          time.Duration `yaml:"heartbeat"`
+	RequestTimeout     time.Duration `yaml:"request_timeout"`
+	MaxUnauthenticated int           `yaml:"max_unauthenticated"`
+	SendQueueBytes     int           `yaml:"send_queue_bytes"`
+	RateLimit          float64       `yaml:"rate_limit"` // requests per second per connection, 0 = off
+	RateBurst          int           `yaml:"rate_burst"`
+	DisabledMethods    []string      `yaml:"disabled_login_methods"`
+}
+
+// Admin configures the operator's HTTP endpoint.
+type Admin struct {
+	Addr string `yaml:"addr"` // "-" to disable
+}
+
+// Lua configures the script host.
+type Lua struct {
+	PoolSize       int           `yaml:"pool_size"`    // actors per role
+	MailboxSize    int           `yaml:"mailbox_size"` // tasks per actor
+	HandlerTimeout time.Duration `yaml:"handler_timeout"`
+	Watch          bool          `yaml:"watch"` // reload on file changes
+	Debounce       time.Duration `yaml:"reload_debounce"`
+}
+
+// Session configures sessions and resume.
+type Session struct {
+	ResumeWindow  time.Duration `yaml:"resume_window"`
+	ReplayPushes  int           `yaml:"replay_pushes"`
+	ReplayBytes   int           `yaml:"replay_bytes"`
+	MaxRooms      int           `yaml:"max_rooms"`
+	RoomMailboxes int           `yaml:"room_mailbox_size"`
+}
+
+// Auth configures logins and tokens.
+type Auth struct {
+	TokenTTL       time.Duration `yaml:"token_ttl"`
+	MinPasswordLen int           `yaml:"min_password_len"`
+}
+
+// Default returns the configuration `moonforge run` uses without a file.
+func Default() Config {
+	return Config{
+		DataDir:  "data",
+		LuaDir:   "lua",
+		ProtoDir: "proto",
+		Log:      Log{Level: "info", Format: "text"},
+		Gate: Gate{
+			TCP:                ":7001",
+			WS:                 ":7002",
+			WSPath:             "/ws",
+			MaxFrame:           1 << 20,
+			Heartbeat:          10 * time.Second,
+			RequestTimeout:     10 * time.Second,
+			MaxUnauthenticated: 3,
+			SendQueueBytes:     4 << 20,
+		},
+		Admin: Admin{Addr: "127.0.0.1:7080"},
+		Lua: Lua{
+			PoolSize:       16,
+			MailboxSize:    1024,
+			HandlerTimeout: 2 * time.Second,
+			Watch:          true,
+			Debounce:       150 * time.Millisecond,
+		},
+		Session: Session{
+			ResumeWindow:  60 * time.Second,
+			ReplayPushes:  1024,
+			ReplayBytes:   256 << 10,
+			MaxRooms:      100000,
+			RoomMailboxes: 256,
+		},
+		Auth:     Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
+		Shutdown: 10 * time.Second,
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are errors, so a typo is not ignored.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks ranges that would otherwise fail later and less clearly.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Gate.MaxFrame >= 8 && c.Gate.MaxFrame <= 64<<20, "gate.max_frame must be between 8 and 64 MiB")
+	check(c.Gate.Heartbeat >= 100*time.Millisecond, "gate.heartbeat must be at least 100ms")
+	check(c.Gate.RequestTimeout >= 10*time.Millisecond, "gate.request_timeout must be at least 10ms")
+	check(c.Gate.MaxUnauthenticated >= 1, "gate.max_unauthenticated must be at least 1")
+	check(c.Gate.RateLimit >= 0, "gate.rate_limit must not be negative")
+	check(c.Lua.PoolSize >= 1 && c.Lua.PoolSize <= 4096, "lua.pool_size must be between 1 and 4096")
+	check(c.Lua.MailboxSize >= 1, "lua.mailbox_size must be at least 1")
+	check(c.Lua.HandlerTimeout >= time.Millisecond, "lua.handler_timeout must be at least 1ms")
+	check(c.Session.ResumeWindow >= 0, "session.resume_window must not be negative")
+	check(c.Session.ReplayPushes >= 1, "session.replay_pushes must be at least 1")
+	check(c.Auth.TokenTTL >= time.Minute, "auth.token_ttl must be at least 1m")
+	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format must be text or json")
+	check(c.Log.Level == "debug" || c.Log.Level == "info" || c.Log.Level == "warn" || c.Log.Level == "error", "log.level must be debug, info, warn or error")
+	return errors.Join(errs...)
+}

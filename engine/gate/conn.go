@@ -1,0 +1,329 @@
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/session"
+	"github.com/moonforge/moonforge/engine/wire"
+)
+
+// UnknownMessage is the message name reported for ids the schema does not declare, so that
+// garbage input cannot create unbounded metric labels.
+const UnknownMessage = "unknown"
+
+// conn is one client connection. The reader goroutine (serve) owns the fields marked so; the
+// writer goroutine runs the queue; the rest is safe for concurrent use.
+type conn struct {
+	g         *Gateway
+	id        uint64
+	transport string
+	remote    string
+	t         transport
+	queue     *wire.Queue
+	sess      atomic.Pointer[session.Session]
+
+	unauth  int           // reader only: requests refused before login
+	limiter *rate.Limiter // reader only
+
+	closeOnce sync.Once
+	kicked    atomic.Bool
+	reason    atomic.Value // string: why the connection closed, for the log
+	written   chan struct{}
+}
+
+func newConn(g *Gateway, transport, remote string, t transport) *conn {
+	c := &conn{
+		g:         g,
+		id:        g.nextID.Add(1),
+		transport: transport,
+		remote:    remote,
+		t:         t,
+		queue:     wire.NewQueue(g.cfg.SendQueueBytes),
+		written:   make(chan struct{}),
+	}
+	if g.cfg.RateLimit > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.RateLimit), g.cfg.RateBurst)
+	}
+	return c
+}
+
+// serve runs the connection until it closes; it is the connection's reader goroutine.
+func (c *conn) serve() {
+	defer c.g.untrack(c)
+	c.g.obs.Connections(c.transport, 1)
+	defer c.g.obs.Connections(c.transport, -1)
+	go c.writeLoop()
+	defer func() {
+		if r := recover(); r != nil {
+			c.g.log.Error("connection recovered from a panic", "conn", c.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.abort("internal error")
+		}
+		c.finish()
+	}()
+	idle := 3 * c.g.cfg.Heartbeat
+	for {
+		if !c.kicked.Load() {
+			c.t.setReadDeadline(time.Now().Add(idle))
+		}
+		f, n, err := c.t.next()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.g.obs.Traffic(n, 0)
+		if c.kicked.Load() {
+			continue // draining until the peer closes or the linger ends
+		}
+		c.handle(f)
+	}
+}
+
+// readFailed decides how a connection ends after a read error.
+func (c *conn) readFailed(err error) {
+	if c.kicked.Load() {
+		return
+	}
+	if v, ok := wire.AsViolation(err); ok {
+		code := protocol.MalformedFrame
+		if v.Kind == wire.TooLarge {
+			code = protocol.FrameTooLarge
+		}
+		c.Kick(code, v.Detail)
+		c.drain()
+		return
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		c.Kick(protocol.IdleTimeout, fmt.Sprintf("no frame for %s", 3*c.g.cfg.Heartbeat))
+		c.drain()
+	case errors.Is(err, io.EOF):
+		c.abort("closed by the client")
+	default:
+		c.abort("read error: " + err.Error())
+	}
+}
+
+// drain discards input until the peer closes or the linger ends, so that the Kick frame is not
+// lost to a reset caused by unread input.
+func (c *conn) drain() { c.t.discard() }
+
+// finish runs once the reader is done: the writer stops, the socket closes, the session waits
+// for a resume.
+func (c *conn) finish() {
+	if c.kicked.Load() {
+		select {
+		case <-c.written:
+		case <-time.After(c.g.cfg.WriteTimeout):
+		}
+	}
+	c.queue.Close(errors.New("connection closed"))
+	_ = c.t.close()
+	<-c.written
+	if s := c.sess.Load(); s != nil {
+		s.Detach(c)
+	}
+	reason, _ := c.reason.Load().(string)
+	player := ""
+	if s := c.sess.Load(); s != nil {
+		player = s.PlayerID
+	}
+	c.g.log.Debug("connection closed", "conn", c.id, "transport", c.transport, "remote", c.remote, "player", player, "reason", reason)
+}
+
+// writeLoop is the writer goroutine: one write per batch of queued frames.
+func (c *conn) writeLoop() {
+	defer close(c.written)
+	err := c.queue.Run(func(batch []byte) error {
+		c.t.setWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+		if err := c.t.write(batch); err != nil {
+			return err
+		}
+		c.g.obs.Traffic(0, len(batch))
+		return nil
+	})
+	if err == nil && c.kicked.Load() {
+		// Everything up to the Kick is written: tell the peer, and stop the reader after the linger.
+		c.t.closeWrite()
+		c.t.setReadDeadline(time.Now().Add(c.g.cfg.Linger))
+		return
+	}
+	if err != nil {
+		c.abort("write error: " + err.Error())
+	}
+}
+
+// Send queues a frame (session.Conn). A client too slow to take its frames is disconnected.
+func (c *conn) Send(f wire.Frame) error {
+	err := c.queue.Push(f)
+	if errors.Is(err, wire.ErrQueueFull) {
+		c.abort(fmt.Sprintf("send queue over %d bytes: the client does not read", c.g.cfg.SendQueueBytes))
+	}
+	return err
+}
+
+// Kick queues Kick{code, reason} and closes the connection once it is written (session.Conn).
+func (c *conn) Kick(code protocol.Code, reason string) {
+	if !c.kicked.CompareAndSwap(false, true) {
+		return
+	}
+	c.reason.Store(fmt.Sprintf("kicked: %s: %s", code, reason))
+	payload, _ := proto.Marshal(&protocol.Kick{Code: uint32(code), Reason: reason})
+	_ = c.queue.Push(wire.Frame{MsgID: protocol.MsgKick, Payload: payload})
+	c.queue.Close(nil)
+	// Unblock a reader waiting for input: it drains until the peer closes or the linger ends.
+	c.t.setReadDeadline(time.Now().Add(c.g.cfg.WriteTimeout + c.g.cfg.Linger))
+}
+
+// abort closes the connection at once, dropping what is queued.
+func (c *conn) abort(reason string) {
+	c.closeOnce.Do(func() {
+		if c.reason.Load() == nil {
+			c.reason.Store(reason)
+		}
+		c.queue.Close(errors.New(reason))
+		_ = c.t.close()
+	})
+}
+
+// Reply sends a handler's reply (call.Replier).
+func (c *conn) Reply(r *call.Request, msgID uint16, payload []byte) {
+	c.g.obs.Answered(r.Msg, 0, time.Since(r.Received))
+	if r.Seq == 0 {
+		return
+	}
+	_ = c.Send(wire.Frame{MsgID: msgID, Flags: wire.FlagReply, Seq: r.Seq, Payload: payload})
+}
+
+// Fail answers a request with Error (call.Replier); a one-way message's failure is logged.
+func (c *conn) Fail(r *call.Request, err *protocol.CodeError) {
+	c.g.obs.Answered(r.Msg, err.Code, time.Since(r.Received))
+	if r.Seq == 0 {
+		c.g.log.Info("one-way message failed", "conn", c.id, "player", r.PlayerID, "msg", r.Msg, "code", err.Code.String(), "error", err.Message)
+		return
+	}
+	c.sendError(r.Seq, err)
+}
+
+func (c *conn) sendError(seq uint32, err *protocol.CodeError) {
+	payload, _ := proto.Marshal(&protocol.Error{Code: uint32(err.Code), Message: err.Message, RetryAfterMs: err.RetryAfterMs})
+	_ = c.Send(wire.Frame{MsgID: protocol.MsgError, Flags: wire.FlagReply, Seq: seq, Payload: payload})
+}
+
+// reply answers a framework request handled by the gateway itself.
+func (c *conn) reply(seq uint32, msgID uint16, m proto.Message) {
+	if seq == 0 {
+		return
+	}
+	payload, err := proto.Marshal(m)
+	if err != nil {
+		c.sendError(seq, protocol.Errorf(protocol.Internal, "encode reply: %v", err))
+		return
+	}
+	_ = c.Send(wire.Frame{MsgID: msgID, Flags: wire.FlagReply, Seq: seq, Payload: payload})
+}
+
+// handle processes one frame from the client; on the reader goroutine.
+func (c *conn) handle(f wire.Frame) {
+	if f.IsReply() {
+		c.g.log.Info("dropped a REPLY frame from a client: clients answer nothing", "conn", c.id, "msg_id", f.MsgID)
+		return
+	}
+	switch f.MsgID {
+	case protocol.MsgPing:
+		c.ping(f)
+		return
+	case protocol.MsgLoginReq:
+		c.login(f)
+		return
+	case protocol.MsgResumeReq:
+		c.resume(f)
+		return
+	}
+	s := c.sess.Load()
+	if s == nil {
+		c.unauthenticated(f)
+		return
+	}
+	now := time.Now()
+	bundle, _ := c.g.deps.Versions.Current()
+	msg := bundle.Schema.ByID(f.MsgID)
+	switch {
+	case msg == nil:
+		c.failFrame(f, "", protocol.Errorf(protocol.UnknownMessage, "message id %d is not declared in the schema", f.MsgID))
+		return
+	case f.MsgID < protocol.FirstAppMsgID:
+		c.failFrame(f, msg.FullName, protocol.Errorf(protocol.Forbidden, "%s is sent by the server only", msg.FullName))
+		return
+	}
+	if c.limiter != nil {
+		if r := c.limiter.ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
+			delay := r.DelayFrom(now)
+			r.CancelAt(now)
+			err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
+			err.RetryAfterMs = uint32(delay.Milliseconds()) + 1
+			c.failFrame(f, msg.FullName, err)
+			return
+		}
+	}
+	c.g.deps.Router.Route(&call.Request{
+		MsgID:     f.MsgID,
+		Msg:       msg.FullName,
+		Seq:       f.Seq,
+		Payload:   f.Payload,
+		PlayerID:  s.PlayerID,
+		SessionID: s.ID,
+		Received:  now,
+		Deadline:  now.Add(c.g.cfg.RequestTimeout),
+		Replier:   c,
+	})
+}
+
+// failFrame answers a frame the gateway refuses itself; msg "" stands for a message id the schema
+// does not declare.
+func (c *conn) failFrame(f wire.Frame, msg string, err *protocol.CodeError) {
+	if msg == "" {
+		msg = UnknownMessage
+	}
+	c.Fail(&call.Request{MsgID: f.MsgID, Msg: msg, Seq: f.Seq, Received: time.Now()}, err)
+}
+
+// unauthenticated refuses a request sent before login and kicks after too many.
+func (c *conn) unauthenticated(f wire.Frame) {
+	c.unauth++
+	name := ""
+	if b, _ := c.g.deps.Versions.Current(); b != nil {
+		if m := b.Schema.ByID(f.MsgID); m != nil {
+			name = m.FullName
+		}
+	}
+	c.failFrame(f, name, protocol.Errorf(protocol.Unauthenticated, "log in first: only Ping, LoginReq and ResumeReq are accepted before login"))
+	if c.unauth >= c.g.cfg.MaxUnauthenticated {
+		c.Kick(protocol.Unauthenticated, fmt.Sprintf("%d requests before login", c.unauth))
+	}
+}
+
+func (c *conn) ping(f wire.Frame) {
+	var p protocol.Ping
+	if err := proto.Unmarshal(f.Payload, &p); err != nil {
+		c.failFrame(f, "moonforge.Ping", protocol.Errorf(protocol.DecodeFailed, "Ping: %v", err))
+		return
+	}
+	if s := c.sess.Load(); s != nil && p.AckPushSeq > 0 {
+		s.Ack(p.AckPushSeq)
+	}
+	c.reply(f.Seq, protocol.MsgPong, &protocol.Pong{ClientTimeMs: p.ClientTimeMs, ServerTimeMs: time.Now().UnixMilli()})
+}

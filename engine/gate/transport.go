@@ -1,0 +1,102 @@
+package gate
+
+import (
+	"io"
+	"net"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/moonforge/moonforge/engine/wire"
+)
+
+// transport is the framing of one connection: TCP carries length-prefixed frames back to back, a
+// WebSocket carries one frame per binary message.
+type transport interface {
+	// next blocks for the next frame; the payload belongs to the caller. Protocol violations are
+	// *wire.Violation.
+	next() (wire.Frame, int, error)
+	// write sends a batch of frames in stream format.
+	write(batch []byte) error
+	// discard reads and drops input until an error (end of stream, deadline).
+	discard()
+	// closeWrite tells the peer nothing more comes (TCP FIN, WebSocket close message).
+	closeWrite()
+	setReadDeadline(t time.Time)
+	setWriteDeadline(t time.Time)
+	close() error
+}
+
+type tcpTransport struct {
+	nc     net.Conn
+	reader *wire.Reader
+}
+
+func (t *tcpTransport) next() (wire.Frame, int, error) {
+	f, err := t.reader.Next()
+	return f, wire.LengthSize + wire.HeaderSize + len(f.Payload), err
+}
+
+func (t *tcpTransport) write(batch []byte) error {
+	_, err := t.nc.Write(batch)
+	return err
+}
+
+func (t *tcpTransport) discard() { _, _ = io.Copy(io.Discard, t.nc) }
+
+func (t *tcpTransport) closeWrite() {
+	if tc, ok := t.nc.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+}
+
+func (t *tcpTransport) setReadDeadline(d time.Time)  { _ = t.nc.SetReadDeadline(d) }
+func (t *tcpTransport) setWriteDeadline(d time.Time) { _ = t.nc.SetWriteDeadline(d) }
+func (t *tcpTransport) close() error                 { return t.nc.Close() }
+
+type wsTransport struct {
+	ws       *websocket.Conn
+	maxFrame int
+}
+
+func (t *wsTransport) next() (wire.Frame, int, error) {
+	kind, r, err := t.ws.NextReader()
+	if err != nil {
+		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+			return wire.Frame{}, 0, io.EOF
+		}
+		return wire.Frame{}, 0, err
+	}
+	if kind != websocket.BinaryMessage {
+		return wire.Frame{}, 0, &wire.Violation{Kind: wire.Malformed, Detail: "text WebSocket message"}
+	}
+	// Read at most one byte past the limit: enough to know the message is too large.
+	b, err := io.ReadAll(io.LimitReader(r, int64(t.maxFrame)+1))
+	if err != nil {
+		return wire.Frame{}, 0, err
+	}
+	f, err := wire.ParseBare(b, t.maxFrame)
+	return f, len(b), err
+}
+
+func (t *wsTransport) write(batch []byte) error {
+	return wire.Frames(batch, func(bare []byte) error {
+		return t.ws.WriteMessage(websocket.BinaryMessage, bare)
+	})
+}
+
+func (t *wsTransport) discard() {
+	for {
+		if _, _, err := t.ws.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+func (t *wsTransport) closeWrite() {
+	_ = t.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+}
+
+func (t *wsTransport) setReadDeadline(d time.Time)  { _ = t.ws.SetReadDeadline(d) }
+func (t *wsTransport) setWriteDeadline(d time.Time) { _ = t.ws.SetWriteDeadline(d) }
+func (t *wsTransport) close() error                 { return t.ws.Close() }

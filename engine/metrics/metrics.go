@@ -1,0 +1,153 @@
+// Package metrics defines Moonforge's Prometheus metrics on a registry of its own and receives
+// the events of the gateway, the Lua VMs, the actors and the rooms (it implements their Observer
+// interfaces). Labels are bounded: messages by the names the schema declares, codes by the code
+// table.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/moonforge/moonforge/engine/protocol"
+)
+
+// Gauges are read at scrape time from the parts that own the numbers.
+type Gauges struct {
+	Sessions func() int
+	Rooms    func() int
+	// Mailboxes returns the queued tasks summed over all actors, and the deepest mailbox.
+	Mailboxes func() (total, deepest int)
+}
+
+// Metrics holds the collectors. Its methods are safe for concurrent use.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	connections *prometheus.GaugeVec
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	handler     *prometheus.HistogramVec
+	bytesIn     prometheus.Counter
+	bytesOut    prometheus.Counter
+	reloads     *prometheus.CounterVec
+	applies     *prometheus.CounterVec
+	tickLate    *prometheus.HistogramVec
+	version     *prometheus.GaugeVec
+}
+
+// New registers every collector, the Go runtime's and the process's included.
+func New(g Gauges) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "moonforge_connections", Help: "Open client connections by transport.",
+		}, []string{"transport"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moonforge_requests_total", Help: "Client requests answered, by message and code (OK for a reply).",
+		}, []string{"msg", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "moonforge_request_seconds", Help: "Time from a request's arrival to its answer, by message.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2.5, 14),
+		}, []string{"msg"}),
+		handler: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "moonforge_handler_seconds", Help: "Time spent in Lua handlers, by message.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 14),
+		}, []string{"msg"}),
+		bytesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "moonforge_received_bytes_total", Help: "Frame bytes received from clients."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "moonforge_sent_bytes_total", Help: "Frame bytes sent to clients."}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moonforge_reloads_total", Help: "Script and schema reloads by result (applied, rejected, unchanged).",
+		}, []string{"result"}),
+		applies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moonforge_actor_applies_total", Help: "Script versions applied by actors, by role and result.",
+		}, []string{"role", "result"}),
+		tickLate: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "moonforge_room_tick_lateness_seconds", Help: "How late room ticks run, by room type.",
+			Buckets: prometheus.ExponentialBuckets(100e-6, 2, 14),
+		}, []string{"type"}),
+		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "moonforge_script_version_info", Help: "1 for the script version in force.",
+		}, []string{"version"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.connections, m.requests, m.latency, m.handler, m.bytesIn, m.bytesOut,
+		m.reloads, m.applies, m.tickLate, m.version,
+	)
+	gauge := func(name, help string, f func() float64) {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	if g.Sessions != nil {
+		gauge("moonforge_sessions", "Live sessions, bound or awaiting resume.", func() float64 { return float64(g.Sessions()) })
+	}
+	if g.Rooms != nil {
+		gauge("moonforge_rooms", "Open rooms.", func() float64 { return float64(g.Rooms()) })
+	}
+	if g.Mailboxes != nil {
+		gauge("moonforge_mailbox_depth", "Tasks queued in all actor mailboxes.", func() float64 { t, _ := g.Mailboxes(); return float64(t) })
+		gauge("moonforge_mailbox_depth_max", "Tasks queued in the fullest actor mailbox.", func() float64 { _, d := g.Mailboxes(); return float64(d) })
+	}
+	return m
+}
+
+// codeLabel is the code label of an answer.
+func codeLabel(code protocol.Code) string {
+	if code == 0 {
+		return "OK"
+	}
+	return code.String()
+}
+
+// Connections implements gate.Observer.
+func (m *Metrics) Connections(transport string, delta int) {
+	m.connections.WithLabelValues(transport).Add(float64(delta))
+}
+
+// Answered implements gate.Observer.
+func (m *Metrics) Answered(msg string, code protocol.Code, took time.Duration) {
+	m.requests.WithLabelValues(msg, codeLabel(code)).Inc()
+	m.latency.WithLabelValues(msg).Observe(took.Seconds())
+}
+
+// Traffic implements gate.Observer.
+func (m *Metrics) Traffic(in, out int) {
+	if in > 0 {
+		m.bytesIn.Add(float64(in))
+	}
+	if out > 0 {
+		m.bytesOut.Add(float64(out))
+	}
+}
+
+// Handled implements script.Observer.
+func (m *Metrics) Handled(msg string, took time.Duration, _ protocol.Code) {
+	m.handler.WithLabelValues(msg).Observe(took.Seconds())
+}
+
+// Applied implements actor.Observer.
+func (m *Metrics) Applied(role string, ok bool, _ time.Duration) {
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	m.applies.WithLabelValues(role, result).Inc()
+}
+
+// Tick implements room.Observer.
+func (m *Metrics) Tick(roomType string, late time.Duration) {
+	m.tickLate.WithLabelValues(roomType).Observe(late.Seconds())
+}
+
+// Reloaded counts a reload by result and, when one is applied, marks the version in force.
+func (m *Metrics) Reloaded(result, version, previous string) {
+	m.reloads.WithLabelValues(result).Inc()
+	if result == "applied" || result == "initial" {
+		if previous != "" {
+			m.version.DeleteLabelValues(previous)
+		}
+		m.version.WithLabelValues(version).Set(1)
+	}
+}

@@ -1,0 +1,289 @@
+// Package node assembles a Moonforge node from its parts: store, accounts and tokens, scripts and
+// schema (with hot reload), actors, sessions, rooms, router, gateway, admin endpoint and metrics.
+// `moonforge run` runs one node with every role in one process.
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/actor"
+	"github.com/moonforge/moonforge/engine/admin"
+	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/gate"
+	"github.com/moonforge/moonforge/engine/metrics"
+	"github.com/moonforge/moonforge/engine/reload"
+	"github.com/moonforge/moonforge/engine/room"
+	"github.com/moonforge/moonforge/engine/router"
+	"github.com/moonforge/moonforge/engine/script"
+	"github.com/moonforge/moonforge/engine/session"
+	"github.com/moonforge/moonforge/engine/store"
+	"github.com/moonforge/moonforge/engine/watch"
+)
+
+// Node is one running Moonforge process.
+type Node struct {
+	cfg     config.Config
+	log     *slog.Logger
+	started time.Time
+
+	store    store.Store
+	metrics  *metrics.Metrics
+	reloader *reload.Reloader
+	system   *actor.System
+	sessions *session.Manager
+	rooms    *room.Manager
+	router   *router.Router
+	gate     *gate.Gateway
+	admin    *admin.Server
+	watcher  *watch.Watcher
+}
+
+// New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
+// no connection before Start. A script or schema error stops it here.
+func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: log, started: time.Now()}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	n.store, err = store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key, err := auth.LoadOrCreateKey(ctx, n.store)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	tokens, err := auth.NewTokens(key, cfg.Auth.TokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
+
+	n.metrics = metrics.New(metrics.Gauges{
+		Sessions:  func() int { return n.sessions.Count() },
+		Rooms:     func() int { return n.rooms.Count() },
+		Mailboxes: n.mailboxes,
+	})
+	n.reloader, err = reload.Start(reload.Config{
+		LuaDir:   cfg.LuaDir,
+		ProtoDir: cfg.ProtoDir,
+		Log:      log.With("part", "reload"),
+		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scripts: %w", err)
+	}
+	versions := n.reloader.Versions()
+	n.sessions = session.NewManager(session.Config{
+		ResumeWindow:    cfg.Session.ResumeWindow,
+		ReplayMaxPushes: cfg.Session.ReplayPushes,
+		ReplayMaxBytes:  cfg.Session.ReplayBytes,
+		OnEnd: func(s *session.Session, reason string) {
+			if reason == "expired" {
+				n.rooms.PlayerGone(s.PlayerID)
+			}
+		},
+	})
+	svc := &script.Services{
+		Players:        n.sessions,
+		Store:          n.store,
+		Log:            log.With("part", "lua"),
+		Dev:            cfg.Dev,
+		HandlerTimeout: cfg.Lua.HandlerTimeout,
+		Observer:       n.metrics,
+	}
+	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics})
+	n.rooms = room.NewManager(room.Config{
+		System:      n.system,
+		Versions:    versions,
+		Players:     n.sessions,
+		Log:         log.With("part", "room"),
+		Observer:    n.metrics,
+		MailboxSize: cfg.Session.RoomMailboxes,
+		MaxRooms:    cfg.Session.MaxRooms,
+	})
+	svc.Rooms = n.rooms
+	n.router = router.New(router.Config{
+		System:      n.system,
+		Versions:    versions,
+		Rooms:       n.rooms,
+		Log:         log.With("part", "router"),
+		PoolSize:    cfg.Lua.PoolSize,
+		MailboxSize: cfg.Lua.MailboxSize,
+	})
+	if err := n.router.Warm(); err != nil {
+		return nil, fmt.Errorf("scripts: %w", err)
+	}
+	n.gate = gate.New(gate.Config{
+		TCPAddr:            cfg.Gate.TCP,
+		WSAddr:             cfg.Gate.WS,
+		WSPath:             cfg.Gate.WSPath,
+		MaxFrame:           cfg.Gate.MaxFrame,
+		Heartbeat:          cfg.Gate.Heartbeat,
+		RequestTimeout:     cfg.Gate.RequestTimeout,
+		MaxUnauthenticated: cfg.Gate.MaxUnauthenticated,
+		SendQueueBytes:     cfg.Gate.SendQueueBytes,
+		RateLimit:          cfg.Gate.RateLimit,
+		RateBurst:          cfg.Gate.RateBurst,
+		DisabledMethods:    cfg.Gate.DisabledMethods,
+	}, gate.Deps{
+		Sessions: n.sessions,
+		Accounts: accounts,
+		Tokens:   tokens,
+		Router:   n.router,
+		Versions: versions,
+		Log:      log.With("part", "gate"),
+		Observer: n.metrics,
+	})
+	return n, nil
+}
+
+// Start opens the gateway, the admin endpoint and the file watcher.
+func (n *Node) Start() error {
+	if err := n.gate.Start(); err != nil {
+		return err
+	}
+	if n.cfg.Admin.Addr != "-" {
+		var err error
+		n.admin, err = admin.Start(n.cfg.Admin.Addr, admin.Deps{
+			Registry: n.metrics.Registry,
+			Reloader: n.reloader,
+			Status:   func() any { return n.Status() },
+			Log:      n.log.With("part", "admin"),
+		})
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+	}
+	if n.cfg.Lua.Watch {
+		var err error
+		n.watcher, err = watch.New(watch.Config{
+			Dirs:     []string{n.cfg.LuaDir, n.cfg.ProtoDir},
+			Debounce: n.cfg.Lua.Debounce,
+			Logger:   n.log.With("part", "watch"),
+		}, func([]string) { n.reloader.Reload("watch") })
+		if err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+	}
+	current, _ := n.reloader.Versions().Current()
+	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "admin", n.AdminAddr(),
+		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
+	return nil
+}
+
+// Run starts the node and serves until ctx ends, then stops gracefully.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.Start(); err != nil {
+		n.close()
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), n.cfg.Shutdown)
+	defer cancel()
+	return n.Stop(stopCtx)
+}
+
+// Stop stops accepting, kicks every client with SERVER_SHUTDOWN, lets actors finish their queued
+// work (rooms close), and closes the store.
+func (n *Node) Stop(ctx context.Context) error {
+	n.log.Info("stopping")
+	if n.watcher != nil {
+		_ = n.watcher.Close()
+	}
+	n.gate.Shutdown(ctx)
+	n.rooms.Stop()
+	n.system.Stop()
+	if n.admin != nil {
+		_ = n.admin.Shutdown(ctx)
+	}
+	err := n.store.Close()
+	n.log.Info("stopped")
+	return err
+}
+
+// close releases what New opened when New fails.
+func (n *Node) close() {
+	if n.system != nil {
+		n.system.Stop()
+	}
+	if n.store != nil {
+		_ = n.store.Close()
+	}
+}
+
+// TCPAddr returns the gateway's TCP address ("" if disabled).
+func (n *Node) TCPAddr() string { return n.addr(n.cfg.Gate.TCP, 0) }
+
+// WSAddr returns the gateway's WebSocket address ("" if disabled).
+func (n *Node) WSAddr() string {
+	i := 1
+	if n.cfg.Gate.TCP == "-" {
+		i = 0
+	}
+	return n.addr(n.cfg.Gate.WS, i)
+}
+
+// AdminAddr returns the admin endpoint's address ("" if disabled).
+func (n *Node) AdminAddr() string {
+	if n.admin == nil {
+		return ""
+	}
+	return n.admin.Addr().String()
+}
+
+func (n *Node) addr(configured string, i int) string {
+	addrs := n.gate.Addrs()
+	if configured == "-" || i >= len(addrs) {
+		return ""
+	}
+	return addrs[i].String()
+}
+
+func (n *Node) mailboxes() (total, deepest int) {
+	n.system.Each(func(a *actor.Actor) {
+		d := a.Depth()
+		total += d
+		deepest = max(deepest, d)
+	})
+	return total, deepest
+}
+
+// Status is the node summary shown at admin /status.
+type Status struct {
+	Version     string         `json:"version"`
+	UptimeS     float64        `json:"uptime_s"`
+	Connections int            `json:"connections"`
+	Sessions    int            `json:"sessions"`
+	Rooms       int            `json:"rooms"`
+	Actors      map[string]int `json:"actors_by_version"`
+	LastReload  reload.Result  `json:"last_reload"`
+}
+
+// Status summarises the node.
+func (n *Node) Status() Status {
+	current, _ := n.reloader.Versions().Current()
+	s := Status{
+		Version:     current.Version,
+		UptimeS:     time.Since(n.started).Seconds(),
+		Connections: n.gate.Count(),
+		Sessions:    n.sessions.Count(),
+		Rooms:       n.rooms.Count(),
+		Actors:      map[string]int{},
+		LastReload:  n.reloader.Last(),
+	}
+	n.system.Each(func(a *actor.Actor) { s.Actors[a.Version()]++ })
+	return s
+}

@@ -1,0 +1,50 @@
+-- The arena room: up to 8 players on a 100 x 100 field; every tick (20 Hz) all players receive
+-- the state. A player's moves are saved when it leaves the room.
+local counter = require("shared.counter")
+
+local arena = mf.room_type("arena", { tick_hz = 20, max_players = 8, messages = { "ArenaMoveReq" } })
+local SIZE = 100
+local STEP = 1
+
+local function clamp(v) return math.max(0, math.min(SIZE, v)) end
+
+local function roster(room)
+  local ids = {}
+  for id in pairs(room.players) do ids[#ids + 1] = id end
+  table.sort(ids)
+  return ids
+end
+
+function arena.on_join(room, player)
+  player.pos = { x = math.random(0, SIZE), y = math.random(0, SIZE) }
+  player.hp = 100
+  player.moves = 0
+  room:broadcast("ArenaEvent", { room_id = room.id, player_id = player.id, kind = "JOINED" }, player.id)
+  return { pos = player.pos, players = roster(room) }
+end
+
+function arena.on_leave(room, player, reason)
+  if player.moves > 0 then counter.add("arena/moves/" .. player.id, player.moves) end
+  room:broadcast("ArenaEvent", { room_id = room.id, player_id = player.id, kind = "LEFT" }, player.id)
+  return { moves = player.moves }
+end
+
+function arena.on_message(room, player, name, msg)
+  -- name is always "ArenaMoveReq": the only message this room type takes.
+  local dx, dy = msg.dir and msg.dir.x or 0, msg.dir and msg.dir.y or 0
+  local len = math.sqrt(dx * dx + dy * dy)
+  if len > 1 then dx, dy = dx / len, dy / len end
+  player.pos.x = clamp(player.pos.x + dx * STEP)
+  player.pos.y = clamp(player.pos.y + dy * STEP)
+  player.moves = player.moves + 1
+  return "ArenaMoveAck", { pos = player.pos }
+end
+
+function arena.on_tick(room, dt)
+  local players = {}
+  for _, id in ipairs(roster(room)) do
+    local p = room.players[id]
+    players[#players + 1] = { id = id, pos = p.pos, hp = p.hp }
+  end
+  room:broadcast("ArenaState", { room_id = room.id, tick = room.tick, players = players })
+end
