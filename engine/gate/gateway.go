@@ -105,9 +105,9 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) Connections(string, int)                        {}
+func (noObserver) Connections(string, int)                       {}
 func (noObserver) Answered(string, protocol.Code, time.Duration) {}
-func (noObserver) Traffic(int, int)                               {}
+func (noObserver) Traffic(int, int)                              {}
 
 // Deps are the gateway's collaborators.
 type Deps struct {

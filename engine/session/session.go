@@ -63,14 +63,14 @@ type Session struct {
 	PlayerID string
 	m        *Manager
 
-	mu       sync.Mutex
-	conn     Conn
-	pushSeq  uint32   // seq of the last push
-	replay   []pushed // pushes not yet acknowledged, oldest first
-	bytes    int
-	acked    uint32
-	expiry   *time.Timer
-	ended    bool
+	mu      sync.Mutex
+	conn    Conn
+	pushSeq uint32   // seq of the last push
+	replay  []pushed // pushes not yet acknowledged, oldest first
+	bytes   int
+	acked   uint32
+	expiry  *time.Timer
+	ended   bool
 }
 
 type pushed struct {

@@ -67,4 +67,3 @@ func generateGo(sch *schema.Schema, file, goPackage string) ([]byte, error) {
 	}
 	return []byte(resp.File[0].GetContent()), nil
 }
-
