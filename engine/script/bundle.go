@@ -141,7 +141,12 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 		chunk := &Chunk{Path: path.Join(display, rel), Module: strings.ReplaceAll(strings.TrimSuffix(rel, ".lua"), "/", ".")}
 		chunk.proto, err = compileChunk(src, chunk.Path)
 		if err != nil {
-			problems = append(problems, asProblem(chunk.Path, err))
+			p := asProblem(chunk.Path, err)
+			if p.Line <= 0 { // the parser reports "at EOF" without a line
+				p.Line = bytes.Count(src, []byte("\n")) + 1
+				p.Message += " at the end of the file"
+			}
+			problems = append(problems, p)
 			return nil
 		}
 		b.modules[chunk.Module] = chunk

@@ -1,0 +1,45 @@
+# Moonforge. `make help` lists the targets.
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN := bin
+ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: build ## start the server: every role in one process, embedded store in ./data, hot reload on
+	$(BIN)/moonforge run -dev $(ARGS)
+
+.PHONY: build
+build: ## build bin/moonforge and bin/bot
+	$(GO) build -o $(BIN)/ . ./tools/bot
+
+.PHONY: bot
+bot: build ## play the demo scenario against a running server (ARGS="-ws" for WebSocket)
+	$(BIN)/bot $(ARGS)
+
+.PHONY: test
+test: ## vet, check generated code, run every test with the race detector
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above are not formatted" && false)
+	$(GO) test -race -count=1 -timeout 9m ./...
+
+.PHONY: fuzz
+fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
+	@for target in $$($(GO) test -list '^Fuzz' ./... | grep '^Fuzz'); do \
+	  pkg=$$(grep -rl "func $$target(" --include='*_test.go' . | head -1 | xargs dirname); \
+	  echo "== $$pkg $$target"; \
+	  $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$${FUZZTIME:-30s} $$pkg || exit 1; \
+	done
+
+.PHONY: generate
+generate: ## regenerate code from proto/ (engine/protocol/protocol.pb.go)
+	$(GO) run ./tools/protogen
+
+.PHONY: clean
+clean: ## remove build output and the local data directory
+	rm -rf $(BIN) data

@@ -1,0 +1,245 @@
+package actor_test
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/actor"
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/schema"
+	"github.com/moonforge/moonforge/engine/script"
+)
+
+func bundle(t *testing.T, src string) *script.Bundle {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "lua", "lobby")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "h.lua"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := schema.Load("../../proto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := script.Compile(filepath.Dir(dir), sch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+
+func withDelta(delta string) string {
+	return "local d = " + delta + "\n" + `mf.handle("EchoReq", function(ctx, req)
+  if req.n < 0 then while true do end end
+  return "EchoAck", { n = req.n + d }
+end)`
+}
+
+type result struct {
+	id   uint16
+	n    int64
+	code protocol.Code
+}
+
+type replier struct{ out chan result }
+
+func (r replier) Reply(_ *call.Request, id uint16, p []byte) {
+	var ack struct{ n int64 }
+	// EchoAck{n} is field 2, a varint: decode it by hand to keep the test independent.
+	for i := 0; i < len(p); {
+		key := p[i]
+		i++
+		v, shift := int64(0), 0
+		for i < len(p) {
+			b := p[i]
+			i++
+			v |= int64(b&0x7f) << shift
+			shift += 7
+			if b < 0x80 {
+				break
+			}
+		}
+		if key == 0x10 {
+			ack.n = v
+		}
+	}
+	r.out <- result{id: id, n: ack.n}
+}
+
+func (r replier) Fail(_ *call.Request, err *protocol.CodeError) { r.out <- result{code: err.Code} }
+
+func echo(t *testing.T, a *actor.Actor, b *script.Bundle, n int64, deadline time.Duration) result {
+	t.Helper()
+	m := b.Schema.ByName("EchoReq")
+	payload := []byte{0x10}
+	for u := uint64(n); ; u >>= 7 {
+		if u < 0x80 {
+			payload = append(payload, byte(u))
+			break
+		}
+		payload = append(payload, byte(u)|0x80)
+	}
+	r := replier{out: make(chan result, 1)}
+	req := &call.Request{MsgID: m.ID, Seq: 1, Payload: payload, Deadline: time.Now().Add(deadline), Replier: r}
+	if !a.Send(func(vm *script.VM) { vm.CallHandler(req) }) {
+		t.Fatal("mailbox refused a task")
+	}
+	select {
+	case res := <-r.out:
+		return res
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer")
+		return result{}
+	}
+}
+
+func newSystem(t *testing.T, b *script.Bundle, svc *script.Services) (*actor.System, *script.Versions) {
+	t.Helper()
+	versions := script.NewVersions(b)
+	sys := actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, WatchInterval: 5 * time.Millisecond})
+	t.Cleanup(sys.Stop)
+	return sys, versions
+}
+
+func TestActorRunsTasksAndSurvivesEndlessLoop(t *testing.T) {
+	b := bundle(t, withDelta("1"))
+	sys, _ := newSystem(t, b, &script.Services{HandlerTimeout: 50 * time.Millisecond})
+	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := echo(t, a, b, 1, time.Second); r.n != 2 {
+		t.Fatalf("reply %+v", r)
+	}
+	if r := echo(t, a, b, -1, 10*time.Second); r.code != protocol.Internal {
+		t.Fatalf("endless loop: %+v", r)
+	}
+	if r := echo(t, a, b, 5, time.Second); r.n != 6 {
+		t.Fatalf("after the loop: %+v", r)
+	}
+}
+
+func TestMailboxFullRefuses(t *testing.T) {
+	b := bundle(t, withDelta("1"))
+	sys, _ := newSystem(t, b, &script.Services{})
+	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby", MailboxSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	a.Send(func(*script.VM) { close(started); <-release })
+	<-started
+	accepted := 0
+	for i := 0; i < 10; i++ {
+		if a.Send(func(*script.VM) {}) {
+			accepted++
+		}
+	}
+	close(release)
+	if accepted != 2 {
+		t.Fatalf("a mailbox of 2 accepted %d tasks while busy", accepted)
+	}
+}
+
+func TestNewVersionAppliedBetweenTasksAndWhenIdle(t *testing.T) {
+	v1 := bundle(t, withDelta("1"))
+	v2 := bundle(t, withDelta("100"))
+	sys, versions := newSystem(t, v1, &script.Services{})
+	busy, err := sys.Spawn(actor.Config{Name: "busy", Role: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := sys.Spawn(actor.Config{Name: "idle", Role: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A task that is running when the version changes finishes on the old version.
+	started, release := make(chan struct{}), make(chan struct{})
+	var during atomic.Value
+	busy.Send(func(vm *script.VM) { close(started); <-release; during.Store(vm.Version()) })
+	<-started
+	versions.Set(v2)
+	close(release)
+	if r := echo(t, busy, v2, 1, time.Second); r.n != 101 {
+		t.Fatalf("next task after the change ran old code: %+v", r)
+	}
+	if during.Load() != v1.Version {
+		t.Fatalf("the running task switched version mid-way")
+	}
+	// An idle actor applies the version without waiting for a task.
+	deadline := time.Now().Add(5 * time.Second)
+	for idle.Version() != v2.Version {
+		if time.Now().After(deadline) {
+			t.Fatal("idle actor did not apply the new version")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestPoolPicksStably(t *testing.T) {
+	b := bundle(t, withDelta("1"))
+	sys, _ := newSystem(t, b, &script.Services{})
+	p, err := sys.NewPool("lobby", 8, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[*actor.Actor]bool{}
+	for i := 0; i < 200; i++ {
+		key := string(rune('a'+i%26)) + string(rune('a'+i/26))
+		if p.Pick(key) != p.Pick(key) {
+			t.Fatal("a key moved between actors")
+		}
+		seen[p.Pick(key)] = true
+	}
+	if len(seen) < 6 {
+		t.Fatalf("200 keys used only %d of 8 actors", len(seen))
+	}
+}
+
+func TestStopFinishesQueuedTasks(t *testing.T) {
+	b := bundle(t, withDelta("1"))
+	versions := script.NewVersions(b)
+	sys := actor.NewSystem(actor.SystemConfig{Services: &script.Services{}, Versions: versions})
+	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran atomic.Int32
+	for i := 0; i < 50; i++ {
+		a.Send(func(*script.VM) { ran.Add(1) })
+	}
+	sys.Stop()
+	if ran.Load() != 50 {
+		t.Fatalf("%d of 50 queued tasks ran before stop", ran.Load())
+	}
+	if a.Send(func(*script.VM) {}) {
+		t.Fatal("a stopped actor took a task")
+	}
+}
+
+func TestTimersRunOnTheActor(t *testing.T) {
+	b := bundle(t, `
+local m = mf.module("m")
+m.ticks = 0
+mf.timer.every(0.005, function() m.ticks = m.ticks + 1 end)
+mf.handle("EchoReq", function(ctx, req) return "EchoAck", { n = m.ticks } end)`)
+	sys, _ := newSystem(t, b, &script.Services{})
+	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for echo(t, a, b, 0, time.Second).n < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the timer did not run")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,234 @@
+package session
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/wire"
+)
+
+// conn records what a session queues on it.
+type conn struct {
+	mu     sync.Mutex
+	frames []wire.Frame
+	kicked protocol.Code
+}
+
+func (c *conn) Send(f wire.Frame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frames = append(c.frames, f)
+	return nil
+}
+
+func (c *conn) Kick(code protocol.Code, _ string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.kicked = code
+}
+
+func (c *conn) seqs() []uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []uint32
+	for _, f := range c.frames {
+		out = append(out, f.Seq)
+	}
+	return out
+}
+
+func ack(seq uint32) func(*Session) wire.Frame {
+	return func(*Session) wire.Frame { return wire.Frame{MsgID: protocol.MsgLoginAck, Flags: wire.FlagReply, Seq: seq} }
+}
+
+func resumeAck(replayed uint32) wire.Frame {
+	return wire.Frame{MsgID: protocol.MsgResumeAck, Flags: wire.FlagReply, Seq: 99, Payload: []byte{byte(replayed)}}
+}
+
+func equal(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPushSeqAndResume(t *testing.T) {
+	m := NewManager(Config{})
+	c1 := &conn{}
+	s := m.Open("p1", c1, ack(1))
+	for i := 0; i < 5; i++ {
+		if !m.Push("p1", 2000, []byte{byte(i)}) {
+			t.Fatal("push refused")
+		}
+	}
+	// The LoginAck reply comes before every push; pushes count from 1.
+	if got := c1.seqs(); !equal(got, []uint32{1, 1, 2, 3, 4, 5}) || c1.frames[0].MsgID != protocol.MsgLoginAck {
+		t.Fatalf("frames %v", got)
+	}
+	s.Detach(c1)
+	m.Push("p1", 2000, []byte{5}) // while detached: kept for the resume
+	c2 := &conn{}
+	if err := s.Resume(3, c2, resumeAck); err != nil {
+		t.Fatal(err)
+	}
+	m.Push("p1", 2000, []byte{6})
+	got := c2.seqs()
+	if !equal(got, []uint32{99, 4, 5, 6, 7}) || c2.frames[0].Payload[0] != 3 {
+		t.Fatalf("after resume: %v (replayed %d)", got, c2.frames[0].Payload[0])
+	}
+	if s.PushSeq() != 7 {
+		t.Fatalf("push seq %d", s.PushSeq())
+	}
+}
+
+func TestResumeRefusals(t *testing.T) {
+	m := NewManager(Config{ReplayMaxPushes: 3})
+	c := &conn{}
+	s := m.Open("p1", c, ack(1))
+	for i := 0; i < 10; i++ {
+		m.Push("p1", 2000, nil)
+	}
+	s.Detach(c)
+	if err := s.Resume(5, &conn{}, resumeAck); err == nil {
+		t.Fatal("resumed although pushes 6 and 7 were dropped from the buffer")
+	}
+	if err := s.Resume(11, &conn{}, resumeAck); err == nil {
+		t.Fatal("resumed from a seq the session never sent")
+	}
+	c3 := &conn{}
+	if err := s.Resume(7, c3, resumeAck); err != nil || !equal(c3.seqs(), []uint32{99, 8, 9, 10}) {
+		t.Fatalf("resume from 7: %v %v", err, c3.seqs())
+	}
+}
+
+func TestAckDropsReplay(t *testing.T) {
+	m := NewManager(Config{})
+	c := &conn{}
+	s := m.Open("p1", c, ack(1))
+	for i := 0; i < 4; i++ {
+		m.Push("p1", 2000, nil)
+	}
+	s.Ack(3)
+	s.Detach(c)
+	if err := s.Resume(2, &conn{}, resumeAck); err == nil {
+		t.Fatal("acknowledged pushes were replayed")
+	}
+	c2 := &conn{}
+	if err := s.Resume(3, c2, resumeAck); err != nil || !equal(c2.seqs(), []uint32{99, 4}) {
+		t.Fatalf("%v %v", err, c2.seqs())
+	}
+}
+
+func TestReplayByteLimit(t *testing.T) {
+	m := NewManager(Config{ReplayMaxBytes: 100})
+	c := &conn{}
+	s := m.Open("p1", c, ack(1))
+	for i := 0; i < 5; i++ {
+		m.Push("p1", 2000, make([]byte, 40))
+	}
+	s.Detach(c)
+	if err := s.Resume(2, &conn{}, resumeAck); err == nil {
+		t.Fatal("more than 100 bytes were kept")
+	}
+	if err := s.Resume(3, &conn{}, resumeAck); err != nil {
+		t.Fatalf("the last 2 pushes (80 bytes) should be kept: %v", err)
+	}
+}
+
+func TestDuplicateLoginKicksAndReplaces(t *testing.T) {
+	var ended []string
+	var mu sync.Mutex
+	m := NewManager(Config{OnEnd: func(s *Session, reason string) {
+		mu.Lock()
+		ended = append(ended, reason)
+		mu.Unlock()
+	}})
+	c1, c2 := &conn{}, &conn{}
+	old := m.Open("p1", c1, ack(1))
+	m.Push("p1", 2000, nil)
+	cur := m.Open("p1", c2, ack(1))
+	if c1.kicked != protocol.KickedDuplicateLogin {
+		t.Fatalf("old connection kicked with %v", c1.kicked)
+	}
+	if m.Get(old.ID) != nil || m.Get(cur.ID) != cur || m.Count() != 1 {
+		t.Fatal("the old session is still held")
+	}
+	m.Push("p1", 2000, nil)
+	if got := c2.seqs(); !equal(got, []uint32{1, 1}) {
+		t.Fatalf("a new session counts pushes from 1: %v", got)
+	}
+	if err := old.Resume(0, &conn{}, resumeAck); err == nil {
+		t.Fatal("resumed a replaced session")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ended) != 1 || ended[0] != "replaced" {
+		t.Fatalf("ended %v", ended)
+	}
+}
+
+func TestExpiryAfterResumeWindow(t *testing.T) {
+	done := make(chan string, 1)
+	m := NewManager(Config{ResumeWindow: 20 * time.Millisecond, OnEnd: func(s *Session, reason string) { done <- reason }})
+	c := &conn{}
+	s := m.Open("p1", c, ack(1))
+	s.Detach(c)
+	select {
+	case reason := <-done:
+		if reason != "expired" {
+			t.Fatalf("reason %s", reason)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session did not expire")
+	}
+	if m.Get(s.ID) != nil || m.Push("p1", 2000, nil) {
+		t.Fatal("an expired session is still reachable")
+	}
+}
+
+func TestResumeCancelsExpiryAndKicksOldConnection(t *testing.T) {
+	m := NewManager(Config{ResumeWindow: 50 * time.Millisecond})
+	c1 := &conn{}
+	s := m.Open("p1", c1, ack(1))
+	s.Detach(c1)
+	c2 := &conn{}
+	if err := s.Resume(0, c2, resumeAck); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // past the window: the resumed session must still be there
+	if m.Get(s.ID) == nil {
+		t.Fatal("the resumed session expired")
+	}
+	// A resume while another connection is still bound takes the session over.
+	c3 := &conn{}
+	if err := s.Resume(0, c3, resumeAck); err != nil {
+		t.Fatal(err)
+	}
+	if c2.kicked != protocol.KickedDuplicateLogin {
+		t.Fatalf("the previous connection was not kicked: %v", c2.kicked)
+	}
+}
+
+func TestShutdownKicksEveryone(t *testing.T) {
+	m := NewManager(Config{})
+	conns := []*conn{{}, {}, {}}
+	for i, c := range conns {
+		m.Open(string(rune('a'+i)), c, ack(1))
+	}
+	m.Shutdown()
+	for i, c := range conns {
+		if c.kicked != protocol.ServerShutdown {
+			t.Fatalf("conn %d: %v", i, c.kicked)
+		}
+	}
+	if m.Count() != 0 || m.PushAll(2000, nil) != 0 {
+		t.Fatal("sessions survived the shutdown")
+	}
+}
