@@ -34,7 +34,6 @@ func bundle(t *testing.T, src string) *script.Bundle {
 	return b
 }
 
-
 func withDelta(delta string) string {
 	return "local d = " + delta + "\n" + `mf.handle("EchoReq", function(ctx, req)
   if req.n < 0 then while true do end end

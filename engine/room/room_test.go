@@ -189,7 +189,7 @@ func TestMessagesAndTicks(t *testing.T) {
 
 type replier func(id uint16, err *protocol.CodeError)
 
-func (f replier) Reply(_ *call.Request, id uint16, _ []byte)     { f(id, nil) }
+func (f replier) Reply(_ *call.Request, id uint16, _ []byte)    { f(id, nil) }
 func (f replier) Fail(_ *call.Request, err *protocol.CodeError) { f(0, err) }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -12,10 +13,19 @@ import (
 // codecError is a Decode or Encode failure at a field path. The path is collected innermost
 // first while the failure unwinds the nested calls, and printed outermost first.
 type codecError struct {
-	root string   // full name of the top message
-	path []string // segments such as ".players", "[2]", "[\"k\"]"; innermost first
-	msg  string
+	root  string   // full name of the top message
+	path  []string // segments such as ".players", "[2]", "[\"k\"]"; innermost first
+	msg   string
+	cause error // one of the err* kinds below, or nil
 }
+
+// Kinds of Decode failure that protobuf-go does not share: it keeps a field with an unexpected
+// wire type as an unknown field, allows 10000 levels of nesting, and has no Lua tables.
+var (
+	errWrongWire  = errors.New("wrong wire type")
+	errTooDeep    = errors.New("nested too deep")
+	errSparseKeys = errors.New("integer map keys too sparse")
+)
 
 func (e *codecError) Error() string {
 	var b strings.Builder
@@ -32,10 +42,16 @@ func errorf(format string, args ...any) error {
 	return &codecError{msg: fmt.Sprintf(format, args...)}
 }
 
+// kindErrorf is errorf for a failure of one of the err* kinds, which errors.Is tells apart.
+func kindErrorf(cause error, format string, args ...any) error {
+	return &codecError{msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+func (e *codecError) Unwrap() error { return e.cause }
+
 // at adds one path segment to a codecError on its way out; other errors pass unchanged.
 func at(err error, segment string) error {
-	var ce *codecError
-	if errors.As(err, &ce) {
+	if ce, ok := err.(*codecError); ok {
 		ce.path = append(ce.path, segment)
 	}
 	return err
@@ -43,8 +59,7 @@ func at(err error, segment string) error {
 
 // rooted names the top message of a codecError.
 func rooted(err error, root string) error {
-	var ce *codecError
-	if errors.As(err, &ce) {
+	if ce, ok := err.(*codecError); ok {
 		ce.root = root
 	}
 	return err
@@ -66,7 +81,11 @@ func keySegment(k lua.LValue) string {
 	}
 }
 
+// formatNumber writes integral values in full (2^63 as 9223372036854775808), others shortest.
 func formatNumber(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
+		return strconv.FormatFloat(f, 'f', 0, 64)
+	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	lua "github.com/yuin/gopher-lua"
@@ -42,7 +43,7 @@ func decode(L *lua.LState, c *codec, b []byte) (*lua.LTable, error) {
 // field occurred again on the wire) and b is merged into it as protobuf-go merges.
 func (d *decoder) message(c *codec, t *lua.LTable, b []byte, depth int, merge bool) error {
 	if depth > maxDepth {
-		return errorf("messages nested deeper than %d", maxDepth)
+		return kindErrorf(errTooDeep, "messages nested deeper than %d", maxDepth)
 	}
 	var seenBuf, deferBuf [2]uint64
 	seen, deferring := seenBuf[:], deferBuf[:]
@@ -196,6 +197,9 @@ func (d *decoder) list(f *field, lt *lua.LTable, typ protowire.Type, b []byte, d
 		lt.Append(st)
 		return n, nil
 	}
+	if typ != f.wire && !(typ == protowire.BytesType && f.packable) {
+		return 0, wrongWire(f, typ)
+	}
 	if typ == protowire.BytesType && f.packable {
 		v, n := protowire.ConsumeBytes(b)
 		if n < 0 {
@@ -308,7 +312,7 @@ func (d *decoder) flush(pending []pendingEntry) error {
 		if top := p.t.MaxN(); p.key > top+1 {
 			d.holes += p.key - top - 1
 			if d.holes > maxHoles {
-				return at(errorf("integer map keys too sparse for a Lua table (key %d would add %d nil slots to its array part; at most %d per Decode)",
+				return at(kindErrorf(errSparseKeys, "integer map keys too sparse for a Lua table (key %d would add %d nil slots to its array part; at most %d per Decode)",
 					p.key, p.key-top-1, maxHoles), fieldSegment(p.f))
 			}
 		}
@@ -403,11 +407,19 @@ func uint64Value(v uint64) lua.LValue {
 }
 
 func malformed(n int) error {
-	return errorf("malformed wire data: %v", protowire.ParseError(n))
+	msg := protowire.ParseError(n).Error()
+	if rest, ok := strings.CutPrefix(msg, "proto:"); ok {
+		msg = strings.TrimLeft(rest, " \u00a0")
+	}
+	return errorf("malformed wire data: %s", msg)
 }
 
 func wrongWire(f *field, typ protowire.Type) error {
-	return errorf("wrong wire type %s for a %s field (want %s)", wireName(typ), f.kind, wireName(f.wire))
+	kind := f.kind.String()
+	if f.isMap() {
+		kind = "map"
+	}
+	return kindErrorf(errWrongWire, "wrong wire type %s for a %s field (want %s)", wireName(typ), kind, wireName(f.wire))
 }
 
 func wireName(t protowire.Type) string {

@@ -28,7 +28,7 @@ func encode(dst []byte, c *codec, t *lua.LTable) ([]byte, error) {
 // encodeMessage appends the fields of t in field-number order.
 func encodeMessage(b []byte, c *codec, t *lua.LTable, depth int) ([]byte, error) {
 	if depth > maxDepth {
-		return b, errorf("tables nested deeper than %d (does a table contain itself?)", maxDepth)
+		return b, kindErrorf(errTooDeep, "tables nested deeper than %d (does a table contain itself?)", maxDepth)
 	}
 	var slotBuf [32]lua.LValue
 	slots := slotBuf[:0]

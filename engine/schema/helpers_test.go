@@ -2,7 +2,6 @@ package schema
 
 import (
 	"os"
-	"sync"
 	"testing"
 	"testing/fstest"
 )
@@ -24,26 +23,20 @@ func testFS(tb testing.TB) fstest.MapFS {
 	}
 }
 
-var (
-	testSchemaOnce sync.Once
-	testSchemaVal  *Schema
-	testSchemaErr  error
-)
-
-// testSchema loads the codec test schema once per test binary.
+// testSchema loads the codec test schema.
 func testSchema(tb testing.TB) *Schema {
 	tb.Helper()
-	testSchemaOnce.Do(func() { testSchemaVal, testSchemaErr = LoadFS(testFS(tb)) })
-	if testSchemaErr != nil {
-		tb.Fatal(testSchemaErr)
+	s, err := LoadFS(testFS(tb))
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return testSchemaVal
+	return s
 }
 
-// testMessage returns the message of the test schema with the given name.
-func testMessage(tb testing.TB, name string) *Message {
+// testMessage returns the message of schema s with the given name.
+func testMessage(tb testing.TB, s *Schema, name string) *Message {
 	tb.Helper()
-	m := testSchema(tb).ByName(name)
+	m := s.ByName(name)
 	if m == nil {
 		tb.Fatalf("no message %s", name)
 	}

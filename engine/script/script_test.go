@@ -472,12 +472,14 @@ type room struct {
 	closed  bool
 }
 
-func (r *room) ID() string                                   { return "r1" }
-func (r *room) Type() string                                 { return "arena" }
-func (r *room) Broadcast(id uint16, _ []byte, except string) { r.pushed = append(r.pushed, "all-"+except) }
-func (r *room) Send(p string, _ uint16, _ []byte) bool       { r.pushed = append(r.pushed, p); return true }
-func (r *room) Remove(p string)                              { r.removed = append(r.removed, p) }
-func (r *room) Close()                                       { r.closed = true }
+func (r *room) ID() string   { return "r1" }
+func (r *room) Type() string { return "arena" }
+func (r *room) Broadcast(id uint16, _ []byte, except string) {
+	r.pushed = append(r.pushed, "all-"+except)
+}
+func (r *room) Send(p string, _ uint16, _ []byte) bool { r.pushed = append(r.pushed, p); return true }
+func (r *room) Remove(p string)                        { r.removed = append(r.removed, p) }
+func (r *room) Close()                                 { r.closed = true }
 
 func TestRoomCallbacks(t *testing.T) {
 	b := compile(t, map[string]string{"game/arena.lua": `

@@ -40,7 +40,9 @@ func (c *conn) seqs() []uint32 {
 }
 
 func ack(seq uint32) func(*Session) wire.Frame {
-	return func(*Session) wire.Frame { return wire.Frame{MsgID: protocol.MsgLoginAck, Flags: wire.FlagReply, Seq: seq} }
+	return func(*Session) wire.Frame {
+		return wire.Frame{MsgID: protocol.MsgLoginAck, Flags: wire.FlagReply, Seq: seq}
+	}
 }
 
 func resumeAck(replayed uint32) wire.Frame {
