@@ -64,7 +64,7 @@ func (d *decoder) message(c *codec, t *lua.LTable, b []byte, depth int, merge bo
 		if f == nil {
 			n = protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
-				return at(malformed(n), "["+strconv.Itoa(int(num))+"]")
+				return at(malformed(n), "(field "+strconv.Itoa(int(num))+")")
 			}
 			b = b[n:]
 			continue

@@ -60,5 +60,6 @@
 //     key, so equal tables encode to equal bytes.
 //
 // Errors name the field path, e.g. "demo.ArenaState.players[2].x: want number, got string";
-// map keys appear as ["key"] or [7], and (key) or (value) marks the part of a map entry at fault.
+// map keys appear as ["key"] or [7], (key) or (value) marks the part of a map entry at fault, and
+// (field 9) an unknown field.
 package schema
