@@ -1,0 +1,35 @@
+package tests
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBot runs the built tools/bot against the server over TCP and over WebSocket.
+func TestBot(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	for _, transport := range []string{"tcp", "ws"} {
+		t.Run(transport, func(t *testing.T) {
+			args := []string{"-addr", s.addr(transport), "-proto", s.path("proto"), "-device", "bot-" + transport, "-moves", "5", "-watch", "300ms"}
+			if transport == "ws" {
+				args = append(args, "-ws")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, built.bot, args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("bot %v: %v\n%s", args, err, out)
+			}
+			if !strings.Contains(string(out), "bot bot-"+transport+": ok") {
+				t.Errorf("bot output lacks its ok line:\n%s", out)
+			}
+			if !strings.Contains(string(out), "ArenaState") {
+				t.Errorf("the bot saw no ArenaState push:\n%s", out)
+			}
+		})
+	}
+}

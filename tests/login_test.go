@@ -1,0 +1,256 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/moonforge/moonforge/engine/client"
+	"github.com/moonforge/moonforge/engine/protocol"
+)
+
+// TestLoginAndRequests covers every login method, a request/reply and chat pushes, over TCP and
+// over WebSocket.
+func TestLoginAndRequests(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"tcp", "ws"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, options{})
+			t.Run("guest", func(t *testing.T) {
+				c1 := s.dial(t, transport)
+				first := guest(t, c1, "device-"+transport)
+				if !first.Created {
+					t.Errorf("first guest login: created=false, want true")
+				}
+				if first.ExpiresAtMs <= time.Now().UnixMilli() {
+					t.Errorf("token expires at %d, already past", first.ExpiresAtMs)
+				}
+				_ = c1.Close()
+				c2 := s.dial(t, transport)
+				again := guest(t, c2, "device-"+transport)
+				if again.Created {
+					t.Errorf("second guest login: created=true, want false")
+				}
+				if again.PlayerId != first.PlayerId {
+					t.Errorf("same device, different players: %q then %q", first.PlayerId, again.PlayerId)
+				}
+				if again.SessionId == first.SessionId {
+					t.Errorf("a new login reused session %q", first.SessionId)
+				}
+				other := guest(t, s.dial(t, transport), "other-device-"+transport)
+				if other.PlayerId == first.PlayerId {
+					t.Errorf("two devices got the same player %q", first.PlayerId)
+				}
+			})
+			t.Run("password", func(t *testing.T) {
+				ctx := timeout(t, 10*time.Second)
+				account := "pat-" + transport
+				reg, err := s.dial(t, transport).Login(ctx, "password", account, "correct horse", map[string]string{"register": "1"})
+				if err != nil {
+					t.Fatalf("register: %v", err)
+				}
+				if !reg.Created || reg.PlayerId == "" {
+					t.Errorf("register: %+v, want created with a player id", reg)
+				}
+				ack, err := s.dial(t, transport).Login(ctx, "password", account, "correct horse", nil)
+				if err != nil {
+					t.Fatalf("login: %v", err)
+				}
+				if ack.PlayerId != reg.PlayerId || ack.Created {
+					t.Errorf("login: player %q created=%v, want %q created=false", ack.PlayerId, ack.Created, reg.PlayerId)
+				}
+				c := s.dial(t, transport)
+				_, err = c.Login(ctx, "password", account, "wrong horse!", nil)
+				expectCode(t, "wrong password", err, protocol.Unauthenticated)
+				// The connection stays, and a correct login on it works.
+				if ack, err := c.Login(ctx, "password", account, "correct horse", nil); err != nil || ack.PlayerId != reg.PlayerId {
+					t.Errorf("login after a wrong password on the same connection: %v %v", ack, err)
+				}
+				_, err = s.dial(t, transport).Login(ctx, "password", "nobody-"+transport, "correct horse", nil)
+				expectCode(t, "unknown account", err, protocol.Unauthenticated)
+			})
+			t.Run("token", func(t *testing.T) {
+				ctx := timeout(t, 10*time.Second)
+				first := guest(t, s.dial(t, transport), "token-device-"+transport)
+				ack, err := s.dial(t, transport).Login(ctx, "token", "", first.Token, nil)
+				if err != nil {
+					t.Fatalf("token login: %v", err)
+				}
+				if ack.PlayerId != first.PlayerId {
+					t.Errorf("token login: player %q, want %q", ack.PlayerId, first.PlayerId)
+				}
+				if ack.SessionId == first.SessionId {
+					t.Errorf("token login reused session %q; PROTOCOL.md: a new session", ack.SessionId)
+				}
+				_, err = s.dial(t, transport).Login(ctx, "token", "", first.Token+"x", nil)
+				expectCode(t, "tampered token", err, protocol.Unauthenticated)
+			})
+			t.Run("custom", func(t *testing.T) {
+				ctx := timeout(t, 10*time.Second)
+				alice, err := s.dial(t, transport).Login(ctx, "dev_ticket", "", "dev:alice-"+transport, nil)
+				if err != nil {
+					t.Fatalf("dev_ticket: %v", err)
+				}
+				if alice.PlayerId == "" || !alice.Created {
+					t.Errorf("dev_ticket: %+v, want a new player", alice)
+				}
+				again, err := s.dial(t, transport).Login(ctx, "dev_ticket", "", "dev:alice-"+transport, nil)
+				if err != nil {
+					t.Fatalf("dev_ticket again: %v", err)
+				}
+				if again.PlayerId != alice.PlayerId || again.Created {
+					t.Errorf("dev_ticket again: %+v, want player %q not created", again, alice.PlayerId)
+				}
+				_, err = s.dial(t, transport).Login(ctx, "dev_ticket", "", "forged", nil)
+				expectCode(t, "bad ticket", err, protocol.Unauthenticated)
+				_, err = s.dial(t, transport).Login(ctx, "carrier_pigeon", "x", "y", nil)
+				expectCode(t, "unknown method", err, protocol.BadRequest)
+			})
+			t.Run("echo", func(t *testing.T) {
+				c := s.dial(t, transport)
+				guest(t, c, "echo-"+transport)
+				for _, n := range []int64{0, 1, -7, 1 << 40} {
+					got, err := s.echo(timeout(t, 5*time.Second), c, n)
+					if err != nil || got != n {
+						t.Fatalf("echo %d: got %d, %v", n, got, err)
+					}
+				}
+				big := strings.Repeat("x", 100<<10)
+				m := s.mustCall(t, c, "EchoReq", fmt.Sprintf(`{"body": %q}`, b64(big)), "EchoAck")
+				if !bytes.Equal(field(m, "body").Bytes(), []byte(big)) {
+					t.Errorf("a 100 KiB body did not come back unchanged")
+				}
+			})
+		})
+	}
+}
+
+// TestChatPushes checks that a chat message reaches another client as a push, and that each
+// session numbers its pushes 1, 2, 3...
+func TestChatPushes(t *testing.T) {
+	t.Parallel()
+	for _, transport := range []string{"tcp", "ws"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, options{})
+			sender := s.dial(t, "tcp")
+			senderAck := guest(t, sender, "sender")
+			listener := s.dial(t, transport)
+			guest(t, listener, "listener")
+			const n = 5
+			for i := range n {
+				text := fmt.Sprintf("hello %d", i)
+				ack := s.mustCall(t, sender, "ChatSendReq", fmt.Sprintf(`{"text": %q}`, text), "ChatSendAck")
+				if got := field(ack, "index").Uint(); got != uint64(i+1) {
+					t.Errorf("ChatSendAck.index = %d, want %d", got, i+1)
+				}
+			}
+			for _, c := range []*client.Client{listener, sender} {
+				for i := range n {
+					p := nextPush(t, c, 5*time.Second)
+					if p.Seq != uint32(i+1) {
+						t.Errorf("push %d has seq %d, want %d", i, p.Seq, i+1)
+					}
+					m, err := s.msgs.Message(p.MsgID, p.Payload)
+					if err != nil {
+						t.Fatalf("push %d: %v", i, err)
+					}
+					if name := m.Descriptor().Name(); name != "ChatMessage" {
+						t.Fatalf("push %d is %s, want ChatMessage", i, name)
+					}
+					if got, want := field(m, "text").String(), fmt.Sprintf("hello %d", i); got != want {
+						t.Errorf("push %d text %q, want %q", i, got, want)
+					}
+					if got := field(m, "from").String(); got != senderAck.PlayerId {
+						t.Errorf("push %d from %q, want %q", i, got, senderAck.PlayerId)
+					}
+					if field(m, "index").Uint() != uint64(i+1) || field(m, "sent_at_ms").Int() == 0 {
+						t.Errorf("push %d: index %d sent_at_ms %d", i, field(m, "index").Uint(), field(m, "sent_at_ms").Int())
+					}
+				}
+			}
+			_, err := s.call(timeout(t, 5*time.Second), sender, "ChatSendReq", `{"text": ""}`)
+			expectCode(t, "empty chat", err, 1001)
+			_, err = s.call(timeout(t, 5*time.Second), sender, "ChatSendReq", fmt.Sprintf(`{"text": %q}`, strings.Repeat("y", 201)))
+			expectCode(t, "long chat", err, 1002)
+		})
+	}
+}
+
+// workedExample is the guest login of PROTOCOL.md's worked example, byte for byte.
+const workedExample = `
+00 00 00 16
+00 0a
+00 00
+00 00 00 01
+0a 05 67 75 65 73 74 12 05 64 65 76 2d 31`
+
+// TestWorkedExample writes PROTOCOL.md's worked example on a raw TCP connection (the length field
+// 22 and the 22 bytes it counts) and as one WebSocket message (the 22 bytes after the length), and
+// checks the reply's header.
+func TestWorkedExample(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	example, err := hex.DecodeString(strings.Join(strings.Fields(workedExample), ""))
+	if err != nil || len(example) != 4+22 {
+		t.Fatalf("the example is %d bytes (%v), want 4+22", len(example), err)
+	}
+
+	t.Run("tcp", func(t *testing.T) {
+		nc, err := net.DialTimeout("tcp", s.tcp, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := nc.Write(example); err != nil {
+			t.Fatal(err)
+		}
+		var head [12]byte
+		if _, err := io.ReadFull(nc, head[:]); err != nil {
+			t.Fatalf("reading the reply header: %v", err)
+		}
+		length := uint32(head[0])<<24 | uint32(head[1])<<16 | uint32(head[2])<<8 | uint32(head[3])
+		if length < 8 || length > 1<<20 {
+			t.Fatalf("reply length %d", length)
+		}
+		if want := []byte{0x00, 0x0b, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01}; !bytes.Equal(head[4:], want) {
+			t.Fatalf("reply header % x, want % x (msg_id 11, flags 0x0001, seq 1)", head[4:], want)
+		}
+		payload := make([]byte, length-8)
+		if _, err := io.ReadFull(nc, payload); err != nil {
+			t.Fatal(err)
+		}
+		checkExampleAck(t, payload)
+	})
+	t.Run("ws", func(t *testing.T) {
+		r := dialRaw(t, s, "ws")
+		if err := r.writeBytes(example[4:]); err != nil {
+			t.Fatal(err)
+		}
+		f := r.nextFrame(10 * time.Second)
+		if f.id != protocol.MsgLoginAck || f.flags != flagReply || f.seq != 1 {
+			t.Fatalf("reply %v, want msg_id 11, flags 0x0001, seq 1", f)
+		}
+		checkExampleAck(t, f.payload)
+	})
+}
+
+func checkExampleAck(t *testing.T, payload []byte) {
+	t.Helper()
+	var ack protocol.LoginAck
+	if err := proto.Unmarshal(payload, &ack); err != nil {
+		t.Fatalf("LoginAck: %v", err)
+	}
+	if ack.PlayerId == "" || ack.Token == "" || ack.SessionId == "" {
+		t.Errorf("LoginAck incomplete: %v", &ack)
+	}
+}

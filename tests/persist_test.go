@@ -1,0 +1,82 @@
+package tests
+
+import "testing"
+
+// history returns the texts of ChatHistoryAck, oldest first.
+func (s *server) history(t testing.TB, device string) []string {
+	t.Helper()
+	c := s.dial(t, "tcp")
+	guest(t, c, device)
+	m := s.mustCall(t, c, "ChatHistoryReq", `{"limit": 50}`, "ChatHistoryAck")
+	list := field(m, "messages").List()
+	out := make([]string, list.Len())
+	for i := range list.Len() {
+		msg := list.Get(i).Message()
+		out[i] = msg.Get(msg.Descriptor().Fields().ByName("text")).String()
+	}
+	_ = c.Close()
+	return out
+}
+
+// stats returns StatsAck.stats as chats_sent, arena_joins.
+func (s *server) stats(t testing.TB, device string) (chats, joins uint64) {
+	t.Helper()
+	c := s.dial(t, "tcp")
+	guest(t, c, device)
+	m := s.mustCall(t, c, "StatsReq", ``, "StatsAck")
+	st := field(m, "stats").Message()
+	chats = st.Get(st.Descriptor().Fields().ByName("chats_sent")).Uint()
+	joins = st.Get(st.Descriptor().Fields().ByName("arena_joins")).Uint()
+	_ = c.Close()
+	return chats, joins
+}
+
+// TestPersistence checks that chat history and statistics survive a graceful restart and a
+// SIGKILL sent right after the server acknowledged them.
+func TestPersistence(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	const device = "keeper"
+
+	c := s.dial(t, "tcp")
+	guest(t, c, device)
+	s.mustCall(t, c, "ChatSendReq", `{"text": "before the graceful stop"}`, "ChatSendAck")
+	if code := s.stop(); code != 0 {
+		t.Fatalf("graceful stop: exit code %d", code)
+	}
+	s.restart()
+	if got := s.history(t, device); len(got) != 1 || got[0] != "before the graceful stop" {
+		t.Errorf("history after a graceful restart: %q", got)
+	}
+	if chats, _ := s.stats(t, device); chats != 1 {
+		t.Errorf("chats_sent after a graceful restart: %d, want 1", chats)
+	}
+
+	c = s.dial(t, "tcp")
+	guest(t, c, device)
+	s.mustCall(t, c, "ChatSendReq", `{"text": "before the kill"}`, "ChatSendAck")
+	s.mustCall(t, c, "ArenaJoinReq", `{}`, "ArenaJoinAck")
+	s.kill() // at once: nothing may be lost that was acknowledged
+	s.restart()
+	if got := s.history(t, device); len(got) != 2 || got[0] != "before the graceful stop" || got[1] != "before the kill" {
+		t.Errorf("history after kill -9: %q", got)
+	}
+	if chats, joins := s.stats(t, device); chats != 2 || joins != 1 {
+		t.Errorf("stats after kill -9: chats_sent %d arena_joins %d, want 2 and 1", chats, joins)
+	}
+
+	// Many acknowledged writes in a burst, then kill -9.
+	c = s.dial(t, "ws")
+	guest(t, c, device)
+	for range 20 {
+		s.mustCall(t, c, "ChatSendReq", `{"text": "burst"}`, "ChatSendAck")
+	}
+	s.kill()
+	s.restart()
+	if got := s.history(t, device); len(got) != 22 || got[21] != "burst" {
+		t.Errorf("history after a burst and kill -9: %d messages, want 22", len(got))
+	}
+	if chats, _ := s.stats(t, device); chats != 22 {
+		t.Errorf("chats_sent after a burst and kill -9: %d, want 22", chats)
+	}
+}
