@@ -74,15 +74,8 @@ func start(t *testing.T, edit func(*config.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for n.TCPAddr() == "" || n.AdminAddr() == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("node did not start")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
 	}
 	sch, err := schema.Load(cfg.ProtoDir)
 	if err != nil {
@@ -91,8 +84,9 @@ func start(t *testing.T, edit func(*config.Config)) *env {
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := n.Stop(stopCtx); err != nil {
 				t.Errorf("stop: %v", err)
 			}
 		})

@@ -84,8 +84,10 @@ type pushed struct {
 // ("replaced") and its connection, if any, is kicked with KICKED_DUPLICATE_LOGIN.
 func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame) *Session {
 	s := &Session{ID: newID(), PlayerID: playerID, m: m, conn: c}
-	_ = c.Send(ack(s))
 	m.mu.Lock()
+	// Queued under the manager's lock: a push cannot reach s before its ack, and a login the
+	// client sends after reading the ack cannot be registered before s.
+	_ = c.Send(ack(s))
 	old := m.byPlayer[playerID]
 	if old != nil {
 		delete(m.byID, old.ID)
