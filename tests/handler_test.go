@@ -1,9 +1,12 @@
 package tests
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/moonforge/moonforge/engine/client"
 	"github.com/moonforge/moonforge/engine/protocol"
@@ -110,5 +113,76 @@ func TestHandlerErrorsProduction(t *testing.T) {
 	}
 	if !s.log.waitFor(5*time.Second, "script error", crashAt) {
 		t.Errorf("the server log has no script error at %s", crashAt)
+	}
+}
+
+// TestBusyActor fills the only lobby actor: an endless handler runs into the request deadline
+// (TIMEOUT), requests queued behind it are answered after it, and those over the mailbox size are
+// refused at once with UNAVAILABLE, before the running handler ends.
+func TestBusyActor(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{fixtures: true, config: "lua:\n  pool_size: 1\n  mailbox_size: 2\n  handler_timeout: 5s\ngate:\n  request_timeout: 600ms\n"})
+	r := dialRaw(t, s, "tcp")
+	r.login("busy", 1)
+	who := s.msgs.Schema.ByName("WhoReq").ID
+	r.send(frame{id: s.msgs.Schema.ByName("LoopReq").ID, seq: 2})
+	time.Sleep(100 * time.Millisecond) // the actor takes LoopReq out of its mailbox
+	for seq := uint32(3); seq <= 8; seq++ {
+		r.send(frame{id: who, seq: seq})
+	}
+	// Replies in arrival order.
+	type answer struct {
+		seq   uint32
+		code  protocol.Code // 0 for WhoAck
+		retry uint32
+	}
+	var answers []answer
+	for range 7 {
+		f := r.nextNonPush(10 * time.Second)
+		a := answer{seq: f.seq}
+		if f.id == protocol.MsgError {
+			var e protocol.Error
+			if err := proto.Unmarshal(f.payload, &e); err != nil {
+				t.Fatal(err)
+			}
+			a.code, a.retry = protocol.Code(e.Code), e.RetryAfterMs
+		} else if f.id != s.msgs.Schema.ByName("WhoAck").ID {
+			t.Fatalf("unexpected %v", f)
+		}
+		answers = append(answers, a)
+	}
+	t.Logf("answers in arrival order: %+v", answers)
+	loopAt := slices.IndexFunc(answers, func(a answer) bool { return a.seq == 2 })
+	if loopAt < 0 || answers[loopAt].code != protocol.Timeout {
+		t.Fatalf("LoopReq past the 600ms request deadline: want TIMEOUT")
+	}
+	queued, refused := 0, 0
+	for i, a := range answers {
+		switch {
+		case a.seq == 2:
+		case a.code == protocol.Unavailable:
+			refused++
+			if i > loopAt {
+				t.Errorf("seq %d: UNAVAILABLE after the running handler ended, want it at once", a.seq)
+			}
+			if a.retry == 0 {
+				t.Errorf("seq %d: UNAVAILABLE without retry_after_ms", a.seq)
+			}
+		case a.code == 0 || a.code == protocol.Timeout:
+			// Queued behind the loop: answered after it, or expired if its deadline passed first.
+			queued++
+			if i < loopAt {
+				t.Errorf("seq %d answered before the handler running ahead of it in the same actor", a.seq)
+			}
+		default:
+			t.Errorf("WhoReq seq %d: %s", a.seq, a.code)
+		}
+	}
+	if queued != 2 || refused != 4 {
+		t.Errorf("%d WhoReq queued and %d refused; want 2 and 4 with a mailbox of 2", queued, refused)
+	}
+	r.send(frame{id: who, seq: 9})
+	if f := r.reply(9, 5*time.Second); f.id != s.msgs.Schema.ByName("WhoAck").ID {
+		t.Errorf("WhoReq after the loop: %v %s", f, describeError(f))
 	}
 }

@@ -254,3 +254,51 @@ func checkExampleAck(t *testing.T, payload []byte) {
 		t.Errorf("LoginAck incomplete: %v", &ack)
 	}
 }
+
+// TestLoginRules checks the login options of the configuration and the refusals of bad accounts.
+func TestLoginRules(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{config: "gate:\n  disabled_login_methods: [dev_ticket]\n  max_unauthenticated: 1\nauth:\n  min_password_len: 10\n"})
+	ctx := timeout(t, 30*time.Second)
+
+	_, err := s.dial(t, "tcp").Login(ctx, "dev_ticket", "", "dev:bob", nil)
+	expectCode(t, "disabled method", err, protocol.BadRequest)
+
+	c := s.dial(t, "tcp")
+	_, err = c.Login(ctx, "password", "shorty", "123456789", map[string]string{"register": "1"})
+	expectCode(t, "password below min_password_len", err, protocol.BadRequest)
+	if _, err := c.Login(ctx, "password", "shorty", "1234567890", map[string]string{"register": "1"}); err != nil {
+		t.Fatalf("register with min_password_len characters: %v", err)
+	}
+	_, err = c.Login(ctx, "password", "shorty", "1234567890", nil)
+	expectCode(t, "a second login on the same connection", err, protocol.BadRequest)
+	s.mustEcho(t, c, 1, 1)
+	_, err = s.dial(t, "tcp").Login(ctx, "password", "shorty", "0987654321", map[string]string{"register": "1"})
+	expectCode(t, "register an existing account", err, protocol.BadRequest)
+	_, err = s.dial(t, "tcp").Login(ctx, "guest", "", "", nil)
+	expectCode(t, "guest without a device id", err, protocol.BadRequest)
+
+	r := dialRaw(t, s, "tcp")
+	r.send(frame{id: s.msgs.Schema.ByName("EchoReq").ID, seq: 1})
+	r.expectError(1, protocol.Unauthenticated)
+	r.expectKickAndClose(protocol.Unauthenticated, 5*time.Second)
+}
+
+// TestOneWayFrameworkMessages sends Ping, LoginReq and ResumeReq with seq 0: PROTOCOL.md says a
+// one-way message gets no reply.
+func TestOneWayFrameworkMessages(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	for _, transport := range []string{"tcp", "ws"} {
+		t.Run(transport, func(t *testing.T) {
+			r := dialRaw(t, s, transport)
+			r.sendMsg(protocol.MsgPing, 0, &protocol.Ping{ClientTimeMs: 1})
+			r.sendMsg(protocol.MsgResumeReq, 0, &protocol.ResumeReq{Token: "bad"})
+			r.sendMsg(protocol.MsgLoginReq, 0, &protocol.LoginReq{Method: "guest", Account: "one-way-" + transport})
+			r.sendMsg(protocol.MsgPing, 7, &protocol.Ping{ClientTimeMs: 2})
+			if f := r.nextFrame(5 * time.Second); f.seq != 7 || f.id != protocol.MsgPong {
+				t.Errorf("first frame after three one-way messages: %v, want the Pong to seq 7", f)
+			}
+		})
+	}
+}

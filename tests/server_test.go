@@ -88,6 +88,8 @@ type options struct {
 	fixtures bool
 	// production runs without -dev.
 	production bool
+	// prepare, if set, rearranges the server's directory (lua/, proto/) before the first start.
+	prepare func(t testing.TB, dir string)
 }
 
 // server is one moonforge process (and its restarts) in its own directory. Its methods are for
@@ -126,6 +128,9 @@ func startServer(t testing.TB, opts options) *server {
 	}
 	if opts.config != "" {
 		writeFile(t, s.path("config.yaml"), opts.config)
+	}
+	if opts.prepare != nil {
+		opts.prepare(t, s.dir)
 	}
 	sch, err := schema.Load(s.path("proto"))
 	if err != nil {

@@ -30,13 +30,24 @@ func TestDuplicateLogin(t *testing.T) {
 
 			// A token login of the same player is a second login too.
 			c2 := s.dial(t, "tcp")
-			if _, err := c2.Login(timeout(t, 5*time.Second), "token", "", second.Token, nil); err != nil {
+			third, err := c2.Login(timeout(t, 5*time.Second), "token", "", second.Token, nil)
+			if err != nil {
 				t.Fatalf("token login: %v", err)
 			}
 			if k := waitKick(t, c, 5*time.Second); k == nil || protocol.Code(k.Code) != protocol.KickedDuplicateLogin {
 				t.Errorf("the older connection ended with Kick %v, want KICKED_DUPLICATE_LOGIN", k)
 			}
 			s.mustEcho(t, c2, 2, 2)
+
+			// A resume of the session bound to c2 moves it and kicks c2.
+			r3 := dialRaw(t, s, transport)
+			ack := resumeRaw(t, r3, third.Token, 0)
+			if ack.PlayerId != second.PlayerId {
+				t.Errorf("resume: player %q", ack.PlayerId)
+			}
+			if k := waitKick(t, c2, 5*time.Second); k == nil || protocol.Code(k.Code) != protocol.KickedDuplicateLogin {
+				t.Errorf("resuming elsewhere ended the bound connection with Kick %v, want KICKED_DUPLICATE_LOGIN", k)
+			}
 		})
 	}
 }
