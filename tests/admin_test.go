@@ -80,6 +80,25 @@ func TestAdmin(t *testing.T) {
 	if code, _ := s.httpGet(t, "/nonexistent"); code != http.StatusNotFound {
 		t.Errorf("/nonexistent: %d, want 404", code)
 	}
+
+	// Closed connections leave the gauge; their sessions wait for a resume.
+	_ = c.Close()
+	_ = w.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body := s.httpGet(t, "/metrics")
+		m := string(body)
+		if strings.Contains(m, `moonforge_connections{transport="tcp"} 0`) && strings.Contains(m, `moonforge_connections{transport="ws"} 0`) {
+			if !strings.Contains(m, "moonforge_sessions 2") {
+				t.Errorf("sessions after the connections closed: %s", grepLines(m, "moonforge_sessions"))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connections after closing both clients: %s", grepLines(m, "moonforge_connections"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // grepLines returns the lines of text that contain sub.

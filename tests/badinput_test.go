@@ -350,3 +350,27 @@ func checkAnswers(t *testing.T, s *server, r *rawConn, want map[uint32]bool) {
 	}
 	t.Logf("answers: %v", codes)
 }
+
+// TestMaxFrameConfig sets gate.max_frame to 1 KiB: a frame of exactly that length is served, one
+// byte more is FRAME_TOO_LARGE, on both transports.
+func TestMaxFrameConfig(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{config: "gate:\n  max_frame: 1024\n"})
+	echoID := s.msgs.Schema.ByName("EchoReq").ID
+	for _, transport := range []string{"tcp", "ws"} {
+		t.Run(transport, func(t *testing.T) {
+			r := dialRaw(t, s, transport)
+			r.login("max-frame-"+transport, 1)
+			// EchoReq{body} with length 1024: 8 header bytes, tag, 2-byte length, body.
+			body := bytes.Repeat([]byte{'m'}, 1024-8-3)
+			payload := append([]byte{0x0a}, binary.AppendUvarint(nil, uint64(len(body)))...)
+			payload = append(payload, body...)
+			r.send(frame{id: echoID, seq: 2, payload: payload})
+			if f := r.reply(2, 5*time.Second); !bytes.Equal(f.payload, payload) {
+				t.Fatalf("a frame of gate.max_frame bytes: %v %s", f, describeError(f))
+			}
+			r.send(frame{id: echoID, seq: 3, payload: append(payload, 0)})
+			r.expectKickAndClose(protocol.FrameTooLarge, 5*time.Second)
+		})
+	}
+}

@@ -278,6 +278,17 @@ func TestLoginRules(t *testing.T) {
 	_, err = s.dial(t, "tcp").Login(ctx, "guest", "", "", nil)
 	expectCode(t, "guest without a device id", err, protocol.BadRequest)
 
+	// Failed logins are not requests before login: even with max_unauthenticated 1 the client
+	// may try again.
+	c = s.dial(t, "tcp")
+	for range 3 {
+		_, err = c.Login(ctx, "password", "shorty", "wrong password", nil)
+		expectCode(t, "wrong password", err, protocol.Unauthenticated)
+	}
+	if _, err := c.Login(ctx, "password", "shorty", "1234567890", nil); err != nil {
+		t.Errorf("login after three wrong passwords: %v", err)
+	}
+
 	r := dialRaw(t, s, "tcp")
 	r.send(frame{id: s.msgs.Schema.ByName("EchoReq").ID, seq: 1})
 	r.expectError(1, protocol.Unauthenticated)
@@ -298,6 +309,62 @@ func TestOneWayFrameworkMessages(t *testing.T) {
 			r.sendMsg(protocol.MsgPing, 7, &protocol.Ping{ClientTimeMs: 2})
 			if f := r.nextFrame(5 * time.Second); f.seq != 7 || f.id != protocol.MsgPong {
 				t.Errorf("first frame after three one-way messages: %v, want the Pong to seq 7", f)
+			}
+		})
+	}
+}
+
+// TestConcurrentLogins logs the same new guest device, and registers the same new password
+// account, from many connections at once: one player results, created exactly once.
+func TestConcurrentLogins(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	const n = 12
+	type result struct {
+		ack *protocol.LoginAck
+		err error
+	}
+	for _, tc := range []struct {
+		method, account, secret string
+		extra                   map[string]string
+	}{
+		{"guest", "stampede", "", nil},
+		{"password", "stampede", "a good password", map[string]string{"register": "1"}},
+		{"dev_ticket", "", "dev:stampede", nil},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			conns := make([]*client.Client, n)
+			for i := range conns {
+				conns[i] = s.dial(t, []string{"tcp", "ws"}[i%2])
+			}
+			results := make(chan result, n)
+			start := make(chan struct{})
+			for _, c := range conns {
+				go func() {
+					<-start
+					ack, err := c.Login(timeout(t, 10*time.Second), tc.method, tc.account, tc.secret, tc.extra)
+					results <- result{ack, err}
+				}()
+			}
+			close(start)
+			players := map[string]int{}
+			created := 0
+			for range n {
+				r := <-results
+				switch {
+				case r.err == nil:
+					players[r.ack.PlayerId]++
+					if r.ack.Created {
+						created++
+					}
+				case tc.method == "password" && codeOf(r.err) == protocol.BadRequest:
+					// The account already exists: every registration but one is refused.
+				default:
+					t.Errorf("login: %v", r.err)
+				}
+			}
+			if len(players) != 1 || created != 1 {
+				t.Errorf("%d concurrent logins: players %v, %d created; want one player created once", n, players, created)
 			}
 		})
 	}

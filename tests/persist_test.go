@@ -1,6 +1,11 @@
 package tests
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/protocol"
+)
 
 // history returns the texts of ChatHistoryAck, oldest first.
 func (s *server) history(t testing.TB, device string) []string {
@@ -18,8 +23,8 @@ func (s *server) history(t testing.TB, device string) []string {
 	return out
 }
 
-// stats returns StatsAck.stats as chats_sent, arena_joins.
-func (s *server) stats(t testing.TB, device string) (chats, joins uint64) {
+// stats returns StatsAck.stats as chats_sent, arena_joins, arena_moves.
+func (s *server) stats(t testing.TB, device string) (chats, joins, moves uint64) {
 	t.Helper()
 	c := s.dial(t, "tcp")
 	guest(t, c, device)
@@ -27,8 +32,9 @@ func (s *server) stats(t testing.TB, device string) (chats, joins uint64) {
 	st := field(m, "stats").Message()
 	chats = st.Get(st.Descriptor().Fields().ByName("chats_sent")).Uint()
 	joins = st.Get(st.Descriptor().Fields().ByName("arena_joins")).Uint()
+	moves = st.Get(st.Descriptor().Fields().ByName("arena_moves")).Uint()
 	_ = c.Close()
-	return chats, joins
+	return chats, joins, moves
 }
 
 // TestPersistence checks that chat history and statistics survive a graceful restart and a
@@ -39,17 +45,29 @@ func TestPersistence(t *testing.T) {
 	const device = "keeper"
 
 	c := s.dial(t, "tcp")
-	guest(t, c, device)
+	login := guest(t, c, device)
 	s.mustCall(t, c, "ChatSendReq", `{"text": "before the graceful stop"}`, "ChatSendAck")
+	// The demo saves arena moves when the player leaves the room: a graceful stop closes rooms.
+	s.mustCall(t, c, "ArenaJoinReq", `{}`, "ArenaJoinAck")
+	for range 3 {
+		s.mustCall(t, c, "ArenaMoveReq", `{"dir": {"x": 1}}`, "ArenaMoveAck")
+	}
 	if code := s.stop(); code != 0 {
 		t.Fatalf("graceful stop: exit code %d", code)
 	}
 	s.restart()
+	// Tokens outlive the process; sessions do not.
+	ctx := timeout(t, 10*time.Second)
+	if ack, err := s.dial(t, "tcp").Login(ctx, "token", "", login.Token, nil); err != nil || ack.PlayerId != login.PlayerId {
+		t.Errorf("token login after a restart: %v %v, want player %s", ack, err, login.PlayerId)
+	}
+	_, err := s.dial(t, "tcp").Resume(ctx, login.Token, 0)
+	expectCode(t, "resume after a restart", err, protocol.ResumeFailed)
 	if got := s.history(t, device); len(got) != 1 || got[0] != "before the graceful stop" {
 		t.Errorf("history after a graceful restart: %q", got)
 	}
-	if chats, _ := s.stats(t, device); chats != 1 {
-		t.Errorf("chats_sent after a graceful restart: %d, want 1", chats)
+	if chats, joins, moves := s.stats(t, device); chats != 1 || joins != 1 || moves != 3 {
+		t.Errorf("stats after a graceful restart: chats_sent %d arena_joins %d arena_moves %d, want 1, 1, 3", chats, joins, moves)
 	}
 
 	c = s.dial(t, "tcp")
@@ -61,8 +79,8 @@ func TestPersistence(t *testing.T) {
 	if got := s.history(t, device); len(got) != 2 || got[0] != "before the graceful stop" || got[1] != "before the kill" {
 		t.Errorf("history after kill -9: %q", got)
 	}
-	if chats, joins := s.stats(t, device); chats != 2 || joins != 1 {
-		t.Errorf("stats after kill -9: chats_sent %d arena_joins %d, want 2 and 1", chats, joins)
+	if chats, joins, _ := s.stats(t, device); chats != 2 || joins != 2 {
+		t.Errorf("stats after kill -9: chats_sent %d arena_joins %d, want 2 and 2", chats, joins)
 	}
 
 	// Many acknowledged writes in a burst, then kill -9.
@@ -76,7 +94,7 @@ func TestPersistence(t *testing.T) {
 	if got := s.history(t, device); len(got) != 22 || got[21] != "burst" {
 		t.Errorf("history after a burst and kill -9: %d messages, want 22", len(got))
 	}
-	if chats, _ := s.stats(t, device); chats != 22 {
+	if chats, _, _ := s.stats(t, device); chats != 22 {
 		t.Errorf("chats_sent after a burst and kill -9: %d, want 22", chats)
 	}
 }

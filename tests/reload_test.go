@@ -361,8 +361,9 @@ func TestBrokenScript(t *testing.T) {
 	s.mustEcho(t, c, 9, 16)
 }
 
-// TestNewMessageWithoutRestart adds a message to the schema and its handler in one burst; a
-// client connected before the change can use it without a restart.
+// TestNewMessageWithoutRestart adds two messages to the schema and their handlers in one burst,
+// one in an existing role and one in a new role directory; a client connected before the change
+// can use them without a restart.
 func TestNewMessageWithoutRestart(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, options{})
@@ -375,11 +376,17 @@ func TestNewMessageWithoutRestart(t *testing.T) {
 	writeFile(t, s.path("proto/extra/shout.proto"), `syntax = "proto3";
 package extra;
 import "moonforge/protocol.proto";
-message ShoutReq { option (moonforge.msg_id) = 9100; string text = 1; }
-message ShoutAck { option (moonforge.msg_id) = 9101; string text = 1; uint32 length = 2; }
+message ShoutReq   { option (moonforge.msg_id) = 9100; string text = 1; }
+message ShoutAck   { option (moonforge.msg_id) = 9101; string text = 1; uint32 length = 2; }
+message WhisperReq { option (moonforge.msg_id) = 9102; string text = 1; }
+message WhisperAck { option (moonforge.msg_id) = 9103; string text = 1; string role = 2; }
 `)
 	writeFile(t, s.path("lua/lobby/shout.lua"), `mf.handle("ShoutReq", function(ctx, req)
   return "ShoutAck", { text = string.upper(req.text), length = #req.text }
+end)
+`)
+	writeFile(t, s.path("lua/micro/whisper.lua"), `mf.handle("WhisperReq", function(ctx, req)
+  return "WhisperAck", { text = string.lower(req.text), role = mf.role }
 end)
 `)
 	sch, err := schema.Load(s.path("proto"))
@@ -387,21 +394,26 @@ end)
 		t.Fatal(err)
 	}
 	msgs := client.Messages{Schema: sch}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		m, err := callWith(timeout(t, 5*time.Second), msgs, c, "ShoutReq", `{"text": "hello"}`)
-		if err == nil {
-			if got := field(m, "text").String(); got != "HELLO" || field(m, "length").Uint() != 5 {
-				t.Fatalf("ShoutAck %v", m)
+	for _, tc := range []struct{ name, json, field, want string }{
+		{"ShoutReq", `{"text": "hello"}`, "text", "HELLO"},
+		{"WhisperReq", `{"text": "HUSH"}`, "role", "micro"},
+	} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			m, err := callWith(timeout(t, 5*time.Second), msgs, c, tc.name, tc.json)
+			if err == nil {
+				if got := field(m, tc.field).String(); got != tc.want {
+					t.Fatalf("%s: %s = %q, want %q", tc.name, tc.field, got, tc.want)
+				}
+				break
 			}
-			break
+			if code := codeOf(err); code != protocol.UnknownMessage && code != protocol.Unavailable || time.Now().After(deadline) {
+				t.Fatalf("%s %s after the files were written: %v", tc.name, time.Since(saved), err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if code := codeOf(err); code != protocol.UnknownMessage && code != protocol.Unavailable || time.Now().After(deadline) {
-			t.Fatalf("ShoutReq %s after the files were written: %v", time.Since(saved), err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		t.Logf("%s works %s after the files were written", tc.name, time.Since(saved))
 	}
-	t.Logf("the new message works %s after the files were written", time.Since(saved))
 	if r := s.lastReload(t); r.Result != "applied" {
 		t.Errorf("last reload: %s %s", r.Result, r.problems())
 	}
@@ -409,5 +421,91 @@ end)
 	guest(t, c2, "late-newcomer")
 	if m, err := callWith(timeout(t, 5*time.Second), msgs, c2, "ShoutReq", `{"text": "ws"}`); err != nil || field(m, "text").String() != "WS" {
 		t.Errorf("ShoutReq on a new connection: %v %v", m, err)
+	}
+}
+
+// TestEditorSaves saves echo.lua the ways editors and tools do (in place, rename over, backup
+// rename, move to another file) while a client sends requests: every request is answered by the
+// old or the new code, never fails, and each change takes effect.
+func TestEditorSaves(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	c := s.dial(t, "tcp")
+	guest(t, c, "editor")
+	var add atomic.Int64 // the latest code's addend; the previous one is add-1
+	stop := make(chan struct{})
+	done := make(chan []error)
+	go func() {
+		var errs []error
+		for n := int64(0); ; n++ {
+			select {
+			case <-stop:
+				done <- errs
+				return
+			default:
+			}
+			latest := add.Load()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			got, err := s.echo(ctx, c, n)
+			cancel()
+			if err == nil && got != n+latest && got != n+latest-1 && got != n+add.Load() {
+				err = fmt.Errorf("echo %d answered %d with the code changing to +%d", n, got, latest)
+			}
+			if err != nil {
+				errs = append(errs, err)
+				if len(errs) > 5 {
+					<-stop
+					done <- errs
+					return
+				}
+			}
+		}
+	}()
+	echo := s.path("lua/lobby/echo.lua")
+	saves := []struct {
+		name string
+		save func(content string)
+	}{
+		{"in place", func(content string) { writeFile(t, echo, content) }},
+		{"rename over", func(content string) { replaceFile(t, echo, content) }},
+		{"backup rename", func(content string) {
+			move(t, echo, echo+"~")
+			writeFile(t, echo, content)
+			if err := os.Remove(echo + "~"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"move to another file", func(content string) {
+			writeFile(t, s.path("lua/lobby/echo2.lua"), content)
+			if err := os.Remove(echo); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"move back", func(content string) {
+			writeFile(t, echo, content)
+			if err := os.Remove(s.path("lua/lobby/echo2.lua")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for i, sv := range saves {
+		k := int64(i + 1)
+		add.Store(k)
+		sv.save(echoLua(int(k)))
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got, err := s.echo(timeout(t, 5*time.Second), c, 0)
+			if err == nil && got == k {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: echo 0 answered %d, %v; want %d within 5s", sv.name, got, err, k)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	close(stop)
+	for _, err := range <-done {
+		t.Errorf("background requests: %v", err)
 	}
 }

@@ -292,6 +292,29 @@ func TestResumeRefused(t *testing.T) {
 			t.Errorf("resume within the window: %v", err)
 		}
 	})
+	t.Run("expired session leaves its room", func(t *testing.T) {
+		a := s.dial(t, "tcp")
+		gone := guest(t, a, "wanderer").PlayerId
+		room := field(s.mustCall(t, a, "ArenaJoinReq", `{}`, "ArenaJoinAck"), "room_id").String()
+		b := s.dial(t, "tcp")
+		guest(t, b, "witness")
+		s.mustCall(t, b, "ArenaJoinReq", fmt.Sprintf(`{"room_id": %q}`, room), "ArenaJoinAck")
+		_ = a.Close()
+		deadline := time.Now().Add(5 * time.Second) // resume_window is 1s
+		for left := false; !left; {
+			if time.Now().After(deadline) {
+				t.Fatalf("no ArenaEvent LEFT for %s within 5s of its connection closing", gone)
+			}
+			p := nextPush(t, b, 5*time.Second)
+			m, err := s.msgs.Message(p.MsgID, p.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Descriptor().Name() == "ArenaEvent" && field(m, "player_id").String() == gone && field(m, "kind").Enum() == 2 {
+				left = true
+			}
+		}
+	})
 	t.Run("replaced", func(t *testing.T) {
 		a := s.dial(t, "tcp")
 		first := guest(t, a, "replaced")

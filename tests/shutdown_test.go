@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,4 +40,41 @@ func TestGracefulStop(t *testing.T) {
 	if !s.log.contains(`msg=stopped`) {
 		t.Errorf("the log does not say the server stopped")
 	}
+}
+
+// TestGracefulStopBusy sends SIGTERM while a handler loops and requests are queued: the process
+// still exits with status 0, the client gets Kick SERVER_SHUTDOWN, and a restart finds the store
+// intact.
+func TestGracefulStopBusy(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{fixtures: true, config: "lua:\n  handler_timeout: 3s\n"})
+	r := dialRaw(t, s, "tcp")
+	r.login("busy-at-stop", 1)
+	r.send(frame{id: s.msgs.Schema.ByName("LoopReq").ID, seq: 2})
+	for seq := uint32(3); seq < 10; seq++ {
+		r.send(frame{id: s.msgs.Schema.ByName("WhoReq").ID, seq: seq})
+	}
+	time.Sleep(100 * time.Millisecond)
+	_ = s.proc.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.proc.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("no exit within %s of SIGTERM", stopTimeout)
+	}
+	if code := s.proc.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	var kick *protocol.Kick
+	for f := range r.frames {
+		if f.id == protocol.MsgKick {
+			kick = decodeKick(t, f)
+		}
+	}
+	if kick == nil || protocol.Code(kick.Code) != protocol.ServerShutdown {
+		t.Errorf("the busy client ended with Kick %v, want SERVER_SHUTDOWN", kick)
+	}
+	s.restart()
+	c := s.dial(t, "tcp")
+	guest(t, c, "busy-at-stop")
+	s.mustEcho(t, c, 1, 1)
 }
