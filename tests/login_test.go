@@ -177,9 +177,21 @@ func TestChatPushes(t *testing.T) {
 					}
 				}
 			}
-			_, err := s.call(timeout(t, 5*time.Second), sender, "ChatSendReq", `{"text": ""}`)
+			// A new session of the same player counts its pushes from 1 again.
+			relogged := s.dial(t, transport)
+			if _, err := relogged.Login(timeout(t, 5*time.Second), "token", "", senderAck.Token, nil); err != nil {
+				t.Fatal(err)
+			}
+			s.mustCall(t, relogged, "ChatSendReq", `{"text": "again"}`, "ChatSendAck")
+			if p := nextPush(t, relogged, 5*time.Second); p.Seq != 1 {
+				t.Errorf("first push of a new session: seq %d, want 1", p.Seq)
+			}
+			if p := nextPush(t, listener, 5*time.Second); p.Seq != n+1 {
+				t.Errorf("push after %d: seq %d", n, p.Seq)
+			}
+			_, err := s.call(timeout(t, 5*time.Second), relogged, "ChatSendReq", `{"text": ""}`)
 			expectCode(t, "empty chat", err, 1001)
-			_, err = s.call(timeout(t, 5*time.Second), sender, "ChatSendReq", fmt.Sprintf(`{"text": %q}`, strings.Repeat("y", 201)))
+			_, err = s.call(timeout(t, 5*time.Second), relogged, "ChatSendReq", fmt.Sprintf(`{"text": %q}`, strings.Repeat("y", 201)))
 			expectCode(t, "long chat", err, 1002)
 		})
 	}
@@ -367,5 +379,48 @@ func TestConcurrentLogins(t *testing.T) {
 				t.Errorf("%d concurrent logins: players %v, %d created; want one player created once", n, players, created)
 			}
 		})
+	}
+}
+
+// TestHalfClosedConnection sends requests and then closes only its sending side (TCP FIN, as
+// `nc -N` does): PROTOCOL.md promises exactly one reply to each request, so the replies must still
+// arrive before the server closes.
+func TestHalfClosedConnection(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	example, err := hex.DecodeString(strings.Join(strings.Fields(workedExample), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := frame{id: s.msgs.Schema.ByName("EchoReq").ID, seq: 2, payload: []byte{0x10, 0x07}}.stream()
+	for i := range 10 {
+		nc, err := net.DialTimeout("tcp", s.tcp, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := nc.Write(append(append([]byte{}, example...), echo...)); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(nc)
+		_ = nc.Close()
+		if err != nil {
+			t.Fatalf("attempt %d: reading: %v", i, err)
+		}
+		var seqs []uint32
+		for len(got) >= 12 {
+			n := int(uint32(got[0])<<24 | uint32(got[1])<<16 | uint32(got[2])<<8 | uint32(got[3]))
+			if n < 8 || len(got) < 4+n {
+				break
+			}
+			if got[7]&1 != 0 { // flags REPLY: a reply
+				seqs = append(seqs, uint32(got[8])<<24|uint32(got[9])<<16|uint32(got[10])<<8|uint32(got[11]))
+			}
+			got = got[4+n:]
+		}
+		if len(seqs) != 2 || seqs[0] != 1 || seqs[1] != 2 {
+			t.Fatalf("attempt %d: replies to seqs %v before the server closed, want the LoginAck (1) and the EchoAck (2)", i, seqs)
+		}
 	}
 }

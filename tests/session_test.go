@@ -53,11 +53,12 @@ func TestDuplicateLogin(t *testing.T) {
 }
 
 // TestHeartbeat sets a 200 ms heartbeat: silent connections are kicked with IDLE_TIMEOUT after
-// 3 intervals, a client that pings stays, and the idle-kicked session can be resumed.
+// 3 intervals, a client that pings every 1.5 intervals stays, and the idle-kicked session can be
+// resumed.
 func TestHeartbeat(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, options{config: "gate:\n  heartbeat: 200ms\n"})
-	pinger := s.dialConfig(t, client.Config{Transport: "tcp", Heartbeat: 100 * time.Millisecond})
+	pinger := s.dialConfig(t, client.Config{Transport: "tcp", Heartbeat: 300 * time.Millisecond})
 	guest(t, pinger, "pinger")
 
 	for _, transport := range []string{"tcp", "ws"} {
@@ -91,7 +92,7 @@ func TestHeartbeat(t *testing.T) {
 	})
 	select {
 	case <-pinger.Done():
-		t.Fatalf("the client that pings every 100ms was closed: %v %v", pinger.Kicked(), pinger.Err())
+		t.Fatalf("the client that pings every 300ms was closed: %v %v", pinger.Kicked(), pinger.Err())
 	default:
 	}
 	s.mustEcho(t, pinger, 7, 7)
