@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/script"
+	"github.com/moonforge/moonforge/engine/source"
 )
 
 // Outcomes of a reload.
@@ -99,7 +101,7 @@ func (r *Reloader) Reload(trigger string) Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	current, _ := r.versions.Current()
+	current := r.versions.Load()
 	hashes, _ := r.fingerprint()
 	res := Result{Trigger: trigger, At: start, Version: current.Version, Files: changed(r.hashes, hashes)}
 	r.hashes = hashes
@@ -188,22 +190,19 @@ func (r *Reloader) compile() (*script.Bundle, []Problem) {
 // fingerprint hashes every .lua and .proto source, keyed by its path as the log shows it.
 func (r *Reloader) fingerprint() (map[string][32]byte, error) {
 	out := map[string][32]byte{}
-	for _, dir := range []string{r.cfg.LuaDir, r.cfg.ProtoDir} {
-		base := filepath.Base(filepath.Clean(dir))
-		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".lua") || strings.HasSuffix(p, ".proto")) {
-				return err
-			}
-			src, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(dir, p)
-			out[filepath.ToSlash(filepath.Join(base, rel))] = sha256.Sum256(src)
-			return nil
-		})
+	for _, tree := range []struct{ dir, suffix string }{{r.cfg.LuaDir, ".lua"}, {r.cfg.ProtoDir, ".proto"}} {
+		base := filepath.Base(filepath.Clean(tree.dir))
+		fsys := os.DirFS(tree.dir)
+		files, err := source.Files(fsys, tree.suffix)
 		if err != nil {
 			return out, err
+		}
+		for _, rel := range files {
+			src, err := fs.ReadFile(fsys, rel)
+			if err != nil {
+				return out, err
+			}
+			out[path.Join(base, rel)] = sha256.Sum256(src)
 		}
 	}
 	return out, nil

@@ -9,20 +9,17 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/jhump/protoreflect/desc/protoparse"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/moonforge/moonforge/engine/source"
 )
 
 // fileSyntaxField is the number of the syntax field in FileDescriptorProto, for source paths.
 const fileSyntaxField = 12
-
-// maxDirDepth bounds directory nesting under the schema root, which also stops symlink loops.
-const maxDirDepth = 32
 
 // Load parses every *.proto file under dir (recursively, paths relative to dir, sorted) and builds
 // a Schema. Imports resolve against dir ("moonforge/protocol.proto" is dir/moonforge/protocol.proto);
@@ -48,7 +45,7 @@ func Load(dir string) (*Schema, error) {
 
 // LoadFS is Load reading from fsys, whose root is the import root.
 func LoadFS(fsys fs.FS) (*Schema, error) {
-	paths, err := protoFiles(fsys)
+	paths, err := source.Files(fsys, ".proto")
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
@@ -73,48 +70,6 @@ func LoadFS(fsys fs.FS) (*Schema, error) {
 	}
 	s.hash = hashSources(paths, sources)
 	return s, nil
-}
-
-// protoFiles lists the *.proto files under the root of fsys, sorted.
-func protoFiles(fsys fs.FS) ([]string, error) {
-	var out []string
-	var walk func(dir string, depth int) error
-	walk = func(dir string, depth int) error {
-		if depth > maxDirDepth {
-			return fmt.Errorf("%s: directories nested deeper than %d (a symlink loop?)", dir, maxDirDepth)
-		}
-		entries, err := fs.ReadDir(fsys, dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if strings.HasPrefix(name, ".") {
-				continue
-			}
-			p := path.Join(dir, name)
-			isDir := e.IsDir()
-			if e.Type()&fs.ModeSymlink != 0 {
-				if info, err := fs.Stat(fsys, p); err == nil {
-					isDir = info.IsDir()
-				}
-			}
-			switch {
-			case isDir:
-				if err := walk(p, depth+1); err != nil {
-					return err
-				}
-			case strings.HasSuffix(name, ".proto"):
-				out = append(out, p)
-			}
-		}
-		return nil
-	}
-	if err := walk(".", 0); err != nil {
-		return nil, err
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // parse compiles the sources, collecting every syntax and link error the parser reports.

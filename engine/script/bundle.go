@@ -27,6 +27,7 @@ import (
 	"github.com/yuin/gopher-lua/parse"
 
 	"github.com/moonforge/moonforge/engine/schema"
+	"github.com/moonforge/moonforge/engine/source"
 )
 
 // sharedDir holds modules that no role runs by itself.
@@ -118,22 +119,17 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 	}
 	h := sha256.New()
 	display := filepath.Base(filepath.Clean(luaDir))
+	fsys := os.DirFS(luaDir)
+	files, err := source.Files(fsys, ".lua")
+	if err != nil {
+		return nil, &CompileError{Problems: []Problem{{File: display, Message: err.Error()}}}
+	}
 	var problems []Problem
-	err := filepath.WalkDir(luaDir, func(p string, d fs.DirEntry, err error) error {
+	for _, rel := range files {
+		src, err := fs.ReadFile(fsys, rel)
 		if err != nil {
-			return err
-		}
-		if d.IsDir() || !strings.HasSuffix(p, ".lua") || strings.HasPrefix(d.Name(), ".") {
-			return nil
-		}
-		rel, err := filepath.Rel(luaDir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		src, err := os.ReadFile(p)
-		if err != nil {
-			return err
+			problems = append(problems, Problem{File: path.Join(display, rel), Message: err.Error()})
+			continue
 		}
 		b.Files = append(b.Files, rel)
 		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(src))
@@ -147,17 +143,13 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 				p.Message += " at the end of the file"
 			}
 			problems = append(problems, p)
-			return nil
+			continue
 		}
 		b.modules[chunk.Module] = chunk
-		if dir, file := path.Split(rel); dir != "" && !strings.Contains(strings.TrimSuffix(dir, "/"), "/") && dir != sharedDir+"/" && file != "" {
+		if dir, _ := path.Split(rel); dir != "" && strings.Count(dir, "/") == 1 && dir != sharedDir+"/" {
 			role := strings.TrimSuffix(dir, "/")
 			b.roles[role] = append(b.roles[role], chunk)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, &CompileError{Problems: []Problem{{File: display, Message: err.Error()}}}
 	}
 	if len(problems) > 0 {
 		return nil, &CompileError{Problems: problems}
