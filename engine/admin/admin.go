@@ -1,5 +1,6 @@
 // Package admin is the operator's HTTP endpoint, bound to loopback by default: health, Prometheus
-// metrics, status, and the script reload (GET shows the last result, POST triggers one).
+// metrics, status, the script reload (GET shows the last result, POST triggers one), and Go's
+// profiler under /debug/pprof/.
 package admin
 
 import (
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +56,11 @@ func Start(addr string, d Deps) (*Server, error) {
 		}
 		writeJSON(w, status, res)
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err

@@ -98,7 +98,7 @@ func Default() Config {
 		Admin: Admin{Addr: "127.0.0.1:7080"},
 		Lua: Lua{
 			PoolSize:       16,
-			MailboxSize:    1024,
+			MailboxSize:    4096,
 			HandlerTimeout: 2 * time.Second,
 			Watch:          true,
 			Debounce:       150 * time.Millisecond,

@@ -38,8 +38,10 @@ type conn struct {
 	unauth  int           // reader only: requests refused before login
 	limiter *rate.Limiter // reader only
 
+	pending   atomic.Int64 // requests handed to the router and not answered yet
 	closeOnce sync.Once
 	kicked    atomic.Bool
+	graceful  atomic.Bool // the client half-closed: answer what is pending, then close
 	reason    atomic.Value // string: why the connection closed, for the log
 	written   chan struct{}
 }
@@ -75,8 +77,8 @@ func (c *conn) serve() {
 	}()
 	idle := 3 * c.g.cfg.Heartbeat
 	for {
-		if !c.kicked.Load() {
-			c.t.setReadDeadline(time.Now().Add(idle))
+		if !c.kicked.Load() && c.t.buffered() == 0 {
+			c.t.setReadDeadline(time.Now().Add(idle)) // the next read may wait on the socket
 		}
 		f, n, err := c.t.next()
 		if err != nil {
@@ -111,7 +113,11 @@ func (c *conn) readFailed(err error) {
 		c.Kick(protocol.IdleTimeout, fmt.Sprintf("no frame for %s", 3*c.g.cfg.Heartbeat))
 		c.drain()
 	case errors.Is(err, io.EOF):
-		c.abort("closed by the client")
+		// The client sent everything it will send (it may have only half-closed): its requests
+		// in flight still get their one reply each before the connection closes.
+		c.awaitPending()
+		c.reason.Store("closed by the client")
+		c.graceful.Store(true)
 	default:
 		c.abort("read error: " + err.Error())
 	}
@@ -121,10 +127,22 @@ func (c *conn) readFailed(err error) {
 // lost to a reset caused by unread input.
 func (c *conn) drain() { c.t.discard() }
 
+// awaitPending waits until every routed request of the connection is answered, or until their
+// deadline has surely passed (each is answered by then, at the latest with TIMEOUT).
+func (c *conn) awaitPending() {
+	limit := time.Now().Add(c.g.cfg.RequestTimeout + time.Second)
+	for c.pending.Load() > 0 && time.Now().Before(limit) {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // finish runs once the reader is done: the writer stops, the socket closes, the session waits
 // for a resume.
 func (c *conn) finish() {
-	if c.kicked.Load() {
+	if c.graceful.Load() {
+		c.queue.Close(nil) // the writer sends what is queued, then stops
+	}
+	if c.kicked.Load() || c.graceful.Load() {
 		select {
 		case <-c.written:
 		case <-time.After(c.g.cfg.WriteTimeout):
@@ -201,6 +219,7 @@ func (c *conn) abort(reason string) {
 
 // Reply sends a handler's reply (call.Replier).
 func (c *conn) Reply(r *call.Request, msgID uint16, payload []byte) {
+	c.pending.Add(-1)
 	c.g.obs.Answered(r.Msg, 0, time.Since(r.Received))
 	if r.Seq == 0 {
 		return
@@ -210,6 +229,7 @@ func (c *conn) Reply(r *call.Request, msgID uint16, payload []byte) {
 
 // Fail answers a request with Error (call.Replier); a one-way message's failure is logged.
 func (c *conn) Fail(r *call.Request, err *protocol.CodeError) {
+	c.pending.Add(-1)
 	c.g.obs.Answered(r.Msg, err.Code, time.Since(r.Received))
 	if r.Seq == 0 {
 		c.g.log.Info("one-way message failed", "conn", c.id, "player", r.PlayerID, "msg", r.Msg, "code", err.Code.String(), "error", err.Message)
@@ -259,8 +279,7 @@ func (c *conn) handle(f wire.Frame) {
 		return
 	}
 	now := time.Now()
-	bundle, _ := c.g.deps.Versions.Current()
-	msg := bundle.Schema.ByID(f.MsgID)
+	msg := c.g.deps.Versions.Load().Schema.ByID(f.MsgID)
 	switch {
 	case msg == nil:
 		c.failFrame(f, "", protocol.Errorf(protocol.UnknownMessage, "message id %d is not declared in the schema", f.MsgID))
@@ -279,6 +298,7 @@ func (c *conn) handle(f wire.Frame) {
 			return
 		}
 	}
+	c.pending.Add(1)
 	c.g.deps.Router.Route(&call.Request{
 		MsgID:     f.MsgID,
 		Msg:       msg.FullName,
@@ -298,6 +318,7 @@ func (c *conn) failFrame(f wire.Frame, msg string, err *protocol.CodeError) {
 	if msg == "" {
 		msg = UnknownMessage
 	}
+	c.pending.Add(1)
 	c.Fail(&call.Request{MsgID: f.MsgID, Msg: msg, Seq: f.Seq, Received: time.Now()}, err)
 }
 
@@ -305,7 +326,7 @@ func (c *conn) failFrame(f wire.Frame, msg string, err *protocol.CodeError) {
 func (c *conn) unauthenticated(f wire.Frame) {
 	c.unauth++
 	name := ""
-	if b, _ := c.g.deps.Versions.Current(); b != nil {
+	if b := c.g.deps.Versions.Load(); b != nil {
 		if m := b.Schema.ByID(f.MsgID); m != nil {
 			name = m.FullName
 		}

@@ -20,9 +20,7 @@ import (
 func (c *conn) login(f wire.Frame) {
 	const name = "moonforge.LoginReq"
 	start := time.Now()
-	answer := func(err *protocol.CodeError) {
-		c.Fail(&call.Request{MsgID: f.MsgID, Msg: name, Seq: f.Seq, Received: start}, err)
-	}
+	answer := func(err *protocol.CodeError) { c.failFrame(f, name, err) }
 	if c.sess.Load() != nil {
 		answer(protocol.Errorf(protocol.BadRequest, "already logged in on this connection"))
 		return
@@ -44,17 +42,21 @@ func (c *conn) login(f wire.Frame) {
 		answer(cerr)
 		return
 	}
-	s := c.g.deps.Sessions.Open(playerID, c, func(s *session.Session) wire.Frame {
-		token, expires := c.g.deps.Tokens.Issue(playerID, s.ID)
-		payload, _ := proto.Marshal(&protocol.LoginAck{
-			PlayerId:    playerID,
-			Token:       token,
-			ExpiresAtMs: expires.UnixMilli(),
-			SessionId:   s.ID,
-			Created:     created,
-		})
-		return wire.Frame{MsgID: protocol.MsgLoginAck, Flags: wire.FlagReply, Seq: f.Seq, Payload: payload}
-	})
+	var ack func(s *session.Session) wire.Frame // nil for a one-way LoginReq: no reply
+	if f.Seq != 0 {
+		ack = func(s *session.Session) wire.Frame {
+			token, expires := c.g.deps.Tokens.Issue(playerID, s.ID)
+			payload, _ := proto.Marshal(&protocol.LoginAck{
+				PlayerId:    playerID,
+				Token:       token,
+				ExpiresAtMs: expires.UnixMilli(),
+				SessionId:   s.ID,
+				Created:     created,
+			})
+			return wire.Frame{MsgID: protocol.MsgLoginAck, Flags: wire.FlagReply, Seq: f.Seq, Payload: payload}
+		}
+	}
+	s := c.g.deps.Sessions.Open(playerID, c, ack)
 	c.sess.Store(s)
 	c.g.obs.Answered(name, 0, time.Since(start))
 	c.g.log.Debug("logged in", "conn", c.id, "player", playerID, "session", s.ID, "method", req.Method, "created", created)
@@ -142,7 +144,7 @@ func (c *conn) resume(f wire.Frame) {
 	const name = "moonforge.ResumeReq"
 	start := time.Now()
 	fail := func(code protocol.Code, msg string) {
-		c.Fail(&call.Request{MsgID: f.MsgID, Msg: name, Seq: f.Seq, Received: start}, &protocol.CodeError{Code: code, Message: msg})
+		c.failFrame(f, name, &protocol.CodeError{Code: code, Message: msg})
 	}
 	if c.sess.Load() != nil {
 		fail(protocol.BadRequest, "already logged in on this connection")
@@ -166,10 +168,14 @@ func (c *conn) resume(f wire.Frame) {
 	token, _ := c.g.deps.Tokens.Issue(s.PlayerID, s.ID)
 	// Bound before Resume so that the first push after the replay already finds this connection.
 	c.sess.Store(s)
-	err = s.Resume(req.LastPushSeq, c, func(replayed uint32) wire.Frame {
-		payload, _ := proto.Marshal(&protocol.ResumeAck{PlayerId: s.PlayerID, Replayed: replayed, Token: token})
-		return wire.Frame{MsgID: protocol.MsgResumeAck, Flags: wire.FlagReply, Seq: f.Seq, Payload: payload}
-	})
+	var ack func(replayed uint32) wire.Frame // nil for a one-way ResumeReq: no reply
+	if f.Seq != 0 {
+		ack = func(replayed uint32) wire.Frame {
+			payload, _ := proto.Marshal(&protocol.ResumeAck{PlayerId: s.PlayerID, Replayed: replayed, Token: token})
+			return wire.Frame{MsgID: protocol.MsgResumeAck, Flags: wire.FlagReply, Seq: f.Seq, Payload: payload}
+		}
+	}
+	err = s.Resume(req.LastPushSeq, c, ack)
 	if err != nil {
 		c.sess.Store(nil)
 		fail(protocol.ResumeFailed, err.Error())

@@ -18,6 +18,8 @@ type transport interface {
 	next() (wire.Frame, int, error)
 	// write sends a batch of frames in stream format.
 	write(batch []byte) error
+	// buffered reports bytes already read from the socket but not yet decoded.
+	buffered() int
 	// discard reads and drops input until an error (end of stream, deadline).
 	discard()
 	// closeWrite tells the peer nothing more comes (TCP FIN, WebSocket close message).
@@ -36,6 +38,8 @@ func (t *tcpTransport) next() (wire.Frame, int, error) {
 	f, err := t.reader.Next()
 	return f, wire.LengthSize + wire.HeaderSize + len(f.Payload), err
 }
+
+func (t *tcpTransport) buffered() int { return t.reader.Buffered() }
 
 func (t *tcpTransport) write(batch []byte) error {
 	_, err := t.nc.Write(batch)
@@ -78,6 +82,8 @@ func (t *wsTransport) next() (wire.Frame, int, error) {
 	f, err := wire.ParseBare(b, t.maxFrame)
 	return f, len(b), err
 }
+
+func (t *wsTransport) buffered() int { return 0 }
 
 func (t *wsTransport) write(batch []byte) error {
 	return wire.Frames(batch, func(bare []byte) error {

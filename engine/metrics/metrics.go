@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,21 @@ type Metrics struct {
 	applies     *prometheus.CounterVec
 	tickLate    *prometheus.HistogramVec
 	version     *prometheus.GaugeVec
+
+	// Children of the vectors above, looked up once per label set: WithLabelValues hashes its
+	// labels on every call, which the per-request path should not pay.
+	answered sync.Map // answerKey → answerObs
+	handled  sync.Map // message name → prometheus.Observer
+}
+
+type answerKey struct {
+	msg  string
+	code protocol.Code
+}
+
+type answerObs struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // New registers every collector, the Go runtime's and the process's included.
@@ -108,8 +124,17 @@ func (m *Metrics) Connections(transport string, delta int) {
 
 // Answered implements gate.Observer.
 func (m *Metrics) Answered(msg string, code protocol.Code, took time.Duration) {
-	m.requests.WithLabelValues(msg, codeLabel(code)).Inc()
-	m.latency.WithLabelValues(msg).Observe(took.Seconds())
+	key := answerKey{msg, code}
+	v, ok := m.answered.Load(key)
+	if !ok {
+		v, _ = m.answered.LoadOrStore(key, answerObs{
+			count:   m.requests.WithLabelValues(msg, codeLabel(code)),
+			latency: m.latency.WithLabelValues(msg),
+		})
+	}
+	obs := v.(answerObs)
+	obs.count.Inc()
+	obs.latency.Observe(took.Seconds())
 }
 
 // Traffic implements gate.Observer.
@@ -124,7 +149,11 @@ func (m *Metrics) Traffic(in, out int) {
 
 // Handled implements script.Observer.
 func (m *Metrics) Handled(msg string, took time.Duration, _ protocol.Code) {
-	m.handler.WithLabelValues(msg).Observe(took.Seconds())
+	v, ok := m.handled.Load(msg)
+	if !ok {
+		v, _ = m.handled.LoadOrStore(msg, m.handler.WithLabelValues(msg))
+	}
+	v.(prometheus.Observer).Observe(took.Seconds())
 }
 
 // Applied implements actor.Observer.

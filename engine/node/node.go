@@ -178,7 +178,7 @@ func (n *Node) Start() error {
 			return fmt.Errorf("watch: %w", err)
 		}
 	}
-	current, _ := n.reloader.Versions().Current()
+	current := n.reloader.Versions().Load()
 	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "admin", n.AdminAddr(),
 		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
 	return nil
@@ -274,7 +274,7 @@ type Status struct {
 
 // Status summarises the node.
 func (n *Node) Status() Status {
-	current, _ := n.reloader.Versions().Current()
+	current := n.reloader.Versions().Load()
 	s := Status{
 		Version:     current.Version,
 		UptimeS:     time.Since(n.started).Seconds(),

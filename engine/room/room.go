@@ -122,8 +122,7 @@ func (r *Room) Members() []string {
 // Create opens a room of a declared type and returns its id at once; on_create(room, args) is the
 // room's first task.
 func (m *Manager) Create(roomType string, args any) (string, error) {
-	bundle, _ := m.cfg.Versions.Current()
-	rt, ok := bundle.RoomTypes[roomType]
+	rt, ok := m.cfg.Versions.Load().RoomTypes[roomType]
 	if !ok {
 		return "", protocol.Errorf(protocol.BadRequest, "no room type %q", roomType)
 	}

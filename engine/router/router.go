@@ -49,7 +49,7 @@ func New(cfg Config) *Router {
 
 // Warm starts the pools of every role that has handlers or login methods in the version in force.
 func (r *Router) Warm() error {
-	b, _ := r.cfg.Versions.Current()
+	b := r.cfg.Versions.Load()
 	roles := map[string]bool{}
 	for _, route := range b.Routes {
 		if !route.Room {
@@ -85,7 +85,7 @@ func (r *Router) pool(role string) (*actor.Pool, error) {
 // handler is declared or the actor's mailbox is full. The actor answers TIMEOUT for a request
 // that waited past its deadline.
 func (r *Router) Route(req *call.Request) {
-	b, _ := r.cfg.Versions.Current()
+	b := r.cfg.Versions.Load()
 	route, ok := b.Routes[req.MsgID]
 	if !ok {
 		req.Fail(protocol.Errorf(protocol.Unavailable, "no handler for %s", req.Msg))
@@ -120,7 +120,7 @@ func (r *Router) Route(req *call.Request) {
 // Login runs a custom login method in the role that registered it, on the actor its account
 // hashes to. False if no script registered the method.
 func (r *Router) Login(l *call.Login) bool {
-	b, _ := r.cfg.Versions.Current()
+	b := r.cfg.Versions.Load()
 	role, ok := b.Logins[l.Method]
 	if !ok {
 		return false

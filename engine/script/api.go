@@ -36,6 +36,11 @@ func (vm *VM) openAPI() {
 	}
 	vm.mf.RawSetString("code", codes)
 
+	vm.ctxMeta = L.NewTable()
+	vm.ctxMeta.RawSetString("__index", L.NewFunction(ctxIndex))
+	vm.ctxMeta.RawSetString("__newindex", L.NewFunction(ctxNewIndex))
+	vm.ctxMeta.RawSetString("__metatable", lua.LString("ctx"))
+
 	vm.errMeta = L.NewTable()
 	vm.errMeta.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
 		t := L.CheckTable(1)

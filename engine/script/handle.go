@@ -34,12 +34,44 @@ func (vm *VM) CallHandler(req *call.Request) {
 		req.Fail(&protocol.CodeError{Code: protocol.DecodeFailed, Message: err.Error()})
 		return
 	}
-	ctx := vm.L.CreateTable(0, 4)
-	ctx.RawSetString("player_id", lua.LString(req.PlayerID))
-	ctx.RawSetString("session_id", lua.LString(req.SessionID))
-	ctx.RawSetString("seq", lua.LNumber(req.Seq))
-	ctx.RawSetString("msg", lua.LString(msg.Name))
+	ctx := vm.L.NewUserData()
+	ctx.Value = requestContext{req: req, msg: msg.Name}
+	ctx.Metatable = vm.ctxMeta
 	vm.runRequest(req, h.fn, msg.FullName, ctx, body)
+}
+
+// requestContext is the Go side of a handler's ctx: a read-only object whose fields are read by
+// ctxIndex. It costs one allocation, where a table with four string keys costs about ten.
+type requestContext struct {
+	req *call.Request
+	msg string
+}
+
+// ctxIndex implements ctx.player_id, ctx.session_id, ctx.seq and ctx.msg.
+func ctxIndex(L *lua.LState) int {
+	c, ok := L.CheckUserData(1).Value.(requestContext)
+	if !ok {
+		L.ArgError(1, "not a request context")
+	}
+	switch L.CheckString(2) {
+	case "player_id":
+		L.Push(lua.LString(c.req.PlayerID))
+	case "session_id":
+		L.Push(lua.LString(c.req.SessionID))
+	case "seq":
+		L.Push(lua.LNumber(c.req.Seq))
+	case "msg":
+		L.Push(lua.LString(c.msg))
+	default:
+		L.Push(lua.LNil)
+	}
+	return 1
+}
+
+// ctxNewIndex refuses writes: the context describes the request and stays as it came.
+func ctxNewIndex(L *lua.LState) int {
+	L.RaiseError("ctx is read-only (tried to set %q)", L.CheckString(2))
+	return 0
 }
 
 // runRequest calls fn(args...) for a request and turns its (name, table) result into the reply.

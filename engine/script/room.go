@@ -270,7 +270,11 @@ func (vm *VM) roomCallback(h RoomHandle, name string, nret int, deadline time.Ti
 	}
 	fn, ok := typ.RawGetString(name).(*lua.LFunction)
 	if !ok {
-		return make([]lua.LValue, nret), nil
+		out := vm.ret[:nret]
+		for i := range out {
+			out[i] = lua.LNil
+		}
+		return out, nil
 	}
 	return vm.protectedCall(fn, nret, deadline, args...)
 }

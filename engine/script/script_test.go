@@ -567,3 +567,36 @@ func TestExportImport(t *testing.T) {
 		t.Fatalf("import %v", back)
 	}
 }
+
+func TestRoomWithoutCallbacks(t *testing.T) {
+	b := compile(t, map[string]string{"game/bare.lua": `mf.room_type("arena", {})`})
+	vm := newVM(t, b, "game", &script.Services{})
+	h := &room{}
+	if err := vm.RoomCreate(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := vm.RoomJoin(h, "p1", nil, time.Now().Add(time.Second)); err != nil || out != nil {
+		t.Fatalf("join without on_join: %v %v", out, err)
+	}
+	if out := vm.RoomLeave(h, "p1", "left"); out != nil {
+		t.Fatalf("leave without on_leave: %v", out)
+	}
+	vm.RoomTick(h, time.Millisecond)
+	vm.RoomClosed(h)
+}
+
+func TestContextIsReadOnly(t *testing.T) {
+	b := compile(t, map[string]string{"lobby/c.lua": `
+mf.handle("EchoReq", function(ctx, req)
+  assert(ctx.player_id == "p1" and ctx.session_id == "s1" and ctx.seq == 1 and ctx.msg == "EchoReq" and ctx.nope == nil)
+  if req.n == 1 then ctx.player_id = "someone else" end
+  return "EchoAck", { n = req.n }
+end)`})
+	vm := newVM(t, b, "lobby", &script.Services{Dev: true})
+	if a := request(t, vm, "EchoReq", "{ n = 0 }"); a.err != nil {
+		t.Fatal(a.err)
+	}
+	if a := request(t, vm, "EchoReq", "{ n = 1 }"); a.err == nil || !strings.Contains(a.err.Message, "read-only") {
+		t.Fatalf("writing ctx: %v", a.err)
+	}
+}

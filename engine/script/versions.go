@@ -1,32 +1,40 @@
 package script
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Versions holds the bundle in force and tells actors when a newer one replaces it. Safe for
-// concurrent use.
+// concurrent use; Load is a single atomic read, for the hot path.
 type Versions struct {
+	current atomic.Pointer[Bundle]
 	mu      sync.Mutex
-	current *Bundle
 	changed chan struct{}
 }
 
 // NewVersions starts with b in force.
 func NewVersions(b *Bundle) *Versions {
-	return &Versions{current: b, changed: make(chan struct{})}
+	v := &Versions{changed: make(chan struct{})}
+	v.current.Store(b)
+	return v
 }
+
+// Load returns the bundle in force.
+func (v *Versions) Load() *Bundle { return v.current.Load() }
 
 // Current returns the bundle in force and a channel that is closed when it is replaced.
 func (v *Versions) Current() (*Bundle, <-chan struct{}) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.current, v.changed
+	return v.current.Load(), v.changed
 }
 
 // Set puts b in force and wakes everyone waiting on the previous channel.
 func (v *Versions) Set(b *Bundle) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.current = b
+	v.current.Store(b)
 	close(v.changed)
 	v.changed = make(chan struct{})
 }

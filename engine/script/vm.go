@@ -76,6 +76,7 @@ type VM struct {
 	bundle *Bundle
 
 	mf             *lua.LTable
+	ctxMeta        *lua.LTable
 	errMeta        *lua.LTable
 	roomMeta       *lua.LTable
 	modules        map[string]*lua.LTable // mf.module tables, kept across reloads
@@ -89,6 +90,7 @@ type VM struct {
 	rooms          map[*lua.LTable]RoomHandle
 
 	guard guard
+	ret   [2]lua.LValue // results of the last protected call
 }
 
 // guard lets a watchdog goroutine interrupt a call that overran its deadline.
@@ -223,8 +225,9 @@ type errDeadline struct{ limit time.Time }
 
 func (e errDeadline) Error() string { return "deadline exceeded" }
 
-// protectedCall calls fn with args under a deadline and returns its nret results. Lua errors come
-// back as *lua.ApiError, a deadline overrun as errDeadline; the stack is left as it was.
+// protectedCall calls fn with args under a deadline and returns its nret (at most 2) results,
+// valid until the next call. Lua errors come back as *lua.ApiError, a deadline overrun as
+// errDeadline; the stack is left as it was.
 func (vm *VM) protectedCall(fn *lua.LFunction, nret int, deadline time.Time, args ...lua.LValue) ([]lua.LValue, error) {
 	L := vm.L
 	base := L.GetTop()
@@ -259,9 +262,9 @@ func (vm *VM) protectedCall(fn *lua.LFunction, nret int, deadline time.Time, arg
 		}
 		return nil, err
 	}
-	out := make([]lua.LValue, 0, nret)
-	for i := base + 1; i <= L.GetTop(); i++ {
-		out = append(out, L.Get(i))
+	out := vm.ret[:nret]
+	for i := range out {
+		out[i] = L.Get(base + 1 + i)
 	}
 	L.SetTop(base)
 	return out, nil

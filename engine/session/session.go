@@ -80,14 +80,16 @@ type pushed struct {
 }
 
 // Open starts a new session for a player bound to c and queues ack(session) on c (the LoginAck
-// reply) before any push can reach the session. A previous session of the player ends
+// reply; nil for a one-way login) before any push can reach the session. A previous session of the player ends
 // ("replaced") and its connection, if any, is kicked with KICKED_DUPLICATE_LOGIN.
 func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame) *Session {
 	s := &Session{ID: newID(), PlayerID: playerID, m: m, conn: c}
 	m.mu.Lock()
 	// Queued under the manager's lock: a push cannot reach s before its ack, and a login the
 	// client sends after reading the ack cannot be registered before s.
-	_ = c.Send(ack(s))
+	if ack != nil {
+		_ = c.Send(ack(s))
+	}
 	old := m.byPlayer[playerID]
 	if old != nil {
 		delete(m.byID, old.ID)
@@ -260,7 +262,8 @@ type ErrResume struct{ Reason string }
 func (e *ErrResume) Error() string { return "cannot resume: " + e.Reason }
 
 // Resume binds the session to a new connection c. Under the session's lock, so that no push slips
-// in between, it queues first the frame ack(replayed) (the ResumeAck reply), then every kept push
+// in between, it queues first the frame ack(replayed) (the ResumeAck reply; nil for a one-way
+// resume), then every kept push
 // after lastPushSeq with its original seq; later pushes follow on c. A connection still bound to
 // the session is kicked with KICKED_DUPLICATE_LOGIN.
 func (s *Session) Resume(lastPushSeq uint32, c Conn, ack func(replayed uint32) wire.Frame) error {
@@ -293,7 +296,11 @@ func (s *Session) Resume(lastPushSeq uint32, c Conn, ack func(replayed uint32) w
 			replay = append(replay, p)
 		}
 	}
-	if err := c.Send(ack(uint32(len(replay)))); err == nil {
+	var err error
+	if ack != nil {
+		err = c.Send(ack(uint32(len(replay))))
+	}
+	if err == nil {
 		for _, p := range replay {
 			if c.Send(wire.Frame{MsgID: p.msgID, Seq: p.seq, Payload: p.payload}) != nil {
 				break
