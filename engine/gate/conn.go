@@ -41,7 +41,7 @@ type conn struct {
 	pending   atomic.Int64 // requests handed to the router and not answered yet
 	closeOnce sync.Once
 	kicked    atomic.Bool
-	graceful  atomic.Bool // the client half-closed: answer what is pending, then close
+	graceful  atomic.Bool  // the client half-closed: answer what is pending, then close
 	reason    atomic.Value // string: why the connection closed, for the log
 	written   chan struct{}
 }
