@@ -16,17 +16,18 @@ import (
 
 // output is one generated file.
 type output struct {
-	path string
-	gen  func(sch *schema.Schema) ([]byte, error)
+	path  string
+	proto string // schema directory relative to the root; "" is the -proto directory
+	gen   func(sch *schema.Schema) ([]byte, error)
 }
 
 func outputs() []output {
-	return []output{{
+	return append([]output{{
 		path: "engine/protocol/protocol.pb.go",
 		gen: func(sch *schema.Schema) ([]byte, error) {
 			return generateGo(sch, "moonforge/protocol.proto", "github.com/moonforge/moonforge/engine/protocol;protocol")
 		},
-	}}
+	}}, luaOutputs()...)
 }
 
 func main() {
@@ -45,9 +46,17 @@ func run(protoDir, root string, check bool) error {
 	if err != nil {
 		return err
 	}
+	schemas := map[string]*schema.Schema{"": sch}
 	stale := 0
 	for _, o := range outputs() {
-		want, err := o.gen(sch)
+		s, ok := schemas[o.proto]
+		if !ok {
+			if s, err = schema.Load(root + "/" + o.proto); err != nil {
+				return err
+			}
+			schemas[o.proto] = s
+		}
+		want, err := o.gen(s)
 		if err != nil {
 			return err
 		}
