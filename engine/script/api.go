@@ -17,8 +17,7 @@ import (
 // raises a Lua error on failure.
 func (vm *VM) openAPI() {
 	L := vm.L
-	vm.mf = L.NewTable()
-	L.SetFuncs(vm.mf, map[string]lua.LGFunction{
+	vm.mf = vm.funcs(map[string]lua.LGFunction{
 		"module":   vm.luaModule,
 		"handle":   vm.luaHandle,
 		"error":    vm.luaError,
@@ -26,22 +25,22 @@ func (vm *VM) openAPI() {
 		"push_all": vm.luaPushAll,
 		"now":      vm.luaNow,
 		"login":    vm.luaLogin,
-	})
+	}, 8)
 	vm.mf.RawSetString("role", lua.LString(vm.role))
 	vm.mf.RawSetString("version", lua.LString(""))
 
-	codes := L.NewTable()
+	codes := L.CreateTable(0, len(protocol.Codes()))
 	for _, c := range protocol.Codes() {
 		codes.RawSetString(c.String(), lua.LNumber(c))
 	}
 	vm.mf.RawSetString("code", codes)
 
-	vm.ctxMeta = L.NewTable()
+	vm.ctxMeta = L.CreateTable(0, 3)
 	vm.ctxMeta.RawSetString("__index", L.NewFunction(ctxIndex))
 	vm.ctxMeta.RawSetString("__newindex", L.NewFunction(ctxNewIndex))
 	vm.ctxMeta.RawSetString("__metatable", lua.LString("ctx"))
 
-	vm.errMeta = L.NewTable()
+	vm.errMeta = L.CreateTable(0, 1)
 	vm.errMeta.RawSetString("__tostring", L.NewFunction(func(L *lua.LState) int {
 		t := L.CheckTable(1)
 		L.Push(lua.LString("error " + t.RawGetString("code").String() + ": " + t.RawGetString("message").String()))
@@ -54,6 +53,14 @@ func (vm *VM) openAPI() {
 	vm.mf.RawSetString("room", vm.newRoomTable())
 	vm.mf.RawSetString("room_type", L.NewFunction(vm.luaRoomType))
 	L.SetGlobal("mf", vm.mf)
+}
+
+// funcs builds a table of Go functions sized for them and extra more keys (gopher-lua's
+// NewTable reserves room for 32 entries, about 3 KB, which every VM and room would pay per table).
+func (vm *VM) funcs(fns map[string]lua.LGFunction, extra int) *lua.LTable {
+	t := vm.L.CreateTable(0, len(fns)+extra)
+	vm.L.SetFuncs(t, fns)
+	return t
 }
 
 // mustLoad raises unless scripts are loading: declarations belong at the top level of a file.
@@ -74,7 +81,7 @@ func (vm *VM) luaModule(L *lua.LState) int {
 	name := L.CheckString(1)
 	t, ok := vm.modules[name]
 	if !ok {
-		t = L.NewTable()
+		t = L.CreateTable(0, 4)
 		vm.modules[name] = t
 	}
 	L.Push(t)
@@ -147,7 +154,7 @@ func (vm *VM) encodeArg(fn string, n int) (*schema.Message, []byte) {
 	}
 	t := vm.L.OptTable(n+1, nil)
 	if t == nil {
-		t = vm.L.NewTable()
+		t = vm.L.CreateTable(0, 0)
 	}
 	payload, err := msg.Encode(nil, t)
 	if err != nil {
@@ -204,11 +211,11 @@ func (vm *VM) luaLogin(L *lua.LState) int {
 
 func (vm *VM) newLogTable() *lua.LTable {
 	L := vm.L
-	t := L.NewTable()
+	t := L.CreateTable(0, 4)
 	for name, level := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
 		t.RawSetString(name, L.NewFunction(vm.logAt(level, 1)))
 	}
-	meta := L.NewTable()
+	meta := L.CreateTable(0, 1)
 	meta.RawSetString("__call", L.NewFunction(vm.logAt(slog.LevelInfo, 2)))
 	L.SetMetatable(t, meta)
 	return t

@@ -18,13 +18,11 @@ const dbPrefix = "lua/"
 const maxDBKey = 512
 
 func (vm *VM) newDBTable() *lua.LTable {
-	t := vm.L.NewTable()
-	vm.L.SetFuncs(t, map[string]lua.LGFunction{
+	return vm.funcs(map[string]lua.LGFunction{
 		"get":    vm.luaDBGet,
 		"put":    vm.luaDBPut,
 		"delete": vm.luaDBDelete,
-	})
-	return t
+	}, 0)
 }
 
 // dbContext bounds a store call by the deadline of the running call.

@@ -104,7 +104,7 @@ func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args
 			req.Fail(vm.internal(fmt.Sprintf("%s: the reply body must be a table, got %s", what, out[1].Type())))
 			return
 		}
-		body = vm.L.NewTable()
+		body = vm.L.CreateTable(0, 0)
 	}
 	payload, err := msg.Encode(nil, body)
 	if err != nil {

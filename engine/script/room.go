@@ -89,7 +89,7 @@ func (vm *VM) luaRoomType(L *lua.LState) int {
 	vm.roomTypeDecls[name] = rt
 	t, ok := vm.roomTypeTables[name]
 	if !ok {
-		t = L.NewTable()
+		t = L.CreateTable(0, 6)
 		vm.roomTypeTables[name] = t
 	}
 	L.Push(t)
@@ -99,22 +99,20 @@ func (vm *VM) luaRoomType(L *lua.LState) int {
 // newRoomTable builds mf.room, the room service, and the methods of room objects.
 func (vm *VM) newRoomTable() *lua.LTable {
 	L := vm.L
-	t := L.NewTable()
-	L.SetFuncs(t, map[string]lua.LGFunction{
+	t := vm.funcs(map[string]lua.LGFunction{
 		"create": vm.luaRoomCreate,
 		"join":   vm.luaRoomJoin,
 		"leave":  vm.luaRoomLeave,
 		"of":     vm.luaRoomOf,
 		"list":   vm.luaRoomList,
-	})
-	methods := L.NewTable()
-	L.SetFuncs(methods, map[string]lua.LGFunction{
+	}, 0)
+	methods := vm.funcs(map[string]lua.LGFunction{
 		"broadcast": vm.luaRoomBroadcast,
 		"send":      vm.luaRoomSend,
 		"remove":    vm.luaRoomRemove,
 		"close":     vm.luaRoomClose,
-	})
-	vm.roomMeta = L.NewTable()
+	}, 0)
+	vm.roomMeta = L.CreateTable(0, 1)
 	vm.roomMeta.RawSetString("__index", methods)
 	return t
 }
@@ -253,8 +251,8 @@ func (vm *VM) roomObject(h RoomHandle) *lua.LTable {
 	t := L.CreateTable(0, 6)
 	t.RawSetString("id", lua.LString(h.ID()))
 	t.RawSetString("type", lua.LString(h.Type()))
-	t.RawSetString("state", L.NewTable())
-	t.RawSetString("players", L.NewTable())
+	t.RawSetString("state", L.CreateTable(0, 4))
+	t.RawSetString("players", L.CreateTable(0, 8))
 	t.RawSetString("tick", lua.LNumber(0))
 	L.SetMetatable(t, vm.roomMeta)
 	vm.rooms[t] = h

@@ -111,13 +111,11 @@ func (vm *VM) RunTimers(now time.Time) {
 }
 
 func (vm *VM) newTimerTable() *lua.LTable {
-	t := vm.L.NewTable()
-	vm.L.SetFuncs(t, map[string]lua.LGFunction{
+	return vm.funcs(map[string]lua.LGFunction{
 		"after":  func(L *lua.LState) int { return vm.luaTimer(L, false) },
 		"every":  func(L *lua.LState) int { return vm.luaTimer(L, true) },
 		"cancel": vm.luaTimerCancel,
-	})
-	return t
+	}, 0)
 }
 
 // luaTimer implements mf.timer.after(seconds, fn) and mf.timer.every(seconds, fn).

@@ -108,7 +108,7 @@ func NewVM(role string, svc *Services) *VM {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		CallStackSize:       120,
-		RegistrySize:        256,
+		RegistrySize:        128,
 		RegistryMaxSize:     256 * 1024,
 		RegistryGrowStep:    64,
 		MinimizeStackMemory: true,
