@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -96,6 +97,10 @@ func run(args []string) error {
 	}
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+	raiseFileLimit(log)
 
 	n, err := node.New(cfg, log)
 	if err != nil {
@@ -104,6 +109,19 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return n.Run(ctx)
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard limit: every client connection
+// is a file.
+func raiseFileLimit(log *slog.Logger) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= l.Max {
+		return
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		log.Warn("could not raise the open file limit", "error", err)
+	}
 }
 
 func newLogger(c config.Log) *slog.Logger {

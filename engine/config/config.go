@@ -26,6 +26,9 @@ type Config struct {
 	Session  Session       `yaml:"session"`
 	Auth     Auth          `yaml:"auth"`
 	Shutdown time.Duration `yaml:"shutdown_timeout"` // how long a graceful stop may take
+	// GCPercent is Go's GOGC: how much the heap may grow between collections. Above Go's 100 it
+	// trades memory for CPU; the gateway and the Lua tables allocate per request.
+	GCPercent int `yaml:"gc_percent"`
 }
 
 // Log configures logging.
@@ -110,8 +113,9 @@ func Default() Config {
 			MaxRooms:      100000,
 			RoomMailboxes: 256,
 		},
-		Auth:     Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
-		Shutdown: 10 * time.Second,
+		Auth:      Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
+		Shutdown:  10 * time.Second,
+		GCPercent: 400,
 	}
 }
 
@@ -148,6 +152,7 @@ func (c Config) Validate() error {
 	check(c.Lua.HandlerTimeout >= time.Millisecond, "lua.handler_timeout must be at least 1ms")
 	check(c.Session.ResumeWindow >= 0, "session.resume_window must not be negative")
 	check(c.Session.ReplayPushes >= 1, "session.replay_pushes must be at least 1")
+	check(c.GCPercent >= 10, "gc_percent must be at least 10")
 	check(c.Auth.TokenTTL >= time.Minute, "auth.token_ttl must be at least 1m")
 	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format must be text or json")
 	check(c.Log.Level == "debug" || c.Log.Level == "info" || c.Log.Level == "warn" || c.Log.Level == "error", "log.level must be debug, info, warn or error")
