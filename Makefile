@@ -15,8 +15,8 @@ run: build ## start the server: every role in one process, embedded store in ./d
 	$(BIN)/moonforge run -dev $(ARGS)
 
 .PHONY: build
-build: ## build bin/moonforge and bin/bot
-	$(GO) build -o $(BIN)/ . ./tools/bot
+build: ## build bin/moonforge, bin/bot and bin/loadtest
+	$(GO) build -o $(BIN)/ . ./tools/bot ./tools/loadtest
 
 .PHONY: bot
 bot: build ## play the demo scenario against a running server (ARGS="-ws" for WebSocket)
@@ -27,6 +27,11 @@ test: ## vet, check generated code, run every test with the race detector
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above are not formatted" && false)
 	$(GO) test -race -count=1 -timeout 9m ./...
+
+.PHONY: bench
+bench: build ## run the benchmark suite (about 4 minutes): bench/results/<date>.json and .md, README table
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/schema ./engine/script ./engine/room | tee $(BIN)/gobench.txt
+	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
 
 .PHONY: fuzz
 fuzz: ## run every fuzz test for FUZZTIME each (default 30s)

@@ -1,5 +1,8 @@
 -- The arena room: up to 8 players on a 100 x 100 field; every tick (20 Hz) all players receive
 -- the state. A player's moves are saved when it leaves the room.
+--
+-- The state message is built once per room and updated in place: each player's entry shares its
+-- position table, so a tick allocates nothing and only encodes what is there.
 local counter = require("shared.counter")
 
 local arena = mf.room_type("arena", { tick_hz = 20, max_players = 8, messages = { "ArenaMoveReq" } })
@@ -8,23 +11,35 @@ local STEP = 1
 
 local function clamp(v) return math.max(0, math.min(SIZE, v)) end
 
-local function roster(room)
+-- rebuild refreshes the sorted roster and the list of player entries after a join or a leave.
+local function rebuild(room)
   local ids = {}
   for id in pairs(room.players) do ids[#ids + 1] = id end
   table.sort(ids)
-  return ids
+  local entries = {}
+  for i, id in ipairs(ids) do entries[i] = room.players[id].entry end
+  room.state.roster = ids
+  room.state.msg.players = entries
+end
+
+function arena.on_create(room)
+  room.state.msg = { room_id = room.id, tick = 0, players = {} }
+  room.state.roster = {}
 end
 
 function arena.on_join(room, player)
   player.pos = { x = math.random(0, SIZE), y = math.random(0, SIZE) }
-  player.hp = 100
   player.moves = 0
+  player.entry = { id = player.id, pos = player.pos, hp = 100 } -- an ArenaPlayer
+  rebuild(room)
   room:broadcast("ArenaEvent", { room_id = room.id, player_id = player.id, kind = "JOINED" }, player.id)
-  return { pos = player.pos, players = roster(room) }
+  return { pos = player.pos, players = room.state.roster }
 end
 
 function arena.on_leave(room, player, reason)
   if player.moves > 0 then counter.add("arena/moves/" .. player.id, player.moves) end
+  room.players[player.id] = nil -- the engine removes it too; rebuild must not see it
+  rebuild(room)
   room:broadcast("ArenaEvent", { room_id = room.id, player_id = player.id, kind = "LEFT" }, player.id)
   return { moves = player.moves }
 end
@@ -41,10 +56,6 @@ function arena.on_message(room, player, name, msg)
 end
 
 function arena.on_tick(room, dt)
-  local players = {}
-  for _, id in ipairs(roster(room)) do
-    local p = room.players[id]
-    players[#players + 1] = { id = id, pos = p.pos, hp = p.hp }
-  end
-  room:broadcast("ArenaState", { room_id = room.id, tick = room.tick, players = players })
+  room.state.msg.tick = room.tick
+  room:broadcast("ArenaState", room.state.msg)
 end

@@ -11,7 +11,10 @@ end
 mf.handle("ArenaJoinReq", function(ctx, req)
   local room_id = req.room_id
   local joined
-  if room_id ~= "" then
+  if req.new_room then
+    room_id = mf.room.create("arena")
+    joined = mf.room.join(room_id, ctx.player_id)
+  elseif room_id ~= "" then
     joined = mf.room.join(room_id, ctx.player_id)
   else
     room_id = find_room()

@@ -76,6 +76,7 @@ func single(args []string) error {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured window")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "load before the measured window")
 	fs.IntVar(&o.RoomSize, "room-size", 8, "arena: bots per room")
+	fs.Float64Var(&o.MoveHz, "move-hz", 20, "arena: moves per second per bot (0: bots only receive the state)")
 	fs.IntVar(&o.Payload, "payload", 16, "echo: body bytes")
 	fs.IntVar(&o.LocalIPs, "local-ips", 1, "spread connections over 127.0.0.1..N (more than ~28k connections)")
 	fs.StringVar(&o.Device, "device", "", "guest device id prefix (default load-<scenario>)")
@@ -191,7 +192,7 @@ func runProcs(ctx context.Context, o options, procs int) (*result, *hdrhistogram
 			"-conns", strconv.Itoa(conns), "-inflight", strconv.Itoa(o.InFlight),
 			"-rate", strconv.FormatFloat(o.Rate/float64(procs), 'f', -1, 64),
 			"-duration", o.Duration.String(), "-warmup", o.Warmup.String(),
-			"-room-size", strconv.Itoa(o.RoomSize), "-payload", strconv.Itoa(o.Payload),
+			"-room-size", strconv.Itoa(o.RoomSize), "-move-hz", strconv.FormatFloat(o.MoveHz, 'f', -1, 64), "-payload", strconv.Itoa(o.Payload),
 			"-local-ips", strconv.Itoa(o.LocalIPs), "-device", fmt.Sprintf("%s-p%d", deviceOr(o), p)}
 		wg.Add(1)
 		go func(p int) {

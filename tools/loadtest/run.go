@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
@@ -28,6 +30,7 @@ type options struct {
 	Duration  time.Duration `json:"duration_ns"`
 	Warmup    time.Duration `json:"warmup_ns"`
 	RoomSize  int           `json:"room_size,omitempty"`
+	MoveHz    float64       `json:"move_hz,omitempty"` // arena: moves per second per bot
 	Payload   int           `json:"payload,omitempty"`
 	LocalIPs  int           `json:"local_ips,omitempty"` // spread connections over 127.0.0.1..N
 	Device    string        `json:"-"`                   // guest device id prefix
@@ -55,6 +58,9 @@ type load struct {
 	conns   []*conn
 	running atomic.Bool
 	wg      sync.WaitGroup
+	stopped chan struct{} // closed by closeAll
+	once    sync.Once
+	mu      sync.Mutex // guards conns while connect fills it
 }
 
 // runLoad dials the connections, sets them up, runs the warm-up and the measured window, and
@@ -63,7 +69,7 @@ func runLoad(ctx context.Context, o options) (*result, *hdrhistogram.Histogram, 
 	if o.Device == "" {
 		o.Device = fmt.Sprintf("load-%s", o.Scenario)
 	}
-	l := &load{o: o}
+	l := &load{o: o, stopped: make(chan struct{})}
 	if o.Scenario == "login" {
 		return l.runLogins(ctx)
 	}
@@ -122,11 +128,40 @@ func runLoad(ctx context.Context, o options) (*result, *hdrhistogram.Histogram, 
 	return res, hist, nil
 }
 
+// heartbeat sends a one-way Ping on every connection every few seconds, as clients do, so that
+// connections waiting through a long setup are not kicked as idle. It stops with ctx or when the
+// load's connections close.
+func (l *load) heartbeat(ctx context.Context) {
+	ping := []byte{} // Ping{} with seq 0: acknowledged, not answered
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.stopped:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			conns := append([]*conn(nil), l.conns...)
+			l.mu.Unlock()
+			for _, c := range conns {
+				if c != nil {
+					_ = c.queue.Push(wire.Frame{MsgID: protocol.MsgPing, Payload: ping})
+				}
+			}
+		}
+	}
+}
+
 // connect dials every connection (a few at a time) and logs in where the scenario needs it.
 func (l *load) connect(ctx context.Context) error {
+	l.mu.Lock()
 	l.conns = make([]*conn, l.o.Conns)
+	l.mu.Unlock()
+	go l.heartbeat(ctx)
 	sem := make(chan struct{}, 64)
-	var mu sync.Mutex
+	mu := &l.mu
 	var firstErr error
 	var wg sync.WaitGroup
 	for i := range l.conns {
@@ -165,35 +200,50 @@ func (l *load) connect(ctx context.Context) error {
 }
 
 // formRooms puts the connections into arena rooms of RoomSize: the first of each group opens a
-// room (quick match when every earlier room is full), the others join it by id.
+// new room (ArenaJoinReq.new_room), the others join it by id.
 func (l *load) formRooms(ctx context.Context) error {
 	size := max(1, l.o.RoomSize)
+	newRoom := protowire.AppendVarint(protowire.AppendTag(nil, 2, protowire.VarintType), 1)
+	sem := make(chan struct{}, 32) // rooms formed at once
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
 	for g := 0; g < len(l.conns); g += size {
-		f, err := l.conns[g].call(ctx, msgArenaJoinReq, nil)
-		if err != nil {
-			return fmt.Errorf("room %d: %w", g/size, err)
-		}
-		roomID, err := firstString(f.Payload)
-		if err != nil || f.MsgID != msgArenaJoinAck {
-			return fmt.Errorf("room %d: unexpected answer %d", g/size, f.MsgID)
-		}
-		join := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), roomID)
-		var wg sync.WaitGroup
-		errs := make(chan error, size)
-		for i := g + 1; i < min(g+size, len(l.conns)); i++ {
-			wg.Add(1)
-			go func(c *conn) {
-				defer wg.Done()
-				if _, err := c.call(ctx, msgArenaJoinReq, join); err != nil {
-					errs <- err
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(g int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := l.formRoom(ctx, l.conns[g:min(g+size, len(l.conns))], newRoom); err != nil {
+				select {
+				case errs <- fmt.Errorf("room %d: %w", g/size, err):
+				default:
 				}
-			}(l.conns[i])
-		}
-		wg.Wait()
-		select {
-		case err := <-errs:
-			return fmt.Errorf("room %d: %w", g/size, err)
-		default:
+			}
+		}(g)
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// formRoom opens a room with the first connection and joins the others to it.
+func (l *load) formRoom(ctx context.Context, group []*conn, newRoom []byte) error {
+	f, err := group[0].call(ctx, msgArenaJoinReq, newRoom)
+	if err != nil {
+		return err
+	}
+	roomID, err := firstString(f.Payload)
+	if err != nil || f.MsgID != msgArenaJoinAck {
+		return fmt.Errorf("unexpected answer %d", f.MsgID)
+	}
+	join := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), roomID)
+	for _, c := range group[1:] {
+		if _, err := c.call(ctx, msgArenaJoinReq, join); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -246,15 +296,17 @@ func (l *load) start() {
 	}
 	rate := l.o.Rate
 	if l.o.Scenario == "arena" && rate == 0 {
-		rate = 20 * float64(len(l.conns)) // every bot moves at the 20 Hz tick rate
+		rate = l.o.MoveHz * float64(len(l.conns)) // every bot moves at the tick rate
+		if rate == 0 {
+			return // bots that only watch the state
+		}
+	}
+	if rate > 0 {
+		l.openLoop(rate)
+		return
 	}
 	for i, c := range l.conns {
 		i, c := i, c
-		if rate > 0 {
-			l.wg.Add(1)
-			go l.openLoop(i, c, rate/float64(len(l.conns)))
-			continue
-		}
 		var n atomic.Int64
 		c.onReply = func(wire.Frame) {
 			if l.running.Load() {
@@ -269,19 +321,47 @@ func (l *load) start() {
 	}
 }
 
-func (l *load) openLoop(i int, c *conn, perSecond float64) {
-	defer l.wg.Done()
-	interval := time.Duration(float64(time.Second) / perSecond)
-	next := time.Now().Add(time.Duration(rand.Int63n(int64(interval) + 1)))
-	for n := int64(0); l.running.Load(); n++ {
-		if d := time.Until(next); d > 0 {
-			time.Sleep(d)
+// openLoop sends rate requests per second in all, each connection on its own evenly spaced
+// schedule. A few sender goroutines (one per CPU) each serve a share of the connections: they
+// sleep until the earliest due request and send every one that is due, which keeps the
+// generator's own scheduling delay small next to what it measures. Latency counts from the due
+// time, so a server that falls behind cannot hide its queueing (no coordinated omission).
+func (l *load) openLoop(rate float64) {
+	interval := time.Duration(float64(time.Second) * float64(len(l.conns)) / rate)
+	senders := min(runtime.NumCPU(), len(l.conns))
+	for s := 0; s < senders; s++ {
+		var mine []int
+		for i := s; i < len(l.conns); i += senders {
+			mine = append(mine, i)
 		}
-		id, p := l.request(i, n)
-		if c.send(id, p, next) != nil {
-			return
-		}
-		next = next.Add(interval)
+		l.wg.Add(1)
+		go func(mine []int) {
+			defer l.wg.Done()
+			start := time.Now()
+			due := make([]time.Time, len(mine))
+			count := make([]int64, len(mine))
+			for k := range due { // spread the first requests over one interval
+				due[k] = start.Add(time.Duration(rand.Int63n(int64(interval) + 1)))
+			}
+			for l.running.Load() {
+				now := time.Now()
+				next := now.Add(interval)
+				for k, i := range mine {
+					for !due[k].After(now) {
+						id, p := l.request(i, count[k])
+						_ = l.conns[i].send(id, p, due[k])
+						count[k]++
+						due[k] = due[k].Add(interval)
+					}
+					if due[k].Before(next) {
+						next = due[k]
+					}
+				}
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				}
+			}
+		}(mine)
 	}
 }
 
@@ -311,6 +391,7 @@ func (l *load) progress(ctx context.Context, d time.Duration) {
 }
 
 func (l *load) closeAll() {
+	l.once.Do(func() { close(l.stopped) })
 	for _, c := range l.conns {
 		if c != nil {
 			c.close(nil)

@@ -1,0 +1,46 @@
+package script_test
+
+import (
+	"testing"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/script"
+)
+
+type discard struct{}
+
+func (discard) Reply(*call.Request, uint16, []byte)        {}
+func (discard) Fail(*call.Request, *protocol.CodeError) {}
+
+// BenchmarkDispatchEcho is one client message through a Lua handler, as an actor runs it: decode
+// the payload into a table, build ctx, call the handler under its deadline, encode the reply.
+func BenchmarkDispatchEcho(b *testing.B) {
+	bundle, err := script.Compile("../../lua", loadSchema(&testing.T{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm := script.NewVM("lobby", &script.Services{})
+	defer vm.Close()
+	if err := vm.Apply(bundle); err != nil {
+		b.Fatal(err)
+	}
+	m := bundle.Schema.ByName("EchoReq")
+	t := vm.L.CreateTable(0, 2)
+	t.RawSetString("body", lua.LString("0123456789abcdef"))
+	t.RawSetString("n", lua.LNumber(42))
+	payload, err := m.Encode(nil, t)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Replier: discard{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req.Deadline = time.Now().Add(time.Second)
+		vm.CallHandler(req)
+	}
+}

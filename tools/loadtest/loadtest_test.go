@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
+)
+
+// The generator against the raw echo baseline: closed and open loop both complete requests,
+// record their latency, and fail none.
+func TestLoadAgainstBaseline(t *testing.T) {
+	b, err := startBaseline("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	for _, o := range []options{
+		{Scenario: "echo", Conns: 8, InFlight: 4},
+		{Scenario: "echo", Conns: 8, Rate: 2000},
+		{Scenario: "login", Conns: 4},
+	} {
+		o.Addr, o.Transport, o.Duration, o.Warmup, o.Payload, o.Quiet = b.addr(), "tcp", 300*time.Millisecond, 100*time.Millisecond, 16, true
+		res, hist, err := runLoad(context.Background(), o)
+		if err != nil {
+			t.Fatalf("%+v: %v", o, err)
+		}
+		if res.Requests == 0 || res.Failed != 0 || hist.TotalCount() == 0 {
+			t.Fatalf("%s: %d requests, %d failed, %d latencies", o.Scenario, res.Requests, res.Failed, hist.TotalCount())
+		}
+		if o.Rate > 0 && (res.Throughput < o.Rate/2 || res.Throughput > o.Rate*1.5) {
+			t.Errorf("open loop at %.0f/s measured %.0f/s", o.Rate, res.Throughput)
+		}
+	}
+}
+
+func TestHistogramQuantileFromBuckets(t *testing.T) {
+	family := func(counts ...uint64) map[string]*dto.MetricFamily {
+		bounds := []float64{0.001, 0.01, 0.1}
+		h := &dto.Histogram{}
+		for i, c := range counts {
+			h.Bucket = append(h.Bucket, &dto.Bucket{UpperBound: proto.Float64(bounds[i]), CumulativeCount: proto.Uint64(c)})
+		}
+		return map[string]*dto.MetricFamily{"x": {Metric: []*dto.Metric{{Histogram: h}}}}
+	}
+	before := family(10, 10, 10)
+	after := family(10+90, 10+99, 10+100) // in the window: 90 under 1 ms, 9 under 10 ms, 1 under 100 ms
+	if got := histogramQuantile(before, after, "x", 0.5); got != 0.001 {
+		t.Errorf("p50 %v", got)
+	}
+	if got := histogramQuantile(before, after, "x", 0.99); got != 0.01 {
+		t.Errorf("p99 %v", got)
+	}
+	if got := histogramQuantile(before, after, "x", 1); got != 0.1 {
+		t.Errorf("max %v", got)
+	}
+}
+
+func TestParseGoBenchAndReadmeSection(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "bench.txt")
+	text := "goos: linux\nBenchmarkDecodeSmall-2   \t 1412838\t       857.7 ns/op\t     936 B/op\t      17 allocs/op\nPASS\n"
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := parseGoBench(out)
+	if len(got) != 1 || got[0].Name != "BenchmarkDecodeSmall" || got[0].NsPerOp != 857.7 || got[0].Extra != "936 B/op 17 allocs/op" {
+		t.Fatalf("%+v", got)
+	}
+	readme := filepath.Join(dir, "README.md")
+	if err := os.WriteFile(readme, []byte("a\n<!-- bench:begin -->\nold\n<!-- bench:end -->\nb\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := replaceSection(readme, "new table\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(readme)
+	if !strings.Contains(string(b), "<!-- bench:begin -->\nnew table\n<!-- bench:end -->") || strings.Contains(string(b), "old") {
+		t.Fatalf("%s", b)
+	}
+}
