@@ -27,7 +27,7 @@ func outputs() []output {
 		gen: func(sch *schema.Schema) ([]byte, error) {
 			return generateGo(sch, "moonforge/protocol.proto", "github.com/moonforge/moonforge/engine/protocol;protocol")
 		},
-	}}, luaOutputs()...)
+	}}, append(luaOutputs(), csharpOutputs()...)...)
 }
 
 func main() {

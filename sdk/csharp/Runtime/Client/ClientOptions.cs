@@ -1,0 +1,62 @@
+using System;
+
+namespace Moonforge
+{
+    /// <summary>
+    /// How a <see cref="MoonforgeClient"/> connects and behaves. Every property has a default; set them
+    /// before creating the client and leave them alone afterwards.
+    /// </summary>
+    public sealed class ClientOptions
+    {
+        /// <summary>Server host name or address. Default 127.0.0.1.</summary>
+        public string Host { get; set; } = "127.0.0.1";
+
+        /// <summary>Server port. Default 7001 (the TCP default; WebSocket's is 7002).</summary>
+        public int Port { get; set; } = 7001;
+
+        /// <summary>TCP (default) or WebSocket.</summary>
+        public Transport Transport { get; set; } = Transport.Tcp;
+
+        /// <summary>TLS on TCP, wss:// on WebSocket. Default off.</summary>
+        public bool UseTls { get; set; }
+
+        /// <summary>The WebSocket path. Default /ws.</summary>
+        public string WebSocketPath { get; set; } = "/ws";
+
+        /// <summary>How long a connection attempt may take. Default 10 s.</summary>
+        public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+        /// <summary>How often to send Ping (with the last push seq received); zero turns the heartbeat off.
+        /// A connection that receives nothing for 3 intervals is taken as lost. Default 10 s.</summary>
+        public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+        /// <summary>How long a request waits for its reply before failing with Timeout. Default 10 s.</summary>
+        public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+        /// <summary>Reconnect after a connection loss and resume the session. Default true.</summary>
+        public bool Reconnect { get; set; } = true;
+
+        /// <summary>Wait before the first reconnect attempt; it doubles after each failed one. Default 0.5 s.</summary>
+        public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+        /// <summary>The longest wait between reconnect attempts. Default 10 s.</summary>
+        public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+        /// <summary>Give up after this many failed attempts in a row; 0 (default) never gives up.</summary>
+        public int ReconnectMaxAttempts { get; set; }
+
+        /// <summary>The largest frame length accepted or sent (PROTOCOL.md's length field). Default 1 MiB.</summary>
+        public int MaxFrameSize { get; set; } = Frame.DefaultMaxLength;
+
+        /// <summary>The messages the client knows; null (default) means <see cref="MessageTable.CreateDefault"/>.</summary>
+        public MessageTable Messages { get; set; }
+
+        /// <summary>Where the client reports what it drops or retries (called from any thread); null writes
+        /// to Console.Error. In Unity: <c>Log = UnityEngine.Debug.LogWarning</c>.</summary>
+        public Action<string> Log { get; set; }
+
+        /// <summary>Makes the transport for each connection; null (default) builds one from Transport,
+        /// Host, Port, UseTls and WebSocketPath. For custom transports and tests.</summary>
+        public Func<ClientOptions, ITransport> TransportFactory { get; set; }
+    }
+}

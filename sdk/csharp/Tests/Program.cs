@@ -1,0 +1,23 @@
+using System;
+
+namespace Moonforge.Tests
+{
+    /// <summary>
+    /// The SDK's test programs, run under mono by sdk/csharp/sdk_test.go:
+    ///   MoonforgeTests.exe conformance &lt;tests/vectors dir&gt;
+    ///   MoonforgeTests.exe client
+    ///   MoonforgeTests.exe e2e &lt;host&gt; &lt;tcp port&gt; &lt;ws port&gt;
+    /// Exit status 0 when every check passed.
+    /// </summary>
+    internal static class Program
+    {
+        private static int Main(string[] args)
+        {
+            if (args.Length == 2 && args[0] == "conformance") return ConformanceTests.Run(args[1]);
+            if (args.Length == 1 && args[0] == "client") return ClientTests.Run();
+            if (args.Length == 4 && args[0] == "e2e") return EndToEndTests.Run(args[1], int.Parse(args[2]), int.Parse(args[3]));
+            Console.Error.WriteLine("usage: MoonforgeTests.exe conformance <vectors dir> | client | e2e <host> <tcp port> <ws port>");
+            return 2;
+        }
+    }
+}
