@@ -269,6 +269,14 @@ func (g *csGen) checkFile() error {
 		}
 	}
 	eachMessageDesc(g.file.Messages(), func(md protoreflect.MessageDescriptor) {
+		if parent, ok := md.Parent().(protoreflect.MessageDescriptor); ok && md.Name() == "Types" && err == nil {
+			err = fmt.Errorf("%s: a nested message named Types clashes with the class %s.Types that holds nested types in C#", md.FullName(), parent.Name())
+		}
+		for i := 0; i < md.Enums().Len() && err == nil; i++ {
+			if md.Enums().Get(i).Name() == "Types" {
+				err = fmt.Errorf("%s: a nested enum named Types clashes with the class %s.Types that holds nested types in C#", md.Enums().Get(i).FullName(), md.Name())
+			}
+		}
 		for i := 0; i < md.Fields().Len() && err == nil; i++ {
 			fd := md.Fields().Get(i)
 			if fd.IsMap() {
