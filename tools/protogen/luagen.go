@@ -215,11 +215,12 @@ type requestPair struct {
 	req, reply protoreflect.MessageDescriptor
 }
 
-// reservedHelpers are the names of the Lua client's own methods, which no helper may take.
+// reservedHelpers are the names of the Lua client's own methods and fields, which no helper may
+// take.
 var reservedHelpers = []string{
 	"new", "connect", "close", "update", "login", "login_guest", "request", "await", "send", "on",
-	"off", "on_event", "encode", "decode", "state", "is_connected", "last_push_seq", "player_id",
-	"token", "drop",
+	"off", "on_event", "spawn", "run_until", "is_ready", "options", "schema", "codec", "transport",
+	"clock", "on_error", "state", "session", "last_push_seq", "rtt",
 }
 
 // requestPairs finds the request/reply pairs by name: a message FooReq that has an id and a

@@ -341,8 +341,8 @@ function decode_message(md, s, pos, limit, depth, t)
       end
     end
     if not handled then
-      -- An undeclared field, or a declared one with another wire type: kept as unknown, as
-      -- protobuf-go does, with its tag written in canonical form.
+      -- An undeclared field, or a declared one with another wire type: kept as unknown, tag
+      -- and value as they came, as protobuf-go does.
       local after
       after, err = protowire.skip(s, np, limit, number, wt, MAX_DEPTH - depth)
       if not after then
@@ -350,7 +350,7 @@ function decode_message(md, s, pos, limit, depth, t)
       end
       nunknown = nunknown + 1
       unknown = unknown or {}
-      unknown[nunknown] = protowire.tag(number, wt) .. sub(s, np, after - 1)
+      unknown[nunknown] = sub(s, pos, after - 1)
       pos = after
     end
   end

@@ -1,0 +1,21 @@
+-- Transport: the byte stream under a client. A transport object has
+--
+--   t:connect(host, port)  -> true | nil, message     start connecting; never blocks (DNS aside)
+--   t:poll_connect()       -> "connected" | "pending" | nil, message
+--   t:send(data)           -> bytes written (maybe fewer than #data, maybe 0) | nil, message
+--   t:receive()            -> data (maybe ""), then nil or a message when the stream ended
+--   t:wait(seconds)        blocks until data may be readable or seconds passed (for scripts)
+--   t:close()
+--
+-- All of it is called from the one thread that drives the client. Implementations:
+-- tcp_transport (LuaSocket). new(name, options) returns one by name.
+local M = {}
+
+function M.new(name, options)
+  if name == nil or name == "tcp" then
+    return require("moonforge.tcp_transport").new(options)
+  end
+  error("moonforge: unknown transport " .. tostring(name) .. " (this SDK has \"tcp\")", 3)
+end
+
+return M
