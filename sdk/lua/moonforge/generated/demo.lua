@@ -66,6 +66,7 @@
 ---@field y number
 ---@class demo.ArenaJoinReq
 ---@field room_id string
+---@field new_room boolean
 ---@class demo.ArenaJoinAck
 ---@field room_id string
 ---@field pos? demo.Vec2
@@ -210,6 +211,7 @@ M.messages = {
   },
   ["demo.ArenaJoinReq"] = {
     { name = "room_id", number = 1, type = "string" },
+    { name = "new_room", number = 2, type = "bool" },
   },
   ["demo.ArenaJoinAck"] = {
     { name = "room_id", number = 1, type = "string" },
@@ -349,7 +351,7 @@ M.descriptor = table.concat({
   "ken\024\001 \001(\009R\005token\018\"\010\013last_push_seq\024\002 \001(\013R\011lastPus",
   "hSeq\"Z\010\009ResumeAck\018\027\010\009player_id\024\001 \001(\009R\008playerId\018\026",
   "\010\008replayed\024\002 \001(\013R\008replayed\018\020\010\005token\024\003 \001(\009R\005token",
-  "b\006proto3\010\251\009\010\015demo/demo.proto\018\004demo\026\024moonforge/pr",
+  "b\006proto3\010\150\010\010\015demo/demo.proto\018\004demo\026\024moonforge/pr",
   "otocol.proto\"+\010\007EchoReq\018\018\010\004body\024\001 \001(\012R\004body\018\012\010\001n",
   "\024\002 \001(\003R\001n\"+\010\007EchoAck\018\018\010\004body\024\001 \001(\012R\004body\018\012\010\001n\024\002 ",
   "\001(\003R\001n\"!\010\011ChatSendReq\018\018\010\004text\024\001 \001(\009R\004text\"#\010\011Cha",
@@ -362,20 +364,21 @@ M.descriptor = table.concat({
   "\018\031\010\011arena_joins\024\002 \001(\013R\010arenaJoins\018\031\010\011arena_moves",
   "\024\003 \001(\013R\010arenaMoves\"\010\010\008StatsReq\"3\010\008StatsAck\018'\010\005st",
   "ats\024\001 \001(\0112\017.demo.PlayerStatsR\005stats\"\"\010\004Vec2\018\012\010\001x",
-  "\024\001 \001(\002R\001x\018\012\010\001y\024\002 \001(\002R\001y\"'\010\012ArenaJoinReq\018\023\010\007room_",
-  "id\024\001 \001(\009R\006roomId\"_\010\012ArenaJoinAck\018\023\010\007room_id\024\001 \001(",
-  "\009R\006roomId\018\028\010\003pos\024\002 \001(\0112\010.demo.Vec2R\003pos\018\024\010\007playe",
-  "rs\024\003 \003(\009R\007players\"\015\010\013ArenaLeaveReq\"%\010\013ArenaLeave",
-  "Ack\018\020\010\005moves\024\001 \001(\013R\005moves\",\010\012ArenaMoveReq\018\028\010\003dir",
-  "\024\001 \001(\0112\010.demo.Vec2R\003dir\",\010\012ArenaMoveAck\018\028\010\003pos\024\001",
-  " \001(\0112\010.demo.Vec2R\003pos\"K\010\011ArenaPlayer\018\014\010\002id\024\001 \001(\009",
-  "R\002id\018\028\010\003pos\024\002 \001(\0112\010.demo.Vec2R\003pos\018\014\010\002hp\024\003 \001(\005R\002",
-  "hp\"f\010\010ArenaState\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\018\010\004tic",
-  "k\024\002 \001(\004R\004tick\018+\010\007players\024\003 \003(\0112\017.demo.ArenaPlaye",
-  "rR\007players\"\161\001\010\010ArenaEvent\018\023\010\007room_id\024\001 \001(\009R\006room",
-  "Id\018\027\010\009player_id\024\002 \001(\009R\008playerId\018)\010\004kind\024\003 \001(\0142\021.",
-  "demo.ArenaEvent.KindR\004kind\"2\010\004Kind\018\020\010\016KIND_UNSPE",
-  "CIFIED\016\000\018\010\010\006JOINED\016\001\018\008\010\004LEFT\016\002b\006proto3",
+  "\024\001 \001(\002R\001x\018\012\010\001y\024\002 \001(\002R\001y\"B\010\012ArenaJoinReq\018\023\010\007room_",
+  "id\024\001 \001(\009R\006roomId\018\025\010\008new_room\024\002 \001(\008R\007newRoom\"_\010\012A",
+  "renaJoinAck\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\028\010\003pos\024\002 \001(",
+  "\0112\010.demo.Vec2R\003pos\018\024\010\007players\024\003 \003(\009R\007players\"\015\010\013",
+  "ArenaLeaveReq\"%\010\013ArenaLeaveAck\018\020\010\005moves\024\001 \001(\013R\005m",
+  "oves\",\010\012ArenaMoveReq\018\028\010\003dir\024\001 \001(\0112\010.demo.Vec2R\003d",
+  "ir\",\010\012ArenaMoveAck\018\028\010\003pos\024\001 \001(\0112\010.demo.Vec2R\003pos",
+  "\"K\010\011ArenaPlayer\018\014\010\002id\024\001 \001(\009R\002id\018\028\010\003pos\024\002 \001(\0112\010.d",
+  "emo.Vec2R\003pos\018\014\010\002hp\024\003 \001(\005R\002hp\"f\010\010ArenaState\018\023\010\007r",
+  "oom_id\024\001 \001(\009R\006roomId\018\018\010\004tick\024\002 \001(\004R\004tick\018+\010\007play",
+  "ers\024\003 \003(\0112\017.demo.ArenaPlayerR\007players\"\161\001\010\010ArenaE",
+  "vent\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\027\010\009player_id\024\002 \001(\009",
+  "R\008playerId\018)\010\004kind\024\003 \001(\0142\021.demo.ArenaEvent.KindR",
+  "\004kind\"2\010\004Kind\018\020\010\016KIND_UNSPECIFIED\016\000\018\010\010\006JOINED\016\001\018",
+  "\008\010\004LEFT\016\002b\006proto3",
 })
 
 return M
