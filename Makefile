@@ -23,7 +23,7 @@ bot: build ## play the demo scenario against a running server (ARGS="-ws" for We
 	$(BIN)/bot $(ARGS)
 
 .PHONY: test
-test: ## vet, check generated code, run every test with the race detector
+test: sdk-deps ## vet, check generated code, run every test with the race detector
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above are not formatted" && false)
 	$(GO) test -race -count=1 -timeout 9m ./...
@@ -44,6 +44,28 @@ fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
 .PHONY: generate
 generate: ## regenerate code from proto/ (engine/protocol/protocol.pb.go)
 	$(GO) run ./tools/protogen
+
+# Debian packages the SDK tests run on: Lua 5.1 and 5.4 with LuaSocket (sdk/lua), mono with
+# System.Net.Http (sdk/csharp).
+SDK_PACKAGES := lua5.1 lua5.4 lua-socket mono-mcs mono-runtime libmono-system-net-http4.0-cil
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: sdk
+sdk: ## regenerate the SDKs' generated code and the conformance vectors in tests/vectors
+	$(GO) run ./tools/protogen
+	$(GO) run ./tools/vectorgen
+
+.PHONY: sdk-deps
+sdk-deps: ## install the SDK tests' Debian packages (Lua 5.1, 5.4, LuaSocket, mono) when missing
+	@missing=$$(for p in $(SDK_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
+	done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "sdk-deps: not a Debian system; install by hand:" $$missing; exit 0; \
+	fi; \
+	echo "sdk-deps: installing" $$missing; \
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing
 
 .PHONY: clean
 clean: ## remove build output and the local data directory
