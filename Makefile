@@ -65,7 +65,7 @@ sdk-deps: ## install the SDK tests' Debian packages (Lua 5.1, 5.4, LuaSocket, mo
 	  echo "sdk-deps: not a Debian system; install by hand:" $$missing; exit 0; \
 	fi; \
 	echo "sdk-deps: installing" $$missing; \
-	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing
 
 .PHONY: clean
 clean: ## remove build output and the local data directory
