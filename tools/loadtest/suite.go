@@ -181,23 +181,28 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	rep.Results = append(rep.Results, idle)
 	srv.stop()
 
-	// Arena: rooms of 8 bots moving at 20 Hz and receiving the 20 Hz state.
-	srv, err = startServer(ctx, c, "arena")
-	if err != nil {
-		return nil, err
+	// Arena: rooms of 8 bots moving at 20 Hz and receiving the 20 Hz state, at the scale this
+	// machine sustains and at 2.5 times that (bench/README.md: why not 1000 rooms here).
+	var arenas []*result
+	for _, rooms := range []int{100, 250} {
+		srv, err = startServer(ctx, c, "arena")
+		if err != nil {
+			return nil, err
+		}
+		bots := c.scale(rooms * 8)
+		arena, err := measure(ctx, options{Addr: srv.tcp, Admin: srv.admin, Transport: "tcp", Scenario: "arena", Conns: bots,
+			RoomSize: 8, MoveHz: 20, Duration: duration, Warmup: warmup, Quiet: true, Device: "bench-arena"}, 1)
+		srv.stop()
+		if err != nil {
+			return nil, fmt.Errorf("arena: %w", err)
+		}
+		arena.Name = fmt.Sprintf("arena %d rooms × 8 at 20 Hz", max(1, bots/8))
+		if arena.Server != nil {
+			arena.Notes = fmt.Sprintf("tick lateness p99 %.1f ms", arena.Server.TickLatenessP99)
+		}
+		rep.Results = append(rep.Results, arena)
+		arenas = append(arenas, arena)
 	}
-	bots := c.scale(8000)
-	arena, err := measure(ctx, options{Addr: srv.tcp, Admin: srv.admin, Transport: "tcp", Scenario: "arena", Conns: bots,
-		RoomSize: 8, MoveHz: 20, Duration: duration, Warmup: warmup, Quiet: true, Device: "bench-arena"}, 1)
-	if err != nil {
-		return nil, fmt.Errorf("arena: %w", err)
-	}
-	arena.Name = fmt.Sprintf("arena %d rooms × 8 at 20 Hz", bots/8)
-	if arena.Server != nil {
-		arena.Notes = fmt.Sprintf("tick lateness p99 %.1f ms", arena.Server.TickLatenessP99)
-	}
-	rep.Results = append(rep.Results, arena)
-	srv.stop()
 
 	// Hot reload during the echo load, with 1000 room actors alive.
 	reload, err := reloadUnderLoad(ctx, c, conns)
@@ -212,10 +217,24 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		{"2. echo 1000×1", "≥ 60k RPC/s", fmt.Sprintf("%.0f RPC/s (raw %.0f)", e1.Throughput, raw1.Throughput), e1.Throughput >= 60000 && e1.Failed == 0},
 		{"3. open loop 50k RPC/s", "p99 ≤ 5 ms", fmt.Sprintf("p99 %.2f ms (raw baseline %.2f ms)", open.Latency.P99, rawOpen.Latency.P99), open.Latency.P99 <= 5 && open.Failed == 0},
 		{"4. idle connections", "≤ 16 KB each; 50k held", fmt.Sprintf("%.1f KB each at %d", perConn/1024, idleConns), perConn > 0 && perConn <= 16*1024 && idleConns >= 50000},
-		{"5. arena 1000 rooms × 8", "tick lateness p99 ≤ 10 ms", arena.Notes, arena.Server != nil && arena.Server.TickLatenessP99 <= 10 && bots >= 8000},
+		{"5. arena 1000 rooms × 8", "tick lateness p99 ≤ 10 ms", arenaSummary(arenas), false},
 		{"6. reload under load", "0 failed, every actor on the new version ≤ 1 s, 1000 rooms", reload.summary, reload.ok},
 	}
 	return rep, nil
+}
+
+// arenaSummary states what the arena runs measured; 1000 rooms are beyond a 2-core machine
+// that also runs the bots (bench/README.md), so the target is reported, not met, here.
+func arenaSummary(runs []*result) string {
+	var parts []string
+	for _, r := range runs {
+		cpu := 0.0
+		if r.Server != nil {
+			cpu = r.Server.CPUPercent
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s, server CPU %.0f%%", r.Name, r.Notes, cpu))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // server is a moonforge process started for a suite run.
