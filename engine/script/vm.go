@@ -98,8 +98,7 @@ type guard struct {
 	mu       sync.Mutex
 	ctx      context.Context
 	cancel   context.CancelFunc
-	call     uint64
-	deadline time.Time
+	deadline time.Time // of the running call; zero when no call runs
 }
 
 // NewVM creates a VM for a role. With svc nil it is a probe: scripts load, but pushes, store
@@ -213,7 +212,7 @@ func (vm *VM) runChunks(chunks []*Chunk) error {
 func (vm *VM) Interrupt(now time.Time) bool {
 	vm.guard.mu.Lock()
 	defer vm.guard.mu.Unlock()
-	if vm.guard.call == 0 || vm.guard.deadline.IsZero() || !now.After(vm.guard.deadline) {
+	if vm.guard.deadline.IsZero() || !now.After(vm.guard.deadline) {
 		return false
 	}
 	vm.guard.cancel()
@@ -232,10 +231,6 @@ func (vm *VM) protectedCall(fn *lua.LFunction, nret int, deadline time.Time, arg
 	L := vm.L
 	base := L.GetTop()
 	vm.guard.mu.Lock()
-	vm.guard.call++
-	if vm.guard.call == 0 {
-		vm.guard.call++
-	}
 	vm.guard.deadline = deadline
 	ctx := vm.guard.ctx
 	vm.guard.mu.Unlock()
