@@ -13,7 +13,7 @@ import (
 
 type discard struct{}
 
-func (discard) Reply(*call.Request, uint16, []byte)        {}
+func (discard) Reply(*call.Request, uint16, []byte)     {}
 func (discard) Fail(*call.Request, *protocol.CodeError) {}
 
 // BenchmarkDispatchEcho is one client message through a Lua handler, as an actor runs it: decode
