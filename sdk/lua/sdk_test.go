@@ -235,12 +235,20 @@ func canonicalNaN(m protoreflect.Message) {
 	})
 }
 
-// TestEndToEnd plays the demo scenario of test/e2e_test.lua against a real `moonforge run`.
+// TestEndToEnd plays the demo scenario of test/e2e_test.lua against a real `moonforge run`,
+// then the README's examples: examples/demo.lua and the UnLua actor of examples/unlua.
 func TestEndToEnd(t *testing.T) {
 	interps := lua(t)
 	port := startServer(t)
 	for _, interp := range interps {
 		runScript(t, interp, "test/e2e_test.lua", port)
+		runScript(t, interp, "test/unlua_example_test.lua", port)
+		ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+		out, err := exec.CommandContext(ctx, interp, "examples/demo.lua", "127.0.0.1", port).CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), "stats: chats") {
+			t.Fatalf("%s examples/demo.lua: %v\n%s", filepath.Base(interp), err, out)
+		}
 	}
 }
 

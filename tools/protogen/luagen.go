@@ -218,7 +218,7 @@ type requestPair struct {
 // reservedHelpers are the names of the Lua client's own methods and fields, which no helper may
 // take.
 var reservedHelpers = []string{
-	"new", "connect", "close", "update", "login", "login_guest", "request", "await", "send", "on",
+	"new", "connect", "close", "update", "login", "login_guest", "request", "await", "await_push", "send", "on",
 	"off", "on_event", "spawn", "run_until", "is_ready", "options", "schema", "codec", "transport",
 	"clock", "on_error", "state", "session", "last_push_seq", "rtt",
 }

@@ -113,6 +113,7 @@ function Client.new(options)
     _queue = {}, -- callbacks and handlers to run in update, in order
     _handlers = {}, -- push handlers by message full name, and "*"
     _event_handlers = {},
+    _timers = {}, -- { at, fn, cancelled } of await_push
     _seq = 0,
     _attempts = 0,
   }, Client)
@@ -234,6 +235,31 @@ end
 -- The coroutine must not be the one that calls update().
 function Client:await(name, msg)
   return self:_await(function(cb) return self:_request(name, msg, cb) end)
+end
+
+-- await_push waits inside a coroutine for the next push of one message (by short or full name)
+-- and returns msg, seq; after timeout seconds (default request_timeout) it returns nil and a
+-- TIMEOUT error. It raises an error outside a coroutine or for an unknown message name.
+function Client:await_push(name, timeout)
+  local co, main = coroutine.running()
+  if co == nil or main then
+    error("moonforge: await_push needs a coroutine: run the code with client:spawn(fn)", 2)
+  end
+  local off, timer
+  off = self:on(name, function(msg, seq)
+    off()
+    timer.cancelled = true
+    self:_resume(co, msg, seq)
+  end)
+  timer = {
+    at = self.clock() + (timeout or self.options.request_timeout),
+    fn = function()
+      off()
+      self:_resume(co, nil, errors.new(Code.TIMEOUT, "no " .. tostring(name) .. " push within the timeout"))
+    end,
+  }
+  self._timers[#self._timers + 1] = timer
+  return coroutine.yield()
 end
 
 -- send sends a one-way message (seq 0): the server sends no reply. It returns true, or nil and
@@ -751,6 +777,16 @@ function Client:_expire(now)
   for i = #box, 1, -1 do
     if box[i].done then
       table.remove(box, i)
+    end
+  end
+  local timers = self._timers
+  for i = #timers, 1, -1 do
+    local t = timers[i]
+    if t.cancelled then
+      table.remove(timers, i)
+    elseif now >= t.at then
+      table.remove(timers, i)
+      self:_defer(t.fn)
     end
   end
 end

@@ -388,6 +388,31 @@ T.test("await needs a coroutine; callback errors go to on_error", function()
   T.equal(env.client.last_push_seq, 1, "push handled despite the error")
 end)
 
+T.test("await_push returns the next push, or a TIMEOUT error", function()
+  local env = setup({ request_timeout = 3 })
+  env.login()
+  local got, seq, timed_out
+  env.client:spawn(function()
+    got, seq = env.client:await_push("ChatMessage")
+    local none, err = env.client:await_push("demo.ArenaState", 2)
+    T.check(none == nil, "a push that never came")
+    timed_out = err
+  end)
+  env.server:push(1, "ArenaEvent", { player_id = "x" })
+  env.server:push(2, "ChatMessage", { text = "hi" })
+  env.pump("ChatMessage", function() return got ~= nil end)
+  T.equal(got.text, "hi", "text")
+  T.equal(seq, 2, "seq")
+  env.now = env.now + 1.9
+  env.client:update()
+  T.check(timed_out == nil, "timed out early")
+  env.now = env.now + 0.2
+  env.client:update()
+  T.equal(timed_out and timed_out.code, mf.ErrorCode.TIMEOUT, "timeout")
+  local ok, err = pcall(env.client.await_push, env.client, "ChatMessage")
+  T.check(not ok and string.find(err, "needs a coroutine", 1, true), "outside a coroutine:", err)
+end)
+
 T.test("typed helpers come from the schema, never over a method", function()
   local env = setup()
   T.equal(type(env.client.chat_send), "function", "chat_send")
