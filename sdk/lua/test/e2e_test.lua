@@ -72,7 +72,7 @@ end
 
 -- run drives the client until cond() holds; it fails the test after timeout seconds.
 local function run(what, cond, timeout)
-  T.check(client:run_until(cond, timeout or 5), "timed out waiting for " .. what)
+  T.check(client:run_until(cond, timeout or 10), "timed out waiting for " .. what)
 end
 
 local ack
@@ -137,8 +137,8 @@ T.test("join the arena, move, receive state pushes", function()
 end)
 
 T.test("heartbeat measures the round trip", function()
-  run("a Pong", function() return client.rtt ~= nil end, 3)
-  T.check(client.rtt >= 0 and client.rtt < 1, "rtt", client.rtt)
+  run("a Pong", function() return client.rtt ~= nil end)
+  T.check(type(client.rtt) == "number" and client.rtt >= 0, "rtt", client.rtt)
 end)
 
 T.test("lose the connection and resume without losing a push", function()
