@@ -82,7 +82,8 @@ func TestReloadKeepsState(t *testing.T) {
 		wantX, wantY := float32(pos.Get(pos.Descriptor().Fields().ByName("x")).Float()), float32(pos.Get(pos.Descriptor().Fields().ByName("y")).Float())
 		log.collect(c, 200*time.Millisecond)
 
-		s.editFile(t, "lua/game/arena.lua", `hp = p.hp }`, `hp = 42 }`)
+		s.editFile(t, "lua/game/arena.lua", `room.state.msg.tick = room.tick`,
+			`room.state.msg.tick = room.tick; for _, e in ipairs(room.state.msg.players) do e.hp = 42 end`)
 		s.reloadByHand(t)
 		deadline := time.Now().Add(3 * time.Second)
 		for {
