@@ -139,7 +139,7 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 		if err != nil {
 			p := asProblem(chunk.Path, err)
 			if p.Line <= 0 { // the parser reports "at EOF" without a line
-				p.Line = bytes.Count(src, []byte("\n")) + 1
+				p.Line = bytes.Count(bytes.TrimSuffix(src, []byte("\n")), []byte("\n")) + 1
 				p.Message += " at the end of the file"
 			}
 			problems = append(problems, p)

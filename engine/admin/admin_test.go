@@ -1,0 +1,98 @@
+package admin
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/metrics"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/reload"
+)
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "../../proto/moonforge/protocol.proto", filepath.Join(dir, "proto/moonforge/protocol.proto"))
+	copyFile(t, "../../proto/demo/demo.proto", filepath.Join(dir, "proto/demo/demo.proto"))
+	copyFile(t, "../../lua/lobby/echo.lua", filepath.Join(dir, "lua/lobby/echo.lua"))
+	m := metrics.New(metrics.Gauges{Sessions: func() int { return 3 }})
+	r, err := reload.Start(reload.Config{LuaDir: filepath.Join(dir, "lua"), ProtoDir: filepath.Join(dir, "proto"),
+		OnResult: func(res reload.Result) { m.Reloaded(res.Outcome, res.Version, res.Previous) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Answered("demo.EchoReq", 0, time.Millisecond)
+	m.Answered("demo.EchoReq", protocol.Timeout, time.Second)
+	s, err := Start("127.0.0.1:0", Deps{Registry: m.Registry, Reloader: r, Status: func() any { return map[string]int{"rooms": 7} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(t.Context())
+	base := "http://" + s.Addr().String()
+	get := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("GET", "/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("healthz %d %q", code, body)
+	}
+	code, body := get("GET", "/metrics")
+	for _, want := range []string{
+		`moonforge_requests_total{code="OK",msg="demo.EchoReq"} 1`,
+		`moonforge_requests_total{code="TIMEOUT",msg="demo.EchoReq"} 1`,
+		`moonforge_sessions 3`,
+		`moonforge_reloads_total{result="initial"} 1`,
+		`moonforge_script_version_info{version="`,
+		`go_goroutines`,
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, body := get("GET", "/status"); code != 200 || !strings.Contains(body, `"rooms": 7`) {
+		t.Fatalf("status %d %s", code, body)
+	}
+	code, body = get("POST", "/reload")
+	var res reload.Result
+	if err := json.Unmarshal([]byte(body), &res); err != nil || code != 200 || res.Outcome != reload.Unchanged {
+		t.Fatalf("POST /reload %d %s", code, body)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lua/lobby/echo.lua"), []byte("mf.handle(("), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, body = get("POST", "/reload")
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `"file": "lua/lobby/echo.lua"`) {
+		t.Fatalf("rejected reload %d %s", code, body)
+	}
+	if code, body := get("GET", "/reload"); code != 200 || !strings.Contains(body, `"result": "rejected"`) {
+		t.Fatalf("GET /reload %d %s", code, body)
+	}
+	if code, _ := get("GET", "/debug/pprof/"); code != 200 {
+		t.Fatalf("pprof %d", code)
+	}
+}
