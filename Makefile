@@ -42,8 +42,7 @@ fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
 	done
 
 .PHONY: generate
-generate: ## regenerate code from proto/ (engine/protocol/protocol.pb.go)
-	$(GO) run ./tools/protogen
+generate: sdk ## regenerate everything generated from proto/ (same as make sdk)
 
 # Debian packages the SDK tests run on: Lua 5.1 and 5.4 with LuaSocket (sdk/lua), mono with
 # System.Net.Http (sdk/csharp).
@@ -51,7 +50,7 @@ SDK_PACKAGES := lua5.1 lua5.4 lua-socket mono-mcs mono-runtime libmono-system-ne
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: sdk
-sdk: ## regenerate the SDKs' generated code and the conformance vectors in tests/vectors
+sdk: ## regenerate code from proto/ (engine/protocol, the SDKs' schemas) and tests/vectors
 	$(GO) run ./tools/protogen
 	$(GO) run ./tools/vectorgen
 

@@ -200,8 +200,11 @@ func markdownTable(results []*result) string {
 		if r.Options.Rate > 0 {
 			load = fmt.Sprintf("%.0f/s", r.Options.Rate)
 		}
-		if r.Options.Scenario == "idle" || r.Options.Scenario == "login" {
+		switch r.Options.Scenario {
+		case "idle", "login":
 			load = "-"
+		case "arena":
+			load = fmt.Sprintf("%g moves/s each", r.Options.MoveHz)
 		}
 		cpu, rss := "-", "-"
 		if r.Server != nil {

@@ -469,6 +469,7 @@ func touchAndWait(ctx context.Context, srv *server, old string, limit time.Durat
 func writeReport(c suiteConfig, rep *report) error {
 	if c.gobench != "" {
 		rep.GoBench = parseGoBench(c.gobench)
+		rep.Targets = append(rep.Targets, goBenchTarget(rep.GoBench))
 	}
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		return err
@@ -530,6 +531,24 @@ func replaceSection(readme, md string) error {
 	}
 	s = s[:i+len(begin)] + "\n" + md + s[j:]
 	return os.WriteFile(readme, []byte(s), 0o644)
+}
+
+// goBenchTarget is target 7, measured by the Go benchmarks: an idle room's memory and the
+// protobuf → Lua table decode of a small message.
+func goBenchTarget(benches []goBenchmark) target {
+	t := target{Name: "7. idle room, decode", Wanted: "room ≤ 100 KiB; small message → Lua table ≤ 2 µs"}
+	var room, decode float64
+	for _, b := range benches {
+		switch b.Name {
+		case "BenchmarkIdleRoomMemory":
+			fmt.Sscanf(strings.TrimSuffix(b.Extra, " bytes/room"), "%g", &room)
+		case "BenchmarkDecodeSmall":
+			decode = b.NsPerOp
+		}
+	}
+	t.Measured = fmt.Sprintf("room %.1f KiB, decode %.2f µs", room/1024, decode/1000)
+	t.Met = room > 0 && room <= 100*1024 && decode > 0 && decode <= 2000
+	return t
 }
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)
