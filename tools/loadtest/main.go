@@ -146,9 +146,6 @@ func measure(ctx context.Context, o options, procs int) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if procs > 1 { // the children do not report their windows: scrape around the whole run
-		after, ended = nil, time.Time{}
-	}
 	res.Latency = summarize(hist)
 	res.Server = serverDelta(before, after, ended.Sub(began))
 	return res, nil
@@ -162,7 +159,7 @@ type childResult struct {
 
 func runChild(ctx context.Context, o options, startAt int64) error {
 	if startAt > 0 {
-		time.Sleep(time.Until(time.Unix(0, startAt)))
+		o.begin = time.Unix(0, startAt)
 	}
 	o.Quiet = true
 	res, hist, err := runLoad(ctx, o)
@@ -178,7 +175,17 @@ func runProcs(ctx context.Context, o options, procs int) (*result, *hdrhistogram
 	if err != nil {
 		return nil, nil, err
 	}
-	startAt := time.Now().Add(time.Duration(o.Conns/200+2) * time.Second).UnixNano()
+	begin := time.Now().Add(time.Duration(o.Conns/procs/300+3) * time.Second)
+	startAt := begin.UnixNano()
+	if o.window != nil { // the window is the same in every process: observe it from here
+		start, end := begin.Add(o.Warmup), begin.Add(o.Warmup+o.Duration)
+		go func() {
+			sleep(ctx, time.Until(start))
+			o.window(true)
+			sleep(ctx, time.Until(end))
+			o.window(false)
+		}()
+	}
 	var wg sync.WaitGroup
 	results := make([]childResult, procs)
 	errs := make([]error, procs)
@@ -241,6 +248,15 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// fileLimit returns the hard limit on open files, which bounds the connections of one process.
+func fileLimit() int {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return 1024
+	}
+	return int(min(l.Max, 1<<20))
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit: every connection is a file.

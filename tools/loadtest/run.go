@@ -40,6 +40,9 @@ type options struct {
 	// window, if set, is called when the measured window starts and when it ends, while the
 	// connections are still open and loaded.
 	window func(start bool) `json:"-"`
+	// begin, if set, is when the load starts after the connections are set up (the processes
+	// of a -procs run start together).
+	begin time.Time `json:"-"`
 }
 
 // Message ids of the demo schema (proto/demo/demo.proto) the scenarios send.
@@ -82,6 +85,12 @@ func runLoad(ctx context.Context, o options) (*result, *hdrhistogram.Histogram, 
 			l.closeAll()
 			return nil, nil, err
 		}
+	}
+	if !o.begin.IsZero() {
+		if time.Now().After(o.begin) {
+			fmt.Fprintln(os.Stderr, "loadtest: setup took longer than planned; this process starts late")
+		}
+		sleep(ctx, time.Until(o.begin))
 	}
 	l.running.Store(true)
 	l.start()
