@@ -16,13 +16,12 @@ import (
 // no gap and no duplicate, each arena's ArenaState.tick goes up by one, and ChatMessage.index
 // goes up by one (every chat is pushed to every session).
 type pushLog struct {
-	t       testing.TB
-	s       *server
-	seq     uint32
-	ticks   map[string]uint64
-	chat    uint64
-	byName  map[string]int
-	replays int
+	t      testing.TB
+	s      *server
+	seq    uint32
+	ticks  map[string]uint64
+	chat   uint64
+	byName map[string]int
 }
 
 func newPushLog(t testing.TB, s *server) *pushLog {

@@ -192,7 +192,7 @@ func TestPoolPicksStably(t *testing.T) {
 	seen := map[*actor.Actor]bool{}
 	for i := 0; i < 200; i++ {
 		key := string(rune('a'+i%26)) + string(rune('a'+i/26))
-		if p.Pick(key) != p.Pick(key) {
+		if first := p.Pick(key); p.Pick(key) != first {
 			t.Fatal("a key moved between actors")
 		}
 		seen[p.Pick(key)] = true

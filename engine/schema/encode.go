@@ -51,7 +51,7 @@ func encodeMessage(b []byte, c *codec, t *lua.LTable, depth int) ([]byte, error)
 		return b, unknownKeys(c, unknown)
 	}
 	var oneofBuf [4]*field
-	oneofSet := oneofBuf[:0]
+	var oneofSet []*field
 	if len(c.oneofs) <= len(oneofBuf) {
 		oneofSet = oneofBuf[:len(c.oneofs)]
 	} else {

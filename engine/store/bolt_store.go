@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrLocked: OpenBolt found the file locked by another process, or by another
@@ -89,7 +90,7 @@ func OpenBolt(cfg BoltConfig) (*BoltStore, error) {
 		return nil, fmt.Errorf("store: create directory of %s: %w", cfg.Path, err)
 	}
 	db, err := bolt.Open(cfg.Path, cfg.Mode, &bolt.Options{Timeout: cfg.Timeout, NoSync: cfg.NoSync})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s (gave up after %v)", ErrLocked, cfg.Path, cfg.Timeout)
 	}
 	if err != nil {
