@@ -7,14 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/moonforge/moonforge/engine/protocol"
@@ -44,8 +40,7 @@ type Push struct {
 // Client is one connection. Its methods are safe for concurrent use.
 type Client struct {
 	cfg   Config
-	conn  net.Conn        // TCP
-	ws    *websocket.Conn // WebSocket
+	link  *Link
 	queue *wire.Queue
 
 	mu      sync.Mutex
@@ -68,12 +63,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Transport == "" {
 		cfg.Transport = "tcp"
 	}
-	if cfg.WSPath == "" {
-		cfg.WSPath = "/ws"
-	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = wire.DefaultMaxLength
-	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
@@ -89,24 +78,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	switch cfg.Transport {
-	case "tcp":
-		var d net.Dialer
-		conn, err := d.DialContext(dctx, "tcp", cfg.Addr)
-		if err != nil {
-			return nil, err
-		}
-		c.conn = conn
-	case "ws":
-		u := url.URL{Scheme: "ws", Host: cfg.Addr, Path: cfg.WSPath}
-		ws, _, err := websocket.DefaultDialer.DialContext(dctx, u.String(), nil)
-		if err != nil {
-			return nil, err
-		}
-		c.ws = ws
-	default:
-		return nil, fmt.Errorf("client: unknown transport %q", cfg.Transport)
+	link, err := DialLink(dctx, LinkOptions{Addr: cfg.Addr, Transport: cfg.Transport, WSPath: cfg.WSPath, MaxFrame: cfg.MaxFrame})
+	if err != nil {
+		return nil, err
 	}
+	c.link = link
 	go c.readLoop()
 	go c.writeLoop()
 	if cfg.Heartbeat > 0 {
@@ -175,21 +151,10 @@ func (c *Client) Send(msgID uint16, payload []byte) error {
 
 // WriteRaw writes bytes as they are, for tests of malformed input (TCP: the byte stream; WebSocket:
 // one binary message).
-func (c *Client) WriteRaw(b []byte) error {
-	if c.ws != nil {
-		return c.ws.WriteMessage(websocket.BinaryMessage, b)
-	}
-	_, err := c.conn.Write(b)
-	return err
-}
+func (c *Client) WriteRaw(b []byte) error { return c.link.WriteRaw(b) }
 
 // WriteText sends a text WebSocket message (a protocol violation, for tests).
-func (c *Client) WriteText(s string) error {
-	if c.ws == nil {
-		return errors.New("client: not a WebSocket connection")
-	}
-	return c.ws.WriteMessage(websocket.TextMessage, []byte(s))
-}
+func (c *Client) WriteText(s string) error { return c.link.WriteText(s) }
 
 // Login sends LoginReq and returns LoginAck.
 func (c *Client) Login(ctx context.Context, method, account, secret string, extra map[string]string) (*protocol.LoginAck, error) {
@@ -257,37 +222,14 @@ func (c *Client) shutdown(err error) {
 	c.once.Do(func() {
 		c.err.Store(err)
 		c.queue.Close(err)
-		if c.ws != nil {
-			_ = c.ws.Close()
-		} else {
-			_ = c.conn.Close()
-		}
+		_ = c.link.Close()
 		close(c.done)
 	})
 }
 
 func (c *Client) readLoop() {
-	var next func() (wire.Frame, error)
-	if c.ws != nil {
-		next = func() (wire.Frame, error) {
-			kind, b, err := c.ws.ReadMessage()
-			if err != nil {
-				if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
-					return wire.Frame{}, io.EOF
-				}
-				return wire.Frame{}, err
-			}
-			if kind != websocket.BinaryMessage {
-				return wire.Frame{}, errors.New("client: text message from the server")
-			}
-			return wire.ParseBare(b, c.cfg.MaxFrame)
-		}
-	} else {
-		r := wire.NewReader(c.conn, 64<<10, c.cfg.MaxFrame)
-		next = r.Next
-	}
 	for {
-		f, err := next()
+		f, err := c.link.Next()
 		if err != nil {
 			c.shutdown(err)
 			return
@@ -318,13 +260,7 @@ func (c *Client) readLoop() {
 }
 
 func (c *Client) writeLoop() {
-	err := c.queue.Run(func(batch []byte) error {
-		if c.ws != nil {
-			return wire.Frames(batch, func(bare []byte) error { return c.ws.WriteMessage(websocket.BinaryMessage, bare) })
-		}
-		_, err := c.conn.Write(batch)
-		return err
-	})
+	err := c.queue.Run(c.link.Write)
 	if err != nil {
 		c.shutdown(err)
 	}

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/moonforge/moonforge/engine/client"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/wire"
 )
@@ -53,8 +52,7 @@ func (s *stats) errorsByCode() map[string]int64 {
 // conn is one simulated client: a writer goroutine that sends queued frames in batches and a
 // reader goroutine that matches replies to requests by seq and records their latency.
 type conn struct {
-	nc    net.Conn
-	ws    *websocket.Conn
+	link  *client.Link
 	queue *wire.Queue
 	st    *stats
 	hist  *hdrhistogram.Histogram // owned by the reader goroutine
@@ -83,26 +81,17 @@ type dialOptions struct {
 
 func dial(ctx context.Context, o dialOptions, st *stats) (*conn, error) {
 	c := &conn{queue: wire.NewQueue(16 << 20), st: st, hist: newHistogram(), started: map[uint32]time.Time{}, waiters: map[uint32]chan wire.Frame{}, closed: make(chan struct{}), readerDone: make(chan struct{})}
-	d := net.Dialer{Timeout: 10 * time.Second}
+	lo := client.LinkOptions{Addr: o.addr, Transport: o.transport}
 	if o.localIP != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.localIP)}
+		lo.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.localIP)}
 	}
-	switch o.transport {
-	case "ws":
-		wd := websocket.Dialer{NetDialContext: d.DialContext, HandshakeTimeout: 10 * time.Second}
-		u := url.URL{Scheme: "ws", Host: o.addr, Path: "/ws"}
-		ws, _, err := wd.DialContext(ctx, u.String(), nil)
-		if err != nil {
-			return nil, err
-		}
-		c.ws = ws
-	default:
-		nc, err := d.DialContext(ctx, "tcp", o.addr)
-		if err != nil {
-			return nil, err
-		}
-		c.nc = nc
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	link, err := client.DialLink(dctx, lo)
+	if err != nil {
+		return nil, err
 	}
+	c.link = link
 	st.connected.Add(1)
 	go c.writeLoop()
 	go c.readLoop()
@@ -110,13 +99,7 @@ func dial(ctx context.Context, o dialOptions, st *stats) (*conn, error) {
 }
 
 func (c *conn) writeLoop() {
-	err := c.queue.Run(func(batch []byte) error {
-		if c.ws != nil {
-			return wire.Frames(batch, func(b []byte) error { return c.ws.WriteMessage(websocket.BinaryMessage, b) })
-		}
-		_, err := c.nc.Write(batch)
-		return err
-	})
+	err := c.queue.Run(c.link.Write)
 	if err != nil {
 		c.close(err)
 	}
@@ -124,20 +107,8 @@ func (c *conn) writeLoop() {
 
 func (c *conn) readLoop() {
 	defer close(c.readerDone)
-	var next func() (wire.Frame, error)
-	if c.ws != nil {
-		next = func() (wire.Frame, error) {
-			_, b, err := c.ws.ReadMessage()
-			if err != nil {
-				return wire.Frame{}, err
-			}
-			return wire.ParseBare(b, wire.DefaultMaxLength)
-		}
-	} else {
-		next = wire.NewReader(c.nc, 32<<10, wire.DefaultMaxLength).Next
-	}
 	for {
-		f, err := next()
+		f, err := c.link.Next()
 		if err != nil {
 			c.close(err)
 			return
@@ -250,11 +221,7 @@ func (c *conn) close(err error) {
 	close(c.closed)
 	c.mu.Unlock()
 	c.queue.Close(err)
-	if c.ws != nil {
-		_ = c.ws.Close()
-	} else {
-		_ = c.nc.Close()
-	}
+	_ = c.link.Close()
 	c.st.connected.Add(-1)
 }
 

@@ -1,0 +1,116 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/moonforge/moonforge/engine/wire"
+)
+
+// Link is the framing of one client connection: length-prefixed frames on TCP, one frame per
+// binary message on WebSocket. One goroutine reads (Next) and one writes (Write).
+type Link struct {
+	nc     net.Conn        // TCP
+	ws     *websocket.Conn // WebSocket
+	reader *wire.Reader
+	max    int
+}
+
+// LinkOptions say how to reach a gateway.
+type LinkOptions struct {
+	Addr      string // host:port
+	Transport string // "tcp" (default) or "ws"
+	WSPath    string // default "/ws"
+	MaxFrame  int    // default 1 MiB
+	LocalAddr net.Addr
+}
+
+// DialLink connects to a gateway.
+func DialLink(ctx context.Context, o LinkOptions) (*Link, error) {
+	if o.WSPath == "" {
+		o.WSPath = "/ws"
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = wire.DefaultMaxLength
+	}
+	d := net.Dialer{LocalAddr: o.LocalAddr}
+	l := &Link{max: o.MaxFrame}
+	switch o.Transport {
+	case "", "tcp":
+		nc, err := d.DialContext(ctx, "tcp", o.Addr)
+		if err != nil {
+			return nil, err
+		}
+		l.nc = nc
+		l.reader = wire.NewReader(nc, 32<<10, o.MaxFrame)
+	case "ws":
+		wd := websocket.Dialer{NetDialContext: d.DialContext}
+		u := url.URL{Scheme: "ws", Host: o.Addr, Path: o.WSPath}
+		ws, _, err := wd.DialContext(ctx, u.String(), nil)
+		if err != nil {
+			return nil, err
+		}
+		l.ws = ws
+	default:
+		return nil, fmt.Errorf("client: unknown transport %q", o.Transport)
+	}
+	return l, nil
+}
+
+// Next blocks for the next frame from the server; io.EOF when the server closed.
+func (l *Link) Next() (wire.Frame, error) {
+	if l.ws == nil {
+		return l.reader.Next()
+	}
+	kind, b, err := l.ws.ReadMessage()
+	if err != nil {
+		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+			return wire.Frame{}, io.EOF
+		}
+		return wire.Frame{}, err
+	}
+	if kind != websocket.BinaryMessage {
+		return wire.Frame{}, errors.New("client: text message from the server")
+	}
+	return wire.ParseBare(b, l.max)
+}
+
+// Write sends a batch of frames in stream format (as wire.Queue hands them out).
+func (l *Link) Write(batch []byte) error {
+	if l.ws != nil {
+		return wire.Frames(batch, func(bare []byte) error { return l.ws.WriteMessage(websocket.BinaryMessage, bare) })
+	}
+	_, err := l.nc.Write(batch)
+	return err
+}
+
+// WriteRaw writes bytes as they are (TCP: into the stream; WebSocket: as one binary message).
+func (l *Link) WriteRaw(b []byte) error {
+	if l.ws != nil {
+		return l.ws.WriteMessage(websocket.BinaryMessage, b)
+	}
+	_, err := l.nc.Write(b)
+	return err
+}
+
+// WriteText sends a text WebSocket message (a protocol violation, for tests).
+func (l *Link) WriteText(s string) error {
+	if l.ws == nil {
+		return errors.New("client: not a WebSocket connection")
+	}
+	return l.ws.WriteMessage(websocket.TextMessage, []byte(s))
+}
+
+// Close closes the connection.
+func (l *Link) Close() error {
+	if l.ws != nil {
+		return l.ws.Close()
+	}
+	return l.nc.Close()
+}
