@@ -20,7 +20,7 @@ type Task func(vm *script.VM)
 type Config struct {
 	Name        string // for logs, e.g. "lobby/3" or "room/r12"
 	Role        string // which role's scripts the VM runs
-	MailboxSize int    // default 1024
+	MailboxSize int    // default: config.Default
 	// Tick, if set, calls OnTick every Tick with the time since the previous tick and how late
 	// this tick runs.
 	Tick   time.Duration

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/script"
 )
 
@@ -72,7 +73,7 @@ func NewSystem(cfg SystemConfig) *System {
 // goroutine (so a script error is returned here), then the actor's goroutine starts.
 func (s *System) Spawn(cfg Config) (*Actor, error) {
 	if cfg.MailboxSize <= 0 {
-		cfg.MailboxSize = 1024
+		cfg.MailboxSize = config.Default().Lua.MailboxSize
 	}
 	bundle, changed := s.versions.Current()
 	vm := script.NewVM(cfg.Role, s.svc)

@@ -2,8 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
@@ -316,7 +315,7 @@ func (a *Accounts) create(ctx context.Context, prof profile, mapping func(id str
 // freshPlayerID returns a random player id that has no profile yet.
 func (a *Accounts) freshPlayerID(ctx context.Context) (string, error) {
 	for range 3 {
-		id := newPlayerID()
+		id := ident.New("p", playerIDLen-1)
 		_, err := a.store.Get(ctx, profileKey(id))
 		if errors.Is(err, store.ErrNotFound) {
 			return id, nil
@@ -328,17 +327,7 @@ func (a *Accounts) freshPlayerID(ctx context.Context) (string, error) {
 	return "", errors.New("auth: no unused player id after 3 tries")
 }
 
-// playerIDEncoding is lowercase base32 without padding.
-var playerIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 const playerIDLen = 21
-
-// newPlayerID returns "p" and 20 random lowercase base32 characters.
-func newPlayerID() string {
-	var b [13]byte
-	rand.Read(b[:]) // never fails
-	return "p" + playerIDEncoding.EncodeToString(b[:])[:playerIDLen-1]
-}
 
 func validPlayerID(id string) bool {
 	if len(id) != playerIDLen || id[0] != 'p' {

@@ -19,22 +19,24 @@ import (
 
 	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/script"
 	"github.com/moonforge/moonforge/engine/session"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
-// Config configures the gateway. Zero values take the defaults of PROTOCOL.md.
+// Config configures the gateway. Zero values of the fields that the node's configuration has take
+// config.Default's values; the others' defaults are given here.
 type Config struct {
-	TCPAddr            string        // default ":7001"; "-" disables TCP
-	WSAddr             string        // default ":7002"; "-" disables WebSocket
-	WSPath             string        // default "/ws"
-	MaxFrame           int           // largest length field accepted; default 1 MiB
-	Heartbeat          time.Duration // idle kick after 3 of these without a frame; default 10s
-	RequestTimeout     time.Duration // default 10s
-	MaxUnauthenticated int           // requests before login that get UNAUTHENTICATED before a kick; default 3
-	SendQueueBytes     int           // bytes waiting for a slow client before it is dropped; default 4 MiB
+	TCPAddr            string // "-" disables TCP
+	WSAddr             string // "-" disables WebSocket
+	WSPath             string
+	MaxFrame           int           // largest length field accepted
+	Heartbeat          time.Duration // idle kick after 3 of these without a frame
+	RequestTimeout     time.Duration
+	MaxUnauthenticated int           // requests before login that get UNAUTHENTICATED before a kick
+	SendQueueBytes     int           // bytes waiting for a slow client before it is dropped
 	WriteTimeout       time.Duration // one batch write; default 10s
 	ReadBufferSize     int           // default 4 KiB
 	RateLimit          float64       // requests per second per connection; 0: no limit
@@ -45,29 +47,30 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	d := config.Default().Gate
 	if c.TCPAddr == "" {
-		c.TCPAddr = ":7001"
+		c.TCPAddr = d.TCP
 	}
 	if c.WSAddr == "" {
-		c.WSAddr = ":7002"
+		c.WSAddr = d.WS
 	}
 	if c.WSPath == "" {
-		c.WSPath = "/ws"
+		c.WSPath = d.WSPath
 	}
 	if c.MaxFrame <= 0 {
-		c.MaxFrame = wire.DefaultMaxLength
+		c.MaxFrame = d.MaxFrame
 	}
 	if c.Heartbeat <= 0 {
-		c.Heartbeat = 10 * time.Second
+		c.Heartbeat = d.Heartbeat
 	}
 	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.MaxUnauthenticated <= 0 {
-		c.MaxUnauthenticated = 3
+		c.MaxUnauthenticated = d.MaxUnauthenticated
 	}
 	if c.SendQueueBytes <= 0 {
-		c.SendQueueBytes = 4 << 20
+		c.SendQueueBytes = d.SendQueueBytes
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second

@@ -4,17 +4,15 @@
 package room
 
 import (
-	"crypto/rand"
-	"encoding/base32"
-	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/script"
 )
@@ -35,8 +33,8 @@ type Config struct {
 	Players     script.Players // where room pushes go
 	Log         *slog.Logger
 	Observer    Observer // optional
-	MailboxSize int      // per room; default 1024
-	MaxRooms    int      // default 100000
+	MailboxSize int      // per room; default: config.Default
+	MaxRooms    int      // default: config.Default
 }
 
 // Manager is the set of rooms of this process. Safe for concurrent use.
@@ -57,8 +55,12 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
+	d := config.Default().Session
 	if cfg.MaxRooms <= 0 {
-		cfg.MaxRooms = 100000
+		cfg.MaxRooms = d.MaxRooms
+	}
+	if cfg.MailboxSize <= 0 {
+		cfg.MailboxSize = d.RoomMailboxes
 	}
 	return &Manager{cfg: cfg, log: cfg.Log, rooms: map[string]*Room{}, byPlayer: map[string]*Room{}}
 }
@@ -126,7 +128,7 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 	if !ok {
 		return "", protocol.Errorf(protocol.BadRequest, "no room type %q", roomType)
 	}
-	r := &Room{id: newID(), rt: rt, m: m, members: map[string]struct{}{}}
+	r := &Room{id: ident.New("r", 16), rt: rt, m: m, members: map[string]struct{}{}}
 	m.mu.Lock()
 	if len(m.rooms) >= m.cfg.MaxRooms {
 		m.mu.Unlock()
@@ -413,12 +415,4 @@ func wait[T any](ch <-chan T, deadline time.Time) (T, error) {
 	case <-t.C:
 		return zero, protocol.Errorf(protocol.Timeout, "the room did not answer in time")
 	}
-}
-
-func newID() string {
-	var b [10]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("room: no randomness: %v", err))
-	}
-	return "r" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/room"
 	"github.com/moonforge/moonforge/engine/script"
@@ -22,8 +23,8 @@ type Config struct {
 	Versions    *script.Versions
 	Rooms       *room.Manager
 	Log         *slog.Logger
-	PoolSize    int // actors per role; default 16
-	MailboxSize int // per actor; default 1024
+	PoolSize    int // actors per role; default: config.Default
+	MailboxSize int // per actor; default: config.Default
 }
 
 // Router routes requests to local actors. Safe for concurrent use.
@@ -38,11 +39,12 @@ func New(cfg Config) *Router {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	d := config.Default().Lua
 	if cfg.PoolSize <= 0 {
-		cfg.PoolSize = 16
+		cfg.PoolSize = d.PoolSize
 	}
 	if cfg.MailboxSize <= 0 {
-		cfg.MailboxSize = 1024
+		cfg.MailboxSize = d.MailboxSize
 	}
 	return &Router{cfg: cfg, pools: map[string]*actor.Pool{}}
 }

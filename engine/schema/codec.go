@@ -7,6 +7,8 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/moonforge/moonforge/engine/source"
 )
 
 // maxDepth bounds the nesting of messages in Decode and Encode (the top message is level 0).
@@ -88,7 +90,7 @@ func (e *enumCodec) value(n protoreflect.EnumNumber) lua.LValue {
 type codecBuilder struct {
 	codecs   map[protoreflect.FullName]*codec
 	enums    map[protoreflect.FullName]*enumCodec
-	problems []Problem
+	problems []source.Problem
 }
 
 func newCodecBuilder() *codecBuilder {
@@ -233,7 +235,7 @@ func (b *codecBuilder) enum(ed protoreflect.EnumDescriptor) *enumCodec {
 func (b *codecBuilder) problem(fd protoreflect.FieldDescriptor, msg string) {
 	file := fd.ParentFile()
 	loc := file.SourceLocations().ByDescriptor(fd)
-	p := Problem{File: file.Path(), Message: msg}
+	p := source.Problem{File: file.Path(), Message: msg}
 	if loc.Path != nil {
 		p.Line, p.Column = loc.StartLine+1, loc.StartColumn+1
 	}

@@ -50,7 +50,7 @@ func LoadFS(fsys fs.FS) (*Schema, error) {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
 	if len(paths) == 0 {
-		return nil, &LoadError{Problems: []Problem{{Message: "no .proto files found"}}}
+		return nil, &LoadError{Problems: []source.Problem{{Message: "no .proto files found"}}}
 	}
 	sources := make(map[string][]byte, len(paths))
 	for _, p := range paths {
@@ -73,10 +73,10 @@ func LoadFS(fsys fs.FS) (*Schema, error) {
 }
 
 // parse compiles the sources, collecting every syntax and link error the parser reports.
-func parse(paths []string, sources map[string][]byte) (files []protoreflect.FileDescriptor, problems []Problem) {
+func parse(paths []string, sources map[string][]byte) (files []protoreflect.FileDescriptor, problems []source.Problem) {
 	defer func() {
 		if r := recover(); r != nil {
-			files, problems = nil, append(problems, Problem{Message: fmt.Sprintf("internal error in the proto parser: %v", r)})
+			files, problems = nil, append(problems, source.Problem{Message: fmt.Sprintf("internal error in the proto parser: %v", r)})
 		}
 	}()
 	p := protoparse.Parser{
@@ -89,7 +89,7 @@ func parse(paths []string, sources map[string][]byte) (files []protoreflect.File
 		IncludeSourceCodeInfo: true,
 		ErrorReporter: func(err protoparse.ErrorWithPos) error {
 			pos := err.GetPosition()
-			problems = append(problems, Problem{File: pos.Filename, Line: pos.Line, Column: pos.Col, Message: err.Unwrap().Error()})
+			problems = append(problems, source.Problem{File: pos.Filename, Line: pos.Line, Column: pos.Col, Message: err.Unwrap().Error()})
 			return nil
 		},
 	}
@@ -98,7 +98,7 @@ func parse(paths []string, sources map[string][]byte) (files []protoreflect.File
 		return nil, problems
 	}
 	if err != nil {
-		return nil, []Problem{{Message: err.Error()}}
+		return nil, []source.Problem{{Message: err.Error()}}
 	}
 	files = make([]protoreflect.FileDescriptor, len(fds))
 	for i, fd := range fds {
@@ -121,14 +121,14 @@ func hashSources(paths []string, sources map[string][]byte) string {
 }
 
 // build indexes the compiled files and builds the codecs.
-func build(files []protoreflect.FileDescriptor) (*Schema, []Problem) {
+func build(files []protoreflect.FileDescriptor) (*Schema, []source.Problem) {
 	s := &Schema{
 		files:  files,
 		byID:   make(map[uint16]*Message),
 		byName: make(map[string]*Message),
 		descs:  make(map[protoreflect.FullName]protoreflect.MessageDescriptor),
 	}
-	var problems []Problem
+	var problems []source.Problem
 	seenFiles := make(map[string]bool)
 	for _, f := range files {
 		indexDescriptors(f, s.descs, seenFiles)
@@ -137,7 +137,7 @@ func build(files []protoreflect.FileDescriptor) (*Schema, []Problem) {
 	cb := newCodecBuilder()
 	for _, f := range files {
 		if f.Syntax() != protoreflect.Proto3 {
-			p := Problem{File: f.Path(), Message: fmt.Sprintf("only proto3 files are supported, this one is %s", f.Syntax())}
+			p := source.Problem{File: f.Path(), Message: fmt.Sprintf("only proto3 files are supported, this one is %s", f.Syntax())}
 			if loc := f.SourceLocations().ByPath(protoreflect.SourcePath{fileSyntaxField}); loc.Path != nil {
 				p.Line, p.Column = loc.StartLine+1, loc.StartColumn+1
 			}

@@ -76,25 +76,8 @@ type Bundle struct {
 // Chunks returns the chunks a role runs, in order.
 func (b *Bundle) Chunks(role string) []*Chunk { return b.roles[role] }
 
-// Problem is one error in the scripts, located by file and line when known.
-type Problem struct {
-	File    string
-	Line    int
-	Message string
-}
-
-func (p Problem) String() string {
-	switch {
-	case p.File != "" && p.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
-	case p.File != "":
-		return p.File + ": " + p.Message
-	}
-	return p.Message
-}
-
 // CompileError lists every problem that rejected a bundle.
-type CompileError struct{ Problems []Problem }
+type CompileError struct{ Problems []source.Problem }
 
 func (e *CompileError) Error() string {
 	lines := make([]string, len(e.Problems))
@@ -122,13 +105,13 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 	fsys := os.DirFS(luaDir)
 	files, err := source.Files(fsys, ".lua")
 	if err != nil {
-		return nil, &CompileError{Problems: []Problem{{File: display, Message: err.Error()}}}
+		return nil, &CompileError{Problems: []source.Problem{{File: display, Message: err.Error()}}}
 	}
-	var problems []Problem
+	var problems []source.Problem
 	for _, rel := range files {
 		src, err := fs.ReadFile(fsys, rel)
 		if err != nil {
-			problems = append(problems, Problem{File: path.Join(display, rel), Message: err.Error()})
+			problems = append(problems, source.Problem{File: path.Join(display, rel), Message: err.Error()})
 			continue
 		}
 		b.Files = append(b.Files, rel)
@@ -172,21 +155,21 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 }
 
 // probe runs a role's chunks in a fresh VM that has no side effects and records the declarations.
-func (b *Bundle) probe(role string) []Problem {
+func (b *Bundle) probe(role string) []source.Problem {
 	vm := NewVM(role, nil)
 	defer vm.Close()
 	if err := vm.Apply(b); err != nil {
-		return []Problem{asProblem("", err)}
+		return []source.Problem{asProblem("", err)}
 	}
-	var problems []Problem
+	var problems []source.Problem
 	addRoute := func(name string, r Route, where string) {
 		msg := b.Schema.ByName(name)
 		if msg == nil {
-			problems = append(problems, Problem{File: where, Message: fmt.Sprintf("no message %q with a msg_id in the schema", name)})
+			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("no message %q with a msg_id in the schema", name)})
 			return
 		}
 		if prev, ok := b.Routes[msg.ID]; ok && prev != r {
-			problems = append(problems, Problem{File: where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", msg.FullName, prev.Role, r.Role)})
+			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", msg.FullName, prev.Role, r.Role)})
 			return
 		}
 		b.Routes[msg.ID] = r
@@ -196,13 +179,13 @@ func (b *Bundle) probe(role string) []Problem {
 	}
 	for method := range vm.logins {
 		if prev, ok := b.Logins[method]; ok {
-			problems = append(problems, Problem{Message: fmt.Sprintf("login method %q is registered by roles %s and %s", method, prev, role)})
+			problems = append(problems, source.Problem{Message: fmt.Sprintf("login method %q is registered by roles %s and %s", method, prev, role)})
 		}
 		b.Logins[method] = role
 	}
 	for name, rt := range vm.roomTypeDecls {
 		if _, ok := b.RoomTypes[name]; ok {
-			problems = append(problems, Problem{Message: fmt.Sprintf("room type %q is declared by two roles", name)})
+			problems = append(problems, source.Problem{Message: fmt.Sprintf("room type %q is declared by two roles", name)})
 			continue
 		}
 		rt.Role = role
@@ -223,7 +206,7 @@ func compileChunk(src []byte, name string) (*lua.FunctionProto, error) {
 }
 
 // asProblem turns parser, compiler and runtime errors into a file:line problem.
-func asProblem(file string, err error) Problem {
+func asProblem(file string, err error) source.Problem {
 	var pe *parse.Error
 	var ce *lua.CompileError
 	var ae *lua.ApiError
@@ -233,9 +216,9 @@ func asProblem(file string, err error) Problem {
 		if pe.Token != "" {
 			msg += fmt.Sprintf(" near '%s'", pe.Token)
 		}
-		return Problem{File: file, Line: pe.Pos.Line, Message: msg}
+		return source.Problem{File: file, Line: pe.Pos.Line, Message: msg}
 	case errors.As(err, &ce):
-		return Problem{File: file, Line: ce.Line, Message: ce.Message}
+		return source.Problem{File: file, Line: ce.Line, Message: ce.Message}
 	case errors.As(err, &ae):
 		return locate(file, ae.Object.String())
 	}
@@ -243,16 +226,16 @@ func asProblem(file string, err error) Problem {
 }
 
 // locate splits "lua/x.lua:12: message" into its parts.
-func locate(fallback, msg string) Problem {
+func locate(fallback, msg string) source.Problem {
 	msg = strings.TrimSpace(msg)
 	if i := strings.Index(msg, ".lua:"); i >= 0 {
 		rest := msg[i+len(".lua:"):]
 		if j := strings.Index(rest, ":"); j > 0 {
 			var line int
 			if _, err := fmt.Sscanf(rest[:j], "%d", &line); err == nil {
-				return Problem{File: msg[:i+len(".lua")], Line: line, Message: strings.TrimSpace(rest[j+1:])}
+				return source.Problem{File: msg[:i+len(".lua")], Line: line, Message: strings.TrimSpace(rest[j+1:])}
 			}
 		}
 	}
-	return Problem{File: fallback, Message: msg}
+	return source.Problem{File: fallback, Message: msg}
 }

@@ -10,6 +10,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/store"
@@ -23,7 +24,7 @@ type Services struct {
 	Rooms          Rooms
 	Log            *slog.Logger
 	Dev            bool          // error replies carry file:line
-	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default 2s
+	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default: config.Default
 	LoadTimeout    time.Duration // limit of running a role's chunks; default 5s
 	Observer       Observer      // optional
 }
@@ -331,7 +332,7 @@ func (vm *VM) handlerTimeout() time.Duration {
 	if vm.svc != nil && vm.svc.HandlerTimeout > 0 {
 		return vm.svc.HandlerTimeout
 	}
-	return 2 * time.Second
+	return config.Default().Lua.HandlerTimeout
 }
 
 // limit is the deadline of a call starting now under an outer deadline (zero: none).
