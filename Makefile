@@ -30,7 +30,7 @@ test: sdk-deps ## vet, check generated code, run every test with the race detect
 
 .PHONY: bench
 bench: build ## run the benchmark suite (about 4 minutes): bench/results/<date>.json and .md, README table
-	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/schema ./engine/script ./engine/room | tee $(BIN)/gobench.txt
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/luapb ./engine/script ./engine/room | tee $(BIN)/gobench.txt
 	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
 
 .PHONY: fuzz

@@ -279,13 +279,13 @@ func (c *conn) handle(f wire.Frame) {
 		return
 	}
 	now := time.Now()
-	msg := c.g.deps.Versions.Load().Schema.ByID(f.MsgID)
+	name, declared := c.g.deps.Schema.MsgName(f.MsgID)
 	switch {
-	case msg == nil:
+	case !declared:
 		c.failFrame(f, "", protocol.Errorf(protocol.UnknownMessage, "message id %d is not declared in the schema", f.MsgID))
 		return
 	case f.MsgID < protocol.FirstAppMsgID:
-		c.failFrame(f, msg.FullName, protocol.Errorf(protocol.Forbidden, "%s is sent by the server only", msg.FullName))
+		c.failFrame(f, name, protocol.Errorf(protocol.Forbidden, "%s is sent by the server only", name))
 		return
 	}
 	if c.limiter != nil {
@@ -294,14 +294,14 @@ func (c *conn) handle(f wire.Frame) {
 			r.CancelAt(now)
 			err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
 			err.RetryAfterMs = uint32(delay.Milliseconds()) + 1
-			c.failFrame(f, msg.FullName, err)
+			c.failFrame(f, name, err)
 			return
 		}
 	}
 	c.pending.Add(1)
 	c.g.deps.Router.Route(&call.Request{
 		MsgID:     f.MsgID,
-		Msg:       msg.FullName,
+		Msg:       name,
 		Seq:       f.Seq,
 		Payload:   f.Payload,
 		PlayerID:  s.PlayerID,
@@ -325,12 +325,7 @@ func (c *conn) failFrame(f wire.Frame, msg string, err *protocol.CodeError) {
 // unauthenticated refuses a request sent before login and kicks after too many.
 func (c *conn) unauthenticated(f wire.Frame) {
 	c.unauth++
-	name := ""
-	if b := c.g.deps.Versions.Load(); b != nil {
-		if m := b.Schema.ByID(f.MsgID); m != nil {
-			name = m.FullName
-		}
-	}
+	name, _ := c.g.deps.Schema.MsgName(f.MsgID)
 	c.failFrame(f, name, protocol.Errorf(protocol.Unauthenticated, "log in first: only Ping, LoginReq and ResumeReq are accepted before login"))
 	if c.unauth >= c.g.cfg.MaxUnauthenticated {
 		c.Kick(protocol.Unauthenticated, fmt.Sprintf("%d requests before login", c.unauth))

@@ -21,7 +21,6 @@ import (
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/script"
 	"github.com/moonforge/moonforge/engine/session"
 	"github.com/moonforge/moonforge/engine/wire"
 )
@@ -98,6 +97,13 @@ type Router interface {
 	Login(l *call.Login) bool
 }
 
+// Schema names the message ids of the schema in force (script.Versions implements it). Safe for
+// concurrent use; called on connection reader goroutines for every request.
+type Schema interface {
+	// MsgName returns the full name of a message id; false if the schema does not declare it.
+	MsgName(id uint16) (string, bool)
+}
+
 // Observer receives the gateway's events for metrics. Calls come from connection goroutines.
 type Observer interface {
 	Connections(transport string, delta int)
@@ -118,7 +124,7 @@ type Deps struct {
 	Accounts *auth.Accounts
 	Tokens   *auth.Tokens
 	Router   Router
-	Versions *script.Versions // the schema in force
+	Schema   Schema // the schema in force
 	Log      *slog.Logger
 	Observer Observer // optional
 }

@@ -143,7 +143,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		Accounts: accounts,
 		Tokens:   tokens,
 		Router:   n.router,
-		Versions: versions,
+		Schema:   versions,
 		Log:      log.With("part", "gate"),
 		Observer: n.metrics,
 	})

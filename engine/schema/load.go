@@ -134,7 +134,6 @@ func build(files []protoreflect.FileDescriptor) (*Schema, []source.Problem) {
 		indexDescriptors(f, s.descs, seenFiles)
 	}
 	ids := newIDRules(files)
-	cb := newCodecBuilder()
 	for _, f := range files {
 		if f.Syntax() != protoreflect.Proto3 {
 			p := source.Problem{File: f.Path(), Message: fmt.Sprintf("only proto3 files are supported, this one is %s", f.Syntax())}
@@ -145,20 +144,18 @@ func build(files []protoreflect.FileDescriptor) (*Schema, []source.Problem) {
 			continue
 		}
 		eachMessage(f.Messages(), func(md protoreflect.MessageDescriptor) {
-			c := cb.message(md)
+			problems = append(problems, checkFields(md)...)
 			if id, ok := ids.check(md); ok {
 				s.messages = append(s.messages, &Message{
 					ID:       id,
 					Name:     string(md.Name()),
 					FullName: string(md.FullName()),
 					Desc:     md,
-					codec:    c,
 				})
 			}
 		})
 	}
 	problems = append(problems, ids.problems...)
-	problems = append(problems, cb.problems...)
 	if len(problems) > 0 {
 		return nil, problems
 	}
@@ -200,4 +197,33 @@ func indexDescriptors(f protoreflect.FileDescriptor, descs map[protoreflect.Full
 	for i := 0; i < f.Imports().Len(); i++ {
 		indexDescriptors(f.Imports().Get(i).FileDescriptor, descs, seen)
 	}
+}
+
+// checkFields reports the fields of md that no Lua codec can carry: groups, and message types
+// declared in a file that is not proto3.
+func checkFields(md protoreflect.MessageDescriptor) []source.Problem {
+	var problems []source.Problem
+	fds := md.Fields()
+	for i := 0; i < fds.Len(); i++ {
+		fd := fds.Get(i)
+		if fd.IsMap() {
+			fd = fd.MapValue()
+		}
+		var msg string
+		switch {
+		case fd.Kind() == protoreflect.GroupKind:
+			msg = fmt.Sprintf("field %s: groups are not supported", fd.FullName())
+		case fd.Kind() == protoreflect.MessageKind && fd.Message().ParentFile().Syntax() != protoreflect.Proto3:
+			msg = fmt.Sprintf("field %s: type %s is declared in %s, which is not proto3; only proto3 types are supported",
+				fd.FullName(), fd.Message().FullName(), fd.Message().ParentFile().Path())
+		default:
+			continue
+		}
+		p := source.Problem{File: fd.ParentFile().Path(), Message: msg}
+		if loc := fd.ParentFile().SourceLocations().ByDescriptor(fd); loc.Path != nil {
+			p.Line, p.Column = loc.StartLine+1, loc.StartColumn+1
+		}
+		problems = append(problems, p)
+	}
+	return problems
 }

@@ -9,8 +9,8 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/moonforge/moonforge/engine/luapb"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/schema"
 )
 
 // openAPI builds the global mf table. Each binding checks its arguments, calls the Go core and
@@ -93,7 +93,7 @@ func (vm *VM) luaHandle(L *lua.LState) int {
 	name := L.CheckString(1)
 	fn := L.CheckFunction(2)
 	opts := L.OptTable(3, nil)
-	msg := vm.bundle.Schema.ByName(name)
+	msg := vm.bundle.Codecs.ByName(name)
 	if msg == nil {
 		vm.errorf("mf.handle: no message %q with a msg_id in the schema", name)
 	}
@@ -146,9 +146,9 @@ func (vm *VM) raiseCode(fn string, err error) {
 }
 
 // encodeArg encodes the message named by argument n from the table at argument n+1.
-func (vm *VM) encodeArg(fn string, n int) (*schema.Message, []byte) {
+func (vm *VM) encodeArg(fn string, n int) (*luapb.Message, []byte) {
 	name := vm.L.CheckString(n)
-	msg := vm.bundle.Schema.ByName(name)
+	msg := vm.bundle.Codecs.ByName(name)
 	if msg == nil {
 		vm.errorf("%s: no message %q with a msg_id in the schema", fn, name)
 	}

@@ -28,7 +28,7 @@ func BenchmarkDispatchEcho(b *testing.B) {
 	if err := vm.Apply(bundle); err != nil {
 		b.Fatal(err)
 	}
-	m := bundle.Schema.ByName("EchoReq")
+	m := bundle.Codecs.ByName("EchoReq")
 	t := vm.L.CreateTable(0, 2)
 	t.RawSetString("body", lua.LString("0123456789abcdef"))
 	t.RawSetString("n", lua.LNumber(42))

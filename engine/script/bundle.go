@@ -26,6 +26,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
 
+	"github.com/moonforge/moonforge/engine/luapb"
 	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/source"
 )
@@ -62,6 +63,7 @@ type RoomType struct {
 type Bundle struct {
 	Version    string // content hash of every Lua source and the schema
 	Schema     *schema.Schema
+	Codecs     *luapb.Codecs // the schema's Lua codecs
 	Files      []string // Lua sources, relative to the Lua directory
 	Routes     map[uint16]Route
 	RoomTypes  map[string]RoomType
@@ -93,6 +95,7 @@ func (e *CompileError) Error() string {
 func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 	b := &Bundle{
 		Schema:     sch,
+		Codecs:     luapb.New(sch),
 		Routes:     map[uint16]Route{},
 		RoomTypes:  map[string]RoomType{},
 		Logins:     map[string]string{},

@@ -19,7 +19,7 @@ func (vm *VM) HasHandler(fullName string) bool {
 // CallHandler runs the mf.handle handler of req's message and answers req: the handler's reply,
 // or Error with the code it raised, DECODE_FAILED, INTERNAL, TIMEOUT or UNAVAILABLE.
 func (vm *VM) CallHandler(req *call.Request) {
-	msg := vm.bundle.Schema.ByID(req.MsgID)
+	msg := vm.bundle.Codecs.ByID(req.MsgID)
 	if msg == nil {
 		req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in the schema of version %s", req.MsgID, vm.Version()))
 		return
@@ -93,7 +93,7 @@ func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args
 		req.Fail(vm.internal(fmt.Sprintf("%s returned no reply: return a message name and a table", what)))
 		return
 	}
-	msg := vm.bundle.Schema.ByName(string(name))
+	msg := vm.bundle.Codecs.ByName(string(name))
 	if msg == nil {
 		req.Fail(vm.internal(fmt.Sprintf("%s replied with %q, which has no msg_id in the schema", what, string(name))))
 		return

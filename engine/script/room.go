@@ -75,7 +75,7 @@ func (vm *VM) luaRoomType(L *lua.LState) int {
 				}
 				for i := 1; i <= list.Len(); i++ {
 					m := list.RawGetInt(i).String()
-					msg := vm.bundle.Schema.ByName(m)
+					msg := vm.bundle.Codecs.ByName(m)
 					if msg == nil {
 						vm.errorf("mf.room_type: no message %q with a msg_id in the schema", m)
 					}
@@ -339,7 +339,7 @@ func (vm *VM) RoomMessage(h RoomHandle, req *call.Request) {
 		req.Fail(protocol.Errorf(protocol.BadRequest, "not in room %s", h.ID()))
 		return
 	}
-	msg := vm.bundle.Schema.ByID(req.MsgID)
+	msg := vm.bundle.Codecs.ByID(req.MsgID)
 	if msg == nil {
 		req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in this version's schema", req.MsgID))
 		return

@@ -91,7 +91,7 @@ func (p *pushes) PushAll(uint16, []byte) int { return 3 }
 // request calls the handler of msg with a request built by a Lua table constructor.
 func request(t *testing.T, vm *script.VM, msg string, fields string) *answer {
 	t.Helper()
-	m := vm.Bundle().Schema.ByName(msg)
+	m := vm.Bundle().Codecs.ByName(msg)
 	if m == nil {
 		t.Fatalf("no message %s", msg)
 	}
@@ -116,7 +116,7 @@ func replyField(t *testing.T, vm *script.VM, a *answer, field string) string {
 	if a.err != nil {
 		t.Fatalf("error reply: %v", a.err)
 	}
-	tbl, err := vm.Bundle().Schema.ByID(a.msgID).Decode(vm.L, a.body)
+	tbl, err := vm.Bundle().Codecs.ByID(a.msgID).Decode(vm.L, a.body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,3 +38,15 @@ func (v *Versions) Set(b *Bundle) {
 	close(v.changed)
 	v.changed = make(chan struct{})
 }
+
+// MsgName returns the full name of a message id in the schema in force; false if it declares none.
+func (v *Versions) MsgName(id uint16) (string, bool) {
+	b := v.current.Load()
+	if b == nil || b.Schema == nil {
+		return "", false
+	}
+	if m := b.Schema.ByID(id); m != nil {
+		return m.FullName, true
+	}
+	return "", false
+}

@@ -11,8 +11,8 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/luapb"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
@@ -62,7 +62,7 @@ type RoomInfo struct {
 
 type handler struct {
 	fn    *lua.LFunction
-	msg   *schema.Message
+	msg   *luapb.Message
 	key   string
 	where string
 }
