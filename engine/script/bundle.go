@@ -64,7 +64,7 @@ type Bundle struct {
 	Version    string // content hash of every Lua source and the schema
 	Schema     *schema.Schema
 	Codecs     *luapb.Codecs // the schema's Lua codecs
-	Files      []string // Lua sources, relative to the Lua directory
+	Files      []string      // Lua sources, relative to the Lua directory
 	Routes     map[uint16]Route
 	RoomTypes  map[string]RoomType
 	Logins     map[string]string // custom login method → role
