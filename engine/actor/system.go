@@ -2,7 +2,6 @@ package actor
 
 import (
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
@@ -155,11 +154,10 @@ func (s *System) watch(every time.Duration) {
 	}
 }
 
-// Pool is a fixed set of actors of one role; a key (a player id, or a handler's partition key)
-// always maps to the same actor.
+// Pool is a fixed set of actors of one role. Which actor serves a key is the dispatcher's choice
+// (route.Pick), the same in every process.
 type Pool struct {
 	role   string
-	seed   maphash.Seed
 	actors []*Actor
 }
 
@@ -168,7 +166,7 @@ func (s *System) NewPool(role string, size int, mailbox int) (*Pool, error) {
 	if size <= 0 {
 		size = 1
 	}
-	p := &Pool{role: role, seed: maphash.MakeSeed()}
+	p := &Pool{role: role}
 	for i := 0; i < size; i++ {
 		a, err := s.Spawn(Config{Name: fmt.Sprintf("%s/%d", role, i), Role: role, MailboxSize: mailbox})
 		if err != nil {
@@ -182,10 +180,11 @@ func (s *System) NewPool(role string, size int, mailbox int) (*Pool, error) {
 	return p, nil
 }
 
-// Pick returns the actor for key.
-func (p *Pool) Pick(key string) *Actor {
-	return p.actors[maphash.String(p.seed, key)%uint64(len(p.actors))]
-}
+// Actor returns the pool's actor i, 0 <= i < Size().
+func (p *Pool) Actor(i int) *Actor { return p.actors[i] }
+
+// Size returns the number of actors.
+func (p *Pool) Size() int { return len(p.actors) }
 
 // Role returns the pool's role.
 func (p *Pool) Role() string { return p.role }

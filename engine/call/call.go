@@ -39,10 +39,10 @@ func (r *Request) Reply(msgID uint16, payload []byte) {
 	}
 }
 
-// Fail answers r with an error.
-func (r *Request) Fail(err *protocol.CodeError) {
+// Fail answers r with an error: its *protocol.CodeError, or INTERNAL.
+func (r *Request) Fail(err error) {
 	if r.Replier != nil {
-		r.Replier.Fail(r, err)
+		r.Replier.Fail(r, protocol.AsCodeError(err))
 	}
 }
 
@@ -59,3 +59,6 @@ type Login struct {
 	Deadline time.Time
 	Done     func(accountID string, err *protocol.CodeError) // called exactly once
 }
+
+// Fail answers l with an error: its *protocol.CodeError, or INTERNAL.
+func (l *Login) Fail(err error) { l.Done("", protocol.AsCodeError(err)) }

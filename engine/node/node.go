@@ -115,17 +115,18 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		MaxRooms:    cfg.Session.MaxRooms,
 	})
 	svc.Rooms = n.rooms
-	n.router = router.New(router.Config{
+	local := router.NewLocal(router.LocalConfig{
 		System:      n.system,
-		Versions:    versions,
 		Rooms:       n.rooms,
+		Tables:      versions,
 		Log:         log.With("part", "router"),
 		PoolSize:    cfg.Lua.PoolSize,
 		MailboxSize: cfg.Lua.MailboxSize,
 	})
-	if err := n.router.Warm(); err != nil {
+	if err := local.Warm(); err != nil {
 		return nil, fmt.Errorf("scripts: %w", err)
 	}
+	n.router = router.New(versions, n.rooms, local)
 	n.gate = gate.New(gate.Config{
 		TCPAddr:            cfg.Gate.TCP,
 		WSAddr:             cfg.Gate.WS,

@@ -306,11 +306,11 @@ func (m *Manager) Count() int {
 	return len(m.rooms)
 }
 
-// Dispatch routes a client request to the sender's room (on_message). It answers at once with
-// BAD_REQUEST when the player is in no room and UNAVAILABLE when the room's mailbox is full.
-func (m *Manager) Dispatch(req *call.Request) {
+// Deliver puts a client request in a room's mailbox (on_message runs on the room's actor). It
+// answers at once with BAD_REQUEST when the room is gone and UNAVAILABLE when its mailbox is full.
+func (m *Manager) Deliver(roomID string, req *call.Request) {
 	m.mu.Lock()
-	r := m.byPlayer[req.PlayerID]
+	r := m.rooms[roomID]
 	m.mu.Unlock()
 	if r == nil {
 		req.Fail(protocol.Errorf(protocol.BadRequest, "not in a room"))

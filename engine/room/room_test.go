@@ -172,11 +172,11 @@ func TestMessagesAndTicks(t *testing.T) {
 		}
 		answers <- id
 	})
-	m.Dispatch(&call.Request{MsgID: move.ID, Seq: 1, PlayerID: "a", Deadline: soon(), Replier: r})
+	m.Deliver(id, &call.Request{MsgID: move.ID, Seq: 1, PlayerID: "a", Deadline: soon(), Replier: r})
 	if got := <-answers; got != b.Schema.ByName("ArenaMoveAck").ID {
 		t.Fatalf("move answered with %d", got)
 	}
-	m.Dispatch(&call.Request{MsgID: move.ID, Seq: 2, PlayerID: "nobody", Deadline: soon(), Replier: r})
+	m.Deliver("rgone", &call.Request{MsgID: move.ID, Seq: 2, PlayerID: "nobody", Deadline: soon(), Replier: r})
 	if got := <-answers; got != uint16(protocol.BadRequest) {
 		t.Fatalf("move by a player in no room: %d", got)
 	}

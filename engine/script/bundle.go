@@ -27,6 +27,7 @@ import (
 	"github.com/yuin/gopher-lua/parse"
 
 	"github.com/moonforge/moonforge/engine/luapb"
+	"github.com/moonforge/moonforge/engine/route"
 	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/source"
 )
@@ -39,13 +40,6 @@ type Chunk struct {
 	Path   string // as shown in error messages, e.g. "lua/lobby/chat.lua"
 	Module string // require name, e.g. "lobby.chat"
 	proto  *lua.FunctionProto
-}
-
-// Route says where a client message is handled.
-type Route struct {
-	Role string // role whose VMs run the handler
-	Room bool   // the message goes to the sender's room (declared by a room type)
-	Key  string // partition key: "" spreads players over the role's actors, a name pins one actor
 }
 
 // RoomType is what a script declared with mf.room_type.
@@ -65,9 +59,8 @@ type Bundle struct {
 	Schema     *schema.Schema
 	Codecs     *luapb.Codecs // the schema's Lua codecs
 	Files      []string      // Lua sources, relative to the Lua directory
-	Routes     map[uint16]Route
+	Routes     *route.Table // where each message and login method goes; its Version is set last
 	RoomTypes  map[string]RoomType
-	Logins     map[string]string // custom login method → role
 	Roles      []string          // roles that have scripts, sorted
 	CompiledAt time.Time
 
@@ -96,9 +89,8 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 	b := &Bundle{
 		Schema:     sch,
 		Codecs:     luapb.New(sch),
-		Routes:     map[uint16]Route{},
+		Routes:     route.New(""),
 		RoomTypes:  map[string]RoomType{},
-		Logins:     map[string]string{},
 		CompiledAt: time.Now(),
 		roles:      map[string][]*Chunk{},
 		modules:    map[string]*Chunk{},
@@ -154,6 +146,7 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 		h.Write([]byte(sch.Hash()))
 	}
 	b.Version = hex.EncodeToString(h.Sum(nil))[:12]
+	b.Routes.Version = b.Version
 	return b, nil
 }
 
@@ -165,26 +158,26 @@ func (b *Bundle) probe(role string) []source.Problem {
 		return []source.Problem{asProblem("", err)}
 	}
 	var problems []source.Problem
-	addRoute := func(name string, r Route, where string) {
+	addRoute := func(name string, r route.Route, where string) {
 		msg := b.Schema.ByName(name)
 		if msg == nil {
 			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("no message %q with a msg_id in the schema", name)})
 			return
 		}
-		if prev, ok := b.Routes[msg.ID]; ok && prev != r {
+		if prev, ok := b.Routes.Messages[msg.ID]; ok && prev != r {
 			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", msg.FullName, prev.Role, r.Role)})
 			return
 		}
-		b.Routes[msg.ID] = r
+		b.Routes.Messages[msg.ID] = r
 	}
 	for _, h := range vm.handlerList() {
-		addRoute(h.name, Route{Role: role, Key: h.key}, h.where)
+		addRoute(h.name, route.Route{Role: role, Key: h.key}, h.where)
 	}
 	for method := range vm.logins {
-		if prev, ok := b.Logins[method]; ok {
+		if prev, ok := b.Routes.Logins[method]; ok {
 			problems = append(problems, source.Problem{Message: fmt.Sprintf("login method %q is registered by roles %s and %s", method, prev, role)})
 		}
-		b.Logins[method] = role
+		b.Routes.Logins[method] = role
 	}
 	for name, rt := range vm.roomTypeDecls {
 		if _, ok := b.RoomTypes[name]; ok {
@@ -194,7 +187,7 @@ func (b *Bundle) probe(role string) []source.Problem {
 		rt.Role = role
 		b.RoomTypes[name] = rt
 		for _, m := range rt.Messages {
-			addRoute(m, Route{Role: role, Room: true}, "room type "+name)
+			addRoute(m, route.Route{Role: role, Room: true}, "room type "+name)
 		}
 	}
 	return problems

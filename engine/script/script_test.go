@@ -145,7 +145,7 @@ func TestHandlerReply(t *testing.T) {
 	if got := replyField(t, vm, a, "body"); got != "p1" {
 		t.Fatalf("ctx.player_id = %s", got)
 	}
-	if r := b.Routes[vm.Bundle().Schema.ByName("EchoReq").ID]; r.Role != "lobby" || r.Room {
+	if r := b.Routes.Messages[vm.Bundle().Schema.ByName("EchoReq").ID]; r.Role != "lobby" || r.Room {
 		t.Fatalf("route %+v", r)
 	}
 }
@@ -447,8 +447,8 @@ end)`,
 	if strings.Join(p.list, ",") != "p2,offline" {
 		t.Fatalf("pushed to %v", p.list)
 	}
-	if b.Logins["ticket"] != "login" {
-		t.Fatalf("logins %v", b.Logins)
+	if b.Routes.Logins["ticket"] != "login" {
+		t.Fatalf("logins %v", b.Routes.Logins)
 	}
 	lvm := newVM(t, b, "login", &script.Services{})
 	for secret, want := range map[string]string{"good": "acct-bob", "raise": "UNAUTHENTICATED: bad ticket", "other": "UNAUTHENTICATED: login refused"} {
@@ -506,7 +506,7 @@ function arena.on_close(room) room:close() end`})
 	if rt.TickHz != 20 || rt.MaxPlayers != 2 || rt.Role != "game" || rt.Messages[0] != "demo.ArenaMoveReq" {
 		t.Fatalf("room type %+v", rt)
 	}
-	if r := b.Routes[b.Schema.ByName("ArenaMoveReq").ID]; !r.Room {
+	if r := b.Routes.Messages[b.Schema.ByName("ArenaMoveReq").ID]; !r.Room {
 		t.Fatalf("route %+v", r)
 	}
 	vm := newVM(t, b, "game", &script.Services{})

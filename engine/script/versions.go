@@ -3,6 +3,8 @@ package script
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/moonforge/moonforge/engine/route"
 )
 
 // Versions holds the bundle in force and tells actors when a newer one replaces it. Safe for
@@ -50,3 +52,6 @@ func (v *Versions) MsgName(id uint16) (string, bool) {
 	}
 	return "", false
 }
+
+// Table returns the routing table of the version in force.
+func (v *Versions) Table() *route.Table { return v.current.Load().Routes }

@@ -1,0 +1,90 @@
+package router
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/route"
+)
+
+type fakeTables struct{ t *route.Table }
+
+func (f fakeTables) Table() *route.Table { return f.t }
+
+type fakeRooms map[string]string
+
+func (f fakeRooms) Of(player string) string { return f[player] }
+
+// recorder is a Dispatcher that records what it is given.
+type recorder struct {
+	dst    []Destination
+	logins []Destination
+}
+
+func (r *recorder) Dispatch(dst Destination, _ *call.Request) { r.dst = append(r.dst, dst) }
+func (r *recorder) Login(dst Destination, _ *call.Login)      { r.logins = append(r.logins, dst) }
+
+func table() *route.Table {
+	t := route.New("v1")
+	t.Messages[1001] = route.Route{Role: "lobby"}
+	t.Messages[1002] = route.Route{Role: "lobby", Key: "chat"}
+	t.Messages[2001] = route.Route{Role: "game", Room: true}
+	t.Logins["ticket"] = "login"
+	return t
+}
+
+func TestDecide(t *testing.T) {
+	r := New(fakeTables{table()}, fakeRooms{"p1": "r1"}, &recorder{})
+	cases := []struct {
+		msg    uint16
+		player string
+		want   Destination
+		code   protocol.Code
+	}{
+		{1001, "p1", Destination{Role: "lobby", Key: "p1"}, 0},
+		{1002, "p1", Destination{Role: "lobby", Key: "chat"}, 0},
+		{2001, "p1", Destination{Role: "game", Room: "r1"}, 0},
+		{2001, "p2", Destination{}, protocol.BadRequest},
+		{3000, "p1", Destination{}, protocol.Unavailable},
+	}
+	for _, c := range cases {
+		got, err := r.Decide(&call.Request{MsgID: c.msg, PlayerID: c.player})
+		var ce *protocol.CodeError
+		switch {
+		case c.code != 0 && (!errors.As(err, &ce) || ce.Code != c.code):
+			t.Errorf("msg %d from %s: error %v, want code %s", c.msg, c.player, err, c.code)
+		case c.code == 0 && (err != nil || got != c.want):
+			t.Errorf("msg %d from %s: %+v, %v; want %+v", c.msg, c.player, got, err, c.want)
+		}
+	}
+}
+
+// answers records the answers of requests that Route refused itself.
+type answers struct{ codes []protocol.Code }
+
+func (a *answers) Reply(*call.Request, uint16, []byte) { a.codes = append(a.codes, 0) }
+func (a *answers) Fail(_ *call.Request, err *protocol.CodeError) {
+	a.codes = append(a.codes, err.Code)
+}
+
+func TestRouteDispatchesOrAnswers(t *testing.T) {
+	rec := &recorder{}
+	r := New(fakeTables{table()}, fakeRooms{}, rec)
+	a := &answers{}
+	r.Route(&call.Request{MsgID: 1001, PlayerID: "p1", Replier: a})
+	r.Route(&call.Request{MsgID: 2001, PlayerID: "p1", Replier: a})
+	if len(rec.dst) != 1 || rec.dst[0] != (Destination{Role: "lobby", Key: "p1"}) {
+		t.Fatalf("dispatched %+v", rec.dst)
+	}
+	if len(a.codes) != 1 || a.codes[0] != protocol.BadRequest {
+		t.Fatalf("answered %v, want one BAD_REQUEST", a.codes)
+	}
+	if !r.Login(&call.Login{Method: "ticket", Account: "acc"}) || r.Login(&call.Login{Method: "nope"}) {
+		t.Fatal("Login should know ticket and only ticket")
+	}
+	if len(rec.logins) != 1 || rec.logins[0] != (Destination{Role: "login", Key: "acc"}) {
+		t.Fatalf("logins %+v", rec.logins)
+	}
+}
