@@ -59,9 +59,9 @@ type Bundle struct {
 	Schema     *schema.Schema
 	Codecs     *luapb.Codecs // the schema's Lua codecs
 	Files      []string      // Lua sources, relative to the Lua directory
-	Routes     *route.Table // where each message and login method goes; its Version is set last
+	Routes     *route.Table  // where each message and login method goes; its Version is set last
 	RoomTypes  map[string]RoomType
-	Roles      []string          // roles that have scripts, sorted
+	Roles      []string // roles that have scripts, sorted
 	CompiledAt time.Time
 
 	roles   map[string][]*Chunk
