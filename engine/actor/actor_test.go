@@ -49,7 +49,12 @@ type result struct {
 
 type replier struct{ out chan result }
 
-func (r replier) Reply(_ *call.Request, id uint16, p []byte) {
+func (r replier) Post(a call.Answer) {
+	if a.Err != nil {
+		r.out <- result{code: a.Err.Code}
+		return
+	}
+	id, p := a.MsgID, a.Payload
 	var ack struct{ n int64 }
 	// EchoAck{n} is field 2, a varint: decode it by hand to keep the test independent.
 	for i := 0; i < len(p); {
@@ -72,8 +77,6 @@ func (r replier) Reply(_ *call.Request, id uint16, p []byte) {
 	r.out <- result{id: id, n: ack.n}
 }
 
-func (r replier) Fail(_ *call.Request, err *protocol.CodeError) { r.out <- result{code: err.Code} }
-
 func echo(t *testing.T, a *actor.Actor, b *script.Bundle, n int64, deadline time.Duration) result {
 	t.Helper()
 	m := b.Schema.ByName("EchoReq")
@@ -86,7 +89,7 @@ func echo(t *testing.T, a *actor.Actor, b *script.Bundle, n int64, deadline time
 		payload = append(payload, byte(u)|0x80)
 	}
 	r := replier{out: make(chan result, 1)}
-	req := &call.Request{MsgID: m.ID, Seq: 1, Payload: payload, Deadline: time.Now().Add(deadline), Replier: r}
+	req := &call.Request{MsgID: m.ID, Seq: 1, Payload: payload, Deadline: time.Now().Add(deadline), Post: r}
 	if !a.Send(func(vm *script.VM) { vm.CallHandler(req) }) {
 		t.Fatal("mailbox refused a task")
 	}

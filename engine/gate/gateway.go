@@ -20,6 +20,7 @@ import (
 	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/session"
 	"github.com/moonforge/moonforge/engine/wire"
@@ -41,7 +42,6 @@ type Config struct {
 	RateLimit          float64       // requests per second per connection; 0: no limit
 	RateBurst          int           // default 2 × RateLimit
 	LoginTimeout       time.Duration // default 10s
-	DisabledMethods    []string      // login methods refused with BAD_REQUEST
 	Linger             time.Duration // how long a kicked connection waits for the peer to close; default 1s
 }
 
@@ -89,12 +89,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Router delivers requests to the code that handles them. Both methods return at once; the answer
-// goes through the request's Replier or the login's Done.
+// Router delivers requests to the code that handles them (router.Router implements it). Route
+// returns at once; the answer is posted to the request's reply address, the connection.
 type Router interface {
 	Route(req *call.Request)
-	// Login runs a custom login method; false if no script registered it.
-	Login(l *call.Login) bool
 }
 
 // Schema names the message ids of the schema in force (script.Versions implements it). Safe for
@@ -110,6 +108,8 @@ type Observer interface {
 	// Answered reports a request's outcome: code 0 for a reply.
 	Answered(msg string, code protocol.Code, took time.Duration)
 	Traffic(in, out int)
+	// Late counts an answer that came after its request was answered TIMEOUT.
+	Late()
 }
 
 type noObserver struct{}
@@ -117,24 +117,27 @@ type noObserver struct{}
 func (noObserver) Connections(string, int)                       {}
 func (noObserver) Answered(string, protocol.Code, time.Duration) {}
 func (noObserver) Traffic(int, int)                              {}
+func (noObserver) Late()                                         {}
 
 // Deps are the gateway's collaborators.
 type Deps struct {
 	Sessions *session.Manager
-	Accounts *auth.Accounts
-	Tokens   *auth.Tokens
+	Tokens   *auth.Tokens  // for resume, and the token of a LoginAck
+	Login    login.Service // checks LoginReqs
 	Router   Router
-	Schema   Schema // the schema in force
+	Boxes    *call.Boxes // the connections' reply addresses
+	Schema   Schema      // the schema in force
 	Log      *slog.Logger
 	Observer Observer // optional
 }
 
 // Gateway accepts and serves client connections. Its methods are safe for concurrent use.
 type Gateway struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	obs  Observer
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	obs   Observer
+	boxes *call.Boxes
 
 	upgrader websocket.Upgrader
 	nextID   atomic.Uint64
@@ -156,7 +159,10 @@ func New(cfg Config, deps Deps) *Gateway {
 	if deps.Observer == nil {
 		deps.Observer = noObserver{}
 	}
-	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, conns: map[*conn]struct{}{}}
+	if deps.Boxes == nil {
+		deps.Boxes = call.NewBoxes("", nil)
+	}
+	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, boxes: deps.Boxes, conns: map[*conn]struct{}{}}
 	g.upgrader = websocket.Upgrader{
 		ReadBufferSize:  cfg.ReadBufferSize,
 		WriteBufferSize: cfg.ReadBufferSize,

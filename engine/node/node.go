@@ -13,8 +13,10 @@ import (
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/gate"
+	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/metrics"
 	"github.com/moonforge/moonforge/engine/reload"
 	"github.com/moonforge/moonforge/engine/room"
@@ -32,6 +34,7 @@ type Node struct {
 	started time.Time
 
 	store    store.Store
+	boxes    *call.Boxes
 	metrics  *metrics.Metrics
 	reloader *reload.Reloader
 	system   *actor.System
@@ -71,10 +74,12 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
 
+	n.boxes = call.NewBoxes("", nil)
 	n.metrics = metrics.New(metrics.Gauges{
-		Sessions:  func() int { return n.sessions.Count() },
-		Rooms:     func() int { return n.rooms.Count() },
-		Mailboxes: n.mailboxes,
+		Undelivered: n.boxes.Dropped,
+		Sessions:    func() int { return n.sessions.Count() },
+		Rooms:       func() int { return n.rooms.Count() },
+		Mailboxes:   n.mailboxes,
 	})
 	n.reloader, err = reload.Start(reload.Config{
 		LuaDir:   cfg.LuaDir,
@@ -138,12 +143,19 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		SendQueueBytes:     cfg.Gate.SendQueueBytes,
 		RateLimit:          cfg.Gate.RateLimit,
 		RateBurst:          cfg.Gate.RateBurst,
-		DisabledMethods:    cfg.Gate.DisabledMethods,
 	}, gate.Deps{
 		Sessions: n.sessions,
-		Accounts: accounts,
 		Tokens:   tokens,
+		Login: login.NewLocal(login.Config{
+			Accounts: accounts,
+			Tokens:   tokens,
+			Custom:   n.router,
+			Boxes:    n.boxes,
+			Disabled: cfg.Gate.DisabledMethods,
+			Log:      log.With("part", "login"),
+		}),
 		Router:   n.router,
+		Boxes:    n.boxes,
 		Schema:   versions,
 		Log:      log.With("part", "gate"),
 		Observer: n.metrics,

@@ -172,11 +172,11 @@ func TestMessagesAndTicks(t *testing.T) {
 		}
 		answers <- id
 	})
-	m.Deliver(id, &call.Request{MsgID: move.ID, Seq: 1, PlayerID: "a", Deadline: soon(), Replier: r})
+	m.Deliver(id, &call.Request{MsgID: move.ID, Seq: 1, PlayerID: "a", Deadline: soon(), Post: r})
 	if got := <-answers; got != b.Schema.ByName("ArenaMoveAck").ID {
 		t.Fatalf("move answered with %d", got)
 	}
-	m.Deliver("rgone", &call.Request{MsgID: move.ID, Seq: 2, PlayerID: "nobody", Deadline: soon(), Replier: r})
+	m.Deliver("rgone", &call.Request{MsgID: move.ID, Seq: 2, PlayerID: "nobody", Deadline: soon(), Post: r})
 	if got := <-answers; got != uint16(protocol.BadRequest) {
 		t.Fatalf("move by a player in no room: %d", got)
 	}
@@ -189,8 +189,7 @@ func TestMessagesAndTicks(t *testing.T) {
 
 type replier func(id uint16, err *protocol.CodeError)
 
-func (f replier) Reply(_ *call.Request, id uint16, _ []byte)    { f(id, nil) }
-func (f replier) Fail(_ *call.Request, err *protocol.CodeError) { f(0, err) }
+func (f replier) Post(a call.Answer) { f(a.MsgID, a.Err) }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()

@@ -64,17 +64,20 @@ func TestDecide(t *testing.T) {
 // answers records the answers of requests that Route refused itself.
 type answers struct{ codes []protocol.Code }
 
-func (a *answers) Reply(*call.Request, uint16, []byte) { a.codes = append(a.codes, 0) }
-func (a *answers) Fail(_ *call.Request, err *protocol.CodeError) {
-	a.codes = append(a.codes, err.Code)
+func (a *answers) Post(ans call.Answer) {
+	code := protocol.Code(0)
+	if ans.Err != nil {
+		code = ans.Err.Code
+	}
+	a.codes = append(a.codes, code)
 }
 
 func TestRouteDispatchesOrAnswers(t *testing.T) {
 	rec := &recorder{}
 	r := New(fakeTables{table()}, fakeRooms{}, rec)
 	a := &answers{}
-	r.Route(&call.Request{MsgID: 1001, PlayerID: "p1", Replier: a})
-	r.Route(&call.Request{MsgID: 2001, PlayerID: "p1", Replier: a})
+	r.Route(&call.Request{MsgID: 1001, PlayerID: "p1", Post: a})
+	r.Route(&call.Request{MsgID: 2001, PlayerID: "p1", Post: a})
 	if len(rec.dst) != 1 || rec.dst[0] != (Destination{Role: "lobby", Key: "p1"}) {
 		t.Fatalf("dispatched %+v", rec.dst)
 	}

@@ -7,14 +7,12 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/moonforge/moonforge/engine/call"
-	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/script"
 )
 
 type discard struct{}
 
-func (discard) Reply(*call.Request, uint16, []byte)     {}
-func (discard) Fail(*call.Request, *protocol.CodeError) {}
+func (discard) Post(call.Answer) {}
 
 // BenchmarkDispatchEcho is one client message through a Lua handler, as an actor runs it: decode
 // the payload into a table, build ctx, call the handler under its deadline, encode the reply.
@@ -36,7 +34,7 @@ func BenchmarkDispatchEcho(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := &call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Replier: discard{}}
+	req := &call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Post: discard{}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

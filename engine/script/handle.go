@@ -127,7 +127,7 @@ func (vm *VM) observe(what string, start time.Time, code protocol.Code) {
 func (vm *VM) CallLogin(l *call.Login) {
 	fn, ok := vm.logins[l.Method]
 	if !ok {
-		l.Done("", protocol.Errorf(protocol.BadRequest, "unknown login method %q", l.Method))
+		l.Fail(protocol.Errorf(protocol.BadRequest, "unknown login method %q", l.Method))
 		return
 	}
 	L := vm.L
@@ -145,23 +145,23 @@ func (vm *VM) CallLogin(l *call.Login) {
 	what := "login method " + l.Method
 	out, err := vm.protectedCall(fn, 1, vm.limit(time.Now(), l.Deadline), ctx, req)
 	if err != nil {
-		l.Done("", vm.callError(err, what, l.Deadline))
+		l.Fail(vm.callError(err, what, l.Deadline))
 		return
 	}
 	switch id := out[0].(type) {
 	case lua.LString:
 		if id != "" {
-			l.Done(string(id), nil)
+			l.Answer(call.Answer{Value: string(id)})
 			return
 		}
 	case lua.LNumber:
-		l.Done(id.String(), nil)
+		l.Answer(call.Answer{Value: id.String()})
 		return
 	case *lua.LNilType, lua.LBool:
 		if id == lua.LFalse || id == lua.LNil {
-			l.Done("", protocol.Errorf(protocol.Unauthenticated, "login refused"))
+			l.Fail(protocol.Errorf(protocol.Unauthenticated, "login refused"))
 			return
 		}
 	}
-	l.Done("", vm.internal(fmt.Sprintf("%s must return an account id (string) or nil, got %s", what, out[0].Type())))
+	l.Fail(vm.internal(fmt.Sprintf("%s must return an account id (string) or nil, got %s", what, out[0].Type())))
 }

@@ -52,6 +52,11 @@ func compile(t *testing.T, files map[string]string) *script.Bundle {
 	return b
 }
 
+// posted is a Poster that calls a function.
+type posted func(call.Answer)
+
+func (f posted) Post(a call.Answer) { f(a) }
+
 // answer records the one answer of a request.
 type answer struct {
 	mu    sync.Mutex
@@ -61,16 +66,10 @@ type answer struct {
 	n     int
 }
 
-func (a *answer) Reply(_ *call.Request, id uint16, p []byte) {
+func (a *answer) Post(ans call.Answer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.msgID, a.body, a.n = id, p, a.n+1
-}
-
-func (a *answer) Fail(_ *call.Request, err *protocol.CodeError) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.err, a.n = err, a.n+1
+	a.msgID, a.body, a.err, a.n = ans.MsgID, ans.Payload, ans.Err, a.n+1
 }
 
 // pushes records what scripts push.
@@ -103,7 +102,7 @@ func request(t *testing.T, vm *script.VM, msg string, fields string) *answer {
 		t.Fatal(err)
 	}
 	a := &answer{}
-	vm.CallHandler(&call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Deadline: time.Now().Add(5 * time.Second), Replier: a})
+	vm.CallHandler(&call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Deadline: time.Now().Add(5 * time.Second), Post: a})
 	if a.n != 1 {
 		t.Fatalf("%d answers", a.n)
 	}
@@ -220,7 +219,7 @@ func TestRequestDeadlineIsTimeout(t *testing.T) {
 		time.Sleep(150 * time.Millisecond)
 		vm.Interrupt(time.Now())
 	}()
-	vm.CallHandler(&call.Request{MsgID: m.ID, Seq: 1, Deadline: time.Now().Add(50 * time.Millisecond), Replier: a})
+	vm.CallHandler(&call.Request{MsgID: m.ID, Seq: 1, Deadline: time.Now().Add(50 * time.Millisecond), Post: a})
 	if a.err == nil || a.err.Code != protocol.Timeout {
 		t.Fatalf("got %v, want TIMEOUT", a.err)
 	}
@@ -231,12 +230,12 @@ func TestDecodeFailedAndMissingHandler(t *testing.T) {
 	vm := newVM(t, b, "lobby", &script.Services{})
 	m := b.Schema.ByName("EchoReq")
 	a := &answer{}
-	vm.CallHandler(&call.Request{MsgID: m.ID, Seq: 1, Payload: []byte{0xff, 0xff, 0xff}, Replier: a})
+	vm.CallHandler(&call.Request{MsgID: m.ID, Seq: 1, Payload: []byte{0xff, 0xff, 0xff}, Post: a})
 	if a.err == nil || a.err.Code != protocol.DecodeFailed {
 		t.Fatalf("garbage payload: %v", a.err)
 	}
 	a = &answer{}
-	vm.CallHandler(&call.Request{MsgID: b.Schema.ByName("ChatSendReq").ID, Seq: 1, Replier: a})
+	vm.CallHandler(&call.Request{MsgID: b.Schema.ByName("ChatSendReq").ID, Seq: 1, Post: a})
 	if a.err == nil || a.err.Code != protocol.Unavailable {
 		t.Fatalf("no handler: %v", a.err)
 	}
@@ -453,12 +452,12 @@ end)`,
 	lvm := newVM(t, b, "login", &script.Services{})
 	for secret, want := range map[string]string{"good": "acct-bob", "raise": "UNAUTHENTICATED: bad ticket", "other": "UNAUTHENTICATED: login refused"} {
 		var got string
-		lvm.CallLogin(&call.Login{Method: "ticket", Account: "bob", Secret: secret, Done: func(id string, err *protocol.CodeError) {
-			got = id
-			if err != nil {
-				got = err.Error()
+		lvm.CallLogin(&call.Login{Method: "ticket", Account: "bob", Secret: secret, Post: posted(func(a call.Answer) {
+			got, _ = a.Value.(string)
+			if a.Err != nil {
+				got = a.Err.Error()
 			}
-		}})
+		})})
 		if got != want {
 			t.Errorf("secret %s: %q, want %q", secret, got, want)
 		}
@@ -523,12 +522,12 @@ function arena.on_close(room) room:close() end`})
 	}
 	m := b.Schema.ByName("ArenaMoveReq")
 	a := &answer{}
-	vm.RoomMessage(h, &call.Request{MsgID: m.ID, Seq: 3, PlayerID: "p1", Deadline: time.Now().Add(time.Second), Replier: a})
+	vm.RoomMessage(h, &call.Request{MsgID: m.ID, Seq: 3, PlayerID: "p1", Deadline: time.Now().Add(time.Second), Post: a})
 	if a.err != nil || a.msgID != b.Schema.ByName("ArenaMoveAck").ID {
 		t.Fatalf("room message: %+v", a)
 	}
 	a = &answer{}
-	vm.RoomMessage(h, &call.Request{MsgID: m.ID, Seq: 4, PlayerID: "stranger", Replier: a})
+	vm.RoomMessage(h, &call.Request{MsgID: m.ID, Seq: 4, PlayerID: "stranger", Post: a})
 	if a.err == nil || a.err.Code != protocol.BadRequest {
 		t.Fatalf("stranger: %v", a.err)
 	}
