@@ -88,6 +88,11 @@ func (s *System) Spawn(cfg Config) (*Actor, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		changed: changed,
+		wake:    make(chan struct{}, 1),
+	}
+	if s.svc != nil && s.svc.Boxes != nil {
+		a.box = s.svc.Boxes.Open(a)
+		vm.SetReplyTo(a.box, s.svc.Boxes)
 	}
 	a.version.Store(bundle.Version)
 	s.mu.Lock()

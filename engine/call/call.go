@@ -105,3 +105,21 @@ func (c *Call) Return(v any) { c.Post.Post(Answer{To: c.ReplyTo, ID: c.ID, Value
 func (c *Call) Fail(err error) {
 	c.Post.Post(Answer{To: c.ReplyTo, ID: c.ID, Err: protocol.AsCodeError(err)})
 }
+
+// Presence events.
+const (
+	SessionEnded = "ended" // the session is over (Reason: expired, replaced, shutdown)
+)
+
+// Presence tells the services that follow players (rooms) that a player's session changed.
+type Presence struct {
+	PlayerID  string
+	SessionID string
+	Event     string
+	Reason    string
+}
+
+// Notifier takes presence messages. Notify never blocks; a bus carries them to other nodes.
+type Notifier interface {
+	Notify(p Presence)
+}

@@ -95,11 +95,6 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		ResumeWindow:    cfg.Session.ResumeWindow,
 		ReplayMaxPushes: cfg.Session.ReplayPushes,
 		ReplayMaxBytes:  cfg.Session.ReplayBytes,
-		OnEnd: func(s *session.Session, reason string) {
-			if reason == "expired" {
-				n.rooms.PlayerGone(s.PlayerID)
-			}
-		},
 	})
 	svc := &script.Services{
 		Players:        n.sessions,
@@ -108,6 +103,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		Dev:            cfg.Dev,
 		HandlerTimeout: cfg.Lua.HandlerTimeout,
 		Observer:       n.metrics,
+		Boxes:          n.boxes,
 	}
 	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics})
 	n.rooms = room.NewManager(room.Config{
@@ -120,6 +116,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		MaxRooms:    cfg.Session.MaxRooms,
 	})
 	svc.Rooms = n.rooms
+	n.sessions.Follow(n.rooms)
 	local := router.NewLocal(router.LocalConfig{
 		System:      n.system,
 		Rooms:       n.rooms,

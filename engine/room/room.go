@@ -167,113 +167,91 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 	return r.id, nil
 }
 
-// Join puts a player into a room, leaving any other room first, and returns what on_join returned.
-// It waits for the room's answer until deadline.
-func (m *Manager) Join(deadline time.Time, roomID, playerID string, args any) (any, error) {
+// Join puts c.PlayerID into room c.Target, leaving any other room first, and answers c with what
+// on_join returned. It returns at once; the room's actor answers.
+func (m *Manager) Join(c *call.Call) {
 	m.mu.Lock()
-	r := m.rooms[roomID]
-	cur := m.byPlayer[playerID]
+	r := m.rooms[c.Target]
+	cur := m.byPlayer[c.PlayerID]
+	m.mu.Unlock()
+	switch {
+	case r == nil:
+		c.Fail(protocol.Errorf(protocol.BadRequest, "no room %q", c.Target))
+		return
+	case cur == r:
+		c.Fail(protocol.Errorf(protocol.BadRequest, "already in room %s", c.Target))
+		return
+	}
+	join := func() {
+		ok := r.actor.Send(func(vm *script.VM) {
+			out, err := r.join(vm, c)
+			if err != nil {
+				c.Fail(err)
+			} else {
+				c.Return(out)
+			}
+			r.settle(vm)
+		})
+		if !ok {
+			c.Fail(protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id))
+		}
+	}
+	if cur == nil {
+		join()
+		return
+	}
+	// Leave the current room first: its actor sends the join on when on_leave has run.
+	if err := m.leave(cur, c.PlayerID, "left", func(any) { join() }); err != nil {
+		c.Fail(err)
+	}
+}
+
+// Leave takes c.PlayerID out of its room (on_leave with reason "left") and answers c with what
+// on_leave returned. It returns at once.
+func (m *Manager) Leave(c *call.Call) {
+	m.mu.Lock()
+	r := m.byPlayer[c.PlayerID]
 	m.mu.Unlock()
 	if r == nil {
-		return nil, protocol.Errorf(protocol.BadRequest, "no room %q", roomID)
+		c.Fail(protocol.Errorf(protocol.BadRequest, "not in a room"))
+		return
 	}
-	if cur == r {
-		return nil, protocol.Errorf(protocol.BadRequest, "already in room %s", roomID)
-	}
-	if cur != nil {
-		if _, err := m.Leave(deadline, playerID); err != nil {
-			return nil, err
-		}
-	}
-	type result struct {
-		out any
-		err *protocol.CodeError
-	}
-	done := make(chan result, 1)
-	ok := r.actor.Send(func(vm *script.VM) {
-		m.mu.Lock()
-		full := len(r.members) >= r.rt.MaxPlayers
-		_, taken := m.byPlayer[playerID]
-		closed := r.closed || r.closing
-		m.mu.Unlock()
-		switch {
-		case closed:
-			done <- result{err: protocol.Errorf(protocol.BadRequest, "room %s is closed", r.id)}
-			return
-		case full:
-			done <- result{err: protocol.Errorf(protocol.BadRequest, "room %s is full (%d players)", r.id, r.rt.MaxPlayers)}
-			return
-		case taken:
-			done <- result{err: protocol.Errorf(protocol.BadRequest, "player is in another room")}
-			return
-		}
-		m.mu.Lock()
-		r.members[playerID] = struct{}{}
-		m.byPlayer[playerID] = r
-		m.mu.Unlock()
-		out, err := vm.RoomJoin(r, playerID, args, deadline)
-		if err != nil {
-			m.mu.Lock()
-			delete(r.members, playerID)
-			delete(m.byPlayer, playerID)
-			m.mu.Unlock()
-		}
-		done <- result{out, err}
-		r.settle(vm)
-	})
-	if !ok {
-		return nil, protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id)
-	}
-	res, err := wait(done, deadline)
-	if err != nil {
-		return nil, err
-	}
-	if res.err != nil {
-		return nil, res.err
-	}
-	return res.out, nil
-}
-
-// Leave takes a player out of its room (on_leave with reason "left"), waits until deadline, and
-// returns what on_leave returned.
-func (m *Manager) Leave(deadline time.Time, playerID string) (any, error) {
-	done := make(chan any, 1)
-	if err := m.leave(playerID, "left", func(out any) { done <- out }); err != nil {
-		return nil, err
-	}
-	return wait(done, deadline)
-}
-
-// PlayerGone takes a player whose session ended out of its room (reason "offline"); it does not wait.
-func (m *Manager) PlayerGone(playerID string) {
-	if err := m.leave(playerID, "offline", nil); err != nil && !isNotInRoom(err) {
-		m.log.Warn("could not remove an offline player from its room", "player", playerID, "error", err)
+	if err := m.leave(r, c.PlayerID, "left", c.Return); err != nil {
+		c.Fail(err)
 	}
 }
 
-func (m *Manager) leave(playerID, reason string, then func(out any)) error {
+// Notify takes a player whose session ended out of its room (reason "offline"); it follows
+// the sessions' presence messages (call.Notifier).
+func (m *Manager) Notify(p call.Presence) {
+	if p.Event != call.SessionEnded || p.Reason != "expired" {
+		return
+	}
 	m.mu.Lock()
-	r := m.byPlayer[playerID]
+	r := m.byPlayer[p.PlayerID]
 	m.mu.Unlock()
 	if r == nil {
-		return errNotInRoom
+		return
 	}
+	if err := m.leave(r, p.PlayerID, "offline", nil); err != nil {
+		m.log.Warn("could not remove an offline player from its room", "player", p.PlayerID, "error", err)
+	}
+}
+
+// leave queues on_leave in r; then, if not nil, runs on r's goroutine with its result.
+func (m *Manager) leave(r *Room, playerID, reason string, then func(out any)) error {
 	ok := r.actor.Send(func(vm *script.VM) {
 		out := r.leave(vm, playerID, reason)
+		r.settle(vm)
 		if then != nil {
 			then(out)
 		}
-		r.settle(vm)
 	})
 	if !ok {
 		return protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id)
 	}
 	return nil
 }
-
-var errNotInRoom = protocol.Errorf(protocol.BadRequest, "not in a room")
-
-func isNotInRoom(err error) bool { return err == errNotInRoom }
 
 // Of returns the id of the player's room, or "".
 func (m *Manager) Of(playerID string) string {
@@ -345,6 +323,38 @@ func (m *Manager) Stop() {
 	}
 }
 
+// join checks the room's state and capacity, adds the player and runs on_join; on the room's
+// goroutine.
+func (r *Room) join(vm *script.VM, c *call.Call) (any, error) {
+	m := r.m
+	m.mu.Lock()
+	full := len(r.members) >= r.rt.MaxPlayers
+	_, taken := m.byPlayer[c.PlayerID]
+	closed := r.closed || r.closing
+	m.mu.Unlock()
+	switch {
+	case closed:
+		return nil, protocol.Errorf(protocol.BadRequest, "room %s is closed", r.id)
+	case full:
+		return nil, protocol.Errorf(protocol.BadRequest, "room %s is full (%d players)", r.id, r.rt.MaxPlayers)
+	case taken:
+		return nil, protocol.Errorf(protocol.BadRequest, "player is in another room")
+	}
+	m.mu.Lock()
+	r.members[c.PlayerID] = struct{}{}
+	m.byPlayer[c.PlayerID] = r
+	m.mu.Unlock()
+	out, err := vm.RoomJoin(r, c.PlayerID, c.Args, c.Deadline)
+	if err != nil {
+		m.mu.Lock()
+		delete(r.members, c.PlayerID)
+		delete(m.byPlayer, c.PlayerID)
+		m.mu.Unlock()
+		return nil, err
+	}
+	return out, nil
+}
+
 // leave runs on_leave and drops the membership; on the room's goroutine.
 func (r *Room) leave(vm *script.VM, playerID, reason string) any {
 	r.m.mu.Lock()
@@ -399,20 +409,4 @@ func (m *Manager) forget(r *Room) {
 		}
 	}
 	r.members = map[string]struct{}{}
-}
-
-// wait waits for a result until deadline (zero: no limit).
-func wait[T any](ch <-chan T, deadline time.Time) (T, error) {
-	var zero T
-	if deadline.IsZero() {
-		return <-ch, nil
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case v := <-ch:
-		return v, nil
-	case <-t.C:
-		return zero, protocol.Errorf(protocol.Timeout, "the room did not answer in time")
-	}
 }

@@ -2,6 +2,7 @@ package script
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -135,24 +136,26 @@ func (vm *VM) luaError(L *lua.LState) int {
 
 // raiseCode re-raises a Go error inside Lua: code errors as mf.error values, others as messages.
 func (vm *VM) raiseCode(fn string, err error) {
-	if ce, ok := err.(*protocol.CodeError); ok {
+	var ce *protocol.CodeError
+	if errors.As(err, &ce) {
 		t := vm.L.CreateTable(0, 2)
 		t.RawSetString("code", lua.LNumber(ce.Code))
 		t.RawSetString("message", lua.LString(ce.Message))
 		vm.L.SetMetatable(t, vm.errMeta)
-		vm.L.Error(t, 0)
+		vm.cur().Error(t, 0)
 	}
 	vm.errorf("%s: %v", fn, err)
 }
 
 // encodeArg encodes the message named by argument n from the table at argument n+1.
 func (vm *VM) encodeArg(fn string, n int) (*luapb.Message, []byte) {
-	name := vm.L.CheckString(n)
+	L := vm.cur()
+	name := L.CheckString(n)
 	msg := vm.bundle.Codecs.ByName(name)
 	if msg == nil {
 		vm.errorf("%s: no message %q with a msg_id in the schema", fn, name)
 	}
-	t := vm.L.OptTable(n+1, nil)
+	t := L.OptTable(n+1, nil)
 	if t == nil {
 		t = vm.L.CreateTable(0, 0)
 	}

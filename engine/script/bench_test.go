@@ -42,3 +42,43 @@ func BenchmarkDispatchEcho(b *testing.B) {
 		vm.CallHandler(req)
 	}
 }
+
+// BenchmarkWaitResume is BenchmarkDispatchEcho's message through a handler that waits once for a
+// call (mf.room.join) and is resumed with its answer: the difference between the two is the cost
+// of one yield and resume.
+func BenchmarkWaitResume(b *testing.B) {
+	t := &testing.T{}
+	rooms := &calls{}
+	bundle, err := script.Compile(writeTree(t, map[string]string{"lobby/w.lua": `
+mf.handle("EchoReq", function(ctx, req)
+	local v = mf.room.join("r1", ctx.player_id)
+	return "EchoAck", { n = req.n + v, body = req.body }
+end)`}), loadSchema(t))
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm := script.NewVM("lobby", &script.Services{Rooms: rooms})
+	defer vm.Close()
+	if err := vm.Apply(bundle); err != nil {
+		b.Fatal(err)
+	}
+	vm.SetReplyTo(call.Address{Box: 1}, discard{})
+	m := bundle.Codecs.ByName("EchoReq")
+	tbl := vm.L.CreateTable(0, 2)
+	tbl.RawSetString("body", lua.LString("0123456789abcdef"))
+	tbl.RawSetString("n", lua.LNumber(42))
+	payload, err := m.Encode(nil, tbl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Post: discard{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req.Deadline = time.Now().Add(time.Second)
+		vm.CallHandler(req)
+		j := rooms.joins[0]
+		rooms.joins = rooms.joins[:0]
+		vm.Resume(call.Answer{ID: j.ID, Value: float64(1)})
+	}
+}

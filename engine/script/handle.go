@@ -74,34 +74,26 @@ func ctxNewIndex(L *lua.LState) int {
 	return 0
 }
 
-// runRequest calls fn(args...) for a request and turns its (name, table) result into the reply.
-func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args ...lua.LValue) {
-	start := time.Now()
-	out, err := vm.protectedCall(fn, 2, vm.limit(start, req.Deadline), args...)
-	if err != nil {
-		ce := vm.callError(err, what, req.Deadline)
-		vm.observe(what, start, ce.Code)
-		req.Fail(ce)
-		return
-	}
-	vm.observe(what, start, 0)
+// reply turns a handler's (name, table) result into the reply of req, encoded with the schema of
+// the version the handler ran on.
+func (vm *VM) reply(req *call.Request, b *Bundle, what string, name, result lua.LValue) {
 	if req.Seq == 0 {
 		return
 	}
-	name, ok := out[0].(lua.LString)
+	n, ok := name.(lua.LString)
 	if !ok {
 		req.Fail(vm.internal(fmt.Sprintf("%s returned no reply: return a message name and a table", what)))
 		return
 	}
-	msg := vm.bundle.Codecs.ByName(string(name))
+	msg := b.Codecs.ByName(string(n))
 	if msg == nil {
-		req.Fail(vm.internal(fmt.Sprintf("%s replied with %q, which has no msg_id in the schema", what, string(name))))
+		req.Fail(vm.internal(fmt.Sprintf("%s replied with %q, which has no msg_id in the schema", what, string(n))))
 		return
 	}
-	body, _ := out[1].(*lua.LTable)
+	body, _ := result.(*lua.LTable)
 	if body == nil {
-		if out[1] != lua.LNil {
-			req.Fail(vm.internal(fmt.Sprintf("%s: the reply body must be a table, got %s", what, out[1].Type())))
+		if result != lua.LNil {
+			req.Fail(vm.internal(fmt.Sprintf("%s: the reply body must be a table, got %s", what, result.Type())))
 			return
 		}
 		body = vm.L.CreateTable(0, 0)

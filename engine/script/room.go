@@ -101,11 +101,11 @@ func (vm *VM) newRoomTable() *lua.LTable {
 	L := vm.L
 	t := vm.funcs(map[string]lua.LGFunction{
 		"create": vm.luaRoomCreate,
-		"join":   vm.luaRoomJoin,
-		"leave":  vm.luaRoomLeave,
 		"of":     vm.luaRoomOf,
 		"list":   vm.luaRoomList,
-	}, 0)
+	}, 2)
+	t.RawSetString("join", vm.waiting(vm.luaRoomJoin))
+	t.RawSetString("leave", vm.waiting(vm.luaRoomLeave))
 	methods := vm.funcs(map[string]lua.LGFunction{
 		"broadcast": vm.luaRoomBroadcast,
 		"send":      vm.luaRoomSend,
@@ -125,12 +125,6 @@ func (vm *VM) roomService(fn string) Rooms {
 	return vm.svc.Rooms
 }
 
-func (vm *VM) callDeadline() time.Time {
-	vm.guard.mu.Lock()
-	defer vm.guard.mu.Unlock()
-	return vm.guard.deadline
-}
-
 // luaRoomCreate implements mf.room.create(type, args) → room id.
 func (vm *VM) luaRoomCreate(L *lua.LState) int {
 	rooms := vm.roomService("mf.room.create")
@@ -147,32 +141,30 @@ func (vm *VM) luaRoomCreate(L *lua.LState) int {
 	return 1
 }
 
-// luaRoomJoin implements mf.room.join(room_id, player_id, args) → what on_join returned.
+// luaRoomJoin implements mf.room.join(room_id, player_id, args) → what on_join returned. The
+// handler waits for the room's answer.
 func (vm *VM) luaRoomJoin(L *lua.LState) int {
 	rooms := vm.roomService("mf.room.join")
-	roomID := L.CheckString(1)
-	player := L.CheckString(2)
+	c := vm.newCall(L, "mf.room.join")
+	c.Target = L.CheckString(1)
+	c.PlayerID = L.CheckString(2)
 	args, err := Export(L.Get(3))
 	if err != nil {
 		vm.errorf("mf.room.join: %v", err)
 	}
-	out, err := rooms.Join(vm.callDeadline(), roomID, player, args)
-	if err != nil {
-		vm.raiseCode("mf.room.join", err)
-	}
-	L.Push(Import(L, out))
-	return 1
+	c.Args = args
+	rooms.Join(c)
+	return vm.await(L, c.ID)
 }
 
-// luaRoomLeave implements mf.room.leave(player_id) → what on_leave returned.
+// luaRoomLeave implements mf.room.leave(player_id) → what on_leave returned. The handler waits
+// for the room's answer.
 func (vm *VM) luaRoomLeave(L *lua.LState) int {
 	rooms := vm.roomService("mf.room.leave")
-	out, err := rooms.Leave(vm.callDeadline(), L.CheckString(1))
-	if err != nil {
-		vm.raiseCode("mf.room.leave", err)
-	}
-	L.Push(Import(L, out))
-	return 1
+	c := vm.newCall(L, "mf.room.leave")
+	c.PlayerID = L.CheckString(1)
+	rooms.Leave(c)
+	return vm.await(L, c.ID)
 }
 
 // luaRoomOf implements mf.room.of(player_id) → room id or nil.
@@ -205,7 +197,7 @@ func (vm *VM) luaRoomList(L *lua.LState) int {
 
 // roomArg returns the handle of the room object passed as self.
 func (vm *VM) roomArg(fn string) (*lua.LTable, RoomHandle) {
-	self := vm.L.CheckTable(1)
+	self := vm.cur().CheckTable(1)
 	h, ok := vm.rooms[self]
 	if !ok {
 		vm.errorf("%s: call it as room:%s(...) on a room this VM runs", fn, fn)
@@ -278,7 +270,7 @@ func (vm *VM) roomCallback(h RoomHandle, name string, nret int, deadline time.Ti
 }
 
 // RoomCreate runs on_create(room, args) for a new room.
-func (vm *VM) RoomCreate(h RoomHandle, args any) *protocol.CodeError {
+func (vm *VM) RoomCreate(h RoomHandle, args any) error {
 	room := vm.roomObject(h)
 	now := time.Now()
 	if _, err := vm.roomCallback(h, onCreate, 0, vm.limit(now, time.Time{}), room, Import(vm.L, args)); err != nil {
@@ -289,7 +281,7 @@ func (vm *VM) RoomCreate(h RoomHandle, args any) *protocol.CodeError {
 
 // RoomJoin adds a player: room.players[id] is set, then on_join(room, player, args) runs; if it
 // raises, the player is taken out again and the error returned. Its return value is exported.
-func (vm *VM) RoomJoin(h RoomHandle, playerID string, args any, deadline time.Time) (any, *protocol.CodeError) {
+func (vm *VM) RoomJoin(h RoomHandle, playerID string, args any, deadline time.Time) (any, error) {
 	room := vm.roomObject(h)
 	players := room.RawGetString("players").(*lua.LTable)
 	player := vm.L.CreateTable(0, 1)

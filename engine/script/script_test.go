@@ -1,6 +1,7 @@
 package script_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -517,7 +518,8 @@ function arena.on_close(room) room:close() end`})
 	if err != nil || out.(map[string]any)["label"] != "L" {
 		t.Fatalf("join: %v %v", out, err)
 	}
-	if _, err := vm.RoomJoin(h, "banned", nil, time.Now().Add(time.Second)); err == nil || err.Code != 1500 {
+	var ce *protocol.CodeError
+	if _, err := vm.RoomJoin(h, "banned", nil, time.Now().Add(time.Second)); !errors.As(err, &ce) || ce.Code != 1500 {
 		t.Fatalf("banned join: %v", err)
 	}
 	m := b.Schema.ByName("ArenaMoveReq")

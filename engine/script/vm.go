@@ -10,6 +10,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/luapb"
 	"github.com/moonforge/moonforge/engine/protocol"
@@ -22,6 +23,7 @@ type Services struct {
 	Players        Players
 	Store          store.Store
 	Rooms          Rooms
+	Boxes          *call.Boxes // reply addresses of the actors' calls (mf.room.join); nil: calls cannot wait
 	Log            *slog.Logger
 	Dev            bool          // error replies carry file:line
 	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default: config.Default
@@ -44,12 +46,15 @@ type Players interface {
 	PushAll(msgID uint16, payload []byte) int
 }
 
-// Rooms is the room service seen from a VM (mf.room). Errors that are *protocol.CodeError reach
-// the client with their code.
+// Rooms is the room service seen from a VM (mf.room). Join and Leave never block: their answer is
+// posted to the call's reply address, the actor of the handler that waits for it. Errors that are
+// *protocol.CodeError reach the client with their code.
 type Rooms interface {
 	Create(roomType string, args any) (string, error)
-	Join(deadline time.Time, roomID, playerID string, args any) (any, error)
-	Leave(deadline time.Time, playerID string) (any, error)
+	// Join puts c.PlayerID in room c.Target and answers c with on_join's result.
+	Join(c *call.Call)
+	// Leave takes c.PlayerID out of its room and answers c with on_leave's result.
+	Leave(c *call.Call)
 	Of(playerID string) string
 	List(roomType string) []RoomInfo
 }
@@ -90,16 +95,19 @@ type VM struct {
 	timers         timers
 	rooms          map[*lua.LTable]RoomHandle
 
-	guard guard
-	ret   [2]lua.LValue // results of the last protected call
+	guard      guard
+	mainCtx    context.Context // of L; replaced after an interrupted call
+	mainCancel context.CancelFunc
+	ret        [2]lua.LValue  // results of the last protected call
+	waits      waits          // handlers suspended in their coroutines
+	wrapWait   *lua.LFunction // the prelude's wrapper of waiting calls
 }
 
 // guard lets a watchdog goroutine interrupt a call that overran its deadline.
 type guard struct {
 	mu       sync.Mutex
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline time.Time // of the running call; zero when no call runs
+	cancel   context.CancelFunc // of the context of the state running the call
+	deadline time.Time          // of the running call; zero when no call runs
 }
 
 // NewVM creates a VM for a role. With svc nil it is a probe: scripts load, but pushes, store
@@ -130,16 +138,19 @@ func NewVM(role string, svc *Services) *VM {
 		vm.log = svc.Log
 	}
 	vm.log = vm.log.With("role", role)
-	vm.guard.ctx, vm.guard.cancel = context.WithCancel(context.Background())
-	L.SetContext(vm.guard.ctx)
+	vm.mainCtx, vm.mainCancel = context.WithCancel(context.Background())
+	L.SetContext(vm.mainCtx)
+	vm.waits.init()
 	vm.openLibs()
+	vm.openWaits()
 	vm.openAPI()
 	return vm
 }
 
 // Close releases the Lua state.
 func (vm *VM) Close() {
-	vm.guard.cancel()
+	vm.abandonWaits()
+	vm.mainCancel()
 	vm.L.Close()
 }
 
@@ -220,6 +231,20 @@ func (vm *VM) Interrupt(now time.Time) bool {
 	return true
 }
 
+// enter marks the start of a call that the watchdog may interrupt by cancelling its context.
+func (vm *VM) enter(cancel context.CancelFunc, deadline time.Time) {
+	vm.guard.mu.Lock()
+	vm.guard.cancel, vm.guard.deadline = cancel, deadline
+	vm.guard.mu.Unlock()
+}
+
+// leave marks the end of the call.
+func (vm *VM) leave() {
+	vm.guard.mu.Lock()
+	vm.guard.cancel, vm.guard.deadline = nil, time.Time{}
+	vm.guard.mu.Unlock()
+}
+
 // errDeadline marks a call stopped by its deadline.
 type errDeadline struct{ limit time.Time }
 
@@ -231,25 +256,18 @@ func (e errDeadline) Error() string { return "deadline exceeded" }
 func (vm *VM) protectedCall(fn *lua.LFunction, nret int, deadline time.Time, args ...lua.LValue) ([]lua.LValue, error) {
 	L := vm.L
 	base := L.GetTop()
-	vm.guard.mu.Lock()
-	vm.guard.deadline = deadline
-	ctx := vm.guard.ctx
-	vm.guard.mu.Unlock()
-
+	vm.enter(vm.mainCancel, deadline)
 	L.Push(fn)
 	for _, a := range args {
 		L.Push(a)
 	}
 	err := L.PCall(len(args), nret, nil)
-
-	vm.guard.mu.Lock()
-	vm.guard.deadline = time.Time{}
-	interrupted := ctx.Err() != nil
+	vm.leave()
+	interrupted := vm.mainCtx.Err() != nil
 	if interrupted {
-		vm.guard.ctx, vm.guard.cancel = context.WithCancel(context.Background())
-		L.SetContext(vm.guard.ctx)
+		vm.mainCtx, vm.mainCancel = context.WithCancel(context.Background())
+		L.SetContext(vm.mainCtx)
 	}
-	vm.guard.mu.Unlock()
 
 	if err != nil {
 		L.SetTop(base)
@@ -346,13 +364,17 @@ func (vm *VM) limit(now, outer time.Time) time.Time {
 
 // where returns the file:line of the Lua code calling the current Go function.
 func (vm *VM) where() string {
-	w := vm.L.Where(1)
+	w := vm.cur().Where(1)
 	if len(w) > 0 && w[len(w)-1] == ':' {
 		w = w[:len(w)-1]
 	}
 	return w
 }
 
+// cur is the Lua state running now: the VM's own, or the coroutine of a handler (or one the script
+// made). Go functions of the mf API read their arguments and raise errors on it.
+func (vm *VM) cur() *lua.LState { return vm.L.G.CurrentThread }
+
 func (vm *VM) errorf(format string, args ...any) {
-	vm.L.RaiseError("%s", fmt.Sprintf(format, args...))
+	vm.cur().RaiseError("%s", fmt.Sprintf(format, args...))
 }

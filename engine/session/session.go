@@ -6,8 +6,10 @@ package session
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/protocol"
@@ -28,10 +30,6 @@ type Config struct {
 	ResumeWindow    time.Duration // how long a session outlives its connection; default: config.Default
 	ReplayMaxPushes int           // pushes kept for resume; default: config.Default
 	ReplayMaxBytes  int           // payload bytes kept for resume; default: config.Default
-	// OnEnd, if set, is called (from any goroutine, never under a lock) when a session ends:
-	// reason is "expired" (not resumed in time), "replaced" (the player logged in again) or
-	// "shutdown".
-	OnEnd func(s *Session, reason string)
 }
 
 // Manager holds the sessions of this process. Safe for concurrent use.
@@ -40,7 +38,13 @@ type Manager struct {
 	mu       sync.Mutex
 	byID     map[string]*Session
 	byPlayer map[string]*Session
+	follower atomic.Pointer[call.Notifier]
 }
+
+// Follow sends the presence messages of every session to n from now on: when a session ends,
+// Presence{Event: call.SessionEnded, Reason: "expired" (not resumed in time), "replaced" (the
+// player logged in again) or "shutdown"}, from any goroutine, never under a lock.
+func (m *Manager) Follow(n call.Notifier) { m.follower.Store(&n) }
 
 // NewManager returns an empty manager.
 func NewManager(cfg Config) *Manager {
@@ -251,8 +255,8 @@ func (s *Session) end(reason string, code protocol.Code, why string) {
 	if c != nil && code != 0 {
 		c.Kick(code, why)
 	}
-	if s.m.cfg.OnEnd != nil {
-		s.m.cfg.OnEnd(s, reason)
+	if n := s.m.follower.Load(); n != nil {
+		(*n).Notify(call.Presence{PlayerID: s.PlayerID, SessionID: s.ID, Event: call.SessionEnded, Reason: reason})
 	}
 }
 
