@@ -46,25 +46,6 @@ type Players interface {
 	PushAll(msgID uint16, payload []byte) int
 }
 
-// Rooms is the room service seen from a VM (mf.room). Join and Leave never block: their answer is
-// posted to the call's reply address, the actor of the handler that waits for it. Errors that are
-// *protocol.CodeError reach the client with their code.
-type Rooms interface {
-	Create(roomType string, args any) (string, error)
-	// Join puts c.PlayerID in room c.Target and answers c with on_join's result.
-	Join(c *call.Call)
-	// Leave takes c.PlayerID out of its room and answers c with on_leave's result.
-	Leave(c *call.Call)
-	Of(playerID string) string
-	List(roomType string) []RoomInfo
-}
-
-// RoomInfo describes an open room.
-type RoomInfo struct {
-	ID, Type            string
-	Players, MaxPlayers int
-}
-
 type handler struct {
 	fn    *lua.LFunction
 	msg   *luapb.Message
