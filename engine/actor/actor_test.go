@@ -27,7 +27,7 @@ func bundle(t *testing.T, src string) *script.Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := script.Compile(filepath.Dir(dir), sch)
+	b, err := script.Compile(filepath.Dir(dir), sch, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

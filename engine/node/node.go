@@ -48,8 +48,11 @@ type Node struct {
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
 // no connection before Start. A script or schema error stops it here.
-func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
+func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := script.CheckExtensions(ext); err != nil {
 		return nil, err
 	}
 	n = &Node{cfg: cfg, log: log, started: time.Now()}
@@ -84,6 +87,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 	n.reloader, err = reload.Start(reload.Config{
 		LuaDir:   cfg.LuaDir,
 		ProtoDir: cfg.ProtoDir,
+		Ext:      ext,
 		Log:      log.With("part", "reload"),
 		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
 	})

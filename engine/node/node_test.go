@@ -70,7 +70,7 @@ func start(t *testing.T, edit func(*config.Config)) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := node.New(cfg, log)
+	n, err := node.New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,7 @@ type Result struct {
 type Config struct {
 	LuaDir   string
 	ProtoDir string
+	Ext      script.Extensions // Go values for mf.ext, in every version
 	Log      *slog.Logger
 	// OnResult, if set, is called after every attempt (metrics).
 	OnResult func(Result)
@@ -162,7 +163,7 @@ func (r *Reloader) compile() (*script.Bundle, []source.Problem) {
 		}
 		return nil, out
 	}
-	b, err := script.Compile(r.cfg.LuaDir, sch)
+	b, err := script.Compile(r.cfg.LuaDir, sch, r.cfg.Ext)
 	if err != nil {
 		var ce *script.CompileError
 		if !errors.As(err, &ce) {

@@ -64,7 +64,7 @@ func setup(t *testing.T) (*room.Manager, *players, *script.Bundle) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := script.Compile(dir, sch)
+	b, err := script.Compile(dir, sch, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

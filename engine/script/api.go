@@ -53,6 +53,7 @@ func (vm *VM) openAPI() {
 	vm.mf.RawSetString("db", vm.newDBTable())
 	vm.mf.RawSetString("room", vm.newRoomTable())
 	vm.mf.RawSetString("room_type", L.NewFunction(vm.luaRoomType))
+	vm.mf.RawSetString("ext", L.CreateTable(0, 0)) // filled by Apply
 	L.SetGlobal("mf", vm.mf)
 }
 

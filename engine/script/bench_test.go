@@ -17,7 +17,7 @@ func (discard) Post(call.Answer) {}
 // BenchmarkDispatchEcho is one client message through a Lua handler, as an actor runs it: decode
 // the payload into a table, build ctx, call the handler under its deadline, encode the reply.
 func BenchmarkDispatchEcho(b *testing.B) {
-	bundle, err := script.Compile("../../lua", loadSchema(&testing.T{}))
+	bundle, err := script.Compile("../../lua", loadSchema(&testing.T{}), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func BenchmarkWaitResume(b *testing.B) {
 mf.handle("EchoReq", function(ctx, req)
 	local v = mf.room.join("r1", ctx.player_id)
 	return "EchoAck", { n = req.n + v, body = req.body }
-end)`}), loadSchema(t))
+end)`}), loadSchema(t), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

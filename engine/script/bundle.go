@@ -60,6 +60,7 @@ type Bundle struct {
 	Codecs     *luapb.Codecs // the schema's Lua codecs
 	Files      []string      // Lua sources, relative to the Lua directory
 	Routes     *route.Table  // where each message and login method goes; its Version is set last
+	Ext        Extensions    // the Go values scripts reach as mf.ext.<name>
 	RoomTypes  map[string]RoomType
 	Roles      []string // roles that have scripts, sorted
 	CompiledAt time.Time
@@ -83,12 +84,14 @@ func (e *CompileError) Error() string {
 }
 
 // Compile reads every .lua file under luaDir, compiles it, runs each role's scripts once in a
-// probe VM to collect what they declare, and checks the declarations against sch. Any problem
-// rejects the whole bundle with a *CompileError.
-func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
+// probe VM to collect what they declare, and checks the declarations against sch. ext are the Go
+// values the scripts reach as mf.ext (nil for none). Any problem rejects the whole bundle with a
+// *CompileError.
+func Compile(luaDir string, sch *schema.Schema, ext Extensions) (*Bundle, error) {
 	b := &Bundle{
 		Schema:     sch,
 		Codecs:     luapb.New(sch),
+		Ext:        ext,
 		Routes:     route.New(""),
 		RoomTypes:  map[string]RoomType{},
 		CompiledAt: time.Now(),

@@ -46,7 +46,7 @@ func writeTree(t *testing.T, files map[string]string) string {
 
 func compile(t *testing.T, files map[string]string) *script.Bundle {
 	t.Helper()
-	b, err := script.Compile(writeTree(t, files), loadSchema(t))
+	b, err := script.Compile(writeTree(t, files), loadSchema(t), nil)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
@@ -260,7 +260,7 @@ func TestCompileProblemsHaveFileAndLine(t *testing.T) {
 		{map[string]string{"lobby/a.lua": `mf.login("guest", function() end)`}, "built-in"},
 	}
 	for _, c := range cases {
-		_, err := script.Compile(writeTree(t, c.files), sch)
+		_, err := script.Compile(writeTree(t, c.files), sch, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: got %v, want %q", c.files, err, c.want)
 		}
@@ -292,7 +292,7 @@ mf.handle("EchoReq", function(ctx, req) m.n = m.n + 100; return "EchoAck", { n =
 		t.Fatalf("versions %s %s %s", vm.Version(), v1.Version, v2.Version)
 	}
 	// A version whose scripts fail while loading in this VM leaves the VM on its previous one.
-	if _, err := script.Compile(writeTree(t, broken), loadSchema(t)); err == nil {
+	if _, err := script.Compile(writeTree(t, broken), loadSchema(t), nil); err == nil {
 		t.Fatal("a script raising at load time compiled")
 	}
 }

@@ -167,6 +167,7 @@ func (vm *VM) Apply(b *Bundle) error {
 	vm.roomTypeDecls = map[string]RoomType{}
 	vm.required = map[string]lua.LValue{}
 	vm.mf.RawSetString("version", lua.LString(b.Version))
+	vm.mf.RawSetString("ext", vm.extTable(b.Ext))
 
 	vm.loading = true
 	err := vm.runChunks(b.Chunks(vm.role))
