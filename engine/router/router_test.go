@@ -91,3 +91,23 @@ func TestRouteDispatchesOrAnswers(t *testing.T) {
 		t.Fatalf("logins %+v", rec.logins)
 	}
 }
+
+// rooms records deliveries to rooms.
+type roomsRec []string
+
+func (r *roomsRec) Deliver(roomID string, _ *call.Request) { *r = append(*r, roomID) }
+
+func TestLocalDeliversRoomsAndRefusesOtherNodes(t *testing.T) {
+	rooms := &roomsRec{}
+	l := NewLocal(LocalConfig{Rooms: rooms, Tables: fakeTables{table()}})
+	a := &answers{}
+	l.Dispatch(Destination{Role: "game", Room: "r1"}, &call.Request{Post: a})
+	l.Dispatch(Destination{Node: "n2", Role: "lobby", Key: "p1"}, &call.Request{Post: a})
+	l.Login(Destination{Node: "n2", Role: "login", Key: "acc"}, &call.Login{Post: a})
+	if len(*rooms) != 1 || (*rooms)[0] != "r1" {
+		t.Fatalf("room deliveries %v", *rooms)
+	}
+	if len(a.codes) != 2 || a.codes[0] != protocol.Unavailable || a.codes[1] != protocol.Unavailable {
+		t.Fatalf("requests for another node: %v, want two UNAVAILABLE", a.codes)
+	}
+}
