@@ -14,15 +14,10 @@ type discard struct{}
 
 func (discard) Post(call.Answer) {}
 
-// BenchmarkDispatchEcho is one client message through a Lua handler, as an actor runs it: decode
-// the payload into a table, build ctx, call the handler under its deadline, encode the reply.
-func BenchmarkDispatchEcho(b *testing.B) {
-	bundle, err := script.Compile("../../lua", loadSchema(&testing.T{}), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	vm := script.NewVM("lobby", &script.Services{})
-	defer vm.Close()
+// echoRequest applies bundle in a new VM and returns it with an EchoReq request for it.
+func echoRequest(b *testing.B, bundle *script.Bundle, svc *script.Services) (*script.VM, *call.Request) {
+	vm := script.NewVM("lobby", svc)
+	b.Cleanup(vm.Close)
 	if err := vm.Apply(bundle); err != nil {
 		b.Fatal(err)
 	}
@@ -34,7 +29,18 @@ func BenchmarkDispatchEcho(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := &call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Post: discard{}}
+	return vm, &call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Post: discard{}}
+}
+
+// BenchmarkDispatchEcho is one client message through a Lua handler, as an actor runs it: decode
+// the payload into a table, build ctx, call the handler in its coroutine under its deadline, encode
+// the reply.
+func BenchmarkDispatchEcho(b *testing.B) {
+	bundle, err := script.Compile("../../lua", loadSchema(&testing.T{}), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm, req := echoRequest(b, bundle, &script.Services{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -57,21 +63,8 @@ end)`}), loadSchema(t), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	vm := script.NewVM("lobby", &script.Services{Rooms: rooms})
-	defer vm.Close()
-	if err := vm.Apply(bundle); err != nil {
-		b.Fatal(err)
-	}
+	vm, req := echoRequest(b, bundle, &script.Services{Rooms: rooms})
 	vm.SetReplyTo(call.Address{Box: 1}, discard{})
-	m := bundle.Codecs.ByName("EchoReq")
-	tbl := vm.L.CreateTable(0, 2)
-	tbl.RawSetString("body", lua.LString("0123456789abcdef"))
-	tbl.RawSetString("n", lua.LNumber(42))
-	payload, err := m.Encode(nil, tbl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := &call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Post: discard{}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
