@@ -11,15 +11,15 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Defaults and limits of Config.
 const (
-	DefaultMinPasswordLen = 8
-	DefaultMaxAccountLen  = 64
-	DefaultMaxSecretLen   = 256
+	DefaultMaxAccountLen = 64
+	DefaultMaxSecretLen  = 256
 	// MaxAccountLenLimit caps Config.MaxAccountLen so that every account
 	// key fits in store.MaxKeyLen.
 	MaxAccountLenLimit = 900
@@ -48,7 +48,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.MinPasswordLen <= 0 {
-		c.MinPasswordLen = DefaultMinPasswordLen
+		c.MinPasswordLen = config.Default().Auth.MinPasswordLen
 	}
 	if c.MaxAccountLen <= 0 {
 		c.MaxAccountLen = DefaultMaxAccountLen
