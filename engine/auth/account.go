@@ -30,7 +30,7 @@ const (
 // Config configures Accounts. A zero (or negative) field takes its default.
 type Config struct {
 	// MinPasswordLen is the fewest characters (not bytes) of a new password.
-	// Default 8. Login does not check it, so raising it locks no one out.
+	// Default: config.Default. Login does not check it, so raising it locks no one out.
 	MinPasswordLen int
 	// MaxAccountLen is the longest account name, device id or external
 	// account id in bytes; at most MaxAccountLenLimit. Default 64.
