@@ -14,17 +14,18 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/node"
+	"github.com/moonforge/moonforge/engine/process"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version and commit are set at build time by the Makefile:
+// -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)".
 var version = "dev"
+var commit = "unknown"
 
 func main() {
 	if len(os.Args) < 2 {
@@ -38,7 +39,7 @@ func main() {
 	case "reload":
 		err = reloadCmd(os.Args[2:])
 	case "version":
-		fmt.Println("moonforge", version)
+		fmt.Println("moonforge", version, "commit", commit)
 	case "help", "-h", "--help":
 		usage(os.Stdout)
 	default:
@@ -63,6 +64,9 @@ commands:
 "moonforge <command> -h" lists the command's flags.
 `)
 }
+
+// minFileLimit is the open file limit under which run warns at start.
+const minFileLimit = 4096
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
@@ -100,28 +104,17 @@ func run(args []string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	raiseFileLimit(log)
+	if files, ok := process.FileLimit(); ok && files < minFileLimit {
+		log.Warn("the open file limit bounds the connections; raise the hard limit (ulimit -Hn)", "limit", files)
+	}
 
 	n, err := node.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := process.StopContext(context.Background())
 	defer stop()
 	return n.Run(ctx)
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit: every client connection
-// is a file.
-func raiseFileLimit(log *slog.Logger) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= l.Max {
-		return
-	}
-	l.Cur = l.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		log.Warn("could not raise the open file limit", "error", err)
-	}
 }
 
 func newLogger(c config.Log) *slog.Logger {

@@ -45,20 +45,21 @@ type Node struct {
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
 // no connection before Start. A script or schema error stops it here.
-func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
+func New(cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: log, started: time.Now()}
+	n := &Node{cfg: cfg, log: log, started: time.Now()}
 	defer func() {
 		if err != nil {
 			n.close()
 		}
 	}()
-	n.store, err = store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
+	db, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
 	if err != nil {
 		return nil, err
 	}
+	n.store = db // not before: a nil *BoltStore in the interface is not a nil Store
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key, err := auth.LoadOrCreateKey(ctx, n.store)

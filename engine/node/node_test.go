@@ -17,6 +17,7 @@ import (
 	"github.com/moonforge/moonforge/engine/node"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/schema"
+	"github.com/moonforge/moonforge/engine/store"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
@@ -408,5 +409,40 @@ func TestHotReload(t *testing.T) {
 	waitReply(`"n":"42"`) // the old code keeps serving
 	if st := e.n.Status(); st.LastReload.Outcome != "rejected" || len(st.LastReload.Problems) == 0 || st.LastReload.Problems[0].File != "lua/lobby/echo.lua" {
 		t.Fatalf("last reload: %+v", st.LastReload)
+	}
+}
+
+// A node that cannot start (its data directory held by another, a broken script) returns an error
+// naming the cause, with the path in forward slashes, and releases what it had opened.
+func TestNewFails(t *testing.T) {
+	e := start(t, nil)
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(e.dir, "data")
+	cfg.LuaDir = filepath.Join(e.dir, "lua")
+	cfg.ProtoDir = filepath.Join(e.dir, "proto")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, err := node.New(cfg, log)
+	if !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second node on the same data directory: %v, want store.ErrLocked", err)
+	}
+	if want := filepath.ToSlash(filepath.Join(cfg.DataDir, "moonforge.db")); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name %s", err, want)
+	}
+
+	other := t.TempDir()
+	copyTree(t, "../../lua", filepath.Join(other, "lua"))
+	copyTree(t, "../../proto", filepath.Join(other, "proto"))
+	if err := os.WriteFile(filepath.Join(other, "lua", "lobby", "echo.lua"), []byte("mf.handle(\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = filepath.Join(other, "data")
+	cfg.LuaDir = filepath.Join(other, "lua")
+	cfg.ProtoDir = filepath.Join(other, "proto")
+	if _, err = node.New(cfg, log); err == nil || !strings.Contains(err.Error(), "lua/lobby/echo.lua:1:") {
+		t.Fatalf("broken script: %v, want lua/lobby/echo.lua:1", err)
+	}
+	// The failed node closed its store: the next attempt gets past it to the script again.
+	if _, err = node.New(cfg, log); errors.Is(err, store.ErrLocked) {
+		t.Fatalf("the failed node left its store locked: %v", err)
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package csharp_test builds the C# SDK with mono's mcs at C# 7.2 (the language level Unity and
 // Debian's compiler share) and runs its test programs under mono: codec conformance against
 // tests/vectors, the client against a scripted server, and the demo scenario against a real
