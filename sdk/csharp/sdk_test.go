@@ -229,8 +229,8 @@ func TestSampleCompiles(t *testing.T) {
 // (folders whose name ends in "~" and dot files are not imported).
 func TestUnityPackage(t *testing.T) {
 	var pkg struct {
-		Name, Version, Unity, DisplayName string
-		Samples                           []struct{ DisplayName, Path string }
+		Name, Version, Unity, DisplayName, License string
+		Samples                                    []struct{ DisplayName, Path string }
 	}
 	b, err := os.ReadFile("package.json")
 	if err != nil {
@@ -241,6 +241,9 @@ func TestUnityPackage(t *testing.T) {
 	}
 	if pkg.Name != "com.moonforge.client" || pkg.Version == "" || pkg.Unity == "" || len(pkg.Samples) == 0 {
 		t.Fatalf("package.json lacks name, version, unity or samples: %+v", pkg)
+	}
+	if pkg.License != "Apache-2.0" {
+		t.Errorf("package.json: license %q, want Apache-2.0 (the project's LICENSE)", pkg.License)
 	}
 	for _, s := range pkg.Samples {
 		if _, err := os.Stat(s.Path); err != nil {
