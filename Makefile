@@ -4,7 +4,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := bin
 ARGS ?=
 
-# Stamped into the binary (moonforge version) and named in the release archives.
+# The version and commit that `moonforge version` prints ("dev" and "unknown" outside Git).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -55,7 +55,7 @@ release: ## write dist/: an archive per platform (binary, lua/, proto/, config, 
 
 .PHONY: test-release
 test-release: release ## make release, then check every archive's contents, binary and checksum
-	MOONFORGE_DIST=$(CURDIR)/dist $(GO) test -count=1 -run TestDist -v ./tools/release
+	MOONFORGE_DIST=$(CURDIR)/dist MOONFORGE_COMMIT=$(COMMIT) $(GO) test -count=1 -run TestDist -v ./tools/release
 
 .PHONY: bench
 bench: build ## run the benchmark suite (about 4 minutes): bench/results/<date>.json and .md, README table
@@ -85,27 +85,22 @@ sdk: ## regenerate code from proto/ (engine/protocol, the SDKs' schemas) and tes
 
 .PHONY: sdk-deps
 sdk-deps: ## install the SDK tests' Debian packages (Lua 5.1, 5.4, LuaSocket, mono) when missing
-	$(call apt-install,$(SDK_PACKAGES))
+	@missing=$$(for p in $(SDK_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
+	done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "sdk-deps: not a Debian system; install by hand:" $$missing; exit 0; \
+	fi; \
+	echo "sdk-deps: installing" $$missing; \
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing
 
 # Debian packages of the Windows smoke test: Wine, and mingw-w64 for its ProcessPrng shim DLL.
 WINDOWS_PACKAGES := wine64 gcc-mingw-w64-x86-64-win32
 
 .PHONY: windows-deps
-windows-deps: ## install Wine and mingw-w64 for make test-windows when missing
-	$(call apt-install,$(WINDOWS_PACKAGES))
-
-# apt-install installs the Debian packages of its argument that are missing (as root, or with sudo).
-define apt-install
-	@missing=$$(for p in $(1); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
-	done); \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if ! command -v apt-get >/dev/null; then \
-	  echo "$@: not a Debian system; install by hand:" $$missing; exit 0; \
-	fi; \
-	echo "$@: installing" $$missing; \
-	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing
-endef
+windows-deps: ## install Wine and mingw-w64 for make test-windows when missing (sdk-deps' recipe)
+	@$(MAKE) --no-print-directory sdk-deps SDK_PACKAGES="$(WINDOWS_PACKAGES)"
 
 .PHONY: clean
 clean: ## remove build output, release archives and the local data directory

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -22,10 +23,12 @@ import (
 	"github.com/moonforge/moonforge/engine/process"
 )
 
-// version and commit are set at build time by the Makefile:
-// -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)".
-var version = "dev"
-var commit = "unknown"
+// version and commit are set by the Makefile's build:
+// -ldflags "-X main.version=$(git describe) -X main.commit=$(git rev-parse --short HEAD)".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 func main() {
 	if len(os.Args) < 2 {
@@ -39,7 +42,7 @@ func main() {
 	case "reload":
 		err = reloadCmd(os.Args[2:])
 	case "version":
-		fmt.Println("moonforge", version, "commit", commit)
+		fmt.Printf("moonforge %s (commit %s, %s)\n", version, commit, runtime.Version())
 	case "help", "-h", "--help":
 		usage(os.Stdout)
 	default:

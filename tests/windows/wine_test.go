@@ -12,7 +12,7 @@
 //     rejected with lua/lobby/echo.lua:<line> (forward slashes) while the old code keeps serving,
 //     and the fixed save is applied;
 //   - a second server on the same data directory fails with the same "in use" message as on
-//     Linux, path in forward slashes, exit status 1 and no panic;
+//     Linux, path in forward slashes, exit status 1 and no panic; so does a missing lua/;
 //   - Ctrl-C stops the server gracefully: the client gets Kick SERVER_SHUTDOWN, the exit status
 //     is 0, and a restart finds the player saved.
 //
@@ -133,8 +133,13 @@ func TestMoonforgeUnderWine(t *testing.T) {
 
 	out, code := w.runOnce(t, exe, append(args, "-admin", "-")...)
 	want := "moonforge: store: database file is in use by another process: " + strings.ReplaceAll(winPath(filepath.Join(dir, "data", "moonforge.db")), `\`, "/") + " (gave up after 1s)"
-	if code != 1 || !strings.Contains(out, want) || strings.Contains(out, "panic") {
+	if code != 1 || !strings.Contains(out, want) || strings.Contains(out, `\`) || strings.Contains(out, "panic") {
 		t.Errorf("a second server on the same data directory: status %d, output:\n%s\nwant status 1 and %q", code, out, want)
+	}
+	out, code = w.runOnce(t, exe, "run", "-data", winPath(filepath.Join(dir, "data2")), "-lua", winPath(filepath.Join(dir, "nolua")),
+		"-proto", winPath(filepath.Join(dir, "proto")), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "-")
+	if code != 1 || !strings.Contains(out, "nolua") || strings.Contains(out, `\`) || strings.Contains(out, "panic") {
+		t.Errorf("a missing lua directory: status %d, output:\n%s\nwant status 1, the directory named with forward slashes", code, out)
 	}
 
 	srv.interrupt(t)
