@@ -4,6 +4,11 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := bin
 ARGS ?=
 
+# The version and commit that `moonforge version` prints ("dev" and "unknown" outside Git).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 .DEFAULT_GOAL := help
 
 .PHONY: help
@@ -16,7 +21,7 @@ run: build ## start the server: every role in one process, embedded store in ./d
 
 .PHONY: build
 build: ## build bin/moonforge, bin/bot and bin/loadtest
-	$(GO) build -o $(BIN)/ . ./tools/bot ./tools/loadtest
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ . ./tools/bot ./tools/loadtest
 
 .PHONY: bot
 bot: build ## play the demo scenario against a running server (ARGS="-ws" for WebSocket)
