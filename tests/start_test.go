@@ -126,6 +126,18 @@ func TestFailedStart(t *testing.T) {
 		{name: "tcp port in use", args: []string{"-tcp", busy}, want: []string{busy, "address already in use"}},
 		{name: "websocket port in use", args: []string{"-ws", busy}, want: []string{busy, "address already in use"}},
 		{name: "admin port in use", args: []string{"-admin", busy}, want: []string{"admin", busy, "address already in use"}},
+		{
+			name:    "bad config option",
+			prepare: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "c.yaml"), "gate:\n  heartbeat: 10\n") },
+			args:    []string{"-config", "c.yaml"},
+			want:    []string{"c.yaml", "line 2", `gate.heartbeat: "10" is not a duration`},
+		},
+		{
+			name:    "unknown config option",
+			prepare: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "c.yaml"), "gate:\n  hearbeat: 10s\n") },
+			args:    []string{"-config", "c.yaml"},
+			want:    []string{"unknown option gate.hearbeat"},
+		},
 		{name: "missing config file", args: []string{"-config", "nope.yaml"}, want: []string{"nope.yaml", "no such file"}},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
