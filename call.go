@@ -102,11 +102,14 @@ func call(o callOptions, name, body string, out io.Writer) error {
 		defer mu.Unlock()
 		fmt.Fprintf(out, format, args...)
 	}
-	pushes := make(chan struct{})
+	var printer sync.WaitGroup
 	stop := make(chan struct{})
+	defer printer.Wait()
+	defer close(stop)
 	if o.watch > 0 {
+		printer.Add(1)
 		go func() {
-			defer close(pushes)
+			defer printer.Done()
 			for {
 				select {
 				case p := <-c.Pushes():
@@ -120,32 +123,23 @@ func call(o callOptions, name, body string, out io.Writer) error {
 				}
 			}
 		}()
-	} else {
-		close(pushes)
 	}
 
 	f, err := c.Request(ctx, id, payload)
 	if err != nil {
-		close(stop)
-		<-pushes
 		return fmt.Errorf("%s: %w", name, describe(c, err))
 	}
 	rname, text, err := msgs.Decode(f.MsgID, f.Payload)
 	if err != nil {
-		close(stop)
-		<-pushes
 		return fmt.Errorf("the reply: %w", err)
 	}
 	printf("%s %s\n", rname, text)
-
 	if o.watch > 0 {
 		select {
 		case <-time.After(o.watch):
 		case <-c.Done():
 		}
 	}
-	close(stop)
-	<-pushes
 	if k := c.Kicked(); k != nil {
 		return fmt.Errorf("kicked: %s: %s", protocol.Code(k.Code), k.Reason)
 	}
