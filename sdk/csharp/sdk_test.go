@@ -2,7 +2,8 @@
 // Debian's compiler share) and runs its test programs under mono: codec conformance against
 // tests/vectors, the client against a scripted server, and the demo scenario against a real
 // `moonforge run` over TCP and WebSocket. It also compiles the Unity sample against stand-ins for
-// the few UnityEngine types it uses, and checks the Unity package layout.
+// the few UnityEngine types it uses, runs the console sample (make sdk-demo) against a server, and
+// checks the Unity package layout.
 package csharp_test
 
 import (
