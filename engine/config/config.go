@@ -123,25 +123,30 @@ func Default() Config {
 // Load reads a YAML file over the defaults. Unknown keys are errors, so a typo is not ignored;
 // every error names the file, the line and the option.
 func Load(path string) (Config, error) {
-	cfg := Default()
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
+		return Default(), fmt.Errorf("config: %w", err)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	if len(doc.Content) == 0 { // an empty file
-		return cfg, cfg.Validate()
-	}
-	if err := errors.Join(decode(doc.Content[0], reflect.ValueOf(&cfg).Elem(), "")...); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := Parse(raw)
+	if err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// Parse reads YAML text over the defaults and validates the result, as Load does.
+func Parse(raw []byte) (Config, error) {
+	cfg := Default()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return cfg, err
+	}
+	if len(doc.Content) > 0 { // not an empty file
+		if err := errors.Join(decode(doc.Content[0], reflect.ValueOf(&cfg).Elem(), "")...); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, cfg.Validate()
 }
 
 // decode sets v from the YAML node n, option by option, so that an error names the option (path)
