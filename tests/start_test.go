@@ -89,12 +89,13 @@ func TestFailedStart(t *testing.T) {
 	busy := listening(t)
 	free := []string{"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
 
-	cases := []struct {
+	type startCase struct {
 		name    string
 		prepare func(t *testing.T, dir string) // changes the demo copy in dir
 		args    []string                       // after "run" and the free addresses
 		want    []string                       // parts of the message
-	}{
+	}
+	cases := []startCase{
 		{
 			name: "lua syntax error",
 			prepare: func(t *testing.T, dir string) {
@@ -141,12 +142,7 @@ func TestFailedStart(t *testing.T) {
 		{name: "missing config file", args: []string{"-config", "nope.yaml"}, want: []string{"nope.yaml", "no such file"}},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
-		cases = append(cases, struct {
-			name    string
-			prepare func(t *testing.T, dir string)
-			args    []string
-			want    []string
-		}{
+		cases = append(cases, startCase{
 			name: "unwritable data directory",
 			prepare: func(t *testing.T, dir string) {
 				if err := os.Mkdir(filepath.Join(dir, "ro"), 0o500); err != nil {
