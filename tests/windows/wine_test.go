@@ -132,7 +132,7 @@ func TestMoonforgeUnderWine(t *testing.T) {
 	waitEcho(t, msgs, c, 3, "the fixed save")
 
 	out, code := w.runOnce(t, exe, append(args, "-admin", "-")...)
-	want := "moonforge: store: database file is in use by another process: " + strings.ReplaceAll(winPath(filepath.Join(dir, "data", "moonforge.db")), `\`, "/") + " (gave up after 1s)"
+	want := "store: database file is in use by another process: " + strings.ReplaceAll(winPath(filepath.Join(dir, "data", "moonforge.db")), `\`, "/") + " (gave up after 1s)"
 	if code != 1 || !strings.Contains(out, want) || strings.Contains(out, `\`) || strings.Contains(out, "panic") {
 		t.Errorf("a second server on the same data directory: status %d, output:\n%s\nwant status 1 and %q", code, out, want)
 	}
