@@ -465,7 +465,8 @@ func TestNewFails(t *testing.T) {
 	}
 }
 
-// The paths in New's errors have forward slashes on every OS (this test runs on Windows too).
+// The paths in New's errors have forward slashes on every OS (make test-windows checks the same on
+// moonforge.exe under Wine).
 func TestNewErrorsUseForwardSlashes(t *testing.T) {
 	e := start(t, nil)
 	cfg := config.Default()

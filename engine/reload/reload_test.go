@@ -93,7 +93,8 @@ func TestStartRefusesABrokenTree(t *testing.T) {
 }
 
 // Problems name files with forward slashes whatever the OS, so that file:line reads the same on
-// Windows (where this test runs too, under make test-windows) as on Linux and macOS.
+// Windows as on Linux and macOS: built on Windows, the filepath.Join paths below have backslashes.
+// (make test-windows checks the same end to end, on moonforge.exe under Wine.)
 func TestProblemPathsUseForwardSlashes(t *testing.T) {
 	luaDir, protoDir := tree(t)
 	r, err := Start(Config{LuaDir: luaDir, ProtoDir: protoDir})

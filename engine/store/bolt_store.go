@@ -15,7 +15,9 @@ import (
 )
 
 // ErrLocked: OpenBolt found the file locked by another process, or by another
-// open BoltStore in this one, for longer than BoltConfig.Timeout.
+// open BoltStore in this one, for longer than BoltConfig.Timeout. bbolt takes
+// the lock with flock on Linux and macOS and with LockFileEx on Windows; the
+// error and its message (the path in forward slashes) are the same on each.
 var ErrLocked = errors.New("store: database file is in use by another process")
 
 // Defaults of BoltConfig.
