@@ -145,8 +145,7 @@ func (vm *VM) start(req *call.Request, fn *lua.LFunction, what string, args ...l
 	if vm.step(r, fn, args...) {
 		return true
 	}
-	*r = run{}
-	vm.waits.spare = r // a run that did not wait is free again: most handlers never wait
+	vm.waits.spare = r // a run that did not wait is free again (most handlers never wait); start overwrites it
 	return false
 }
 
