@@ -19,7 +19,7 @@ build: ## build bin/moonforge, bin/bot and bin/loadtest
 	$(GO) build -o $(BIN)/ . ./tools/bot ./tools/loadtest
 
 .PHONY: bot
-bot: build ## play the demo scenario against a running server (ARGS="-ws" for WebSocket)
+bot: build ## play the demo scenario against a running server (ARGS="-ws": WebSocket, ARGS="-kcp": KCP)
 	$(BIN)/bot $(ARGS)
 
 .PHONY: test

@@ -264,7 +264,7 @@ func startServer(ctx context.Context, c suiteConfig, name string) (*server, erro
 		}
 	}
 	cmd := exec.CommandContext(ctx, c.server, "run", "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(dir, "lua"),
-		"-proto", filepath.Join(dir, "proto"), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		"-proto", filepath.Join(dir, "proto"), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
