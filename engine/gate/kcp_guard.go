@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // KCP segment layout (kcp-go, little-endian): conv u32, cmd u8, frg u8, wnd u16, ts u32, sn u32,
@@ -73,13 +76,16 @@ type kcpPeer struct {
 	accepted bool // the gateway took the session (until then it may be lost in kcp-go's backlog)
 }
 
-// kcpGuard is the UDP socket that kcp-go's listener reads: it passes on only datagrams of the
-// conversations it admitted, admits a new one only from an unknown address, with an unused
-// conversation id, within the session limit, and counts what it drops. kcp-go's listener
-// goroutine calls ReadFrom; the gateway calls accepted and forget from connection goroutines.
+// kcpGuard is the UDP socket of kcp-go's listener: its read loop reads datagrams in batches and
+// hands the listener (kcp.PacketPusher) only datagrams of the conversations it admitted; it admits
+// a new one only from an unknown address, with an unused conversation id, within the session
+// limit, and counts what it drops. Sessions write through the embedded socket (in batches too).
+// The gateway calls accepted and forget from connection goroutines.
 type kcpGuard struct {
-	net.PacketConn
-	mtu     int
+	*net.UDPConn
+	receiver atomic.Pointer[func([]byte, net.Addr, error)]
+	reading  atomic.Bool
+	mtu      int
 	max     int
 	backlog time.Duration // how long an admitted conversation may wait for the gateway's accept
 	onDrop  func(reason string)
@@ -91,9 +97,9 @@ type kcpGuard struct {
 	dropped [5]atomic.Uint64 // by index in dropReasons
 }
 
-func newKCPGuard(pc net.PacketConn, mtu, maxSessions int, onDrop func(string)) *kcpGuard {
+func newKCPGuard(udp *net.UDPConn, mtu, maxSessions int, onDrop func(string)) *kcpGuard {
 	return &kcpGuard{
-		PacketConn: pc,
+		UDPConn:    udp,
 		mtu:        mtu,
 		max:        maxSessions,
 		backlog:    5 * time.Second,
@@ -103,18 +109,50 @@ func newKCPGuard(pc net.PacketConn, mtu, maxSessions int, onDrop func(string)) *
 	}
 }
 
-// ReadFrom blocks for the next admitted datagram.
-func (g *kcpGuard) ReadFrom(b []byte) (int, net.Addr, error) {
+// SetPacketReceiver implements kcp.PacketPusher: the first receiver starts the read loop, which
+// runs until the socket closes; nil stops the hand-over.
+func (g *kcpGuard) SetPacketReceiver(fn func(b []byte, addr net.Addr, err error)) {
+	if fn == nil {
+		g.receiver.Store(nil)
+		return
+	}
+	g.receiver.Store(&fn)
+	if !g.reading.Swap(true) {
+		go g.readLoop()
+	}
+}
+
+// readLoop reads datagrams in batches (recvmmsg) and hands the admitted ones to the receiver.
+func (g *kcpGuard) readLoop() {
+	var pc interface {
+		ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	} = ipv4.NewPacketConn(g.UDPConn)
+	if a, ok := g.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		pc = ipv6.NewPacketConn(g.UDPConn)
+	}
+	msgs := make([]ipv4.Message, 64)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 2048)}
+	}
 	for {
-		n, addr, err := g.PacketConn.ReadFrom(b)
+		n, err := pc.ReadBatch(msgs, 0)
+		fn := g.receiver.Load()
 		if err != nil {
-			return n, addr, err
+			if fn != nil {
+				(*fn)(nil, nil, err)
+			}
+			return
 		}
-		if reason := g.admit(b[:n], addr); reason != "" {
-			g.drop(reason)
-			continue
+		for _, m := range msgs[:n] {
+			b := m.Buffers[0][:m.N]
+			if reason := g.admit(b, m.Addr); reason != "" {
+				g.drop(reason)
+				continue
+			}
+			if fn != nil {
+				(*fn)(b, m.Addr, nil)
+			}
 		}
-		return n, addr, nil
 	}
 }
 

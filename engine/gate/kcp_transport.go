@@ -85,7 +85,7 @@ type DatagramObserver interface {
 // socket stays open until the last KCP connection has closed, so kicks still reach clients.
 type kcpListener struct {
 	*kcp.Listener
-	pc    net.PacketConn
+	pc    *net.UDPConn
 	guard *kcpGuard
 
 	mu     sync.Mutex

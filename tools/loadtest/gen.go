@@ -75,7 +75,7 @@ type conn struct {
 // dialOptions say how to reach the server.
 type dialOptions struct {
 	addr      string
-	transport string // tcp or ws
+	transport string // tcp, ws or kcp
 	localIP   string // source address, to spread many connections over several loopback IPs
 }
 

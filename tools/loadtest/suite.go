@@ -205,6 +205,12 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		arenas = append(arenas, arena)
 	}
 
+	// Echo over KCP and TCP under loss.
+	losses, err := lossComparison(ctx, c, rep)
+	if err != nil {
+		return nil, fmt.Errorf("loss: %w", err)
+	}
+
 	// Hot reload during the echo load, with 1000 room actors alive.
 	reload, err := reloadUnderLoad(ctx, c, conns)
 	if err != nil {
@@ -221,6 +227,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		{"5. arena 1000 rooms × 8", "tick lateness p99 ≤ 10 ms", arenaSummary(arenas), false},
 		{"6. reload under load", "0 failed, every actor on the new version ≤ 1 s, 1000 rooms", reload.summary, reload.ok},
 	}
+	rep.Targets = append(rep.Targets, lossTargets(losses)...)
 	return rep, nil
 }
 
@@ -243,13 +250,14 @@ type server struct {
 	cmd        *exec.Cmd
 	dir        string
 	tcp, ws    string
+	kcp        string
 	admin      string
 	stopOnce   bool
 	logTail    *tailBuffer
 	exitedWith chan error
 }
 
-var runningLine = regexp.MustCompile(`moonforge is running.* tcp=(\S+) ws=(\S+) admin=(\S+)`)
+var runningLine = regexp.MustCompile(`moonforge is running.* tcp=(\S+) ws=(\S+) kcp=(\S+) admin=(\S+)`)
 
 // startServer runs the binary under test on loopback ports, with copies of the scripts and a
 // temporary data directory, and waits until it says it is running.
@@ -288,7 +296,7 @@ func startServer(ctx context.Context, c suiteConfig, name string) (*server, erro
 	}()
 	select {
 	case m := <-found:
-		s.tcp, s.ws, s.admin = m[1], m[2], m[3]
+		s.tcp, s.ws, s.kcp, s.admin = m[1], m[2], m[3], m[4]
 		return s, nil
 	case err := <-s.exitedWith:
 		return nil, fmt.Errorf("server exited: %v\n%s", err, s.logTail)
