@@ -86,9 +86,9 @@ type kcpGuard struct {
 	receiver atomic.Pointer[func([]byte, net.Addr, error)]
 	reading  atomic.Bool
 	mtu      int
-	max     int
-	backlog time.Duration // how long an admitted conversation may wait for the gateway's accept
-	onDrop  func(reason string)
+	max      int
+	backlog  time.Duration // how long an admitted conversation may wait for the gateway's accept
+	onDrop   func(reason string)
 
 	mu     sync.Mutex
 	byAddr map[netip.AddrPort]*kcpPeer
@@ -99,13 +99,13 @@ type kcpGuard struct {
 
 func newKCPGuard(udp *net.UDPConn, mtu, maxSessions int, onDrop func(string)) *kcpGuard {
 	return &kcpGuard{
-		UDPConn:    udp,
-		mtu:        mtu,
-		max:        maxSessions,
-		backlog:    5 * time.Second,
-		onDrop:     onDrop,
-		byAddr:     map[netip.AddrPort]*kcpPeer{},
-		byConv:     map[uint32]netip.AddrPort{},
+		UDPConn: udp,
+		mtu:     mtu,
+		max:     maxSessions,
+		backlog: 5 * time.Second,
+		onDrop:  onDrop,
+		byAddr:  map[netip.AddrPort]*kcpPeer{},
+		byConv:  map[uint32]netip.AddrPort{},
 	}
 }
 
