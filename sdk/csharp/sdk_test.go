@@ -100,6 +100,7 @@ func TestSDK(t *testing.T) {
 		runTests(t, mono, exe, "conformance", filepath.Join("..", "..", "tests", "vectors"))
 	})
 	t.Run("client", func(t *testing.T) { runTests(t, mono, exe, "client") })
+	t.Run("kcp", func(t *testing.T) { runTests(t, mono, exe, "kcp") })
 	tcp, ws, kcp := startServer(t, dir)
 	t.Run("e2e", func(t *testing.T) {
 		runTests(t, mono, exe, "e2e", "127.0.0.1", tcp, ws)

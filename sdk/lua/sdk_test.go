@@ -91,6 +91,14 @@ func TestClientAgainstScriptedServer(t *testing.T) {
 	}
 }
 
+// TestKCP runs the pure-Lua KCP without sockets: streams over a simulated lossy link, junk
+// datagrams, the segment layout.
+func TestKCP(t *testing.T) {
+	for _, interp := range lua(t) {
+		runScript(t, interp, "test/kcp_test.lua")
+	}
+}
+
 // diffCase is one input of test/differential_test.lua with protobuf-go's verdict.
 type diffCase struct {
 	Type  string `json:"type"`
