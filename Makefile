@@ -35,7 +35,7 @@ test: sdk-deps ## vet, format check, every test with the race detector (SKIP_SDK
 	$(GO) test -race -count=1 -timeout 9m ./...
 
 .PHONY: bench
-bench: build ## run the benchmark suite (about 4 minutes): bench/results/<date>.json and .md, README table
+bench: build ## run the benchmark suite (about 5 minutes): bench/results/<date>.json and .md, README table
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/schema ./engine/script ./engine/room | tee $(BIN)/gobench.txt
 	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
 

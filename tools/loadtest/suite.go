@@ -31,6 +31,7 @@ type suiteConfig struct {
 	readme   string // README to update with the table ("" to skip)
 	gobench  string // output of `go test -bench` to include
 	quick    bool   // short windows and small loads: a smoke test of the suite itself
+	lossOnly bool   // only the KCP and TCP loss comparison
 }
 
 // report is what a suite run writes.
@@ -67,6 +68,7 @@ func suite(args []string) error {
 	fs.StringVar(&c.readme, "readme", "README.md", `README whose benchmark section is replaced ("" to skip)`)
 	fs.StringVar(&c.gobench, "gobench", "", "file with `go test -bench` output to include")
 	fs.BoolVar(&c.quick, "quick", false, "small loads and short windows (checks the suite, measures nothing)")
+	fs.BoolVar(&c.lossOnly, "loss-only", false, "run only the echo over KCP and TCP under loss")
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -94,6 +96,14 @@ func (c suiteConfig) window() (warmup, duration time.Duration) {
 
 func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	rep := &report{Date: time.Now().UTC().Format("2006-01-02"), Machine: machine()}
+	if c.lossOnly {
+		losses, err := lossComparison(ctx, c, rep)
+		if err != nil {
+			return nil, fmt.Errorf("loss: %w", err)
+		}
+		rep.Targets = lossTargets(losses)
+		return rep, nil
+	}
 	warmup, duration := c.window()
 	base, err := startBaseline("127.0.0.1:0")
 	if err != nil {
