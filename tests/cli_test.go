@@ -108,7 +108,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("moonforge help does not list %s:\n%s", c, r)
 		}
 	}
-	runFlags := []string{"-config", "-dev", "-data", "-lua", "-proto", "-tcp", "-ws", "-admin"}
+	runFlags := []string{"-config", "-dev", "-data", "-lua", "-proto", "-tcp", "-ws", "-kcp", "-admin"}
 	for _, args := range [][]string{{"help", "run"}, {"run", "-h"}} {
 		r := runMoonforge(t, dir, args...)
 		out := r.stdout + r.stderr
@@ -122,7 +122,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r = runMoonforge(t, dir, "help", "call")
-	for _, f := range []string{"-addr", "-ws", "-login", "-watch", "-proto"} {
+	for _, f := range []string{"-addr", "-ws", "-kcp", "-login", "-watch", "-proto"} {
 		if r.code != 0 || !strings.Contains(r.stdout, "  "+f) {
 			t.Errorf("moonforge help call does not list %s:\n%s", f, r)
 		}
