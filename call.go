@@ -97,6 +97,9 @@ func call(o callOptions, name, body string, out io.Writer) error {
 	defer c.Close()
 	if method != "" {
 		if _, err := c.Login(ctx, method, account, secret, nil); err != nil {
+			if cfg.Transport == "kcp" && errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("no server answers at %s over kcp within %s (KCP has no handshake: a wrong address shows only as silence)", cfg.Addr, o.timeout)
+			}
 			return fmt.Errorf("login %s: %w", method, describe(c, err))
 		}
 	}
