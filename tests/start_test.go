@@ -141,10 +141,12 @@ func TestFailedStart(t *testing.T) {
 		{name: "admin port in use", args: []string{"-admin", busy}, want: []string{"admin", busy, "address already in use"}},
 		{name: "kcp port in use", args: []string{"-kcp", busyUDP}, want: []string{"kcp", busyUDP, "address already in use"}},
 		{
-			name:    "bad kcp option",
-			prepare: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "c.yaml"), "gate:\n  kcp:\n    mtu: 20000\n") },
-			args:    []string{"-config", "c.yaml"},
-			want:    []string{"gate.kcp.mtu must be between 50 and 1472"},
+			name: "bad kcp option",
+			prepare: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "c.yaml"), "gate:\n  kcp:\n    mtu: 20000\n")
+			},
+			args: []string{"-config", "c.yaml"},
+			want: []string{"gate.kcp.mtu must be between 50 and 1472"},
 		},
 		{
 			name:    "bad config option",
