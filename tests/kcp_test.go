@@ -400,3 +400,26 @@ func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestKCPGracefulStop stops the server with KCP clients connected, logged in or not: each gets
+// Kick SERVER_SHUTDOWN (KCP resends it until acknowledged), and the process exits with status 0.
+func TestKCPGracefulStop(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	in := s.dial(t, "kcp")
+	guest(t, in, "kcp-leaving")
+	out := s.dial(t, "kcp")
+	if _, err := out.Ping(timeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() { done <- s.stop() }()
+	for name, c := range map[string]*client.Client{"logged in": in, "not logged in": out} {
+		if k := waitKick(t, c, 15*time.Second); k == nil || protocol.Code(k.Code) != protocol.ServerShutdown {
+			t.Errorf("%s: want Kick SERVER_SHUTDOWN, got %v (%v)", name, k, c.Err())
+		}
+	}
+	if code := <-done; code != 0 {
+		t.Errorf("exit status %d after SIGINT, want 0", code)
+	}
+}
