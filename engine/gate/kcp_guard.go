@@ -67,7 +67,7 @@ const (
 	dropLimit     = "limit"     // a new conversation beyond the session limit
 )
 
-var dropReasons = []string{dropMalformed, dropOversized, dropForged, dropStray, dropLimit}
+var dropReasons = [...]string{dropMalformed, dropOversized, dropForged, dropStray, dropLimit}
 
 // kcpPeer is one admitted conversation.
 type kcpPeer struct {
@@ -94,7 +94,7 @@ type kcpGuard struct {
 	byAddr map[netip.AddrPort]*kcpPeer
 	byConv map[uint32]netip.AddrPort
 
-	dropped [5]atomic.Uint64 // by index in dropReasons
+	dropped [len(dropReasons)]atomic.Uint64 // by index in dropReasons
 }
 
 func newKCPGuard(udp *net.UDPConn, mtu, maxSessions int, onDrop func(string)) *kcpGuard {
