@@ -2,8 +2,10 @@ package gate
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,6 +87,7 @@ type kcpGuard struct {
 	*net.UDPConn
 	receiver atomic.Pointer[func([]byte, net.Addr, error)]
 	reading  atomic.Bool
+	batch    bool // read with recvmmsg (Linux)
 	mtu      int
 	max      int
 	backlog  time.Duration // how long an admitted conversation may wait for the gateway's accept
@@ -100,6 +103,7 @@ type kcpGuard struct {
 func newKCPGuard(udp *net.UDPConn, mtu, maxSessions int, onDrop func(string)) *kcpGuard {
 	return &kcpGuard{
 		UDPConn: udp,
+		batch:   runtime.GOOS == "linux",
 		mtu:     mtu,
 		max:     maxSessions,
 		backlog: 5 * time.Second,
@@ -122,20 +126,38 @@ func (g *kcpGuard) SetPacketReceiver(fn func(b []byte, addr net.Addr, err error)
 	}
 }
 
-// readLoop reads datagrams in batches (recvmmsg) and hands the admitted ones to the receiver.
+// readLoop reads datagrams, in batches on Linux (recvmmsg), and hands the admitted ones to the
+// receiver.
 func (g *kcpGuard) readLoop() {
-	var pc interface {
-		ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	} = ipv4.NewPacketConn(g.UDPConn)
-	if a, ok := g.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		pc = ipv6.NewPacketConn(g.UDPConn)
-	}
 	msgs := make([]ipv4.Message, 64)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 2048)}
 	}
+	// Elsewhere one datagram at a time, into a buffer no datagram overflows; an error of one
+	// datagram (Windows reports an ICMP unreachable as a read error) does not end the loop.
+	one := make([]byte, 64<<10)
+	read := func(ms []ipv4.Message) (int, error) {
+		for {
+			n, addr, err := g.ReadFromUDP(one)
+			switch {
+			case err == nil:
+				ms[0].Buffers[0], ms[0].N, ms[0].Addr = one, n, addr
+				return 1, nil
+			case errors.Is(err, net.ErrClosed):
+				return 0, err
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if g.batch {
+		pc := ipv4.NewPacketConn(g.UDPConn).ReadBatch
+		if a, ok := g.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+			pc = ipv6.NewPacketConn(g.UDPConn).ReadBatch
+		}
+		read = func(ms []ipv4.Message) (int, error) { return pc(ms, 0) }
+	}
 	for {
-		n, err := pc.ReadBatch(msgs, 0)
+		n, err := read(msgs)
 		fn := g.receiver.Load()
 		if err != nil {
 			if fn != nil {

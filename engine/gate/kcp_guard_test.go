@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"testing"
+	"time"
 )
 
 func segment(conv uint32, cmd byte, sn uint32, data []byte) []byte {
@@ -107,4 +108,62 @@ func FuzzParseKCPDatagram(f *testing.F) {
 			b = b[kcpHeaderSize+int(binary.LittleEndian.Uint32(b[20:])):]
 		}
 	})
+}
+
+// TestKCPGuardReadLoop runs the read loop on a real socket, in batches and one at a time: the
+// receiver gets exactly the admitted datagrams, the rest is counted, and closing the socket ends
+// the loop with an error for the receiver.
+func TestKCPGuardReadLoop(t *testing.T) {
+	for _, batch := range []bool{true, false} {
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := newKCPGuard(udp, 1400, 10, nil)
+		g.batch = batch
+		got := make(chan []byte, 10)
+		ended := make(chan error, 1)
+		g.SetPacketReceiver(func(b []byte, _ net.Addr, err error) {
+			if err != nil {
+				ended <- err
+				return
+			}
+			got <- append([]byte(nil), b...)
+		})
+		c, err := net.DialUDP("udp", nil, udp.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		open := segment(9, kcpCmdPush, 0, []byte("hi"))
+		for _, d := range [][]byte{[]byte("junk"), make([]byte, 3000), open, segment(10, kcpCmdPush, 0, nil)} {
+			if _, err := c.Write(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case b := <-got:
+			if string(b) != string(open) {
+				t.Fatalf("batch %v: the receiver got %x, want the opening datagram", batch, b)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("batch %v: the opening datagram did not arrive", batch)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for st := g.stats(); st[dropMalformed] != 1 || st[dropOversized] != 1 || st[dropForged] != 1; st = g.stats() {
+			if time.Now().After(deadline) {
+				t.Fatalf("batch %v: drops %v, want one malformed, one oversized, one forged", batch, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = c.Close()
+		_ = udp.Close()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("batch %v: closing the socket did not end the read loop", batch)
+		}
+		if len(got) != 0 {
+			t.Fatalf("batch %v: more datagrams than the opening one reached the receiver", batch)
+		}
+	}
 }
