@@ -27,8 +27,8 @@ type Table struct {
 	Version  string            `json:"version"`  // the script version it was built from
 	Messages map[uint16]Route  `json:"messages"` // by msg id
 	Logins   map[string]string `json:"logins"`   // custom login method → role
-	// SessionEnd lists the roles that registered mf.on_session_end, sorted.
-	SessionEnd []string `json:"session_end,omitempty"`
+	// SessionEnd: the roles that registered mf.on_session_end → its partition key ("": the player).
+	SessionEnd map[string]string `json:"session_end,omitempty"`
 }
 
 // New returns an empty table for a version.
@@ -45,7 +45,7 @@ func (t *Table) Roles() map[string]bool {
 			roles[r.Role] = true
 		}
 	}
-	for _, role := range t.SessionEnd {
+	for role := range t.SessionEnd {
 		roles[role] = true
 	}
 	for _, role := range t.Logins {

@@ -13,7 +13,7 @@ func TestTableRoundTripsThroughJSON(t *testing.T) {
 	tab.Messages[1002] = Route{Role: "lobby", Key: "chat"}
 	tab.Messages[2001] = Route{Rooms: []string{"arena"}}
 	tab.Messages[2002] = Route{Role: "lobby", Rooms: []string{"arena", "duel"}}
-	tab.SessionEnd = []string{"matchmaker"}
+	tab.SessionEnd = map[string]string{"matchmaker": "queue"}
 	tab.Logins["dev_ticket"] = "login"
 	b, err := json.Marshal(tab)
 	if err != nil {

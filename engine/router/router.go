@@ -84,12 +84,15 @@ func (r *Router) Login(l *call.Login) bool {
 }
 
 // Notify follows the sessions' presence messages (call.Notifier): when a session ends, each role
-// that registered mf.on_session_end gets it, on the actor the player hashes to.
+// that registered mf.on_session_end gets it, on the actor its key (or else the player) picks.
 func (r *Router) Notify(p call.Presence) {
 	if p.Event != call.SessionEnded {
 		return
 	}
-	for _, role := range r.tables.Table().SessionEnd {
-		r.disp.Notify(Destination{Role: role, Key: p.PlayerID}, p)
+	for role, key := range r.tables.Table().SessionEnd {
+		if key == "" {
+			key = p.PlayerID
+		}
+		r.disp.Notify(Destination{Role: role, Key: key}, p)
 	}
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"testing"
 
 	"github.com/moonforge/moonforge/engine/call"
@@ -36,7 +37,7 @@ func table() *route.Table {
 	t.Messages[2001] = route.Route{Rooms: []string{"arena"}}
 	t.Messages[2002] = route.Route{Role: "lobby", Rooms: []string{"arena", "duel"}}
 	t.Logins["ticket"] = "login"
-	t.SessionEnd = []string{"lobby", "match"}
+	t.SessionEnd = map[string]string{"lobby": "", "match": "queue"}
 	return t
 }
 
@@ -126,7 +127,8 @@ func TestNotifySendsSessionEndsToHookedRoles(t *testing.T) {
 	r := New(fakeTables{table()}, fakeRooms{}, rec)
 	r.Notify(call.Presence{PlayerID: "p1", Event: call.SessionDetached})
 	r.Notify(call.Presence{PlayerID: "p1", Event: call.SessionEnded, Reason: "expired"})
-	want := []Destination{{Role: "lobby", Key: "p1"}, {Role: "match", Key: "p1"}}
+	want := []Destination{{Role: "lobby", Key: "p1"}, {Role: "match", Key: "queue"}}
+	sort.Slice(rec.notes, func(i, j int) bool { return rec.notes[i].Role < rec.notes[j].Role })
 	if fmt.Sprint(rec.notes) != fmt.Sprint(want) {
 		t.Fatalf("notified %+v, want %+v", rec.notes, want)
 	}

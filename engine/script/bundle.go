@@ -205,7 +205,10 @@ func (b *Bundle) probe(role string) []source.Problem {
 		}
 	}
 	if vm.sessionEnd != nil {
-		b.Routes.SessionEnd = append(b.Routes.SessionEnd, role)
+		if b.Routes.SessionEnd == nil {
+			b.Routes.SessionEnd = map[string]string{}
+		}
+		b.Routes.SessionEnd[role] = vm.sessionEndKey
 	}
 	return problems
 }

@@ -23,15 +23,29 @@ func (vm *VM) luaPlayerOnline(L *lua.LState) int {
 	return 2
 }
 
-// luaOnSessionEnd implements mf.on_session_end(fn): fn(player_id, reason) runs on the role's actor
-// of the player (route.Pick) when a player's session ends.
+// luaOnSessionEnd implements mf.on_session_end(fn [, opts]): fn(player_id, reason) runs when a
+// player's session ends, on the role's actor that opts.key (like mf.handle's) or the player picks.
 func (vm *VM) luaOnSessionEnd(L *lua.LState) int {
 	vm.mustLoad("mf.on_session_end")
 	fn := L.CheckFunction(1)
+	opts := L.OptTable(2, nil)
 	if vm.sessionEnd != nil {
 		vm.errorf("mf.on_session_end: registered twice in role %s", vm.role)
 	}
-	vm.sessionEnd = fn
+	key := ""
+	if opts != nil {
+		opts.ForEach(func(k, v lua.LValue) {
+			s, ok := v.(lua.LString)
+			switch {
+			case k.String() != "key":
+				vm.errorf("mf.on_session_end: unknown option %q", k.String())
+			case !ok || s == "":
+				vm.errorf("mf.on_session_end: option key must be a non-empty string")
+			}
+			key = string(s)
+		})
+	}
+	vm.sessionEnd, vm.sessionEndKey = fn, key
 	return 0
 }
 

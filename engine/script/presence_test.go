@@ -37,7 +37,7 @@ func TestRoomMessageWithAHandler(t *testing.T) {
 func TestOnlineSessionEndAndRoomCall(t *testing.T) {
 	files := map[string]string{"lobby/l.lua": `
 local m = mf.module("l")
-mf.on_session_end(function(player_id, reason) m.ended = player_id .. ":" .. reason end)
+mf.on_session_end(function(player_id, reason) m.ended = player_id .. ":" .. reason end, { key = "k" })
 mf.handle("EchoReq", function(ctx, req)
   if req.body == "online" then
     local on, conn = mf.player.online("p2")
@@ -50,7 +50,11 @@ mf.handle("EchoReq", function(ctx, req)
   return "EchoAck", { n = v.n }
 end)`}
 	rooms := &calls{}
-	vm := newVM(t, compile(t, files), "lobby", &script.Services{Rooms: rooms, Presence: presence{"p2": {true, false}}})
+	b := compile(t, files)
+	if key, ok := b.Routes.SessionEnd["lobby"]; !ok || key != "k" {
+		t.Fatalf("session-end hooks in the table: %v", b.Routes.SessionEnd)
+	}
+	vm := newVM(t, b, "lobby", &script.Services{Rooms: rooms, Presence: presence{"p2": {true, false}}})
 	vm.SetReplyTo(call.Address{Box: 1}, posted(func(call.Answer) {}))
 	if got := replyField(t, vm, send(t, vm, "p1", "online", 0), "body"); got != "truefalsefalse" {
 		t.Fatalf("mf.player.online: %s", got)

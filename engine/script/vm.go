@@ -80,6 +80,7 @@ type VM struct {
 	handlers       map[string]handler // by message full name
 	logins         map[string]*lua.LFunction
 	sessionEnd     *lua.LFunction // mf.on_session_end
+	sessionEndKey  string         // its partition key
 	required       map[string]lua.LValue
 	loading        bool
 	timers         timers
@@ -174,7 +175,7 @@ func (vm *VM) Apply(b *Bundle) error {
 	vm.bundle = b
 	vm.handlers = map[string]handler{}
 	vm.logins = map[string]*lua.LFunction{}
-	vm.sessionEnd = nil
+	vm.sessionEnd, vm.sessionEndKey = nil, ""
 	vm.roomTypeDecls = map[string]RoomType{}
 	vm.required = map[string]lua.LValue{}
 	vm.mf.RawSetString("version", lua.LString(b.Version))
