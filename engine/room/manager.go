@@ -92,6 +92,7 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 		Role:        rt.Role,
 		MailboxSize: m.cfg.MailboxSize,
 		OnStop:      r.stopped,
+		AfterRun:    r.settle, // room:close() or room:remove() in a timer or a resumed on_message
 	}
 	if rt.TickHz > 0 {
 		cfg.Tick = time.Duration(float64(time.Second) / rt.TickHz)

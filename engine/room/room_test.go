@@ -46,6 +46,8 @@ function arena.on_call(room, name, args)
   if name == "close" then room:close() return "closing" end
   mf.error(1601, "no call " .. name)
 end
+local still = mf.room_type("still", { tick_hz = 0 })
+function still.on_call(room) mf.timer.after(0.01, function() room:close() end) return true end
 `
 
 // players records pushes per player.
@@ -328,4 +330,17 @@ func TestTimerRunsInTheRoomAndStopsWithIt(t *testing.T) {
 	if p.count("w") != n {
 		t.Fatalf("the timer ran after its room closed: %d pushes, then %d", n, p.count("w"))
 	}
+}
+
+// room:close() in a timer takes effect without a tick or a message to follow it.
+func TestCloseFromATimerOfARoomWithoutTicks(t *testing.T) {
+	m, _, _ := setup(t)
+	id, _ := m.Create("still", nil)
+	if _, err := join(m, id, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roomCall(m, id, "later", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return m.Count() == 0 })
 }
