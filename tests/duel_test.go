@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,6 +122,7 @@ func TestDuelGame(t *testing.T) {
 	}
 
 	// a's connection drops; the room tells b, and again when a resumes.
+	last := a.LastPushSeq()
 	_ = a.Close()
 	if got := s.waitPush(t, b, "OpponentState"); got != fmt.Sprintf(`{"opponent":%q}`, idA) {
 		t.Fatalf("after a's drop: %s", got)
@@ -128,7 +131,7 @@ func TestDuelGame(t *testing.T) {
 		t.Fatal("status shows a connected while a's connection is closed")
 	}
 	a = s.dial(t, "tcp")
-	if _, err := a.Resume(timeout(t, 10*time.Second), loginA.Token, 1); err != nil {
+	if _, err := a.Resume(timeout(t, 10*time.Second), loginA.Token, last); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
 	if got := s.waitPush(t, b, "OpponentState"); got != fmt.Sprintf(`{"opponent":%q,"connected":true}`, idA) {
@@ -174,5 +177,33 @@ func TestDuelForfeitWhenASessionExpires(t *testing.T) {
 	}
 	if rec := s.mustCall(t, a, "duel.RecordReq", ``, "RecordAck"); field(rec, "wins").Uint() != 1 {
 		t.Fatalf("a's record: %v", rec)
+	}
+}
+
+// Two tools/bot processes play the duel example against each other.
+func TestBotsPlayADuel(t *testing.T) {
+	s := startDuel(t)
+	type result struct {
+		out []byte
+		err error
+	}
+	play := func(device, picks string, done chan<- result) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, built.bot, "-addr", s.tcp, "-proto", s.path("proto"),
+			"-device", device, "-duel", "-picks", picks).CombinedOutput()
+		done <- result{out, err}
+	}
+	rock, scissors := make(chan result, 1), make(chan result, 1)
+	go play("bot-rock", "rock", rock)
+	go play("bot-scissors", "scissors", scissors)
+	for _, c := range []struct {
+		ch   chan result
+		want string
+	}{{rock, `won the duel (won), record {"wins":1}`}, {scissors, `lost the duel (won), record {"losses":1}`}} {
+		r := <-c.ch
+		if r.err != nil || !strings.Contains(string(r.out), c.want) {
+			t.Errorf("bot: %v, want %q in:\n%s", r.err, c.want, r.out)
+		}
 	}
 }
