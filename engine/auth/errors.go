@@ -17,4 +17,7 @@ var (
 	ErrBadToken = errors.New("auth: invalid token")
 	// ErrExpiredToken: a genuine token past its expiry.
 	ErrExpiredToken = errors.New("auth: token expired")
+	// ErrRevokedToken: a genuine token revoked by a logout, or a refresh
+	// token used before.
+	ErrRevokedToken = errors.New("auth: token revoked")
 )

@@ -21,6 +21,7 @@ type Config struct {
 	ProtoDir string        `yaml:"proto_dir"` // .proto schema
 	Log      Log           `yaml:"log"`
 	Gate     Gate          `yaml:"gate"`
+	TLS      TLS           `yaml:"tls"`
 	Admin    Admin         `yaml:"admin"`
 	Lua      Lua           `yaml:"lua"`
 	Session  Session       `yaml:"session"`
@@ -39,22 +40,41 @@ type Log struct {
 
 // Gate configures the client gateway.
 type Gate struct {
-	TCP                string        `yaml:"tcp"`     // listen address, "-" to disable
-	WS                 string        `yaml:"ws"`      // listen address, "-" to disable
-	WSPath             string        `yaml:"ws_path"` // WebSocket path
-	MaxFrame           int           `yaml:"max_frame"`
-	Heartbeat          time.Duration `yaml:"heartbeat"`
-	RequestTimeout     time.Duration `yaml:"request_timeout"`
-	MaxUnauthenticated int           `yaml:"max_unauthenticated"`
-	SendQueueBytes     int           `yaml:"send_queue_bytes"`
-	RateLimit          float64       `yaml:"rate_limit"` // requests per second per connection, 0 = off
-	RateBurst          int           `yaml:"rate_burst"`
-	DisabledMethods    []string      `yaml:"disabled_login_methods"`
+	TCP                 string        `yaml:"tcp"`     // listen address, "-" to disable
+	WS                  string        `yaml:"ws"`      // listen address, "-" to disable
+	WSPath              string        `yaml:"ws_path"` // WebSocket path
+	MaxFrame            int           `yaml:"max_frame"`
+	Heartbeat           time.Duration `yaml:"heartbeat"`
+	RequestTimeout      time.Duration `yaml:"request_timeout"`
+	MaxUnauthenticated  int           `yaml:"max_unauthenticated"`
+	SendQueueBytes      int           `yaml:"send_queue_bytes"`
+	RateLimit           float64       `yaml:"rate_limit"` // requests per second per connection, 0 = off
+	RateBurst           int           `yaml:"rate_burst"`
+	DisabledMethods     []string      `yaml:"disabled_login_methods"`
+	TLSTCP              string        `yaml:"tls_tcp"` // TCP over TLS listen address, "-" to disable
+	TLSWS               string        `yaml:"tls_ws"`  // WebSocket over TLS listen address, "-" to disable
+	LoginTimeout        time.Duration `yaml:"login_timeout"`
+	MaxFrameBeforeLogin int           `yaml:"max_frame_before_login"`
+	MaxConnections      int           `yaml:"max_connections"`        // 0 = no limit
+	MaxConnectionsPerIP int           `yaml:"max_connections_per_ip"` // 0 = no limit
+	MaxInFlight         int           `yaml:"max_in_flight"`
+}
+
+// TLS names the certificate of the TLS listeners and the admin endpoint. The files are read again
+// when they change. Without them TLS is off, except in dev mode, which makes a self-signed
+// certificate in the data directory.
+type TLS struct {
+	CertFile string `yaml:"cert_file"` // PEM certificate chain
+	KeyFile  string `yaml:"key_file"`  // PEM private key
 }
 
 // Admin configures the operator's HTTP endpoint.
 type Admin struct {
 	Addr string `yaml:"addr"` // "-" to disable
+	// TokenFile holds the bearer token that every call but /healthz needs (or $MOONFORGE_ADMIN_TOKEN).
+	// Required when Addr is not a loopback address.
+	TokenFile string `yaml:"token_file"`
+	Pprof     bool   `yaml:"pprof"` // serve /debug/pprof/ (behind the token, if any)
 }
 
 // Lua configures the script host.
@@ -77,8 +97,19 @@ type Session struct {
 
 // Auth configures logins and tokens.
 type Auth struct {
-	TokenTTL       time.Duration `yaml:"token_ttl"`
+	TokenTTL       time.Duration `yaml:"token_ttl"`   // access tokens
+	RefreshTTL     time.Duration `yaml:"refresh_ttl"` // refresh tokens
+	KeysFile       string        `yaml:"keys_file"`   // token signing keys; "" = <data_dir>/token_keys
 	MinPasswordLen int           `yaml:"min_password_len"`
+	// HashConcurrency bounds the argon2id computations running at once; 0 = half the cores.
+	HashConcurrency int `yaml:"hash_concurrency"`
+	// FailureDelay is the wait imposed after a failed login, doubling per further failure of the
+	// same account or IP; LockoutFailures failures lock the account for Lockout (IPs: 5 times as many).
+	FailureDelay    time.Duration `yaml:"failure_delay"`
+	LockoutFailures int           `yaml:"lockout_failures"`
+	Lockout         time.Duration `yaml:"lockout"`
+	// GuestsPerIPMinute bounds the new guest accounts one IP may create per minute; 0 = no limit.
+	GuestsPerIPMinute int `yaml:"guests_per_ip_minute"`
 }
 
 // Default returns the configuration `moonforge run` uses without a file.
@@ -89,14 +120,22 @@ func Default() Config {
 		ProtoDir: "proto",
 		Log:      Log{Level: "info", Format: "text"},
 		Gate: Gate{
-			TCP:                ":7001",
-			WS:                 ":7002",
-			WSPath:             "/ws",
-			MaxFrame:           1 << 20,
-			Heartbeat:          10 * time.Second,
-			RequestTimeout:     10 * time.Second,
-			MaxUnauthenticated: 3,
-			SendQueueBytes:     4 << 20,
+			TCP:                 ":7001",
+			WS:                  ":7002",
+			WSPath:              "/ws",
+			MaxFrame:            1 << 20,
+			Heartbeat:           10 * time.Second,
+			RequestTimeout:      10 * time.Second,
+			MaxUnauthenticated:  3,
+			SendQueueBytes:      4 << 20,
+			RateLimit:           1000,
+			RateBurst:           2000,
+			TLSTCP:              ":7443",
+			TLSWS:               ":7444",
+			LoginTimeout:        10 * time.Second,
+			MaxFrameBeforeLogin: 4096,
+			MaxConnections:      100000,
+			MaxInFlight:         64,
 		},
 		Admin: Admin{Addr: "127.0.0.1:7080"},
 		Lua: Lua{
@@ -113,7 +152,15 @@ func Default() Config {
 			MaxRooms:      100000,
 			RoomMailboxes: 256,
 		},
-		Auth:      Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
+		Auth: Auth{
+			TokenTTL:          15 * time.Minute,
+			RefreshTTL:        30 * 24 * time.Hour,
+			MinPasswordLen:    8,
+			FailureDelay:      time.Second,
+			LockoutFailures:   10,
+			Lockout:           15 * time.Minute,
+			GuestsPerIPMinute: 30,
+		},
 		Shutdown:  10 * time.Second,
 		GCPercent: 400,
 	}
@@ -154,6 +201,15 @@ func (c Config) Validate() error {
 	check(c.Session.ReplayPushes >= 1, "session.replay_pushes must be at least 1")
 	check(c.GCPercent >= 10, "gc_percent must be at least 10")
 	check(c.Auth.TokenTTL >= time.Minute, "auth.token_ttl must be at least 1m")
+	check(c.Auth.RefreshTTL >= c.Auth.TokenTTL, "auth.refresh_ttl must be at least auth.token_ttl")
+	check(c.Auth.HashConcurrency >= 0, "auth.hash_concurrency must not be negative")
+	check(c.Auth.FailureDelay >= 0 && c.Auth.Lockout >= 0 && c.Auth.LockoutFailures >= 0, "auth.failure_delay, auth.lockout and auth.lockout_failures must not be negative")
+	check(c.Auth.GuestsPerIPMinute >= 0, "auth.guests_per_ip_minute must not be negative")
+	check(c.Gate.LoginTimeout >= 100*time.Millisecond, "gate.login_timeout must be at least 100ms")
+	check(c.Gate.MaxFrameBeforeLogin >= 64, "gate.max_frame_before_login must be at least 64 (gate.max_frame caps it)")
+	check(c.Gate.MaxConnections >= 0 && c.Gate.MaxConnectionsPerIP >= 0, "gate.max_connections and gate.max_connections_per_ip must not be negative")
+	check(c.Gate.MaxInFlight >= 1, "gate.max_in_flight must be at least 1")
+	check((c.TLS.CertFile == "") == (c.TLS.KeyFile == ""), "tls.cert_file and tls.key_file go together")
 	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format must be text or json")
 	check(c.Log.Level == "debug" || c.Log.Level == "info" || c.Log.Level == "warn" || c.Log.Level == "error", "log.level must be debug, info, warn or error")
 	return errors.Join(errs...)

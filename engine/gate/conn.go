@@ -35,8 +35,9 @@ type conn struct {
 	queue     *wire.Queue
 	sess      atomic.Pointer[session.Session]
 
-	unauth  int           // reader only: requests refused before login
-	limiter *rate.Limiter // reader only
+	unauth     int           // reader only: requests refused before login
+	limiter    *rate.Limiter // reader only
+	loginTimer *time.Timer   // kicks the connection if it has not logged in in time
 
 	pending   atomic.Int64 // requests handed to the router and not answered yet
 	closeOnce sync.Once
@@ -68,6 +69,8 @@ func (c *conn) serve() {
 	c.g.obs.Connections(c.transport, 1)
 	defer c.g.obs.Connections(c.transport, -1)
 	go c.writeLoop()
+	c.loginTimer = time.AfterFunc(c.g.cfg.LoginTimeout, c.loginExpired)
+	defer c.loginTimer.Stop()
 	defer func() {
 		if r := recover(); r != nil {
 			c.g.log.Error("connection recovered from a panic", "conn", c.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -103,6 +106,7 @@ func (c *conn) readFailed(err error) {
 		if v.Kind == wire.TooLarge {
 			code = protocol.FrameTooLarge
 		}
+		c.g.warn("bad_frame", c.remote, "protocol violation", "conn", c.id, "code", code.String(), "detail", v.Detail)
 		c.Kick(code, v.Detail)
 		c.drain()
 		return
@@ -272,10 +276,17 @@ func (c *conn) handle(f wire.Frame) {
 	case protocol.MsgResumeReq:
 		c.resume(f)
 		return
+	case protocol.MsgRefreshReq:
+		c.refresh(f)
+		return
 	}
 	s := c.sess.Load()
 	if s == nil {
 		c.unauthenticated(f)
+		return
+	}
+	if f.MsgID == protocol.MsgLogoutReq {
+		c.logout(f, s)
 		return
 	}
 	now := time.Now()
@@ -288,15 +299,10 @@ func (c *conn) handle(f wire.Frame) {
 		c.failFrame(f, msg.FullName, protocol.Errorf(protocol.Forbidden, "%s is sent by the server only", msg.FullName))
 		return
 	}
-	if c.limiter != nil {
-		if r := c.limiter.ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
-			delay := r.DelayFrom(now)
-			r.CancelAt(now)
-			err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
-			err.RetryAfterMs = uint32(delay.Milliseconds()) + 1
-			c.failFrame(f, msg.FullName, err)
-			return
-		}
+	if err := c.overLimit(now); err != nil {
+		c.g.warn("rate_limited", c.remote, "request refused", "conn", c.id, "player", s.PlayerID, "error", err.Message)
+		c.failFrame(f, msg.FullName, err)
+		return
 	}
 	c.pending.Add(1)
 	c.g.deps.Router.Route(&call.Request{
@@ -331,7 +337,7 @@ func (c *conn) unauthenticated(f wire.Frame) {
 			name = m.FullName
 		}
 	}
-	c.failFrame(f, name, protocol.Errorf(protocol.Unauthenticated, "log in first: only Ping, LoginReq and ResumeReq are accepted before login"))
+	c.failFrame(f, name, protocol.Errorf(protocol.Unauthenticated, "log in first: only Ping, LoginReq, ResumeReq and RefreshReq are accepted before login"))
 	if c.unauth >= c.g.cfg.MaxUnauthenticated {
 		c.Kick(protocol.Unauthenticated, fmt.Sprintf("%d requests before login", c.unauth))
 	}

@@ -27,21 +27,25 @@ import (
 
 // Config configures the gateway. Zero values take the defaults of PROTOCOL.md.
 type Config struct {
-	TCPAddr            string        // default ":7001"; "-" disables TCP
-	WSAddr             string        // default ":7002"; "-" disables WebSocket
-	WSPath             string        // default "/ws"
-	MaxFrame           int           // largest length field accepted; default 1 MiB
-	Heartbeat          time.Duration // idle kick after 3 of these without a frame; default 10s
-	RequestTimeout     time.Duration // default 10s
-	MaxUnauthenticated int           // requests before login that get UNAUTHENTICATED before a kick; default 3
-	SendQueueBytes     int           // bytes waiting for a slow client before it is dropped; default 4 MiB
-	WriteTimeout       time.Duration // one batch write; default 10s
-	ReadBufferSize     int           // default 4 KiB
-	RateLimit          float64       // requests per second per connection; 0: no limit
-	RateBurst          int           // default 2 × RateLimit
-	LoginTimeout       time.Duration // default 10s
-	DisabledMethods    []string      // login methods refused with BAD_REQUEST
-	Linger             time.Duration // how long a kicked connection waits for the peer to close; default 1s
+	TCPAddr             string        // default ":7001"; "-" disables TCP
+	WSAddr              string        // default ":7002"; "-" disables WebSocket
+	WSPath              string        // default "/ws"
+	MaxFrame            int           // largest length field accepted; default 1 MiB
+	Heartbeat           time.Duration // idle kick after 3 of these without a frame; default 10s
+	RequestTimeout      time.Duration // default 10s
+	MaxUnauthenticated  int           // requests before login that get UNAUTHENTICATED before a kick; default 3
+	SendQueueBytes      int           // bytes waiting for a slow client before it is dropped; default 4 MiB
+	WriteTimeout        time.Duration // one batch write; default 10s
+	ReadBufferSize      int           // default 4 KiB
+	RateLimit           float64       // requests per second per connection; 0: no limit
+	RateBurst           int           // default 2 × RateLimit
+	LoginTimeout        time.Duration // a connection not logged in by then is kicked; default 10s
+	MaxFrameBeforeLogin int           // largest length field accepted before login; default 4 KiB
+	MaxConnections      int           // open connections over which a new one is closed at once; 0: no limit
+	MaxConnectionsPerIP int           // the same per client IP; 0: no limit
+	MaxInFlight         int           // requests of one connection waiting for their reply; default 64
+	DisabledMethods     []string      // login methods refused with BAD_REQUEST
+	Linger              time.Duration // how long a kicked connection waits for the peer to close; default 1s
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +88,13 @@ func (c Config) withDefaults() Config {
 	if c.Linger <= 0 {
 		c.Linger = time.Second
 	}
+	if c.MaxFrameBeforeLogin <= 0 {
+		c.MaxFrameBeforeLogin = 4096
+	}
+	c.MaxFrameBeforeLogin = min(c.MaxFrameBeforeLogin, c.MaxFrame)
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 64
+	}
 	return c
 }
 
@@ -101,6 +112,9 @@ type Observer interface {
 	// Answered reports a request's outcome: code 0 for a reply.
 	Answered(msg string, code protocol.Code, took time.Duration)
 	Traffic(in, out int)
+	// Warned counts a per-connection warning of a kind (conn_limit, bad_frame, login_refused,
+	// rate_limited, ...); logged is false when sampling dropped it from the log.
+	Warned(kind string, logged bool)
 }
 
 type noObserver struct{}
@@ -108,16 +122,18 @@ type noObserver struct{}
 func (noObserver) Connections(string, int)                       {}
 func (noObserver) Answered(string, protocol.Code, time.Duration) {}
 func (noObserver) Traffic(int, int)                              {}
+func (noObserver) Warned(string, bool)                           {}
 
 // Deps are the gateway's collaborators.
 type Deps struct {
-	Sessions *session.Manager
-	Accounts *auth.Accounts
-	Tokens   *auth.Tokens
-	Router   Router
-	Versions *script.Versions // the schema in force
-	Log      *slog.Logger
-	Observer Observer // optional
+	Sessions    *session.Manager
+	Accounts    *auth.Accounts
+	Tokens      *auth.Tokens
+	Revocations *auth.Revocations
+	Router      Router
+	Versions    *script.Versions // the schema in force
+	Log         *slog.Logger
+	Observer    Observer // optional
 }
 
 // Gateway accepts and serves client connections. Its methods are safe for concurrent use.
@@ -129,6 +145,8 @@ type Gateway struct {
 
 	upgrader websocket.Upgrader
 	nextID   atomic.Uint64
+	limits   *connLimits
+	sampler  logSampler
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -148,9 +166,11 @@ func New(cfg Config, deps Deps) *Gateway {
 		deps.Observer = noObserver{}
 	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, conns: map[*conn]struct{}{}}
+	g.limits = newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
 	g.upgrader = websocket.Upgrader{
-		ReadBufferSize:  cfg.ReadBufferSize,
-		WriteBufferSize: cfg.ReadBufferSize,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   cfg.ReadBufferSize,
+		WriteBufferSize:  cfg.ReadBufferSize,
 		// Game clients are not browsers sharing cookies with a web origin: any origin may connect.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
@@ -176,7 +196,7 @@ func (g *Gateway) Start() error {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc(g.cfg.WSPath, g.serveWS)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+		srv := g.newHTTPServer(mux)
 		g.mu.Lock()
 		g.httpSrv = srv
 		g.mu.Unlock()
@@ -274,6 +294,7 @@ func (g *Gateway) untrack(c *conn) {
 	g.mu.Lock()
 	delete(g.conns, c)
 	g.mu.Unlock()
+	g.limits.release(c.remote)
 	g.wg.Done()
 }
 
@@ -293,11 +314,18 @@ func (g *Gateway) acceptTCP(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		remote := nc.RemoteAddr().String()
+		if ok, limit := g.limits.acquire(remote); !ok {
+			_ = nc.Close()
+			g.refused(limit, remote)
+			continue
+		}
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := newConn(g, "tcp", nc.RemoteAddr().String(), &tcpTransport{nc: nc, reader: wire.NewReader(nc, g.cfg.ReadBufferSize, g.cfg.MaxFrame)})
+		c := newConn(g, "tcp", remote, &tcpTransport{nc: nc, reader: wire.NewReader(nc, g.cfg.ReadBufferSize, g.cfg.MaxFrameBeforeLogin)})
 		if !g.track(c) {
+			g.limits.release(remote)
 			_ = nc.Close()
 			return
 		}
@@ -306,12 +334,19 @@ func (g *Gateway) acceptTCP(ln net.Listener) {
 }
 
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	if ok, limit := g.limits.acquire(r.RemoteAddr); !ok {
+		g.refused(limit, r.RemoteAddr)
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		g.limits.release(r.RemoteAddr)
 		return // the upgrader has answered with an HTTP error
 	}
-	c := newConn(g, "ws", r.RemoteAddr, &wsTransport{ws: ws, maxFrame: g.cfg.MaxFrame})
+	c := newConn(g, "ws", r.RemoteAddr, &wsTransport{ws: ws, maxFrame: g.cfg.MaxFrameBeforeLogin})
 	if !g.track(c) {
+		g.limits.release(r.RemoteAddr)
 		_ = ws.Close()
 		return
 	}

@@ -38,26 +38,29 @@ func (c *conn) login(f wire.Frame) {
 	defer cancel()
 	playerID, created, cerr := c.authenticate(ctx, &req)
 	if cerr != nil {
-		c.g.log.Info("login refused", "conn", c.id, "remote", c.remote, "method", req.Method, "code", cerr.Code.String(), "error", cerr.Message)
+		c.g.warn("login_refused", c.remote, "login refused", "conn", c.id, "method", req.Method, "code", cerr.Code.String(), "error", cerr.Message)
 		answer(cerr)
 		return
 	}
 	var ack func(s *session.Session) wire.Frame // nil for a one-way LoginReq: no reply
 	if f.Seq != 0 {
 		ack = func(s *session.Session) wire.Frame {
-			token, expires := c.g.deps.Tokens.Issue(playerID, s.ID)
+			token, expires, refresh, refreshExpires := c.issueTokens(playerID, s.ID)
 			payload, _ := proto.Marshal(&protocol.LoginAck{
-				PlayerId:    playerID,
-				Token:       token,
-				ExpiresAtMs: expires.UnixMilli(),
-				SessionId:   s.ID,
-				Created:     created,
+				PlayerId:           playerID,
+				Token:              token,
+				ExpiresAtMs:        expires.UnixMilli(),
+				SessionId:          s.ID,
+				Created:            created,
+				RefreshToken:       refresh,
+				RefreshExpiresAtMs: refreshExpires.UnixMilli(),
 			})
 			return wire.Frame{MsgID: protocol.MsgLoginAck, Flags: wire.FlagReply, Seq: f.Seq, Payload: payload}
 		}
 	}
 	s := c.g.deps.Sessions.Open(playerID, c, ack)
 	c.sess.Store(s)
+	c.loggedIn()
 	c.g.obs.Answered(name, 0, time.Since(start))
 	c.g.log.Debug("logged in", "conn", c.id, "player", playerID, "session", s.ID, "method", req.Method, "created", created)
 }
@@ -77,7 +80,7 @@ func (c *conn) authenticate(ctx context.Context, req *protocol.LoginReq) (string
 		playerID, created, err = accounts.Password(ctx, req.Account, req.Secret, req.Extra["register"] == "1")
 	case "token":
 		var claims auth.Claims
-		claims, err = c.g.deps.Tokens.Verify(req.Secret)
+		claims, err = c.verifyAccess(req.Secret)
 		playerID = claims.PlayerID
 	default:
 		accountID, cerr := c.customLogin(req)
@@ -124,7 +127,7 @@ func (c *conn) customLogin(req *protocol.LoginReq) (string, *protocol.CodeError)
 // authError maps the auth package's errors to protocol codes.
 func authError(err error) *protocol.CodeError {
 	switch {
-	case errors.Is(err, auth.ErrBadCredentials), errors.Is(err, auth.ErrBadToken), errors.Is(err, auth.ErrExpiredToken):
+	case errors.Is(err, auth.ErrBadCredentials), errors.Is(err, auth.ErrBadToken), errors.Is(err, auth.ErrExpiredToken), isRevoked(err):
 		return &protocol.CodeError{Code: protocol.Unauthenticated, Message: err.Error()}
 	case errors.Is(err, auth.ErrInvalidAccount), errors.Is(err, auth.ErrAccountExists):
 		return &protocol.CodeError{Code: protocol.BadRequest, Message: err.Error()}
@@ -155,7 +158,7 @@ func (c *conn) resume(f wire.Frame) {
 		fail(protocol.DecodeFailed, "ResumeReq: "+err.Error())
 		return
 	}
-	claims, err := c.g.deps.Tokens.Verify(req.Token)
+	claims, err := c.verifyAccess(req.Token)
 	if err != nil {
 		fail(protocol.ResumeFailed, err.Error())
 		return
@@ -181,6 +184,7 @@ func (c *conn) resume(f wire.Frame) {
 		fail(protocol.ResumeFailed, err.Error())
 		return
 	}
+	c.loggedIn()
 	c.g.obs.Answered(name, 0, time.Since(start))
 	c.g.log.Debug("session resumed", "conn", c.id, "player", s.PlayerID, "session", s.ID, "last_push_seq", req.LastPushSeq)
 }

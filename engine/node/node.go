@@ -31,16 +31,20 @@ type Node struct {
 	log     *slog.Logger
 	started time.Time
 
-	store    store.Store
-	metrics  *metrics.Metrics
-	reloader *reload.Reloader
-	system   *actor.System
-	sessions *session.Manager
-	rooms    *room.Manager
-	router   *router.Router
-	gate     *gate.Gateway
-	admin    *admin.Server
-	watcher  *watch.Watcher
+	store       store.Store
+	tokens      *auth.Tokens
+	revocations *auth.Revocations
+	keysFile    string
+	stopBg      chan struct{} // closed by Stop: ends the background upkeep
+	metrics     *metrics.Metrics
+	reloader    *reload.Reloader
+	system      *actor.System
+	sessions    *session.Manager
+	rooms       *room.Manager
+	router      *router.Router
+	gate        *gate.Gateway
+	admin       *admin.Server
+	watcher     *watch.Watcher
 }
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
@@ -49,7 +53,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: log, started: time.Now()}
+	n = &Node{cfg: cfg, log: log, started: time.Now(), stopBg: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -59,17 +63,12 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	key, err := auth.LoadOrCreateKey(ctx, n.store)
-	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
-	}
-	tokens, err := auth.NewTokens(key, cfg.Auth.TokenTTL)
+	tokens, err := n.loadTokens()
 	if err != nil {
 		return nil, err
 	}
-	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
+	n.revocations = auth.NewRevocations(n.store, cfg.Auth.RefreshTTL)
+	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen, HashConcurrency: cfg.Auth.HashConcurrency})
 
 	n.metrics = metrics.New(metrics.Gauges{
 		Sessions:  func() int { return n.sessions.Count() },
@@ -91,7 +90,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		ReplayMaxPushes: cfg.Session.ReplayPushes,
 		ReplayMaxBytes:  cfg.Session.ReplayBytes,
 		OnEnd: func(s *session.Session, reason string) {
-			if reason == "expired" {
+			if reason == "expired" || reason == "logout" {
 				n.rooms.PlayerGone(s.PlayerID)
 			}
 		},
@@ -127,25 +126,31 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("scripts: %w", err)
 	}
 	n.gate = gate.New(gate.Config{
-		TCPAddr:            cfg.Gate.TCP,
-		WSAddr:             cfg.Gate.WS,
-		WSPath:             cfg.Gate.WSPath,
-		MaxFrame:           cfg.Gate.MaxFrame,
-		Heartbeat:          cfg.Gate.Heartbeat,
-		RequestTimeout:     cfg.Gate.RequestTimeout,
-		MaxUnauthenticated: cfg.Gate.MaxUnauthenticated,
-		SendQueueBytes:     cfg.Gate.SendQueueBytes,
-		RateLimit:          cfg.Gate.RateLimit,
-		RateBurst:          cfg.Gate.RateBurst,
-		DisabledMethods:    cfg.Gate.DisabledMethods,
+		TCPAddr:             cfg.Gate.TCP,
+		WSAddr:              cfg.Gate.WS,
+		WSPath:              cfg.Gate.WSPath,
+		MaxFrame:            cfg.Gate.MaxFrame,
+		Heartbeat:           cfg.Gate.Heartbeat,
+		RequestTimeout:      cfg.Gate.RequestTimeout,
+		MaxUnauthenticated:  cfg.Gate.MaxUnauthenticated,
+		SendQueueBytes:      cfg.Gate.SendQueueBytes,
+		RateLimit:           cfg.Gate.RateLimit,
+		RateBurst:           cfg.Gate.RateBurst,
+		DisabledMethods:     cfg.Gate.DisabledMethods,
+		LoginTimeout:        cfg.Gate.LoginTimeout,
+		MaxFrameBeforeLogin: cfg.Gate.MaxFrameBeforeLogin,
+		MaxConnections:      cfg.Gate.MaxConnections,
+		MaxConnectionsPerIP: cfg.Gate.MaxConnectionsPerIP,
+		MaxInFlight:         cfg.Gate.MaxInFlight,
 	}, gate.Deps{
-		Sessions: n.sessions,
-		Accounts: accounts,
-		Tokens:   tokens,
-		Router:   n.router,
-		Versions: versions,
-		Log:      log.With("part", "gate"),
-		Observer: n.metrics,
+		Sessions:    n.sessions,
+		Accounts:    accounts,
+		Tokens:      tokens,
+		Revocations: n.revocations,
+		Router:      n.router,
+		Versions:    versions,
+		Log:         log.With("part", "gate"),
+		Observer:    n.metrics,
 	})
 	return n, nil
 }
@@ -178,6 +183,7 @@ func (n *Node) Start() error {
 			return fmt.Errorf("watch: %w", err)
 		}
 	}
+	go n.upkeep()
 	current := n.reloader.Versions().Load()
 	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "admin", n.AdminAddr(),
 		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
@@ -200,6 +206,11 @@ func (n *Node) Run(ctx context.Context) error {
 // work (rooms close), and closes the store.
 func (n *Node) Stop(ctx context.Context) error {
 	n.log.Info("stopping")
+	select {
+	case <-n.stopBg:
+	default:
+		close(n.stopBg)
+	}
 	if n.watcher != nil {
 		_ = n.watcher.Close()
 	}
