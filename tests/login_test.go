@@ -199,21 +199,21 @@ func TestChatPushes(t *testing.T) {
 
 // workedExample is the guest login of PROTOCOL.md's worked example, byte for byte.
 const workedExample = `
-00 00 00 16
+00 00 00 22
 00 0a
 00 00
 00 00 00 01
-0a 05 67 75 65 73 74 12 05 64 65 76 2d 31`
+0a 05 67 75 65 73 74 12 11 64 65 76 69 63 65 2d 37 66 33 61 39 63 32 31 65 35`
 
 // TestWorkedExample writes PROTOCOL.md's worked example on a raw TCP connection (the length field
-// 22 and the 22 bytes it counts) and as one WebSocket message (the 22 bytes after the length), and
+// 34 and the 34 bytes it counts) and as one WebSocket message (the 34 bytes after the length), and
 // checks the reply's header.
 func TestWorkedExample(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, options{})
 	example, err := hex.DecodeString(strings.Join(strings.Fields(workedExample), ""))
-	if err != nil || len(example) != 4+22 {
-		t.Fatalf("the example is %d bytes (%v), want 4+22", len(example), err)
+	if err != nil || len(example) != 4+34 {
+		t.Fatalf("the example is %d bytes (%v), want 4+34", len(example), err)
 	}
 
 	t.Run("tcp", func(t *testing.T) {

@@ -20,4 +20,6 @@ var (
 	// ErrRevokedToken: a genuine token revoked by a logout, or a refresh
 	// token used before.
 	ErrRevokedToken = errors.New("auth: token revoked")
+	// ErrCreationLimited: a new account refused by a creation rate limit.
+	ErrCreationLimited = errors.New("auth: too many new accounts from this address: try again later")
 )

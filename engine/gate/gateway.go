@@ -27,25 +27,29 @@ import (
 
 // Config configures the gateway. Zero values take the defaults of PROTOCOL.md.
 type Config struct {
-	TCPAddr             string        // default ":7001"; "-" disables TCP
-	WSAddr              string        // default ":7002"; "-" disables WebSocket
-	WSPath              string        // default "/ws"
-	MaxFrame            int           // largest length field accepted; default 1 MiB
-	Heartbeat           time.Duration // idle kick after 3 of these without a frame; default 10s
-	RequestTimeout      time.Duration // default 10s
-	MaxUnauthenticated  int           // requests before login that get UNAUTHENTICATED before a kick; default 3
-	SendQueueBytes      int           // bytes waiting for a slow client before it is dropped; default 4 MiB
-	WriteTimeout        time.Duration // one batch write; default 10s
-	ReadBufferSize      int           // default 4 KiB
-	RateLimit           float64       // requests per second per connection; 0: no limit
-	RateBurst           int           // default 2 × RateLimit
-	LoginTimeout        time.Duration // a connection not logged in by then is kicked; default 10s
-	MaxFrameBeforeLogin int           // largest length field accepted before login; default 4 KiB
-	MaxConnections      int           // open connections over which a new one is closed at once; 0: no limit
-	MaxConnectionsPerIP int           // the same per client IP; 0: no limit
-	MaxInFlight         int           // requests of one connection waiting for their reply; default 64
-	DisabledMethods     []string      // login methods refused with BAD_REQUEST
-	Linger              time.Duration // how long a kicked connection waits for the peer to close; default 1s
+	TCPAddr              string        // default ":7001"; "-" disables TCP
+	WSAddr               string        // default ":7002"; "-" disables WebSocket
+	WSPath               string        // default "/ws"
+	MaxFrame             int           // largest length field accepted; default 1 MiB
+	Heartbeat            time.Duration // idle kick after 3 of these without a frame; default 10s
+	RequestTimeout       time.Duration // default 10s
+	MaxUnauthenticated   int           // requests before login that get UNAUTHENTICATED before a kick; default 3
+	SendQueueBytes       int           // bytes waiting for a slow client before it is dropped; default 4 MiB
+	WriteTimeout         time.Duration // one batch write; default 10s
+	ReadBufferSize       int           // default 4 KiB
+	RateLimit            float64       // requests per second per connection; 0: no limit
+	RateBurst            int           // default 2 × RateLimit
+	LoginTimeout         time.Duration // a connection not logged in by then is kicked; default 10s
+	MaxFrameBeforeLogin  int           // largest length field accepted before login; default 4 KiB
+	MaxConnections       int           // open connections over which a new one is closed at once; 0: no limit
+	MaxConnectionsPerIP  int           // the same per client IP; 0: no limit
+	MaxInFlight          int           // requests of one connection waiting for their reply; default 64
+	LoginFailureDelay    time.Duration // wait after a failed login, doubling per failure; default 1s
+	LoginLockoutFailures int           // failures that lock an account (an IP: 5 times as many); default 10
+	LoginLockout         time.Duration // default 15m
+	GuestsPerIPMinute    int           // new guest accounts per IP per minute; 0: no limit
+	DisabledMethods      []string      // login methods refused with BAD_REQUEST
+	Linger               time.Duration // how long a kicked connection waits for the peer to close; default 1s
 }
 
 func (c Config) withDefaults() Config {
@@ -146,6 +150,7 @@ type Gateway struct {
 	upgrader websocket.Upgrader
 	nextID   atomic.Uint64
 	limits   *connLimits
+	guard    *loginGuard
 	sampler  logSampler
 
 	mu        sync.Mutex
@@ -167,6 +172,7 @@ func New(cfg Config, deps Deps) *Gateway {
 	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, conns: map[*conn]struct{}{}}
 	g.limits = newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
+	g.guard = newLoginGuard(cfg)
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   cfg.ReadBufferSize,

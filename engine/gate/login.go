@@ -34,9 +34,14 @@ func (c *conn) login(f wire.Frame) {
 		answer(protocol.Errorf(protocol.BadRequest, "login method %q is disabled", req.Method))
 		return
 	}
+	if cerr := c.loginAllowed(req.Method, req.Account); cerr != nil {
+		answer(cerr)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.LoginTimeout)
 	defer cancel()
 	playerID, created, cerr := c.authenticate(ctx, &req)
+	c.loginDone(req.Method, req.Account, cerr)
 	if cerr != nil {
 		c.g.warn("login_refused", c.remote, "login refused", "conn", c.id, "method", req.Method, "code", cerr.Code.String(), "error", cerr.Message)
 		answer(cerr)
@@ -75,7 +80,7 @@ func (c *conn) authenticate(ctx context.Context, req *protocol.LoginReq) (string
 	)
 	switch req.Method {
 	case "guest":
-		playerID, created, err = accounts.Guest(ctx, req.Account)
+		playerID, created, err = accounts.Guest(ctx, req.Account, c.mayCreateGuest)
 	case "password":
 		playerID, created, err = accounts.Password(ctx, req.Account, req.Secret, req.Extra["register"] == "1")
 	case "token":
@@ -88,6 +93,9 @@ func (c *conn) authenticate(ctx context.Context, req *protocol.LoginReq) (string
 			return "", false, cerr
 		}
 		playerID, created, err = accounts.External(ctx, req.Method, accountID)
+	}
+	if errors.Is(err, auth.ErrCreationLimited) {
+		return "", false, creationRefused(c.g.cfg.GuestsPerIPMinute)
 	}
 	if err != nil {
 		return "", false, authError(err)

@@ -162,11 +162,11 @@ func TestLoginRequestsAndPushes(t *testing.T) {
 	e := start(t, nil)
 	for _, transport := range []string{"tcp", "ws"} {
 		a, b := e.dial(t, transport), e.dial(t, transport)
-		ackA, err := a.Login(ctx(t), "guest", "dev-a-"+transport, "", nil)
+		ackA, err := a.Login(ctx(t), "guest", "device-a-0123456-"+transport, "", nil)
 		if err != nil || !ackA.Created || ackA.Token == "" || ackA.SessionId == "" {
 			t.Fatalf("%s login: %+v %v", transport, ackA, err)
 		}
-		if _, err := b.Login(ctx(t), "guest", "dev-b-"+transport, "", nil); err != nil {
+		if _, err := b.Login(ctx(t), "guest", "device-b-0123456-"+transport, "", nil); err != nil {
 			t.Fatal(err)
 		}
 		if name, text, err := e.call(t, a, "EchoReq", `{"n": "7", "body": "aGk="}`); err != nil || name != "EchoAck" || !strings.Contains(text, `"n":"7"`) {
@@ -224,7 +224,7 @@ func TestLoginMethods(t *testing.T) {
 func TestResumeReplaysEveryPush(t *testing.T) {
 	e := start(t, nil)
 	a := e.dial(t, "tcp")
-	ack, err := a.Login(ctx(t), "guest", "resumer", "", nil)
+	ack, err := a.Login(ctx(t), "guest", "resumer-device-0001", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestBadInput(t *testing.T) {
 	}
 	// After login: unknown ids, garbage payloads and server-only messages leave the connection open.
 	c = e.dial(t, "tcp")
-	if _, err := c.Login(ctx(t), "guest", "bad-input", "", nil); err != nil {
+	if _, err := c.Login(ctx(t), "guest", "bad-input-device-01", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []struct {
@@ -344,11 +344,11 @@ func TestBadInput(t *testing.T) {
 func TestDuplicateLoginAndShutdown(t *testing.T) {
 	e := start(t, nil)
 	first := e.dial(t, "tcp")
-	if _, err := first.Login(ctx(t), "guest", "twice", "", nil); err != nil {
+	if _, err := first.Login(ctx(t), "guest", "twice-device-000001", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	second := e.dial(t, "ws")
-	if _, err := second.Login(ctx(t), "guest", "twice", "", nil); err != nil {
+	if _, err := second.Login(ctx(t), "guest", "twice-device-000001", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -373,7 +373,7 @@ func TestDuplicateLoginAndShutdown(t *testing.T) {
 func TestHotReload(t *testing.T) {
 	e := start(t, func(c *config.Config) { c.Lua.Debounce = 20 * time.Millisecond })
 	c := e.dial(t, "tcp")
-	if _, err := c.Login(ctx(t), "guest", "reloader", "", nil); err != nil {
+	if _, err := c.Login(ctx(t), "guest", "reloader-device-001", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	echo := filepath.Join(e.dir, "lua", "lobby", "echo.lua")

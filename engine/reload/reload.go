@@ -56,6 +56,7 @@ type Result struct {
 type Config struct {
 	LuaDir   string
 	ProtoDir string
+	Dev      bool // scripts see mf.dev
 	Log      *slog.Logger
 	// OnResult, if set, is called after every attempt (metrics).
 	OnResult func(Result)
@@ -172,7 +173,7 @@ func (r *Reloader) compile() (*script.Bundle, []Problem) {
 		}
 		return nil, out
 	}
-	b, err := script.Compile(r.cfg.LuaDir, sch)
+	b, err := script.CompileDev(r.cfg.LuaDir, sch, r.cfg.Dev)
 	if err != nil {
 		var ce *script.CompileError
 		if !errors.As(err, &ce) {

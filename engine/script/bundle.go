@@ -68,6 +68,7 @@ type Bundle struct {
 	Logins     map[string]string // custom login method → role
 	Roles      []string          // roles that have scripts, sorted
 	CompiledAt time.Time
+	dev        bool // the mode the probe ran in
 
 	roles   map[string][]*Chunk
 	modules map[string]*Chunk
@@ -106,9 +107,15 @@ func (e *CompileError) Error() string {
 
 // Compile reads every .lua file under luaDir, compiles it, runs each role's scripts once in a
 // probe VM to collect what they declare, and checks the declarations against sch. Any problem
-// rejects the whole bundle with a *CompileError.
+// rejects the whole bundle with a *CompileError. The probe sees mf.dev false.
 func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
+	return CompileDev(luaDir, sch, false)
+}
+
+// CompileDev is Compile for a node whose mode is dev: the probe sees mf.dev as the VMs will.
+func CompileDev(luaDir string, sch *schema.Schema, dev bool) (*Bundle, error) {
 	b := &Bundle{
+		dev:        dev,
 		Schema:     sch,
 		Routes:     map[uint16]Route{},
 		RoomTypes:  map[string]RoomType{},
@@ -175,6 +182,7 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 func (b *Bundle) probe(role string) []Problem {
 	vm := NewVM(role, nil)
 	defer vm.Close()
+	vm.mf.RawSetString("dev", lua.LBool(b.dev))
 	if err := vm.Apply(b); err != nil {
 		return []Problem{asProblem("", err)}
 	}

@@ -202,7 +202,7 @@ namespace UnityEngine
         public static void LogError(object m) { }
         public static void LogException(System.Exception e) { }
     }
-    public static class SystemInfo { public static string deviceUniqueIdentifier { get { return "device"; } } }
+    public static class SystemInfo { public static string deviceUniqueIdentifier { get { return "device-0123456789abcdef"; } } }
     public static class Input { public static float GetAxisRaw(string axis) { return 0; } public static bool GetKeyDown(KeyCode k) { return false; } }
     public enum KeyCode { Return, Space }
 }

@@ -185,7 +185,7 @@ func (l *load) connect(ctx context.Context) error {
 			}
 			c, err := dial(ctx, d, &l.st)
 			if err == nil && l.o.Scenario != "idle" {
-				err = c.login(ctx, fmt.Sprintf("%s-%d", l.o.Device, i))
+				err = c.login(ctx, fmt.Sprintf("%s-%08d", l.o.Device, i))
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -429,7 +429,7 @@ func (l *load) runLogins(ctx context.Context) (*result, *hdrhistogram.Histogram,
 				t0 := time.Now()
 				c, err := dial(ctx, dialOptions{addr: l.o.Addr, transport: l.o.Transport}, &l.st)
 				if err == nil {
-					err = c.login(ctx, fmt.Sprintf("%s-%d-%d", l.o.Device, w, n%50))
+					err = c.login(ctx, fmt.Sprintf("%s-%04d-%04d", l.o.Device, w, n%50))
 					c.close(nil)
 				}
 				if !measuring.Load() {
