@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,9 +18,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/node"
 )
@@ -74,6 +78,8 @@ func run(args []string) error {
 	tcp := fs.String("tcp", "", `TCP gateway address, "-" to disable (overrides gate.tcp)`)
 	ws := fs.String("ws", "", `WebSocket gateway address, "-" to disable (overrides gate.ws)`)
 	adminAddr := fs.String("admin", "", `admin HTTP address, "-" to disable (overrides admin.addr)`)
+	tlsTCP := fs.String("tls-tcp", "", `TCP over TLS address, "-" to disable (overrides gate.tls_tcp)`)
+	tlsWS := fs.String("tls-ws", "", `WebSocket over TLS address, "-" to disable (overrides gate.tls_ws)`)
 	_ = fs.Parse(args)
 
 	cfg := config.Default()
@@ -86,7 +92,7 @@ func run(args []string) error {
 	for _, o := range []struct {
 		flag string
 		dst  *string
-	}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*adminAddr, &cfg.Admin.Addr}} {
+	}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*adminAddr, &cfg.Admin.Addr}, {*tlsTCP, &cfg.Gate.TLSTCP}, {*tlsWS, &cfg.Gate.TLSWS}} {
 		if o.flag != "" {
 			*o.dst = o.flag
 		}
@@ -136,14 +142,34 @@ func newLogger(c config.Log) *slog.Logger {
 
 func reloadCmd(args []string) error {
 	fs := flag.NewFlagSet("reload", flag.ExitOnError)
-	addr := fs.String("admin", "127.0.0.1:7080", "admin HTTP address of the node")
+	addr := fs.String("admin", "127.0.0.1:7080", "admin address of the node: host:port, or https://host:port")
+	tokenFile := fs.String("token-file", "", "file with the admin bearer token (default $"+admin.TokenEnv+")")
+	caFile := fs.String("cacert", "", "PEM certificate to trust for https (default the system's)")
 	_ = fs.Parse(args)
+	req, err := adminRequest(*addr, *tokenFile)
+	if err != nil {
+		return err
+	}
 	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post("http://"+*addr+"/reload", "application/json", nil)
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s holds no PEM certificate", *caFile)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("the admin endpoint refused the request (%s): give its token with -token-file or $%s", resp.Status, admin.TokenEnv)
+	}
 	var res struct {
 		Outcome  string   `json:"result"`
 		Version  string   `json:"version"`
@@ -175,4 +201,29 @@ func reloadCmd(args []string) error {
 		return fmt.Errorf("reload rejected; the previous version keeps running")
 	}
 	return nil
+}
+
+// adminRequest builds POST /reload for addr ("host:port" or a URL), with the bearer token from
+// tokenFile or the environment.
+func adminRequest(addr, tokenFile string) (*http.Request, error) {
+	base := addr
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(base, "/")+"/reload", nil)
+	if err != nil {
+		return nil, err
+	}
+	token := os.Getenv(admin.TokenEnv)
+	if tokenFile != "" {
+		raw, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(raw))
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req, nil
 }

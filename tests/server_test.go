@@ -101,6 +101,7 @@ type server struct {
 
 	// Addresses of the running process, from its "moonforge is running" log line.
 	tcp, ws, admin, version string
+	tls, wss                string // "" when TLS is closed (production without a certificate)
 
 	log  *logBuffer
 	proc *process
@@ -157,7 +158,7 @@ func (s *server) launch() {
 	s.t.Helper()
 	args := []string{"run",
 		"-data", s.path("data"), "-lua", s.path("lua"), "-proto", s.path("proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "127.0.0.1:0"}
 	if !s.opts.production {
 		args = append(args, "-dev")
 	}
@@ -191,6 +192,7 @@ func (s *server) launch() {
 	select {
 	case f := <-p.ready:
 		s.tcp, s.ws, s.admin, s.version = f["tcp"], f["ws"], f["admin"], f["version"]
+		s.tls, s.wss = f["tls"], f["wss"]
 		if s.tcp == "" || s.ws == "" || s.admin == "" {
 			s.t.Fatalf("the running line lacks an address: %v", f)
 		}
@@ -247,8 +249,13 @@ func (s *server) restart() {
 
 // addr returns the gateway address of a transport ("tcp" or "ws").
 func (s *server) addr(transport string) string {
-	if transport == "ws" {
+	switch transport {
+	case "ws":
 		return s.ws
+	case "tls":
+		return s.tls
+	case "wss":
+		return s.wss
 	}
 	return s.tcp
 }

@@ -6,6 +6,7 @@ package gate
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,8 @@ type Config struct {
 	LoginLockout         time.Duration // default 15m
 	GuestsPerIPMinute    int           // new guest accounts per IP per minute; 0: no limit
 	DisabledMethods      []string      // login methods refused with BAD_REQUEST
+	TLSTCPAddr           string        // TCP over TLS, default ":7443"; "-" disables it; without Deps.TLS it stays closed
+	TLSWSAddr            string        // WebSocket over TLS; the same
 	Linger               time.Duration // how long a kicked connection waits for the peer to close; default 1s
 }
 
@@ -58,6 +61,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WSAddr == "" {
 		c.WSAddr = ":7002"
+	}
+	if c.TLSTCPAddr == "" {
+		c.TLSTCPAddr = ":7443"
+	}
+	if c.TLSWSAddr == "" {
+		c.TLSWSAddr = ":7444"
 	}
 	if c.WSPath == "" {
 		c.WSPath = "/ws"
@@ -137,7 +146,8 @@ type Deps struct {
 	Router      Router
 	Versions    *script.Versions // the schema in force
 	Log         *slog.Logger
-	Observer    Observer // optional
+	Observer    Observer    // optional
+	TLS         *tls.Config // serves the TLS listeners; nil: they stay closed
 }
 
 // Gateway accepts and serves client connections. Its methods are safe for concurrent use.
@@ -155,7 +165,8 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	httpSrv   *http.Server
+	names     []string // of the listeners: tcp, ws, tls, wss
+	httpSrvs  []*http.Server
 	conns     map[*conn]struct{}
 	closing   bool
 	wg        sync.WaitGroup
@@ -185,40 +196,65 @@ func New(cfg Config, deps Deps) *Gateway {
 
 // Start listens on the configured addresses and serves in the background.
 func (g *Gateway) Start() error {
-	if g.cfg.TCPAddr != "-" {
-		ln, err := net.Listen("tcp", g.cfg.TCPAddr)
-		if err != nil {
-			return fmt.Errorf("gate: tcp listen: %w", err)
-		}
-		g.addListener(ln)
-		g.wg.Add(1)
-		go g.acceptTCP(ln)
+	err := g.listenTCP("tcp", g.cfg.TCPAddr, nil)
+	if err == nil {
+		err = g.listenWS("ws", g.cfg.WSAddr, nil)
 	}
-	if g.cfg.WSAddr != "-" {
-		ln, err := net.Listen("tcp", g.cfg.WSAddr)
-		if err != nil {
-			g.closeListeners()
-			return fmt.Errorf("gate: websocket listen: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc(g.cfg.WSPath, g.serveWS)
-		srv := g.newHTTPServer(mux)
-		g.mu.Lock()
-		g.httpSrv = srv
-		g.mu.Unlock()
-		g.addListener(ln)
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-				g.log.Error("websocket server stopped", "error", err)
-			}
-		}()
+	if err == nil {
+		err = g.startTLS()
 	}
+	if err != nil {
+		g.closeListeners()
+	}
+	return err
+}
+
+// listenTCP serves framed TCP on addr ("-": not at all), inside TLS when tlsCfg is set.
+func (g *Gateway) listenTCP(name, addr string, tlsCfg *tls.Config) error {
+	if addr == "-" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("gate: %s listen: %w", name, err)
+	}
+	g.addListener(name, ln)
+	g.wg.Add(1)
+	go g.acceptTCP(ln, name, tlsCfg)
 	return nil
 }
 
-// Addrs returns the bound addresses (TCP first, then WebSocket), useful with port 0.
+// listenWS serves WebSocket on addr ("-": not at all), over TLS when tlsCfg is set.
+func (g *Gateway) listenWS(name, addr string, tlsCfg *tls.Config) error {
+	if addr == "-" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("gate: %s listen: %w", name, err)
+	}
+	g.addListener(name, ln)
+	mux := http.NewServeMux()
+	mux.HandleFunc(g.cfg.WSPath, func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, name) })
+	srv := g.newHTTPServer(mux)
+	g.mu.Lock()
+	g.httpSrvs = append(g.httpSrvs, srv)
+	g.mu.Unlock()
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			g.log.Error("websocket server stopped", "listener", name, "error", err)
+		}
+	}()
+	return nil
+}
+
+// Addrs returns the bound addresses in the order the listeners opened (tcp, ws, tls, wss),
+// useful with port 0.
 func (g *Gateway) Addrs() []net.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -229,6 +265,18 @@ func (g *Gateway) Addrs() []net.Addr {
 	return out
 }
 
+// Addr returns the bound address of a listener ("tcp", "ws", "tls", "wss"); "" if it is not open.
+func (g *Gateway) Addr(name string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, ln := range g.listeners {
+		if g.names[i] == name {
+			return ln.Addr().String()
+		}
+	}
+	return ""
+}
+
 // Count returns the number of open connections.
 func (g *Gateway) Count() int {
 	g.mu.Lock()
@@ -236,18 +284,19 @@ func (g *Gateway) Count() int {
 	return len(g.conns)
 }
 
-func (g *Gateway) addListener(ln net.Listener) {
+func (g *Gateway) addListener(name string, ln net.Listener) {
 	g.mu.Lock()
 	g.listeners = append(g.listeners, ln)
+	g.names = append(g.names, name)
 	g.mu.Unlock()
 }
 
 func (g *Gateway) closeListeners() {
 	g.mu.Lock()
 	lns := g.listeners
-	srv := g.httpSrv
+	srvs := g.httpSrvs
 	g.mu.Unlock()
-	if srv != nil {
+	for _, srv := range srvs {
 		_ = srv.Close()
 	}
 	for _, ln := range lns {
@@ -304,7 +353,7 @@ func (g *Gateway) untrack(c *conn) {
 	g.wg.Done()
 }
 
-func (g *Gateway) acceptTCP(ln net.Listener) {
+func (g *Gateway) acceptTCP(ln net.Listener, name string, tlsCfg *tls.Config) {
 	defer g.wg.Done()
 	var backoff time.Duration
 	for {
@@ -329,7 +378,11 @@ func (g *Gateway) acceptTCP(ln net.Listener) {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := newConn(g, "tcp", remote, &tcpTransport{nc: nc, reader: wire.NewReader(nc, g.cfg.ReadBufferSize, g.cfg.MaxFrameBeforeLogin)})
+		if tlsCfg != nil {
+			go g.serveTLS(tls.Server(nc, tlsCfg), name, remote)
+			continue
+		}
+		c := newConn(g, name, remote, &tcpTransport{nc: nc, reader: wire.NewReader(nc, g.cfg.ReadBufferSize, g.cfg.MaxFrameBeforeLogin)})
 		if !g.track(c) {
 			g.limits.release(remote)
 			_ = nc.Close()
@@ -339,7 +392,7 @@ func (g *Gateway) acceptTCP(ln net.Listener) {
 	}
 }
 
-func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, name string) {
 	if ok, limit := g.limits.acquire(r.RemoteAddr); !ok {
 		g.refused(limit, r.RemoteAddr)
 		http.Error(w, "too many connections", http.StatusServiceUnavailable)
@@ -350,7 +403,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		g.limits.release(r.RemoteAddr)
 		return // the upgrader has answered with an HTTP error
 	}
-	c := newConn(g, "ws", r.RemoteAddr, &wsTransport{ws: ws, maxFrame: g.cfg.MaxFrameBeforeLogin})
+	c := newConn(g, name, r.RemoteAddr, &wsTransport{ws: ws, maxFrame: g.cfg.MaxFrameBeforeLogin})
 	if !g.track(c) {
 		g.limits.release(r.RemoteAddr)
 		_ = ws.Close()

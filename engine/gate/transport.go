@@ -53,8 +53,8 @@ func (t *tcpTransport) write(batch []byte) error {
 func (t *tcpTransport) discard() { _, _ = io.Copy(io.Discard, t.nc) }
 
 func (t *tcpTransport) closeWrite() {
-	if tc, ok := t.nc.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if cw, ok := t.nc.(interface{ CloseWrite() error }); ok { // *net.TCPConn, *tls.Conn
+		_ = cw.CloseWrite()
 	}
 }
 

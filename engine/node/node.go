@@ -5,6 +5,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/cert"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/gate"
 	"github.com/moonforge/moonforge/engine/metrics"
@@ -35,7 +37,8 @@ type Node struct {
 	tokens      *auth.Tokens
 	revocations *auth.Revocations
 	keysFile    string
-	stopBg      chan struct{} // closed by Stop: ends the background upkeep
+	certs       *cert.Reloader // nil: no TLS
+	stopBg      chan struct{}  // closed by Stop: ends the background upkeep
 	metrics     *metrics.Metrics
 	reloader    *reload.Reloader
 	system      *actor.System
@@ -68,6 +71,10 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		return nil, err
 	}
 	n.revocations = auth.NewRevocations(n.store, cfg.Auth.RefreshTTL)
+	tlsCfg, err := n.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen, HashConcurrency: cfg.Auth.HashConcurrency})
 
 	n.metrics = metrics.New(metrics.Gauges{
@@ -143,6 +150,8 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		MaxConnections:       cfg.Gate.MaxConnections,
 		MaxConnectionsPerIP:  cfg.Gate.MaxConnectionsPerIP,
 		MaxInFlight:          cfg.Gate.MaxInFlight,
+		TLSTCPAddr:           cfg.Gate.TLSTCP,
+		TLSWSAddr:            cfg.Gate.TLSWS,
 		LoginFailureDelay:    cfg.Auth.FailureDelay,
 		LoginLockoutFailures: cfg.Auth.LockoutFailures,
 		LoginLockout:         cfg.Auth.Lockout,
@@ -152,6 +161,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		Accounts:    accounts,
 		Tokens:      tokens,
 		Revocations: n.revocations,
+		TLS:         tlsCfg,
 		Router:      n.router,
 		Versions:    versions,
 		Log:         log.With("part", "gate"),
@@ -167,11 +177,22 @@ func (n *Node) Start() error {
 	}
 	if n.cfg.Admin.Addr != "-" {
 		var err error
+		token, err := adminToken(n.cfg.Admin.TokenFile)
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		var tlsCfg *tls.Config // HTTPS with a configured certificate, not the development one
+		if n.cfg.TLS.CertFile != "" {
+			tlsCfg = n.certs.ServerConfig()
+		}
 		n.admin, err = admin.Start(n.cfg.Admin.Addr, admin.Deps{
 			Registry: n.metrics.Registry,
 			Reloader: n.reloader,
 			Status:   func() any { return n.Status() },
 			Log:      n.log.With("part", "admin"),
+			Token:    token,
+			Pprof:    n.cfg.Admin.Pprof,
+			TLS:      tlsCfg,
 		})
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
@@ -190,7 +211,7 @@ func (n *Node) Start() error {
 	}
 	go n.upkeep()
 	current := n.reloader.Versions().Load()
-	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "admin", n.AdminAddr(),
+	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "tls", n.TLSAddr(), "wss", n.WSSAddr(), "admin", n.AdminAddr(),
 		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
 	return nil
 }
@@ -241,16 +262,16 @@ func (n *Node) close() {
 }
 
 // TCPAddr returns the gateway's TCP address ("" if disabled).
-func (n *Node) TCPAddr() string { return n.addr(n.cfg.Gate.TCP, 0) }
+func (n *Node) TCPAddr() string { return n.gate.Addr("tcp") }
 
 // WSAddr returns the gateway's WebSocket address ("" if disabled).
-func (n *Node) WSAddr() string {
-	i := 1
-	if n.cfg.Gate.TCP == "-" {
-		i = 0
-	}
-	return n.addr(n.cfg.Gate.WS, i)
-}
+func (n *Node) WSAddr() string { return n.gate.Addr("ws") }
+
+// TLSAddr returns the gateway's TCP over TLS address ("" if closed).
+func (n *Node) TLSAddr() string { return n.gate.Addr("tls") }
+
+// WSSAddr returns the gateway's WebSocket over TLS address ("" if closed).
+func (n *Node) WSSAddr() string { return n.gate.Addr("wss") }
 
 // AdminAddr returns the admin endpoint's address ("" if disabled).
 func (n *Node) AdminAddr() string {
@@ -258,14 +279,6 @@ func (n *Node) AdminAddr() string {
 		return ""
 	}
 	return n.admin.Addr().String()
-}
-
-func (n *Node) addr(configured string, i int) string {
-	addrs := n.gate.Addrs()
-	if configured == "-" || i >= len(addrs) {
-		return ""
-	}
-	return addrs[i].String()
 }
 
 func (n *Node) mailboxes() (total, deepest int) {

@@ -2,11 +2,16 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/cert"
 )
 
 // upkeepEvery is how often the node sweeps the revocation list and looks for changed key files.
@@ -83,4 +88,42 @@ func modTime(path string) time.Time {
 		return time.Time{}
 	}
 	return fi.ModTime()
+}
+
+// tlsConfig returns the TLS configuration of the gateway's TLS listeners: from tls.cert_file and
+// tls.key_file, or in dev mode from a self-signed certificate kept in the data directory; nil
+// (TLS closed) otherwise.
+func (n *Node) tlsConfig() (*tls.Config, error) {
+	certFile, keyFile := n.cfg.TLS.CertFile, n.cfg.TLS.KeyFile
+	if certFile == "" {
+		if !n.cfg.Dev {
+			return nil, nil
+		}
+		var err error
+		if certFile, keyFile, err = cert.DevFiles(n.cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("dev tls certificate: %w", err)
+		}
+	}
+	r, err := cert.NewReloader(certFile, keyFile, n.log.With("part", "tls"))
+	if err != nil {
+		return nil, err
+	}
+	n.certs = r
+	return r.ServerConfig(), nil
+}
+
+// adminToken reads the admin bearer token from file, or $MOONFORGE_ADMIN_TOKEN when file is "".
+func adminToken(file string) (string, error) {
+	if file == "" {
+		return os.Getenv(admin.TokenEnv), nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	token := strings.TrimSpace(string(raw))
+	if len(token) < 16 {
+		return "", fmt.Errorf("the token in %s is %d characters, want at least 16", file, len(token))
+	}
+	return token, nil
 }
