@@ -50,10 +50,14 @@ func lua(t *testing.T) []string {
 			missing = append(missing, "LuaSocket for "+name)
 			continue
 		}
+		if err := exec.Command(path, "-e", `require("ssl")`).Run(); err != nil {
+			missing = append(missing, "LuaSec for "+name)
+			continue
+		}
 		paths = append(paths, path)
 	}
 	if len(missing) > 0 {
-		msg := fmt.Sprintf("%s missing: `make sdk-deps` installs them (Debian packages lua5.1 lua5.4 lua-socket)", strings.Join(missing, ", "))
+		msg := fmt.Sprintf("%s missing: `make sdk-deps` installs them (Debian packages lua5.1 lua5.4 lua-socket lua-sec)", strings.Join(missing, ", "))
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
@@ -238,9 +242,10 @@ func canonicalNaN(m protoreflect.Message) {
 // then the README's examples: examples/demo.lua and the UnLua actor of examples/unlua.
 func TestEndToEnd(t *testing.T) {
 	interps := lua(t)
-	port := startServer(t)
+	port, tlsPort, cafile := startServer(t)
 	for _, interp := range interps {
 		runScript(t, interp, "test/e2e_test.lua", port)
+		runScript(t, interp, "test/tls_e2e_test.lua", tlsPort, cafile)
 		runScript(t, interp, "test/unlua_example_test.lua", port)
 		ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 		out, err := exec.CommandContext(ctx, interp, "examples/demo.lua", "127.0.0.1", port).CombinedOutput()
@@ -253,7 +258,7 @@ func TestEndToEnd(t *testing.T) {
 
 // startServer builds moonforge, runs it on free loopback ports with a copy of the demo game, and
 // returns its TCP port. The server is stopped when the test ends.
-func startServer(t *testing.T) string {
+func startServer(t *testing.T) (port, tlsPort, cafile string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -272,7 +277,7 @@ func startServer(t *testing.T) string {
 	}
 	cmd := exec.Command(bin, "run", "-dev", "-data", filepath.Join(dir, "data"),
 		"-lua", filepath.Join(dir, "lua"), "-proto", filepath.Join(dir, "proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "-")
 	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -282,17 +287,17 @@ func startServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	log := &lockedLog{}
-	ports := make(chan string, 1)
+	ports := make(chan []string, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tcp := regexp.MustCompile(`msg="moonforge is running".* tcp=127\.0\.0\.1:(\d+)`)
+		tcp := regexp.MustCompile(`msg="moonforge is running".* tcp=127\.0\.0\.1:(\d+) .*tls=127\.0\.0\.1:(\d+)`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			log.add(line)
 			if m := tcp.FindStringSubmatch(line); m != nil {
-				ports <- m[1]
+				ports <- m[1:]
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -312,14 +317,14 @@ func startServer(t *testing.T) string {
 		}
 	})
 	select {
-	case port := <-ports:
-		return port
+	case p := <-ports:
+		return p[0], p[1], filepath.Join(dir, "data", "dev-cert.pem")
 	case <-done:
 		t.Fatalf("moonforge exited before it was running:\n%s", log.text())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not start within 30s:\n%s", log.text())
 	}
-	return ""
+	return "", "", ""
 }
 
 // lockedLog keeps the server's log lines for failure messages; safe for concurrent use.

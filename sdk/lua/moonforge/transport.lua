@@ -8,14 +8,17 @@
 --   t:close()
 --
 -- All of it is called from the one thread that drives the client. Implementations:
--- tcp_transport (LuaSocket). new(name, options) returns one by name.
+-- tcp_transport (LuaSocket) and tls_transport (TCP over TLS with LuaSec). new(name, options)
+-- returns one by name.
 local M = {}
 
 function M.new(name, options)
   if name == nil or name == "tcp" then
     return require("moonforge.tcp_transport").new(options)
+  elseif name == "tls" then
+    return require("moonforge.tls_transport").new(options)
   end
-  error("moonforge: unknown transport " .. tostring(name) .. " (this SDK has \"tcp\")", 3)
+  error("moonforge: unknown transport " .. tostring(name) .. " (this SDK has \"tcp\" and \"tls\")", 3)
 end
 
 return M
