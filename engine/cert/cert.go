@@ -4,9 +4,8 @@
 package cert
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -87,7 +86,8 @@ func (r *Reloader) ServerConfig() *tls.Config {
 }
 
 // DevFiles returns the paths of the development certificate in dir, making a self-signed one
-// (ECDSA P-256, for localhost, 127.0.0.1 and ::1, valid a year) when it is missing or expires
+// (RSA 2048, which every TLS stack reads, mono's included; for localhost, 127.0.0.1 and ::1;
+// valid a year) when it is missing or expires
 // within a week.
 func DevFiles(dir string) (certFile, keyFile string, err error) {
 	certFile, keyFile = filepath.Join(dir, "dev-cert.pem"), filepath.Join(dir, "dev-key.pem")
@@ -128,7 +128,7 @@ func validFor(file string, d time.Duration) bool {
 
 // SelfSigned makes a self-signed certificate and its key, PEM encoded.
 func SelfSigned(hosts []string, ips []net.IP, valid time.Duration) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +142,7 @@ func SelfSigned(hosts []string, ips []net.IP, valid time.Duration) (certPEM, key
 		Subject:               pkix.Name{CommonName: "Moonforge development"},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(valid),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -153,10 +153,10 @@ func SelfSigned(hosts []string, ips []net.IP, valid time.Duration) (certPEM, key
 	if err != nil {
 		return nil, nil, err
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }

@@ -98,14 +98,15 @@ func TestSDK(t *testing.T) {
 	})
 	t.Run("client", func(t *testing.T) { runTests(t, mono, exe, "client") })
 	t.Run("e2e", func(t *testing.T) {
-		tcp, ws := startServer(t, dir)
+		tcp, ws, tlsPort := startServer(t, dir)
 		runTests(t, mono, exe, "e2e", "127.0.0.1", tcp, ws)
+		runTests(t, mono, exe, "tls", "127.0.0.1", tlsPort, filepath.Join(dir, "data", "dev-cert.pem"))
 	})
 }
 
 // startServer builds moonforge and runs it on copies of lua/ and proto/ with loopback ports; it
-// returns the TCP and WebSocket ports from the "moonforge is running" line.
-func startServer(t *testing.T, dir string) (tcpPort, wsPort string) {
+// returns the TCP, WebSocket and TCP over TLS ports from the "moonforge is running" line.
+func startServer(t *testing.T, dir string) (tcpPort, wsPort, tlsPort string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -128,7 +129,7 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort string) {
 	}
 	srv := exec.Command(bin, "run", "-dev", "-data", filepath.Join(dir, "data"),
 		"-lua", filepath.Join(dir, "lua"), "-proto", filepath.Join(dir, "proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "-")
 	srv.Dir = dir
 	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := srv.StderrPipe()
@@ -138,7 +139,7 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort string) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	running := regexp.MustCompile(`msg="moonforge is running" .*\btcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+)`)
+	running := regexp.MustCompile(`msg="moonforge is running" .*\btcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+) tls=127\.0\.0\.1:(\d+)`)
 	var (
 		mu  sync.Mutex
 		log strings.Builder
@@ -175,13 +176,13 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort string) {
 	})
 	select {
 	case m := <-ports:
-		return m[1], m[2]
+		return m[1], m[2], m[3]
 	case <-exited:
 		t.Fatalf("moonforge exited before serving:\n%s", serverLog())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not report running within 30s:\n%s", serverLog())
 	}
-	return "", ""
+	return "", "", ""
 }
 
 // unityStubs stands in for the parts of UnityEngine the sample uses, so that the sample is

@@ -7,6 +7,7 @@ namespace Moonforge.Tests
     ///   MoonforgeTests.exe conformance &lt;tests/vectors dir&gt;
     ///   MoonforgeTests.exe client
     ///   MoonforgeTests.exe e2e &lt;host&gt; &lt;tcp port&gt; &lt;ws port&gt;
+    ///   MoonforgeTests.exe tls &lt;host&gt; &lt;tls port&gt; &lt;PEM certificate to trust&gt;
     /// Exit status 0 when every check passed.
     /// </summary>
     internal static class Program
@@ -16,7 +17,8 @@ namespace Moonforge.Tests
             if (args.Length == 2 && args[0] == "conformance") return ConformanceTests.Run(args[1]);
             if (args.Length == 1 && args[0] == "client") return ClientTests.Run();
             if (args.Length == 4 && args[0] == "e2e") return EndToEndTests.Run(args[1], int.Parse(args[2]), int.Parse(args[3]));
-            Console.Error.WriteLine("usage: MoonforgeTests.exe conformance <vectors dir> | client | e2e <host> <tcp port> <ws port>");
+            if (args.Length == 4 && args[0] == "tls") return TlsTests.Run(args[1], int.Parse(args[2]), args[3]);
+            Console.Error.WriteLine("usage: MoonforgeTests.exe conformance <vectors dir> | client | e2e <host> <tcp port> <ws port> | tls <host> <tls port> <cert>");
             return 2;
         }
     }
