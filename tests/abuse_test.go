@@ -80,7 +80,7 @@ func TestLoginThrottle(t *testing.T) {
 	if err := attempt("right password"); err != nil {
 		t.Fatalf("after the lockout: %v", err)
 	}
-	if !s.log.contains("failed logins delayed") {
+	if !s.log.waitFor(5*time.Second, "failed logins delayed") {
 		t.Fatal("the throttle left no log line")
 	}
 }

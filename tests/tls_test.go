@@ -104,7 +104,7 @@ func TestTLSCertificateReload(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if !s.log.contains("tls certificate reloaded") {
+	if !s.log.waitFor(5*time.Second, "tls certificate reloaded") {
 		t.Fatal("no log line for the reload")
 	}
 

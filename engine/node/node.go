@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -52,28 +53,39 @@ type Node struct {
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
 // no connection before Start. A script or schema error stops it here.
-func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
+func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: log, started: time.Now(), stopBg: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			n.close()
-		}
-	}()
-	n.store, err = store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
-	if err != nil {
+	n := &Node{cfg: cfg, log: log, started: time.Now(), stopBg: make(chan struct{})}
+	if err := n.build(); err != nil {
+		n.close()
 		return nil, err
 	}
+	return n, nil
+}
+
+// build opens and wires the parts of New; on an error, what it opened is left for close.
+func (n *Node) build() (err error) {
+	cfg, log := n.cfg, n.log
+	for _, d := range []struct{ option, flag, path string }{{"lua_dir", "-lua", cfg.LuaDir}, {"proto_dir", "-proto", cfg.ProtoDir}} {
+		if info, err := os.Stat(d.path); err != nil || !info.IsDir() {
+			return fmt.Errorf("%s %q is not a directory: start moonforge in the project directory, or pass %s DIR", d.option, d.path, d.flag)
+		}
+	}
+	db, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
+	if err != nil {
+		return fmt.Errorf("data directory %q: %w", cfg.DataDir, err)
+	}
+	n.store = db
 	tokens, err := n.loadTokens()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.revocations = auth.NewRevocations(n.store, cfg.Auth.RefreshTTL)
 	tlsCfg, err := n.tlsConfig()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen, HashConcurrency: cfg.Auth.HashConcurrency})
 
@@ -90,7 +102,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scripts: %w", err)
+		return fmt.Errorf("scripts: %w", err)
 	}
 	versions := n.reloader.Versions()
 	n.sessions = session.NewManager(session.Config{
@@ -131,7 +143,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		MailboxSize: cfg.Lua.MailboxSize,
 	})
 	if err := n.router.Warm(); err != nil {
-		return nil, fmt.Errorf("scripts: %w", err)
+		return fmt.Errorf("scripts: %w", err)
 	}
 	n.gate = gate.New(gate.Config{
 		TCPAddr:              cfg.Gate.TCP,
@@ -167,7 +179,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		Log:         log.With("part", "gate"),
 		Observer:    n.metrics,
 	})
-	return n, nil
+	return nil
 }
 
 // Start opens the gateway, the admin endpoint and the file watcher.

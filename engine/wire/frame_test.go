@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// The worked example of PROTOCOL.md: a guest login, request seq 1.
+// The worked example of docs/protocol.md: a guest login, request seq 1.
 const workedExample = "00000022" + "000a" + "0000" + "00000001" + "0a0567756573741211" + "6465766963652d376633613963323165 35"
 
 func exampleBytes(t testing.TB) []byte {

@@ -34,7 +34,7 @@ type badFrameVector struct {
 	Error string `json:"error"`
 }
 
-// workedExample is the request of the worked example in PROTOCOL.md, as printed there.
+// workedExample is the request of the worked example in docs/protocol.md, as printed there.
 const workedExample = "00000022 000a 0000 00000001 0a0567756573741211 6465766963652d37663361396332316535"
 
 func frameVectors() ([]any, error) {
@@ -74,7 +74,7 @@ func frameVectors() ([]any, error) {
 		})
 	}
 	if out[0].(frameVector).Hex != strings.ReplaceAll(workedExample, " ", "") {
-		return nil, errors.New("the worked example of PROTOCOL.md does not match")
+		return nil, errors.New("the worked example frame does not match")
 	}
 	invalid := []struct {
 		name, hex string
