@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +240,62 @@ func TestKeyRotation(t *testing.T) {
 	}
 	if ack := guest(t, s.dial(t, "tcp"), "rotation-1"); !strings.HasPrefix(ack.Token, "v2.k2.") {
 		t.Fatalf("after a broken key file: token %q", ack.Token)
+	}
+}
+
+// TestAdminGuards: off loopback the admin endpoint needs a token or the node does not start; with
+// a token every path but /healthz needs it; pprof is off unless enabled; a cross-origin POST is
+// refused.
+func TestAdminGuards(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command(built.moonforge, "run", "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(built.root, "lua"),
+		"-proto", filepath.Join(built.root, "proto"), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "0.0.0.0:0")
+	cmd.Env = append(os.Environ(), "MOONFORGE_ADMIN_TOKEN=")
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 || !strings.Contains(string(out), "MOONFORGE_ADMIN_TOKEN") {
+		t.Fatalf("admin on all interfaces without a token: exit %d, %v\n%s", code, err, out)
+	}
+
+	const token = "0123456789abcdef-admin"
+	s := startServer(t, options{config: "admin:\n  token_file: admin.token\n",
+		prepare: func(_ testing.TB, dir string) { writeFile(t, filepath.Join(dir, "admin.token"), token+"\n") }})
+	do := func(method, path string, header map[string]string) int {
+		req, _ := http.NewRequest(method, s.adminURL(path), nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	bearer := "Bearer " + token
+	for _, c := range []struct {
+		method, path string
+		header       map[string]string
+		want         int
+	}{
+		{"GET", "/healthz", nil, 200},
+		{"GET", "/status", nil, 401},
+		{"POST", "/reload", nil, 401},
+		{"GET", "/status", map[string]string{"Authorization": bearer}, 200},
+		{"POST", "/reload", map[string]string{"Authorization": bearer}, 200},
+		{"POST", "/reload", map[string]string{"Authorization": bearer, "Origin": "https://evil.example"}, 403},
+		{"GET", "/debug/pprof/", map[string]string{"Authorization": bearer}, 404},
+	} {
+		if got := do(c.method, c.path, c.header); got != c.want {
+			t.Errorf("%s %s %v: %d, want %d", c.method, c.path, c.header, got, c.want)
+		}
+	}
+	out, err = exec.Command(built.moonforge, "reload", "-admin", s.admin).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "token") {
+		t.Fatalf("reload without the token: %v\n%s", err, out)
+	}
+	out, err = exec.Command(built.moonforge, "reload", "-admin", s.admin, "-token-file", s.path("admin.token")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("reload with the token: %v\n%s", err, out)
 	}
 }

@@ -236,7 +236,7 @@ func (c *conn) Fail(r *call.Request, err *protocol.CodeError) {
 	c.pending.Add(-1)
 	c.g.obs.Answered(r.Msg, err.Code, time.Since(r.Received))
 	if r.Seq == 0 {
-		c.g.log.Info("one-way message failed", "conn", c.id, "player", r.PlayerID, "msg", r.Msg, "code", err.Code.String(), "error", err.Message)
+		c.g.warn("one_way_failed", c.remote, "one-way message failed", "conn", c.id, "player", r.PlayerID, "msg", r.Msg, "code", err.Code.String(), "error", err.Message)
 		return
 	}
 	c.sendError(r.Seq, err)
@@ -263,7 +263,7 @@ func (c *conn) reply(seq uint32, msgID uint16, m proto.Message) {
 // handle processes one frame from the client; on the reader goroutine.
 func (c *conn) handle(f wire.Frame) {
 	if f.IsReply() {
-		c.g.log.Info("dropped a REPLY frame from a client: clients answer nothing", "conn", c.id, "msg_id", f.MsgID)
+		c.g.warn("reply_from_client", c.remote, "dropped a REPLY frame from a client: clients answer nothing", "conn", c.id, "msg_id", f.MsgID)
 		return
 	}
 	switch f.MsgID {
