@@ -80,8 +80,9 @@ type Admin struct {
 
 // Lua configures the script host.
 type Lua struct {
-	PoolSize       int           `yaml:"pool_size"`    // actors per role
-	MailboxSize    int           `yaml:"mailbox_size"` // tasks per actor
+	PoolSize       int           `yaml:"pool_size"`     // actors per role
+	MailboxSize    int           `yaml:"mailbox_size"`  // tasks per actor
+	MailboxBytes   int64         `yaml:"mailbox_bytes"` // request bytes queued per actor
 	HandlerTimeout time.Duration `yaml:"handler_timeout"`
 	Watch          bool          `yaml:"watch"` // reload on file changes
 	Debounce       time.Duration `yaml:"reload_debounce"`
@@ -142,6 +143,7 @@ func Default() Config {
 		Lua: Lua{
 			PoolSize:       16,
 			MailboxSize:    4096,
+			MailboxBytes:   16 << 20,
 			HandlerTimeout: 2 * time.Second,
 			Watch:          true,
 			Debounce:       150 * time.Millisecond,
@@ -289,6 +291,7 @@ func (c Config) Validate() error {
 	check(c.Gate.RateLimit >= 0, "gate.rate_limit must not be negative")
 	check(c.Lua.PoolSize >= 1 && c.Lua.PoolSize <= 4096, "lua.pool_size must be between 1 and 4096")
 	check(c.Lua.MailboxSize >= 1, "lua.mailbox_size must be at least 1")
+	check(c.Lua.MailboxBytes >= 64<<10, "lua.mailbox_bytes must be at least 65536")
 	check(c.Lua.HandlerTimeout >= time.Millisecond, "lua.handler_timeout must be at least 1ms")
 	check(c.Session.ResumeWindow >= 0, "session.resume_window must not be negative")
 	check(c.Session.ReplayPushes >= 1, "session.replay_pushes must be at least 1")

@@ -123,7 +123,7 @@ func (n *Node) build() (err error) {
 		HandlerTimeout: cfg.Lua.HandlerTimeout,
 		Observer:       n.metrics,
 	}
-	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics})
+	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics, MailboxBytes: cfg.Lua.MailboxBytes})
 	n.rooms = room.NewManager(room.Config{
 		System:      n.system,
 		Versions:    versions,

@@ -106,13 +106,13 @@ func (r *Router) Route(req *call.Request) {
 		key = route.Key
 	}
 	a := p.Pick(key)
-	if !a.Send(func(vm *script.VM) {
+	if !a.SendBytes(func(vm *script.VM) {
 		if req.Expired(time.Now()) {
 			req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
 			return
 		}
 		vm.CallHandler(req)
-	}) {
+	}, len(req.Payload)) {
 		req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the handler's mailbox is full", RetryAfterMs: 100})
 	}
 }
