@@ -103,3 +103,22 @@ func TestGuestCreationLimit(t *testing.T) {
 		t.Fatal("an existing guest was created again")
 	}
 }
+
+// TestMemoryShedding: above memory_high_water of memory_limit (here at once), new logins get
+// UNAVAILABLE with a retry hint; the connection stays and is served.
+func TestMemoryShedding(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{config: "memory_limit: 67108864\nmemory_high_water: 0.001\n"})
+	if !s.log.waitFor(10*time.Second, "memory above the high-water mark") {
+		t.Fatal("the node did not report shedding")
+	}
+	c := s.dial(t, "ws")
+	_, err := c.Login(timeout(t, 10*time.Second), "guest", deviceID("during-shedding"), "", nil)
+	ce := expectCode(t, "a login while shedding", err, protocol.Unavailable)
+	if ce.RetryAfterMs == 0 {
+		t.Fatal("no retry hint")
+	}
+	if _, err := c.Ping(timeout(t, 5*time.Second)); err != nil {
+		t.Fatalf("the connection after a shed login: %v", err)
+	}
+}

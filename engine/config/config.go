@@ -31,6 +31,10 @@ type Config struct {
 	// GCPercent is Go's GOGC: how much the heap may grow between collections. Above Go's 100 it
 	// trades memory for CPU; the gateway and the Lua tables allocate per request.
 	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimit is Go's soft memory limit in bytes (0: none). Above MemoryHighWater of it, new
+	// logins and rooms are refused with UNAVAILABLE until the heap falls.
+	MemoryLimit     int64   `yaml:"memory_limit"`
+	MemoryHighWater float64 `yaml:"memory_high_water"`
 }
 
 // Log configures logging.
@@ -164,8 +168,9 @@ func Default() Config {
 			Lockout:           15 * time.Minute,
 			GuestsPerIPMinute: 30,
 		},
-		Shutdown:  10 * time.Second,
-		GCPercent: 400,
+		Shutdown:        10 * time.Second,
+		GCPercent:       400,
+		MemoryHighWater: 0.9,
 	}
 }
 
@@ -296,6 +301,8 @@ func (c Config) Validate() error {
 	check(c.Session.ResumeWindow >= 0, "session.resume_window must not be negative")
 	check(c.Session.ReplayPushes >= 1, "session.replay_pushes must be at least 1")
 	check(c.GCPercent >= 10, "gc_percent must be at least 10")
+	check(c.MemoryLimit == 0 || c.MemoryLimit >= 64<<20, "memory_limit must be 0 (none) or at least 64 MiB")
+	check(c.MemoryHighWater > 0 && c.MemoryHighWater <= 1, "memory_high_water must be above 0 and at most 1")
 	check(c.Auth.TokenTTL >= time.Minute, "auth.token_ttl must be at least 1m")
 	check(c.Auth.RefreshTTL >= c.Auth.TokenTTL, "auth.refresh_ttl must be at least auth.token_ttl")
 	check(c.Auth.HashConcurrency >= 0, "auth.hash_concurrency must not be negative")

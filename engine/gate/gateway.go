@@ -148,6 +148,7 @@ type Deps struct {
 	Log         *slog.Logger
 	Observer    Observer    // optional
 	TLS         *tls.Config // serves the TLS listeners; nil: they stay closed
+	Shedding    func() bool // optional: true while new logins are refused (memory)
 }
 
 // Gateway accepts and serves client connections. Its methods are safe for concurrent use.

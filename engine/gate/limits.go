@@ -122,3 +122,11 @@ func (c *conn) loggedIn() {
 	c.loginTimer.Stop()
 	c.t.setMaxFrame(c.g.cfg.MaxFrame)
 }
+
+// shedding refuses a new login while the node sheds load (memory above its high-water mark).
+func (g *Gateway) shedding() *protocol.CodeError {
+	if g.deps.Shedding == nil || !g.deps.Shedding() {
+		return nil
+	}
+	return &protocol.CodeError{Code: protocol.Unavailable, Message: "the server is short of memory: try again shortly", RetryAfterMs: 1000}
+}

@@ -38,6 +38,10 @@ func (c *conn) login(f wire.Frame) {
 		answer(cerr)
 		return
 	}
+	if cerr := c.g.shedding(); cerr != nil {
+		answer(cerr)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.LoginTimeout)
 	defer cancel()
 	playerID, created, cerr := c.authenticate(ctx, &req)

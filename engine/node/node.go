@@ -39,7 +39,8 @@ type Node struct {
 	revocations *auth.Revocations
 	keysFile    string
 	certs       *cert.Reloader // nil: no TLS
-	stopBg      chan struct{}  // closed by Stop: ends the background upkeep
+	mem         *memoryGuard
+	stopBg      chan struct{} // closed by Stop: ends the background upkeep
 	metrics     *metrics.Metrics
 	reloader    *reload.Reloader
 	system      *actor.System
@@ -57,7 +58,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, started: time.Now(), stopBg: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, started: time.Now(), stopBg: make(chan struct{}), mem: newMemoryGuard(cfg.MemoryLimit, cfg.MemoryHighWater)}
 	if err := n.build(); err != nil {
 		n.close()
 		return nil, err
@@ -133,7 +134,7 @@ func (n *Node) build() (err error) {
 		MailboxSize: cfg.Session.RoomMailboxes,
 		MaxRooms:    cfg.Session.MaxRooms,
 	})
-	svc.Rooms = n.rooms
+	svc.Rooms = &guardedRooms{Manager: n.rooms, mem: n.mem, fresh: map[string]time.Time{}}
 	n.router = router.New(router.Config{
 		System:      n.system,
 		Versions:    versions,
@@ -174,6 +175,7 @@ func (n *Node) build() (err error) {
 		Tokens:      tokens,
 		Revocations: n.revocations,
 		TLS:         tlsCfg,
+		Shedding:    n.mem.Shedding,
 		Router:      n.router,
 		Versions:    versions,
 		Log:         log.With("part", "gate"),

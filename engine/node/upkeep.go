@@ -57,6 +57,13 @@ func (n *Node) upkeep() {
 			}
 			cancel()
 		}
+		if heap, changed := n.mem.check(); changed {
+			if n.mem.Shedding() {
+				n.log.Warn("memory above the high-water mark: new logins and rooms are refused", "heap_bytes", heap, "limit_bytes", n.cfg.MemoryLimit)
+			} else {
+				n.log.Info("memory below the high-water mark again: logins and rooms accepted", "heap_bytes", heap)
+			}
+		}
 		if m := modTime(n.keysFile); os.Getenv(auth.KeyEnv) == "" && !m.Equal(keysMod) {
 			keysMod = m
 			n.reloadKeys()
