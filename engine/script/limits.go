@@ -91,8 +91,10 @@ func checkConcat(L *lua.LState) error {
 }
 
 // checkFormat refuses field widths and precisions above maxFormatWidth.
-func checkFormat(L *lua.LState) error {
-	f := L.CheckString(1)
+func checkFormat(L *lua.LState) error { return formatWidths(L.CheckString(1)) }
+
+// formatWidths checks the widths and precisions of a string.format format.
+func formatWidths(f string) error {
 	for i := 0; i < len(f); i++ {
 		if f[i] != '%' {
 			continue
