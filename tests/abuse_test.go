@@ -48,9 +48,9 @@ func TestLoginThrottle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := s.dial(t, "tcp")
+	// Each attempt on a new connection: a connection that keeps trying during a wait is kicked.
 	attempt := func(secret string) error {
-		_, err := c.Login(ctx, "password", "victim", secret, nil)
+		_, err := s.dial(t, "tcp").Login(ctx, "password", "victim", secret, nil)
 		return err
 	}
 	for range 4 {
@@ -83,6 +83,16 @@ func TestLoginThrottle(t *testing.T) {
 	if !s.log.waitFor(5*time.Second, "failed logins delayed") {
 		t.Fatal("the throttle left no log line")
 	}
+
+	// A connection that ignores the retry hint is kicked after gate.max_unauthenticated tries.
+	for range 3 {
+		_ = attempt("wrong")
+	}
+	r := dialRaw(t, s, "tcp")
+	for seq := uint32(1); seq <= 6; seq++ {
+		r.sendMsg(protocol.MsgLoginReq, seq, &protocol.LoginReq{Method: "password", Account: "victim", Secret: "wrong"})
+	}
+	r.expectKickAndCloseAfterReplies(protocol.Unauthenticated, 10*time.Second)
 }
 
 // TestGuestCreationLimit: auth.guests_per_ip_minute new guests per address and minute; an
@@ -120,5 +130,29 @@ func TestMemoryShedding(t *testing.T) {
 	}
 	if _, err := c.Ping(timeout(t, 5*time.Second)); err != nil {
 		t.Fatalf("the connection after a shed login: %v", err)
+	}
+}
+
+// expectKickAndCloseAfterReplies reads until the connection ends and checks that it ended with
+// Kick{code}; replies may come before the Kick.
+func (r *rawConn) expectKickAndCloseAfterReplies(code protocol.Code, timeout time.Duration) {
+	r.t.Helper()
+	deadline := time.After(timeout)
+	var kick *protocol.Kick
+	for {
+		select {
+		case f, ok := <-r.frames:
+			if !ok {
+				if kick == nil || protocol.Code(kick.Code) != code {
+					r.t.Fatalf("the connection ended (%v) with Kick %v, want %s", r.err, kick, code)
+				}
+				return
+			}
+			if f.id == protocol.MsgKick {
+				kick = decodeKick(r.t, f)
+			}
+		case <-deadline:
+			r.t.Fatalf("the connection did not end within %s", timeout)
+		}
 	}
 }

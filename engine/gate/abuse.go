@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -111,4 +112,16 @@ func creationRefused(perMinute int) *protocol.CodeError {
 	err := protocol.Errorf(protocol.RateLimited, "%s (at most %d new guests per minute per address)", auth.ErrCreationLimited.Error(), perMinute)
 	err.RetryAfterMs = uint32(time.Minute.Milliseconds()/int64(max(perMinute, 1))) + 1
 	return err
+}
+
+// ignoredRetryHint counts a login attempt made while its account or address had to wait: a
+// client that keeps trying instead of waiting is kicked like one sending requests before login.
+func (c *conn) ignoredRetryHint() {
+	if c.sess.Load() != nil {
+		return
+	}
+	c.unauth++
+	if c.unauth >= c.g.cfg.MaxUnauthenticated {
+		c.Kick(protocol.Unauthenticated, fmt.Sprintf("%d login attempts during a wait for failed logins", c.unauth))
+	}
 }

@@ -38,6 +38,7 @@ type conn struct {
 	unauth     int           // reader only: requests refused before login
 	limiter    *rate.Limiter // reader only
 	loginTimer *time.Timer   // kicks the connection if it has not logged in in time
+	preLogin   *rate.Limiter // reader only: frames before login
 
 	pending   atomic.Int64 // requests handed to the router and not answered yet
 	closeOnce sync.Once
@@ -60,6 +61,7 @@ func newConn(g *Gateway, transport, remote string, t transport) *conn {
 	if g.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.RateLimit), g.cfg.RateBurst)
 	}
+	c.preLogin = rate.NewLimiter(preLoginRate, 2*preLoginRate)
 	return c
 }
 
@@ -264,6 +266,13 @@ func (c *conn) reply(seq uint32, msgID uint16, m proto.Message) {
 func (c *conn) handle(f wire.Frame) {
 	if f.IsReply() {
 		c.g.warn("reply_from_client", c.remote, "dropped a REPLY frame from a client: clients answer nothing", "conn", c.id, "msg_id", f.MsgID)
+		return
+	}
+	if c.sess.Load() == nil && !c.preLogin.Allow() {
+		err := protocol.Errorf(protocol.RateLimited, "more than %d frames per second before login", preLoginRate)
+		err.RetryAfterMs = 1000 / preLoginRate
+		c.g.warn("rate_limited", c.remote, "frame refused before login", "conn", c.id)
+		c.failFrame(f, "", err)
 		return
 	}
 	switch f.MsgID {

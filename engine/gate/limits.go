@@ -130,3 +130,8 @@ func (g *Gateway) shedding() *protocol.CodeError {
 	}
 	return &protocol.CodeError{Code: protocol.Unavailable, Message: "the server is short of memory: try again shortly", RetryAfterMs: 1000}
 }
+
+// preLoginRate bounds the frames a connection may send before login, per second (bursts of
+// twice as many): a client needs a few (Ping, RefreshReq, LoginReq or ResumeReq), a flood gets
+// RATE_LIMITED and soon the kick of gate.max_unauthenticated or of the login timeout.
+const preLoginRate = 20

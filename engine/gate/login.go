@@ -36,6 +36,7 @@ func (c *conn) login(f wire.Frame) {
 	}
 	if cerr := c.loginAllowed(req.Method, req.Account); cerr != nil {
 		answer(cerr)
+		c.ignoredRetryHint()
 		return
 	}
 	if cerr := c.g.shedding(); cerr != nil {
