@@ -210,16 +210,25 @@ func (g *Gateway) Start() error {
 	return err
 }
 
-// listenTCP serves framed TCP on addr ("-": not at all), inside TLS when tlsCfg is set.
-func (g *Gateway) listenTCP(name, addr string, tlsCfg *tls.Config) error {
+// listen opens a listener named name on addr; nil for "-" (the listener is disabled).
+func (g *Gateway) listen(name, addr string) (net.Listener, error) {
 	if addr == "-" {
-		return nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("gate: %s listen: %w", name, err)
+		return nil, fmt.Errorf("gate: %s listen: %w", name, err)
 	}
 	g.addListener(name, ln)
+	return ln, nil
+}
+
+// listenTCP serves framed TCP on addr ("-": not at all), inside TLS when tlsCfg is set.
+func (g *Gateway) listenTCP(name, addr string, tlsCfg *tls.Config) error {
+	ln, err := g.listen(name, addr)
+	if ln == nil {
+		return err
+	}
 	g.wg.Add(1)
 	go g.acceptTCP(ln, name, tlsCfg)
 	return nil
@@ -227,14 +236,10 @@ func (g *Gateway) listenTCP(name, addr string, tlsCfg *tls.Config) error {
 
 // listenWS serves WebSocket on addr ("-": not at all), over TLS when tlsCfg is set.
 func (g *Gateway) listenWS(name, addr string, tlsCfg *tls.Config) error {
-	if addr == "-" {
-		return nil
+	ln, err := g.listen(name, addr)
+	if ln == nil {
+		return err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("gate: %s listen: %w", name, err)
-	}
-	g.addListener(name, ln)
 	mux := http.NewServeMux()
 	mux.HandleFunc(g.cfg.WSPath, func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, name) })
 	srv := g.newHTTPServer(mux)
