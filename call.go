@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 type callOptions struct {
 	addr, proto, login string
 	ws                 bool
+	cacert             string // with it, TLS, trusting this PEM certificate
 	watch, timeout     time.Duration
 }
 
@@ -29,6 +32,7 @@ func callFlags(fs *flag.FlagSet) func([]string) error {
 	var o callOptions
 	fs.StringVar(&o.addr, "addr", "", "server address (default 127.0.0.1:7001, or 127.0.0.1:7002 with -ws)")
 	fs.BoolVar(&o.ws, "ws", false, "connect over WebSocket (path /ws) instead of TCP")
+	fs.StringVar(&o.cacert, "tls", "", "connect over TLS (default ports 7443, 7444 with -ws), trusting this PEM certificate (make run: data/dev-cert.pem)")
 	fs.StringVar(&o.proto, "proto", "proto", "directory of the .proto schema, read at each call")
 	fs.StringVar(&o.login, "login", "guest:moonforge-call-device", `log in first: "guest[:DEVICE_ID]", "METHOD:ACCOUNT[:SECRET]", or "none"`)
 	fs.DurationVar(&o.watch, "watch", 0, "after the reply, print the pushes that arrive for this long")
@@ -69,15 +73,9 @@ func call(o callOptions, name, body string, out io.Writer) error {
 		return usageError(err.Error())
 	}
 
-	cfg := client.Config{Addr: o.addr, Transport: "tcp", Heartbeat: 5 * time.Second}
-	if o.ws {
-		cfg.Transport = "ws"
-	}
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:7001"
-		if o.ws {
-			cfg.Addr = "127.0.0.1:7002"
-		}
+	cfg, err := callConfig(o)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -191,4 +189,30 @@ func requests(sch *schema.Schema) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// callConfig is the client configuration of -addr, -ws and -tls.
+func callConfig(o callOptions) (client.Config, error) {
+	cfg := client.Config{Addr: o.addr, Transport: "tcp", Heartbeat: 5 * time.Second}
+	port := map[bool]string{false: "7001", true: "7002"}
+	if o.cacert != "" {
+		pem, err := os.ReadFile(o.cacert)
+		if err != nil {
+			return cfg, err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("-tls %s holds no PEM certificate", o.cacert)
+		}
+		cfg.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		cfg.Transport = "tls"
+		port = map[bool]string{false: "7443", true: "7444"}
+	}
+	if o.ws {
+		cfg.Transport = map[string]string{"tcp": "ws", "tls": "wss"}[cfg.Transport]
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:" + port[o.ws]
+	}
+	return cfg, nil
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +45,13 @@ func TestDevTLS(t *testing.T) {
 			guest(t, c, "tls-"+transport)
 			s.mustEcho(t, c, 7, 7)
 		})
+	}
+	for _, args := range [][]string{{"-addr", s.tls}, {"-addr", s.wss, "-ws"}} {
+		args = append(append([]string{"call", "-tls", certFile, "-proto", s.path("proto")}, args...), "EchoReq", `{"n": 41}`)
+		out, err := exec.Command(built.moonforge, args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `EchoAck {"n":"41"}`) {
+			t.Errorf("moonforge %v: %v\n%s", args, err, out)
+		}
 	}
 	_, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.tls,
 		&tls.Config{RootCAs: roots, ServerName: "localhost", MaxVersion: tls.VersionTLS11})
