@@ -294,6 +294,10 @@ func TestAdminGuards(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "token") {
 		t.Fatalf("reload without the token: %v\n%s", err, out)
 	}
+	out, err = exec.Command(built.moonforge, "reload", "-admin", s.admin, "-token-file", s.path("missing.token")).CombinedOutput()
+	if exitCode(err) != 1 || !strings.Contains(string(out), "missing.token") {
+		t.Fatalf("reload with a missing token file: %v\n%s", err, out)
+	}
 	out, err = exec.Command(built.moonforge, "reload", "-admin", s.admin, "-token-file", s.path("admin.token")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("reload with the token: %v\n%s", err, out)

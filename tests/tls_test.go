@@ -3,10 +3,12 @@ package tests
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +53,12 @@ func TestDevTLS(t *testing.T) {
 		out, err := exec.Command(built.moonforge, args...).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), `EchoAck {"n":"41"}`) {
 			t.Errorf("moonforge %v: %v\n%s", args, err, out)
+		}
+	}
+	for _, bad := range []string{s.path("nope.pem"), s.path("proto/demo/demo.proto")} {
+		out, err := exec.Command(built.moonforge, "call", "-tls", bad, "-addr", s.tls, "-proto", s.path("proto"), "EchoReq", "{}").CombinedOutput()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), filepath.Base(bad)) || strings.Contains(string(out), "panic") {
+			t.Errorf("call -tls %s: exit %d\n%s", bad, code, out)
 		}
 	}
 	_, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.tls,
@@ -121,4 +129,16 @@ func TestTLSCertificateReload(t *testing.T) {
 	if plain.tls != "" || plain.wss != "" {
 		t.Fatalf("production without a certificate opened TLS: %q %q", plain.tls, plain.wss)
 	}
+}
+
+// exitCode is the exit status of a finished command (0 for a nil error, -1 if it did not run).
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	}
+	return -1
 }
