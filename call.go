@@ -23,16 +23,17 @@ import (
 // callOptions are the flags of moonforge call.
 type callOptions struct {
 	addr, proto, login string
-	ws                 bool
+	ws, kcp            bool
 	cacert             string // with it, TLS, trusting this PEM certificate
 	watch, timeout     time.Duration
 }
 
 func callFlags(fs *flag.FlagSet) func([]string) error {
 	var o callOptions
-	fs.StringVar(&o.addr, "addr", "", "server address (default 127.0.0.1:7001, or 127.0.0.1:7002 with -ws)")
+	fs.StringVar(&o.addr, "addr", "", "server address (default 127.0.0.1:7001, 127.0.0.1:7002 with -ws, 127.0.0.1:7003 with -kcp)")
 	fs.BoolVar(&o.ws, "ws", false, "connect over WebSocket (path /ws) instead of TCP")
 	fs.StringVar(&o.cacert, "tls", "", "connect over TLS (default ports 7443, 7444 with -ws), trusting this PEM certificate (make run: data/dev-cert.pem)")
+	fs.BoolVar(&o.kcp, "kcp", false, "connect over KCP (UDP) instead of TCP")
 	fs.StringVar(&o.proto, "proto", "proto", "directory of the .proto schema, read at each call")
 	fs.StringVar(&o.login, "login", "guest:moonforge-call-device", `log in first: "guest[:DEVICE_ID]", "METHOD:ACCOUNT[:SECRET]", or "none"`)
 	fs.DurationVar(&o.watch, "watch", 0, "after the reply, print the pushes that arrive for this long")
@@ -90,6 +91,9 @@ func call(o callOptions, name, body string, out io.Writer) error {
 	defer c.Close()
 	if method != "" {
 		if _, err := c.Login(ctx, method, account, secret, nil); err != nil {
+			if cfg.Transport == "kcp" && errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("no server answers at %s over kcp within %s (KCP has no handshake: a wrong address shows only as silence)", cfg.Addr, o.timeout)
+			}
 			return fmt.Errorf("login %s: %w", method, describe(c, err))
 		}
 	}
@@ -191,10 +195,19 @@ func requests(sch *schema.Schema) []string {
 	return names
 }
 
-// callConfig is the client configuration of -addr, -ws and -tls.
+// callConfig is the client configuration of -addr, -ws, -kcp and -tls.
 func callConfig(o callOptions) (client.Config, error) {
 	cfg := client.Config{Addr: o.addr, Transport: "tcp", Heartbeat: 5 * time.Second}
-	port := map[bool]string{false: "7001", true: "7002"}
+	if o.kcp && (o.ws || o.cacert != "") {
+		return cfg, usageError("-kcp excludes -ws and -tls")
+	}
+	port := "7001"
+	switch {
+	case o.ws:
+		cfg.Transport, port = "ws", "7002"
+	case o.kcp:
+		cfg.Transport, port = "kcp", "7003"
+	}
 	if o.cacert != "" {
 		pem, err := os.ReadFile(o.cacert)
 		if err != nil {
@@ -205,14 +218,11 @@ func callConfig(o callOptions) (client.Config, error) {
 			return cfg, fmt.Errorf("-tls %s holds no PEM certificate", o.cacert)
 		}
 		cfg.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-		cfg.Transport = "tls"
-		port = map[bool]string{false: "7443", true: "7444"}
-	}
-	if o.ws {
-		cfg.Transport = map[string]string{"tcp": "ws", "tls": "wss"}[cfg.Transport]
+		cfg.Transport = map[string]string{"tcp": "tls", "ws": "wss"}[cfg.Transport]
+		port = map[string]string{"7001": "7443", "7002": "7444"}[port]
 	}
 	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:" + port[o.ws]
+		cfg.Addr = "127.0.0.1:" + port
 	}
 	return cfg, nil
 }

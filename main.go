@@ -20,16 +20,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/node"
+	"github.com/moonforge/moonforge/engine/process"
 )
 
 // version and commit are set by the Makefile's build:
@@ -153,6 +152,7 @@ func runFlags(fs *flag.FlagSet) func([]string) error {
 	protoDir := fs.String("proto", "", "proto directory (overrides proto_dir)")
 	tcp := fs.String("tcp", "", `TCP gateway address, "-" to disable (overrides gate.tcp)`)
 	ws := fs.String("ws", "", `WebSocket gateway address, "-" to disable (overrides gate.ws)`)
+	kcpAddr := fs.String("kcp", "", `KCP (UDP) gateway address, "-" to disable (overrides gate.kcp.addr)`)
 	adminAddr := fs.String("admin", "", `admin HTTP address, "-" to disable (overrides admin.addr)`)
 	tlsTCP := fs.String("tls-tcp", "", `TCP over TLS address, "-" to disable (overrides gate.tls_tcp)`)
 	tlsWS := fs.String("tls-ws", "", `WebSocket over TLS address, "-" to disable (overrides gate.tls_ws)`)
@@ -170,7 +170,7 @@ func runFlags(fs *flag.FlagSet) func([]string) error {
 		for _, o := range []struct {
 			flag string
 			dst  *string
-		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*adminAddr, &cfg.Admin.Addr}, {*tlsTCP, &cfg.Gate.TLSTCP}, {*tlsWS, &cfg.Gate.TLSWS}} {
+		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*kcpAddr, &cfg.Gate.KCP.Addr}, {*adminAddr, &cfg.Admin.Addr}, {*tlsTCP, &cfg.Gate.TLSTCP}, {*tlsWS, &cfg.Gate.TLSWS}} {
 			if o.flag != "" {
 				*o.dst = o.flag
 			}
@@ -183,34 +183,26 @@ func runFlags(fs *flag.FlagSet) func([]string) error {
 	}
 }
 
+// minFileLimit is the open file limit under which run warns at start.
+const minFileLimit = 4096
+
 func run(cfg config.Config) error {
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	raiseFileLimit(log)
+	if files, ok := process.FileLimit(); ok && files < minFileLimit {
+		log.Warn("the open file limit bounds the connections; raise the hard limit (ulimit -Hn)", "limit", files)
+	}
 
 	n, err := node.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := process.StopContext(context.Background())
 	defer stop()
 	return n.Run(ctx)
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit: every client connection
-// is a file.
-func raiseFileLimit(log *slog.Logger) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= l.Max {
-		return
-	}
-	l.Cur = l.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		log.Warn("could not raise the open file limit", "error", err)
-	}
 }
 
 func newLogger(c config.Log) *slog.Logger {

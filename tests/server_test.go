@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -100,8 +99,8 @@ type server struct {
 	dir  string // lua/, proto/, data/ and config.yaml
 
 	// Addresses of the running process, from its "moonforge is running" log line.
-	tcp, ws, admin, version string
-	tls, wss                string // "" when TLS is closed (production without a certificate)
+	tcp, ws, kcp, admin, version string
+	tls, wss                     string // "" when TLS is closed (production without a certificate)
 
 	log  *logBuffer
 	proc *process
@@ -158,7 +157,7 @@ func (s *server) launch() {
 	s.t.Helper()
 	args := []string{"run",
 		"-data", s.path("data"), "-lua", s.path("lua"), "-proto", s.path("proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "127.0.0.1:0"}
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "127.0.0.1:0"}
 	if !s.opts.production {
 		args = append(args, "-dev")
 	}
@@ -178,7 +177,7 @@ func (s *server) launch() {
 	}}
 	p.cmd.Stderr = lw
 	p.cmd.Stdout = lw
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = procAttr()
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatalf("starting moonforge: %v", err)
 	}
@@ -191,9 +190,9 @@ func (s *server) launch() {
 	defer timer.Stop()
 	select {
 	case f := <-p.ready:
-		s.tcp, s.ws, s.admin, s.version = f["tcp"], f["ws"], f["admin"], f["version"]
+		s.tcp, s.ws, s.kcp, s.admin, s.version = f["tcp"], f["ws"], f["kcp"], f["admin"], f["version"]
 		s.tls, s.wss = f["tls"], f["wss"]
-		if s.tcp == "" || s.ws == "" || s.admin == "" {
+		if s.tcp == "" || s.ws == "" || s.kcp == "" || s.admin == "" {
 			s.t.Fatalf("the running line lacks an address: %v", f)
 		}
 	case <-p.done:
@@ -247,7 +246,7 @@ func (s *server) restart() {
 	s.launch()
 }
 
-// addr returns the gateway address of a transport ("tcp" or "ws").
+// addr returns the gateway address of a transport ("tcp", "ws" or "kcp").
 func (s *server) addr(transport string) string {
 	switch transport {
 	case "ws":
@@ -256,6 +255,8 @@ func (s *server) addr(transport string) string {
 		return s.tls
 	case "wss":
 		return s.wss
+	case "kcp":
+		return s.kcp
 	}
 	return s.tcp
 }

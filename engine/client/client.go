@@ -1,4 +1,4 @@
-// Package client is a Go client of protocol v1 over TCP or WebSocket: requests matched to replies
+// Package client is a Go client of protocol v1 over TCP, WebSocket or KCP: requests matched to replies
 // by seq, pushes in order, heartbeat with push acknowledgement, login and resume. The bot, the
 // load tool and the black-box tests use it; game clients use the Lua and C# SDKs.
 package client
@@ -21,7 +21,7 @@ import (
 // Config configures a connection.
 type Config struct {
 	Addr        string        // host:port
-	Transport   string        // "tcp" (default), "ws", "tls" or "wss"
+	Transport   string        // "tcp" (default), "ws", "kcp", "tls" or "wss"
 	TLS         *tls.Config   // for "tls" and "wss"; nil: the system's roots
 	WSPath      string        // default "/ws"
 	MaxFrame    int           // default 1 MiB

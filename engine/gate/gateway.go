@@ -1,4 +1,4 @@
-// Package gate is the gateway: it accepts client connections over TCP and WebSocket, speaks
+// Package gate is the gateway: it accepts client connections over TCP, WebSocket and KCP, speaks
 // protocol v1 (docs/protocol.md), handles Ping, login and resume itself, and hands every other
 // request to a Router. Each connection has one reader goroutine and one writer goroutine that
 // writes whatever is queued in one batch per wake-up.
@@ -53,6 +53,7 @@ type Config struct {
 	TLSTCPAddr           string        // TCP over TLS, default ":7443"; "-" disables it; without Deps.TLS it stays closed
 	TLSWSAddr            string        // WebSocket over TLS; the same
 	Linger               time.Duration // how long a kicked connection waits for the peer to close; default 1s
+	KCP                  KCPConfig     // KCP over UDP (kcp_transport.go)
 }
 
 func (c Config) withDefaults() Config {
@@ -108,6 +109,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 64
 	}
+	c.KCP = c.KCP.withDefaults()
 	return c
 }
 
@@ -166,8 +168,9 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	names     []string // of the listeners: tcp, ws, tls, wss
+	names     []string // of the listeners: tcp, ws, tls, wss, kcp
 	httpSrvs  []*http.Server
+	kcp       *kcpListener
 	conns     map[*conn]struct{}
 	closing   bool
 	wg        sync.WaitGroup
@@ -203,6 +206,9 @@ func (g *Gateway) Start() error {
 	}
 	if err == nil {
 		err = g.startTLS()
+	}
+	if err == nil {
+		err = g.startKCP()
 	}
 	if err != nil {
 		g.closeListeners()
@@ -259,7 +265,7 @@ func (g *Gateway) listenWS(name, addr string, tlsCfg *tls.Config) error {
 	return nil
 }
 
-// Addrs returns the bound addresses in the order the listeners opened (tcp, ws, tls, wss),
+// Addrs returns the bound addresses in the order the listeners opened (tcp, ws, tls, wss, kcp),
 // useful with port 0.
 func (g *Gateway) Addrs() []net.Addr {
 	g.mu.Lock()
@@ -271,7 +277,8 @@ func (g *Gateway) Addrs() []net.Addr {
 	return out
 }
 
-// Addr returns the bound address of a listener ("tcp", "ws", "tls", "wss"); "" if it is not open.
+// Addr returns the bound address of a listener ("tcp", "ws", "tls", "wss", "kcp"); "" if it is
+// not open.
 func (g *Gateway) Addr(name string) string {
 	g.mu.Lock()
 	defer g.mu.Unlock()

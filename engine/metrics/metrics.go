@@ -37,6 +37,7 @@ type Metrics struct {
 	tickLate    *prometheus.HistogramVec
 	version     *prometheus.GaugeVec
 	warnings    *prometheus.CounterVec
+	datagrams   *prometheus.CounterVec
 
 	// Children of the vectors above, looked up once per label set: WithLabelValues hashes its
 	// labels on every call, which the per-request path should not pay.
@@ -90,12 +91,15 @@ func New(g Gauges) *Metrics {
 		warnings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moonforge_connection_warnings_total", Help: "Per-connection warnings by kind, and whether log sampling kept them (logged) or dropped them.",
 		}, []string{"kind", "logged"}),
+		datagrams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moonforge_kcp_dropped_datagrams_total", Help: "UDP datagrams the KCP gateway dropped, by reason (malformed, oversized, forged, stray, limit).",
+		}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.requests, m.latency, m.handler, m.bytesIn, m.bytesOut,
-		m.reloads, m.applies, m.tickLate, m.version, m.warnings,
+		m.reloads, m.applies, m.tickLate, m.version, m.warnings, m.datagrams,
 	)
 	gauge := func(name, help string, f func() float64) {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -158,6 +162,11 @@ func (m *Metrics) Traffic(in, out int) {
 	if out > 0 {
 		m.bytesOut.Add(float64(out))
 	}
+}
+
+// DatagramDropped implements gate.DatagramObserver.
+func (m *Metrics) DatagramDropped(reason string) {
+	m.datagrams.WithLabelValues(reason).Inc()
 }
 
 // Handled implements script.Observer.

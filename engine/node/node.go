@@ -71,12 +71,12 @@ func (n *Node) build() (err error) {
 	cfg, log := n.cfg, n.log
 	for _, d := range []struct{ option, flag, path string }{{"lua_dir", "-lua", cfg.LuaDir}, {"proto_dir", "-proto", cfg.ProtoDir}} {
 		if info, err := os.Stat(d.path); err != nil || !info.IsDir() {
-			return fmt.Errorf("%s %q is not a directory: start moonforge in the project directory, or pass %s DIR", d.option, d.path, d.flag)
+			return fmt.Errorf("%s %q is not a directory: start moonforge in the project directory, or pass %s DIR", d.option, filepath.ToSlash(d.path), d.flag)
 		}
 	}
 	db, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
 	if err != nil {
-		return fmt.Errorf("data directory %q: %w", cfg.DataDir, err)
+		return fmt.Errorf("data directory %q: %w", filepath.ToSlash(cfg.DataDir), err)
 	}
 	n.store = db
 	tokens, err := n.loadTokens()
@@ -169,6 +169,7 @@ func (n *Node) build() (err error) {
 		LoginLockoutFailures: cfg.Auth.LockoutFailures,
 		LoginLockout:         cfg.Auth.Lockout,
 		GuestsPerIPMinute:    cfg.Auth.GuestsPerIPMinute,
+		KCP:                  kcpConfig(cfg.Gate.KCP),
 	}, gate.Deps{
 		Sessions:    n.sessions,
 		Accounts:    accounts,
@@ -225,7 +226,7 @@ func (n *Node) Start() error {
 	}
 	go n.upkeep()
 	current := n.reloader.Versions().Load()
-	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "tls", n.TLSAddr(), "wss", n.WSSAddr(), "admin", n.AdminAddr(),
+	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "tls", n.TLSAddr(), "wss", n.WSSAddr(), "kcp", n.KCPAddr(), "admin", n.AdminAddr(),
 		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
 	return nil
 }
@@ -286,6 +287,29 @@ func (n *Node) TLSAddr() string { return n.gate.Addr("tls") }
 
 // WSSAddr returns the gateway's WebSocket over TLS address ("" if closed).
 func (n *Node) WSSAddr() string { return n.gate.Addr("wss") }
+
+// KCPAddr returns the gateway's KCP (UDP) address ("" if disabled).
+func (n *Node) KCPAddr() string { return n.gate.Addr("kcp") }
+
+// kcpConfig maps the file's KCP options to the gateway's.
+func kcpConfig(k config.KCP) gate.KCPConfig {
+	resend := k.Resend
+	if resend == 0 {
+		resend = -1 // off
+	}
+	return gate.KCPConfig{
+		Addr:              k.Addr,
+		MTU:               k.MTU,
+		SendWindow:        k.SendWindow,
+		RecvWindow:        k.RecvWindow,
+		Interval:          k.Interval,
+		Resend:            resend,
+		Delay:             !k.NoDelay,
+		CongestionControl: k.CongestionControl,
+		MaxSessions:       k.MaxSessions,
+		SocketBuffer:      k.SocketBuffer,
+	}
+}
 
 // AdminAddr returns the admin endpoint's address ("" if disabled).
 func (n *Node) AdminAddr() string {

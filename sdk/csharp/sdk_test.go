@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package csharp_test builds the C# SDK with mono's mcs at C# 7.2 (the language level Unity and
 // Debian's compiler share) and runs its test programs under mono: codec conformance against
 // tests/vectors, the client against a scripted server, and the demo scenario against a real
@@ -10,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -20,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moonforge/moonforge/tools/relay"
 )
 
 // toolchain returns mcs and mono, or ends the test: a failure under CI, a skip elsewhere.
@@ -98,16 +103,33 @@ func TestSDK(t *testing.T) {
 		runTests(t, mono, exe, "conformance", filepath.Join("..", "..", "tests", "vectors"))
 	})
 	t.Run("client", func(t *testing.T) { runTests(t, mono, exe, "client") })
+	t.Run("kcp", func(t *testing.T) { runTests(t, mono, exe, "kcp") })
+	tcp, ws, kcp, tlsPort := startServer(t, dir)
 	t.Run("e2e", func(t *testing.T) {
-		tcp, ws, tlsPort := startServer(t, dir)
 		runTests(t, mono, exe, "e2e", "127.0.0.1", tcp, ws)
 		runTests(t, mono, exe, "tls", "127.0.0.1", tlsPort, filepath.Join(dir, "data", "dev-cert.pem"))
 	})
+	// The scenario over KCP, directly and through a relay that drops 5% and 20% of the datagrams
+	// each way (and duplicates, reorders and delays some).
+	for _, loss := range []float64{0, 0.05, 0.20} {
+		t.Run(fmt.Sprintf("e2e-kcp-loss-%g%%", loss*100), func(t *testing.T) {
+			port := kcp
+			if loss > 0 {
+				r, err := relay.ListenUDP("127.0.0.1:"+kcp, relay.Config{Loss: loss, Duplicate: 0.01, Reorder: 0.03, Delay: time.Millisecond, Seed: 15})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				_, port, _ = strings.Cut(r.Addr(), "127.0.0.1:")
+			}
+			runTests(t, mono, exe, "e2e-kcp", "127.0.0.1", port)
+		})
+	}
 }
 
 // startServer builds moonforge and runs it on copies of lua/ and proto/ with loopback ports; it
-// returns the TCP, WebSocket and TCP over TLS ports from the "moonforge is running" line.
-func startServer(t *testing.T, dir string) (tcpPort, wsPort, tlsPort string) {
+// returns the TCP, WebSocket, KCP and TCP over TLS ports from the "moonforge is running" line.
+func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort, tlsPort string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -130,7 +152,7 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort, tlsPort string) {
 	}
 	srv := exec.Command(bin, "run", "-dev", "-data", filepath.Join(dir, "data"),
 		"-lua", filepath.Join(dir, "lua"), "-proto", filepath.Join(dir, "proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "-")
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "-")
 	srv.Dir = dir
 	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := srv.StderrPipe()
@@ -140,7 +162,7 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort, tlsPort string) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	running := regexp.MustCompile(`msg="moonforge is running" .*\btcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+) tls=127\.0\.0\.1:(\d+)`)
+	running := regexp.MustCompile(`msg="moonforge is running" .*\btcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+) tls=127\.0\.0\.1:(\d+) .*kcp=127\.0\.0\.1:(\d+)`)
 	var (
 		mu  sync.Mutex
 		log strings.Builder
@@ -177,13 +199,13 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort, tlsPort string) {
 	})
 	select {
 	case m := <-ports:
-		return m[1], m[2], m[3]
+		return m[1], m[2], m[4], m[3]
 	case <-exited:
 		t.Fatalf("moonforge exited before serving:\n%s", serverLog())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not report running within 30s:\n%s", serverLog())
 	}
-	return "", "", ""
+	return "", "", "", ""
 }
 
 // unityStubs stands in for the parts of UnityEngine the sample uses, so that the sample is
@@ -225,15 +247,15 @@ func TestSampleCompiles(t *testing.T) {
 }
 
 // TestConsoleDemo runs `make sdk-demo`, the console sample on mono, against a real server over
-// TCP and WebSocket.
+// TCP, WebSocket and KCP.
 func TestConsoleDemo(t *testing.T) {
 	toolchain(t)
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
 	}
 	dir := t.TempDir()
-	tcp, ws, _ := startServer(t, dir)
-	for _, args := range []string{"127.0.0.1 " + tcp, "127.0.0.1 " + ws + " ws"} {
+	tcp, ws, kcp, _ := startServer(t, dir)
+	for _, args := range []string{"127.0.0.1 " + tcp, "127.0.0.1 " + ws + " ws", "127.0.0.1 " + kcp + " kcp"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		cmd := exec.CommandContext(ctx, "make", "-s", "sdk-demo", "BIN="+filepath.Join(dir, "bin"), "ARGS="+args)
 		cmd.Dir = filepath.Join("..", "..")
@@ -251,8 +273,8 @@ func TestConsoleDemo(t *testing.T) {
 // (folders whose name ends in "~" and dot files are not imported).
 func TestUnityPackage(t *testing.T) {
 	var pkg struct {
-		Name, Version, Unity, DisplayName string
-		Samples                           []struct{ DisplayName, Path string }
+		Name, Version, Unity, DisplayName, License string
+		Samples                                    []struct{ DisplayName, Path string }
 	}
 	b, err := os.ReadFile("package.json")
 	if err != nil {
@@ -263,6 +285,9 @@ func TestUnityPackage(t *testing.T) {
 	}
 	if pkg.Name != "com.moonforge.client" || pkg.Version == "" || pkg.Unity == "" || len(pkg.Samples) == 0 {
 		t.Fatalf("package.json lacks name, version, unity or samples: %+v", pkg)
+	}
+	if pkg.License != "Apache-2.0" {
+		t.Errorf("package.json: license %q, want Apache-2.0 (the project's LICENSE)", pkg.License)
 	}
 	// The git URL in the README is the repository of the Go module.
 	gomod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))

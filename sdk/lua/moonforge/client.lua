@@ -9,7 +9,7 @@
 --   client:on_event(function(ev, info) print(ev) end)
 --   client:on("ChatMessage", function(msg, seq) print(msg.from, msg.text) end)
 --   client:connect()
---   client:login_guest("device-1", function(err, ack) ... end)
+--   client:login_guest("device-7f3a9c21e5", function(err, ack) ... end)
 --   -- each tick: client:update()
 local Schema = require("moonforge.schema")
 local codec_mod = require("moonforge.codec")
@@ -57,7 +57,8 @@ local function report(msg)
 end
 
 -- new returns an unconnected client. Options (all optional, see Client.DEFAULTS):
---   host, port, transport ("tcp", or "tls" for TCP over TLS with LuaSec), heartbeat, request_timeout, connect_timeout, reconnect,
+--   host, port (7001, 7003 for KCP, 7443 for TLS), transport ("tcp", "kcp": KCP over UDP, or "tls":
+--   TCP over TLS with LuaSec), heartbeat, request_timeout, connect_timeout, reconnect,
 --   reconnect_delay, reconnect_max_delay, max_frame, codec;
 --   schema: a generated schema module (require("moonforge.generated.demo")), a sequence of them,
 --     or a moonforge.Schema; the framework's messages are always included;
@@ -76,6 +77,9 @@ function Client.new(options)
   end
   for k, v in pairs(options) do
     o[k] = v
+  end
+  if options.port == nil and o.transport == "kcp" then
+    o.port = 7003
   end
   local schema = o.schema
   if getmetatable(schema) ~= Schema then
@@ -802,6 +806,9 @@ function Client:_kick(f)
   local k = self.codec.decode(self.schema.messages["moonforge.Kick"], f.payload) or { code = 0, reason = "" }
   self._kicked = k.code
   self:_emit("kicked", { code = k.code, name = errors.name(k.code), reason = k.reason })
+  if self.transport.ends_on_kick then
+    self:_lost("kicked")
+  end
 end
 
 function Client:_push(f)
