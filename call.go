@@ -198,8 +198,11 @@ func requests(sch *schema.Schema) []string {
 // callConfig is the client configuration of -addr, -ws, -kcp and -tls.
 func callConfig(o callOptions) (client.Config, error) {
 	cfg := client.Config{Addr: o.addr, Transport: "tcp", Heartbeat: 5 * time.Second}
-	if o.kcp && (o.ws || o.cacert != "") {
-		return cfg, usageError("-kcp excludes -ws and -tls")
+	if o.ws && o.kcp {
+		return cfg, usageError("-ws and -kcp exclude each other")
+	}
+	if o.kcp && o.cacert != "" {
+		return cfg, usageError("-tls and -kcp exclude each other: KCP has no TLS")
 	}
 	port := "7001"
 	switch {
