@@ -303,3 +303,28 @@ func TestAdminGuards(t *testing.T) {
 		t.Fatalf("reload with the token: %v\n%s", err, out)
 	}
 }
+
+// TestWebSocketHeaderTimeout: an upgrade request whose headers never end is closed by the
+// WebSocket server's header timeout, and the gateway keeps serving.
+func TestWebSocketHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	nc, err := net.Dial("tcp", s.ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	start := time.Now()
+	if _, err := nc.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err = io.ReadAll(nc)
+	if err != nil && !isReset(err) {
+		t.Fatalf("the unfinished request: %v, want the server to close it", err)
+	}
+	if took := time.Since(start); took < 4*time.Second {
+		t.Fatalf("closed after %v, want about the 5 s header timeout", took)
+	}
+	guest(t, s.dial(t, "ws"), "after-slow-header")
+}
