@@ -156,3 +156,40 @@ func (r *rawConn) expectKickAndCloseAfterReplies(code protocol.Code, timeout tim
 		}
 	}
 }
+
+// TestRoomsPerPlayer: a room whose creator's join fails is closed; one player making rooms that
+// stay open when empty holds at most session.max_rooms_per_player of them; another player is not
+// affected.
+func TestRoomsPerPlayer(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{fixtures: true, config: "session:\n  max_rooms_per_player: 3\n"})
+	rooms := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, body := s.httpGet(t, "/status")
+			if strings.Contains(string(body), `"rooms": `+want+`,`) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status: %s, want %s rooms", body, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c := s.dial(t, "tcp")
+	guest(t, c, "room-hoarder")
+	_, err := s.call(timeout(t, 10*time.Second), c, "HallReq", `{"refuse": true}`)
+	expectCode(t, "a hall its creator cannot join", err, 1700)
+	rooms("0")
+	for range 3 {
+		s.mustCall(t, c, "HallReq", `{}`, "HallAck")
+	}
+	_, err = s.call(timeout(t, 10*time.Second), c, "HallReq", `{}`)
+	expectCode(t, "a 4th hall", err, protocol.Unavailable)
+	rooms("3")
+	other := s.dial(t, "ws")
+	guest(t, other, "room-maker")
+	s.mustCall(t, other, "HallReq", `{}`, "HallAck")
+	rooms("4")
+}

@@ -112,11 +112,13 @@ type Lua struct {
 
 // Session configures sessions and resume.
 type Session struct {
-	ResumeWindow  time.Duration `yaml:"resume_window"`
-	ReplayPushes  int           `yaml:"replay_pushes"`
-	ReplayBytes   int           `yaml:"replay_bytes"`
-	MaxRooms      int           `yaml:"max_rooms"`
-	RoomMailboxes int           `yaml:"room_mailbox_size"`
+	ResumeWindow time.Duration `yaml:"resume_window"`
+	ReplayPushes int           `yaml:"replay_pushes"`
+	ReplayBytes  int           `yaml:"replay_bytes"`
+	MaxRooms     int           `yaml:"max_rooms"`
+	// MaxRoomsPerPlayer bounds the open rooms whose first member was one player.
+	MaxRoomsPerPlayer int `yaml:"max_rooms_per_player"`
+	RoomMailboxes     int `yaml:"room_mailbox_size"`
 }
 
 // Auth configures logins and tokens.
@@ -182,11 +184,12 @@ func Default() Config {
 			Debounce:       150 * time.Millisecond,
 		},
 		Session: Session{
-			ResumeWindow:  60 * time.Second,
-			ReplayPushes:  1024,
-			ReplayBytes:   256 << 10,
-			MaxRooms:      100000,
-			RoomMailboxes: 256,
+			ResumeWindow:      60 * time.Second,
+			ReplayPushes:      1024,
+			ReplayBytes:       256 << 10,
+			MaxRooms:          100000,
+			MaxRoomsPerPlayer: 16,
+			RoomMailboxes:     256,
 		},
 		Auth: Auth{
 			TokenTTL:          15 * time.Minute,
@@ -340,6 +343,7 @@ func (c Config) Validate() error {
 	check(c.Lua.HandlerTimeout >= time.Millisecond, "lua.handler_timeout must be at least 1ms")
 	check(c.Session.ResumeWindow >= 0, "session.resume_window must not be negative")
 	check(c.Session.ReplayPushes >= 1, "session.replay_pushes must be at least 1")
+	check(c.Session.MaxRoomsPerPlayer >= 1, "session.max_rooms_per_player must be at least 1")
 	check(c.GCPercent >= 10, "gc_percent must be at least 10")
 	check(c.MemoryLimit == 0 || c.MemoryLimit >= 64<<20, "memory_limit must be 0 (none) or at least 64 MiB")
 	check(c.MemoryHighWater > 0 && c.MemoryHighWater <= 1, "memory_high_water must be above 0 and at most 1")

@@ -134,7 +134,7 @@ func (n *Node) build() (err error) {
 		MailboxSize: cfg.Session.RoomMailboxes,
 		MaxRooms:    cfg.Session.MaxRooms,
 	})
-	svc.Rooms = &guardedRooms{Manager: n.rooms, mem: n.mem, fresh: map[string]time.Time{}}
+	svc.Rooms = newGuardedRooms(n.rooms, n.mem, cfg.Session.MaxRoomsPerPlayer)
 	n.router = router.New(router.Config{
 		System:      n.system,
 		Versions:    versions,

@@ -45,14 +45,21 @@ func (g *memoryGuard) check() (heap uint64, changed bool) {
 func (g *memoryGuard) Shedding() bool { return g.over.Load() }
 
 // guardedRooms is the room service the scripts see: the room manager, with new rooms refused
-// while memory sheds, and a room closed when the first join after its creation fails (its
-// creator could not get in: nobody would).
+// while memory sheds, a room closed when the first join after its creation fails (its creator
+// could not get in: nobody would), and at most perPlayer open rooms whose first member was the
+// same player (the rooms a player's requests made).
 type guardedRooms struct {
 	*room.Manager
-	mem *memoryGuard
+	mem       *memoryGuard
+	perPlayer int
 
 	mu    sync.Mutex
 	fresh map[string]time.Time // rooms created and not joined yet
+	made  map[string][]string  // player → the rooms it was the first to join
+}
+
+func newGuardedRooms(m *room.Manager, mem *memoryGuard, perPlayer int) *guardedRooms {
+	return &guardedRooms{Manager: m, mem: mem, perPlayer: perPlayer, fresh: map[string]time.Time{}, made: map[string][]string{}}
 }
 
 // freshFor is how long a created room counts as waiting for its creator's join.
@@ -78,15 +85,40 @@ func (g *guardedRooms) Create(roomType string, args any) (string, error) {
 }
 
 func (g *guardedRooms) Join(deadline time.Time, roomID, playerID string, args any) (any, error) {
-	out, err := g.Manager.Join(deadline, roomID, playerID, args)
 	g.mu.Lock()
 	_, fresh := g.fresh[roomID]
 	delete(g.fresh, roomID)
+	var refused error
+	if fresh {
+		refused = g.claim(playerID, roomID)
+	}
 	g.mu.Unlock()
+	if refused != nil {
+		g.Manager.CloseIfEmpty(roomID)
+		return nil, refused
+	}
+	out, err := g.Manager.Join(deadline, roomID, playerID, args)
 	if err != nil && fresh {
 		g.Manager.CloseIfEmpty(roomID)
 	}
 	return out, err
+}
+
+// claim counts a fresh room as made by player, unless the player already made perPlayer rooms
+// that are still open; g.mu is held.
+func (g *guardedRooms) claim(playerID, roomID string) error {
+	open := g.made[playerID][:0]
+	for _, id := range g.made[playerID] {
+		if g.Manager.IsOpen(id) {
+			open = append(open, id)
+		}
+	}
+	if len(open) >= g.perPlayer {
+		g.made[playerID] = open
+		return protocol.Errorf(protocol.Unavailable, "a player may make at most %d open rooms (session.max_rooms_per_player)", g.perPlayer)
+	}
+	g.made[playerID] = append(open, roomID)
+	return nil
 }
 
 var _ script.Rooms = (*guardedRooms)(nil)

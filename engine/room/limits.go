@@ -21,3 +21,11 @@ func (m *Manager) CloseIfEmpty(roomID string) {
 		r.settle(vm)
 	})
 }
+
+// IsOpen reports whether a room exists and has not closed.
+func (m *Manager) IsOpen(roomID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rooms[roomID]
+	return r != nil && !r.closed
+}
