@@ -73,12 +73,13 @@ func (c *conn) loginDone(method, account string, cerr *protocol.CodeError) {
 	}
 }
 
-// mayCreateGuest takes one guest creation from the connection's IP budget.
-func (c *conn) mayCreateGuest() bool {
-	if c.g.guard.guests == nil || c.g.guard.guests.allow(hostOf(c.remote)) {
+// MayCreateGuest takes one guest account creation from the budget of a client address
+// (auth.guests_per_ip_minute); the login service asks it. Safe for concurrent use.
+func (g *Gateway) MayCreateGuest(address string) bool {
+	if g.guard.guests == nil || g.guard.guests.allow(address) {
 		return true
 	}
-	c.g.warn("guest_limit", c.remote, "guest account creation refused", "conn", c.id)
+	g.warn("guest_limit", address, "guest account creation refused")
 	return false
 }
 
@@ -105,13 +106,6 @@ func (r *ipRates) allow(ip string) bool {
 		r.m[ip] = l
 	}
 	return l.Allow()
-}
-
-// creationRefused is the answer to a guest login refused by the creation limit.
-func creationRefused(perMinute int) *protocol.CodeError {
-	err := protocol.Errorf(protocol.RateLimited, "%s (at most %d new guests per minute per address)", auth.ErrCreationLimited.Error(), perMinute)
-	err.RetryAfterMs = uint32(time.Minute.Milliseconds()/int64(max(perMinute, 1))) + 1
-	return err
 }
 
 // ignoredRetryHint counts a login attempt made while its account or address had to wait: a

@@ -20,13 +20,15 @@ import (
 
 	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/script"
 	"github.com/moonforge/moonforge/engine/session"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
-// Config configures the gateway. Zero values take the defaults of docs/protocol.md.
+// Config configures the gateway. Zero values of the fields that the node's configuration has take
+// config.Default's values (those of docs/protocol.md); the others' defaults are given here.
 type Config struct {
 	TCPAddr              string        // default ":7001"; "-" disables TCP
 	WSAddr               string        // default ":7002"; "-" disables WebSocket
@@ -57,11 +59,12 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	d := config.Default().Gate
 	if c.TCPAddr == "" {
-		c.TCPAddr = ":7001"
+		c.TCPAddr = d.TCP
 	}
 	if c.WSAddr == "" {
-		c.WSAddr = ":7002"
+		c.WSAddr = d.WS
 	}
 	if c.TLSTCPAddr == "" {
 		c.TLSTCPAddr = ":7443"
@@ -70,22 +73,22 @@ func (c Config) withDefaults() Config {
 		c.TLSWSAddr = ":7444"
 	}
 	if c.WSPath == "" {
-		c.WSPath = "/ws"
+		c.WSPath = d.WSPath
 	}
 	if c.MaxFrame <= 0 {
-		c.MaxFrame = wire.DefaultMaxLength
+		c.MaxFrame = d.MaxFrame
 	}
 	if c.Heartbeat <= 0 {
-		c.Heartbeat = 10 * time.Second
+		c.Heartbeat = d.Heartbeat
 	}
 	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.MaxUnauthenticated <= 0 {
-		c.MaxUnauthenticated = 3
+		c.MaxUnauthenticated = d.MaxUnauthenticated
 	}
 	if c.SendQueueBytes <= 0 {
-		c.SendQueueBytes = 4 << 20
+		c.SendQueueBytes = d.SendQueueBytes
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -113,12 +116,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Router delivers requests to the code that handles them. Both methods return at once; the answer
-// goes through the request's Replier or the login's Done.
+// Router delivers requests to the code that handles them (router.Router implements it). Route
+// returns at once; the answer is posted to the request's reply address, the connection.
 type Router interface {
 	Route(req *call.Request)
-	// Login runs a custom login method; false if no script registered it.
-	Login(l *call.Login) bool
+}
+
+// Schema names the message ids of the schema in force (script.Versions implements it). Safe for
+// concurrent use; called on connection reader goroutines for every request.
+type Schema interface {
+	// MsgName returns the full name of a message id; false if the schema does not declare it.
+	MsgName(id uint16) (string, bool)
 }
 
 // Observer receives the gateway's events for metrics. Calls come from connection goroutines.
@@ -130,6 +138,8 @@ type Observer interface {
 	// Warned counts a per-connection warning of a kind (conn_limit, bad_frame, login_refused,
 	// rate_limited, ...); logged is false when sampling dropped it from the log.
 	Warned(kind string, logged bool)
+	// Late counts an answer that came after its request was answered TIMEOUT.
+	Late()
 }
 
 type noObserver struct{}
@@ -138,15 +148,17 @@ func (noObserver) Connections(string, int)                       {}
 func (noObserver) Answered(string, protocol.Code, time.Duration) {}
 func (noObserver) Traffic(int, int)                              {}
 func (noObserver) Warned(string, bool)                           {}
+func (noObserver) Late()                                         {}
 
 // Deps are the gateway's collaborators.
 type Deps struct {
 	Sessions    *session.Manager
-	Accounts    *auth.Accounts
-	Tokens      *auth.Tokens
-	Revocations *auth.Revocations
+	Tokens      *auth.Tokens      // for resume, refresh, and the tokens of a LoginAck
+	Revocations *auth.Revocations // revoked tokens (logout)
+	Login       login.Service     // checks LoginReqs
 	Router      Router
-	Versions    *script.Versions // the schema in force
+	Boxes       *call.Boxes // the connections' reply addresses
+	Schema      Schema      // the schema in force
 	Log         *slog.Logger
 	Observer    Observer    // optional
 	TLS         *tls.Config // serves the TLS listeners; nil: they stay closed
@@ -155,10 +167,11 @@ type Deps struct {
 
 // Gateway accepts and serves client connections. Its methods are safe for concurrent use.
 type Gateway struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	obs  Observer
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	obs   Observer
+	boxes *call.Boxes
 
 	upgrader websocket.Upgrader
 	nextID   atomic.Uint64
@@ -185,7 +198,10 @@ func New(cfg Config, deps Deps) *Gateway {
 	if deps.Observer == nil {
 		deps.Observer = noObserver{}
 	}
-	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, conns: map[*conn]struct{}{}}
+	if deps.Boxes == nil {
+		deps.Boxes = call.NewBoxes("", nil)
+	}
+	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, boxes: deps.Boxes, conns: map[*conn]struct{}{}}
 	g.limits = newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
 	g.guard = newLoginGuard(cfg)
 	g.upgrader = websocket.Upgrader{

@@ -86,7 +86,7 @@ func (g *Gateway) refused(limit, remote string) {
 // overLimit refuses a request over the connection's in-flight cap or its rate, with a retry hint;
 // reader goroutine only.
 func (c *conn) overLimit(now time.Time) *protocol.CodeError {
-	if n := c.pending.Load(); n >= int64(c.g.cfg.MaxInFlight) {
+	if n := c.inFlight(); n >= c.g.cfg.MaxInFlight {
 		err := protocol.Errorf(protocol.RateLimited, "%d requests already wait for their reply", n)
 		err.RetryAfterMs = inFlightRetryMs
 		return err

@@ -52,7 +52,7 @@ func (c *conn) refresh(f wire.Frame) {
 	}
 	if err != nil {
 		c.g.warn("refresh_refused", c.remote, "refresh refused", "conn", c.id, "error", err)
-		c.failFrame(f, name, authError(err))
+		c.failFrame(f, name, tokenError(err))
 		return
 	}
 	access, expires, refresh, refreshExpires := c.issueTokens(claims.PlayerID, claims.SessionID)
@@ -105,3 +105,11 @@ func (c *conn) closeGracefully(reason string) {
 
 // isRevoked reports whether err says the token was revoked.
 func isRevoked(err error) bool { return errors.Is(err, auth.ErrRevokedToken) }
+
+// tokenError maps a refused token to UNAUTHENTICATED, and a failure of the store to INTERNAL.
+func tokenError(err error) *protocol.CodeError {
+	if errors.Is(err, auth.ErrBadToken) || errors.Is(err, auth.ErrExpiredToken) || isRevoked(err) {
+		return &protocol.CodeError{Code: protocol.Unauthenticated, Message: err.Error()}
+	}
+	return protocol.Errorf(protocol.Internal, "refresh failed")
+}

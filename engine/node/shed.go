@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/room"
 	"github.com/moonforge/moonforge/engine/script"
@@ -84,25 +85,38 @@ func (g *guardedRooms) Create(roomType string, args any) (string, error) {
 	return id, err
 }
 
-func (g *guardedRooms) Join(deadline time.Time, roomID, playerID string, args any) (any, error) {
+func (g *guardedRooms) Join(c *call.Call) {
 	g.mu.Lock()
-	_, fresh := g.fresh[roomID]
-	delete(g.fresh, roomID)
+	_, fresh := g.fresh[c.Target]
+	delete(g.fresh, c.Target)
 	var refused error
 	if fresh {
-		refused = g.claim(playerID, roomID)
+		refused = g.claim(c.PlayerID, c.Target)
 	}
 	g.mu.Unlock()
-	if refused != nil {
-		g.Manager.CloseIfEmpty(roomID)
-		return nil, refused
+	switch {
+	case refused != nil:
+		g.Manager.CloseIfEmpty(c.Target)
+		c.Fail(refused)
+	case fresh:
+		// The creator's join: if it fails, nobody is in the room and it closes.
+		inner := *c
+		inner.Post = postFunc(func(a call.Answer) {
+			if a.Err != nil {
+				g.Manager.CloseIfEmpty(c.Target)
+			}
+			c.Post.Post(a)
+		})
+		g.Manager.Join(&inner)
+	default:
+		g.Manager.Join(c)
 	}
-	out, err := g.Manager.Join(deadline, roomID, playerID, args)
-	if err != nil && fresh {
-		g.Manager.CloseIfEmpty(roomID)
-	}
-	return out, err
 }
+
+// postFunc is a call.Poster made of a function.
+type postFunc func(call.Answer)
+
+func (f postFunc) Post(a call.Answer) { f(a) }
 
 // claim counts a fresh room as made by player, unless the player already made perPlayer rooms
 // that are still open; g.mu is held.

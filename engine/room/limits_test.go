@@ -12,14 +12,14 @@ func TestCloseIfEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Join(soon(), empty, "x", map[string]any{"refuse": true}); err == nil {
+	if _, err := join(m, empty, "x", map[string]any{"refuse": true}); err == nil {
 		t.Fatal("the refused join succeeded")
 	}
 	used, err := m.Create("duel", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Join(soon(), used, "a", nil); err != nil {
+	if _, err := join(m, used, "a", nil); err != nil {
 		t.Fatal(err)
 	}
 	m.CloseIfEmpty(empty)

@@ -1,4 +1,4 @@
-package schema
+package luapb
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"testing/fstest"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/moonforge/moonforge/engine/schema"
 )
 
 // TestDecodeBudget: a payload of empty elements of a wide message would build far more table
@@ -30,11 +32,11 @@ message Many {
   repeated Wide items = 1;
 }
 `)}
-	s, err := LoadFS(fsys)
+	sch, err := schema.LoadFS(fsys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := testMessage(t, s, "test.Many")
+	m := testMessage(t, New(sch), "test.Many")
 	L := lua.NewState()
 	defer L.Close()
 	few := bytes.Repeat([]byte{0x0a, 0x00}, 10) // 10 empty items: within the base budget
