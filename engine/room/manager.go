@@ -199,7 +199,7 @@ func (m *Manager) Call(c *call.Call) {
 }
 
 // Notify follows the sessions' presence messages (call.Notifier): a player whose session expired
-// leaves its room (on_leave, reason "offline"); a dropped connection runs the room's
+// or who logged out leaves its room (on_leave, reason "offline"); a dropped connection runs the room's
 // on_disconnect, a resume or a new login on_reconnect.
 func (m *Manager) Notify(p call.Presence) {
 	m.mu.Lock()
@@ -210,7 +210,7 @@ func (m *Manager) Notify(p call.Presence) {
 	}
 	switch p.Event {
 	case call.SessionEnded:
-		if p.Reason != "expired" {
+		if p.Reason != "expired" && p.Reason != "logout" {
 			return
 		}
 		if err := m.leave(r, p.PlayerID, "offline", nil); err != nil {
