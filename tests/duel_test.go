@@ -195,8 +195,8 @@ func TestBotsPlayADuel(t *testing.T) {
 		done <- result{out, err}
 	}
 	rock, scissors := make(chan result, 1), make(chan result, 1)
-	go play("bot-rock", "rock", rock)
-	go play("bot-scissors", "scissors", scissors)
+	go play("duel-bot-rock-0001", "rock", rock)
+	go play("duel-bot-scissors-01", "scissors", scissors)
 	for _, c := range []struct {
 		ch   chan result
 		want string
