@@ -155,8 +155,9 @@ func (m *Manager) PushAll(msgID uint16, payload []byte) int {
 	return n
 }
 
-// End ends a session at once (reason "logout" and the like): it cannot be resumed, and the
-// followers get call.SessionEnded with the reason. Its connection, if any, is not kicked: the caller closes it.
+// End ends a session at once (reason "logout" and the like): it cannot be resumed, and its
+// followers get call.SessionEnded with the reason. Its connection, if any, is not kicked: the
+// caller closes it.
 func (m *Manager) End(s *Session, reason string) {
 	m.mu.Lock()
 	if m.byID[s.ID] == s {
