@@ -48,6 +48,15 @@ namespace Moonforge
         /// <summary>The largest frame length accepted or sent (docs/protocol.md's length field). Default 1 MiB.</summary>
         public int MaxFrameSize { get; set; } = Frame.DefaultMaxLength;
 
+        /// <summary>The most items (replies, pushes, events) one <see cref="MoonforgeClient.Update"/> runs; the rest
+        /// wait for the next frame. Default 32.</summary>
+        public int MaxWorkPerUpdate { get; set; } = 32;
+
+        /// <summary>The most items waiting for <see cref="MoonforgeClient.Update"/>: when the game does not pump
+        /// (a paused app), the client stops reading from the connection at this many, and the server holds
+        /// the rest. Default 512.</summary>
+        public int MaxQueuedWork { get; set; } = 512;
+
         /// <summary>The messages the client knows; null (default) means <see cref="MessageTable.CreateDefault"/>.</summary>
         public MessageTable Messages { get; set; }
 

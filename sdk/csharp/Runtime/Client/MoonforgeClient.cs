@@ -1,7 +1,11 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
+
+[assembly: InternalsVisibleTo("MoonforgeTests")]
+[assembly: InternalsVisibleTo("Moonforge.Client.Tests")]
 
 namespace Moonforge
 {
@@ -23,8 +27,8 @@ namespace Moonforge
     {
         private readonly ClientOptions options;
         private readonly MessageTable messages;
-        private readonly Action<string> log;
-        private readonly DispatchQueue dispatch = new DispatchQueue();
+        private readonly Action<string> logSink;
+        private readonly DispatchQueue dispatch;
         private readonly CancellationTokenSource lifetime = new CancellationTokenSource();
 
         // Everything below is guarded by gate.
@@ -32,6 +36,10 @@ namespace Moonforge
         private readonly Dictionary<uint, Pending> pending = new Dictionary<uint, Pending>();
         private readonly List<Frame> held = new List<Frame>();
         private readonly Dictionary<ushort, List<PushHandler>> handlers = new Dictionary<ushort, List<PushHandler>>();
+
+        // The game's requests whose task is not complete yet, with their outcome once it is known and
+        // queued for Update (null before): what Close completes at once.
+        private readonly Dictionary<Pending, Action> open = new Dictionary<Pending, Action>();
         private Connection conn;
         private uint nextSeq;
         private uint lastPushSeq;
@@ -44,6 +52,7 @@ namespace Moonforge
         private bool closed;
         private ErrorCode kickCode;
         private long roundTripTicks = -1;
+        private int liveHeartbeats;
 
         /// <summary>Creates a client; it does not connect until <see cref="ConnectAsync"/>.</summary>
         public MoonforgeClient(ClientOptions options)
@@ -51,7 +60,8 @@ namespace Moonforge
             if (options == null) throw new ArgumentNullException("options");
             this.options = options;
             messages = options.Messages ?? MessageTable.CreateDefault();
-            log = options.Log ?? (s => Console.Error.WriteLine("moonforge: " + s));
+            logSink = options.Log ?? (s => Console.Error.WriteLine("moonforge: " + s));
+            dispatch = new DispatchQueue(options.MaxQueuedWork);
         }
 
         /// <summary>
@@ -107,6 +117,18 @@ namespace Moonforge
         public uint LastPushSeq
         {
             get { lock (gate) return lastPushSeq; }
+        }
+
+        /// <summary>How many replies, pushes and events wait for <see cref="Update"/>.</summary>
+        public int QueuedWork
+        {
+            get { return dispatch.Count; }
+        }
+
+        /// <summary>Heartbeat timers running now: one per live connection (for tests).</summary>
+        internal int LiveHeartbeats
+        {
+            get { return Volatile.Read(ref liveHeartbeats); }
         }
 
         /// <summary>The round trip of the last Ping, or null before the first Pong.</summary>
@@ -188,18 +210,20 @@ namespace Moonforge
                 tcs.SetCanceled();
                 return tcs.Task;
             }
-            var p = new Pending(
-                (msg, err) =>
+            Pending p = null;
+            p = new Pending(
+                (msg, err, now) =>
                 {
                     T reply = msg as T;
                     if (err == null && reply == null)
                     {
                         err = new MoonforgeException(ErrorCode.DecodeFailed, "expected " + rep.FullName + " in reply to " + req.FullName + ", got " + DescribeType(msg));
                     }
-                    if (err != null) dispatch.Post(() => tcs.TrySetException(err));
-                    else dispatch.Post(() => tcs.TrySetResult(reply));
+                    if (err != null) Settle(p, () => tcs.TrySetException(err), now);
+                    else Settle(p, () => tcs.TrySetResult(reply), now);
                 },
-                () => dispatch.Post(() => tcs.TrySetCanceled()));
+                now => Settle(p, () => tcs.TrySetCanceled(), now));
+            lock (gate) open[p] = null;
             StartRequest(req.Id, Proto.Encode(request), timeout ?? options.RequestTimeout, cancellationToken, p, null);
             return tcs.Task;
         }
@@ -229,7 +253,7 @@ namespace Moonforge
                     return;
                 }
             }
-            log("not connected: dropped one-way " + info.FullName);
+            Log("not connected: dropped one-way " + info.FullName);
         }
 
         /// <summary>Calls handler, inside <see cref="Update"/>, for each push of type T with its push seq
@@ -261,21 +285,25 @@ namespace Moonforge
         }
 
         /// <summary>
-        /// Runs, on the calling thread, what the network has handed over since the last call: replies
-        /// (completing request tasks), push handlers, events, in arrival order. Call it every frame from
-        /// the main thread; it never blocks. Returns how many items ran.
+        /// Runs, on the calling thread, what the network has handed over before the call: replies
+        /// (completing request tasks), push handlers, events, in arrival order, at most
+        /// <see cref="ClientOptions.MaxWorkPerUpdate"/> of them (the rest wait for the next call). Call it
+        /// every frame from the main thread; it never blocks. An exception from a handler is logged and
+        /// the rest still runs. Returns how many items ran.
         /// </summary>
         public int Update()
         {
-            return dispatch.Drain(e => log("handler failed: " + e));
+            return dispatch.Drain(options.MaxWorkPerUpdate, e => Log("handler failed: " + e));
         }
 
-        /// <summary>Closes the connection for good: no reconnect; requests still waiting fail with
-        /// Unavailable, and Disconnected is raised at the next <see cref="Update"/>.</summary>
+        /// <summary>Closes the connection for good: no reconnect. Every request task completes before Close
+        /// returns: with its outcome when that had arrived, else faulted with Unavailable. Pushes not yet
+        /// handled are dropped; Disconnected is raised at the next <see cref="Update"/>, if any.</summary>
         public void Close()
         {
             Connection c;
             List<Pending> failed;
+            var known = new List<Action>();
             lock (gate)
             {
                 if (closed) return;
@@ -288,11 +316,23 @@ namespace Moonforge
                 held.Clear();
                 reconnecting = false;
                 resuming = false;
+                var ready = new List<KeyValuePair<Pending, Action>>();
+                foreach (var kv in open)
+                {
+                    if (kv.Value != null) ready.Add(kv);
+                }
+                foreach (var kv in ready)
+                {
+                    open.Remove(kv.Key);
+                    known.Add(kv.Value);
+                }
             }
             lifetime.Cancel();
             if (c != null) c.Shutdown();
+            dispatch.Clear();
+            foreach (var complete in known) complete();
             var err = new MoonforgeException(ErrorCode.Unavailable, "client closed");
-            foreach (var p in failed) p.Fail(err);
+            foreach (var p in failed) p.Fail(err, true);
             RaiseEvent(ClientEvent.Disconnected, new EventInfo(0, "closed by the client", 0, false));
         }
 
@@ -302,13 +342,52 @@ namespace Moonforge
             Close();
         }
 
-        /// <summary>Drops the connection underneath, as a network failure would (for tests and QA): the
-        /// client reconnects and resumes as after a real loss.</summary>
+        /// <summary>Drops the connection underneath, as a network failure would (for tests and QA), at once:
+        /// <see cref="IsConnected"/> is false when it returns, requests in flight have failed with
+        /// Unavailable, new ones wait for the resume, and the client reconnects as after a real loss.</summary>
         public void SimulateNetworkLoss()
         {
             Connection c;
             lock (gate) c = conn;
-            if (c != null) c.Transport.Abort();
+            if (c != null) Lost(c, new System.IO.IOException("simulated network loss"));
+        }
+
+        // Log reports to ClientOptions.Log; an exception from it is swallowed, so that a Log touching a
+        // Unity object off the main thread cannot stop a network loop.
+        private void Log(string line)
+        {
+            try
+            {
+                logSink(line);
+            }
+            catch (Exception)
+            {
+                // Nowhere left to report it.
+            }
+        }
+
+        // Settle hands the outcome of a game request to its task: at the next Update, or at once when now
+        // is set or the client is closed (no Update may follow). The first outcome wins.
+        private void Settle(Pending p, Action complete, bool now)
+        {
+            lock (gate)
+            {
+                Action known;
+                if (!open.TryGetValue(p, out known) || known != null) return;
+                if (!now && !closed)
+                {
+                    open[p] = complete;
+                    dispatch.Post(() =>
+                    {
+                        bool mine;
+                        lock (gate) mine = open.Remove(p);
+                        if (mine) complete();
+                    });
+                    return;
+                }
+                open.Remove(p);
+            }
+            complete();
         }
 
         private MessageInfo Require(Type type)
@@ -339,6 +418,7 @@ namespace Moonforge
             PushHandler[] list;
             lock (gate)
             {
+                if (closed) return;
                 List<PushHandler> l;
                 if (!handlers.TryGetValue(msgId, out l) || l.Count == 0) return;
                 list = l.ToArray();
@@ -352,7 +432,7 @@ namespace Moonforge
                 }
                 catch (Exception e)
                 {
-                    log("push handler failed: " + e);
+                    Log("push handler failed: " + e);
                 }
             }
         }
