@@ -7,6 +7,7 @@ namespace Moonforge.Tests
     ///   MoonforgeTests.exe conformance &lt;tests/vectors dir&gt;
     ///   MoonforgeTests.exe client
     ///   MoonforgeTests.exe e2e &lt;host&gt; &lt;tcp port&gt; &lt;ws port&gt;
+    ///   MoonforgeTests.exe chaos &lt;host&gt; &lt;port&gt; &lt;stop file&gt;
     /// Exit status 0 when every check passed.
     /// </summary>
     internal static class Program
@@ -15,8 +16,9 @@ namespace Moonforge.Tests
         {
             if (args.Length == 2 && args[0] == "conformance") return ConformanceTests.Run(args[1]);
             if (args.Length == 1 && args[0] == "client") return ClientTests.Run();
+            if (args.Length == 4 && args[0] == "chaos") return ChaosTests.Run(args[1], int.Parse(args[2]), args[3]);
             if (args.Length == 4 && args[0] == "e2e") return EndToEndTests.Run(args[1], int.Parse(args[2]), int.Parse(args[3]));
-            Console.Error.WriteLine("usage: MoonforgeTests.exe conformance <vectors dir> | client | e2e <host> <tcp port> <ws port>");
+            Console.Error.WriteLine("usage: MoonforgeTests.exe conformance <vectors dir> | client | e2e <host> <tcp port> <ws port> | chaos <host> <port> <stop file>");
             return 2;
         }
     }
