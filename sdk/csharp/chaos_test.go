@@ -2,7 +2,6 @@ package csharp_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -12,21 +11,13 @@ import (
 	"github.com/moonforge/moonforge/sdk/internal/relay"
 )
 
-// chaosFaults is how many faults each chaos run survives.
-const chaosFaults = 1000
-
-// chaosSeed is the relay's seed: MOONFORGE_CHAOS_SEED, or a fixed one, so that a failure can be
-// replayed with the same faults.
+// chaosSeed returns the relay's seed and logs how to replay it.
 func chaosSeed(t *testing.T) int64 {
-	seed := int64(18)
-	if s := os.Getenv("MOONFORGE_CHAOS_SEED"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			t.Fatalf("MOONFORGE_CHAOS_SEED=%q: %v", s, err)
-		}
-		seed = n
+	seed, err := relay.Seed()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("relay seed %d (MOONFORGE_CHAOS_SEED replays it)", seed)
+	t.Logf("relay seed %d (MOONFORGE_CHAOS_SEED=%d replays the faults)", seed, seed)
 	return seed
 }
 
@@ -40,7 +31,7 @@ func TestChaos(t *testing.T) {
 	tcp, _ := startServer(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	res, err := relay.Run(ctx, "127.0.0.1:"+tcp, chaosSeed(t), chaosFaults, func(port int, stop string) *exec.Cmd {
+	res, err := relay.Run(ctx, "127.0.0.1:"+tcp, chaosSeed(t), relay.Faults, func(port int, stop string) *exec.Cmd {
 		return exec.CommandContext(ctx, mono, "--debug", exe, "chaos", "127.0.0.1", strconv.Itoa(port), stop)
 	})
 	if err != nil || !regexp.MustCompile(`(?m)^chaos: [1-9]\d* passed, 0 failed$`).MatchString(res.Output) {

@@ -13,10 +13,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
+
+// Faults is how many faults a chaos run survives.
+const Faults = 1000
+
+// Seed is the seed of a chaos run: MOONFORGE_CHAOS_SEED, or a fixed one, so that the faults of a
+// failed run can be replayed.
+func Seed() (int64, error) {
+	s := os.Getenv("MOONFORGE_CHAOS_SEED")
+	if s == "" {
+		return 18, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("MOONFORGE_CHAOS_SEED=%q: %v", s, err)
+	}
+	return n, nil
+}
 
 // Fault is one kind of damage done to a live connection.
 type Fault string
