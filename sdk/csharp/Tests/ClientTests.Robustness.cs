@@ -178,5 +178,110 @@ namespace Moonforge.Tests
             check.True(inOrder, "each push once, in order");
             client.Close();
         }
+
+        // SimulatedLossAtOnce: SimulateNetworkLoss takes effect before it returns; requests made after
+        // it wait for the resume.
+        private static void SimulatedLossAtOnce(Check check)
+        {
+            var servers = new List<ScriptedServer>();
+            var client = new MoonforgeClient(Options(servers, true, TimeSpan.Zero));
+            client.ConnectAsync().Wait();
+            Task<LoginAck> login = client.LoginGuestAsync("dev-1");
+            Server(servers, 0).Reply(Server(servers, 0).NextSent(f => f.MsgId == LoginReq.MessageId), new LoginAck { PlayerId = "p1", Token = "t1" });
+            check.True(Pump(client, () => login.IsCompleted), "login");
+            Task<StatsAck> inFlight = client.StatsAsync(new StatsReq());
+            Server(servers, 0).NextSent(f => f.MsgId == StatsReq.MessageId);
+            client.SimulateNetworkLoss();
+            check.True(!client.IsConnected, "IsConnected is false when SimulateNetworkLoss returns");
+            check.True(inFlight.IsFaulted && ((MoonforgeException)inFlight.Exception.InnerException).Code == ErrorCode.Unavailable, "the request in flight failed at once");
+            Task<StatsAck> after = client.StatsAsync(new StatsReq());
+            check.True(Pump(client, () => Server(servers, 1) != null), "reconnected");
+            Frame resume = Server(servers, 1).NextSent(f => f.MsgId == ResumeReq.MessageId);
+            check.True(!Server(servers, 1).SentAny(f => f.MsgId == StatsReq.MessageId), "the request waits for the resume");
+            Server(servers, 1).Reply(resume, new ResumeAck { PlayerId = "p1", Token = "t2" });
+            Server(servers, 1).Reply(Server(servers, 1).NextSent(f => f.MsgId == StatsReq.MessageId), new StatsAck());
+            check.True(Pump(client, () => after.IsCompleted) && after.Status == TaskStatus.RanToCompletion, "and is answered after it");
+            client.Close();
+        }
+
+        // NamedEvents: disconnections carry a reason name, codes are names, and each kind of event has
+        // its own C# event beside EventRaised; a throwing handler does not stop the others.
+        private static void NamedEvents(Check check)
+        {
+            var servers = new List<ScriptedServer>();
+            var client = new MoonforgeClient(Options(servers, false, TimeSpan.FromMilliseconds(50)));
+            var seen = new List<string>();
+            client.EventRaised += (ev, info) => { throw new Exception("first handler fails"); };
+            client.Connected += info => seen.Add("connected");
+            client.Reconnecting += info => seen.Add("reconnecting " + info.Attempt);
+            client.Disconnected += info => seen.Add("disconnected " + info.Disconnect + " " + info);
+            client.ConnectAsync().Wait();
+            check.True(Pump(client, () => seen.Exists(s => s.StartsWith("reconnecting 1"))), "Connected, Disconnected and Reconnecting: " + string.Join("; ", seen.ToArray()));
+            string d = seen.Find(s => s.StartsWith("disconnected"));
+            check.True(d != null && d.StartsWith("disconnected ServerSilent ServerSilent, will reconnect"), "a silent server is ServerSilent: " + d);
+            check.True(d != null && !d.Contains("CODE_"), "no CODE_ name: " + d);
+            check.True(seen[0] == "connected", "Connected first: " + seen[0]);
+            client.Close();
+            var closed = new List<EventInfo>();
+            client.Disconnected += closed.Add;
+            client.Update();
+            check.True(closed.Count == 1 && closed[0].Disconnect == DisconnectReason.ClosedByClient && closed[0].ToString() == "ClosedByClient, no reconnect: closed by the client", "Close: " + (closed.Count > 0 ? closed[0].ToString() : "none"));
+            check.Equal("NONE", ErrorCodes.Name(ErrorCode.None), "code 0");
+
+            servers = new List<ScriptedServer>();
+            client = new MoonforgeClient(Options(servers, true, TimeSpan.Zero));
+            var kicked = new List<EventInfo>();
+            var gone = new List<EventInfo>();
+            client.Kicked += kicked.Add;
+            client.Disconnected += gone.Add;
+            client.ConnectAsync().Wait();
+            Server(servers, 0).Push(0, new Kick { Code = (uint)ErrorCode.KickedDuplicateLogin, Reason = "elsewhere" });
+            check.True(Pump(client, () => kicked.Count == 1), "Kicked event");
+            Server(servers, 0).Abort();
+            check.True(Pump(client, () => gone.Count == 1), "Disconnected after the kick");
+            check.True(gone[0].Disconnect == DisconnectReason.Kicked && gone[0].Code == ErrorCode.KickedDuplicateLogin && gone[0].ToString().StartsWith("Kicked, no reconnect KICKED_DUPLICATE_LOGIN"), "Disconnected names the kick: " + gone[0]);
+            client.Close();
+        }
+
+        // CatchAllPushes: OnAny sees every push after the typed handlers; a push nobody handles is
+        // logged once per type.
+        private static void CatchAllPushes(Check check)
+        {
+            var servers = new List<ScriptedServer>();
+            ClientOptions o = Options(servers, true, TimeSpan.Zero);
+            var logged = new List<string>();
+            o.Log = s => { lock (logged) logged.Add(s); };
+            var client = new MoonforgeClient(o);
+            var order = new List<string>();
+            client.ConnectAsync().Wait();
+            Server(servers, 0).Push(1, new ArenaEvent());
+            Server(servers, 0).Push(2, new ArenaEvent());
+            check.True(Pump(client, () => client.LastPushSeq == 2 && client.QueuedWork == 0), "two unhandled pushes");
+            client.On<ChatMessage>((m, seq) => order.Add("chat " + seq));
+            IDisposable any = client.OnAny((m, seq) => order.Add("any " + m.GetType().Name + " " + seq));
+            Server(servers, 0).Push(3, new ChatMessage());
+            Server(servers, 0).Push(4, new ArenaState());
+            check.True(Pump(client, () => order.Count == 3), "handled: " + string.Join(", ", order.ToArray()));
+            check.Equal("chat 3, any ChatMessage 3, any ArenaState 4", string.Join(", ", order.ToArray()), "typed handlers first, then OnAny");
+            any.Dispose();
+            Server(servers, 0).Push(5, new ArenaState());
+            Server(servers, 0).Push(6, new ArenaState());
+            check.True(Pump(client, () => client.LastPushSeq == 6 && client.QueuedWork == 0), "two more");
+            lock (logged)
+            {
+                check.Equal(1, logged.FindAll(s => s.Contains("no handler for push demo.ArenaEvent")).Count, "unhandled ArenaEvent logged once");
+                check.Equal(1, logged.FindAll(s => s.Contains("no handler for push demo.ArenaState")).Count, "unhandled ArenaState logged once");
+            }
+            client.Close();
+        }
+
+        private static void DefaultPorts(Check check)
+        {
+            check.Equal(7001, new ClientOptions().Port, "TCP");
+            check.Equal(7002, new ClientOptions { Transport = Transport.WebSocket }.Port, "WebSocket");
+            check.Equal(7443, new ClientOptions { UseTls = true }.Port, "TCP over TLS");
+            check.Equal(7444, new ClientOptions { Transport = Transport.WebSocket, UseTls = true }.Port, "WebSocket over TLS");
+            check.Equal(9000, new ClientOptions { Transport = Transport.WebSocket, Port = 9000 }.Port, "a port set");
+        }
     }
 }

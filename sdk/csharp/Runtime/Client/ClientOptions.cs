@@ -11,8 +11,23 @@ namespace Moonforge
         /// <summary>Server host name or address. Default 127.0.0.1.</summary>
         public string Host { get; set; } = "127.0.0.1";
 
-        /// <summary>Server port. Default 7001 (the TCP default; WebSocket's is 7002).</summary>
-        public int Port { get; set; } = 7001;
+        private int port;
+
+        /// <summary>Server port. Unset (or 0), the default of the transport in docs/protocol.md:
+        /// <see cref="DefaultPort"/>.</summary>
+        public int Port
+        {
+            get { return port != 0 ? port : DefaultPort(Transport, UseTls); }
+            set { port = value; }
+        }
+
+        /// <summary>The server's default port for a transport (docs/protocol.md): TCP 7001, WebSocket
+        /// 7002, TCP over TLS 7443, WebSocket over TLS 7444.</summary>
+        public static int DefaultPort(Transport transport, bool tls)
+        {
+            if (transport == Transport.WebSocket) return tls ? 7444 : 7002;
+            return tls ? 7443 : 7001;
+        }
 
         /// <summary>TCP (default) or WebSocket.</summary>
         public Transport Transport { get; set; } = Transport.Tcp;

@@ -107,12 +107,12 @@ namespace Moonforge
         {
             ResumeReq req;
             lock (gate) req = new ResumeReq { Token = token ?? "", LastPushSeq = lastPushSeq };
-            var p = new Pending((msg, err, now) => Resumed(c, msg as ResumeAck, err), null);
+            var p = new Pending((msg, err, now) => ResumeAnswered(c, msg as ResumeAck, err), null);
             StartRequest(ResumeReq.MessageId, Proto.Encode(req), options.RequestTimeout, CancellationToken.None, p, c);
         }
 
-        // Resumed handles the answer to ResumeReq, on a network thread.
-        private void Resumed(Connection c, ResumeAck ack, Exception err)
+        // ResumeAnswered handles the answer to ResumeReq, on a network thread.
+        private void ResumeAnswered(Connection c, ResumeAck ack, Exception err)
         {
             var me = err as MoonforgeException;
             if (ack == null && (me == null || me.Code == ErrorCode.Unavailable || me.Code == ErrorCode.Timeout || me.Code == ErrorCode.Internal))
@@ -338,9 +338,8 @@ namespace Moonforge
                 Log("dropped push " + f.Seq + ": undecodable " + info.FullName + ": " + e.Message);
                 return;
             }
-            ushort id = f.MsgId;
             uint seq = f.Seq;
-            dispatch.Post(() => DispatchPush(id, push, seq));
+            dispatch.Post(() => DispatchPush(info, push, seq));
         }
 
         private void DecodeReply(Frame f, out IMessage msg, out Exception err)
@@ -401,8 +400,32 @@ namespace Moonforge
             c.Shutdown();
             var err = new MoonforgeException(ErrorCode.Unavailable, "connection lost before the reply: " + why.Message, 0, why);
             foreach (var p in failed) p.Fail(err, true);
-            RaiseEvent(ClientEvent.Disconnected, new EventInfo(kick, why.Message, 0, reconnect));
+            DisconnectReason cause = Cause(why, kick);
+            RaiseEvent(ClientEvent.Disconnected, new EventInfo(kick, Describe(cause), 0, reconnect, cause, why.Message, 0));
             if (reconnect) Task.Run(() => ReconnectLoop());
+        }
+
+        // Cause names why a connection ended: the kick before it, or the error that ended it.
+        private static DisconnectReason Cause(Exception why, ErrorCode kick)
+        {
+            if (kick != ErrorCode.None) return DisconnectReason.Kicked;
+            if (why is TimeoutException) return DisconnectReason.ServerSilent;
+            var me = why as MoonforgeException;
+            if (me != null && (me.Code == ErrorCode.MalformedFrame || me.Code == ErrorCode.FrameTooLarge)) return DisconnectReason.ProtocolViolation;
+            return DisconnectReason.ConnectionLost;
+        }
+
+        private static string Describe(DisconnectReason cause)
+        {
+            switch (cause)
+            {
+                case DisconnectReason.ClosedByClient: return "closed by the client";
+                case DisconnectReason.ServerSilent: return "nothing from the server for 3 heartbeat intervals";
+                case DisconnectReason.Kicked: return "kicked by the server";
+                case DisconnectReason.ProtocolViolation: return "the server broke the frame format";
+                case DisconnectReason.ReconnectFailed: return "gave up reconnecting";
+                default: return "the connection was lost";
+            }
         }
 
         private async Task ReconnectLoop()
@@ -418,6 +441,7 @@ namespace Moonforge
                 {
                     return;
                 }
+                RaiseEvent(ClientEvent.Reconnecting, new EventInfo(ErrorCode.None, "", 0, true, DisconnectReason.None, "", attempt));
                 Exception why;
                 try
                 {
@@ -445,7 +469,7 @@ namespace Moonforge
                     }
                     var err = new MoonforgeException(ErrorCode.Unavailable, "gave up reconnecting after " + attempt + " attempts", 0, why);
                     foreach (var p in failed) p.Fail(err, true);
-                    RaiseEvent(ClientEvent.Disconnected, new EventInfo(0, err.Message, 0, false));
+                    RaiseEvent(ClientEvent.Disconnected, new EventInfo(ErrorCode.None, Describe(DisconnectReason.ReconnectFailed), 0, false, DisconnectReason.ReconnectFailed, err.Message, attempt));
                     return;
                 }
                 long next = Math.Min(delay.Ticks * 2, options.ReconnectMaxDelay.Ticks);

@@ -36,6 +36,8 @@ namespace Moonforge
         private readonly Dictionary<uint, Pending> pending = new Dictionary<uint, Pending>();
         private readonly List<Frame> held = new List<Frame>();
         private readonly Dictionary<ushort, List<PushHandler>> handlers = new Dictionary<ushort, List<PushHandler>>();
+        private readonly List<PushHandler> anyHandlers = new List<PushHandler>();
+        private readonly HashSet<ushort> unhandledLogged = new HashSet<ushort>();
 
         // The game's requests whose task is not complete yet, with their outcome once it is known and
         // queued for Update (null before): what Close completes at once.
@@ -65,10 +67,29 @@ namespace Moonforge
         }
 
         /// <summary>
-        /// Connection and session events, raised inside <see cref="Update"/>: Connected, Disconnected,
-        /// Resumed, Kicked, LoginRequired.
+        /// Every connection and session event, raised inside <see cref="Update"/>: Connected,
+        /// Disconnected, Reconnecting, Resumed, Kicked, LoginRequired. The events of the same names
+        /// below carry one kind each and are raised right after this one.
         /// </summary>
         public event Action<ClientEvent, EventInfo> EventRaised;
+
+        /// <summary>A connection is up, raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Connected;
+
+        /// <summary>The connection is gone (<see cref="EventInfo.Disconnect"/> says why), raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Disconnected;
+
+        /// <summary>A reconnect attempt starts, raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Reconnecting;
+
+        /// <summary>The session was resumed on a new connection, raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Resumed;
+
+        /// <summary>The server sent Kick, raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Kicked;
+
+        /// <summary>The session could not be resumed: log in again. Raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> LoginRequired;
 
         /// <summary>The options the client was created with.</summary>
         public ClientOptions Options
@@ -277,6 +298,17 @@ namespace Moonforge
             return h;
         }
 
+        /// <summary>Calls handler, inside <see cref="Update"/>, for every push of any type with its push
+        /// seq, after the handlers of its type. Dispose the result to stop. A push that neither kind of
+        /// handler takes is logged, once per type.</summary>
+        public IDisposable OnAny(Action<IMessage, uint> handler)
+        {
+            if (handler == null) throw new ArgumentNullException("handler");
+            var h = new PushHandler(this, 0, handler);
+            lock (gate) anyHandlers.Add(h);
+            return h;
+        }
+
         /// <summary>Calls handler, inside <see cref="Update"/>, for each push of type T.</summary>
         public IDisposable On<T>(Action<T> handler) where T : class, IMessage
         {
@@ -333,7 +365,7 @@ namespace Moonforge
             foreach (var complete in known) complete();
             var err = new MoonforgeException(ErrorCode.Unavailable, "client closed");
             foreach (var p in failed) p.Fail(err, true);
-            RaiseEvent(ClientEvent.Disconnected, new EventInfo(0, "closed by the client", 0, false));
+            RaiseEvent(ClientEvent.Disconnected, new EventInfo(ErrorCode.None, Describe(DisconnectReason.ClosedByClient), 0, false, DisconnectReason.ClosedByClient, "", 0));
         }
 
         /// <summary>Same as <see cref="Close"/>.</summary>
@@ -408,21 +440,52 @@ namespace Moonforge
         {
             dispatch.Post(() =>
             {
-                var h = EventRaised;
-                if (h != null) h(ev, info);
+                var all = EventRaised;
+                if (all != null)
+                {
+                    foreach (Action<ClientEvent, EventInfo> h in all.GetInvocationList()) Isolated(() => h(ev, info));
+                }
+                Action<EventInfo> one = null;
+                switch (ev)
+                {
+                    case ClientEvent.Connected: one = Connected; break;
+                    case ClientEvent.Disconnected: one = Disconnected; break;
+                    case ClientEvent.Reconnecting: one = Reconnecting; break;
+                    case ClientEvent.Resumed: one = Resumed; break;
+                    case ClientEvent.Kicked: one = Kicked; break;
+                    case ClientEvent.LoginRequired: one = LoginRequired; break;
+                }
+                if (one == null) return;
+                foreach (Action<EventInfo> h in one.GetInvocationList()) Isolated(() => h(info));
             });
         }
 
-        private void DispatchPush(ushort msgId, IMessage msg, uint seq)
+        // Isolated runs a game callback; what it throws is logged, and the next callback still runs.
+        private void Isolated(Action callback)
         {
-            PushHandler[] list;
+            try
+            {
+                callback();
+            }
+            catch (Exception e)
+            {
+                Log("handler failed: " + e);
+            }
+        }
+
+        private void DispatchPush(MessageInfo info, IMessage msg, uint seq)
+        {
+            var list = new List<PushHandler>();
+            bool logUnhandled;
             lock (gate)
             {
                 if (closed) return;
                 List<PushHandler> l;
-                if (!handlers.TryGetValue(msgId, out l) || l.Count == 0) return;
-                list = l.ToArray();
+                if (handlers.TryGetValue(info.Id, out l)) list.AddRange(l);
+                list.AddRange(anyHandlers);
+                logUnhandled = list.Count == 0 && unhandledLogged.Add(info.Id);
             }
+            if (logUnhandled) Log("no handler for push " + info.FullName + " (logged once per type; OnAny takes every push)");
             foreach (var h in list)
             {
                 if (h.Removed) continue;
@@ -444,6 +507,7 @@ namespace Moonforge
                 h.Removed = true;
                 List<PushHandler> list;
                 if (handlers.TryGetValue(h.MsgId, out list)) list.Remove(h);
+                anyHandlers.Remove(h);
             }
         }
 
