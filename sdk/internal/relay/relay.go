@@ -138,23 +138,32 @@ func (r *Relay) Inject() (Fault, bool) {
 		return "", false
 	}
 	l := live[r.rnd.Intn(len(live))]
-	var f Fault
-	switch p := r.rnd.Intn(100); {
-	case p < 25:
-		f = Reset
+	f, d, frac := choose(r.rnd)
+	switch f {
+	case Reset:
 		l.close(true)
-	case p < 45:
-		f = Cut
-		l.cutAt(r.rnd.Float64())
-	case p < 85:
-		f = ShortStall
-		l.stall(time.Duration(20+r.rnd.Intn(280)) * time.Millisecond)
+	case Cut:
+		l.cutAt(frac)
 	default:
-		f = LongStall
-		l.stall(time.Duration(300+r.rnd.Intn(1200)) * time.Millisecond)
+		l.stall(d)
 	}
 	r.counts[f]++
 	return f, true
+}
+
+// choose draws a fault with its stall duration or cut point: resets 25%, cuts 20%, short stalls
+// 40%, long stalls 15%.
+func choose(rnd *rand.Rand) (f Fault, stall time.Duration, cut float64) {
+	switch p := rnd.Intn(100); {
+	case p < 25:
+		return Reset, 0, 0
+	case p < 45:
+		return Cut, 0, rnd.Float64()
+	case p < 85:
+		return ShortStall, time.Duration(20+rnd.Intn(280)) * time.Millisecond, 0
+	default:
+		return LongStall, time.Duration(300+rnd.Intn(1200)) * time.Millisecond, 0
+	}
 }
 
 // link is one relayed connection.
