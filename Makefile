@@ -9,11 +9,14 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
+# The platforms moonforge is built, vetted and released for, all with CGO off.
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: build ## start the server: every role in one process, embedded store in ./data, hot reload on
@@ -28,11 +31,32 @@ bot: build ## play the demo scenario against a running server (ARGS="-ws" for We
 	$(BIN)/bot $(ARGS)
 
 .PHONY: test
-test: sdk-deps ## vet, format check, every test with the race detector (SKIP_SDK_DEPS=1: install nothing)
+test: sdk-deps ## vet, format check, build for every platform, every test with the race detector (SKIP_SDK_DEPS=1: install nothing)
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then \
 	  echo "gofmt: these files are not formatted (gofmt -w fixes them):"; echo "$$unformatted"; exit 1; fi
+	@$(MAKE) --no-print-directory cross
 	$(GO) test -race -count=1 -timeout 9m ./...
+
+.PHONY: cross
+cross: ## build moonforge and vet every package for each of PLATFORMS (CGO off)
+	@for p in $(PLATFORMS); do \
+	  echo "cross: $$p"; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build -o /dev/null . || exit 1; \
+	  GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) vet ./... || exit 1; \
+	done
+
+.PHONY: test-windows
+test-windows: windows-deps ## run moonforge.exe under Wine: login, Ping, Echo, hot reload, Ctrl-C (tests/windows)
+	MOONFORGE_TEST_WINDOWS=1 $(GO) test -count=1 -timeout 10m -v ./tests/windows
+
+.PHONY: release
+release: ## write dist/: an archive per platform (binary, lua/, proto/, config, README, LICENSE) and SHA256SUMS
+	$(GO) run ./tools/release -go "$(GO)" -version "$(VERSION)" -ldflags "$(LDFLAGS)" -platforms "$(PLATFORMS)" -out dist
+
+.PHONY: test-release
+test-release: release ## make release, then check every archive's contents, binary and checksum
+	MOONFORGE_DIST=$(CURDIR)/dist MOONFORGE_COMMIT=$(COMMIT) $(GO) test -count=1 -run TestDist -v ./tools/release
 
 .PHONY: bench
 bench: build ## run the benchmark suite (about 4 minutes): bench/results/<date>.json and .md, README table
@@ -89,6 +113,13 @@ sdk-demo: sdk-deps ## run the C# SDK's console sample on mono against a running 
 	mcs -langversion:7.2 -warnaserror+ -nologo -target:exe -out:$(BIN)/csharp/ConsoleDemo.exe -r:$(BIN)/csharp/Moonforge.Client.dll $(CSHARP)/Samples~/Console/*.cs
 	mono $(BIN)/csharp/ConsoleDemo.exe $(ARGS)
 
+# Debian packages of the Windows smoke test: Wine, and mingw-w64 for its ProcessPrng shim DLL.
+WINDOWS_PACKAGES := wine64 gcc-mingw-w64-x86-64-win32
+
+.PHONY: windows-deps
+windows-deps: ## install Wine and mingw-w64 for make test-windows when missing (sdk-deps' recipe)
+	@$(MAKE) --no-print-directory sdk-deps SDK_PACKAGES="$(WINDOWS_PACKAGES)"
+
 .PHONY: clean
-clean: ## remove build output and the local data directory
-	rm -rf $(BIN) data
+clean: ## remove build output, release archives and the local data directory
+	rm -rf $(BIN) dist data

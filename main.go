@@ -18,14 +18,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/node"
+	"github.com/moonforge/moonforge/engine/process"
 )
 
 // version and commit are set by the Makefile's build:
@@ -177,34 +176,26 @@ func runFlags(fs *flag.FlagSet) func([]string) error {
 	}
 }
 
+// minFileLimit is the open file limit under which run warns at start.
+const minFileLimit = 4096
+
 func run(cfg config.Config) error {
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	raiseFileLimit(log)
+	if files, ok := process.FileLimit(); ok && files < minFileLimit {
+		log.Warn("the open file limit bounds the connections; raise the hard limit (ulimit -Hn)", "limit", files)
+	}
 
 	n, err := node.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := process.StopContext(context.Background())
 	defer stop()
 	return n.Run(ctx)
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit: every client connection
-// is a file.
-func raiseFileLimit(log *slog.Logger) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= l.Max {
-		return
-	}
-	l.Cur = l.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		log.Warn("could not raise the open file limit", "error", err)
-	}
 }
 
 func newLogger(c config.Log) *slog.Logger {

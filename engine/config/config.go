@@ -5,7 +5,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -124,12 +126,16 @@ func Default() Config {
 // every error names the file, the line and the option.
 func Load(path string) (Config, error) {
 	raw, err := os.ReadFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		pe.Path = filepath.ToSlash(pe.Path) // the same message on every OS
+	}
 	if err != nil {
 		return Default(), fmt.Errorf("config: %w", err)
 	}
 	cfg, err := Parse(raw)
 	if err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+		return cfg, fmt.Errorf("config %s: %w", filepath.ToSlash(path), err)
 	}
 	return cfg, nil
 }

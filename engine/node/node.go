@@ -63,12 +63,12 @@ func (n *Node) build() (err error) {
 	cfg, log := n.cfg, n.log
 	for _, d := range []struct{ option, flag, path string }{{"lua_dir", "-lua", cfg.LuaDir}, {"proto_dir", "-proto", cfg.ProtoDir}} {
 		if info, err := os.Stat(d.path); err != nil || !info.IsDir() {
-			return fmt.Errorf("%s %q is not a directory: start moonforge in the project directory, or pass %s DIR", d.option, d.path, d.flag)
+			return fmt.Errorf("%s %q is not a directory: start moonforge in the project directory, or pass %s DIR", d.option, filepath.ToSlash(d.path), d.flag)
 		}
 	}
 	db, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
 	if err != nil {
-		return fmt.Errorf("data directory %q: %w", cfg.DataDir, err)
+		return fmt.Errorf("data directory %q: %w", filepath.ToSlash(cfg.DataDir), err)
 	}
 	n.store = db
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -17,6 +17,7 @@ import (
 	"github.com/moonforge/moonforge/engine/node"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/schema"
+	"github.com/moonforge/moonforge/engine/store"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
@@ -461,5 +462,24 @@ func TestNewFails(t *testing.T) {
 	defer cancel()
 	if err := n.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The paths in New's errors have forward slashes on every OS (make test-windows checks the same on
+// moonforge.exe under Wine).
+func TestNewErrorsUseForwardSlashes(t *testing.T) {
+	e := start(t, nil)
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(e.dir, "data")
+	cfg.LuaDir = filepath.Join(e.dir, "lua")
+	cfg.ProtoDir = filepath.Join(e.dir, "proto")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, err := node.New(cfg, log)
+	if want := filepath.ToSlash(filepath.Join(cfg.DataDir, "moonforge.db")); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), want) {
+		t.Errorf("data directory in use: %v, want store.ErrLocked naming %s", err, want)
+	}
+	cfg.LuaDir = filepath.Join(e.dir, "none", "lua")
+	if _, err := node.New(cfg, log); err == nil || !strings.Contains(err.Error(), filepath.ToSlash(cfg.LuaDir)) {
+		t.Errorf("missing lua_dir: %v, want it named %s", err, filepath.ToSlash(cfg.LuaDir))
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package csharp_test builds the C# SDK with mono's mcs at C# 7.2 (the language level Unity and
 // Debian's compiler share) and runs its test programs under mono: codec conformance against
 // tests/vectors, the client against a scripted server, and the demo scenario against a real
@@ -251,8 +253,8 @@ func TestConsoleDemo(t *testing.T) {
 // (folders whose name ends in "~" and dot files are not imported).
 func TestUnityPackage(t *testing.T) {
 	var pkg struct {
-		Name, Version, Unity, DisplayName string
-		Samples                           []struct{ DisplayName, Path string }
+		Name, Version, Unity, DisplayName, License string
+		Samples                                    []struct{ DisplayName, Path string }
 	}
 	b, err := os.ReadFile("package.json")
 	if err != nil {
@@ -263,6 +265,9 @@ func TestUnityPackage(t *testing.T) {
 	}
 	if pkg.Name != "com.moonforge.client" || pkg.Version == "" || pkg.Unity == "" || len(pkg.Samples) == 0 {
 		t.Fatalf("package.json lacks name, version, unity or samples: %+v", pkg)
+	}
+	if pkg.License != "Apache-2.0" {
+		t.Errorf("package.json: license %q, want Apache-2.0 (the project's LICENSE)", pkg.License)
 	}
 	// The git URL in the README is the repository of the Go module.
 	gomod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
