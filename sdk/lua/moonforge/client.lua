@@ -425,10 +425,9 @@ end
 -- pushes instead of handling them. A nested call (close() from a callback) goes on where the
 -- outer one is.
 function Client:_drain(budget, skip_pushes)
-  local q = self._queue
   local ran = 0
   while ran < budget and self._qhead <= self._qtail do
-    local h = self._qhead
+    local q, h = self._queue, self._qhead
     local item = q[h]
     q[h] = nil
     self._qhead = h + 1

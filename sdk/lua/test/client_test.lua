@@ -530,6 +530,22 @@ T.test("close() ends every request before it returns, and leaves nothing for upd
   T.equal(after and after.name, "UNAVAILABLE", "a request after close()")
 end)
 
+T.test("close() from a callback inside update(): what the callback queues after it still runs", function()
+  local env = setup()
+  env.login()
+  local c, srv = env.client, env.server
+  local after
+  c:request("StatsReq", {}, function()
+    c:close()
+    c:request("StatsReq", {}, function(err) after = err end)
+  end)
+  env.pump("request", function() return #srv.frames > 0 end)
+  srv:reply(srv.frames[1], "StatsAck", {})
+  env.pump("the request made after close()", function() return after ~= nil end)
+  T.equal(after.name, "UNAVAILABLE", "its error")
+  T.equal(#env.errors, 0, "errors")
+end)
+
 T.test("update() runs at most max_work_per_update items; the queue stays bounded", function()
   local env = setup({ max_work_per_update = 10, max_queued = 50, heartbeat = 1 })
   env.login()
