@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -329,4 +331,27 @@ func (l *lockedWriter) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.String()
+}
+
+// verdict is the closing line of a chaos program that passed.
+var verdict = regexp.MustCompile(`(?m)^chaos: [1-9]\d* passed, 0 failed$`)
+
+// Chaos is a whole chaos test: it runs the client program that start builds (given a context
+// that bounds the run, the relay's port and the stop file) through a relay to target for Faults
+// faults with the seed of Seed, and fails t unless the program ends with "chaos: N passed, 0
+// failed".
+func Chaos(t *testing.T, target string, start func(ctx context.Context, port int, stopFile string) *exec.Cmd) {
+	t.Helper()
+	seed, err := Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("relay seed %d (MOONFORGE_CHAOS_SEED=%d replays the faults)", seed, seed)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, target, seed, Faults, func(port int, stop string) *exec.Cmd { return start(ctx, port, stop) })
+	if err != nil || !verdict.MatchString(res.Output) {
+		t.Fatalf("after %s: %v\n%s", res.Summary(), err, res.Output)
+	}
+	t.Logf("%s\n%s", res.Summary(), res.Output)
 }
