@@ -348,13 +348,9 @@ namespace Moonforge
                 held.Clear();
                 reconnecting = false;
                 resuming = false;
-                var ready = new List<KeyValuePair<Pending, Action>>();
-                foreach (var kv in open)
+                foreach (var kv in new List<KeyValuePair<Pending, Action>>(open))
                 {
-                    if (kv.Value != null) ready.Add(kv);
-                }
-                foreach (var kv in ready)
-                {
+                    if (kv.Value == null) continue;
                     open.Remove(kv.Key);
                     known.Add(kv.Value);
                 }
@@ -488,15 +484,7 @@ namespace Moonforge
             if (logUnhandled) Log("no handler for push " + info.FullName + " (logged once per type; OnAny takes every push)");
             foreach (var h in list)
             {
-                if (h.Removed) continue;
-                try
-                {
-                    h.Invoke(msg, seq);
-                }
-                catch (Exception e)
-                {
-                    Log("push handler failed: " + e);
-                }
+                if (!h.Removed) Isolated(() => h.Invoke(msg, seq));
             }
         }
 
