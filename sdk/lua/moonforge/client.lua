@@ -311,7 +311,7 @@ function Client:login(method, account, secret, extra, cb)
     return self:_request("moonforge.LoginReq", msg, function(err, ack)
       if not err then
         self.session = { player_id = ack.player_id, token = ack.token, session_id = ack.session_id }
-        self.last_push_seq, self._received_seq = 0, 0
+        self.last_push_seq = 0
       end
       done(err, ack)
     end)
@@ -757,6 +757,9 @@ function Client:_reply(f)
   if not reply then
     self:_finish(req, errors.new(Code.DECODE_FAILED, derr))
     return
+  end
+  if req.name == "moonforge.LoginReq" then
+    self._received_seq = 0 -- a new session: its pushes, read next, count from 1
   end
   self:_finish(req, nil, reply)
 end

@@ -530,6 +530,29 @@ T.test("close() ends every request before it returns, and leaves nothing for upd
   T.equal(after and after.name, "UNAVAILABLE", "a request after close()")
 end)
 
+T.test("a new login: the new session's pushes, read with its LoginAck, are not taken for replays", function()
+  local env = setup()
+  env.login()
+  local c, srv = env.client, env.server
+  for seq = 1, 3 do
+    srv:push(seq, "ChatMessage", { text = "old" .. seq })
+  end
+  env.pump("old pushes", function() return #env.pushes == 3 end)
+  local ack
+  c:login_guest("dev-2", function(err, a) ack = a end)
+  local req
+  env.pump("second LoginReq", function()
+    req = srv:take("LoginReq")
+    return req ~= nil
+  end)
+  srv:write(frame.encode(11, 1, req.seq, encode("LoginAck", { player_id = "p-2", token = "tok-2" })) ..
+    frame.encode(2003, 0, 1, encode("ChatMessage", { text = "new1" })) ..
+    frame.encode(2003, 0, 2, encode("ChatMessage", { text = "new2" })))
+  env.pump("new session's pushes", function() return ack and #env.pushes == 5 end)
+  T.equal(env.pushes[4].msg.text, "new1", "first push of the new session")
+  T.equal(c.last_push_seq, 2, "last push seq of the new session")
+end)
+
 T.test("close() from a callback inside update(): what the callback queues after it still runs", function()
   local env = setup()
   env.login()
