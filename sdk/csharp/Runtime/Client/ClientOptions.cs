@@ -22,14 +22,15 @@ namespace Moonforge
         }
 
         /// <summary>The server's default port for a transport (docs/protocol.md): TCP 7001, WebSocket
-        /// 7002, TCP over TLS 7443, WebSocket over TLS 7444.</summary>
+        /// 7002, KCP 7003, TCP over TLS 7443, WebSocket over TLS 7444.</summary>
         public static int DefaultPort(Transport transport, bool tls)
         {
             if (transport == Transport.WebSocket) return tls ? 7444 : 7002;
+            if (transport == Transport.Kcp) return 7003;
             return tls ? 7443 : 7001;
         }
 
-        /// <summary>TCP (default) or WebSocket.</summary>
+        /// <summary>TCP (default), WebSocket or KCP (over UDP; driven by <see cref="MoonforgeClient.Update"/>).</summary>
         public Transport Transport { get; set; } = Transport.Tcp;
 
         /// <summary>TLS on TCP, wss:// on WebSocket. Default off.</summary>

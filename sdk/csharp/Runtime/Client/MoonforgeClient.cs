@@ -319,12 +319,17 @@ namespace Moonforge
         /// <summary>
         /// Runs, on the calling thread, what the network has handed over before the call: replies
         /// (completing request tasks), push handlers, events, in arrival order, at most
-        /// <see cref="ClientOptions.MaxWorkPerUpdate"/> of them (the rest wait for the next call). Call it
-        /// every frame from the main thread; it never blocks. An exception from a handler is logged and
-        /// the rest still runs. Returns how many items ran.
+        /// <see cref="ClientOptions.MaxWorkPerUpdate"/> of them (the rest wait for the next call). Over
+        /// KCP it first drives the transport (socket and timers). Call it every frame from the main
+        /// thread; it never blocks. An exception from a handler is logged and the rest still runs.
+        /// Returns how many items ran.
         /// </summary>
         public int Update()
         {
+            Connection c;
+            lock (gate) c = conn;
+            var polled = c != null ? c.Transport as IPolledTransport : null;
+            if (polled != null) polled.Poll();
             return dispatch.Drain(options.MaxWorkPerUpdate, e => Log("handler failed: " + e));
         }
 
