@@ -18,7 +18,7 @@ func TestChaos(t *testing.T) {
 	mcs, _ := exec.LookPath("mcs")
 	dir := t.TempDir()
 	_, exe := build(t, mcs, dir)
-	tcp, _, _ := startServer(t, dir)
+	tcp, _, _, _ := startServer(t, dir)
 	relay.Chaos(t, "127.0.0.1:"+tcp, func(ctx context.Context, port int, stop string) *exec.Cmd {
 		return exec.CommandContext(ctx, mono, "--debug", exe, "chaos", "127.0.0.1", strconv.Itoa(port), stop)
 	})

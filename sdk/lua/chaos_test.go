@@ -15,7 +15,7 @@ import (
 // checks).
 func TestChaos(t *testing.T) {
 	interps := lua(t)
-	port, _ := startServer(t)
+	port, _, _, _ := startServer(t)
 	for _, interp := range interps {
 		t.Run(filepath.Base(interp), func(t *testing.T) {
 			t.Parallel()
