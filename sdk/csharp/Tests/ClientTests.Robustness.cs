@@ -275,6 +275,32 @@ namespace Moonforge.Tests
             client.Close();
         }
 
+        // RestoreSession: after a restart, a kept refresh token gives a new session in one call:
+        // RefreshReq, then a token login with the new access token.
+        private static void RestoreSession(Check check)
+        {
+            var servers = new List<ScriptedServer>();
+            var client = new MoonforgeClient(Options(servers, true, TimeSpan.Zero));
+            client.ConnectAsync().Wait();
+            Task<LoginAck> restored = client.RestoreSessionAsync("r1");
+            Frame refresh = Server(servers, 0).NextSent(f => f.MsgId == RefreshReq.MessageId);
+            check.Equal("r1", Proto.Decode<RefreshReq>(refresh.Payload).RefreshToken, "RefreshReq carries the kept refresh token");
+            Server(servers, 0).Reply(refresh, new RefreshAck { Token = "t2", RefreshToken = "r2" });
+            check.True(Pump(client, () => Server(servers, 0).SentAny(f => f.MsgId == LoginReq.MessageId)), "then a login, sent from Update");
+            Frame login = Server(servers, 0).NextSent(f => f.MsgId == LoginReq.MessageId);
+            var req = Proto.Decode<LoginReq>(login.Payload);
+            check.True(req.Method == "token" && req.Secret == "t2", "LoginReq with the token method and the new access token: " + req);
+            Server(servers, 0).Reply(login, new LoginAck { PlayerId = "p1", Token = "t3", SessionId = "s2", RefreshToken = "r3" });
+            check.True(Pump(client, () => restored.IsCompleted) && restored.Status == TaskStatus.RanToCompletion && restored.Result.PlayerId == "p1", "restored: " + restored.Status);
+            check.True(client.RefreshToken == "r3" && client.Token == "t3" && client.IsLoggedIn, "the new session's tokens");
+
+            Task<LoginAck> refused = client.RestoreSessionAsync("r1");
+            Server(servers, 0).ReplyError(Server(servers, 0).NextSent(f => f.MsgId == RefreshReq.MessageId), (uint)ErrorCode.Unauthenticated, "refresh token used");
+            check.True(Pump(client, () => refused.IsCompleted) && ((MoonforgeException)refused.Exception.InnerException).Code == ErrorCode.Unauthenticated, "a used refresh token: UNAUTHENTICATED");
+            check.True(!Server(servers, 0).SentAny(f => f.MsgId == LoginReq.MessageId && f.Seq > login.Seq), "and no login after it");
+            client.Close();
+        }
+
         private static void DefaultPorts(Check check)
         {
             check.Equal(7001, new ClientOptions().Port, "TCP");

@@ -19,7 +19,7 @@ namespace Moonforge.Tests
         internal static int Run()
         {
             var check = new Check();
-            foreach (var test in new Action<Check>[] { ResultsOnlyInUpdate, ResumeAfterLoss, SilentServer, ConnectFailure, CancelWhileStarting, ThrowingLog, CloseCompletesAtOnce, LossCompletesAtOnce, HeartbeatNeverLeaks, BoundedUpdate, SimulatedLossAtOnce, NamedEvents, CatchAllPushes, DefaultPorts })
+            foreach (var test in new Action<Check>[] { ResultsOnlyInUpdate, ResumeAfterLoss, SilentServer, ConnectFailure, CancelWhileStarting, ThrowingLog, CloseCompletesAtOnce, LossCompletesAtOnce, HeartbeatNeverLeaks, BoundedUpdate, SimulatedLossAtOnce, NamedEvents, CatchAllPushes, RestoreSession, DefaultPorts })
             {
                 try
                 {

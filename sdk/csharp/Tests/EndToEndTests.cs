@@ -312,6 +312,21 @@ namespace Moonforge.Tests
                 True(relogin.PlayerId != "" && lost.IsLoggedIn, "login again after LoginRequired");
                 StatsAck after = await lost.StatsAsync(new StatsReq());
                 True(after.Stats != null, "requests work after the new login");
+
+                // An app restart: a new client restores the session from the refresh token kept.
+                string kept = lost.RefreshToken;
+                True(!string.IsNullOrEmpty(kept), "LoginAck gave a refresh token");
+                var restarted = NewClient(TimeSpan.FromMilliseconds(100), new List<KeyValuePair<ClientEvent, EventInfo>>());
+                await restarted.ConnectAsync();
+                LoginAck restored = await restarted.RestoreSessionAsync(kept);
+                loop.OnMainThread();
+                True(restored.PlayerId == relogin.PlayerId && restarted.IsLoggedIn && restarted.RefreshToken != kept, "session restored from the refresh token: " + restored);
+                StatsAck restoredStats = await restarted.StatsAsync(new StatsReq());
+                True(restoredStats.Stats != null, "requests work in the restored session");
+                var second = NewClient(TimeSpan.FromMilliseconds(100), new List<KeyValuePair<ClientEvent, EventInfo>>());
+                await second.ConnectAsync();
+                MoonforgeException e8 = await Fails(second.RestoreSessionAsync(kept), "a refresh token used twice");
+                True(e8.Code == ErrorCode.Unauthenticated, "a used refresh token is refused: " + e8);
             }
         }
     }

@@ -33,6 +33,8 @@ namespace Moonforge
         Kicked,
         /// <summary>The server sent bytes that break the frame format.</summary>
         ProtocolViolation,
+        /// <summary>The server closed the connection after the client's logout (<see cref="MoonforgeClient.LogoutAsync"/>).</summary>
+        LoggedOut,
         /// <summary>The client gave up after <see cref="ClientOptions.ReconnectMaxAttempts"/> attempts.</summary>
         ReconnectFailed,
     }

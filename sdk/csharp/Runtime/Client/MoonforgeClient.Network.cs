@@ -428,6 +428,7 @@ namespace Moonforge
             var failed = new List<Pending>();
             bool reconnect;
             ErrorCode kick;
+            bool logout;
             lock (gate)
             {
                 if (c.Dead) return;
@@ -444,6 +445,7 @@ namespace Moonforge
                 }
                 foreach (var p in failed) pending.Remove(p.Seq);
                 kick = kickCode;
+                logout = loggedOut;
                 resuming = false;
                 reconnect = options.Reconnect && !closed && !loggedOut && kick != ErrorCode.KickedDuplicateLogin && kick != ErrorCode.Unauthenticated;
                 if (reconnect) reconnecting = true;
@@ -452,7 +454,7 @@ namespace Moonforge
             c.Shutdown();
             var err = new MoonforgeException(ErrorCode.Unavailable, "connection lost before the reply: " + why.Message, 0, why);
             foreach (var p in failed) p.Fail(err, true);
-            DisconnectReason cause = Cause(why, kick);
+            DisconnectReason cause = logout ? DisconnectReason.LoggedOut : Cause(why, kick);
             RaiseEvent(ClientEvent.Disconnected, new EventInfo(kick, Describe(cause), 0, reconnect, cause, why.Message, 0));
             if (reconnect) Task.Run(() => ReconnectLoop());
         }
@@ -476,6 +478,7 @@ namespace Moonforge
                 case DisconnectReason.Kicked: return "kicked by the server";
                 case DisconnectReason.ProtocolViolation: return "the server broke the frame format";
                 case DisconnectReason.ReconnectFailed: return "gave up reconnecting";
+                case DisconnectReason.LoggedOut: return "logged out";
                 default: return "the connection was lost";
             }
         }

@@ -136,6 +136,14 @@ namespace Moonforge
             get { lock (gate) return token; }
         }
 
+        /// <summary>The session's refresh token (good for one RefreshReq; it changes with every refresh), or
+        /// null without one. Keep it to restore the session after an app restart with
+        /// <see cref="RestoreSessionAsync"/>.</summary>
+        public string RefreshToken
+        {
+            get { lock (gate) return refreshToken; }
+        }
+
         /// <summary>The highest push seq received and queued for <see cref="Update"/>: what Ping acknowledges
         /// and what ResumeReq asks the server to continue after.</summary>
         public uint LastPushSeq
@@ -205,6 +213,19 @@ namespace Moonforge
                 return t.Task;
             }
             return RequestAsync<RefreshAck>(new RefreshReq { RefreshToken = refresh }, null, cancellationToken);
+        }
+
+        /// <summary>Restores the player's session after an app restart from a refresh token the game kept
+        /// (<see cref="RefreshToken"/>): RefreshReq trades it for a new access token, then a login with
+        /// that token (LoginReq, method "token") opens a new session of the same player. Completes with its
+        /// LoginAck; keep <see cref="RefreshToken"/> again, the one given is used up.</summary>
+        /// <exception cref="MoonforgeException">Unauthenticated: the refresh token was refused (expired,
+        /// used already, or revoked by a logout): log in another way.</exception>
+        public async Task<LoginAck> RestoreSessionAsync(string savedRefreshToken, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            if (string.IsNullOrEmpty(savedRefreshToken)) throw new ArgumentException("no refresh token to restore a session with", "savedRefreshToken");
+            RefreshAck refreshed = await RequestAsync<RefreshAck>(new RefreshReq { RefreshToken = savedRefreshToken }, null, cancellationToken).ConfigureAwait(false);
+            return await LoginAsync("token", "", refreshed.Token, null, cancellationToken).ConfigureAwait(false);
         }
 
         /// <summary>Logs out (LogoutReq): the server revokes the session's tokens, or every session's of
