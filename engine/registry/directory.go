@@ -1,0 +1,100 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Session is a player's entry in the session directory: the proxy that holds its session.
+type Session struct {
+	Proxy   string `json:"proxy"`
+	Session string `json:"session"`
+}
+
+// ClaimSession makes s the player's session and returns the one it replaced (ok false if none).
+// Compare-and-set: of two racing claims each replaces exactly what was there when it wrote, so
+// every displaced session is reported to exactly one claimer and one session is left.
+func (r *Registry) ClaimSession(ctx context.Context, player string, s Session) (prev Session, ok bool, err error) {
+	b, _ := json.Marshal(s)
+	for {
+		e, err := r.sessions.Get(ctx, player)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if _, err := r.sessions.Create(ctx, player, b); err == nil {
+				return Session{}, false, nil
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return Session{}, false, err
+			}
+		case err != nil:
+			return Session{}, false, err
+		default:
+			if _, err := r.sessions.Update(ctx, player, b, e.Revision()); err == nil {
+				if json.Unmarshal(e.Value(), &prev) != nil {
+					return Session{}, false, nil
+				}
+				return prev, true, nil
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return Session{}, false, err
+			}
+		}
+		if ctx.Err() != nil {
+			return Session{}, false, ctx.Err()
+		}
+	}
+}
+
+// SessionOf returns the player's session entry.
+func (r *Registry) SessionOf(ctx context.Context, player string) (Session, bool, error) {
+	e, err := r.sessions.Get(ctx, player)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Session{}, false, nil
+	}
+	if err != nil {
+		return Session{}, false, err
+	}
+	var s Session
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return Session{}, false, fmt.Errorf("registry: session of %s: %w", player, err)
+	}
+	return s, true, nil
+}
+
+// ReleaseSession removes the player's entry if it is still s (a newer login's entry stays).
+func (r *Registry) ReleaseSession(ctx context.Context, player string, s Session) error {
+	e, err := r.sessions.Get(ctx, player)
+	if err != nil {
+		return nil
+	}
+	var cur Session
+	if json.Unmarshal(e.Value(), &cur) != nil || cur != s {
+		return nil
+	}
+	return r.sessions.Delete(ctx, player, jetstream.LastRevision(e.Revision()))
+}
+
+// PlaceRoom records that room lives on node.
+func (r *Registry) PlaceRoom(ctx context.Context, room, node string) error {
+	_, err := r.rooms.PutString(ctx, room, node)
+	return err
+}
+
+// RoomNode returns the node that holds room, or "".
+func (r *Registry) RoomNode(ctx context.Context, room string) (string, error) {
+	e, err := r.rooms.Get(ctx, room)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(e.Value()), nil
+}
+
+// RemoveRoom forgets room.
+func (r *Registry) RemoveRoom(ctx context.Context, room string) error {
+	return r.rooms.Delete(ctx, room)
+}
