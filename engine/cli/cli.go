@@ -6,6 +6,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,7 +43,11 @@ func Main(args []string, opts Options) int {
 	var err error
 	switch args[0] {
 	case "run":
-		err = run(args[1:], opts)
+		err = run("run", args[1:], opts)
+	case "node":
+		err = run("node", args[1:], opts)
+	case "cluster":
+		err = clusterCmd(args[1:], opts)
 	case "reload":
 		err = reloadCmd(args[1:])
 	case "version":
@@ -53,6 +59,14 @@ func Main(args []string, opts Options) int {
 		usage(os.Stderr)
 		return 2
 	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		if errors.Is(ue.err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "moonforge:", ue.err)
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "moonforge:", err)
 		return 1
@@ -60,11 +74,18 @@ func Main(args []string, opts Options) int {
 	return 0
 }
 
+// usageError is a bad command line: exit code 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: moonforge <command> [flags]
 
 commands:
   run       run a node with every role in one process
+  node      run a cluster node of one or more roles (--role proxy,lobby -c node.yaml)
+  cluster   up (start a local cluster), status, reload
   reload    reload the scripts and schema of a running node
   version   print the version
 
@@ -72,9 +93,17 @@ commands:
 `)
 }
 
-func run(args []string, opts Options) error {
-	fs := flag.NewFlagSet("run", flag.ExitOnError)
+func run(cmd string, args []string, opts Options) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML configuration file (see moonforge.yaml)")
+	fs.StringVar(configPath, "c", "", "short for -config")
+	var roles, nodeID, natsURLs, natsListen string
+	if cmd == "node" {
+		fs.StringVar(&roles, "role", "", "comma-separated roles: master, proxy, login, lobby, game, micro or any role of lua/ (overrides cluster.roles)")
+		fs.StringVar(&nodeID, "id", "", "node id (overrides cluster.node_id)")
+		fs.StringVar(&natsURLs, "nats", "", "comma-separated NATS URLs of an existing bus (overrides cluster.nats.urls)")
+		fs.StringVar(&natsListen, "nats-listen", "", "the embedded NATS server's client address, for a master (overrides cluster.nats.listen)")
+	}
 	dev := fs.Bool("dev", false, "development mode: error replies carry file:line, debug logs")
 	dataDir := fs.String("data", "", "data directory (overrides data_dir)")
 	luaDir := fs.String("lua", "", "Lua scripts directory (overrides lua_dir)")
@@ -82,7 +111,12 @@ func run(args []string, opts Options) error {
 	tcp := fs.String("tcp", "", `TCP gateway address, "-" to disable (overrides gate.tcp)`)
 	ws := fs.String("ws", "", `WebSocket gateway address, "-" to disable (overrides gate.ws)`)
 	adminAddr := fs.String("admin", "", `admin HTTP address, "-" to disable (overrides admin.addr)`)
-	_ = fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
 
 	cfg := config.Default()
 	if *configPath != "" {
@@ -98,6 +132,25 @@ func run(args []string, opts Options) error {
 		if o.flag != "" {
 			*o.dst = o.flag
 		}
+	}
+	if cmd == "node" {
+		if roles != "" {
+			cfg.Cluster.Roles = strings.Split(roles, ",")
+		}
+		if len(cfg.Cluster.Roles) == 0 {
+			return usageError{errors.New("node needs --role (or cluster.roles in the config)")}
+		}
+		if nodeID != "" {
+			cfg.Cluster.NodeID = nodeID
+		}
+		if natsURLs != "" {
+			cfg.Cluster.NATS.URLs = strings.Split(natsURLs, ",")
+		}
+		if natsListen != "" {
+			cfg.Cluster.NATS.Listen = natsListen
+		}
+	} else {
+		cfg.Cluster.Roles = nil // every role in this process
 	}
 	if *dev {
 		cfg.Dev = true

@@ -5,19 +5,27 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/bus"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/cluster"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/gate"
+	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/metrics"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/registry"
 	"github.com/moonforge/moonforge/engine/reload"
 	"github.com/moonforge/moonforge/engine/room"
 	"github.com/moonforge/moonforge/engine/router"
@@ -33,17 +41,25 @@ type Node struct {
 	log     *slog.Logger
 	started time.Time
 
-	store    store.Store
-	boxes    *call.Boxes
-	metrics  *metrics.Metrics
-	reloader *reload.Reloader
-	system   *actor.System
-	sessions *session.Manager
-	rooms    *room.Manager
-	router   *router.Router
-	gate     *gate.Gateway
-	admin    *admin.Server
-	watcher  *watch.Watcher
+	id          string
+	all         bool // runs every role (moonforge run)
+	fabric      *bus.Fabric
+	registry    *registry.Registry
+	cluster     *cluster.Cluster
+	store       store.Store
+	boxes       *call.Boxes
+	metrics     *metrics.Metrics
+	reloader    *reload.Reloader
+	system      *actor.System
+	sessions    *session.Manager
+	rooms       *room.Manager
+	router      *router.Router
+	clusterDeps cluster.Deps
+	gate        *gate.Gateway
+	admin       *admin.Server
+	watcher     *watch.Watcher
+	drain       chan struct{} // closed by the drain command
+	drainOne    sync.Once
 }
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
@@ -55,7 +71,24 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 	if err := script.CheckExtensions(ext); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: log, started: time.Now()}
+	n = &Node{cfg: cfg, log: log, started: time.Now(), drain: make(chan struct{}), all: len(cfg.Cluster.Roles) == 0, id: cfg.Cluster.NodeID}
+	if n.id == "" {
+		first := "node"
+		if !n.all {
+			first = cfg.Cluster.Roles[0]
+		}
+		n.id = ident.New(first+"-", 6)
+	}
+	if !bus.ValidName(n.id) {
+		return nil, fmt.Errorf("cluster.node_id %q: use 1 to 64 letters, digits, '-' or '_'", n.id)
+	}
+	for _, r := range cfg.Cluster.Roles {
+		if !bus.ValidName(r) {
+			return nil, fmt.Errorf("role %q: use 1 to 64 letters, digits, '-' or '_'", r)
+		}
+	}
+	n.log = log.With("node", n.id)
+	log = n.log
 	defer func() {
 		if err != nil {
 			n.close()
@@ -77,7 +110,10 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
 
-	n.boxes = call.NewBoxes("", nil)
+	if err := n.join(); err != nil {
+		return nil, err
+	}
+	n.boxes = call.NewBoxes(n.id, n.cluster)
 	n.metrics = metrics.New(metrics.Gauges{
 		Undelivered: n.boxes.Dropped,
 		Sessions:    func() int { return n.sessions.Count() },
@@ -118,9 +154,11 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 		Observer:    n.metrics,
 		MailboxSize: cfg.Session.RoomMailboxes,
 		MaxRooms:    cfg.Session.MaxRooms,
+		Directory:   n.cluster,
 	})
 	svc.Rooms = n.rooms
-	n.sessions.Follow(n.rooms)
+	n.sessions.Follow(presence{n.rooms, n})
+	n.sessions.OnOpen(n.claim)
 	local := router.NewLocal(router.LocalConfig{
 		System:      n.system,
 		Rooms:       n.rooms,
@@ -129,10 +167,17 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 		PoolSize:    cfg.Lua.PoolSize,
 		MailboxSize: cfg.Lua.MailboxSize,
 	})
-	if err := local.Warm(); err != nil {
+	if err := local.Warm(n.cluster.Runs); err != nil {
 		return nil, fmt.Errorf("scripts: %w", err)
 	}
-	n.router = router.New(versions, n.rooms, local)
+	n.router = router.New(versions, n.cluster, n.cluster)
+	inbox := router.New(versions, n.rooms, local)
+	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
+		Push: n.sessions.Push, Kick: n.kick, Command: n.command}
+	if !n.runs("proxy") {
+		cfg.Gate.TCP, cfg.Gate.WS = "-", "-"
+		n.cfg.Gate = cfg.Gate
+	}
 	n.gate = gate.New(gate.Config{
 		TCPAddr:            cfg.Gate.TCP,
 		WSAddr:             cfg.Gate.WS,
@@ -164,7 +209,7 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 	return n, nil
 }
 
-// Start opens the gateway, the admin endpoint and the file watcher.
+// Start opens the gateway, joins the cluster, opens the admin endpoint and the file watcher.
 func (n *Node) Start() error {
 	if err := n.gate.Start(); err != nil {
 		return err
@@ -192,6 +237,9 @@ func (n *Node) Start() error {
 			return fmt.Errorf("watch: %w", err)
 		}
 	}
+	if err := n.cluster.Start(n.clusterDeps, n.cfg.Cluster.Heartbeat); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	current := n.reloader.Versions().Load()
 	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "admin", n.AdminAddr(),
 		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
@@ -204,7 +252,11 @@ func (n *Node) Run(ctx context.Context) error {
 		n.close()
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-n.drain:
+		n.log.Info("draining on the cluster's command")
+	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), n.cfg.Shutdown)
 	defer cancel()
 	return n.Stop(stopCtx)
@@ -217,9 +269,12 @@ func (n *Node) Stop(ctx context.Context) error {
 	if n.watcher != nil {
 		_ = n.watcher.Close()
 	}
+	n.cluster.Drain()
 	n.gate.Shutdown(ctx)
+	n.cluster.Stop(time.Until(deadlineOr(ctx, 5*time.Second)))
 	n.rooms.Stop()
 	n.system.Stop()
+	n.fabric.Drain(time.Until(deadlineOr(ctx, 5*time.Second)))
 	if n.admin != nil {
 		_ = n.admin.Shutdown(ctx)
 	}
@@ -235,6 +290,9 @@ func (n *Node) close() {
 	}
 	if n.store != nil {
 		_ = n.store.Close()
+	}
+	if n.fabric != nil {
+		n.fabric.Close()
 	}
 }
 
@@ -300,4 +358,141 @@ func (n *Node) Status() Status {
 	}
 	n.system.Each(func(a *actor.Actor) { s.Actors[a.Version()]++ })
 	return s
+}
+
+// join opens the bus (an embedded server, or the configured NATS cluster) and the registry.
+func (n *Node) join() error {
+	var err error
+	n.fabric, err = bus.Open(bus.Options{
+		NATS:       n.cfg.Cluster.NATS,
+		DataDir:    n.cfg.DataDir,
+		MaxPayload: n.cfg.Gate.MaxFrame + bus.EnvelopeOverhead,
+		Name:       n.id,
+		Log:        n.log.With("part", "bus"),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.registry, err = registry.Open(ctx, n.fabric.JS, registry.Config{Replicas: n.cfg.Cluster.NATS.Replicas, NodeTTL: n.cfg.Cluster.NodeTTL})
+	if err != nil {
+		return err
+	}
+	n.cluster, err = cluster.New(cluster.Config{
+		Node:     n.id,
+		Roles:    n.cfg.Cluster.Roles,
+		All:      n.all,
+		Fabric:   n.fabric,
+		Registry: n.registry,
+		Balance:  n.cfg.Cluster.Balance,
+		Log:      n.log.With("part", "cluster"),
+	})
+	return err
+}
+
+// runs reports whether this node runs role.
+func (n *Node) runs(role string) bool { return n.all || slices.Contains(n.cfg.Cluster.Roles, role) }
+
+// record is this node's registry record, announced every heartbeat.
+func (n *Node) record() registry.Record {
+	b := n.reloader.Versions().Load()
+	rec := registry.Record{
+		Address: n.TCPAddr(),
+		Admin:   n.AdminAddr(),
+		Weight:  n.cfg.Cluster.Weight,
+		Version: b.Version,
+		Started: n.started,
+	}
+	if n.cfg.Cluster.Address != "" {
+		rec.Address = n.cfg.Cluster.Address
+	}
+	if n.all {
+		rec.Roles = b.Roles
+	}
+	for id, rt := range b.Routes.Messages {
+		if n.runs(rt.Role) {
+			rec.Handles = append(rec.Handles, id)
+		}
+	}
+	slices.Sort(rec.Handles)
+	for _, p := range n.reloader.Last().Problems {
+		rec.Problems = append(rec.Problems, p.String())
+	}
+	total, _ := n.mailboxes()
+	rec.Load = registry.Load{Sessions: n.sessions.Count(), Rooms: n.rooms.Count(), Mailbox: total, Connections: n.gate.Count()}
+	return rec
+}
+
+// kick ends a player's session held here because another node asked (a duplicate login
+// elsewhere, mf.kick).
+func (n *Node) kick(player, sessionID string, code protocol.Code, reason string) {
+	n.sessions.Kick(player, sessionID, code, reason)
+}
+
+// deadlineOr returns ctx's deadline, or now + d.
+func deadlineOr(ctx context.Context, d time.Duration) time.Time {
+	if t, ok := ctx.Deadline(); ok {
+		return t
+	}
+	return time.Now().Add(d)
+}
+
+// claim records a new session in the cluster's session directory; the session it replaces on
+// another proxy is kicked there (KICKED_DUPLICATE_LOGIN). Compare-and-set: of two racing logins
+// of one player each kicks exactly the session it replaced, so one survives.
+func (n *Node) claim(s *session.Session) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		prev, ok, err := n.registry.ClaimSession(ctx, s.PlayerID, registry.Session{Proxy: n.id, Session: s.ID})
+		if err != nil {
+			n.log.Warn("cannot record the session in the directory", "player", s.PlayerID, "error", err)
+			return
+		}
+		if ok && prev.Proxy != n.id {
+			if err := n.cluster.Kick(prev.Proxy, s.PlayerID, prev.Session, protocol.KickedDuplicateLogin, "the player logged in on another proxy"); err != nil {
+				n.log.Warn("cannot kick the previous session", "player", s.PlayerID, "proxy", prev.Proxy, "error", err)
+			}
+		}
+	}()
+}
+
+// presence passes session ends to the rooms and removes the session from the directory.
+type presence struct {
+	rooms *room.Manager
+	n     *Node
+}
+
+func (p presence) Notify(ev call.Presence) {
+	p.rooms.Notify(ev)
+	if ev.Event == call.SessionEnded && ev.Reason != "replaced" {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = p.n.registry.ReleaseSession(ctx, ev.PlayerID, registry.Session{Proxy: p.n.id, Session: ev.SessionID})
+		}()
+	}
+}
+
+// command runs a cluster command: "reload" (the scripts; the answer names the version now
+// running or the problems) or "drain" (stop gracefully, as on SIGTERM).
+func (n *Node) command(name string) ([]byte, error) {
+	switch name {
+	case "reload":
+		r := n.reloader.Reload("cluster")
+		out := struct {
+			Outcome  string   `json:"result"`
+			Version  string   `json:"version"`
+			Problems []string `json:"problems,omitempty"`
+		}{Outcome: r.Outcome, Version: r.Version}
+		for _, p := range r.Problems {
+			out.Problems = append(out.Problems, p.String())
+		}
+		return json.Marshal(out)
+	case "drain":
+		n.drainOne.Do(func() { close(n.drain) })
+		return json.Marshal(map[string]string{"result": "draining"})
+	}
+	return nil, protocol.Errorf(protocol.BadRequest, "unknown command %q", name)
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -78,13 +81,13 @@ func (r *Registry) ReleaseSession(ctx context.Context, player string, s Session)
 
 // PlaceRoom records that room lives on node.
 func (r *Registry) PlaceRoom(ctx context.Context, room, node string) error {
-	_, err := r.rooms.PutString(ctx, room, node)
+	_, err := r.rooms.PutString(ctx, "room."+room, node)
 	return err
 }
 
 // RoomNode returns the node that holds room, or "".
 func (r *Registry) RoomNode(ctx context.Context, room string) (string, error) {
-	e, err := r.rooms.Get(ctx, room)
+	e, err := r.rooms.Get(ctx, "room."+room)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", nil
 	}
@@ -96,5 +99,79 @@ func (r *Registry) RoomNode(ctx context.Context, room string) (string, error) {
 
 // RemoveRoom forgets room.
 func (r *Registry) RemoveRoom(ctx context.Context, room string) error {
-	return r.rooms.Delete(ctx, room)
+	return r.rooms.Delete(ctx, "room."+room)
+}
+
+// Seat is where a player in a room plays: the room and the node that holds it.
+type Seat struct {
+	Room string `json:"room"`
+	Node string `json:"node"`
+}
+
+// Seat records that player is in room on node.
+func (r *Registry) Seat(ctx context.Context, player string, s Seat) error {
+	b, _ := json.Marshal(s)
+	_, err := r.rooms.Put(ctx, "player."+player, b)
+	return err
+}
+
+// Unseat removes player's seat if it is still in room.
+func (r *Registry) Unseat(ctx context.Context, player, room string) error {
+	e, err := r.rooms.Get(ctx, "player."+player)
+	if err != nil {
+		return nil
+	}
+	var s Seat
+	if json.Unmarshal(e.Value(), &s) != nil || s.Room != room {
+		return nil
+	}
+	return r.rooms.Delete(ctx, "player."+player, jetstream.LastRevision(e.Revision()))
+}
+
+// Seats is a live copy of every player's seat, kept by a watcher. Safe for concurrent use.
+type Seats struct {
+	mu    sync.RWMutex
+	seats map[string]Seat
+}
+
+// WatchSeats follows the players' seats until ctx ends.
+func (r *Registry) WatchSeats(ctx context.Context) (*Seats, error) {
+	w, err := r.rooms.Watch(ctx, "player.*")
+	if err != nil {
+		return nil, err
+	}
+	s := &Seats{seats: map[string]Seat{}}
+	ready := make(chan struct{})
+	go func() {
+		defer func() { _ = w.Stop() }()
+		for e := range w.Updates() {
+			if e == nil {
+				close(ready)
+				continue
+			}
+			player := strings.TrimPrefix(e.Key(), "player.")
+			var seat Seat
+			s.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &seat) == nil {
+				s.seats[player] = seat
+			} else {
+				delete(s.seats, player)
+			}
+			s.mu.Unlock()
+		}
+	}()
+	select {
+	case <-ready:
+		return s, nil
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("registry: the seat watcher sent no initial state within 5s")
+	}
+}
+
+// Of returns the player's seat.
+func (s *Seats) Of(player string) (Seat, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seat, ok := s.seats[player]
+	return seat, ok
 }

@@ -97,6 +97,21 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Registry, e
 	return r, nil
 }
 
+// Bind returns the registry of buckets that exist already (a tool that reads the cluster).
+func Bind(ctx context.Context, js jetstream.JetStream) (*Registry, error) {
+	r := &Registry{}
+	var err error
+	for _, b := range []struct {
+		name string
+		kv   *jetstream.KeyValue
+	}{{NodesBucket, &r.nodes}, {SessionsBucket, &r.sessions}, {RoomsBucket, &r.rooms}} {
+		if *b.kv, err = js.KeyValue(ctx, b.name); err != nil {
+			return nil, fmt.Errorf("registry: bucket %s: %w (is a Moonforge cluster on this bus?)", b.name, err)
+		}
+	}
+	return r, nil
+}
+
 // Announce writes rec; it lives NodeTTL unless written again.
 func (r *Registry) Announce(ctx context.Context, rec Record) error {
 	b, err := json.Marshal(rec)

@@ -40,6 +40,14 @@ type Config struct {
 	Observer    Observer // optional
 	MailboxSize int      // per room; default: config.Default
 	MaxRooms    int      // default: config.Default
+	// Directory, if set, hears every player that enters or leaves a room of this process (the
+	// cluster's room directory, so that a proxy can route room messages here).
+	Directory Directory
+}
+
+// Directory follows room membership. Member is called on the room's goroutine and must not block.
+type Directory interface {
+	Member(playerID, roomID string, in bool)
 }
 
 // Manager is the set of rooms of this process. Safe for concurrent use.
@@ -280,6 +288,9 @@ func (m *Manager) forget(r *Room) {
 	for p := range r.members {
 		if m.byPlayer[p] == r {
 			delete(m.byPlayer, p)
+		}
+		if m.cfg.Directory != nil {
+			m.cfg.Directory.Member(p, r.id, false)
 		}
 	}
 	r.members = map[string]struct{}{}

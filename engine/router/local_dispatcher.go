@@ -52,9 +52,13 @@ func NewLocal(cfg LocalConfig) *Local {
 	return &Local{cfg: cfg, pools: map[string]*actor.Pool{}}
 }
 
-// Warm starts the pools of every role that has handlers or login methods in the table in force.
-func (l *Local) Warm() error {
+// Warm starts the pools of every role that has handlers or login methods in the table in force
+// and that runs here (runs(role); nil: every role).
+func (l *Local) Warm(runs func(role string) bool) error {
 	for role := range l.cfg.Tables.Table().Roles() {
+		if runs != nil && !runs(role) {
+			continue
+		}
 		if _, err := l.pool(role); err != nil {
 			return err
 		}

@@ -39,6 +39,7 @@ type Manager struct {
 	byID     map[string]*Session
 	byPlayer map[string]*Session
 	follower atomic.Pointer[call.Notifier]
+	opened   func(s *Session)
 }
 
 // Follow sends the presence messages of every session to n from now on: when a session ends,
@@ -104,8 +105,36 @@ func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame)
 	if old != nil {
 		old.end("replaced", protocol.KickedDuplicateLogin, "the player logged in on another connection")
 	}
+	if m.opened != nil {
+		m.opened(s)
+	}
 	return s
 }
+
+// Kick ends the player's session here with code and reason (another node decided it: a login of
+// the same player on another proxy, mf.kick). sessionID "" kicks whatever session the player has;
+// otherwise only that one. False if there was none.
+func (m *Manager) Kick(playerID, sessionID string, code protocol.Code, reason string) bool {
+	m.mu.Lock()
+	s := m.byPlayer[playerID]
+	if s == nil || sessionID != "" && s.ID != sessionID {
+		m.mu.Unlock()
+		return false
+	}
+	delete(m.byID, s.ID)
+	delete(m.byPlayer, playerID)
+	m.mu.Unlock()
+	reasonWord := "kicked"
+	if code == protocol.KickedDuplicateLogin {
+		reasonWord = "replaced"
+	}
+	s.end(reasonWord, code, reason)
+	return true
+}
+
+// OnOpen sets fn, called on the goroutine of Open after each new session (the cluster claims the
+// player in the session directory). Set it before the first Open.
+func (m *Manager) OnOpen(fn func(s *Session)) { m.opened = fn }
 
 // Get returns a live session by id.
 func (m *Manager) Get(id string) *Session {

@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/bus"
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/registry"
+)
+
+func clusterCmd(args []string, opts Options) error {
+	if len(args) == 0 {
+		return usageError{errors.New("cluster needs a subcommand: up, status, reload")}
+	}
+	switch args[0] {
+	case "status":
+		return clusterStatus(args[1:], os.Stdout)
+	case "reload":
+		return clusterReload(args[1:], os.Stdout)
+	case "up":
+		return clusterUp(args[1:])
+	}
+	return usageError{fmt.Errorf("unknown cluster subcommand %q: up, status, reload", args[0])}
+}
+
+// busFlags are the flags of the commands that talk to a running cluster's bus.
+type busFlags struct{ urls, user, password *string }
+
+func addBusFlags(fs *flag.FlagSet) busFlags {
+	return busFlags{
+		urls:     fs.String("nats", "nats://127.0.0.1:4250", "comma-separated NATS URLs of the cluster's bus"),
+		user:     fs.String("user", "", "NATS user (or MOONFORGE_NATS_USER)"),
+		password: fs.String("password", "", "NATS password (or MOONFORGE_NATS_PASSWORD)"),
+	}
+}
+
+func (b busFlags) open() (*bus.Fabric, *registry.Registry, error) {
+	f, err := bus.Open(bus.Options{NATS: config.NATS{URLs: strings.Split(*b.urls, ","), User: *b.user, Password: *b.password}, Name: "moonforge-cli"})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reg, err := registry.Bind(ctx, f.JS)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, reg, nil
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+// clusterStatus lists every live node of the registry.
+func clusterStatus(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("cluster status", flag.ContinueOnError)
+	b := addBusFlags(fs)
+	asJSON := fs.Bool("json", false, "print the records as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	f, reg, err := b.open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nodes, err := reg.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(nodes)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLES\tSTATE\tADDRESS\tVERSION\tSESSIONS\tCONNS\tROOMS\tMAILBOX\tUP")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.ID, strings.Join(n.Roles, ","), n.State, n.Address, n.Version,
+			n.Load.Sessions, n.Load.Connections, n.Load.Rooms, n.Load.Mailbox, time.Since(n.Started).Round(time.Second))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(nodes) == 0 {
+		return errors.New("no live node in the registry")
+	}
+	return nil
+}
+
+// clusterReload asks every node to reload its scripts and prints, per node, the version now
+// running or the problems with file:line. It fails if any node rejected the reload or did not
+// answer.
+func clusterReload(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("cluster reload", flag.ContinueOnError)
+	b := addBusFlags(fs)
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each node")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	f, reg, err := b.open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	nodes, err := reg.Nodes(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, n := range nodes {
+		e := &bus.Envelope{Kind: bus.Kind_KIND_COMMAND, Source: "moonforge-cli", Target: n.ID, Name: "reload"}
+		m, err := f.Conn.Request(bus.CommandSubject(n.ID), bus.Encode(e), *timeout)
+		if err != nil {
+			fmt.Fprintf(w, "%s: no answer: %v\n", n.ID, err)
+			failed++
+			continue
+		}
+		ans, err := bus.Decode(m.Data)
+		if err == nil && ans.Err() != nil {
+			err = ans.Err()
+		}
+		if err != nil {
+			fmt.Fprintf(w, "%s: %v\n", n.ID, err)
+			failed++
+			continue
+		}
+		var res struct {
+			Outcome  string   `json:"result"`
+			Version  string   `json:"version"`
+			Problems []string `json:"problems"`
+		}
+		_ = json.Unmarshal(ans.Payload, &res)
+		fmt.Fprintf(w, "%s: %s: version %s\n", n.ID, res.Outcome, res.Version)
+		for _, p := range res.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		if res.Outcome == "rejected" {
+			failed++
+		}
+	}
+	if len(nodes) == 0 {
+		return errors.New("no live node in the registry")
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d nodes did not reload", failed, len(nodes))
+	}
+	return nil
+}
