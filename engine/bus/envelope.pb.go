@@ -29,15 +29,16 @@ const (
 type Kind int32
 
 const (
-	Kind_KIND_UNSPECIFIED Kind = 0
-	Kind_KIND_REQUEST     Kind = 1 // a client request for a role's handler (answered)
-	Kind_KIND_ANSWER      Kind = 2 // the answer to a request, login or call
-	Kind_KIND_LOGIN       Kind = 3 // a custom login method's check (answered)
-	Kind_KIND_CALL        Kind = 4 // mf.call: a named call to a role or node (answered)
-	Kind_KIND_SEND        Kind = 5 // mf.send, mf.broadcast: one-way, never answered
-	Kind_KIND_PUSH        Kind = 6 // mf.push to a player's client through its proxy
-	Kind_KIND_KICK        Kind = 7 // mf.kick of a player through its proxy
-	Kind_KIND_COMMAND     Kind = 8 // a cluster command (reload, drain) from the master
+	Kind_KIND_UNSPECIFIED  Kind = 0
+	Kind_KIND_REQUEST      Kind = 1 // a client request for a role's handler (answered)
+	Kind_KIND_ANSWER       Kind = 2 // the answer to a request, login or call
+	Kind_KIND_LOGIN        Kind = 3 // a login for the login service of a login node (answered with LoginAck)
+	Kind_KIND_CALL         Kind = 4 // mf.call: a named call to a role or node (answered)
+	Kind_KIND_SEND         Kind = 5 // mf.send, mf.broadcast: one-way, never answered
+	Kind_KIND_PUSH         Kind = 6 // mf.push to a player's client through its proxy
+	Kind_KIND_KICK         Kind = 7 // mf.kick of a player through its proxy
+	Kind_KIND_COMMAND      Kind = 8 // a cluster command (reload, drain) from the master
+	Kind_KIND_LOGIN_METHOD Kind = 9 // a custom login method's Lua check (answered with the account id)
 )
 
 // Enum value maps for Kind.
@@ -52,17 +53,19 @@ var (
 		6: "KIND_PUSH",
 		7: "KIND_KICK",
 		8: "KIND_COMMAND",
+		9: "KIND_LOGIN_METHOD",
 	}
 	Kind_value = map[string]int32{
-		"KIND_UNSPECIFIED": 0,
-		"KIND_REQUEST":     1,
-		"KIND_ANSWER":      2,
-		"KIND_LOGIN":       3,
-		"KIND_CALL":        4,
-		"KIND_SEND":        5,
-		"KIND_PUSH":        6,
-		"KIND_KICK":        7,
-		"KIND_COMMAND":     8,
+		"KIND_UNSPECIFIED":  0,
+		"KIND_REQUEST":      1,
+		"KIND_ANSWER":       2,
+		"KIND_LOGIN":        3,
+		"KIND_CALL":         4,
+		"KIND_SEND":         5,
+		"KIND_PUSH":         6,
+		"KIND_KICK":         7,
+		"KIND_COMMAND":      8,
+		"KIND_LOGIN_METHOD": 9,
 	}
 )
 
@@ -348,7 +351,7 @@ const file_moonforge_bus_envelope_proto_rawDesc = "" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x9d\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xb4\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_REQUEST\x10\x01\x12\x0f\n" +
@@ -359,7 +362,8 @@ const file_moonforge_bus_envelope_proto_rawDesc = "" +
 	"\tKIND_SEND\x10\x05\x12\r\n" +
 	"\tKIND_PUSH\x10\x06\x12\r\n" +
 	"\tKIND_KICK\x10\a\x12\x10\n" +
-	"\fKIND_COMMAND\x10\bb\x06proto3"
+	"\fKIND_COMMAND\x10\b\x12\x15\n" +
+	"\x11KIND_LOGIN_METHOD\x10\tb\x06proto3"
 
 var (
 	file_moonforge_bus_envelope_proto_rawDescOnce sync.Once

@@ -19,7 +19,7 @@ import (
 
 func clusterCmd(args []string, opts Options) error {
 	if len(args) == 0 {
-		return usageError{errors.New("cluster needs a subcommand: up, status, reload")}
+		return usageError{errors.New("cluster needs a subcommand: up, status, reload, drain")}
 	}
 	switch args[0] {
 	case "status":
@@ -28,8 +28,10 @@ func clusterCmd(args []string, opts Options) error {
 		return clusterReload(args[1:], os.Stdout)
 	case "up":
 		return clusterUp(args[1:])
+	case "drain":
+		return clusterDrain(args[1:], os.Stdout)
 	}
-	return usageError{fmt.Errorf("unknown cluster subcommand %q: up, status, reload", args[0])}
+	return usageError{fmt.Errorf("unknown cluster subcommand %q: up, status, reload, drain", args[0])}
 }
 
 // busFlags are the flags of the commands that talk to a running cluster's bus.
@@ -165,6 +167,44 @@ func clusterReload(args []string, w io.Writer) error {
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d nodes did not reload", failed, len(nodes))
+	}
+	return nil
+}
+
+// clusterDrain tells nodes to drain: each stops taking new work, finishes what it has and exits.
+func clusterDrain(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("cluster drain", flag.ContinueOnError)
+	b := addBusFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() == 0 {
+		return usageError{errors.New("cluster drain needs the ids of the nodes to drain")}
+	}
+	f, _, err := b.open()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	failed := 0
+	for _, id := range fs.Args() {
+		e := &bus.Envelope{Kind: bus.Kind_KIND_COMMAND, Source: "moonforge-cli", Target: id, Name: "drain"}
+		m, err := f.Conn.Request(bus.CommandSubject(id), bus.Encode(e), 10*time.Second)
+		if err == nil {
+			var ans *bus.Envelope
+			if ans, err = bus.Decode(m.Data); err == nil && ans.Err() != nil {
+				err = ans.Err()
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(w, "%s: %v\n", id, err)
+			failed++
+			continue
+		}
+		fmt.Fprintf(w, "%s: draining\n", id)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d node(s) did not take the drain", failed)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/moonforge/moonforge/engine/balance"
 	"github.com/moonforge/moonforge/engine/bus"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/registry"
 	"github.com/moonforge/moonforge/engine/router"
@@ -39,14 +40,16 @@ type Config struct {
 
 // Deps are the node's parts the cluster hands work to; set before Start.
 type Deps struct {
-	Boxes  *call.Boxes                                                     // answers arriving from the bus are posted here
-	Local  router.Dispatcher                                               // this process's actors and rooms
-	Rooms  router.Rooms                                                    // this process's rooms
-	Inbox  *router.Router                                                  // decides requests arriving from the bus, delivering them locally
-	Schema Schema                                                          // the schema in force: msg ids a request from the bus may name
-	Record func() registry.Record                                          // this node's record, announced every heartbeat
-	Kick   func(player, session string, code protocol.Code, reason string) // a proxy's sessions
-	Push   func(player string, msgID uint16, payload []byte) bool
+	Boxes   *call.Boxes                                                     // answers arriving from the bus are posted here
+	Local   router.Dispatcher                                               // this process's actors and rooms
+	Rooms   router.Rooms                                                    // this process's rooms
+	Login   login.Service                                                   // this node's login service: the logins proxies forward to a login node
+	Inbox   *router.Router                                                  // decides requests arriving from the bus, delivering them locally
+	Schema  Schema                                                          // the schema in force: msg ids a request from the bus may name
+	Record  func() registry.Record                                          // this node's record, announced every heartbeat
+	Kick    func(player, session string, code protocol.Code, reason string) // a proxy's sessions
+	Push    func(player string, msgID uint16, payload []byte) bool
+	PushAll func(msgID uint16, payload []byte) int
 	// Command runs a cluster command (reload, drain) and returns its result as JSON.
 	Command func(name string) ([]byte, error)
 }
@@ -68,7 +71,8 @@ type Cluster struct {
 	pushSeq  sync.Map // proxy id -> *atomic.Uint32: this node's push sequence per proxy
 	pushSeen sync.Map // sender id -> *atomic.Uint32: the last push sequence received per sender
 	pushLost atomic.Uint64
-	seats    *registry.Seats
+	seats    *registry.Live[registry.Seat]
+	sessions *registry.Live[registry.Session]
 	seatOps  chan seatOp
 	subs     []*nats.Subscription
 	cancel   context.CancelFunc
@@ -109,6 +113,10 @@ func (c *Cluster) Start(deps Deps, period time.Duration) error {
 		return err
 	}
 	if c.seats, err = c.cfg.Registry.WatchSeats(ctx); err != nil {
+		cancel()
+		return err
+	}
+	if c.sessions, err = c.cfg.Registry.WatchSessions(ctx); err != nil {
 		cancel()
 		return err
 	}

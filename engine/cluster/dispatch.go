@@ -8,6 +8,7 @@ import (
 	"github.com/moonforge/moonforge/engine/balance"
 	"github.com/moonforge/moonforge/engine/bus"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/registry"
 	"github.com/moonforge/moonforge/engine/router"
@@ -63,7 +64,7 @@ func (c *Cluster) Login(dst router.Destination, l *call.Login) {
 		return
 	}
 	e := &bus.Envelope{
-		Kind: bus.Kind_KIND_LOGIN, Source: c.cfg.Node, Target: node, RequestId: l.ID, ReplyBox: l.ReplyTo.Box,
+		Kind: bus.Kind_KIND_LOGIN_METHOD, Source: c.cfg.Node, Target: node, RequestId: l.ID, ReplyBox: l.ReplyTo.Box,
 		Name: l.Method, Account: l.Account, Secret: l.Secret, Extra: l.Extra, Key: dst.Key,
 	}
 	e.SetDeadline(l.Deadline)
@@ -162,4 +163,32 @@ func (c *Cluster) onReply(m *nats.Msg) {
 		a.Payload = nil
 	}
 	c.deps.Boxes.Post(a)
+}
+
+// Logins returns a proxy's login service: while a node of the login role lives, logins go there
+// (one account store for the cluster); otherwise local checks them.
+func (c *Cluster) Logins(local login.Service) login.Service { return logins{c, local} }
+
+type logins struct {
+	c     *Cluster
+	local login.Service
+}
+
+func (s logins) Login(l *call.Login) {
+	c := s.c
+	if c.Runs("login") || c.view == nil {
+		s.local.Login(l)
+		return
+	}
+	node := c.pick("login", l.Account, 0)
+	if node == "" {
+		s.local.Login(l)
+		return
+	}
+	e := &bus.Envelope{
+		Kind: bus.Kind_KIND_LOGIN, Source: c.cfg.Node, Target: node, RequestId: l.ID, ReplyBox: l.ReplyTo.Box,
+		Name: l.Method, Account: l.Account, Secret: l.Secret, Extra: l.Extra,
+	}
+	e.SetDeadline(l.Deadline)
+	c.request(bus.NodeSubject(node), e, l.ReplyTo, l.ID, l.Fail)
 }

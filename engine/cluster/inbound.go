@@ -29,7 +29,7 @@ func (c *Cluster) onMessage(m *nats.Msg) {
 	switch e.Kind {
 	case bus.Kind_KIND_REQUEST:
 		c.onRequest(m, e)
-	case bus.Kind_KIND_LOGIN:
+	case bus.Kind_KIND_LOGIN, bus.Kind_KIND_LOGIN_METHOD:
 		c.onLogin(m, e)
 	case bus.Kind_KIND_PUSH:
 		c.onPush(e)
@@ -86,6 +86,10 @@ func (c *Cluster) onLogin(m *nats.Msg, e *bus.Envelope) {
 		c.refuse(m, "expired", protocol.Timeout, errors.New("the login arrived past its deadline"))
 		return
 	}
+	if e.Kind == bus.Kind_KIND_LOGIN {
+		c.deps.Login.Login(l)
+		return
+	}
 	if !c.deps.Inbox.Login(l) {
 		l.Fail(protocol.Errorf(protocol.Unavailable, "no script on %s registers login method %q", c.cfg.Node, e.Name))
 	}
@@ -117,7 +121,10 @@ func (c *Cluster) onPush(e *bus.Envelope) {
 		c.pushLost.Add(uint64(e.Seq - prev - 1))
 		c.log.Warn("pushes lost on the bus", "from", e.Source, "missing", e.Seq-prev-1, "last", prev, "now", e.Seq)
 	}
-	if c.deps.Push != nil {
+	switch {
+	case e.Player == "" && c.deps.PushAll != nil:
+		c.deps.PushAll(uint16(e.MsgId), e.Payload)
+	case c.deps.Push != nil:
 		c.deps.Push(e.Player, uint16(e.MsgId), e.Payload)
 	}
 }

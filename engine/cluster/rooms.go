@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/moonforge/moonforge/engine/registry"
+	"github.com/moonforge/moonforge/engine/script"
 )
 
 type seatOp struct {
@@ -53,4 +54,48 @@ func (c *Cluster) Of(player string) string {
 	}
 	seat, _ := c.seats.Of(player)
 	return seat.Room
+}
+
+// Players returns the script.Players of this node: a push goes to the player's session here, or
+// through the session directory to the proxy that holds it.
+func (c *Cluster) Players(local script.Players) script.Players { return players{c, local} }
+
+type players struct {
+	c     *Cluster
+	local script.Players
+}
+
+func (p players) Push(player string, msgID uint16, payload []byte) bool {
+	if p.local.Push(player, msgID, payload) {
+		return true
+	}
+	if p.c.sessions == nil {
+		return false
+	}
+	s, ok := p.c.sessions.Of(player)
+	if !ok || s.Proxy == p.c.cfg.Node {
+		return false
+	}
+	return p.c.Push(s.Proxy, player, msgID, payload) == nil
+}
+
+// PushAll pushes to the players here and asks every other proxy to push to its players; it
+// returns how many sessions the pushes are for (the others' from the session directory).
+func (p players) PushAll(msgID uint16, payload []byte) int {
+	n := p.local.PushAll(msgID, payload)
+	if p.c.view == nil {
+		return n
+	}
+	others := map[string]bool{}
+	for _, r := range p.c.view.Select(func(r registry.Record) bool { return r.Has("proxy") && r.ID != p.c.cfg.Node }) {
+		if p.c.Push(r.ID, "", msgID, payload) == nil {
+			others[r.ID] = true
+		}
+	}
+	p.c.sessions.Each(func(_ string, s registry.Session) {
+		if others[s.Proxy] {
+			n++
+		}
+	})
+	return n
 }

@@ -104,15 +104,18 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 	if err != nil {
 		return nil, fmt.Errorf("token key: %w", err)
 	}
+	if err := n.join(); err != nil {
+		return nil, err
+	}
+	if key, err = n.registry.Shared(ctx, "token_key", key); err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
 	tokens, err := auth.NewTokens(key, cfg.Auth.TokenTTL)
 	if err != nil {
 		return nil, err
 	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
 
-	if err := n.join(); err != nil {
-		return nil, err
-	}
 	n.boxes = call.NewBoxes(n.id, n.cluster)
 	n.metrics = metrics.New(metrics.Gauges{
 		Undelivered: n.boxes.Dropped,
@@ -137,7 +140,7 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 		ReplayMaxBytes:  cfg.Session.ReplayBytes,
 	})
 	svc := &script.Services{
-		Players:        n.sessions,
+		Players:        n.cluster.Players(n.sessions),
 		Store:          n.store,
 		Log:            log.With("part", "lua"),
 		Dev:            cfg.Dev,
@@ -149,7 +152,7 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 	n.rooms = room.NewManager(room.Config{
 		System:      n.system,
 		Versions:    versions,
-		Players:     n.sessions,
+		Players:     n.cluster.Players(n.sessions),
 		Log:         log.With("part", "room"),
 		Observer:    n.metrics,
 		MailboxSize: cfg.Session.RoomMailboxes,
@@ -173,11 +176,20 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 	n.router = router.New(versions, n.cluster, n.cluster)
 	inbox := router.New(versions, n.rooms, local)
 	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
-		Push: n.sessions.Push, Kick: n.kick, Command: n.command}
+		Push: n.sessions.Push, PushAll: n.sessions.PushAll, Kick: n.kick, Command: n.command}
 	if !n.runs("proxy") {
 		cfg.Gate.TCP, cfg.Gate.WS = "-", "-"
 		n.cfg.Gate = cfg.Gate
 	}
+	logins := login.NewLocal(login.Config{
+		Accounts: accounts,
+		Tokens:   tokens,
+		Custom:   n.router,
+		Boxes:    n.boxes,
+		Disabled: cfg.Gate.DisabledMethods,
+		Log:      log.With("part", "login"),
+	})
+	n.clusterDeps.Login = logins
 	n.gate = gate.New(gate.Config{
 		TCPAddr:            cfg.Gate.TCP,
 		WSAddr:             cfg.Gate.WS,
@@ -192,14 +204,7 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 	}, gate.Deps{
 		Sessions: n.sessions,
 		Tokens:   tokens,
-		Login: login.NewLocal(login.Config{
-			Accounts: accounts,
-			Tokens:   tokens,
-			Custom:   n.router,
-			Boxes:    n.boxes,
-			Disabled: cfg.Gate.DisabledMethods,
-			Log:      log.With("part", "login"),
-		}),
+		Login:    n.cluster.Logins(logins),
 		Router:   n.router,
 		Boxes:    n.boxes,
 		Schema:   versions,
@@ -270,6 +275,14 @@ func (n *Node) Stop(ctx context.Context) error {
 		_ = n.watcher.Close()
 	}
 	n.cluster.Drain()
+	if !n.all {
+		// Proxies learn of the drain from the registry's watchers within milliseconds; requests
+		// they sent meanwhile still find this node's subscriptions.
+		select {
+		case <-time.After(n.cfg.Cluster.Heartbeat):
+		case <-ctx.Done():
+		}
+	}
 	n.gate.Shutdown(ctx)
 	n.cluster.Stop(time.Until(deadlineOr(ctx, 5*time.Second)))
 	n.rooms.Stop()

@@ -128,19 +128,19 @@ func (r *Registry) Unseat(ctx context.Context, player, room string) error {
 	return r.rooms.Delete(ctx, "player."+player, jetstream.LastRevision(e.Revision()))
 }
 
-// Seats is a live copy of every player's seat, kept by a watcher. Safe for concurrent use.
-type Seats struct {
-	mu    sync.RWMutex
-	seats map[string]Seat
+// Live is a live copy of a directory's entries, kept by a bucket watcher. Safe for concurrent use.
+type Live[T any] struct {
+	mu      sync.RWMutex
+	entries map[string]T
 }
 
-// WatchSeats follows the players' seats until ctx ends.
-func (r *Registry) WatchSeats(ctx context.Context) (*Seats, error) {
-	w, err := r.rooms.Watch(ctx, "player.*")
+// watchLive follows the keys of kv under prefix until ctx ends.
+func watchLive[T any](ctx context.Context, kv jetstream.KeyValue, prefix string) (*Live[T], error) {
+	w, err := kv.Watch(ctx, prefix+"*")
 	if err != nil {
 		return nil, err
 	}
-	s := &Seats{seats: map[string]Seat{}}
+	l := &Live[T]{entries: map[string]T{}}
 	ready := make(chan struct{})
 	go func() {
 		defer func() { _ = w.Stop() }()
@@ -149,29 +149,48 @@ func (r *Registry) WatchSeats(ctx context.Context) (*Seats, error) {
 				close(ready)
 				continue
 			}
-			player := strings.TrimPrefix(e.Key(), "player.")
-			var seat Seat
-			s.mu.Lock()
-			if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &seat) == nil {
-				s.seats[player] = seat
+			key := strings.TrimPrefix(e.Key(), prefix)
+			var v T
+			l.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &v) == nil {
+				l.entries[key] = v
 			} else {
-				delete(s.seats, player)
+				delete(l.entries, key)
 			}
-			s.mu.Unlock()
+			l.mu.Unlock()
 		}
 	}()
 	select {
 	case <-ready:
-		return s, nil
+		return l, nil
 	case <-time.After(5 * time.Second):
-		return nil, errors.New("registry: the seat watcher sent no initial state within 5s")
+		return nil, fmt.Errorf("registry: the watcher of %s sent no initial state within 5s", prefix+"*")
 	}
 }
 
-// Of returns the player's seat.
-func (s *Seats) Of(player string) (Seat, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	seat, ok := s.seats[player]
-	return seat, ok
+// Of returns the entry of key.
+func (l *Live[T]) Of(key string) (T, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	v, ok := l.entries[key]
+	return v, ok
+}
+
+// Each calls fn for every entry, under a read lock.
+func (l *Live[T]) Each(fn func(key string, v T)) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for k, v := range l.entries {
+		fn(k, v)
+	}
+}
+
+// WatchSeats follows the players' seats until ctx ends.
+func (r *Registry) WatchSeats(ctx context.Context) (*Live[Seat], error) {
+	return watchLive[Seat](ctx, r.rooms, "player.")
+}
+
+// WatchSessions follows the session directory until ctx ends.
+func (r *Registry) WatchSessions(ctx context.Context) (*Live[Session], error) {
+	return watchLive[Session](ctx, r.sessions, "")
 }

@@ -1,0 +1,208 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/client"
+	"github.com/moonforge/moonforge/engine/protocol"
+)
+
+// load keeps clients sending echoes and records every outcome.
+type load struct {
+	e        *env
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	ok       atomic.Int64
+	mu       sync.Mutex
+	codes    map[protocol.Code]int
+	other    []error
+	lastFail time.Time
+}
+
+func startLoad(e *env, clients []*client.Client) *load {
+	l := &load{e: e, stop: make(chan struct{}), codes: map[protocol.Code]int{}}
+	for i, c := range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for n := int64(i*1000000 + 1); ; n++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				start := time.Now()
+				err := e.echo(c, n)
+				switch code := codeOf(err); {
+				case err == nil:
+					l.ok.Add(1)
+				case code == protocol.Unavailable || code == protocol.Timeout:
+					l.mu.Lock()
+					l.codes[code]++
+					l.lastFail = time.Now()
+					l.mu.Unlock()
+					time.Sleep(50 * time.Millisecond)
+				default:
+					l.mu.Lock()
+					l.other = append(l.other, fmt.Errorf("after %s: %w", time.Since(start), err))
+					l.mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish() (ok int64, codes map[protocol.Code]int, other []error) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.ok.Load(), l.codes, l.other
+}
+
+// waitProgress waits until n more echoes succeeded.
+func (l *load) waitProgress(t *testing.T, n int64) {
+	t.Helper()
+	start := l.ok.Load()
+	end := time.Now().Add(20 * time.Second)
+	for l.ok.Load() < start+n {
+		if time.Now().After(end) {
+			t.Fatalf("load made no progress: %d echoes in 20s", l.ok.Load()-start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// One cluster, in order: requests through both proxies to both lobbies; status and reload;
+// a duplicate login across proxies; kill -9 of a lobby under load; a drained lobby under load.
+func TestCluster(t *testing.T) {
+	e := newEnv(t)
+	e.start("proxy-1", "proxy")
+	e.start("proxy-2", "proxy")
+	e.start("lobby-1", "lobby")
+	e.start("lobby-2", "lobby")
+	e.start("game-1", "game")
+	e.start("login-1", "login")
+	status := e.waitNodes("master-1", "proxy-1", "proxy-2", "login-1", "lobby-1", "lobby-2", "game-1")
+	if !strings.Contains(status, "VERSION") {
+		t.Fatalf("status:\n%s", status)
+	}
+
+	t.Run("requests through both proxies", func(t *testing.T) {
+		for _, p := range []string{"proxy-1", "proxy-2"} {
+			c, _ := e.dial(p, "dev-"+p)
+			for i := range 20 {
+				if err := e.echo(c, int64(i+1)); err != nil {
+					t.Fatalf("%s: %v", p, err)
+				}
+			}
+		}
+	})
+
+	t.Run("cluster reload", func(t *testing.T) {
+		out, err := e.moonforge("cluster", "reload", "-nats", e.url)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, id := range []string{"proxy-1", "lobby-2", "game-1", "master-1"} {
+			if !strings.Contains(out, id+": unchanged: version ") {
+				t.Fatalf("reload output lacks %s:\n%s", id, out)
+			}
+		}
+		if out, err := e.moonforge("cluster", "status", "-nats", "nats://127.0.0.1:1"); err == nil {
+			t.Fatalf("status against no bus succeeded:\n%s", out)
+		}
+		if out, err := e.moonforge("cluster", "frobnicate"); err == nil || !strings.Contains(out, "unknown cluster subcommand") {
+			t.Fatalf("unknown subcommand: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("duplicate login across proxies", func(t *testing.T) {
+		first, _ := e.dial("proxy-1", "twice")
+		e.dial("proxy-2", "twice")
+		select {
+		case <-first.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first session was not kicked")
+		}
+		if k := first.Kicked(); k == nil || protocol.Code(k.Code) != protocol.KickedDuplicateLogin {
+			t.Fatalf("kick %v, want KICKED_DUPLICATE_LOGIN", k)
+		}
+	})
+
+	t.Run("kill -9 of a lobby under load", func(t *testing.T) {
+		var clients []*client.Client
+		for i := range 16 {
+			c, _ := e.dial([]string{"proxy-1", "proxy-2"}[i%2], fmt.Sprintf("load-%d", i))
+			clients = append(clients, c)
+		}
+		l := startLoad(e, clients)
+		l.waitProgress(t, 200)
+		killed := time.Now()
+		e.kill9("lobby-1")
+		time.Sleep(500 * time.Millisecond)
+		l.waitProgress(t, 500)
+		// Every client is served again: wait for a quiet second without failures.
+		end := time.Now().Add(20 * time.Second)
+		for {
+			l.mu.Lock()
+			quiet := time.Since(l.lastFail) > time.Second
+			recovered := l.lastFail.Sub(killed)
+			l.mu.Unlock()
+			if quiet {
+				t.Logf("last failure %s after the kill", recovered.Round(time.Millisecond))
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatal("requests kept failing 20s after the kill")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		ok, codes, other := l.finish()
+		t.Logf("echoes ok %d, failed %v", ok, codes)
+		if len(other) > 0 {
+			t.Fatalf("requests failed otherwise than UNAVAILABLE or TIMEOUT: %v", other)
+		}
+		// Every client still works (its player moved to lobby-2).
+		for i, c := range clients {
+			if err := e.echo(c, int64(i+1)); err != nil {
+				t.Fatalf("client %d after the kill: %v", i, err)
+			}
+		}
+	})
+
+	t.Run("drain of a lobby under load fails no request", func(t *testing.T) {
+		e.start("lobby-3", "lobby")
+		e.waitNodes("lobby-3")
+		var clients []*client.Client
+		for i := range 8 {
+			c, _ := e.dial([]string{"proxy-1", "proxy-2"}[i%2], fmt.Sprintf("drain-%d", i))
+			clients = append(clients, c)
+		}
+		l := startLoad(e, clients)
+		l.waitProgress(t, 200)
+		out, err := e.moonforge("cluster", "drain", "-nats", e.url, "lobby-2")
+		if err != nil {
+			t.Fatalf("drain: %v\n%s", err, out)
+		}
+		select {
+		case <-e.nodes["lobby-2"].done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the drained lobby did not exit")
+		}
+		if err := e.nodes["lobby-2"].err; err != nil {
+			t.Fatalf("drained lobby exited with %v", err)
+		}
+		l.waitProgress(t, 200)
+		ok, codes, other := l.finish()
+		t.Logf("echoes ok %d, failed %v", ok, codes)
+		if len(codes) > 0 || len(other) > 0 {
+			t.Fatalf("requests failed during the drain: %v %v", codes, other)
+		}
+	})
+}
