@@ -11,15 +11,15 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Defaults and limits of Config.
 const (
-	DefaultMinPasswordLen = 8
-	DefaultMaxAccountLen  = 64
-	DefaultMaxSecretLen   = 256
+	DefaultMaxAccountLen = 64
+	DefaultMaxSecretLen  = 256
 	// MaxAccountLenLimit caps Config.MaxAccountLen so that every account
 	// key fits in store.MaxKeyLen.
 	MaxAccountLenLimit = 900
@@ -30,7 +30,7 @@ const (
 // Config configures Accounts. A zero (or negative) field takes its default.
 type Config struct {
 	// MinPasswordLen is the fewest characters (not bytes) of a new password.
-	// Default 8. Login does not check it, so raising it locks no one out.
+	// Default: config.Default. Login does not check it, so raising it locks no one out.
 	MinPasswordLen int
 	// MaxAccountLen is the longest account name, device id or external
 	// account id in bytes; at most MaxAccountLenLimit. Default 64.
@@ -48,7 +48,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.MinPasswordLen <= 0 {
-		c.MinPasswordLen = DefaultMinPasswordLen
+		c.MinPasswordLen = config.Default().Auth.MinPasswordLen
 	}
 	if c.MaxAccountLen <= 0 {
 		c.MaxAccountLen = DefaultMaxAccountLen

@@ -18,9 +18,18 @@ type Boxes struct {
 	node    string
 	remote  Poster
 	next    atomic.Uint64
-	boxes   sync.Map // uint64 → Inbox
+	shards  [boxShards]boxShard // by box id: answers to different boxes rarely share a lock
 	dropped atomic.Uint64
 }
+
+const boxShards = 64
+
+type boxShard struct {
+	mu    sync.RWMutex
+	boxes map[uint64]Inbox
+}
+
+func (b *Boxes) shard(id uint64) *boxShard { return &b.shards[id%boxShards] }
 
 // NewBoxes returns the post office of node ("" for a process on its own); remote, if not nil,
 // carries answers addressed to other nodes.
@@ -29,12 +38,23 @@ func NewBoxes(node string, remote Poster) *Boxes { return &Boxes{node: node, rem
 // Open gives in an address until Close.
 func (b *Boxes) Open(in Inbox) Address {
 	id := b.next.Add(1)
-	b.boxes.Store(id, in)
+	sh := b.shard(id)
+	sh.mu.Lock()
+	if sh.boxes == nil {
+		sh.boxes = map[uint64]Inbox{}
+	}
+	sh.boxes[id] = in
+	sh.mu.Unlock()
 	return Address{Node: b.node, Box: id}
 }
 
 // Close ends an address: later answers to it are dropped.
-func (b *Boxes) Close(a Address) { b.boxes.Delete(a.Box) }
+func (b *Boxes) Close(a Address) {
+	sh := b.shard(a.Box)
+	sh.mu.Lock()
+	delete(sh.boxes, a.Box)
+	sh.mu.Unlock()
+}
 
 // Post delivers a to its box (Poster).
 func (b *Boxes) Post(a Answer) {
@@ -46,12 +66,15 @@ func (b *Boxes) Post(a Answer) {
 		b.dropped.Add(1)
 		return
 	}
-	in, ok := b.boxes.Load(a.To.Box)
+	sh := b.shard(a.To.Box)
+	sh.mu.RLock()
+	in, ok := sh.boxes[a.To.Box]
+	sh.mu.RUnlock()
 	if !ok {
 		b.dropped.Add(1)
 		return
 	}
-	in.(Inbox).Deliver(a)
+	in.Deliver(a)
 }
 
 // Dropped returns how many answers found no box (their requester was gone).

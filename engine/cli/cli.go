@@ -1,6 +1,13 @@
-// Package cli is the moonforge command line: run, reload, version. The moonforge binary's main
-// calls Main; a studio's own binary does the same with its Go extensions for Lua
-// (docs/extensions.md), so that it takes the same commands and flags.
+// Package cli is the moonforge command line:
+//
+//	moonforge run [flags]                  run every role in one process (embedded store, hot reload)
+//	moonforge call [flags] Message [JSON]  send one message to a server and print the reply
+//	moonforge reload [flags]               ask a running node to reload its scripts and schema
+//	moonforge version                      print the version and commit
+//	moonforge help [command]               print the commands, or a command's flags
+//
+// The moonforge binary's main calls Main; a studio's own binary does the same with its Go
+// extensions for Lua (docs/extensions.md), so that it takes the same commands and flags.
 package cli
 
 import (
@@ -11,94 +18,155 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
-	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/node"
+	"github.com/moonforge/moonforge/engine/process"
 	"github.com/moonforge/moonforge/engine/script"
 )
 
 // Options are what a binary adds to the commands.
 type Options struct {
 	Version    string            // printed by "version"; "dev" when empty
+	Commit     string            // printed by "version"; "unknown" when empty
 	Extensions script.Extensions // Go values the scripts reach as mf.ext.<name>
+}
+
+// command is one subcommand: setup defines its flags and returns the function that runs it on
+// the arguments left after the flags.
+type command struct {
+	name, args, summary string
+	setup               func(fs *flag.FlagSet) func(args []string) error
+}
+
+// commands are the subcommands of a binary with these options.
+func commands(o Options) []command {
+	return []command{
+		{"run", "[flags]", "run a node with every role in one process", func(fs *flag.FlagSet) func([]string) error { return runFlags(fs, o.Extensions, false) }},
+		{"node", "-role ROLES [flags]", "run a cluster node of one or more roles (master, proxy, login, lobby, game, micro)", func(fs *flag.FlagSet) func([]string) error { return runFlags(fs, o.Extensions, true) }},
+		{"cluster", "up|status|reload|drain [flags]", "start a local cluster, list its nodes, reload or drain them", clusterFlags},
+		{"call", "[flags] MessageName ['{json}']", "send one message to a server and print the reply as JSON", callFlags},
+		{"reload", "[flags]", "reload the scripts and schema of a running node", reloadFlags},
+		{"version", "", "print the version and commit", func(*flag.FlagSet) func([]string) error {
+			return func([]string) error { return printVersion(o) }
+		}},
+	}
 }
 
 // Main runs the command named by args[0] with the rest of args and returns the process's exit
 // code: 0, 1 for a failed command (its error printed on stderr), 2 for a usage error.
-func Main(args []string, opts Options) int {
-	if opts.Version == "" {
-		opts.Version = "dev"
+func Main(args []string, o Options) int {
+	if o.Version == "" {
+		o.Version = "dev"
 	}
+	if o.Commit == "" {
+		o.Commit = "unknown"
+	}
+	cmds := commands(o)
 	if len(args) < 1 {
-		usage(os.Stderr)
+		usage(os.Stderr, cmds)
 		return 2
 	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = run("run", args[1:], opts)
-	case "node":
-		err = run("node", args[1:], opts)
-	case "cluster":
-		err = clusterCmd(args[1:], opts)
-	case "reload":
-		err = reloadCmd(args[1:])
-	case "version":
-		fmt.Println("moonforge", opts.Version)
-	case "help", "-h", "--help":
-		usage(os.Stdout)
-	default:
-		fmt.Fprintf(os.Stderr, "moonforge: unknown command %q\n\n", args[0])
-		usage(os.Stderr)
+	name, args := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return help(args, cmds)
+	}
+	cmd := lookup(cmds, name)
+	if cmd == nil {
+		fmt.Fprintf(os.Stderr, "moonforge: unknown command %q\n\n", name)
+		usage(os.Stderr, cmds)
 		return 2
 	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		if errors.Is(ue.err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "moonforge:", ue.err)
-		return 2
-	}
-	if err != nil {
+	fs := flags(cmd)
+	do := cmd.setup(fs)
+	_ = fs.Parse(args) // exits on an error, and with 0 on -h
+	if err := do(fs.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "moonforge:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fs.Usage()
+			return 2
+		}
 		return 1
 	}
 	return 0
 }
 
-// usageError is a bad command line: exit code 2.
-type usageError struct{ err error }
+// usageError is a wrong use of a command's arguments: main prints the command's usage too.
+type usageError string
 
-func (u usageError) Error() string { return u.err.Error() }
+func (e usageError) Error() string { return string(e) }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: moonforge <command> [flags]
-
-commands:
-  run       run a node with every role in one process
-  node      run a cluster node of one or more roles (--role proxy,lobby -c node.yaml)
-  cluster   up (start a local cluster), status, reload
-  reload    reload the scripts and schema of a running node
-  version   print the version
-
-"moonforge <command> -h" lists the command's flags.
-`)
+func lookup(cmds []command, name string) *command {
+	for i := range cmds {
+		if cmds[i].name == name {
+			return &cmds[i]
+		}
+	}
+	return nil
 }
 
-func run(cmd string, args []string, opts Options) error {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+// flags returns a command's flag set, whose usage names the command and lists its flags.
+func flags(cmd *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd.name, flag.ExitOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: moonforge %s %s\n\n%s.\n", cmd.name, cmd.args, cmd.summary)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintf(w, "\nflags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// help prints the commands, or with an argument one command's usage, and returns the exit code.
+func help(args []string, cmds []command) int {
+	if len(args) == 0 {
+		usage(os.Stdout, cmds)
+		return 0
+	}
+	cmd := lookup(cmds, args[0])
+	if cmd == nil {
+		fmt.Fprintf(os.Stderr, "moonforge help: unknown command %q\n\n", args[0])
+		usage(os.Stderr, cmds)
+		return 2
+	}
+	fs := flags(cmd)
+	cmd.setup(fs)
+	fs.SetOutput(os.Stdout)
+	fs.Usage()
+	return 0
+}
+
+func usage(w io.Writer, cmds []command) {
+	fmt.Fprintf(w, "usage: moonforge <command> [flags]\n\ncommands:\n")
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "  %-8s %s\n", "help", "print this, or a command's flags: moonforge help run")
+}
+
+func printVersion(o Options) error {
+	fmt.Printf("moonforge %s (commit %s, %s)\n", o.Version, o.Commit, runtime.Version())
+	return nil
+}
+
+func runFlags(fs *flag.FlagSet, ext script.Extensions, clusterNode bool) func([]string) error {
 	configPath := fs.String("config", "", "YAML configuration file (see moonforge.yaml)")
 	fs.StringVar(configPath, "c", "", "short for -config")
 	var roles, nodeID, natsURLs, natsListen string
-	if cmd == "node" {
+	if clusterNode {
 		fs.StringVar(&roles, "role", "", "comma-separated roles: master, proxy, login, lobby, game, micro or any role of lua/ (overrides cluster.roles)")
 		fs.StringVar(&nodeID, "id", "", "node id (overrides cluster.node_id)")
 		fs.StringVar(&natsURLs, "nats", "", "comma-separated NATS URLs of an existing bus (overrides cluster.nats.urls)")
@@ -111,78 +179,72 @@ func run(cmd string, args []string, opts Options) error {
 	tcp := fs.String("tcp", "", `TCP gateway address, "-" to disable (overrides gate.tcp)`)
 	ws := fs.String("ws", "", `WebSocket gateway address, "-" to disable (overrides gate.ws)`)
 	adminAddr := fs.String("admin", "", `admin HTTP address, "-" to disable (overrides admin.addr)`)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	return func(args []string) error {
+		if len(args) > 0 {
+			return usageError(fmt.Sprintf("%s takes no arguments, got %q", fs.Name(), args))
+		}
+		cfg := config.Default()
+		if *configPath != "" {
+			var err error
+			if cfg, err = config.Load(*configPath); err != nil {
+				return err
+			}
+		}
+		for _, o := range []struct {
+			flag string
+			dst  *string
+		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*adminAddr, &cfg.Admin.Addr}} {
+			if o.flag != "" {
+				*o.dst = o.flag
+			}
+		}
+		if clusterNode {
+			if roles != "" {
+				cfg.Cluster.Roles = strings.Split(roles, ",")
+			}
+			if len(cfg.Cluster.Roles) == 0 {
+				return usageError("node needs -role (or cluster.roles in the config)")
+			}
+			if nodeID != "" {
+				cfg.Cluster.NodeID = nodeID
+			}
+			if natsURLs != "" {
+				cfg.Cluster.NATS.URLs = strings.Split(natsURLs, ",")
+			}
+			if natsListen != "" {
+				cfg.Cluster.NATS.Listen = natsListen
+			}
+		} else {
+			cfg.Cluster.Roles = nil // every role in this process
+		}
+		if *dev {
+			cfg.Dev = true
+			cfg.Log.Level = "debug"
+		}
+		return run(cfg, ext)
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
+}
 
-	cfg := config.Default()
-	if *configPath != "" {
-		var err error
-		if cfg, err = config.Load(*configPath); err != nil {
-			return err
-		}
-	}
-	for _, o := range []struct {
-		flag string
-		dst  *string
-	}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*adminAddr, &cfg.Admin.Addr}} {
-		if o.flag != "" {
-			*o.dst = o.flag
-		}
-	}
-	if cmd == "node" {
-		if roles != "" {
-			cfg.Cluster.Roles = strings.Split(roles, ",")
-		}
-		if len(cfg.Cluster.Roles) == 0 {
-			return usageError{errors.New("node needs --role (or cluster.roles in the config)")}
-		}
-		if nodeID != "" {
-			cfg.Cluster.NodeID = nodeID
-		}
-		if natsURLs != "" {
-			cfg.Cluster.NATS.URLs = strings.Split(natsURLs, ",")
-		}
-		if natsListen != "" {
-			cfg.Cluster.NATS.Listen = natsListen
-		}
-	} else {
-		cfg.Cluster.Roles = nil // every role in this process
-	}
-	if *dev {
-		cfg.Dev = true
-		cfg.Log.Level = "debug"
-	}
+// minFileLimit is the open file limit under which run warns at start.
+const minFileLimit = 4096
+
+func run(cfg config.Config, ext script.Extensions) error {
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	raiseFileLimit(log)
+	if files, ok := process.FileLimit(); ok && files < minFileLimit {
+		log.Warn("the open file limit bounds the connections; raise the hard limit (ulimit -Hn)", "limit", files)
+	}
 
-	n, err := node.New(cfg, log, opts.Extensions)
+	n, err := node.New(cfg, log, ext)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := process.StopContext(context.Background())
 	defer stop()
 	return n.Run(ctx)
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit: every client connection
-// is a file.
-func raiseFileLimit(log *slog.Logger) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= l.Max {
-		return
-	}
-	l.Cur = l.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		log.Warn("could not raise the open file limit", "error", err)
-	}
 }
 
 func newLogger(c config.Log) *slog.Logger {
@@ -195,13 +257,24 @@ func newLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-func reloadCmd(args []string) error {
-	fs := flag.NewFlagSet("reload", flag.ExitOnError)
+func reloadFlags(fs *flag.FlagSet) func([]string) error {
 	addr := fs.String("admin", "127.0.0.1:7080", "admin HTTP address of the node")
-	_ = fs.Parse(args)
+	return func(args []string) error {
+		if len(args) > 0 {
+			return usageError(fmt.Sprintf("reload takes no arguments, got %q", args))
+		}
+		return reload(*addr)
+	}
+}
+
+func reload(addr string) error {
 	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post("http://"+*addr+"/reload", "application/json", nil)
+	resp, err := client.Post("http://"+addr+"/reload", "application/json", nil)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("no server answers at %s (is moonforge run started? -admin names another address)", addr)
+		}
 		return err
 	}
 	defer resp.Body.Close()

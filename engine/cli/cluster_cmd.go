@@ -17,9 +17,11 @@ import (
 	"github.com/moonforge/moonforge/engine/registry"
 )
 
-func clusterCmd(args []string, opts Options) error {
+func clusterFlags(*flag.FlagSet) func([]string) error { return clusterCmd }
+
+func clusterCmd(args []string) error {
 	if len(args) == 0 {
-		return usageError{errors.New("cluster needs a subcommand: up, status, reload, drain")}
+		return usageError("cluster needs a subcommand: up, status, reload, drain")
 	}
 	switch args[0] {
 	case "status":
@@ -31,7 +33,7 @@ func clusterCmd(args []string, opts Options) error {
 	case "drain":
 		return clusterDrain(args[1:], os.Stdout)
 	}
-	return usageError{fmt.Errorf("unknown cluster subcommand %q: up, status, reload, drain", args[0])}
+	return usageError(fmt.Sprintf("unknown cluster subcommand %q: up, status, reload, drain", args[0]))
 }
 
 // busFlags are the flags of the commands that talk to a running cluster's bus.
@@ -60,19 +62,18 @@ func (b busFlags) open() (*bus.Fabric, *registry.Registry, error) {
 	return f, reg, nil
 }
 
+// parse parses a subcommand's flags (exiting on a bad one, with 0 on -h); no arguments may follow.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
+	_ = fs.Parse(args)
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return usageError(fmt.Sprintf("%s takes no arguments, got %q", fs.Name(), fs.Args()))
 	}
 	return nil
 }
 
 // clusterStatus lists every live node of the registry.
 func clusterStatus(args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("cluster status", flag.ContinueOnError)
+	fs := flag.NewFlagSet("cluster status", flag.ExitOnError)
 	b := addBusFlags(fs)
 	asJSON := fs.Bool("json", false, "print the records as JSON")
 	if err := parse(fs, args); err != nil {
@@ -113,7 +114,7 @@ func clusterStatus(args []string, w io.Writer) error {
 // running or the problems with file:line. It fails if any node rejected the reload or did not
 // answer.
 func clusterReload(args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("cluster reload", flag.ContinueOnError)
+	fs := flag.NewFlagSet("cluster reload", flag.ExitOnError)
 	b := addBusFlags(fs)
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each node")
 	if err := parse(fs, args); err != nil {
@@ -173,13 +174,11 @@ func clusterReload(args []string, w io.Writer) error {
 
 // clusterDrain tells nodes to drain: each stops taking new work, finishes what it has and exits.
 func clusterDrain(args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("cluster drain", flag.ContinueOnError)
+	fs := flag.NewFlagSet("cluster drain", flag.ExitOnError)
 	b := addBusFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
+	_ = fs.Parse(args)
 	if fs.NArg() == 0 {
-		return usageError{errors.New("cluster drain needs the ids of the nodes to drain")}
+		return usageError("cluster drain needs the ids of the nodes to drain")
 	}
 	f, _, err := b.open()
 	if err != nil {

@@ -2,18 +2,20 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/moonforge/moonforge/engine/process"
 )
 
 // LocalCluster is a cluster file (deploy/local/cluster.yaml): nodes to start as processes.
@@ -69,7 +71,7 @@ func loadLocalCluster(path string) (LocalCluster, error) {
 // clusterUp starts the nodes of a cluster file as child processes, the master first, and stops
 // them all (SIGTERM, then SIGKILL after the shutdown timeout) on Ctrl-C, SIGTERM or when one exits.
 func clusterUp(args []string) error {
-	fs := flag.NewFlagSet("cluster up", flag.ContinueOnError)
+	fs := flag.NewFlagSet("cluster up", flag.ExitOnError)
 	file := fs.String("f", "deploy/local/cluster.yaml", "cluster file")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -82,14 +84,15 @@ func clusterUp(args []string) error {
 	if err != nil {
 		return err
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
+	ctx, stopSignals := process.StopContext(context.Background())
+	defer stopSignals()
 	exited := make(chan string, len(c.Nodes))
 	var procs []*exec.Cmd
 	stopAll := func() {
 		for i := len(procs) - 1; i >= 0; i-- {
-			_ = procs[i].Process.Signal(syscall.SIGTERM)
+			if procs[i].Process.Signal(syscall.SIGTERM) != nil { // no SIGTERM on Windows
+				_ = procs[i].Process.Kill()
+			}
 		}
 		deadline := time.After(15 * time.Second)
 		for range procs {
@@ -147,7 +150,7 @@ func clusterUp(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "cluster: %d nodes started; bus %s; Ctrl-C stops them\n", len(procs), url)
 	select {
-	case <-sig:
+	case <-ctx.Done():
 		stopAll()
 		return nil
 	case id := <-exited:

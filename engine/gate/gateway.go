@@ -1,5 +1,5 @@
 // Package gate is the gateway: it accepts client connections over TCP and WebSocket, speaks
-// protocol v1 (shared/PROTOCOL.md), handles Ping, login and resume itself, and hands every other
+// protocol v1 (docs/protocol.md), handles Ping, login and resume itself, and hands every other
 // request to a Router. Each connection has one reader goroutine and one writer goroutine that
 // writes whatever is queued in one batch per wake-up.
 package gate
@@ -27,7 +27,7 @@ import (
 )
 
 // Config configures the gateway. Zero values of the fields that the node's configuration has take
-// config.Default's values; the others' defaults are given here.
+// config.Default's values (those of docs/protocol.md); the others' defaults are given here.
 type Config struct {
 	TCPAddr            string // "-" disables TCP
 	WSAddr             string // "-" disables WebSocket

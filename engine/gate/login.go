@@ -40,7 +40,12 @@ func (c *conn) login(f wire.Frame) {
 		ReplyTo:  c.box,
 		Post:     c.g.boxes,
 	})
-	a := <-c.loginAnswer
+	var a call.Answer
+	select {
+	case a = <-c.loginAnswer:
+	case <-c.written: // the connection was closed meanwhile (shutdown)
+		return
+	}
 	var ack protocol.LoginAck
 	if a.Err == nil && (a.MsgID != protocol.MsgLoginAck || proto.Unmarshal(a.Payload, &ack) != nil || ack.PlayerId == "") {
 		a.Err = protocol.Errorf(protocol.Internal, "the login service answered no player")

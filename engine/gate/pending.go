@@ -34,7 +34,6 @@ type pending struct {
 func (c *conn) add(f inflight) uint64 {
 	p := &c.pending
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.next++
 	id := p.next
 	p.entries[id] = f
@@ -43,6 +42,7 @@ func (c *conn) add(f inflight) uint64 {
 	if p.armed.IsZero() || f.deadline.Before(p.armed) {
 		p.arm(f.deadline, c.expire)
 	}
+	p.mu.Unlock()
 	return id
 }
 

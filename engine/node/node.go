@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -64,14 +65,14 @@ type Node struct {
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
 // no connection before Start. A script or schema error stops it here.
-func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, err error) {
+func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := script.CheckExtensions(ext); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: log, started: time.Now(), drain: make(chan struct{}), all: len(cfg.Cluster.Roles) == 0, id: cfg.Cluster.NodeID}
+	n := &Node{cfg: cfg, started: time.Now(), drain: make(chan struct{}), all: len(cfg.Cluster.Roles) == 0, id: cfg.Cluster.NodeID}
 	if n.id == "" {
 		first := "node"
 		if !n.all {
@@ -88,31 +89,41 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 		}
 	}
 	n.log = log.With("node", n.id)
-	log = n.log
-	defer func() {
-		if err != nil {
-			n.close()
-		}
-	}()
-	n.store, err = store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
-	if err != nil {
+	if err := n.build(ext); err != nil {
+		n.close()
 		return nil, err
 	}
+	return n, nil
+}
+
+// build opens and wires the parts of New; on an error, what it opened is left for close.
+func (n *Node) build(ext script.Extensions) (err error) {
+	cfg, log := n.cfg, n.log
+	for _, d := range []struct{ option, flag, path string }{{"lua_dir", "-lua", cfg.LuaDir}, {"proto_dir", "-proto", cfg.ProtoDir}} {
+		if info, err := os.Stat(d.path); err != nil || !info.IsDir() {
+			return fmt.Errorf("%s %q is not a directory: start moonforge in the project directory, or pass %s DIR", d.option, filepath.ToSlash(d.path), d.flag)
+		}
+	}
+	db, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
+	if err != nil {
+		return fmt.Errorf("data directory %q: %w", filepath.ToSlash(cfg.DataDir), err)
+	}
+	n.store = db
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key, err := auth.LoadOrCreateKey(ctx, n.store)
 	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+		return fmt.Errorf("token key: %w", err)
 	}
 	if err := n.join(); err != nil {
-		return nil, err
+		return err
 	}
 	if key, err = n.registry.Shared(ctx, "token_key", key); err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+		return fmt.Errorf("token key: %w", err)
 	}
 	tokens, err := auth.NewTokens(key, cfg.Auth.TokenTTL)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
 
@@ -131,7 +142,7 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scripts: %w", err)
+		return fmt.Errorf("scripts: %w", err)
 	}
 	versions := n.reloader.Versions()
 	n.sessions = session.NewManager(session.Config{
@@ -171,7 +182,7 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 		MailboxSize: cfg.Lua.MailboxSize,
 	})
 	if err := local.Warm(n.cluster.Runs); err != nil {
-		return nil, fmt.Errorf("scripts: %w", err)
+		return fmt.Errorf("scripts: %w", err)
 	}
 	n.router = router.New(versions, n.cluster, n.cluster)
 	inbox := router.New(versions, n.rooms, local)
@@ -211,7 +222,7 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (n *Node, e
 		Log:      log.With("part", "gate"),
 		Observer: n.metrics,
 	})
-	return n, nil
+	return nil
 }
 
 // Start opens the gateway, joins the cluster, opens the admin endpoint and the file watcher.

@@ -150,7 +150,7 @@ func (r *Reloader) compile() (*script.Bundle, []source.Problem) {
 	if err != nil {
 		var le *schema.LoadError
 		if !errors.As(err, &le) {
-			return nil, []source.Problem{{File: r.cfg.ProtoDir, Message: err.Error()}}
+			return nil, []source.Problem{{File: filepath.ToSlash(r.cfg.ProtoDir), Message: err.Error()}}
 		}
 		out := make([]source.Problem, len(le.Problems))
 		for i, p := range le.Problems {
@@ -167,7 +167,10 @@ func (r *Reloader) compile() (*script.Bundle, []source.Problem) {
 	if err != nil {
 		var ce *script.CompileError
 		if !errors.As(err, &ce) {
-			return nil, []source.Problem{{File: r.cfg.LuaDir, Message: err.Error()}}
+			return nil, []source.Problem{{File: filepath.ToSlash(r.cfg.LuaDir), Message: err.Error()}}
+		}
+		for i := range ce.Problems {
+			ce.Problems[i].File = filepath.ToSlash(ce.Problems[i].File)
 		}
 		return nil, ce.Problems
 	}

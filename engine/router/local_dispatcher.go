@@ -3,6 +3,7 @@ package router
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/actor"
@@ -33,8 +34,8 @@ type LocalConfig struct {
 // use, and a key picks the actor by route.Pick. Safe for concurrent use.
 type Local struct {
 	cfg   LocalConfig
-	mu    sync.Mutex
-	pools map[string]*actor.Pool
+	mu    sync.Mutex                             // serialises the start of pools
+	pools atomic.Pointer[map[string]*actor.Pool] // copied on write: read without a lock per request
 }
 
 // NewLocal returns a local dispatcher.
@@ -49,7 +50,9 @@ func NewLocal(cfg LocalConfig) *Local {
 	if cfg.MailboxSize <= 0 {
 		cfg.MailboxSize = d.MailboxSize
 	}
-	return &Local{cfg: cfg, pools: map[string]*actor.Pool{}}
+	l := &Local{cfg: cfg}
+	l.pools.Store(&map[string]*actor.Pool{})
+	return l
 }
 
 // Warm starts the pools of every role that has handlers or login methods in the table in force
@@ -67,16 +70,25 @@ func (l *Local) Warm(runs func(role string) bool) error {
 }
 
 func (l *Local) pool(role string) (*actor.Pool, error) {
+	if p, ok := (*l.pools.Load())[role]; ok {
+		return p, nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if p, ok := l.pools[role]; ok {
+	pools := *l.pools.Load()
+	if p, ok := pools[role]; ok {
 		return p, nil
 	}
 	p, err := l.cfg.System.NewPool(role, l.cfg.PoolSize, l.cfg.MailboxSize)
 	if err != nil {
 		return nil, err
 	}
-	l.pools[role] = p
+	next := make(map[string]*actor.Pool, len(pools)+1)
+	for k, v := range pools {
+		next[k] = v
+	}
+	next[role] = p
+	l.pools.Store(&next)
 	return p, nil
 }
 

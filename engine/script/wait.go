@@ -44,6 +44,7 @@ type waits struct {
 	replyTo  call.Address // where the answers of this VM's calls go
 	post     call.Poster
 	marker   *lua.LUserData // the first value a wait yields
+	spare    *run           // a run to reuse
 }
 
 func (w *waits) init() {
@@ -115,9 +116,11 @@ func (vm *VM) release(c coroutine, finished bool) {
 // runRequest calls fn(args...) for a request in a coroutine and turns its (name, table) result
 // into the reply. If the player has a handler waiting, the request waits for it.
 func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args ...lua.LValue) {
-	if q, busy := vm.waits.queued[req.PlayerID]; busy {
-		vm.waits.queued[req.PlayerID] = append(q, queuedRun{req: req, fn: fn, what: what, args: append([]lua.LValue(nil), args...)})
-		return
+	if len(vm.waits.queued) > 0 {
+		if q, busy := vm.waits.queued[req.PlayerID]; busy {
+			vm.waits.queued[req.PlayerID] = append(q, queuedRun{req: req, fn: fn, what: what, args: append([]lua.LValue(nil), args...)})
+			return
+		}
 	}
 	vm.start(req, fn, what, args...)
 }
@@ -125,8 +128,18 @@ func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args
 // start runs a handler until it returns or waits; true if it waits.
 func (vm *VM) start(req *call.Request, fn *lua.LFunction, what string, args ...lua.LValue) bool {
 	now := time.Now()
-	r := &run{co: vm.newCoroutine(), req: req, bundle: vm.bundle, what: what, start: now, deadline: vm.limit(now, req.Deadline)}
-	return vm.step(r, fn, args...)
+	r := vm.waits.spare
+	if r == nil {
+		r = &run{}
+	}
+	vm.waits.spare = nil
+	*r = run{co: vm.newCoroutine(), req: req, bundle: vm.bundle, what: what, start: now, deadline: vm.limit(now, req.Deadline)}
+	if vm.step(r, fn, args...) {
+		return true
+	}
+	*r = run{}
+	vm.waits.spare = r // a run that did not wait is free again: most handlers never wait
+	return false
 }
 
 // step resumes r (starting it with fn) and handles how it stops; true if it waits again.

@@ -2,6 +2,7 @@ package source
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 )
 
@@ -15,6 +16,8 @@ type Problem struct {
 }
 
 // String formats the problem as "file:line:col: message", leaving out the parts that are unknown.
+// Paths have forward slashes on every OS (lua/lobby/echo.lua:4), so the format is the same
+// everywhere.
 func (p Problem) String() string { return p.Location("") + p.Message }
 
 // Location is "file:line:col: " with root prefixed to the file (root "" for none), or "" when no
@@ -23,9 +26,9 @@ func (p Problem) Location(root string) string {
 	if p.File == "" {
 		return ""
 	}
-	file := p.File
+	file := filepath.ToSlash(p.File)
 	if root != "" {
-		file = filepath.Join(root, filepath.FromSlash(file))
+		file = path.Join(filepath.ToSlash(root), file)
 	}
 	switch {
 	case p.Line > 0 && p.Column > 0:

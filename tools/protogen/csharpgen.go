@@ -38,7 +38,7 @@ import (
 const (
 	csharpRuntimeDir = "sdk/csharp/Runtime/Generated"
 	csharpTestsDir   = "sdk/csharp/Tests/Generated"
-	// frameworkPackage holds the messages of PROTOCOL.md; its request pairs get no helper.
+	// frameworkPackage holds the messages of docs/protocol.md; its request pairs get no helper.
 	frameworkPackage = "moonforge"
 )
 
