@@ -90,7 +90,8 @@ func (l *Login) Fail(err error) { l.Answer(Answer{Err: protocol.AsCodeError(err)
 // between roles and to rooms from Lua. It is answered with Value or an error.
 type Call struct {
 	ID       uint64
-	Target   string // what is called, e.g. a room id
+	Target   string // what is called: a room id; for mf.call a node id or a role
+	Name     string // the mf.serve name of an mf.call
 	PlayerID string
 	Args     any // plain data
 	Deadline time.Time

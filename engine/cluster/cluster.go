@@ -40,14 +40,16 @@ type Config struct {
 
 // Deps are the node's parts the cluster hands work to; set before Start.
 type Deps struct {
-	Boxes   *call.Boxes                                                     // answers arriving from the bus are posted here
-	Local   router.Dispatcher                                               // this process's actors and rooms
-	Rooms   router.Rooms                                                    // this process's rooms
-	Login   login.Service                                                   // this node's login service: the logins proxies forward to a login node
-	Inbox   *router.Router                                                  // decides requests arriving from the bus, delivering them locally
-	Schema  Schema                                                          // the schema in force: msg ids a request from the bus may name
-	Record  func() registry.Record                                          // this node's record, announced every heartbeat
-	Kick    func(player, session string, code protocol.Code, reason string) // a proxy's sessions
+	Boxes   *call.Boxes                                                          // answers arriving from the bus are posted here
+	Local   router.Dispatcher                                                    // this process's actors and rooms
+	Rooms   router.Rooms                                                         // this process's rooms
+	Login   login.Service                                                        // this node's login service: the logins proxies forward to a login node
+	Inbox   *router.Router                                                       // decides requests arriving from the bus, delivering them locally
+	Schema  Schema                                                               // the schema in force: msg ids a request from the bus may name
+	Record  func() registry.Record                                               // this node's record, announced every heartbeat
+	Kick    func(player, session string, code protocol.Code, reason string) bool // a proxy's sessions
+	Tables  router.Tables                                                        // the routing table in force (mf.serve names)
+	Call    func(role, key string, c *call.Call)                                 // runs an mf.call on this process's actors
 	Push    func(player string, msgID uint16, payload []byte) bool
 	PushAll func(msgID uint16, payload []byte) int
 	// Command runs a cluster command (reload, drain) and returns its result as JSON.
@@ -83,6 +85,7 @@ type Cluster struct {
 	bad    atomic.Uint64
 	sent   atomic.Uint64
 	nores  atomic.Uint64
+	fwd    atomic.Uint64 // calls forwarded as the master
 }
 
 // New returns a cluster member; nothing runs before Start.
@@ -141,6 +144,9 @@ func (c *Cluster) Start(deps Deps, period time.Duration) error {
 	subscribe(bus.ProxySubject(c.cfg.Node), "", c.onMessage)
 	subscribe(bus.CommandSubject(c.cfg.Node), "", c.onMessage)
 	subscribe(bus.CommandsAll, "", c.onMessage)
+	if c.Runs("master") {
+		subscribe(bus.MasterSubject, "master", c.onMessage)
+	}
 	for _, role := range c.cfg.Roles {
 		subscribe(bus.RoleSubject(role), role, c.onMessage)
 		subscribe(bus.BroadcastSubject(role), "", c.onMessage)
@@ -219,11 +225,12 @@ func (c *Cluster) logOnce(kind, msg string, err error) {
 type Stats struct {
 	Sent         uint64 `json:"sent"`
 	NoResponders uint64 `json:"no_responders"`
+	Forwarded    uint64 `json:"forwarded"` // calls forwarded as the master
 	BadInput     uint64 `json:"bad_input"`
 	PushesLost   uint64 `json:"pushes_lost"`
 }
 
 // Stats returns the counters.
 func (c *Cluster) Stats() Stats {
-	return Stats{Sent: c.sent.Load(), NoResponders: c.nores.Load(), BadInput: c.bad.Load(), PushesLost: c.pushLost.Load()}
+	return Stats{Forwarded: c.fwd.Load(), Sent: c.sent.Load(), NoResponders: c.nores.Load(), BadInput: c.bad.Load(), PushesLost: c.pushLost.Load()}
 }

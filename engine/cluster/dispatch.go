@@ -85,15 +85,20 @@ func (c *Cluster) request(subject string, e *bus.Envelope, from call.Address, id
 // pick returns a live, not draining node of role that handles msgID (0: any), by the role's
 // policy; a key keeps the node it was placed on while that node lives (affinity). "" if none.
 func (c *Cluster) pick(role, key string, msgID uint16) string {
+	return c.pickWith(role, key, func(r registry.Record) bool { return msgID == 0 || r.HandlesMsg(msgID) })
+}
+
+// pickWith is pick among the nodes that ok accepts.
+func (c *Cluster) pickWith(role, key string, ok func(registry.Record) bool) string {
 	sticky := role + "/" + key
-	if id, ok := c.sticky.Load(sticky); ok {
-		if r, live := c.view.Get(id.(string)); live && r.State == registry.StateUp && (msgID == 0 || r.HandlesMsg(msgID)) {
+	if id, found := c.sticky.Load(sticky); found {
+		if r, live := c.view.Get(id.(string)); live && r.State == registry.StateUp && ok(r) {
 			return r.ID
 		}
 		c.sticky.Delete(sticky)
 	}
 	recs := c.view.Select(func(r registry.Record) bool {
-		return r.Has(role) && r.State == registry.StateUp && (msgID == 0 || r.HandlesMsg(msgID))
+		return r.Has(role) && r.State == registry.StateUp && ok(r)
 	})
 	if len(recs) == 0 {
 		return ""

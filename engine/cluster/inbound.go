@@ -33,6 +33,8 @@ func (c *Cluster) onMessage(m *nats.Msg) {
 		c.onLogin(m, e)
 	case bus.Kind_KIND_PUSH:
 		c.onPush(e)
+	case bus.Kind_KIND_CALL, bus.Kind_KIND_SEND:
+		c.onCall(m, e)
 	case bus.Kind_KIND_COMMAND:
 		go c.onCommand(m, e)
 	case bus.Kind_KIND_KICK:
@@ -108,8 +110,8 @@ func (c *Cluster) Push(proxy, player string, msgID uint16, payload []byte) error
 	return c.nc.Publish(bus.ProxySubject(proxy), bus.Encode(e))
 }
 
-// Kick ends a player's session on the proxy that holds it.
-func (c *Cluster) Kick(proxy, player, session string, code protocol.Code, reason string) error {
+// KickAt ends a player's session on the proxy that holds it.
+func (c *Cluster) KickAt(proxy, player, session string, code protocol.Code, reason string) error {
 	e := &bus.Envelope{Kind: bus.Kind_KIND_KICK, Source: c.cfg.Node, Target: proxy, Player: player, Session: session, Code: uint32(code), Error: reason}
 	return c.nc.Publish(bus.ProxySubject(proxy), bus.Encode(e))
 }

@@ -97,9 +97,8 @@ type Cluster struct {
 	NodeTTL   time.Duration `yaml:"node_ttl"`  // a record not refreshed for this long disappears
 	// Balance names the policy that places players on each role's nodes: round_robin,
 	// weighted, least_load or hash (consistent hashing on the player id).
-	Balance      map[string]string `yaml:"balance"`
-	DrainTimeout time.Duration     `yaml:"drain_timeout"` // how long a draining node waits for its work
-	NATS         NATS              `yaml:"nats"`
+	Balance map[string]string `yaml:"balance"`
+	NATS    NATS              `yaml:"nats"`
 }
 
 // NATS configures the bus: an embedded nats-server, or an existing NATS cluster (URLs).
@@ -118,8 +117,6 @@ type NATS struct {
 	CAFile   string `yaml:"ca_file"`   // TLS: CA of the servers (client side)
 	CertFile string `yaml:"cert_file"` // TLS: certificate of the embedded server
 	KeyFile  string `yaml:"key_file"`
-	// RequestTimeout bounds an mf.call without its own timeout.
-	RequestTimeout time.Duration `yaml:"request_timeout"`
 }
 
 // Default returns the configuration `moonforge run` uses without a file.
@@ -156,12 +153,11 @@ func Default() Config {
 		},
 		Auth: Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
 		Cluster: Cluster{
-			Weight:       1,
-			Heartbeat:    time.Second,
-			NodeTTL:      3 * time.Second,
-			Balance:      map[string]string{},
-			DrainTimeout: 30 * time.Second,
-			NATS:         NATS{Name: "moonforge", Replicas: 1, RequestTimeout: 5 * time.Second},
+			Weight:    1,
+			Heartbeat: time.Second,
+			NodeTTL:   3 * time.Second,
+			Balance:   map[string]string{},
+			NATS:      NATS{Name: "moonforge", Replicas: 1},
 		},
 		Shutdown:  10 * time.Second,
 		GCPercent: 400,
@@ -303,7 +299,6 @@ func (c Config) Validate() error {
 	check(c.Cluster.NodeTTL >= 2*c.Cluster.Heartbeat, "cluster.node_ttl must be at least twice cluster.heartbeat")
 	check(c.Cluster.Weight >= 1, "cluster.weight must be at least 1")
 	check(c.Cluster.NATS.Replicas == 1 || c.Cluster.NATS.Replicas == 3, "cluster.nats.replicas must be 1 or 3")
-	check(c.Cluster.NATS.RequestTimeout >= time.Millisecond, "cluster.nats.request_timeout must be at least 1ms")
 	for role, p := range c.Cluster.Balance {
 		check(p == "round_robin" || p == "weighted" || p == "least_load" || p == "hash",
 			"cluster.balance.%s must be round_robin, weighted, least_load or hash", role)

@@ -158,6 +158,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		HandlerTimeout: cfg.Lua.HandlerTimeout,
 		Observer:       n.metrics,
 		Boxes:          n.boxes,
+		Calls:          n.cluster,
 	}
 	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics})
 	n.rooms = room.NewManager(room.Config{
@@ -187,7 +188,8 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	n.router = router.New(versions, n.cluster, n.cluster)
 	inbox := router.New(versions, n.rooms, local)
 	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
-		Push: n.sessions.Push, PushAll: n.sessions.PushAll, Kick: n.kick, Command: n.command}
+		Push: n.sessions.Push, PushAll: n.sessions.PushAll, Kick: n.kick, Command: n.command,
+		Tables: versions, Call: local.Call}
 	if !n.runs("proxy") {
 		cfg.Gate.TCP, cfg.Gate.WS = "-", "-"
 		n.cfg.Gate = cfg.Gate
@@ -440,6 +442,12 @@ func (n *Node) record() registry.Record {
 		}
 	}
 	slices.Sort(rec.Handles)
+	for name, role := range b.Routes.Calls {
+		if n.runs(role) {
+			rec.Calls = append(rec.Calls, name)
+		}
+	}
+	slices.Sort(rec.Calls)
 	for _, p := range n.reloader.Last().Problems {
 		rec.Problems = append(rec.Problems, p.String())
 	}
@@ -450,8 +458,8 @@ func (n *Node) record() registry.Record {
 
 // kick ends a player's session held here because another node asked (a duplicate login
 // elsewhere, mf.kick).
-func (n *Node) kick(player, sessionID string, code protocol.Code, reason string) {
-	n.sessions.Kick(player, sessionID, code, reason)
+func (n *Node) kick(player, sessionID string, code protocol.Code, reason string) bool {
+	return n.sessions.Kick(player, sessionID, code, reason)
 }
 
 // deadlineOr returns ctx's deadline, or now + d.
@@ -475,7 +483,7 @@ func (n *Node) claim(s *session.Session) {
 			return
 		}
 		if ok && prev.Proxy != n.id {
-			if err := n.cluster.Kick(prev.Proxy, s.PlayerID, prev.Session, protocol.KickedDuplicateLogin, "the player logged in on another proxy"); err != nil {
+			if err := n.cluster.KickAt(prev.Proxy, s.PlayerID, prev.Session, protocol.KickedDuplicateLogin, "the player logged in on another proxy"); err != nil {
 				n.log.Warn("cannot kick the previous session", "player", s.PlayerID, "proxy", prev.Proxy, "error", err)
 			}
 		}

@@ -129,6 +129,17 @@ func (l *Local) Dispatch(dst Destination, req *call.Request) {
 	}
 }
 
+// Call runs an mf.call (or a one-way mf.send) on the actor of role that key picks.
+func (l *Local) Call(role, key string, c *call.Call) {
+	a := l.actor(Destination{Role: role, Key: key}, c.Fail)
+	if a == nil {
+		return
+	}
+	if !a.Send(func(vm *script.VM) { vm.CallServe(c) }) {
+		c.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the called role's mailbox is full", RetryAfterMs: 100})
+	}
+}
+
 // Login runs a custom login method on its role's actor.
 func (l *Local) Login(dst Destination, lg *call.Login) {
 	a := l.actor(dst, func(err error) { lg.Fail(err) })

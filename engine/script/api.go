@@ -26,7 +26,7 @@ func (vm *VM) openAPI() {
 		"push_all": vm.luaPushAll,
 		"now":      vm.luaNow,
 		"login":    vm.luaLogin,
-	}, 8)
+	}, 13)
 	vm.mf.RawSetString("role", lua.LString(vm.role))
 	vm.mf.RawSetString("version", lua.LString(""))
 
@@ -54,6 +54,7 @@ func (vm *VM) openAPI() {
 	vm.mf.RawSetString("room", vm.newRoomTable())
 	vm.mf.RawSetString("room_type", L.NewFunction(vm.luaRoomType))
 	vm.mf.RawSetString("ext", L.CreateTable(0, 0)) // filled by Apply
+	vm.openCalls()
 	L.SetGlobal("mf", vm.mf)
 }
 

@@ -23,6 +23,7 @@ type Services struct {
 	Players        Players
 	Store          store.Store
 	Rooms          Rooms
+	Calls          Calls       // mf.call, mf.send, mf.broadcast, mf.kick; nil: not available
 	Boxes          *call.Boxes // reply addresses of the actors' calls (mf.room.join); nil: calls cannot wait
 	Log            *slog.Logger
 	Dev            bool          // error replies carry file:line
@@ -71,6 +72,7 @@ type VM struct {
 	roomTypeDecls  map[string]RoomType
 	handlers       map[string]handler // by message full name
 	logins         map[string]*lua.LFunction
+	serves         map[string]*lua.LFunction // mf.serve: calls from other roles and nodes
 	required       map[string]lua.LValue
 	loading        bool
 	timers         timers
@@ -111,6 +113,7 @@ func NewVM(role string, svc *Services) *VM {
 		roomTypeDecls:  map[string]RoomType{},
 		handlers:       map[string]handler{},
 		logins:         map[string]*lua.LFunction{},
+		serves:         map[string]*lua.LFunction{},
 		required:       map[string]lua.LValue{},
 		rooms:          map[*lua.LTable]RoomHandle{},
 	}
@@ -157,13 +160,15 @@ func (vm *VM) Apply(b *Bundle) error {
 		bundle   *Bundle
 		handlers map[string]handler
 		logins   map[string]*lua.LFunction
+		serves   map[string]*lua.LFunction
 		decls    map[string]RoomType
 		required map[string]lua.LValue
 		timers   []*timer
-	}{vm.bundle, vm.handlers, vm.logins, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
+	}{vm.bundle, vm.handlers, vm.logins, vm.serves, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
 	vm.bundle = b
 	vm.handlers = map[string]handler{}
 	vm.logins = map[string]*lua.LFunction{}
+	vm.serves = map[string]*lua.LFunction{}
 	vm.roomTypeDecls = map[string]RoomType{}
 	vm.required = map[string]lua.LValue{}
 	vm.mf.RawSetString("version", lua.LString(b.Version))
@@ -174,7 +179,7 @@ func (vm *VM) Apply(b *Bundle) error {
 	vm.loading = false
 	if err != nil {
 		vm.timers.takeLoadTime()
-		vm.bundle, vm.handlers, vm.logins, vm.roomTypeDecls, vm.required = prev.bundle, prev.handlers, prev.logins, prev.decls, prev.required
+		vm.bundle, vm.handlers, vm.logins, vm.serves, vm.roomTypeDecls, vm.required = prev.bundle, prev.handlers, prev.logins, prev.serves, prev.decls, prev.required
 		for _, t := range prev.timers {
 			vm.timers.add(t)
 		}

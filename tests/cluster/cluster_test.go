@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -205,4 +206,56 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("requests failed during the drain: %v %v", codes, other)
 		}
 	})
+}
+
+// call sends CallReq and returns CallAck's n and role.
+func (e *env) call(c *client.Client, target, name, via string, n int64) (int64, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, payload, err := e.msgs.Encode("CallReq", fmt.Sprintf(`{"target": %q, "name": %q, "via": %q, "n": "%d"}`, target, name, via, n))
+	if err != nil {
+		return 0, "", err
+	}
+	f, err := c.Request(ctx, id, payload)
+	if err != nil {
+		return 0, "", err
+	}
+	m, err := e.msgs.Message(f.MsgID, f.Payload)
+	if err != nil {
+		return 0, "", err
+	}
+	fields := m.Descriptor().Fields()
+	return m.Get(fields.ByName("n")).Int(), m.Get(fields.ByName("role")).String(), nil
+}
+
+// mf.call from a lobby to the game role, direct and through the master; UNAVAILABLE at once
+// when no game node lives.
+func TestCalls(t *testing.T) {
+	e := newEnv(t)
+	e.start("proxy-1", "proxy")
+	e.start("lobby-1", "lobby")
+	e.start("game-1", "game")
+	e.waitNodes("proxy-1", "lobby-1", "game-1")
+	c, _ := e.dial("proxy-1", "caller")
+	for _, via := range []string{"", "master"} {
+		n, role, err := e.call(c, "game", "double", via, 21)
+		if err != nil || n != 42 || role != "game" {
+			t.Fatalf("mf.call via %q: %d %q %v", via, n, role, err)
+		}
+	}
+	if n, _, err := e.call(c, "game-1", "double", "", 5); err != nil || n != 10 {
+		t.Fatalf("mf.call to a node id: %d %v", n, err)
+	}
+	if _, _, err := e.call(c, "game", "nothing", "", 1); codeOf(err) != protocol.Unavailable {
+		t.Fatalf("a name nobody serves: %v, want UNAVAILABLE", err)
+	}
+	e.kill9("game-1")
+	start := time.Now()
+	_, _, err := e.call(c, "game-1", "double", "", 1)
+	if codeOf(err) != protocol.Unavailable {
+		t.Fatalf("a dead node: %v, want UNAVAILABLE", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("UNAVAILABLE took %s: it should come at once, not at the 2s timeout", took)
+	}
 }

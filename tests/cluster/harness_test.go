@@ -105,7 +105,11 @@ func newEnv(t *testing.T) *env {
 	if err := os.WriteFile(filepath.Join(e.dir, "node.yaml"), []byte(testConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sch, err := schema.Load(filepath.Join(built.root, "proto"))
+	for _, from := range []string{built.root, "testdata"} {
+		copyTree(t, filepath.Join(from, "lua"), filepath.Join(e.dir, "lua"))
+		copyTree(t, filepath.Join(from, "proto"), filepath.Join(e.dir, "proto"))
+	}
+	sch, err := schema.Load(filepath.Join(e.dir, "proto"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +135,7 @@ var tcpField = regexp.MustCompile(`\btcp=(\S+)`)
 func (e *env) start(id, role string, extra ...string) *node {
 	e.t.Helper()
 	args := []string{"node", "-role", role, "-id", id, "-c", filepath.Join(e.dir, "node.yaml"),
-		"-data", filepath.Join(e.dir, id), "-lua", filepath.Join(built.root, "lua"), "-proto", filepath.Join(built.root, "proto"),
+		"-data", filepath.Join(e.dir, id), "-lua", filepath.Join(e.dir, "lua"), "-proto", filepath.Join(e.dir, "proto"),
 		"-tcp", "127.0.0.1:0", "-ws", "-", "-admin", "-"}
 	if role != "master" {
 		args = append(args, "-nats", e.url)
@@ -264,4 +268,26 @@ func codeOf(err error) protocol.Code {
 		return ce.Code
 	}
 	return 0
+}
+
+// copyTree copies the files under from into to.
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
