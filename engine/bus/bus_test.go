@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/protocol"
@@ -183,4 +184,69 @@ func TestOldServerRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "too old") {
 		t.Fatalf("want a too-old error, got %v", err)
 	}
+}
+
+// An embedded server with authentication refuses wrong credentials and keeps each role to its
+// subjects: a lobby may send requests but not cluster commands.
+func TestEmbeddedAuthAndPermissions(t *testing.T) {
+	port := freeAddr(t)
+	master, err := Open(Options{NATS: config.NATS{Listen: port, User: "mf", Password: "s3cret"}, DataDir: t.TempDir(), MaxPayload: 1 << 20, Name: "master-1", Role: "master"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	url := []string{master.ClientURL()}
+	if _, err := Open(Options{NATS: config.NATS{URLs: url, User: "mf", Password: "wrong"}, MaxPayload: 1 << 20, Name: "x", Role: "lobby"}); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if _, err := Open(Options{NATS: config.NATS{URLs: url}, MaxPayload: 1 << 20, Name: "x"}); err == nil {
+		t.Fatal("no credentials accepted")
+	}
+	lobby, err := Open(Options{NATS: config.NATS{URLs: url, User: "mf", Password: "s3cret"}, MaxPayload: 1 << 20, Name: "lobby-1", Role: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lobby.Close()
+	errs := make(chan error, 4)
+	lobby.Conn.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err })
+	cmds, _ := master.Conn.SubscribeSync(CommandsAll)
+	nodes, _ := master.Conn.SubscribeSync(NodeSubject("game-1"))
+	_ = master.Conn.Flush()
+	_ = lobby.Conn.Publish(CommandsAll, []byte("drain"))
+	_ = lobby.Conn.Publish(NodeSubject("game-1"), []byte("req"))
+	_ = lobby.Conn.Flush()
+	if _, err := nodes.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("a lobby's request to a node did not arrive: %v", err)
+	}
+	if _, err := cmds.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatal("a lobby sent a cluster command")
+	}
+	select {
+	case err := <-errs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("error %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not refuse the lobby's command")
+	}
+	if _, err := lobby.Conn.SubscribeSync(ProxySubject("proxy-1")); err == nil {
+		_ = lobby.Conn.Flush()
+		select {
+		case err := <-errs:
+			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				t.Fatalf("error %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a lobby subscribed to a proxy's pushes")
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

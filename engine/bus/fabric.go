@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,9 +32,9 @@ type Options struct {
 	MaxPayload int
 	Name       string // the connection's name: the node id
 	Log        *slog.Logger
-	// Permissions, when the embedded server listens with authentication, lists the users it
-	// accepts besides NATS.User (which may do anything): one per role with its subjects.
-	Users []*server.User
+	// Role, if set, is the one role of the node: with authentication it connects as
+	// RoleUser(user, Role), allowed only that role's subjects (RoleUsers).
+	Role string
 }
 
 // Fabric is a node's connection to the bus and, on an embedded bus, the server it runs.
@@ -79,7 +80,11 @@ func Open(o Options) (*Fabric, error) {
 		}),
 	}
 	if user != "" {
-		copts = append(copts, nats.UserInfo(user, pass))
+		connUser := user
+		if slices.Contains(Roles, o.Role) {
+			connUser = RoleUser(user, o.Role)
+		}
+		copts = append(copts, nats.UserInfo(connUser, pass))
 	}
 	if o.NATS.CAFile != "" {
 		copts = append(copts, nats.RootCAs(o.NATS.CAFile))
@@ -174,11 +179,7 @@ func startServer(o Options, user, pass string) (*server.Server, error) {
 		opts.Host, opts.Port = host, port
 	}
 	if user != "" {
-		if len(o.Users) > 0 {
-			opts.Users = append([]*server.User{{Username: user, Password: pass}}, o.Users...)
-		} else {
-			opts.Username, opts.Password = user, pass
-		}
+		opts.Users = append([]*server.User{{Username: user, Password: pass}}, RoleUsers(user, pass)...)
 	}
 	if o.NATS.CertFile != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.NATS.CertFile, KeyFile: o.NATS.KeyFile, CaFile: o.NATS.CAFile})

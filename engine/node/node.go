@@ -395,6 +395,7 @@ func (n *Node) join() error {
 		MaxPayload: n.cfg.Gate.MaxFrame + bus.EnvelopeOverhead,
 		Name:       n.id,
 		Log:        n.log.With("part", "bus"),
+		Role:       n.oneRole(),
 	})
 	if err != nil {
 		return err
@@ -527,4 +528,12 @@ func (n *Node) command(name string) ([]byte, error) {
 		return json.Marshal(map[string]string{"result": "draining"})
 	}
 	return nil, protocol.Errorf(protocol.BadRequest, "unknown command %q", name)
+}
+
+// oneRole is the node's role when it runs exactly one ("" otherwise).
+func (n *Node) oneRole() string {
+	if len(n.cfg.Cluster.Roles) == 1 {
+		return n.cfg.Cluster.Roles[0]
+	}
+	return ""
 }

@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +123,18 @@ func TestCluster(t *testing.T) {
 		}
 		if out, err := e.moonforge("cluster", "frobnicate"); err == nil || !strings.Contains(out, "unknown cluster subcommand") {
 			t.Fatalf("unknown subcommand: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("a node with wrong credentials is refused", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, built.moonforge, "node", "-role", "lobby", "-id", "intruder", "-nats", e.url,
+			"-data", filepath.Join(e.dir, "intruder"), "-lua", filepath.Join(e.dir, "lua"), "-proto", filepath.Join(e.dir, "proto"), "-admin", "-")
+		cmd.Env = append(os.Environ(), "MOONFORGE_NATS_PASSWORD=wrong")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(strings.ToLower(string(out)), "authorization") {
+			t.Fatalf("want a refused start naming the authorization, got %v:\n%s", err, out)
 		}
 	})
 

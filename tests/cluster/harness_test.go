@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := 1
+	os.Setenv("MOONFORGE_NATS_USER", "mf")
+	os.Setenv("MOONFORGE_NATS_PASSWORD", "cluster-test-secret")
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err == nil {
 		built.root = filepath.Dir(strings.TrimSpace(string(out)))
@@ -55,13 +57,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testConfig is every node's config: short request timeout and drain grace for the tests.
+// testConfig is every node's config: short request timeout and drain grace for the tests, and
+// authentication on the bus (each single-role node connects as its role's user, kept to its
+// subjects; the cluster commands run as the full user, from MOONFORGE_NATS_USER in TestMain).
 const testConfig = `
 gate:
   request_timeout: 3s
 cluster:
   heartbeat: 500ms
   node_ttl: 2s
+  nats:
+    user: mf
+    password: cluster-test-secret
 `
 
 // env is one cluster: a directory, the bus address and its nodes.
