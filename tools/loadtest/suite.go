@@ -161,6 +161,11 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	rep.Results = append(rep.Results, login)
 	srv.stop()
 
+	clusterRun, err := clusterBench(ctx, c, rep, echo)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+
 	// Idle connections: what each costs in server RSS, on a fresh server, as many as the open
 	// file limit allows up to the target's 50k (spread over processes and source addresses).
 	idleConns := c.scale(min(50000, fileLimit()-500))
@@ -220,6 +225,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		{"4. idle connections", "≤ 16 KB each; 50k held", fmt.Sprintf("%.1f KB each, %d held (open file limit %d)", perConn/1024, idleConns, fileLimit()), perConn > 0 && perConn <= 16*1024 && idleConns >= 50000},
 		{"5. arena 1000 rooms × 8", "tick lateness p99 ≤ 10 ms", arenaSummary(arenas), false},
 		{"6. reload under load", "0 failed, every actor on the new version ≤ 1 s, 1000 rooms", reload.summary, reload.ok},
+		clusterRun.target,
 	}
 	return rep, nil
 }
@@ -251,9 +257,12 @@ type server struct {
 
 var runningLine = regexp.MustCompile(`moonforge is running.* tcp=(\S+) ws=(\S+) admin=(\S+)`)
 
+// pid returns the server's process id.
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
 // startServer runs the binary under test on loopback ports, with copies of the scripts and a
 // temporary data directory, and waits until it says it is running.
-func startServer(ctx context.Context, c suiteConfig, name string) (*server, error) {
+func startServer(ctx context.Context, c suiteConfig, name string, node ...string) (*server, error) {
 	dir, err := os.MkdirTemp("", "moonforge-bench-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -263,8 +272,13 @@ func startServer(ctx context.Context, c suiteConfig, name string) (*server, erro
 			return nil, err
 		}
 	}
-	cmd := exec.CommandContext(ctx, c.server, "run", "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(dir, "lua"),
+	args := []string{"run"}
+	if len(node) > 0 { // a cluster node: moonforge node <node...>
+		args = append([]string{"node"}, node...)
+	}
+	args = append(args, "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(dir, "lua"),
 		"-proto", filepath.Join(dir, "proto"), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, c.server, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
