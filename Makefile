@@ -59,8 +59,8 @@ test-release: release ## make release, then check every archive's contents, bina
 	MOONFORGE_DIST=$(CURDIR)/dist MOONFORGE_COMMIT=$(COMMIT) $(GO) test -count=1 -run TestDist -v ./tools/release
 
 .PHONY: bench
-bench: build ## run the benchmark suite (about 4 minutes): bench/results/<date>.json and .md, README table
-	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/luapb ./engine/script ./engine/room | tee $(BIN)/gobench.txt
+bench: build ## run the benchmark suite (about 5 minutes): bench/results/<date>.json and .md, README table
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/luapb ./engine/script ./engine/room ./engine/bus | tee $(BIN)/gobench.txt
 	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
 
 .PHONY: fuzz
