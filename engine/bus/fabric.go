@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,8 +90,8 @@ func Open(o Options) (*Fabric, error) {
 	if o.NATS.CAFile != "" {
 		copts = append(copts, nats.RootCAs(o.NATS.CAFile))
 	}
-	url := strings.Join(o.NATS.URLs, ",")
-	if url == "" {
+	urls := strings.Join(o.NATS.URLs, ",")
+	if urls == "" {
 		srv, err := startServer(o, user, pass)
 		if err != nil {
 			return nil, err
@@ -98,13 +99,13 @@ func Open(o Options) (*Fabric, error) {
 		f.srv = srv
 		copts = append(copts, nats.InProcessServer(srv))
 	}
-	nc, err := nats.Connect(url, copts...)
+	nc, err := nats.Connect(urls, copts...)
 	if err != nil {
 		f.Close()
-		if url == "" {
+		if urls == "" {
 			return nil, fmt.Errorf("bus: connecting to the embedded server: %w", err)
 		}
-		return nil, fmt.Errorf("bus: connecting to %s: %w", url, err)
+		return nil, fmt.Errorf("bus: connecting to %s: %w", urls, err)
 	}
 	f.Conn = nc
 	if err := Check(nc.ConnectedServerVersion(), nc.MaxPayload(), o.MaxPayload); err != nil {
@@ -195,14 +196,18 @@ func startServer(o Options, user, pass string) (*server.Server, error) {
 		}
 		opts.Cluster = server.ClusterOpts{Name: o.NATS.Name, Host: host, Port: port}
 		opts.Routes = server.RoutesFromStr(strings.Join(o.NATS.Routes, ","))
-		if user != "" {
+		if user != "" { // routes authenticate with the same credentials
 			opts.Cluster.Username, opts.Cluster.Password = user, pass
+			for _, r := range opts.Routes {
+				r.User = url.UserPassword(user, pass)
+			}
 		}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
 	}
+	srv.SetLoggerV2(serverLog{o.Log.With("part", "nats-server")}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
@@ -268,3 +273,14 @@ func (f *Fabric) Close() {
 		f.srv.WaitForShutdown()
 	}
 }
+
+// serverLog passes the embedded server's warnings and errors to the node's log (its notices at
+// debug level).
+type serverLog struct{ log *slog.Logger }
+
+func (l serverLog) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLog) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l serverLog) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLog) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLog) Debugf(format string, v ...any)  {}
+func (l serverLog) Tracef(format string, v ...any)  {}

@@ -80,6 +80,7 @@ type Cluster struct {
 	cancel   context.CancelFunc
 	kept     chan struct{}
 	draining atomic.Bool
+	started  atomic.Bool // set once Start has set deps and the view
 
 	logged sync.Map // problem kind -> struct{}: each bad input kind is logged once
 	bad    atomic.Uint64
@@ -158,6 +159,7 @@ func (c *Cluster) Start(deps Deps, period time.Duration) error {
 		cancel()
 		return err
 	}
+	c.started.Store(true)
 	c.kept = make(chan struct{})
 	go func() {
 		defer close(c.kept)
@@ -175,6 +177,21 @@ func (c *Cluster) record() registry.Record {
 		r.State = registry.StateUp
 	}
 	return r
+}
+
+// Announce writes this node's record now (after a reload: its handlers changed), on a goroutine
+// of its own; before Start it does nothing.
+func (c *Cluster) Announce() {
+	if !c.started.Load() {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := c.cfg.Registry.Announce(ctx, c.record()); err != nil {
+			c.logOnce("announce", "cannot announce this node", err)
+		}
+	}()
 }
 
 // View returns the live node records.

@@ -114,6 +114,22 @@ func (c *Cluster) pickWith(role, key string, ok func(registry.Record) bool) stri
 	return id
 }
 
+// Forget drops the placements kept for a player whose session ended.
+func (c *Cluster) Forget(player string) {
+	if player == "" || c.view == nil {
+		return
+	}
+	roles := map[string]bool{}
+	for _, r := range c.view.Select(func(registry.Record) bool { return true }) {
+		for _, role := range r.Roles {
+			roles[role] = true
+		}
+	}
+	for role := range roles {
+		c.sticky.Delete(role + "/" + player)
+	}
+}
+
 var defaultPolicy = balance.NewHash()
 
 func (c *Cluster) policy(role string) balance.Policy {

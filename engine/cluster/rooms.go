@@ -8,10 +8,14 @@ import (
 	"github.com/moonforge/moonforge/engine/script"
 )
 
+// seatOp is one write to the room directory: a seat (player set) or a room (player "").
 type seatOp struct {
 	player, room string
 	in           bool
 }
+
+// Room records a room of this process opening or closing in the room directory (room.Directory).
+func (c *Cluster) Room(room string, open bool) { c.Member("", room, open) }
 
 // Member records a player entering or leaving a room of this process in the room directory
 // (room.Directory). It never blocks: the writes are queued, in order, for one writer goroutine.
@@ -31,9 +35,14 @@ func (c *Cluster) writeSeats(ctx context.Context) {
 		case op := <-c.seatOps:
 			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			var err error
-			if op.in {
+			switch {
+			case op.player == "" && op.in:
+				err = c.cfg.Registry.PlaceRoom(wctx, op.room, c.cfg.Node)
+			case op.player == "":
+				err = c.cfg.Registry.RemoveRoom(wctx, op.room)
+			case op.in:
 				err = c.cfg.Registry.Seat(wctx, op.player, registry.Seat{Room: op.room, Node: c.cfg.Node})
-			} else {
+			default:
 				err = c.cfg.Registry.Unseat(wctx, op.player, op.room)
 			}
 			cancel()

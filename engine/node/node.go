@@ -118,7 +118,9 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	if err := n.join(); err != nil {
 		return err
 	}
-	if key, err = n.registry.Shared(ctx, "token_key", key); err != nil {
+	sharedCtx, cancelShared := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelShared()
+	if key, err = n.registry.Shared(sharedCtx, "token_key", key); err != nil {
 		return fmt.Errorf("token key: %w", err)
 	}
 	tokens, err := auth.NewTokens(key, cfg.Auth.TokenTTL)
@@ -139,7 +141,10 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		ProtoDir: cfg.ProtoDir,
 		Ext:      ext,
 		Log:      log.With("part", "reload"),
-		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
+		OnResult: func(r reload.Result) {
+			n.metrics.Reloaded(r.Outcome, r.Version, r.Previous)
+			n.cluster.Announce() // the handlers of the new version, at once
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("scripts: %w", err)
@@ -169,11 +174,13 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Observer:    n.metrics,
 		MailboxSize: cfg.Session.RoomMailboxes,
 		MaxRooms:    cfg.Session.MaxRooms,
-		Directory:   n.cluster,
+		Directory:   n.directory(),
 	})
 	svc.Rooms = n.rooms
 	n.sessions.Follow(presence{n.rooms, n})
-	n.sessions.OnOpen(n.claim)
+	if n.clustered() {
+		n.sessions.OnOpen(n.claim)
+	}
 	local := router.NewLocal(router.LocalConfig{
 		System:      n.system,
 		Rooms:       n.rooms,
@@ -400,7 +407,7 @@ func (n *Node) join() error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n.registry, err = registry.Open(ctx, n.fabric.JS, registry.Config{Replicas: n.cfg.Cluster.NATS.Replicas, NodeTTL: n.cfg.Cluster.NodeTTL})
 	if err != nil {
@@ -499,7 +506,13 @@ type presence struct {
 
 func (p presence) Notify(ev call.Presence) {
 	p.rooms.Notify(ev)
-	if ev.Event == call.SessionEnded && ev.Reason != "replaced" {
+	if ev.Event != call.SessionEnded {
+		return
+	}
+	p.n.cluster.Forget(ev.PlayerID)
+	// A replaced session's entry is its successor's; a node that stops leaves its entries to be
+	// overwritten by the players' next logins.
+	if p.n.clustered() && ev.Reason != "replaced" && ev.Reason != "shutdown" {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -536,4 +549,20 @@ func (n *Node) oneRole() string {
 		return n.cfg.Cluster.Roles[0]
 	}
 	return ""
+}
+
+// clustered reports whether other nodes may share this node's bus: a node of some roles, or a
+// node with an external bus or a listening server. `moonforge run` alone on its in-process bus
+// keeps no session or seat directory (there is no other proxy or node to read them).
+func (n *Node) clustered() bool {
+	nc := n.cfg.Cluster.NATS
+	return !n.all || len(nc.URLs) > 0 || nc.Listen != ""
+}
+
+// directory is where the rooms report seats: the cluster's room directory when clustered.
+func (n *Node) directory() room.Directory {
+	if n.clustered() {
+		return n.cluster
+	}
+	return nil
 }

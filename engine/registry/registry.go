@@ -77,7 +77,24 @@ type Registry struct {
 }
 
 // Open creates the buckets if needed (every node may; the first wins) and returns the registry.
+// While JetStream is not ready (a clustered server electing its leader) it retries until ctx ends.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Registry, error) {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 2*time.Second) // an API request may go unanswered meanwhile
+		r, err := create(attempt, js, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func create(ctx context.Context, js jetstream.JetStream, cfg Config) (*Registry, error) {
 	r := &Registry{}
 	var err error
 	if r.nodes, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

@@ -45,9 +45,11 @@ type Config struct {
 	Directory Directory
 }
 
-// Directory follows room membership. Member is called on the room's goroutine and must not block.
+// Directory follows rooms and their members. Its methods are called from the goroutines of
+// Create and of the rooms, and must not block.
 type Directory interface {
 	Member(playerID, roomID string, in bool)
+	Room(roomID string, open bool)
 }
 
 // Manager is the set of rooms of this process. Safe for concurrent use.
@@ -114,6 +116,9 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 		return "", protocol.Errorf(protocol.Unavailable, "cannot start room: %v", err)
 	}
 	r.actor = a
+	if m.cfg.Directory != nil {
+		m.cfg.Directory.Room(r.id, true)
+	}
 	a.Send(func(vm *script.VM) {
 		if err := vm.RoomCreate(r, args); err != nil {
 			m.log.Error("room on_create failed, closing it", "room", r.id, "type", rt.Name, "error", err)
@@ -284,6 +289,9 @@ func (m *Manager) forget(r *Room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.closed = true
+	if _, ok := m.rooms[r.id]; ok && r.actor != nil && m.cfg.Directory != nil {
+		m.cfg.Directory.Room(r.id, false)
+	}
 	delete(m.rooms, r.id)
 	for p := range r.members {
 		if m.byPlayer[p] == r {

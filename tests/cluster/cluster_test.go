@@ -274,3 +274,59 @@ func TestCalls(t *testing.T) {
 		t.Fatalf("UNAVAILABLE took %s: it should come at once, not at the 2s timeout", took)
 	}
 }
+
+// Three masters form the NATS cluster (routes, registry replicated 3 times); kill -9 of one:
+// every node reconnects to another and the cluster keeps serving.
+func TestThreeMasters(t *testing.T) {
+	e := newEnvWithout(t)
+	var client, route []string
+	for range 3 {
+		client = append(client, freePort(t))
+		route = append(route, freePort(t))
+	}
+	for i := range 3 {
+		var routes []string
+		for j := range 3 {
+			if j != i {
+				routes = append(routes, "nats://"+route[j])
+			}
+		}
+		cfg := fmt.Sprintf("%s\n    listen: %s\n    cluster_listen: %s\n    routes: [%s]\n    replicas: 3\n", testConfig, client[i], route[i], strings.Join(routes, ", "))
+		path := filepath.Join(e.dir, fmt.Sprintf("master-%d.yaml", i+1))
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.startAsync(fmt.Sprintf("master-%d", i+1), "master", "-c", path)
+	}
+	for i := range 3 {
+		e.waitReady(fmt.Sprintf("master-%d", i+1))
+	}
+	var urls []string
+	for _, c := range client {
+		urls = append(urls, "nats://"+c)
+	}
+	e.url = strings.Join(urls, ",")
+	e.start("proxy-1", "proxy")
+	e.start("lobby-1", "lobby")
+	e.waitNodes("master-1", "master-2", "master-3", "proxy-1", "lobby-1")
+	c, _ := e.dial("proxy-1", "three")
+	if err := e.echo(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.kill9("master-1")
+	end := time.Now().Add(30 * time.Second)
+	for n := int64(2); ; n++ {
+		err := e.echo(c, n)
+		if err == nil && n > 20 {
+			break
+		}
+		if err != nil && time.Now().After(end) {
+			t.Fatalf("the cluster did not recover after a master died: %v", err)
+		}
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	e.url = strings.Join(urls[1:], ",")
+	e.waitNodes("master-2", "master-3", "proxy-1", "lobby-1")
+}

@@ -82,13 +82,14 @@ type env struct {
 
 // node is one process.
 type node struct {
-	id   string
-	cmd  *exec.Cmd
-	tcp  string
-	done chan struct{}
-	err  error
-	mu   sync.Mutex
-	log  strings.Builder
+	id    string
+	cmd   *exec.Cmd
+	tcp   string
+	done  chan struct{}
+	ready chan string // the TCP address, once the node serves
+	err   error
+	mu    sync.Mutex
+	log   strings.Builder
 }
 
 func (n *node) logText() string {
@@ -108,6 +109,15 @@ func freePort(t *testing.T) string {
 
 // newEnv starts a master with its NATS server.
 func newEnv(t *testing.T) *env {
+	e := newEnvWithout(t)
+	addr := freePort(t)
+	e.url = "nats://" + addr
+	e.start("master-1", "master", "-nats-listen", addr)
+	return e
+}
+
+// newEnvWithout prepares a cluster's directory, with no node started.
+func newEnvWithout(t *testing.T) *env {
 	e := &env{t: t, dir: t.TempDir(), nodes: map[string]*node{}}
 	if err := os.WriteFile(filepath.Join(e.dir, "node.yaml"), []byte(testConfig), 0o644); err != nil {
 		t.Fatal(err)
@@ -130,9 +140,6 @@ func newEnv(t *testing.T) *env {
 			}
 		}
 	})
-	addr := freePort(t)
-	e.url = "nats://" + addr
-	e.start("master-1", "master", "-nats-listen", addr)
 	return e
 }
 
@@ -141,19 +148,26 @@ var tcpField = regexp.MustCompile(`\btcp=(\S+)`)
 // start runs a node and waits until it serves.
 func (e *env) start(id, role string, extra ...string) *node {
 	e.t.Helper()
+	e.startAsync(id, role, extra...)
+	return e.waitReady(id)
+}
+
+// startAsync runs a node (a master's config must come with -c, after the default one).
+func (e *env) startAsync(id, role string, extra ...string) {
+	e.t.Helper()
 	args := []string{"node", "-role", role, "-id", id, "-c", filepath.Join(e.dir, "node.yaml"),
 		"-data", filepath.Join(e.dir, id), "-lua", filepath.Join(e.dir, "lua"), "-proto", filepath.Join(e.dir, "proto"),
 		"-tcp", "127.0.0.1:0", "-ws", "-", "-admin", "-"}
-	if role != "master" {
+	if role != "master" && e.url != "" {
 		args = append(args, "-nats", e.url)
 	}
 	args = append(args, extra...)
-	n := &node{id: id, done: make(chan struct{})}
+	n := &node{id: id, done: make(chan struct{}), ready: make(chan string, 1)}
+	ready := n.ready
 	n.cmd = exec.Command(built.moonforge, args...)
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	n.cmd.Stdout, n.cmd.Stderr = pw, pw
-	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -183,8 +197,14 @@ func (e *env) start(id, role string, extra ...string) *node {
 		close(n.done)
 	}()
 	e.nodes[id] = n
+}
+
+// waitReady waits until a started node serves.
+func (e *env) waitReady(id string) *node {
+	e.t.Helper()
+	n := e.nodes[id]
 	select {
-	case n.tcp = <-ready:
+	case n.tcp = <-n.ready:
 	case <-n.done:
 		e.t.Fatalf("%s exited at start: %v\n%s", id, n.err, n.logText())
 	case <-time.After(30 * time.Second):
