@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/moonforge/moonforge/engine/bus"
 	"github.com/moonforge/moonforge/engine/client"
 	"github.com/moonforge/moonforge/engine/protocol"
 )
@@ -329,4 +332,64 @@ func TestThreeMasters(t *testing.T) {
 	}
 	e.url = strings.Join(urls[1:], ",")
 	e.waitNodes("master-2", "master-3", "proxy-1", "lobby-1")
+}
+
+// Bad input on the bus: an envelope that does not decode, names an unknown msg id or is past its
+// deadline is answered with its code; a one-way one is dropped; the node keeps serving.
+func TestBadEnvelopes(t *testing.T) {
+	e := newEnv(t)
+	e.start("proxy-1", "proxy")
+	e.start("lobby-1", "lobby")
+	e.waitNodes("proxy-1", "lobby-1")
+	nc, err := nats.Connect(e.url, nats.UserInfo("mf", "cluster-test-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ask := func(data []byte) protocol.Code {
+		t.Helper()
+		m, err := nc.Request(bus.NodeSubject("lobby-1"), data, 5*time.Second)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		a, err := bus.Decode(m.Data)
+		if err != nil {
+			t.Fatalf("the answer does not decode: %v", err)
+		}
+		if a.Err() == nil {
+			return 0
+		}
+		return a.Err().Code
+	}
+	req := func(msgID uint32, deadline time.Time) []byte {
+		env := &bus.Envelope{Kind: bus.Kind_KIND_REQUEST, Source: "tester", MsgId: msgID, RequestId: 1, ReplyBox: 1, Player: "p"}
+		env.SetDeadline(deadline)
+		return bus.Encode(env)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want protocol.Code
+	}{
+		{"garbage", []byte{0xff, 0xff, 0xff}, protocol.DecodeFailed},
+		{"unknown kind", append(bus.Encode(&bus.Envelope{Kind: bus.Kind_KIND_REQUEST})[:2], 0x10, 0x63), protocol.BadRequest},
+		{"unknown msg id", req(65000, time.Now().Add(time.Second)), protocol.UnknownMessage},
+		{"past its deadline", req(1001, time.Now().Add(-time.Second)), protocol.Timeout},
+	} {
+		if got := ask(c.data); got != c.want {
+			t.Errorf("%s: answered %v, want %v", c.name, got, c.want)
+		}
+	}
+	if err := nc.Publish(bus.NodeSubject("lobby-1"), []byte{0xff}); err != nil { // one-way: dropped
+		t.Fatal(err)
+	}
+	c, _ := e.dial("proxy-1", "after-bad-input")
+	if err := e.echo(c, 7); err != nil {
+		t.Fatalf("the node stopped serving after bad input: %v", err)
+	}
+	// Kinds: an envelope refused (garbage, unknown kind, the one-way garbage), an unknown msg id,
+	// a request past its deadline.
+	if n := strings.Count(e.nodes["lobby-1"].logText(), "refused a message from the bus"); n != 3 {
+		t.Errorf("logged %d refusals, want one per kind (3)", n)
+	}
 }
