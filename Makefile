@@ -27,7 +27,7 @@ build: ## build bin/moonforge, bin/bot and bin/loadtest
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ . ./tools/bot ./tools/loadtest
 
 .PHONY: bot
-bot: build ## play the demo scenario against a running server (ARGS="-ws" for WebSocket)
+bot: build ## play the demo scenario against a running server (ARGS="-ws": WebSocket, ARGS="-kcp": KCP)
 	$(BIN)/bot $(ARGS)
 
 .PHONY: test
@@ -60,7 +60,11 @@ test-release: release ## make release, then check every archive's contents, bina
 
 .PHONY: bench
 bench: build ## run the benchmark suite (about 5 minutes): bench/results/<date>.json and .md, README table
+<<<<<<< HEAD
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/luapb ./engine/script ./engine/room ./engine/bus | tee $(BIN)/gobench.txt
+=======
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/luapb ./engine/script ./engine/room | tee $(BIN)/gobench.txt
+>>>>>>> main
 	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
 
 .PHONY: fuzz
@@ -107,7 +111,7 @@ sdk-deps: ## install the SDK tests' Debian packages (Lua 5.1, 5.4, LuaSocket, mo
 CSHARP := sdk/csharp
 
 .PHONY: sdk-demo
-sdk-demo: sdk-deps ## run the C# SDK's console sample on mono against a running server (ARGS="127.0.0.1 7002 ws")
+sdk-demo: sdk-deps ## run the C# SDK's console sample on mono against a running server (ARGS="127.0.0.1 7002 ws", "127.0.0.1 7003 kcp")
 	@mkdir -p $(BIN)/csharp
 	mcs -langversion:7.2 -warnaserror+ -nologo -target:library -out:$(BIN)/csharp/Moonforge.Client.dll $$(find $(CSHARP)/Runtime -name '*.cs' | sort)
 	mcs -langversion:7.2 -warnaserror+ -nologo -target:exe -out:$(BIN)/csharp/ConsoleDemo.exe -r:$(BIN)/csharp/Moonforge.Client.dll $(CSHARP)/Samples~/Console/*.cs

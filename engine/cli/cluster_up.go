@@ -34,6 +34,7 @@ type LocalNode struct {
 	Role  string `yaml:"role"` // comma-separated roles
 	TCP   string `yaml:"tcp"`
 	WS    string `yaml:"ws"`
+	KCP   string `yaml:"kcp"`
 	Admin string `yaml:"admin"`
 }
 
@@ -110,7 +111,7 @@ func clusterUp(args []string) error {
 	start := func(n LocalNode) error {
 		args := []string{"node", "-role", n.Role, "-id", n.ID,
 			"-data", filepath.Join(c.DataDir, n.ID), "-lua", c.LuaDir, "-proto", c.ProtoDir,
-			"-tcp", orDash(n.TCP), "-ws", orDash(n.WS), "-admin", orDash(n.Admin)}
+			"-tcp", orDash(n.TCP), "-ws", orDash(n.WS), "-kcp", orDash(n.KCP), "-admin", orDash(n.Admin)}
 		if c.Config != "" {
 			args = append(args, "-config", c.Config)
 		}

@@ -100,7 +100,7 @@ func start(t *testing.T, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{router: &fakeRouter{mode: "echo"}, obs: &counts{codes: map[protocol.Code]int{}}}
-	cfg.TCPAddr, cfg.WSAddr = "127.0.0.1:0", "-"
+	cfg.TCPAddr, cfg.WSAddr, cfg.KCP.Addr = "127.0.0.1:0", "-", "-"
 	f.g = New(cfg, Deps{
 		Sessions: session.NewManager(session.Config{}),
 		Tokens:   tokens,

@@ -198,7 +198,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Push: n.sessions.Push, PushAll: n.sessions.PushAll, Kick: n.kick, Command: n.command,
 		Tables: versions, Call: local.Call}
 	if !n.runs("proxy") {
-		cfg.Gate.TCP, cfg.Gate.WS = "-", "-"
+		cfg.Gate.TCP, cfg.Gate.WS, cfg.Gate.KCP.Addr = "-", "-", "-"
 		n.cfg.Gate = cfg.Gate
 	}
 	logins := login.NewLocal(login.Config{
@@ -221,6 +221,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		SendQueueBytes:     cfg.Gate.SendQueueBytes,
 		RateLimit:          cfg.Gate.RateLimit,
 		RateBurst:          cfg.Gate.RateBurst,
+		KCP:                kcpConfig(cfg.Gate.KCP),
 	}, gate.Deps{
 		Sessions: n.sessions,
 		Tokens:   tokens,
@@ -266,7 +267,7 @@ func (n *Node) Start() error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	current := n.reloader.Versions().Load()
-	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "admin", n.AdminAddr(),
+	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "kcp", n.KCPAddr(), "admin", n.AdminAddr(),
 		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
 	return nil
 }
@@ -339,6 +340,37 @@ func (n *Node) WSAddr() string {
 		i = 0
 	}
 	return n.addr(n.cfg.Gate.WS, i)
+}
+
+// KCPAddr returns the gateway's KCP (UDP) address ("" if disabled).
+func (n *Node) KCPAddr() string {
+	i := 0
+	for _, a := range []string{n.cfg.Gate.TCP, n.cfg.Gate.WS} {
+		if a != "-" {
+			i++
+		}
+	}
+	return n.addr(n.cfg.Gate.KCP.Addr, i)
+}
+
+// kcpConfig maps the file's KCP options to the gateway's.
+func kcpConfig(k config.KCP) gate.KCPConfig {
+	resend := k.Resend
+	if resend == 0 {
+		resend = -1 // off
+	}
+	return gate.KCPConfig{
+		Addr:              k.Addr,
+		MTU:               k.MTU,
+		SendWindow:        k.SendWindow,
+		RecvWindow:        k.RecvWindow,
+		Interval:          k.Interval,
+		Resend:            resend,
+		Delay:             !k.NoDelay,
+		CongestionControl: k.CongestionControl,
+		MaxSessions:       k.MaxSessions,
+		SocketBuffer:      k.SocketBuffer,
+	}
 }
 
 // AdminAddr returns the admin endpoint's address ("" if disabled).

@@ -62,7 +62,7 @@ func start(t *testing.T, edit func(*config.Config)) *env {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.LuaDir = filepath.Join(dir, "lua")
 	cfg.ProtoDir = filepath.Join(dir, "proto")
-	cfg.Gate.TCP, cfg.Gate.WS, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gate.TCP, cfg.Gate.WS, cfg.Gate.KCP.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Lua.PoolSize = 4
 	if edit != nil {
 		edit(&cfg)
@@ -405,9 +405,13 @@ func TestHotReload(t *testing.T) {
 	write(`mf.handle("EchoReq", function(ctx, req) return "EchoAck", { n = req.n + 41 } end)`)
 	waitReply(`"n":"42"`)
 	write(`mf.handle("EchoReq", function(ctx, req) return "EchoAck", { n = req.n + 1 end)`) // broken
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); e.n.Status().LastReload.Outcome != "rejected"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the broken save was never rejected; last reload: %+v", e.n.Status().LastReload)
+		}
+	}
 	waitReply(`"n":"42"`) // the old code keeps serving
-	if st := e.n.Status(); st.LastReload.Outcome != "rejected" || len(st.LastReload.Problems) == 0 || st.LastReload.Problems[0].File != "lua/lobby/echo.lua" {
+	if st := e.n.Status(); len(st.LastReload.Problems) == 0 || st.LastReload.Problems[0].File != "lua/lobby/echo.lua" {
 		t.Fatalf("last reload: %+v", st.LastReload)
 	}
 }

@@ -68,6 +68,7 @@ type run struct {
 	what     string
 	deadline time.Time
 	start    time.Time
+	children []*lua.LState // coroutines of its pcall and xpcall calls
 }
 
 type queuedRun struct {
@@ -99,6 +100,13 @@ func (vm *VM) newCoroutine() coroutine {
 	}
 	w.ours[th] = true
 	return coroutine{th: th, ctx: ctx, cancel: cancel}
+}
+
+// end forgets the coroutines of a run that is over (its pcall children).
+func (vm *VM) end(r *run) {
+	for _, th := range r.children {
+		delete(vm.waits.ours, th)
+	}
 }
 
 // release keeps a coroutine that finished normally for the next handler, or drops it.
@@ -137,8 +145,7 @@ func (vm *VM) start(req *call.Request, fn *lua.LFunction, what string, args ...l
 	if vm.step(r, fn, args...) {
 		return true
 	}
-	*r = run{}
-	vm.waits.spare = r // a run that did not wait is free again: most handlers never wait
+	vm.waits.spare = r // a run that did not wait is free again (most handlers never wait); start overwrites it
 	return false
 }
 
@@ -165,6 +172,7 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 		err = errDeadline{limit: r.deadline}
 	}
 	vm.release(r.co, state == lua.ResumeOK)
+	vm.end(r)
 	if err != nil {
 		ce := vm.callError(err, r.what, r.req.Deadline)
 		vm.observe(r.what, r.start, ce.Code)
@@ -240,6 +248,7 @@ func (vm *VM) expireWaits(now time.Time) {
 		}
 		delete(vm.waits.byCall, id)
 		vm.release(r.co, false)
+		vm.end(r)
 		ce := vm.callError(errDeadline{limit: r.deadline}, r.what, r.req.Deadline)
 		vm.observe(r.what, r.start, ce.Code)
 		r.req.Fail(ce)
@@ -349,7 +358,9 @@ func (vm *VM) openWaits() {
 	// coroutine.create makes the protected function's coroutine from the handler's, so its
 	// context is a child of the handler's: the watchdog stops both.
 	adopt := L.NewFunction(func(L *lua.LState) int {
-		w.ours[L.CheckThread(1)] = true
+		th := L.CheckThread(1)
+		w.ours[th] = true
+		w.running.children = append(w.running.children, th)
 		return 0
 	})
 	forget := L.NewFunction(func(L *lua.LState) int {

@@ -1,6 +1,6 @@
 // Command studio is an example of a studio's own Moonforge binary: the moonforge commands (run,
-// reload, version) with Go code of the studio's for its Lua gameplay — here a path-finder on a
-// grid, which scripts call as mf.ext.paths. docs/extensions.md walks through it.
+// call, reload, version, help) with Go code of the studio's for its Lua gameplay — here a
+// path-finder on a grid, which scripts call as mf.ext.paths. docs/extensions.md walks through it.
 //
 //	go build -o studio ./examples/studio
 //	./studio run -dev -lua examples/studio/lua -proto examples/studio/proto

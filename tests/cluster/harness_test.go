@@ -157,7 +157,7 @@ func (e *env) startAsync(id, role string, extra ...string) {
 	e.t.Helper()
 	args := []string{"node", "-role", role, "-id", id, "-c", filepath.Join(e.dir, "node.yaml"),
 		"-data", filepath.Join(e.dir, id), "-lua", filepath.Join(e.dir, "lua"), "-proto", filepath.Join(e.dir, "proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "-", "-admin", "-"}
+		"-tcp", "127.0.0.1:0", "-ws", "-", "-kcp", "-", "-admin", "-"}
 	if role != "master" && e.url != "" {
 		args = append(args, "-nats", e.url)
 	}
