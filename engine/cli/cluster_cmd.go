@@ -63,6 +63,22 @@ func (b busFlags) open() (*bus.Fabric, *registry.Registry, error) {
 }
 
 // parse parses a subcommand's flags (exiting on a bad one, with 0 on -h); no arguments may follow.
+// nodes connects and lists the live nodes; the caller closes the fabric.
+func (b busFlags) nodes() (*bus.Fabric, []registry.Record, error) {
+	f, reg, err := b.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nodes, err := reg.Nodes(ctx)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, nodes, nil
+}
+
 func parse(fs *flag.FlagSet, args []string) error {
 	_ = fs.Parse(args)
 	if fs.NArg() > 0 {
@@ -79,17 +95,11 @@ func clusterStatus(args []string, w io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	f, reg, err := b.open()
+	f, nodes, err := b.nodes()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	nodes, err := reg.Nodes(ctx)
-	if err != nil {
-		return err
-	}
 	if *asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -120,17 +130,11 @@ func clusterReload(args []string, w io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	f, reg, err := b.open()
+	f, nodes, err := b.nodes()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	nodes, err := reg.Nodes(ctx)
-	cancel()
-	if err != nil {
-		return err
-	}
 	failed := 0
 	for _, n := range nodes {
 		e := &bus.Envelope{Kind: bus.Kind_KIND_COMMAND, Source: "moonforge-cli", Target: n.ID, Name: "reload"}
