@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -165,7 +164,7 @@ func (e *env) startAsync(id, role string, extra ...string) {
 	n := &node{id: id, done: make(chan struct{}), ready: make(chan string, 1)}
 	ready := n.ready
 	n.cmd = exec.Command(built.moonforge, args...)
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	n.cmd.SysProcAttr = procAttr()
 	pr, pw := io.Pipe()
 	n.cmd.Stdout, n.cmd.Stderr = pw, pw
 	go func() {
@@ -216,7 +215,7 @@ func (e *env) waitReady(id string) *node {
 // kill9 kills a node at once.
 func (e *env) kill9(id string) {
 	n := e.nodes[id]
-	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	_ = n.cmd.Process.Kill()
 	<-n.done
 }
 
