@@ -393,3 +393,45 @@ func TestBadEnvelopes(t *testing.T) {
 		t.Errorf("logged %d refusals, want one per kind (3)", n)
 	}
 }
+
+// The cluster commands' failure paths: a clear message and a non-zero exit, never a panic.
+func TestCommandFailures(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("nodes:\n  - {id: a, role: lobby}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	typo := filepath.Join(dir, "typo.yaml")
+	if err := os.WriteFile(typo, []byte("nodez: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		say  string
+	}{
+		{[]string{"node"}, 2, "node needs -role"},
+		{[]string{"node", "-role", "lobby", "extra"}, 2, "takes no arguments"},
+		{[]string{"node", "-role", "lobby", "-id", "bad.id", "-lua", dir, "-proto", dir}, 1, "cluster.node_id"},
+		{[]string{"node", "-role", "lobby", "-nats", "nats://127.0.0.1:1", "-data", filepath.Join(dir, "d"), "-lua", filepath.Join(built.root, "lua"), "-proto", filepath.Join(built.root, "proto")}, 1, "nats://127.0.0.1:1"},
+		{[]string{"cluster"}, 2, "needs a subcommand"},
+		{[]string{"cluster", "frobnicate"}, 2, "unknown cluster subcommand"},
+		{[]string{"cluster", "up", "-f", filepath.Join(dir, "missing.yaml")}, 1, "missing.yaml"},
+		{[]string{"cluster", "up", "-f", bad}, 1, "exactly one node of role master"},
+		{[]string{"cluster", "up", "-f", typo}, 1, "nodez"},
+		{[]string{"cluster", "status", "-nats", "nats://127.0.0.1:1"}, 1, "127.0.0.1:1"},
+		{[]string{"cluster", "drain", "-nats", "nats://127.0.0.1:1"}, 2, "ids of the nodes"},
+		{[]string{"cluster", "status", "-bogus"}, 2, "flag provided but not defined"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, built.moonforge, c.args...).CombinedOutput()
+		cancel()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != c.code || !strings.Contains(string(out), c.say) || strings.Contains(string(out), "panic") {
+			t.Errorf("moonforge %s: exit %d, want %d with %q:\n%s", strings.Join(c.args, " "), code, c.code, c.say, out)
+		}
+	}
+}
