@@ -114,7 +114,9 @@ type Cluster struct {
 	// Balance names the policy that places players on each role's nodes: round_robin,
 	// weighted, least_load or hash (consistent hashing on the player id).
 	Balance map[string]string `yaml:"balance"`
-	NATS    NATS              `yaml:"nats"`
+	// DrainTimeout is how long a draining node waits for its rooms to end before it closes them.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	NATS         NATS          `yaml:"nats"`
 }
 
 // NATS configures the bus: an embedded nats-server, or an existing NATS cluster (URLs).
@@ -180,11 +182,12 @@ func Default() Config {
 		},
 		Auth: Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
 		Cluster: Cluster{
-			Weight:    1,
-			Heartbeat: time.Second,
-			NodeTTL:   3 * time.Second,
-			Balance:   map[string]string{},
-			NATS:      NATS{Name: "moonforge", Replicas: 1},
+			Weight:       1,
+			Heartbeat:    time.Second,
+			NodeTTL:      3 * time.Second,
+			Balance:      map[string]string{},
+			DrainTimeout: 30 * time.Second,
+			NATS:         NATS{Name: "moonforge", Replicas: 1},
 		},
 		Shutdown:  10 * time.Second,
 		GCPercent: 400,
@@ -331,6 +334,7 @@ func (c Config) Validate() error {
 	check(c.Auth.TokenTTL >= time.Minute, "auth.token_ttl must be at least 1m")
 	check(c.Cluster.Heartbeat >= 10*time.Millisecond, "cluster.heartbeat must be at least 10ms")
 	check(c.Cluster.NodeTTL >= 2*c.Cluster.Heartbeat, "cluster.node_ttl must be at least twice cluster.heartbeat")
+	check(c.Cluster.DrainTimeout >= 0, "cluster.drain_timeout must not be negative")
 	check(c.Cluster.Weight >= 1, "cluster.weight must be at least 1")
 	check(c.Cluster.NATS.Replicas == 1 || c.Cluster.NATS.Replicas == 3, "cluster.nats.replicas must be 1 or 3")
 	for role, p := range c.Cluster.Balance {

@@ -283,7 +283,11 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-n.drain:
 		n.log.Info("draining on the cluster's command")
 	}
-	stopCtx, cancel := context.WithTimeout(context.Background(), n.cfg.Shutdown)
+	limit := n.cfg.Shutdown
+	if !n.all {
+		limit += n.cfg.Cluster.DrainTimeout // the rooms' time to end
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	return n.Stop(stopCtx)
 }
@@ -303,6 +307,12 @@ func (n *Node) Stop(ctx context.Context) error {
 		case <-time.After(n.cfg.Cluster.Heartbeat):
 		case <-ctx.Done():
 		}
+		// Rooms take no new players once draining; their players finish, up to drain_timeout.
+		roomsCtx, cancel := context.WithTimeout(ctx, n.cfg.Cluster.DrainTimeout)
+		if left := n.rooms.Drain(roomsCtx); left > 0 {
+			n.log.Warn("closing the rooms that did not end within the drain timeout", "rooms", left)
+		}
+		cancel()
 	}
 	n.gate.Shutdown(ctx)
 	n.cluster.Stop(time.Until(deadlineOr(ctx, 5*time.Second)))

@@ -9,6 +9,7 @@
 package room
 
 import (
+	"context"
 	"log/slog"
 	"sort"
 	"sync"
@@ -58,6 +59,7 @@ type Manager struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
+	draining bool // Create refuses new rooms
 	rooms    map[string]*Room
 	byPlayer map[string]*Room
 }
@@ -89,6 +91,10 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 	}
 	r := &Room{id: ident.New("r", 16), rt: rt, m: m, members: map[string]struct{}{}}
 	m.mu.Lock()
+	if m.draining {
+		m.mu.Unlock()
+		return "", &protocol.CodeError{Code: protocol.Unavailable, Message: "this node is draining: it opens no new rooms", RetryAfterMs: 1000}
+	}
 	if len(m.rooms) >= m.cfg.MaxRooms {
 		m.mu.Unlock()
 		return "", protocol.Errorf(protocol.Unavailable, "the room limit (%d) is reached", m.cfg.MaxRooms)
@@ -266,6 +272,27 @@ func (m *Manager) Deliver(roomID string, req *call.Request) {
 	})
 	if !ok {
 		req.Fail(protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id))
+	}
+}
+
+// Drain makes Create refuse new rooms and waits until the open ones have ended by themselves, or
+// ctx ends; it returns how many are still open (Stop closes them).
+func (m *Manager) Drain(ctx context.Context) int {
+	m.mu.Lock()
+	m.draining = true
+	m.mu.Unlock()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := m.Count()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-t.C:
+		}
 	}
 }
 
