@@ -195,6 +195,27 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("a proxy dies: its client logs in again on another with its token", func(t *testing.T) {
+		e.start("proxy-3", "proxy")
+		e.waitNodes("proxy-3")
+		_, ack := e.dial("proxy-3", "token-player")
+		e.kill9("proxy-3")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := client.Dial(ctx, client.Config{Addr: e.nodes["proxy-2"].tcp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		again, err := c.Login(ctx, "token", "", ack.Token, nil)
+		if err != nil || again.PlayerId != ack.PlayerId {
+			t.Fatalf("token login on another proxy: %v %v, want player %s", again, err, ack.PlayerId)
+		}
+		if err := e.echo(c, 5); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("drain of a lobby under load fails no request", func(t *testing.T) {
 		e.start("lobby-3", "lobby")
 		e.waitNodes("lobby-3")
