@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/process"
 )
 
@@ -107,6 +109,10 @@ func clusterUp(args []string) error {
 			}
 		}
 	}
+	keys, err := sharedKeys(c.DataDir)
+	if err != nil {
+		return err
+	}
 	url := "nats://" + c.NATS
 	start := func(n LocalNode) error {
 		args := []string{"node", "-role", n.Role, "-id", n.ID,
@@ -121,6 +127,7 @@ func clusterUp(args []string) error {
 			args = append(args, "-nats", url)
 		}
 		cmd := exec.Command(self, args...)
+		cmd.Env = append(os.Environ(), auth.KeyEnv+"="+keys)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("starting %s: %w", n.ID, err)
@@ -178,4 +185,21 @@ func waitTCP(addr string, d time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+// sharedKeys returns the token signing keys every node of the local cluster uses, so that any
+// proxy accepts any token: $MOONFORGE_TOKEN_KEYS, or dataDir/token_keys (made if missing).
+func sharedKeys(dataDir string) (string, error) {
+	if env := os.Getenv(auth.KeyEnv); env != "" {
+		return env, nil
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", err
+	}
+	file := filepath.Join(dataDir, "token_keys")
+	if _, _, err := auth.LoadKeys(file, true); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(file)
+	return strings.TrimSpace(string(b)), err
 }

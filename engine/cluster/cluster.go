@@ -142,7 +142,9 @@ func (c *Cluster) Start(deps Deps, period time.Duration) error {
 	}
 	subscribe(bus.ReplyPrefix(c.cfg.Node)+">", "", c.onReply)
 	subscribe(bus.NodeSubject(c.cfg.Node), "", c.onMessage)
-	subscribe(bus.ProxySubject(c.cfg.Node), "", c.onMessage)
+	if c.Runs("proxy") {
+		subscribe(bus.ProxySubject(c.cfg.Node), "", c.onMessage)
+	}
 	subscribe(bus.CommandSubject(c.cfg.Node), "", c.onMessage)
 	subscribe(bus.CommandsAll, "", c.onMessage)
 	if c.Runs("master") {

@@ -21,7 +21,6 @@ import (
 const (
 	NodesBucket    = "mf_nodes"
 	SessionsBucket = "mf_sessions"
-	SharedBucket   = "mf_shared"
 	RoomsBucket    = "mf_rooms"
 )
 
@@ -73,7 +72,6 @@ type Registry struct {
 	nodes    jetstream.KeyValue
 	sessions jetstream.KeyValue
 	rooms    jetstream.KeyValue
-	shared   jetstream.KeyValue
 }
 
 // Open creates the buckets if needed (every node may; the first wins) and returns the registry.
@@ -113,11 +111,6 @@ func create(ctx context.Context, js jetstream.JetStream, cfg Config) (*Registry,
 	}); err != nil {
 		return nil, fmt.Errorf("registry: bucket %s: %w", RoomsBucket, err)
 	}
-	if r.shared, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: SharedBucket, Description: "Moonforge values every node shares (the token key)", Replicas: cfg.Replicas,
-	}); err != nil {
-		return nil, fmt.Errorf("registry: bucket %s: %w", SharedBucket, err)
-	}
 	return r, nil
 }
 
@@ -134,21 +127,6 @@ func Bind(ctx context.Context, js jetstream.JetStream) (*Registry, error) {
 		}
 	}
 	return r, nil
-}
-
-// Shared returns the cluster's value of name: the first node to ask sets it to seed, every later
-// one gets that value (the key that signs session tokens, so that any proxy accepts them).
-func (r *Registry) Shared(ctx context.Context, name string, seed []byte) ([]byte, error) {
-	if _, err := r.shared.Create(ctx, name, seed); err == nil {
-		return seed, nil
-	} else if !errors.Is(err, jetstream.ErrKeyExists) {
-		return nil, err
-	}
-	e, err := r.shared.Get(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	return e.Value(), nil
 }
 
 // Announce writes rec; it lives NodeTTL unless written again.

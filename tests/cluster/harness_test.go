@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/client"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/schema"
@@ -37,6 +38,7 @@ func TestMain(m *testing.M) {
 	code := 1
 	os.Setenv("MOONFORGE_NATS_USER", "mf")
 	os.Setenv("MOONFORGE_NATS_PASSWORD", "cluster-test-secret")
+	os.Setenv(auth.KeyEnv, auth.NewKeyLine("cluster-test")) // every node signs and checks tokens alike
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err == nil {
 		built.root = filepath.Dir(strings.TrimSpace(string(out)))
@@ -62,6 +64,8 @@ func TestMain(m *testing.M) {
 const testConfig = `
 gate:
   request_timeout: 3s
+auth:
+  guests_per_ip_minute: 0
 cluster:
   heartbeat: 500ms
   node_ttl: 2s
@@ -259,7 +263,7 @@ func (e *env) dial(proxy, device string) (*client.Client, *protocol.LoginAck) {
 		e.t.Fatalf("dial %s: %v", proxy, err)
 	}
 	e.t.Cleanup(func() { _ = c.Close() })
-	ack, err := c.Login(ctx, "guest", device, "", nil)
+	ack, err := c.Login(ctx, "guest", "cluster-test-device-"+device, "", nil) // device ids are 16 bytes or more
 	if err != nil {
 		e.t.Fatalf("login on %s: %v", proxy, err)
 	}
