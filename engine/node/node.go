@@ -542,22 +542,21 @@ func deadlineOr(ctx context.Context, d time.Duration) time.Time {
 
 // claim records a new session in the cluster's session directory; the session it replaces on
 // another proxy is kicked there (KICKED_DUPLICATE_LOGIN). Compare-and-set: of two racing logins
-// of one player each kicks exactly the session it replaced, so one survives.
+// of one player each kicks exactly the session it replaced, so one survives. It runs on the
+// login's reader goroutine, before the LoginAck is queued.
 func (n *Node) claim(s *session.Session) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		prev, ok, err := n.registry.ClaimSession(ctx, s.PlayerID, registry.Session{Proxy: n.id, Session: s.ID})
-		if err != nil {
-			n.log.Warn("cannot record the session in the directory", "player", s.PlayerID, "error", err)
-			return
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	prev, ok, err := n.registry.ClaimSession(ctx, s.PlayerID, registry.Session{Proxy: n.id, Session: s.ID})
+	if err != nil {
+		n.log.Warn("cannot record the session in the directory", "player", s.PlayerID, "error", err)
+		return
+	}
+	if ok && prev.Proxy != n.id {
+		if err := n.cluster.KickAt(prev.Proxy, s.PlayerID, prev.Session, protocol.KickedDuplicateLogin, "the player logged in on another proxy"); err != nil {
+			n.log.Warn("cannot kick the previous session", "player", s.PlayerID, "proxy", prev.Proxy, "error", err)
 		}
-		if ok && prev.Proxy != n.id {
-			if err := n.cluster.KickAt(prev.Proxy, s.PlayerID, prev.Session, protocol.KickedDuplicateLogin, "the player logged in on another proxy"); err != nil {
-				n.log.Warn("cannot kick the previous session", "player", s.PlayerID, "proxy", prev.Proxy, "error", err)
-			}
-		}
-	}()
+	}
 }
 
 // presence passes session ends to the rooms and removes the session from the directory.

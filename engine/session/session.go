@@ -89,6 +89,9 @@ type pushed struct {
 // ("replaced") and its connection, if any, is kicked with KICKED_DUPLICATE_LOGIN.
 func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame) *Session {
 	s := &Session{ID: ident.New("s", 24), PlayerID: playerID, m: m, conn: c}
+	if m.opened != nil {
+		m.opened(s)
+	}
 	m.mu.Lock()
 	// Queued under the manager's lock: a push cannot reach s before its ack, and a login the
 	// client sends after reading the ack cannot be registered before s.
@@ -104,9 +107,6 @@ func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame)
 	m.mu.Unlock()
 	if old != nil {
 		old.end("replaced", protocol.KickedDuplicateLogin, "the player logged in on another connection")
-	}
-	if m.opened != nil {
-		m.opened(s)
 	}
 	return s
 }
@@ -132,8 +132,10 @@ func (m *Manager) Kick(playerID, sessionID string, code protocol.Code, reason st
 	return true
 }
 
-// OnOpen sets fn, called on the goroutine of Open after each new session (the cluster claims the
-// player in the session directory). Set it before the first Open.
+// OnOpen sets fn, called on the goroutine of Open for each new session before it is registered
+// and its ack queued (the cluster claims the player in the session directory, so that a login the
+// client makes elsewhere after this one's ack comes later in the directory too). fn may block
+// briefly. Set it before the first Open.
 func (m *Manager) OnOpen(fn func(s *Session)) { m.opened = fn }
 
 // Get returns a live session by id.
