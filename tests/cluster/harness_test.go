@@ -234,7 +234,13 @@ func (e *env) moonforge(args ...string) (string, error) {
 // waitNodes waits until `cluster status` lists want live nodes.
 func (e *env) waitNodes(want ...string) string {
 	e.t.Helper()
-	end := time.Now().Add(15 * time.Second)
+	return e.waitNodesFor(15*time.Second, want...)
+}
+
+// waitNodesFor is waitNodes with its own bound.
+func (e *env) waitNodesFor(limit time.Duration, want ...string) string {
+	e.t.Helper()
+	end := time.Now().Add(limit)
 	for {
 		out, _ := e.moonforge("cluster", "status", "-nats", e.url)
 		missing := 0
