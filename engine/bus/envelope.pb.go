@@ -40,6 +40,7 @@ const (
 	Kind_KIND_COMMAND      Kind = 8  // a cluster command (reload, drain) from the master
 	Kind_KIND_LOGIN_METHOD Kind = 9  // a custom login method's Lua check (answered with the account id)
 	Kind_KIND_PRESENCE     Kind = 10 // a session's end for a role's mf.on_session_end hook (one-way)
+	Kind_KIND_HANDOVER     Kind = 11 // a proxy asks the proxy holding session of player for it (answered with Handover)
 )
 
 // Enum value maps for Kind.
@@ -56,6 +57,7 @@ var (
 		8:  "KIND_COMMAND",
 		9:  "KIND_LOGIN_METHOD",
 		10: "KIND_PRESENCE",
+		11: "KIND_HANDOVER",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":  0,
@@ -69,6 +71,7 @@ var (
 		"KIND_COMMAND":      8,
 		"KIND_LOGIN_METHOD": 9,
 		"KIND_PRESENCE":     10,
+		"KIND_HANDOVER":     11,
 	}
 )
 
@@ -343,6 +346,145 @@ func (x *Envelope) GetReason() string {
 	return ""
 }
 
+// Handover is a session handed from the proxy that held it to the one its client resumed on: the
+// payload of KIND_HANDOVER's answer.
+type Handover struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Player        string                 `protobuf:"bytes,2,opt,name=player,proto3" json:"player,omitempty"`
+	PushSeq       uint32                 `protobuf:"varint,3,opt,name=push_seq,json=pushSeq,proto3" json:"push_seq,omitempty"` // seq of the session's last push
+	Acked         uint32                 `protobuf:"varint,4,opt,name=acked,proto3" json:"acked,omitempty"`                    // the last push its client acknowledged
+	Replay        []*Pushed              `protobuf:"bytes,5,rep,name=replay,proto3" json:"replay,omitempty"`                   // pushes kept for resume, oldest first
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Handover) Reset() {
+	*x = Handover{}
+	mi := &file_moonforge_bus_envelope_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Handover) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Handover) ProtoMessage() {}
+
+func (x *Handover) ProtoReflect() protoreflect.Message {
+	mi := &file_moonforge_bus_envelope_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Handover.ProtoReflect.Descriptor instead.
+func (*Handover) Descriptor() ([]byte, []int) {
+	return file_moonforge_bus_envelope_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Handover) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *Handover) GetPlayer() string {
+	if x != nil {
+		return x.Player
+	}
+	return ""
+}
+
+func (x *Handover) GetPushSeq() uint32 {
+	if x != nil {
+		return x.PushSeq
+	}
+	return 0
+}
+
+func (x *Handover) GetAcked() uint32 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
+func (x *Handover) GetReplay() []*Pushed {
+	if x != nil {
+		return x.Replay
+	}
+	return nil
+}
+
+// Pushed is a push kept for resume.
+type Pushed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	MsgId         uint32                 `protobuf:"varint,2,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pushed) Reset() {
+	*x = Pushed{}
+	mi := &file_moonforge_bus_envelope_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pushed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pushed) ProtoMessage() {}
+
+func (x *Pushed) ProtoReflect() protoreflect.Message {
+	mi := &file_moonforge_bus_envelope_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pushed.ProtoReflect.Descriptor instead.
+func (*Pushed) Descriptor() ([]byte, []int) {
+	return file_moonforge_bus_envelope_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Pushed) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Pushed) GetMsgId() uint32 {
+	if x != nil {
+		return x.MsgId
+	}
+	return 0
+}
+
+func (x *Pushed) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
 var File_moonforge_bus_envelope_proto protoreflect.FileDescriptor
 
 const file_moonforge_bus_envelope_proto_rawDesc = "" +
@@ -381,7 +523,17 @@ const file_moonforge_bus_envelope_proto_rawDesc = "" +
 	"\n" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xc7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x01\n" +
+	"\bHandover\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x16\n" +
+	"\x06player\x18\x02 \x01(\tR\x06player\x12\x19\n" +
+	"\bpush_seq\x18\x03 \x01(\rR\apushSeq\x12\x14\n" +
+	"\x05acked\x18\x04 \x01(\rR\x05acked\x12-\n" +
+	"\x06replay\x18\x05 \x03(\v2\x15.moonforge.bus.PushedR\x06replay\"K\n" +
+	"\x06Pushed\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x15\n" +
+	"\x06msg_id\x18\x02 \x01(\rR\x05msgId\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload*\xda\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_REQUEST\x10\x01\x12\x0f\n" +
@@ -395,7 +547,8 @@ const file_moonforge_bus_envelope_proto_rawDesc = "" +
 	"\fKIND_COMMAND\x10\b\x12\x15\n" +
 	"\x11KIND_LOGIN_METHOD\x10\t\x12\x11\n" +
 	"\rKIND_PRESENCE\x10\n" +
-	"b\x06proto3"
+	"\x12\x11\n" +
+	"\rKIND_HANDOVER\x10\vb\x06proto3"
 
 var (
 	file_moonforge_bus_envelope_proto_rawDescOnce sync.Once
@@ -410,20 +563,23 @@ func file_moonforge_bus_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_moonforge_bus_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_moonforge_bus_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_moonforge_bus_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_moonforge_bus_envelope_proto_goTypes = []any{
 	(Kind)(0),        // 0: moonforge.bus.Kind
 	(*Envelope)(nil), // 1: moonforge.bus.Envelope
-	nil,              // 2: moonforge.bus.Envelope.ExtraEntry
+	(*Handover)(nil), // 2: moonforge.bus.Handover
+	(*Pushed)(nil),   // 3: moonforge.bus.Pushed
+	nil,              // 4: moonforge.bus.Envelope.ExtraEntry
 }
 var file_moonforge_bus_envelope_proto_depIdxs = []int32{
 	0, // 0: moonforge.bus.Envelope.kind:type_name -> moonforge.bus.Kind
-	2, // 1: moonforge.bus.Envelope.extra:type_name -> moonforge.bus.Envelope.ExtraEntry
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 1: moonforge.bus.Envelope.extra:type_name -> moonforge.bus.Envelope.ExtraEntry
+	3, // 2: moonforge.bus.Handover.replay:type_name -> moonforge.bus.Pushed
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_moonforge_bus_envelope_proto_init() }
@@ -437,7 +593,7 @@ func file_moonforge_bus_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_moonforge_bus_envelope_proto_rawDesc), len(file_moonforge_bus_envelope_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

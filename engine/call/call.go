@@ -115,6 +115,7 @@ const (
 	SessionDetached = "disconnected" // its connection dropped; it waits for a resume
 	SessionResumed  = "resumed"      // a new connection resumed it
 	SessionEnded    = "ended"        // the session is over (Reason: expired, replaced, shutdown)
+	SessionMoved    = "moved"        // its client resumed it on another proxy: it lives on there
 )
 
 // Presence tells the services that follow players (rooms, the presence directory, the roles'

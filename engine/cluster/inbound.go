@@ -44,6 +44,8 @@ func (c *Cluster) onMessage(m *nats.Msg) {
 		}
 		c.deps.Local.Notify(router.Destination{Role: e.Role, Key: e.Key},
 			call.Presence{PlayerID: e.Player, SessionID: e.Session, Event: e.Event, Reason: e.Reason})
+	case bus.Kind_KIND_HANDOVER:
+		c.onHandover(m, e)
 	case bus.Kind_KIND_KICK:
 		if c.deps.Kick != nil {
 			c.deps.Kick(e.Player, e.Session, protocol.Code(e.Code), e.Error)
@@ -134,7 +136,9 @@ func (c *Cluster) onPush(e *bus.Envelope) {
 	case e.Player == "" && c.deps.PushAll != nil:
 		c.deps.PushAll(uint16(e.MsgId), e.Payload)
 	case c.deps.Push != nil:
-		c.deps.Push(e.Player, uint16(e.MsgId), e.Payload)
+		if !c.deps.Push(e.Player, uint16(e.MsgId), e.Payload) {
+			c.deliver(e.Player, uint16(e.MsgId), e.Payload)
+		}
 	}
 }
 

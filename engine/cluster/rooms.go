@@ -94,7 +94,7 @@ func (p players) Push(player string, msgID uint16, payload []byte) bool {
 	}
 	s, ok := p.c.sessions.Of(player)
 	if !ok || s.Proxy == p.c.cfg.Node {
-		return false
+		return p.c.deliver(player, msgID, payload)
 	}
 	return p.c.Push(s.Proxy, player, msgID, payload) == nil
 }

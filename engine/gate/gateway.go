@@ -163,6 +163,9 @@ type Deps struct {
 	Observer    Observer    // optional
 	TLS         *tls.Config // serves the TLS listeners; nil: they stay closed
 	Shedding    func() bool // optional: true while new logins are refused (memory)
+	// Takeover, optional, brings a session this process does not hold from the proxy that holds
+	// it (a cluster), for a resume; blocks up to ctx's deadline; a *protocol.CodeError if not.
+	Takeover func(ctx context.Context, playerID, sessionID string) error
 }
 
 // Gateway accepts and serves client connections. Its methods are safe for concurrent use.

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"context"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -91,6 +92,9 @@ func (c *conn) login(f wire.Frame) {
 	c.g.log.Debug("logged in", "conn", c.id, "player", playerID, "session", s.ID, "method", req.Method, "created", created)
 }
 
+// takeoverTimeout bounds how long a resume waits for another proxy to hand its session over.
+const takeoverTimeout = 5 * time.Second
+
 // resume handles ResumeReq: it rebinds a held session to this connection and replays the pushes
 // the client missed (session.Session.Resume), or answers RESUME_FAILED.
 func (c *conn) resume(f wire.Frame) {
@@ -114,6 +118,18 @@ func (c *conn) resume(f wire.Frame) {
 		return
 	}
 	s := c.g.deps.Sessions.Get(claims.SessionID)
+	if s == nil && c.g.deps.Takeover != nil {
+		// Held by another proxy: it hands the session over (on this reader: the client waits).
+		ctx, cancel := context.WithTimeout(context.Background(), min(c.g.cfg.RequestTimeout, takeoverTimeout))
+		err := c.g.deps.Takeover(ctx, claims.PlayerID, claims.SessionID)
+		cancel()
+		if err != nil {
+			ce := protocol.AsCodeError(err)
+			fail(ce.Code, ce.Message)
+			return
+		}
+		s = c.g.deps.Sessions.Get(claims.SessionID)
+	}
 	if s == nil || s.PlayerID != claims.PlayerID {
 		fail(protocol.ResumeFailed, "the session is no longer held: log in again")
 		return

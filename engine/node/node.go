@@ -204,6 +204,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	inbox := router.New(versions, n.rooms, local)
 	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
 		Push: n.sessions.Push, PushAll: n.sessions.PushAll, Kick: n.kick, Command: n.command,
+		Handover: n.sessions.Handover, Adopt: func(st session.State) { n.sessions.Adopt(st) },
 		Tables: versions, Call: local.Call}
 	if !n.runs("proxy") {
 		cfg.Gate.TCP, cfg.Gate.WS, cfg.Gate.KCP.Addr = "-", "-", "-"
@@ -255,6 +256,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Schema:      versions,
 		Log:         log.With("part", "gate"),
 		Observer:    n.metrics,
+		Takeover:    n.takeover(),
 	})
 	return nil
 }
@@ -535,6 +537,15 @@ func (n *Node) record() registry.Record {
 // elsewhere, mf.kick).
 func (n *Node) kick(player, sessionID string, code protocol.Code, reason string) bool {
 	return n.sessions.Kick(player, sessionID, code, reason)
+}
+
+// takeover is the gateway's Takeover in a cluster whose proxies are processes of their own (nil
+// otherwise: one process holds every session).
+func (n *Node) takeover() func(ctx context.Context, playerID, sessionID string) error {
+	if !n.clustered() || !n.runs("proxy") {
+		return nil
+	}
+	return n.cluster.Takeover
 }
 
 // deadlineOr returns ctx's deadline, or now + d.

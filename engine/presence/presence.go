@@ -42,7 +42,7 @@ func (d *Directory) Notify(p call.Presence) {
 		d.players[p.PlayerID] = state{session: p.SessionID}
 	case call.SessionResumed:
 		d.players[p.PlayerID] = state{session: p.SessionID, connected: true}
-	case call.SessionEnded:
+	case call.SessionEnded, call.SessionMoved:
 		delete(d.players, p.PlayerID)
 	}
 }

@@ -31,3 +31,13 @@ func TestDirectoryFollowsSessions(t *testing.T) {
 	d.Notify(call.Presence{PlayerID: "p1", SessionID: "s2", Event: call.SessionResumed})
 	check("a stale resume", false, false)
 }
+
+// A session handed to another proxy leaves this proxy's directory.
+func TestMovedSessionLeaves(t *testing.T) {
+	d := NewDirectory()
+	d.Notify(call.Presence{PlayerID: "p1", SessionID: "s1", Event: call.SessionStarted})
+	d.Notify(call.Presence{PlayerID: "p1", SessionID: "s1", Event: call.SessionMoved})
+	if on, _ := d.Online("p1"); on {
+		t.Fatal("a moved session is still online here")
+	}
+}

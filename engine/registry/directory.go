@@ -195,3 +195,29 @@ func (r *Registry) WatchSeats(ctx context.Context) (*Live[Seat], error) {
 func (r *Registry) WatchSessions(ctx context.Context) (*Live[Session], error) {
 	return watchLive[Session](ctx, r.sessions, "")
 }
+
+// ErrMoved is MoveSession's answer when the player's entry is no longer the one to move.
+var ErrMoved = errors.New("registry: the player's session entry changed")
+
+// MoveSession replaces the player's entry from with to, by compare-and-set: ErrMoved if the entry
+// is not from (a login elsewhere replaced it meanwhile).
+func (r *Registry) MoveSession(ctx context.Context, player string, from, to Session) error {
+	e, err := r.sessions.Get(ctx, player)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ErrMoved
+	}
+	if err != nil {
+		return err
+	}
+	var cur Session
+	if json.Unmarshal(e.Value(), &cur) != nil || cur != from {
+		return ErrMoved
+	}
+	b, _ := json.Marshal(to)
+	if _, err := r.sessions.Update(ctx, player, b, e.Revision()); errors.Is(err, jetstream.ErrKeyExists) {
+		return ErrMoved
+	} else if err != nil {
+		return err
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -156,5 +157,27 @@ func TestRoomDirectory(t *testing.T) {
 	}
 	if n, _ := r.RoomNode(ctx, "r1"); n != "" {
 		t.Fatalf("removed room on %q", n)
+	}
+}
+
+// A session moves between proxies only from the entry the mover expects.
+func TestMoveSession(t *testing.T) {
+	r := open(t, time.Second)
+	ctx := context.Background()
+	one, two := Session{Proxy: "proxy-1", Session: "s1"}, Session{Proxy: "proxy-2", Session: "s1"}
+	if err := r.MoveSession(ctx, "p1", one, two); !errors.Is(err, ErrMoved) {
+		t.Fatalf("move of no entry: %v", err)
+	}
+	if _, _, err := r.ClaimSession(ctx, "p1", one); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.MoveSession(ctx, "p1", one, two); err != nil {
+		t.Fatal(err)
+	}
+	if s, _, _ := r.SessionOf(ctx, "p1"); s != two {
+		t.Fatalf("entry %v after the move", s)
+	}
+	if err := r.MoveSession(ctx, "p1", one, Session{Proxy: "proxy-3", Session: "s1"}); !errors.Is(err, ErrMoved) {
+		t.Fatalf("a stale move: %v", err)
 	}
 }

@@ -46,7 +46,8 @@ type Manager struct {
 // under a lock: call.SessionStarted at a login (after the end of the session it replaces),
 // call.SessionDetached when the bound connection closed, call.SessionResumed when a resume bound a
 // detached session again, and call.SessionEnded with Reason "expired" (not resumed in time),
-// "replaced" (the player logged in again) or "shutdown".
+// "replaced" (the player logged in again) or "shutdown". A session handed to another proxy sends
+// call.SessionMoved here and call.SessionStarted (Reason "moved") there.
 func (m *Manager) Follow(n call.Notifier) { m.follower.Store(&n) }
 
 func (m *Manager) notify(s *Session, event, reason string) {
@@ -79,17 +80,18 @@ type Session struct {
 	mu      sync.Mutex
 	conn    Conn
 	pushSeq uint32   // seq of the last push
-	replay  []pushed // pushes not yet acknowledged, oldest first
+	replay  []Pushed // pushes not yet acknowledged, oldest first
 	bytes   int
 	acked   uint32
 	expiry  *time.Timer
 	ended   bool
 }
 
-type pushed struct {
-	seq     uint32
-	msgID   uint16
-	payload []byte
+// Pushed is a push kept for resume.
+type Pushed struct {
+	Seq     uint32
+	MsgID   uint16
+	Payload []byte
 }
 
 // Open starts a new session for a player bound to c and queues ack(session) on c (the LoginAck
@@ -225,11 +227,11 @@ func (s *Session) Push(msgID uint16, payload []byte) bool {
 		return false
 	}
 	s.pushSeq++
-	s.replay = append(s.replay, pushed{seq: s.pushSeq, msgID: msgID, payload: payload})
+	s.replay = append(s.replay, Pushed{Seq: s.pushSeq, MsgID: msgID, Payload: payload})
 	s.bytes += len(payload)
 	for len(s.replay) > s.m.cfg.ReplayMaxPushes || (s.bytes > s.m.cfg.ReplayMaxBytes && len(s.replay) > 1) {
-		s.bytes -= len(s.replay[0].payload)
-		s.replay[0] = pushed{}
+		s.bytes -= len(s.replay[0].Payload)
+		s.replay[0] = Pushed{}
 		s.replay = s.replay[1:]
 	}
 	if s.conn != nil {
@@ -247,9 +249,9 @@ func (s *Session) Ack(seq uint32) {
 	}
 	s.acked = seq
 	i := 0
-	for i < len(s.replay) && s.replay[i].seq <= seq {
-		s.bytes -= len(s.replay[i].payload)
-		s.replay[i] = pushed{}
+	for i < len(s.replay) && s.replay[i].Seq <= seq {
+		s.bytes -= len(s.replay[i].Payload)
+		s.replay[i] = Pushed{}
 		i++
 	}
 	s.replay = s.replay[i:]
@@ -315,6 +317,76 @@ func (s *Session) end(reason string, code protocol.Code, why string) {
 	s.m.notify(s, call.SessionEnded, reason)
 }
 
+// State is what a session carries from one proxy to another when its client resumes there
+// (Handover on the proxy that held it, Adopt on the one that takes it).
+type State struct {
+	ID       string
+	PlayerID string
+	PushSeq  uint32   // seq of the last push
+	Acked    uint32   // the last push the client acknowledged
+	Replay   []Pushed // pushes kept for resume, oldest first
+}
+
+// Handover removes the player's session sessionID from this manager and returns its state, for
+// another proxy to Adopt. A connection still bound to it is kicked with KICKED_DUPLICATE_LOGIN.
+// The session is not ended: its followers get call.SessionMoved, and a push for the player that
+// arrives afterwards finds no session here (the caller forwards it). An ErrResume if no such
+// session is held.
+func (m *Manager) Handover(playerID, sessionID string) (State, error) {
+	m.mu.Lock()
+	s := m.byID[sessionID]
+	if s == nil || s.PlayerID != playerID {
+		m.mu.Unlock()
+		return State{}, &ErrResume{"the session is no longer held: log in again"}
+	}
+	delete(m.byID, s.ID)
+	if m.byPlayer[playerID] == s {
+		delete(m.byPlayer, playerID)
+	}
+	m.mu.Unlock()
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return State{}, &ErrResume{"the session has ended"}
+	}
+	st := State{ID: s.ID, PlayerID: s.PlayerID, PushSeq: s.pushSeq, Acked: s.acked, Replay: s.replay}
+	s.ended = true
+	c := s.conn
+	s.conn, s.replay = nil, nil
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.mu.Unlock()
+	if c != nil {
+		c.Kick(protocol.KickedDuplicateLogin, "the session was resumed on another proxy")
+	}
+	s.m.notify(s, call.SessionMoved, "")
+	return st, nil
+}
+
+// Adopt installs a session handed over by another proxy, detached: it waits ResumeWindow for the
+// Resume its client asked for. A session of the same player held here ends ("replaced").
+func (m *Manager) Adopt(st State) *Session {
+	s := &Session{ID: st.ID, PlayerID: st.PlayerID, m: m, pushSeq: st.PushSeq, acked: st.Acked, replay: st.Replay}
+	for _, p := range st.Replay {
+		s.bytes += len(p.Payload)
+	}
+	s.expiry = time.AfterFunc(m.cfg.ResumeWindow, func() { s.expire() })
+	m.mu.Lock()
+	old := m.byPlayer[st.PlayerID]
+	if old != nil {
+		delete(m.byID, old.ID)
+	}
+	m.byID[s.ID] = s
+	m.byPlayer[s.PlayerID] = s
+	m.mu.Unlock()
+	if old != nil {
+		old.end("replaced", protocol.KickedDuplicateLogin, "the player logged in on another connection")
+	}
+	m.notify(s, call.SessionStarted, "moved")
+	return s
+}
+
 // ErrResume is the reason a resume was refused; the client answers it by logging in again.
 type ErrResume struct{ Reason string }
 
@@ -337,7 +409,7 @@ func (s *Session) Resume(lastPushSeq uint32, c Conn, ack func(replayed uint32) w
 	}
 	first := s.pushSeq + 1 // oldest push still held
 	if len(s.replay) > 0 {
-		first = s.replay[0].seq
+		first = s.replay[0].Seq
 	}
 	if lastPushSeq+1 < first {
 		s.mu.Unlock()
@@ -349,9 +421,9 @@ func (s *Session) Resume(lastPushSeq uint32, c Conn, ack func(replayed uint32) w
 		s.expiry.Stop()
 		s.expiry = nil
 	}
-	var replay []pushed
+	var replay []Pushed
 	for _, p := range s.replay {
-		if p.seq > lastPushSeq {
+		if p.Seq > lastPushSeq {
 			replay = append(replay, p)
 		}
 	}
@@ -361,7 +433,7 @@ func (s *Session) Resume(lastPushSeq uint32, c Conn, ack func(replayed uint32) w
 	}
 	if err == nil {
 		for _, p := range replay {
-			if c.Send(wire.Frame{MsgID: p.msgID, Seq: p.seq, Payload: p.payload}) != nil {
+			if c.Send(wire.Frame{MsgID: p.MsgID, Seq: p.Seq, Payload: p.Payload}) != nil {
 				break
 			}
 		}

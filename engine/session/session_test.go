@@ -255,3 +255,62 @@ func TestShutdownKicksEveryone(t *testing.T) {
 type notified func(call.Presence)
 
 func (f notified) Notify(p call.Presence) { f(p) }
+
+// A session handed over leaves its manager without ending (followers see "moved", its bound
+// connection is kicked); the manager that adopts it resumes it with the same pushes and seq.
+func TestHandoverAndAdopt(t *testing.T) {
+	from, to := NewManager(Config{}), NewManager(Config{})
+	var mu sync.Mutex
+	var events []string
+	from.Follow(notified(func(p call.Presence) { mu.Lock(); events = append(events, p.Event); mu.Unlock() }))
+	c1 := &conn{}
+	s := from.Open("p1", c1, nil)
+	for i := 0; i < 4; i++ {
+		from.Push("p1", 2000, []byte{byte(i)})
+	}
+	s.Ack(1)
+	if _, err := from.Handover("p2", s.ID); err == nil {
+		t.Fatal("handed over another player's session")
+	}
+	st, err := from.Handover("p1", s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PushSeq != 4 || st.Acked != 1 || len(st.Replay) != 3 || st.Replay[0].Seq != 2 {
+		t.Fatalf("state %+v", st)
+	}
+	if c1.kicked != protocol.KickedDuplicateLogin || from.Count() != 0 || from.Push("p1", 2000, nil) {
+		t.Fatalf("after the handover: kicked %v, %d sessions", c1.kicked, from.Count())
+	}
+	if _, err := from.Handover("p1", s.ID); err == nil {
+		t.Fatal("handed over twice")
+	}
+	mu.Lock()
+	if fmt.Sprint(events) != "[started moved]" {
+		t.Fatalf("events %v", events)
+	}
+	mu.Unlock()
+
+	a := to.Adopt(st)
+	to.Push("p1", 2000, []byte{4}) // while it waits for its resume
+	c2 := &conn{}
+	if err := a.Resume(2, c2, resumeAck); err != nil {
+		t.Fatal(err)
+	}
+	if got := c2.seqs(); !equal(got, []uint32{99, 3, 4, 5}) || a.ID != s.ID {
+		t.Fatalf("after adopting: %v", got)
+	}
+}
+
+// An adopted session that is not resumed expires after the resume window.
+func TestAdoptedSessionExpires(t *testing.T) {
+	m := NewManager(Config{ResumeWindow: 20 * time.Millisecond})
+	m.Adopt(State{ID: "s1", PlayerID: "p1", PushSeq: 3})
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Count() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the adopted session never expired")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
