@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +26,9 @@ type echoFunc func(name string, addr, admin string, conns, inflight int, rate fl
 // clusterBench runs a cluster as processes: a master (its embedded nats-server listening), a
 // proxy and two lobbies. It measures the bus's own request/reply echo (from this process, over
 // the master's server), client echo through proxy -> NATS -> lobby Lua -> back, the RSS of each
-// idle node, and the time from kill -9 of a lobby to the registry reporting it gone (after which
-// no proxy routes to it).
+// idle node, the time from kill -9 of a lobby to the registry reporting it gone (after which
+// no proxy routes to it), then, on two other lobbies, requests that each make one mf.call from
+// one lobby to the other (throughput, and p99 at a load without queueing).
 func clusterBench(ctx context.Context, c suiteConfig, rep *report, echo echoFunc) (*clusterOutcome, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,7 +44,7 @@ func clusterBench(ctx context.Context, c suiteConfig, rep *report, echo echoFunc
 			n.stop()
 		}
 	}()
-	start := func(id, role string, extra ...string) (*server, error) {
+	startWith := func(c suiteConfig, id, role string, extra ...string) (*server, error) {
 		s, err := startServer(ctx, c, id, append([]string{"-role", role, "-id", id}, extra...)...)
 		if err == nil {
 			nodes = append(nodes, s)
@@ -51,6 +53,7 @@ func clusterBench(ctx context.Context, c suiteConfig, rep *report, echo echoFunc
 		}
 		return s, err
 	}
+	start := func(id, role string, extra ...string) (*server, error) { return startWith(c, id, role, extra...) }
 	if _, err := start("master-1", "master", "-nats-listen", natsAddr); err != nil {
 		return nil, err
 	}
@@ -62,7 +65,8 @@ func clusterBench(ctx context.Context, c suiteConfig, rep *report, echo echoFunc
 	if err != nil {
 		return nil, err
 	}
-	if _, err := start("lobby-2", "lobby", "-nats", url); err != nil {
+	lobby2, err := start("lobby-2", "lobby", "-nats", url)
+	if err != nil {
 		return nil, err
 	}
 	time.Sleep(time.Second) // records announced and watched
@@ -83,16 +87,89 @@ func clusterBench(ctx context.Context, c suiteConfig, rep *report, echo echoFunc
 	ce.RatioToBaseline = ce.Throughput / bus.Throughput
 	ce.Notes = "client -> proxy -> NATS -> lobby Lua -> back, each its own process; ×baseline is over the bus echo; idle RSS: " + strings.Join(rss, ", ")
 
+	ce1, err := echo("cluster echo 100×1", proxy.tcp, proxy.admin, max(1, conns/10), 1, 0, "tcp", false)
+	if err != nil {
+		return nil, err
+	}
+	ce1.Notes = "the latency of the cluster echo without queueing: 100 requests in flight"
+
 	gone, err := killToGone(url, lobby1)
 	if err != nil {
 		return nil, err
 	}
 	ce.Notes += fmt.Sprintf("; kill -9 of a lobby to its record gone (no proxy routes to it): %.2f s", gone.Seconds())
+
+	// mf.call from one lobby to another: lobby-2 leaves; a caller lobby, whose EchoReq handler
+	// calls the echo that a server lobby serves, takes every EchoReq (the server declares none).
+	lobby2.stop()
+	caller, served, err := callScripts(c.luaDir)
+	defer os.RemoveAll(caller)
+	defer os.RemoveAll(served)
+	if err != nil {
+		return nil, err
+	}
+	cc, sc := c, c
+	cc.luaDir, sc.luaDir = caller, served
+	if _, err := startWith(sc, "lobby-served", "lobby", "-nats", url); err != nil {
+		return nil, err
+	}
+	if _, err := startWith(cc, "lobby-caller", "lobby", "-nats", url); err != nil {
+		return nil, err
+	}
+	time.Sleep(time.Second) // records announced and watched
+	mc, err := echo("cluster mf.call 1000×16", proxy.tcp, proxy.admin, conns, 16, 0, "tcp", false)
+	if err != nil {
+		return nil, err
+	}
+	mc.RatioToBaseline = mc.Throughput / ce.Throughput
+	mc.Notes = "each request: client -> proxy -> lobby-caller, whose handler does mf.call(\"lobby-served\", ...) over NATS and answers with its result; one mf.call per request; ×baseline is over the cluster echo"
+	mc1, err := echo("cluster mf.call 100×1", proxy.tcp, proxy.admin, max(1, conns/10), 1, 0, "tcp", false)
+	if err != nil {
+		return nil, err
+	}
+	mc1.RatioToBaseline = mc1.Throughput / ce1.Throughput
+	mc1.Notes = "the latency of a request that makes one mf.call lobby to lobby, without queueing; ×baseline is over the cluster echo 100×1"
 	return &clusterOutcome{target: target{
-		Name: "12. cluster echo 1000×16", Wanted: "≥ 40k RPC/s and ≥ 50% of the bus echo",
-		Measured: fmt.Sprintf("%.0f RPC/s, %.0f%% of the bus echo (%.0f); kill -9 to routed around %.2f s", ce.Throughput, 100*ce.RatioToBaseline, bus.Throughput, gone.Seconds()),
-		Met:      ce.Throughput >= 40000 && ce.RatioToBaseline >= 0.5 && ce.Failed == 0,
+		Name: "12. cluster echo 1000×16; mf.call lobby to lobby", Wanted: "≥ 40k RPC/s and ≥ 50% of the bus echo",
+		Measured: fmt.Sprintf("%.0f RPC/s, %.0f%% of the bus echo (%.0f); kill -9 to routed around %.2f s; mf.call lobby to lobby: %.0f calls/s (%.0f%% of the cluster echo), p99 %.2f ms per request at 100 in flight (cluster echo %.2f ms)",
+			ce.Throughput, 100*ce.RatioToBaseline, bus.Throughput, gone.Seconds(), mc.Throughput, 100*mc.RatioToBaseline, mc1.Latency.P99, ce1.Latency.P99),
+		Met: ce.Throughput >= 40000 && ce.RatioToBaseline >= 0.5 && ce.Failed == 0 && mc.Failed == 0 && mc1.Failed == 0,
 	}}, nil
+}
+
+// callScripts returns two copies of the scripts under dir: the caller's, whose lobby EchoReq
+// handler answers with an mf.call to the lobby node "lobby-served", and the server's, whose lobby
+// serves that call ("bench.echo") and handles no EchoReq.
+func callScripts(dir string) (caller, served string, err error) {
+	const callerLua = `-- The cluster bench's caller: every EchoReq makes one mf.call to another lobby node.
+mf.handle("EchoReq", function(ctx, req)
+  local out = mf.call("lobby-served", "bench.echo", {body = req.body, n = req.n}, {timeout = 5})
+  return "EchoAck", {body = out.body, n = out.n}
+end)
+`
+	const servedLua = `-- The cluster bench's served echo, for the caller lobby's mf.call.
+mf.serve("bench.echo", function(ctx, args)
+  return args
+end)
+`
+	for i, lua := range []string{callerLua, servedLua} {
+		d, err := os.MkdirTemp("", "moonforge-bench-lua-")
+		if err != nil {
+			return caller, served, err
+		}
+		if i == 0 {
+			caller = d
+		} else {
+			served = d
+		}
+		if err := copyDir(dir, d); err != nil {
+			return caller, served, err
+		}
+		if err := os.WriteFile(filepath.Join(d, "lobby", "echo.lua"), []byte(lua), 0o644); err != nil {
+			return caller, served, err
+		}
+	}
+	return caller, served, nil
 }
 
 // busEcho measures NATS request/reply of 16-byte messages: a responder connection echoes, conns

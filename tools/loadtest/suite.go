@@ -32,6 +32,7 @@ type suiteConfig struct {
 	gobench  string // output of `go test -bench` to include
 	quick    bool   // short windows and small loads: a smoke test of the suite itself
 	lossOnly bool   // only the KCP and TCP loss comparison
+	cluster  bool   // only the cluster part
 }
 
 // report is what a suite run writes.
@@ -70,6 +71,7 @@ func suite(args []string) error {
 	fs.BoolVar(&c.quick, "quick", false, "small loads and short windows (checks the suite, measures nothing)")
 	soakOnly := fs.Bool("soak", false, "run only the abuse soak and print its results")
 	fs.BoolVar(&c.lossOnly, "loss-only", false, "run only the echo over KCP and TCP under loss")
+	fs.BoolVar(&c.cluster, "cluster-only", false, "run only the cluster part (bus echo, cluster echo, mf.call lobby to lobby, kill -9)")
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -132,6 +134,15 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		rep.Results = append(rep.Results, r)
 		fmt.Fprintf(os.Stderr, "%-28s %10.0f req/s  p99 %7.2f ms  failed %d\n", name, r.Throughput, r.Latency.P99, r.Failed)
 		return r, nil
+	}
+
+	if c.cluster {
+		clusterRun, err := clusterBench(ctx, c, rep, echo)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		rep.Targets = []target{clusterRun.target}
+		return rep, nil
 	}
 
 	// Echo: throughput with many requests in flight, with one, and latency under a fixed rate.
