@@ -1,6 +1,6 @@
 // Package admin is the operator's HTTP endpoint, bound to loopback by default: health, Prometheus
-// metrics, status, the script reload (GET shows the last result, POST triggers one), and, when
-// enabled, Go's profiler under /debug/pprof/.
+// metrics, status, the script reload (GET shows the last result, POST triggers one), on a master
+// the cluster's nodes, and, when enabled, Go's profiler under /debug/pprof/.
 //
 // Guards: off loopback the endpoint needs a bearer token (Start refuses to listen without one),
 // and with a token every path but /healthz requires it. POST is refused from a browser page of
@@ -34,10 +34,13 @@ type Deps struct {
 	Reloader *reload.Reloader
 	// Status returns a JSON-encodable summary of the node (version, counts).
 	Status func() any
-	Log    *slog.Logger
-	Token  string      // bearer token; required when addr is not a loopback address
-	Pprof  bool        // serve /debug/pprof/
-	TLS    *tls.Config // HTTPS when set
+	// Cluster, optional (a master), returns every live node of the cluster, JSON-encodable: GET
+	// /cluster serves it. Called on the request's goroutine; must not block long.
+	Cluster func() any
+	Log     *slog.Logger
+	Token   string      // bearer token; required when addr is not a loopback address
+	Pprof   bool        // serve /debug/pprof/
+	TLS     *tls.Config // HTTPS when set
 }
 
 // Server is the admin HTTP server.
@@ -75,6 +78,14 @@ func Start(addr string, d Deps) (*Server, error) {
 			}
 			writeJSON(w, status, res)
 		}},
+	}
+	if d.Cluster != nil {
+		endpoints = append(endpoints, struct {
+			pattern, about string
+			handler        http.HandlerFunc
+		}{"GET /cluster", "every live node: id, roles, state, address, script version, load (JSON, as `moonforge cluster status -json`)", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, d.Cluster())
+		}})
 	}
 	if d.Pprof {
 		endpoints = append(endpoints, struct {

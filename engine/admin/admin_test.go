@@ -104,6 +104,39 @@ func TestEndpoints(t *testing.T) {
 	if code, _ := get("GET", "/nothing"); code != http.StatusNotFound {
 		t.Errorf("GET /nothing: %d, want 404", code)
 	}
+	if code, _ := get("GET", "/cluster"); code != http.StatusNotFound {
+		t.Errorf("GET /cluster without Deps.Cluster: %d, want 404", code)
+	}
+}
+
+// A master's endpoint serves the cluster's nodes; the index lists it.
+func TestClusterEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "../../proto/moonforge/protocol.proto", filepath.Join(dir, "proto/moonforge/protocol.proto"))
+	copyFile(t, "../../proto/demo/demo.proto", filepath.Join(dir, "proto/demo/demo.proto"))
+	copyFile(t, "../../lua/lobby/echo.lua", filepath.Join(dir, "lua/lobby/echo.lua"))
+	r, err := reload.Start(reload.Config{LuaDir: filepath.Join(dir, "lua"), ProtoDir: filepath.Join(dir, "proto")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(metrics.Gauges{})
+	nodes := []map[string]string{{"id": "proxy-1", "state": "up"}}
+	s, err := Start("127.0.0.1:0", Deps{Registry: m.Registry, Reloader: r, Status: func() any { return nil }, Cluster: func() any { return nodes }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(t.Context())
+	for path, want := range map[string]string{"/cluster": `"id": "proxy-1"`, "/": "\n  GET /cluster "} {
+		resp, err := http.Get("http://" + s.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
 }
 
 func startGuarded(t *testing.T, addr string, d Deps) (string, error) {

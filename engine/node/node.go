@@ -280,6 +280,7 @@ func (n *Node) Start() error {
 			Registry: n.metrics.Registry,
 			Reloader: n.reloader,
 			Status:   func() any { return n.Status() },
+			Cluster:  n.clusterNodes(),
 			Log:      n.log.With("part", "admin"),
 			Token:    token,
 			Pprof:    n.cfg.Admin.Pprof,
@@ -537,6 +538,21 @@ func (n *Node) record() registry.Record {
 // elsewhere, mf.kick).
 func (n *Node) kick(player, sessionID string, code protocol.Code, reason string) bool {
 	return n.sessions.Kick(player, sessionID, code, reason)
+}
+
+// clusterNodes is the admin endpoint's GET /cluster on a master: the live node records, sorted
+// by id, from the registry watcher (nil on other nodes).
+func (n *Node) clusterNodes() func() any {
+	if !n.runs("master") {
+		return nil
+	}
+	return func() any {
+		v := n.cluster.View()
+		if v == nil {
+			return []registry.Record{}
+		}
+		return v.Select(func(registry.Record) bool { return true })
+	}
 }
 
 // takeover is the gateway's Takeover in a cluster whose proxies are processes of their own (nil
