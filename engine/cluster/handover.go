@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -147,4 +148,47 @@ func (c *Cluster) deliver(player string, msgID uint16, payload []byte) bool {
 		return c.Push(v.(*moved).proxy, player, msgID, payload) == nil
 	}
 	return false
+}
+
+// pushTo sends a push for player to the proxy the session directory names. When that proxy is
+// not the one this node last pushed to for the player (the session moved), the push goes through
+// the previous proxy, which forwards it after every earlier push of this node, and this node
+// waits for its answer (up to a second, on the caller's goroutine) so that no later push sent
+// straight to the new proxy overtakes them. A previous proxy that is gone or no longer knows the
+// player lets the push go straight.
+func (c *Cluster) pushTo(proxy, player string, msgID uint16, payload []byte) bool {
+	if prev, had := c.lastProxy.Swap(player, proxy); had && prev.(string) != proxy {
+		v, _ := c.pushSeq.LoadOrStore(prev, new(atomic.Uint32))
+		e := &bus.Envelope{Kind: bus.Kind_KIND_PUSH, Source: c.cfg.Node, Target: prev.(string), Player: player, MsgId: uint32(msgID), Payload: payload, Seq: v.(*atomic.Uint32).Add(1)}
+		m, err := c.nc.Request(bus.ProxySubject(prev.(string)), bus.Encode(e), time.Second)
+		switch {
+		case err == nil:
+			if ans, err := bus.Decode(m.Data); err == nil && ans.Code == 0 {
+				return true
+			}
+		case !errors.Is(err, nats.ErrNoResponders):
+			return false // it may still arrive that way: never sent twice
+		}
+	}
+	return c.Push(proxy, player, msgID, payload) == nil
+}
+
+// sweepPushTargets forgets, every period until ctx ends, the last proxies of players that no
+// longer have a session.
+func (c *Cluster) sweepPushTargets(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.lastProxy.Range(func(k, _ any) bool {
+			if _, ok := c.sessions.Of(k.(string)); !ok {
+				c.lastProxy.Delete(k)
+			}
+			return true
+		})
+	}
 }

@@ -32,7 +32,7 @@ func (c *Cluster) onMessage(m *nats.Msg) {
 	case bus.Kind_KIND_LOGIN, bus.Kind_KIND_LOGIN_METHOD:
 		c.onLogin(m, e)
 	case bus.Kind_KIND_PUSH:
-		c.onPush(e)
+		c.onPush(m, e)
 	case bus.Kind_KIND_CALL, bus.Kind_KIND_SEND:
 		c.onCall(m, e)
 	case bus.Kind_KIND_COMMAND:
@@ -125,7 +125,9 @@ func (c *Cluster) KickAt(proxy, player, session string, code protocol.Code, reas
 	return c.nc.Publish(bus.ProxySubject(proxy), bus.Encode(e))
 }
 
-func (c *Cluster) onPush(e *bus.Envelope) {
+// onPush delivers a push to the player's session here (or where it moved, deliver); a push sent
+// as a request (pushTo) is answered once delivered or forwarded, UNAVAILABLE if neither.
+func (c *Cluster) onPush(m *nats.Msg, e *bus.Envelope) {
 	v, _ := c.pushSeen.LoadOrStore(e.Source, new(atomic.Uint32))
 	last := v.(*atomic.Uint32)
 	if prev := last.Swap(e.Seq); prev != 0 && e.Seq > prev+1 {
@@ -136,10 +138,13 @@ func (c *Cluster) onPush(e *bus.Envelope) {
 	case e.Player == "" && c.deps.PushAll != nil:
 		c.deps.PushAll(uint16(e.MsgId), e.Payload)
 	case c.deps.Push != nil:
-		if !c.deps.Push(e.Player, uint16(e.MsgId), e.Payload) {
-			c.deliver(e.Player, uint16(e.MsgId), e.Payload)
+		ok := c.deps.Push(e.Player, uint16(e.MsgId), e.Payload) || c.deliver(e.Player, uint16(e.MsgId), e.Payload)
+		if !ok {
+			c.answer(m, e, nil, protocol.Errorf(protocol.Unavailable, "no session of %s here", e.Player))
+			return
 		}
 	}
+	c.answer(m, e, nil, nil)
 }
 
 var _ router.Dispatcher = (*Cluster)(nil)

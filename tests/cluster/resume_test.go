@@ -105,7 +105,6 @@ func TestResumeOnAnotherProxy(t *testing.T) {
 				return
 			}
 			sent.Store(n)
-			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	waitFor(t, "pushes on proxy-1", func() bool { return before.count() >= 10 })
