@@ -155,11 +155,13 @@ func (c *Cluster) deliver(player string, msgID uint16, payload []byte) bool {
 // the previous proxy, which forwards it after every earlier push of this node, and this node
 // waits for its answer (up to a second, on the caller's goroutine) so that no later push sent
 // straight to the new proxy overtakes them. A previous proxy that is gone or no longer knows the
-// player lets the push go straight.
-func (c *Cluster) pushTo(proxy, player string, msgID uint16, payload []byte) bool {
+// player (a login elsewhere replaced its session) lets the push go straight.
+func (c *Cluster) pushTo(to registry.Session, player string, msgID uint16, payload []byte) bool {
+	proxy := to.Proxy
 	if prev, had := c.lastProxy.Swap(player, proxy); had && prev.(string) != proxy {
 		v, _ := c.pushSeq.LoadOrStore(prev, new(atomic.Uint32))
-		e := &bus.Envelope{Kind: bus.Kind_KIND_PUSH, Source: c.cfg.Node, Target: prev.(string), Player: player, MsgId: uint32(msgID), Payload: payload, Seq: v.(*atomic.Uint32).Add(1)}
+		e := &bus.Envelope{Kind: bus.Kind_KIND_PUSH, Source: c.cfg.Node, Target: prev.(string), Player: player, Session: to.Session,
+			MsgId: uint32(msgID), Payload: payload, Seq: v.(*atomic.Uint32).Add(1)}
 		m, err := c.nc.Request(bus.ProxySubject(prev.(string)), bus.Encode(e), time.Second)
 		switch {
 		case err == nil:

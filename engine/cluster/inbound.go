@@ -138,7 +138,10 @@ func (c *Cluster) onPush(m *nats.Msg, e *bus.Envelope) {
 	case e.Player == "" && c.deps.PushAll != nil:
 		c.deps.PushAll(uint16(e.MsgId), e.Payload)
 	case c.deps.Push != nil:
-		ok := c.deps.Push(e.Player, uint16(e.MsgId), e.Payload) || c.deliver(e.Player, uint16(e.MsgId), e.Payload)
+		// A push sent through this proxy after the player's session moved (pushTo) only follows
+		// the move: a session of the player still here is an older one that a login replaced.
+		through := m.Reply != "" && e.Session != ""
+		ok := !through && c.deps.Push(e.Player, uint16(e.MsgId), e.Payload) || c.deliver(e.Player, uint16(e.MsgId), e.Payload)
 		if !ok {
 			c.answer(m, e, nil, protocol.Errorf(protocol.Unavailable, "no session of %s here", e.Player))
 			return

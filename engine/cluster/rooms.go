@@ -96,7 +96,7 @@ func (p players) Push(player string, msgID uint16, payload []byte) bool {
 	if !ok || s.Proxy == p.c.cfg.Node {
 		return p.c.deliver(player, msgID, payload)
 	}
-	return p.c.pushTo(s.Proxy, player, msgID, payload)
+	return p.c.pushTo(s, player, msgID, payload)
 }
 
 // PushAll pushes to the players here and asks every other proxy to push to its players; it
