@@ -22,9 +22,8 @@ var ErrLocked = errors.New("store: database file is in use by another process")
 
 // Defaults of BoltConfig.
 const (
-	DefaultBoltMode       os.FileMode = 0o600
-	DefaultBoltTimeout                = time.Second
-	DefaultBoltBatchDelay             = 10 * time.Millisecond
+	DefaultBoltMode    os.FileMode = 0o600
+	DefaultBoltTimeout             = time.Second
 )
 
 // BoltConfig configures OpenBolt. A zero (or negative) field takes its
@@ -41,9 +40,6 @@ type BoltConfig struct {
 	// NoSync skips fsync on commit. A write then still survives kill -9 of
 	// the process but not a crash of the machine. For tests and tools only.
 	NoSync bool
-	// BatchDelay is the longest a write waits for concurrent writes to share
-	// its transaction and fsync. Default 10ms.
-	BatchDelay time.Duration
 }
 
 func (c BoltConfig) withDefaults() BoltConfig {
@@ -53,20 +49,18 @@ func (c BoltConfig) withDefaults() BoltConfig {
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultBoltTimeout
 	}
-	if c.BatchDelay <= 0 {
-		c.BatchDelay = DefaultBoltBatchDelay
-	}
 	return c
 }
 
 // BoltStore is the embedded Store: one bbolt file, holding all keys in one
 // bucket. Writes from concurrent goroutines are coalesced into shared
-// transactions (bbolt's DB.Batch), so they share one fsync. Safe for
+// transactions (a group commit, see commits), so they share one fsync. Safe for
 // concurrent use.
 type BoltStore struct {
-	mu     sync.RWMutex // read-held by every call, write-held by Close
-	closed bool
-	db     *bolt.DB
+	mu      sync.RWMutex // read-held by every call, write-held by Close
+	closed  bool
+	db      *bolt.DB
+	commits commits
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -98,7 +92,6 @@ func OpenBolt(cfg BoltConfig) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", filepath.ToSlash(cfg.Path), err)
 	}
-	db.MaxBatchDelay = cfg.BatchDelay
 	err = db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(boltBucket)
 		return err
@@ -205,7 +198,7 @@ func (s *BoltStore) write(ctx context.Context, fn func(b *bolt.Bucket) error, wh
 		return err
 	}
 	defer s.mu.RUnlock()
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commits.run(s.db, func(tx *bolt.Tx) error {
 		return fn(tx.Bucket(boltBucket))
 	})
 	if err != nil {
