@@ -4,17 +4,18 @@ package gate
 
 import (
 	"errors"
+	"net"
 	"syscall"
 )
 
-// try returns a write that never blocks (wire.Queue.SetTry) for a TCP socket, or nil when the
-// connection has no file descriptor (a TLS or test connection).
+// try returns a write that never blocks (wire.Queue.SetTry) for a plain TCP socket, or nil for
+// any other connection (TLS, a wrapper, a test pipe), whose writes must go through its Write.
 func (t *tcpTransport) try() func([]byte) (int, error) {
-	sc, ok := t.nc.(syscall.Conn)
+	tc, ok := t.nc.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
