@@ -74,10 +74,10 @@ fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
 .PHONY: generate
 generate: sdk ## regenerate everything generated from proto/ (same as make sdk)
 
-# Debian packages the SDK tests run on: Lua 5.1 and 5.4 with LuaSocket (sdk/lua), mono with
+# Debian packages the SDK tests run on: Lua 5.1 and 5.4 with LuaSocket and LuaSec (sdk/lua), mono with
 # System.Net.Http (sdk/csharp). make test installs the missing ones (as root, or with sudo) unless
 # SKIP_SDK_DEPS=1; the SDK tests then name what is missing, and fail under CI=true.
-SDK_PACKAGES := lua5.1 lua5.4 lua-socket mono-mcs mono-runtime libmono-system-net-http4.0-cil
+SDK_PACKAGES := lua5.1 lua5.4 lua-socket lua-sec mono-mcs mono-runtime libmono-system-net-http4.0-cil
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: sdk

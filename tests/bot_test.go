@@ -14,7 +14,7 @@ func TestBot(t *testing.T) {
 	s := startServer(t, options{})
 	for _, transport := range []string{"tcp", "ws", "kcp"} {
 		t.Run(transport, func(t *testing.T) {
-			args := []string{"-addr", s.addr(transport), "-proto", s.path("proto"), "-device", "bot-" + transport, "-moves", "5", "-watch", "300ms"}
+			args := []string{"-addr", s.addr(transport), "-proto", s.path("proto"), "-device", "bot-device-0001-" + transport, "-moves", "5", "-watch", "300ms"}
 			if transport != "tcp" {
 				args = append(args, "-"+transport)
 			}
@@ -24,7 +24,7 @@ func TestBot(t *testing.T) {
 			if err != nil {
 				t.Fatalf("bot %v: %v\n%s", args, err, out)
 			}
-			if !strings.Contains(string(out), "bot bot-"+transport+": ok") {
+			if !strings.Contains(string(out), "bot bot-device-0001-"+transport+": ok") {
 				t.Errorf("bot output lacks its ok line:\n%s", out)
 			}
 			if !strings.Contains(string(out), "ArenaState") {

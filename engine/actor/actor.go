@@ -40,6 +40,7 @@ type Actor struct {
 	stop    chan struct{}
 	stopped atomic.Bool
 	done    chan struct{}
+	queued  atomic.Int64    // bytes of the tasks sent with SendBytes and not yet run
 	version atomic.Value    // string: the version the VM runs
 	changed <-chan struct{} // closed when the version the VM was loaded with is replaced
 
@@ -88,6 +89,24 @@ func (a *Actor) Send(t Task) bool {
 		return false
 	}
 }
+
+// SendBytes is Send for a task that holds n bytes (a request's payload): it is also refused
+// while the mailbox's queued bytes would pass the system's MailboxBytes, so that clients cannot
+// park unbounded memory in a queue. Safe for concurrent use.
+func (a *Actor) SendBytes(t Task, n int) bool {
+	if a.queued.Add(int64(n)) > a.sys.maxBytes && n > 0 {
+		a.queued.Add(-int64(n))
+		return false
+	}
+	if !a.Send(func(vm *script.VM) { a.queued.Add(-int64(n)); t(vm) }) {
+		a.queued.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// QueuedBytes returns the bytes of the queued tasks sent with SendBytes.
+func (a *Actor) QueuedBytes() int64 { return a.queued.Load() }
 
 // Depth returns the number of queued tasks.
 func (a *Actor) Depth() int { return len(a.mailbox) }

@@ -72,6 +72,7 @@ type Login struct {
 	Account  string
 	Secret   string
 	Extra    map[string]string
+	Address  string // the client's IP, for per-address limits
 	Deadline time.Time
 	ReplyTo  Address
 	Post     Poster // process-local

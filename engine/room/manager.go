@@ -173,7 +173,7 @@ func (m *Manager) Leave(c *call.Call) {
 // Notify takes a player whose session ended out of its room (reason "offline"); it follows
 // the sessions' presence messages (call.Notifier).
 func (m *Manager) Notify(p call.Presence) {
-	if p.Event != call.SessionEnded || p.Reason != "expired" {
+	if p.Event != call.SessionEnded || p.Reason != "expired" && p.Reason != "logout" {
 		return
 	}
 	m.mu.Lock()

@@ -114,13 +114,13 @@ func (l *Local) Dispatch(dst Destination, req *call.Request) {
 	if a == nil {
 		return
 	}
-	if !a.Send(func(vm *script.VM) {
+	if !a.SendBytes(func(vm *script.VM) {
 		if req.Expired(time.Now()) {
 			req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
 			return
 		}
 		vm.CallHandler(req)
-	}) {
+	}, len(req.Payload)) {
 		req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the handler's mailbox is full", RetryAfterMs: 100})
 	}
 }

@@ -29,6 +29,7 @@ func (vm *VM) openAPI() {
 	}, 8)
 	vm.mf.RawSetString("role", lua.LString(vm.role))
 	vm.mf.RawSetString("version", lua.LString(""))
+	vm.mf.RawSetString("dev", lua.LBool(vm.svc != nil && vm.svc.Dev))
 
 	codes := L.CreateTable(0, len(protocol.Codes()))
 	for _, c := range protocol.Codes() {

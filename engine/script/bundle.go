@@ -64,6 +64,7 @@ type Bundle struct {
 	RoomTypes  map[string]RoomType
 	Roles      []string // roles that have scripts, sorted
 	CompiledAt time.Time
+	dev        bool // the mode the probe ran in
 
 	roles   map[string][]*Chunk
 	modules map[string]*Chunk
@@ -86,9 +87,15 @@ func (e *CompileError) Error() string {
 // Compile reads every .lua file under luaDir, compiles it, runs each role's scripts once in a
 // probe VM to collect what they declare, and checks the declarations against sch. ext are the Go
 // values the scripts reach as mf.ext (nil for none). Any problem rejects the whole bundle with a
-// *CompileError.
+// *CompileError. The probe sees mf.dev false.
 func Compile(luaDir string, sch *schema.Schema, ext Extensions) (*Bundle, error) {
+	return CompileDev(luaDir, sch, ext, false)
+}
+
+// CompileDev is Compile for a node whose mode is dev: the probe sees mf.dev as the VMs will.
+func CompileDev(luaDir string, sch *schema.Schema, ext Extensions, dev bool) (*Bundle, error) {
 	b := &Bundle{
+		dev:        dev,
 		Schema:     sch,
 		Codecs:     luapb.New(sch),
 		Ext:        ext,
@@ -157,6 +164,7 @@ func Compile(luaDir string, sch *schema.Schema, ext Extensions) (*Bundle, error)
 func (b *Bundle) probe(role string) []source.Problem {
 	vm := NewVM(role, nil)
 	defer vm.Close()
+	vm.mf.RawSetString("dev", lua.LBool(b.dev))
 	if err := vm.Apply(b); err != nil {
 		return []source.Problem{asProblem("", err)}
 	}

@@ -146,6 +146,20 @@ func (m *Manager) PushAll(msgID uint16, payload []byte) int {
 	return n
 }
 
+// End ends a session at once (reason "logout" and the like): it cannot be resumed, and OnEnd
+// runs. Its connection, if any, is not kicked: the caller closes it.
+func (m *Manager) End(s *Session, reason string) {
+	m.mu.Lock()
+	if m.byID[s.ID] == s {
+		delete(m.byID, s.ID)
+	}
+	if m.byPlayer[s.PlayerID] == s {
+		delete(m.byPlayer, s.PlayerID)
+	}
+	m.mu.Unlock()
+	s.end(reason, 0, "")
+}
+
 // Shutdown kicks every bound connection with SERVER_SHUTDOWN and ends every session.
 func (m *Manager) Shutdown() {
 	m.mu.Lock()

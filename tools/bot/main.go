@@ -4,7 +4,7 @@
 //	go run ./tools/bot                      # TCP on 127.0.0.1:7001
 //	go run ./tools/bot -ws                  # WebSocket on 127.0.0.1:7002
 //	go run ./tools/bot -kcp                 # KCP over UDP on 127.0.0.1:7003
-//	go run ./tools/bot -device alice -moves 20 -chat "hello"
+//	go run ./tools/bot -device alice-laptop-0001 -moves 20 -chat "hello"
 //
 // Scenario: guest login, chat history, chat, statistics, join an arena, move, watch the state
 // pushes for a while, leave. It exits 0 when every step got the expected answer.
@@ -31,7 +31,7 @@ func main() {
 	ws := flag.Bool("ws", false, "use WebSocket instead of TCP")
 	kcp := flag.Bool("kcp", false, "use KCP over UDP instead of TCP")
 	protoDir := flag.String("proto", "proto", "directory of the .proto schema")
-	device := flag.String("device", "", "guest device id (default a new one)")
+	device := flag.String("device", "", "guest device id, 16 to 128 bytes (default a new one)")
 	text := flag.String("chat", "hello from the bot", "chat message to send")
 	moves := flag.Int("moves", 10, "arena moves")
 	watch := flag.Duration("watch", 500*time.Millisecond, "how long to watch arena state pushes")

@@ -122,10 +122,10 @@ namespace Moonforge.Tests
             client.On<ChatMessage>((m, seq) => seqs.Add(seq));
             client.ConnectAsync().Wait();
 
-            Task<LoginAck> login = client.LoginGuestAsync("dev-1");
+            Task<LoginAck> login = client.LoginGuestAsync("device-7f3a9c21e5");
             ScriptedServer first = Server(servers, 0);
             Frame req = first.NextSent(f => f.MsgId == LoginReq.MessageId);
-            check.Equal("0a05677565737412056465762d31", ConformanceTests.ToHex(req.Payload), "LoginReq payload of the worked_example_login_req vector");
+            check.Equal("0a05677565737412116465766963652d37663361396332316535", ConformanceTests.ToHex(req.Payload), "LoginReq payload of the worked_example_login_req vector");
             first.Reply(req, new LoginAck { PlayerId = "p1", Token = "t1", SessionId = "s1" });
             check.True(Pump(client, () => login.IsCompleted) && login.Result.Token == "t1" && client.Token == "t1", "login");
             for (uint s = 1; s <= 3; s++) first.Push(s, new ChatMessage { Index = s });

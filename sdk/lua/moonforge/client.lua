@@ -9,7 +9,7 @@
 --   client:on_event(function(ev, info) print(ev) end)
 --   client:on("ChatMessage", function(msg, seq) print(msg.from, msg.text) end)
 --   client:connect()
---   client:login_guest("device-1", function(err, ack) ... end)
+--   client:login_guest("device-7f3a9c21e5", function(err, ack) ... end)
 --   -- each tick: client:update()
 local Schema = require("moonforge.schema")
 local codec_mod = require("moonforge.codec")
@@ -57,12 +57,15 @@ local function report(msg)
 end
 
 -- new returns an unconnected client. Options (all optional, see Client.DEFAULTS):
---   host, port (7001, or 7003 for KCP), transport ("tcp" or "kcp": KCP over UDP), heartbeat, request_timeout, connect_timeout, reconnect,
+--   host, port (7001, 7003 for KCP, 7443 for TLS), transport ("tcp", "kcp": KCP over UDP, or "tls":
+--   TCP over TLS with LuaSec), heartbeat, request_timeout, connect_timeout, reconnect,
 --   reconnect_delay, reconnect_max_delay, max_frame, codec;
 --   schema: a generated schema module (require("moonforge.generated.demo")), a sequence of them,
 --     or a moonforge.Schema; the framework's messages are always included;
 --   clock: a function returning seconds (default LuaSocket's socket.gettime);
 --   socket: the LuaSocket module (default require("socket"));
+--   tls: for transport "tls", { cafile, capath, server_name, verify } (see moonforge.tls_transport);
+--   ssl: the LuaSec module (default require("ssl"));
 --   on_error: function(message) called when a callback raises or a push cannot be decoded
 --     (default: write to stderr).
 -- It raises an error for a bad option.
@@ -101,12 +104,12 @@ function Client.new(options)
     options = o,
     schema = schema,
     codec = codec_mod.new(schema, o.codec),
-    transport = transport_mod.new(o.transport, { socket = o.socket }),
+    transport = transport_mod.new(o.transport, { socket = o.socket, ssl = o.ssl, tls = o.tls }),
     clock = o.clock,
     on_error = o.on_error or report,
     -- "idle" (never connected), "connecting", "connected", "waiting" (to reconnect), "closed"
     state = "idle",
-    session = nil, -- { player_id, token, session_id } once logged in
+    session = nil, -- { player_id, token, expires_at_ms, refresh_token, session_id } once logged in
     last_push_seq = 0, -- highest push seq handled (delivered to the handlers)
     rtt = nil, -- seconds, from the last Pong
     _received_seq = 0, -- highest push seq received (delivered or queued for delivery)
@@ -306,7 +309,13 @@ function Client:login(method, account, secret, extra, cb)
   local function start(done)
     return self:_request("moonforge.LoginReq", msg, function(err, ack)
       if not err then
-        self.session = { player_id = ack.player_id, token = ack.token, session_id = ack.session_id }
+        self.session = {
+          player_id = ack.player_id,
+          token = ack.token,
+          expires_at_ms = tonumber(ack.expires_at_ms),
+          refresh_token = ack.refresh_token,
+          session_id = ack.session_id,
+        }
         self.last_push_seq, self._received_seq = 0, 0
       end
       done(err, ack)
@@ -318,9 +327,59 @@ function Client:login(method, account, secret, extra, cb)
   return self:_await(start)
 end
 
--- login_guest logs in with the guest method and a device id; see login.
+-- login_guest logs in with the guest method and a device id (16 to 128 bytes: make one random id
+-- per install and keep it); see login.
 function Client:login_guest(device_id, cb)
   return self:login("guest", device_id, "", nil, cb)
+end
+
+-- refresh trades the session's refresh token (good once) for a new access token and the next
+-- refresh token, and calls cb(err, ack) with the RefreshAck; without cb it awaits. The client
+-- refreshes by itself before resuming with an expired access token.
+function Client:refresh(cb)
+  local function start(done)
+    if not (self.session and self.session.refresh_token and self.session.refresh_token ~= "") then
+      local err = errors.new(Code.UNAUTHENTICATED, "no refresh token: log in first")
+      self:_defer(function() done(err) end)
+      return
+    end
+    return self:_refresh(done, false)
+  end
+  if cb then
+    return start(cb)
+  end
+  return self:_await(start)
+end
+
+function Client:_refresh(done, internal)
+  local session = self.session
+  return self:_request("moonforge.RefreshReq", { refresh_token = session.refresh_token }, function(err, ack)
+    if not err and self.session == session then
+      session.token, session.expires_at_ms = ack.token, tonumber(ack.expires_at_ms)
+      session.refresh_token = ack.refresh_token
+    end
+    done(err, ack)
+  end, internal)
+end
+
+-- logout sends LogoutReq (all_sessions: every session of the player) and calls cb(err) once the
+-- server revoked the tokens; without cb it awaits. The server then closes the connection, and
+-- the client does not reconnect: log in again to play on.
+function Client:logout(all_sessions, cb)
+  local function start(done)
+    return self:_request("moonforge.LogoutReq", { all_sessions = all_sessions and true or false }, function(err)
+      if not err then
+        self.session = nil
+        self.last_push_seq, self._received_seq = 0, 0
+        self._closing = true
+      end
+      done(err)
+    end)
+  end
+  if cb then
+    return start(cb)
+  end
+  return self:_await(start)
 end
 
 -- spawn runs fn(...) in a new coroutine at once, so that it may await; an error it raises goes
@@ -586,9 +645,26 @@ function Client:_fail_outbox(err)
   end
 end
 
--- _resume_session sends ResumeReq before anything else on a new connection.
+-- _resume_session sends ResumeReq before anything else on a new connection, after a RefreshReq
+-- when the access token has expired.
 function Client:_resume_session()
   self._resuming = true
+  local s = self.session
+  if s.expires_at_ms and s.refresh_token and s.refresh_token ~= "" and os.time() * 1000 >= s.expires_at_ms - 5000 then
+    self:_refresh(function(err)
+      if err and err.code ~= Code.TIMEOUT and err.code ~= Code.UNAVAILABLE then
+        s.refresh_token = nil -- refused: ResumeReq with the old token fails and asks for a login
+      end
+      if self.state == "connected" and self.session == s then
+        self:_send_resume()
+      end
+    end, true)
+    return
+  end
+  self:_send_resume()
+end
+
+function Client:_send_resume()
   local token = self.session.token
   self:_request("moonforge.ResumeReq", { token = token, last_push_seq = self.last_push_seq }, function(err, ack)
     self._resuming = false

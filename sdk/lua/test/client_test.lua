@@ -135,7 +135,7 @@ local function setup(options)
   function env.login()
     env.client:connect()
     local ack
-    env.client:login_guest("dev-1", function(err, a)
+    env.client:login_guest("device-7f3a9c21e5", function(err, a)
       T.check(not err, "login:", err)
       ack = a
     end)
@@ -156,7 +156,7 @@ T.test("requests made while connecting go out once connected; the reply arrives 
   local c, srv = env.client, env.server
   c:connect()
   local ack
-  c:login_guest("dev-1", function(err, a)
+  c:login_guest("device-7f3a9c21e5", function(err, a)
     T.check(not err, "login:", err)
     ack = a
   end)
@@ -165,7 +165,7 @@ T.test("requests made while connecting go out once connected; the reply arrives 
   T.equal(req.msg_id, 10, "msg_id")
   T.equal(req.seq, 1, "first request seq")
   local login = decode("LoginReq", req.payload)
-  T.check(login.method == "guest" and login.account == "dev-1", "LoginReq", login.method, login.account)
+  T.check(login.method == "guest" and login.account == "device-7f3a9c21e5", "LoginReq", login.method, login.account)
   -- The reply, then two pushes, all cut into single bytes across updates.
   local bytes = frame.encode(11, 1, req.seq, encode("LoginAck", { player_id = "p-1", token = "tok-1" })) ..
     frame.encode(2003, 0, 1, encode("ChatMessage", { text = "one" })) ..

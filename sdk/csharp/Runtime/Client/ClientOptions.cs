@@ -1,4 +1,6 @@
 using System;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 
 namespace Moonforge
 {
@@ -17,8 +19,19 @@ namespace Moonforge
         /// <summary>TCP (default), WebSocket or KCP (over UDP; driven by <see cref="MoonforgeClient.Update"/>).</summary>
         public Transport Transport { get; set; } = Transport.Tcp;
 
-        /// <summary>TLS on TCP, wss:// on WebSocket. Default off.</summary>
+        /// <summary>TLS on TCP (the server's port 7443), wss:// on WebSocket (7444). Default off.</summary>
         public bool UseTls { get; set; }
+
+        /// <summary>The name the server's certificate must carry; null (default) means Host.</summary>
+        public string TlsServerName { get; set; }
+
+        /// <summary>A certificate to trust as a root besides the system's, such as the self-signed
+        /// certificate of <c>moonforge run -dev</c> (data/dev-cert.pem). TCP over TLS only.</summary>
+        public X509Certificate2 TlsTrustedRoot { get; set; }
+
+        /// <summary>Replaces the certificate check of TCP over TLS altogether; null (default) checks the
+        /// chain (system roots and <see cref="TlsTrustedRoot"/>) and the name.</summary>
+        public RemoteCertificateValidationCallback TlsValidation { get; set; }
 
         /// <summary>The WebSocket path. Default /ws.</summary>
         public string WebSocketPath { get; set; } = "/ws";

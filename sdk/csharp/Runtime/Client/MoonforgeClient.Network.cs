@@ -43,7 +43,11 @@ namespace Moonforge
             {
                 return new KcpTransport(options.Host, options.Port, options.MaxFrameSize);
             }
-            return new TcpTransport(options.Host, options.Port, options.UseTls, options.MaxFrameSize);
+            return new TcpTransport(options.Host, options.Port, options.UseTls, options.MaxFrameSize)
+            {
+                TlsServerName = options.TlsServerName,
+                TlsValidation = options.TlsValidation ?? TcpTransport.TrustingRoot(options.TlsTrustedRoot, options.TlsServerName ?? options.Host),
+            };
         }
 
         // Attach makes c the current connection and starts its loops. After a reconnect with a session
@@ -110,7 +114,33 @@ namespace Moonforge
             return failed;
         }
 
+        // Resume sends ResumeReq, after a RefreshReq when the access token has expired.
         private void Resume(Connection c)
+        {
+            string refresh;
+            lock (gate)
+            {
+                refresh = refreshToken;
+                if (refresh == null || DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() < tokenExpiresMs - 5000) refresh = null;
+            }
+            if (refresh == null)
+            {
+                SendResume(c);
+                return;
+            }
+            var p = new Pending((msg, err) =>
+            {
+                var me = err as MoonforgeException;
+                if (me != null && me.Code != ErrorCode.Unavailable && me.Code != ErrorCode.Timeout)
+                {
+                    lock (gate) refreshToken = null; // refused: the resume fails and asks for a login
+                }
+                SendResume(c);
+            }, null);
+            StartRequest(RefreshReq.MessageId, Proto.Encode(new RefreshReq { RefreshToken = refresh }), options.RequestTimeout, CancellationToken.None, p, c);
+        }
+
+        private void SendResume(Connection c)
         {
             ResumeReq req;
             lock (gate) req = new ResumeReq { Token = token ?? "", LastPushSeq = lastPushSeq };
@@ -272,20 +302,38 @@ namespace Moonforge
                 DecodeReply(f, out msg, out err);
                 var login = msg as LoginAck;
                 var resumed = msg as ResumeAck;
-                if (login != null || resumed != null)
+                var refreshed = msg as RefreshAck;
+                var logout = msg as LogoutAck;
+                if (login != null || resumed != null || refreshed != null || logout != null)
                 {
                     lock (gate)
                     {
                         if (login != null)
                         {
                             token = login.Token;
+                            tokenExpiresMs = login.ExpiresAtMs;
+                            refreshToken = login.RefreshToken != "" ? login.RefreshToken : null;
                             playerId = login.PlayerId;
                             sessionId = login.SessionId;
                             lastPushSeq = 0;
+                            loggedOut = false;
+                        }
+                        else if (resumed != null)
+                        {
+                            token = resumed.Token;
+                        }
+                        else if (refreshed != null)
+                        {
+                            token = refreshed.Token;
+                            tokenExpiresMs = refreshed.ExpiresAtMs;
+                            refreshToken = refreshed.RefreshToken != "" ? refreshed.RefreshToken : null;
                         }
                         else
                         {
-                            token = resumed.Token;
+                            // The server closes the connection next: no reconnect, no resume.
+                            token = null;
+                            refreshToken = null;
+                            loggedOut = true;
                         }
                     }
                 }
@@ -384,7 +432,7 @@ namespace Moonforge
                 foreach (var p in failed) pending.Remove(p.Seq);
                 kick = kickCode;
                 resuming = false;
-                reconnect = options.Reconnect && !closed && kick != ErrorCode.KickedDuplicateLogin && kick != ErrorCode.Unauthenticated;
+                reconnect = options.Reconnect && !closed && !loggedOut && kick != ErrorCode.KickedDuplicateLogin && kick != ErrorCode.Unauthenticated;
                 if (reconnect) reconnecting = true;
                 else failed.AddRange(TakeHeld());
             }

@@ -36,6 +36,9 @@ namespace Moonforge
         private uint nextSeq;
         private uint lastPushSeq;
         private string token;
+        private long tokenExpiresMs; // of token, Unix ms
+        private string refreshToken;
+        private bool loggedOut;
         private string playerId = "";
         private string sessionId = "";
         private bool connecting;
@@ -142,6 +145,30 @@ namespace Moonforge
             {
                 lock (gate) connecting = false;
             }
+        }
+
+        /// <summary>Trades the session's refresh token (good once) for a new access token and the next
+        /// refresh token (RefreshReq); the client keeps both. It refreshes by itself before resuming with
+        /// an expired access token.</summary>
+        /// <exception cref="MoonforgeException">Unauthenticated: no session, or the refresh token was refused.</exception>
+        public Task<RefreshAck> RefreshAsync(CancellationToken cancellationToken = default(CancellationToken))
+        {
+            string refresh;
+            lock (gate) refresh = refreshToken;
+            if (refresh == null)
+            {
+                var t = new TaskCompletionSource<RefreshAck>();
+                t.SetException(new MoonforgeException(ErrorCode.Unauthenticated, "no refresh token: log in first"));
+                return t.Task;
+            }
+            return RequestAsync<RefreshAck>(new RefreshReq { RefreshToken = refresh }, null, cancellationToken);
+        }
+
+        /// <summary>Logs out (LogoutReq): the server revokes the session's tokens, or every session's of
+        /// the player with allSessions, then closes the connection; the client does not reconnect.</summary>
+        public Task<LogoutAck> LogoutAsync(bool allSessions = false, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            return RequestAsync<LogoutAck>(new LogoutReq { AllSessions = allSessions }, null, cancellationToken);
         }
 
         /// <summary>Logs in (LoginReq) and completes with the LoginAck; the session it opens is resumed

@@ -28,3 +28,10 @@ mf.handle("NoteReq", function(ctx, req)
   state.note = req.text
   return "NoteAck", { text = req.text }
 end)
+
+-- HallReq makes a new hall and joins it (refused when req.refuse: the creator's join fails).
+mf.handle("HallReq", function(ctx, req)
+  local id = mf.room.create("hall")
+  mf.room.join(id, ctx.player_id, { refuse = req.refuse })
+  return "HallAck", { room_id = id }
+end)
