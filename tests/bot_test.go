@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -31,5 +32,13 @@ func TestBot(t *testing.T) {
 				t.Errorf("the bot saw no ArenaState push:\n%s", out)
 			}
 		})
+	}
+	// -duel against a server without the duel example: a clear error, exit 1.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, built.bot, "-addr", s.tcp, "-proto", s.path("proto"), "-duel").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), `no message "duel.QueueReq"`) {
+		t.Errorf("bot -duel without the example: %v\n%s", err, out)
 	}
 }

@@ -29,6 +29,9 @@ type Config struct {
 	OnTick func(vm *script.VM, dt, late time.Duration)
 	// OnStop runs on the actor's goroutine after the last task, before the VM closes.
 	OnStop func(vm *script.VM)
+	// AfterRun, if set, runs after the actor's timers ran or a waiting handler resumed: work
+	// that no task of the actor's owner wraps (a room applies what its script asked for).
+	AfterRun func(vm *script.VM)
 }
 
 // Actor is one goroutine with one VM and a mailbox.
@@ -162,10 +165,12 @@ func (a *Actor) run() {
 			for _, ans := range a.takeAnswers() {
 				a.safely("answer", func() { a.vm.Resume(ans) })
 			}
+			a.afterRun()
 		case now := <-timer.C:
 			armed = time.Time{}
 			changed = a.maybeApply(changed)
 			a.safely("timers", func() { a.vm.RunTimers(now) })
+			a.afterRun()
 		case at := <-tick:
 			changed = a.maybeApply(changed)
 			now := time.Now()
@@ -187,6 +192,12 @@ func (a *Actor) run() {
 			}
 			return
 		}
+	}
+}
+
+func (a *Actor) afterRun() {
+	if a.cfg.AfterRun != nil {
+		a.safely("after run", func() { a.cfg.AfterRun(a.vm) })
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/moonforge/moonforge/engine/gate"
 	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/metrics"
+	"github.com/moonforge/moonforge/engine/presence"
 	"github.com/moonforge/moonforge/engine/reload"
 	"github.com/moonforge/moonforge/engine/room"
 	"github.com/moonforge/moonforge/engine/router"
@@ -120,8 +121,10 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		ReplayMaxPushes: cfg.Session.ReplayPushes,
 		ReplayMaxBytes:  cfg.Session.ReplayBytes,
 	})
+	online := presence.NewDirectory()
 	svc := &script.Services{
 		Players:        n.sessions,
+		Presence:       online,
 		Store:          n.store,
 		Log:            log.With("part", "lua"),
 		Dev:            cfg.Dev,
@@ -134,13 +137,13 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		System:      n.system,
 		Versions:    versions,
 		Players:     n.sessions,
+		Presence:    online,
 		Log:         log.With("part", "room"),
 		Observer:    n.metrics,
 		MailboxSize: cfg.Session.RoomMailboxes,
 		MaxRooms:    cfg.Session.MaxRooms,
 	})
 	svc.Rooms = newGuardedRooms(n.rooms, n.mem, cfg.Session.MaxRoomsPerPlayer)
-	n.sessions.Follow(n.rooms)
 	local := router.NewLocal(router.LocalConfig{
 		System:      n.system,
 		Rooms:       n.rooms,
@@ -153,6 +156,8 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		return fmt.Errorf("scripts: %w", err)
 	}
 	n.router = router.New(versions, n.rooms, local)
+	// The directory first: a room or a hook that reacts to a presence message reads it updated.
+	n.sessions.Follow(call.Notifiers{online, n.rooms, n.router})
 	n.gate = gate.New(gate.Config{
 		TCPAddr:              cfg.Gate.TCP,
 		WSAddr:               cfg.Gate.WS,

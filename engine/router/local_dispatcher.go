@@ -135,3 +135,16 @@ func (l *Local) Login(dst Destination, lg *call.Login) {
 		lg.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the login mailbox is full", RetryAfterMs: 100})
 	}
 }
+
+// Notify runs a role's mf.on_session_end hook for p on the role's actor of dst.Key.
+func (l *Local) Notify(dst Destination, p call.Presence) {
+	a := l.actor(dst, func(err error) {
+		l.cfg.Log.Warn("session end not delivered", "role", dst.Role, "player", p.PlayerID, "error", err)
+	})
+	if a == nil {
+		return
+	}
+	if !a.Send(func(vm *script.VM) { vm.SessionEnded(p) }) {
+		l.cfg.Log.Warn("session end not delivered: the mailbox is full", "role", dst.Role, "player", p.PlayerID)
+	}
+}

@@ -169,20 +169,26 @@ func (b *Bundle) probe(role string) []source.Problem {
 		return []source.Problem{asProblem("", err)}
 	}
 	var problems []source.Problem
-	addRoute := func(name string, r route.Route, where string) {
+	msgID := func(name, where string) (uint16, bool) {
 		msg := b.Schema.ByName(name)
 		if msg == nil {
 			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("no message %q with a msg_id in the schema", name)})
-			return
+			return 0, false
 		}
-		if prev, ok := b.Routes.Messages[msg.ID]; ok && prev != r {
-			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", msg.FullName, prev.Role, r.Role)})
-			return
-		}
-		b.Routes.Messages[msg.ID] = r
+		return msg.ID, true
 	}
 	for _, h := range vm.handlerList() {
-		addRoute(h.name, route.Route{Role: role, Key: h.key}, h.where)
+		id, ok := msgID(h.name, h.where)
+		if !ok {
+			continue
+		}
+		r := b.Routes.Messages[id]
+		if r.Role != "" {
+			problems = append(problems, source.Problem{File: h.where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", h.name, r.Role, role)})
+			continue
+		}
+		r.Role, r.Key = role, h.key
+		b.Routes.Messages[id] = r
 	}
 	for method := range vm.logins {
 		if prev, ok := b.Routes.Logins[method]; ok {
@@ -198,8 +204,19 @@ func (b *Bundle) probe(role string) []source.Problem {
 		rt.Role = role
 		b.RoomTypes[name] = rt
 		for _, m := range rt.Messages {
-			addRoute(m, route.Route{Role: role, Room: true}, "room type "+name)
+			if id, ok := msgID(m, "room type "+name); ok {
+				r := b.Routes.Messages[id]
+				r.Rooms = append(r.Rooms, name)
+				sort.Strings(r.Rooms)
+				b.Routes.Messages[id] = r
+			}
 		}
+	}
+	if vm.sessionEnd != nil {
+		if b.Routes.SessionEnd == nil {
+			b.Routes.SessionEnd = map[string]string{}
+		}
+		b.Routes.SessionEnd[role] = vm.sessionEndKey
 	}
 	return problems
 }

@@ -14,12 +14,12 @@ namespace Moonforge.Tests
     /// timeouts, cancellation, replays dropped after a resume, requests held until the resume, Kick, heartbeat and its
     /// silence detection, Close. No network and no server needed.
     /// </summary>
-    internal static class ClientTests
+    internal static partial class ClientTests
     {
         internal static int Run()
         {
             var check = new Check();
-            foreach (var test in new Action<Check>[] { ResultsOnlyInUpdate, ResumeAfterLoss, SilentServer, ConnectFailure })
+            foreach (var test in new Action<Check>[] { ResultsOnlyInUpdate, ResumeAfterLoss, SilentServer, ConnectFailure, CancelWhileStarting, ThrowingLog, CloseCompletesAtOnce, LossCompletesAtOnce, HeartbeatNeverLeaks, BoundedUpdate, SimulatedLossAtOnce, NamedEvents, CatchAllPushes, RestoreSession, DefaultPorts })
             {
                 try
                 {
@@ -215,13 +215,19 @@ namespace Moonforge.Tests
                 this.autoPong = autoPong;
             }
 
+            // FailConnect makes ConnectAsync fail; DieAtOnce makes the connection fail on its first read.
+            internal bool FailConnect;
+            internal bool DieAtOnce;
+
             public Task ConnectAsync(CancellationToken cancellationToken)
             {
+                if (FailConnect) throw new IOException("connection refused");
                 return Task.FromResult(0);
             }
 
             public async Task<Frame> ReceiveAsync(CancellationToken cancellationToken)
             {
+                if (DieAtOnce) throw new IOException("connection reset");
                 while (true)
                 {
                     await arrived.WaitAsync().ConfigureAwait(false);

@@ -3,6 +3,7 @@
 
 namespace Moonforge
 {
+    /// <summary>The message moonforge.Ping (msg_id 1) of moonforge/protocol.proto.</summary>
     public sealed partial class Ping : global::Moonforge.IMessage
     {
         /// <summary>The message id of Ping on the wire.</summary>
@@ -78,6 +79,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.Pong (msg_id 2) of moonforge/protocol.proto.</summary>
     public sealed partial class Pong : global::Moonforge.IMessage
     {
         /// <summary>The message id of Pong on the wire.</summary>
@@ -153,6 +155,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.Error (msg_id 3) of moonforge/protocol.proto.</summary>
     public sealed partial class Error : global::Moonforge.IMessage
     {
         /// <summary>The message id of Error on the wire.</summary>
@@ -250,6 +253,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.Kick (msg_id 4) of moonforge/protocol.proto.</summary>
     public sealed partial class Kick : global::Moonforge.IMessage
     {
         /// <summary>The message id of Kick on the wire.</summary>
@@ -331,6 +335,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.LoginReq (msg_id 10) of moonforge/protocol.proto.</summary>
     public sealed partial class LoginReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of LoginReq on the wire.</summary>
@@ -491,6 +496,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.LoginAck (msg_id 11) of moonforge/protocol.proto.</summary>
     public sealed partial class LoginAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of LoginAck on the wire.</summary>
@@ -670,6 +676,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.ResumeReq (msg_id 12) of moonforge/protocol.proto.</summary>
     public sealed partial class ResumeReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of ResumeReq on the wire.</summary>
@@ -751,6 +758,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.ResumeAck (msg_id 13) of moonforge/protocol.proto.</summary>
     public sealed partial class ResumeAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of ResumeAck on the wire.</summary>
@@ -854,6 +862,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.LogoutReq (msg_id 14) of moonforge/protocol.proto.</summary>
     public sealed partial class LogoutReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of LogoutReq on the wire.</summary>
@@ -913,6 +922,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.LogoutAck (msg_id 15) of moonforge/protocol.proto.</summary>
     public sealed partial class LogoutAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of LogoutAck on the wire.</summary>
@@ -956,6 +966,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.RefreshReq (msg_id 16) of moonforge/protocol.proto.</summary>
     public sealed partial class RefreshReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of RefreshReq on the wire.</summary>
@@ -1021,6 +1032,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.RefreshAck (msg_id 17) of moonforge/protocol.proto.</summary>
     public sealed partial class RefreshAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of RefreshAck on the wire.</summary>

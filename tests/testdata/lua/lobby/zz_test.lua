@@ -25,6 +25,7 @@ mf.handle("WhoReq", function(ctx, req)
 end)
 
 mf.handle("NoteReq", function(ctx, req)
+  if req.text == "bad reply" then return "WhoAck", { calls = "many" } end -- a string for a uint32
   state.note = req.text
   return "NoteAck", { text = req.text }
 end)
