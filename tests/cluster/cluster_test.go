@@ -299,6 +299,33 @@ func TestCalls(t *testing.T) {
 	}
 }
 
+// A player's session ends on a proxy (a second login replaces it): the game role's
+// mf.on_session_end hook runs on the game node, carried over the bus.
+func TestSessionEndReachesAnotherNode(t *testing.T) {
+	e := newEnv(t)
+	e.start("proxy-1", "proxy")
+	e.start("lobby-1", "lobby")
+	e.start("game-1", "game")
+	e.waitNodes("proxy-1", "lobby-1", "game-1")
+	e.dial("proxy-1", "replaced-player")
+	c, _ := e.dial("proxy-1", "replaced-player") // the same guest: the first session is replaced
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n, reason, err := e.call(c, "game", "session_ends", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= 1 {
+			if reason != "replaced" {
+				t.Fatalf("the hook saw reason %q, want replaced", reason)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the game node's mf.on_session_end never ran")
+		}
+	}
+}
+
 // Three masters form the NATS cluster (routes, registry replicated 3 times); kill -9 of one:
 // every node reconnects to another and the cluster keeps serving.
 func TestThreeMasters(t *testing.T) {
