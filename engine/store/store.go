@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -275,4 +276,39 @@ func quoteStart(key string) string {
 // conflictError wraps ErrConflict with the key whose version did not match.
 func conflictError(key string, want, got uint64) error {
 	return fmt.Errorf("%w: key %s is at version %d, the batch expected %d", ErrConflict, quoteStart(key), got, want)
+}
+
+// life guards a backend against use after Close: every call holds mu for
+// reading, Close for writing, so Close waits for calls in progress.
+type life struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+// enter checks ctx and read-locks l against Close. On success the caller
+// must call l.leave.
+func (l *life) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (l *life) leave() { l.mu.RUnlock() }
+
+// end marks l closed once, waiting for calls in progress, and runs release
+// with the lock held. A second call returns ErrClosed.
+func (l *life) end(release func() error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.closed = true
+	return release()
 }
