@@ -31,18 +31,18 @@ const (
 type BoltConfig struct {
 	// Path is the database file. Its parent directory is created (mode 0700)
 	// if missing. Required.
-	Path string
+	Path string `yaml:"path"`
 	// Mode of the file when OpenBolt creates it. Default 0600.
-	Mode os.FileMode
+	Mode os.FileMode `yaml:"-"`
 	// Timeout is how long OpenBolt waits for the file's lock before it fails
 	// with ErrLocked. Default 1s.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"-"`
 	// NoSync skips fsync on commit. A write then still survives kill -9 of
 	// the process but not a crash of the machine. For tests and tools only.
-	NoSync bool
+	NoSync bool `yaml:"-"`
 	// BatchDelay is the longest a write waits for concurrent writes to share
 	// its transaction and fsync. Default 10ms.
-	BatchDelay time.Duration
+	BatchDelay time.Duration `yaml:"batch_delay"`
 }
 
 func (c BoltConfig) withDefaults() BoltConfig {

@@ -16,11 +16,11 @@ import (
 type MySQLConfig struct {
 	// DSN is go-sql-driver/mysql's data source name, naming the database:
 	// user:password@tcp(host:port)/dbname. Required.
-	DSN string
+	DSN string `yaml:"dsn"`
 	// Table holds the keys; created if missing. Default moonforge_kv.
-	Table string
+	Table string `yaml:"table"`
 	// MaxOpenConns bounds the connection pool. Default 32.
-	MaxOpenConns int
+	MaxOpenConns int `yaml:"max_open_conns"`
 }
 
 // DefaultMySQLTable is MySQLConfig.Table's default.
@@ -152,23 +152,8 @@ func (s *MySQLStore) GetVersion(ctx context.Context, key string) ([]byte, uint64
 	if err := validateKey(key); err != nil {
 		return nil, 0, err
 	}
-	if err := s.enter(ctx); err != nil {
-		return nil, 0, err
-	}
-	defer s.leave()
-	var v []byte
-	var n uint64
-	err := s.db.QueryRowContext(ctx, "SELECT v, n FROM "+s.table+" WHERE k = ? AND (exp = 0 OR exp > ?)", key, nowMillis()).Scan(&v, &n)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, 0, ErrNotFound
-	case err != nil:
-		return nil, 0, fmt.Errorf("store: get %s: %w", quoteStart(key), sqlErr(err))
-	}
-	if v == nil {
-		v = []byte{}
-	}
-	return v, n, nil
+	v, n, _, err := s.getRow(ctx, key)
+	return v, n, err
 }
 
 // Put implements Store.
@@ -354,4 +339,77 @@ func (s *MySQLStore) Close() error {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
+}
+
+// backRow is one key that the tiered store writes back: its value, version
+// and expiry as they are in Redis, or its deletion.
+type backRow struct {
+	key     string
+	value   []byte
+	version uint64
+	expiry  int64 // unix ms, 0: none
+	delete  bool
+}
+
+// writeBack writes rows in one transaction, setting versions as given.
+func (s *MySQLStore) writeBack(ctx context.Context, rows []backRow) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.leave()
+	for attempt := 0; ; attempt++ {
+		err := s.writeBackTx(ctx, rows)
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) && attempt < 20 && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: write back %d keys: %w", len(rows), sqlErr(err))
+		}
+		return nil
+	}
+}
+
+func (s *MySQLStore) writeBackTx(ctx context.Context, rows []backRow) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	for _, r := range rows {
+		if r.delete {
+			_, err = tx.ExecContext(ctx, "DELETE FROM "+s.table+" WHERE k = ?", r.key)
+		} else {
+			_, err = tx.ExecContext(ctx, "INSERT INTO "+s.table+" (k, v, n, exp) VALUES (?, ?, ?, ?) "+
+				"ON DUPLICATE KEY UPDATE v = VALUES(v), n = VALUES(n), exp = VALUES(exp)", r.key, r.value, r.version, r.expiry)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// getRow returns the value, version and expiry (unix ms, 0: none) of a live
+// key, or ErrNotFound.
+func (s *MySQLStore) getRow(ctx context.Context, key string) (value []byte, version uint64, expiry int64, err error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, 0, 0, err
+	}
+	defer s.leave()
+	err = s.db.QueryRowContext(ctx, "SELECT v, n, exp FROM "+s.table+" WHERE k = ? AND (exp = 0 OR exp > ?)", key, nowMillis()).Scan(&value, &version, &expiry)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, 0, 0, ErrNotFound
+	case err != nil:
+		return nil, 0, 0, fmt.Errorf("store: get %s: %w", quoteStart(key), sqlErr(err))
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return value, version, expiry, nil
 }

@@ -17,19 +17,19 @@ import (
 // client: one address is a single node, a MasterName makes it Sentinel, and
 // Cluster (or several addresses without a MasterName) makes it Redis Cluster.
 type RedisConfig struct {
-	Addrs      []string // host:port of the node, the Sentinels or the Cluster's seeds
-	MasterName string   // Sentinel's name of the master
-	Cluster    bool     // Redis Cluster, also with one seed address
-	Username   string
-	Password   string
-	DB         int // single node and Sentinel only
+	Addrs      []string `yaml:"addrs"`       // host:port of the node, the Sentinels or the Cluster's seeds
+	MasterName string   `yaml:"master_name"` // Sentinel's name of the master
+	Cluster    bool     `yaml:"cluster"`     // Redis Cluster, also with one seed address
+	Username   string   `yaml:"username"`
+	Password   string   `yaml:"password"`
+	DB         int      `yaml:"db"` // single node and Sentinel only
 	// Prefix starts every Redis key of this store, so that several stores
 	// (or test packages) share one server. It must not contain '{' or '}'.
-	Prefix string
+	Prefix string `yaml:"prefix"`
 	// DialTimeout and ReadTimeout bound each connection and command; 0:
 	// go-redis's defaults (5s and 3s).
-	DialTimeout time.Duration
-	ReadTimeout time.Duration
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 }
 
 // RedisStore is the Store on Redis. Each key is a hash (field v: the value,
@@ -263,22 +263,7 @@ func (s *RedisStore) runBatch(ctx context.Context, ops []Op, indexed bool) error
 	}
 	for _, op := range ops {
 		keys = append(keys, s.dataKey(op.Key))
-		kind := "p"
-		switch {
-		case op.Check:
-			kind = "c"
-		case op.Delete:
-			kind = "d"
-		}
-		match := ""
-		if op.conditional() {
-			match = strconv.FormatUint(op.Version, 10)
-		}
-		value := op.Value
-		if value == nil {
-			value = []byte{}
-		}
-		args = append(args, kind, match, op.TTL.Milliseconds()+boolInt(op.TTL%time.Millisecond != 0), value)
+		args = append(args, redisOpArgs(op)...)
 	}
 	if indexed {
 		keys = append(keys, s.indexKey())
@@ -287,6 +272,33 @@ func (s *RedisStore) runBatch(ctx context.Context, ops []Op, indexed bool) error
 	if err != nil {
 		return fmt.Errorf("store: batch of %d ops: %w", len(ops), redisErr(err))
 	}
+	return batchResult(res, ops)
+}
+
+// redisOpArgs are the four script arguments of op: kind (p, d or c), the
+// version it must match ("" for none), the TTL in ms (rounded up) and the
+// value.
+func redisOpArgs(op Op) []any {
+	kind := "p"
+	switch {
+	case op.Check:
+		kind = "c"
+	case op.Delete:
+		kind = "d"
+	}
+	match := ""
+	if op.conditional() {
+		match = strconv.FormatUint(op.Version, 10)
+	}
+	value := op.Value
+	if value == nil {
+		value = []byte{}
+	}
+	return []any{kind, match, op.TTL.Milliseconds() + boolInt(op.TTL%time.Millisecond != 0), value}
+}
+
+// batchResult turns a batch script's reply into nil or a conflict error.
+func batchResult(res []any, ops []Op) error {
 	if len(res) == 3 && res[0] == "conflict" {
 		i, _ := res[1].(int64)
 		cur, _ := strconv.ParseUint(fmt.Sprint(res[2]), 10, 64)

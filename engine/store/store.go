@@ -10,8 +10,9 @@
 // storetest, which checks what Capabilities says the backend promises.
 //
 // A key that contains a group tag, the bytes between its first '{' and the
-// next '}' (as in Redis Cluster's hash tags), belongs to that group: a batch
-// whose keys are all of one group is atomic on every backend. Player data is
+// next '}' (as in Redis Cluster's hash tags), belongs to the group named by
+// its bytes up to that '}' (see Group): a batch whose keys are all of one
+// group is atomic on every backend. Player data is
 // laid out as PlayerKey(id, name) for that reason.
 package store
 
@@ -172,8 +173,10 @@ func PlayerKey(playerID, name string) string {
 	return "p/{" + playerID + "}/" + name
 }
 
-// Group returns the group tag of key, or "" when it has none: the bytes
-// between the first '{' and the next '}', when there is at least one.
+// Group returns the group of key, or "" when it has none: its bytes up to
+// and including the first '}' that follows a '{' with at least one byte
+// between them. The bytes between the braces are the Redis Cluster hash tag,
+// so all keys of a group are in one slot (and in one MongoDB document).
 func Group(key string) string {
 	i := strings.IndexByte(key, '{')
 	if i < 0 {
@@ -183,7 +186,7 @@ func Group(key string) string {
 	if j <= 0 {
 		return ""
 	}
-	return key[i+1 : i+1+j]
+	return key[:i+2+j]
 }
 
 // validateKey reports whether key is acceptable to every Store, as an error

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,37 +164,50 @@ func RandomName() string {
 	return hex.EncodeToString(b[:])
 }
 
-// FerretDB is the MongoDB-wire server the Mongo backend is tested against
-// when MOONFORGE_MONGO_URL names no real MongoDB.
-const FerretDB = "github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2"
-
 var ferretBuild struct {
 	once sync.Once
 	bin  string
 	err  error
 }
 
-// ferretBinary builds FerretDB once per machine into the user's cache
-// directory (about a minute the first time) and returns its path.
+// ferretBinary builds tools/ferretdb (FerretDB v1.24.2 embedded in a small
+// command, a module of its own) once per machine into the user's cache
+// directory, keyed by the hash of its sources, and returns its path. The
+// first build downloads FerretDB's modules and takes about a minute.
 func ferretBinary() (string, error) {
 	ferretBuild.once.Do(func() {
+		_, self, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(self), "..", "..", "..", "tools", "ferretdb")
+		h := sha256.New()
+		for _, f := range []string{"go.mod", "go.sum", "main.go"} {
+			b, err := os.ReadFile(filepath.Join(src, f))
+			if err != nil {
+				ferretBuild.err = err
+				return
+			}
+			h.Write(b)
+		}
 		cache, err := os.UserCacheDir()
 		if err != nil {
 			cache = os.TempDir()
 		}
-		dir := filepath.Join(cache, "moonforge", "ferretdb-v1.24.2")
-		bin := filepath.Join(dir, "ferretdb")
+		bin := filepath.Join(cache, "moonforge", "ferretdb-"+hex.EncodeToString(h.Sum(nil))[:16])
 		if _, err := os.Stat(bin); err == nil {
 			ferretBuild.bin = bin
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "install", FerretDB)
-		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "GOWORK=off")
-		cmd.Dir = os.TempDir() // outside this module: go install pkg@version
+		tmp := bin + ".tmp" + RandomName()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, ".")
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			ferretBuild.err = fmt.Errorf("go install %s: %v: %s", FerretDB, err, out)
+			ferretBuild.err = fmt.Errorf("go build tools/ferretdb: %v: %s", err, out)
+			return
+		}
+		if err := os.Rename(tmp, bin); err != nil {
+			ferretBuild.err = err
 			return
 		}
 		ferretBuild.bin = bin
@@ -224,8 +239,7 @@ func MongoURL(t testing.TB) string {
 	}
 	port := FreePort(t)
 	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: t.TempDir()}
-	s.args = []string{bin, "--listen-addr=" + s.Addr, "--handler=postgresql", "--postgresql-url=" + pg,
-		"--telemetry=disable", "--state-dir=" + s.dir, "--log-level=warn", "--debug-addr=-"}
+	s.args = []string{bin, "-listen", s.Addr, "-postgresql-url", pg}
 	s.start(t)
 	t.Cleanup(s.Kill)
 	return "mongodb://" + s.Addr + "/"

@@ -767,7 +767,7 @@ func testBatchLimits(t *testing.T, s store.Store) {
 func testGroups(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a, b := store.PlayerKey("a", "data"), store.PlayerKey("b", "data")
-	if store.Group(a) != "a" || store.Group("plain") != "" || store.Group("x{}y") != "" {
+	if store.Group(a) != "p/{a}" || store.Group("plain") != "" || store.Group("x{}y") != "" {
 		t.Fatalf("Group: %q %q %q", store.Group(a), store.Group("plain"), store.Group("x{}y"))
 	}
 	if err := s.Batch(ctx, []store.Op{{Key: a, Value: []byte("1"), Match: true}, {Key: store.PlayerKey("a", "x"), Value: []byte("2")}}); err != nil {
