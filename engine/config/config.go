@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Config is everything a node reads at start.
@@ -25,6 +27,7 @@ type Config struct {
 	Lua      Lua           `yaml:"lua"`
 	Session  Session       `yaml:"session"`
 	Auth     Auth          `yaml:"auth"`
+	Store    store.Config  `yaml:"store"`
 	Shutdown time.Duration `yaml:"shutdown_timeout"` // how long a graceful stop may take
 	// GCPercent is Go's GOGC: how much the heap may grow between collections. Above Go's 100 it
 	// trades memory for CPU; the gateway and the Lua tables allocate per request.
@@ -113,7 +116,17 @@ func Default() Config {
 			MaxRooms:      100000,
 			RoomMailboxes: 256,
 		},
-		Auth:      Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
+		Auth: Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
+		Store: store.Config{
+			Backend: "bolt",
+			Bolt:    store.BoltConfig{BatchDelay: store.DefaultBoltBatchDelay},
+			Redis:   store.RedisConfig{Addrs: []string{"127.0.0.1:6379"}, Prefix: "moonforge:"},
+			MySQL:   store.MySQLConfig{DSN: "root@tcp(127.0.0.1:3306)/moonforge", Table: store.DefaultMySQLTable, MaxOpenConns: 32},
+			Mongo: store.MongoConfig{URL: "mongodb://127.0.0.1:27017/", Database: store.DefaultMongoDatabase,
+				Collection: store.DefaultMongoCollection, Timeout: 10 * time.Second},
+			Tiered:  store.TieredOptions{WriteBack: time.Second},
+			Timeout: 10 * time.Second,
+		},
 		Shutdown:  10 * time.Second,
 		GCPercent: 400,
 	}
@@ -156,5 +169,8 @@ func (c Config) Validate() error {
 	check(c.Auth.TokenTTL >= time.Minute, "auth.token_ttl must be at least 1m")
 	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format must be text or json")
 	check(c.Log.Level == "debug" || c.Log.Level == "info" || c.Log.Level == "warn" || c.Log.Level == "error", "log.level must be debug, info, warn or error")
+	if err := c.Store.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -40,16 +40,29 @@ func TestLoadOverridesAndRejects(t *testing.T) {
 	if cfg.Gate.Heartbeat != 250*time.Millisecond || cfg.Gate.RateLimit != 50 || cfg.Lua.PoolSize != 4 || cfg.Gate.TCP != ":7001" {
 		t.Fatalf("%+v", cfg)
 	}
+	cfg, err = Load(write("store:\n  backend: tiered\n  mysql:\n    dsn: u@tcp(db:3306)/game\n  tiered:\n    write_back: 200ms\n"))
+	if err != nil || cfg.Store.Backend != "tiered" || cfg.Store.MySQL.DSN != "u@tcp(db:3306)/game" || cfg.Store.Redis.Addrs[0] != "127.0.0.1:6379" || cfg.Store.Tiered.WriteBack != 200*time.Millisecond {
+		t.Fatalf("store section: %+v, %v", cfg.Store, err)
+	}
 	if _, err := Load(write("")); err != nil {
 		t.Fatalf("empty file: %v", err)
 	}
 	for text, want := range map[string]string{
-		"gate:\n  hearbeat: 1s\n":    "hearbeat",
-		"lua:\n  pool_size: 0\n":     "pool_size",
-		"gate:\n  heartbeat: soon\n": "time.Duration",
-		"log:\n  format: xml\n":      "log.format",
-		"auth:\n  token_ttl: 1s\n":   "token_ttl",
-		"gate:\n  max_frame: 4\n":    "max_frame",
+		"gate:\n  hearbeat: 1s\n":                                                     "hearbeat",
+		"lua:\n  pool_size: 0\n":                                                      "pool_size",
+		"gate:\n  heartbeat: soon\n":                                                  "time.Duration",
+		"log:\n  format: xml\n":                                                       "log.format",
+		"auth:\n  token_ttl: 1s\n":                                                    "token_ttl",
+		"gate:\n  max_frame: 4\n":                                                     "max_frame",
+		"store:\n  backend: sqlite\n":                                                 "store.backend",
+		"store:\n  backend: redis\n  redis:\n    addrs: []\n":                         "store.redis.addrs",
+		"store:\n  backend: mysql\n  mysql:\n    dsn: \"\"\n":                         "store.mysql.dsn",
+		"store:\n  backend: mongo\n  mongo:\n    url: \"\"\n":                         "store.mongo.url",
+		"store:\n  backend: tiered\n  redis:\n    cluster: true\n":                    "store.redis.cluster",
+		"store:\n  backend: tiered\n  tiered:\n    write_back: 1ms\n":                 "store.tiered.write_back",
+		"store:\n  backend: redis\n  redis:\n    cluster: true\n    master_name: m\n": "master_name",
+		"store:\n  open_timeout: 0s\n":                                                "store.open_timeout",
+		"store:\n  redis:\n    adrs: [x]\n":                                           "adrs",
 	} {
 		if _, err := Load(write(text)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want an error about %s", text, err, want)

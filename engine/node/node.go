@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/actor"
@@ -55,12 +54,12 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 			n.close()
 		}
 	}()
-	n.store, err = store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.store, err = store.Open(ctx, cfg.Store, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	key, err := auth.LoadOrCreateKey(ctx, n.store)
 	if err != nil {
 		return nil, fmt.Errorf("token key: %w", err)

@@ -37,7 +37,7 @@ const (
 // batch within a group is atomic; an untagged key is a group of its own.
 // Each write of a group inserts the group's next revision as a new document,
 //
-//	{_id: hex(head) + "-" + revision (16 hex digits), k: {"_"+hex(rest): {v: value, n: version, exp: unix ms}}}
+//	{_id: hex(head) + "-" + revision (16 hex digits), h: hex(head), k: {"_"+hex(rest): {v: value, n: version, exp: unix ms}}}
 //
 // where head is the group (or the whole key) and rest the key's bytes after
 // it. The insert of a revision that already exists fails on the unique _id,
@@ -86,9 +86,15 @@ func OpenMongo(ctx context.Context, cfg MongoConfig) (*MongoStore, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("store: mongo %s: %w", cfg.URL, mongoErr(err))
 	}
+	coll := client.Database(cfg.Database).Collection(cfg.Collection)
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "h", Value: 1}}})
+	if err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("store: mongo %s: index: %w", cfg.URL, mongoErr(err))
+	}
 	return &MongoStore{
 		client: client,
-		coll:   client.Database(cfg.Database).Collection(cfg.Collection),
+		coll:   coll,
 		caps: Capabilities{
 			Backend:       "mongo",
 			AtomicBatch:   false,
@@ -147,6 +153,7 @@ func (e mongoEntry) live(now int64) bool { return e.Exp == 0 || e.Exp > now }
 
 type mongoDoc struct {
 	ID string                `bson:"_id"`
+	H  string                `bson:"h"` // docID of the group, indexed: FerretDB v1 pushes only equality down to PostgreSQL
 	K  map[string]mongoEntry `bson:"k"`
 	T  int64                 `bson:"t"` // insert time, unix ms
 }
@@ -187,9 +194,8 @@ func (s *MongoStore) GetVersion(ctx context.Context, key string) ([]byte, uint64
 // latest returns the newest revision of the group head, or an empty
 // document at revision 0.
 func (s *MongoStore) latest(ctx context.Context, head string) (mongoDoc, error) {
-	id := docID(head)
 	var doc mongoDoc
-	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: id + "-"}, {Key: "$lt", Value: id + "."}}}},
+	err := s.coll.FindOne(ctx, bson.D{{Key: "h", Value: docID(head)}},
 		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&doc)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
@@ -291,7 +297,7 @@ func next(doc mongoDoc, head string, ops []Op) (out mongoDoc, changed bool, err 
 		}
 		changed = true
 	}
-	return mongoDoc{ID: revID(head, revOf(doc.ID)+1), K: k, T: time.Now().UnixMilli()}, changed, nil
+	return mongoDoc{ID: revID(head, revOf(doc.ID)+1), H: docID(head), K: k, T: time.Now().UnixMilli()}, changed, nil
 }
 
 // updateDoc applies ops, all of group head, by inserting the group's next
@@ -329,7 +335,8 @@ func (s *MongoStore) inserted(ctx context.Context, head, id string, read time.Ti
 	if revOf(id)%16 == 0 {
 		// Best effort: readers take the newest revision whatever is left.
 		_, _ = s.coll.DeleteMany(ctx, bson.D{
-			{Key: "_id", Value: bson.D{{Key: "$gt", Value: docID(head) + "-"}, {Key: "$lt", Value: id}}},
+			{Key: "h", Value: docID(head)},
+			{Key: "_id", Value: bson.D{{Key: "$lt", Value: id}}},
 			{Key: "t", Value: bson.D{{Key: "$lt", Value: time.Now().Add(-mongoKeepRevisions).UnixMilli()}}},
 		})
 	}
@@ -345,14 +352,13 @@ func (s *MongoStore) batchMany(ctx context.Context, groups [][]Op) error {
 		part := groups[:min(chunk, len(groups))]
 		groups = groups[len(part):]
 		read := time.Now()
-		ranges := make(bson.A, len(part))
+		ids := make(bson.A, len(part))
 		heads := make([]string, len(part))
 		for i, g := range part {
 			heads[i] = docHead(g[0].Key)
-			id := docID(heads[i])
-			ranges[i] = bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: id + "-"}, {Key: "$lt", Value: id + "."}}}}
+			ids[i] = docID(heads[i])
 		}
-		cur, err := s.coll.Find(ctx, bson.D{{Key: "$or", Value: ranges}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		cur, err := s.coll.Find(ctx, bson.D{{Key: "h", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 		if err != nil {
 			return fmt.Errorf("store: batch: %w", mongoErr(err))
 		}

@@ -76,6 +76,8 @@ func (s *Server) start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(s.args[0], s.args[1:]...)
 	cmd.Dir = s.dir
+	// The server dies with the test binary, even when a timeout kills it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	log, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)

@@ -50,6 +50,7 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TTL", testTTL},
 		{"BatchLimits", testBatchLimits},
 		{"Groups", testGroups},
+		{"Lease", testLease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -787,4 +788,60 @@ func testGroups(t *testing.T, s store.Store) {
 		t.Fatalf("unconditional batch across groups: %v", err)
 	}
 	wantValue(t, s, b, []byte("5"))
+}
+
+// testLease: one owner at a time, takeover after expiry, and a stale
+// owner's writes refused.
+func testLease(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	key, data := store.PlayerKey("p1", "lease"), store.PlayerKey("p1", "data")
+	const ttl = 300 * time.Millisecond
+	a, err := store.Acquire(ctx, s, key, "node-a", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Batch(ctx, []store.Op{{Key: data, Value: []byte("a1")}}); err != nil {
+		t.Fatalf("write with the lease: %v", err)
+	}
+	if _, err := store.Acquire(ctx, s, key, "node-b", ttl); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("Acquire of a held lease = %v, want ErrLeaseHeld", err)
+	}
+	old := a.Token()
+	if err := a.Renew(ctx); err != nil || a.Token() == old {
+		t.Fatalf("Renew: %v, token %d -> %d", err, old, a.Token())
+	}
+	again, err := store.Acquire(ctx, s, key, "node-a", ttl)
+	if err != nil {
+		t.Fatalf("the owner acquiring again: %v", err)
+	}
+	if err := a.Batch(ctx, []store.Op{{Key: data, Value: []byte("stale")}}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("write with a superseded token = %v, want ErrLeaseLost", err)
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	b, err := store.Acquire(ctx, s, key, "node-b", ttl)
+	if err != nil {
+		t.Fatalf("Acquire of an expired lease: %v", err)
+	}
+	if b.Token() == again.Token() {
+		t.Fatalf("takeover reused token %d", b.Token())
+	}
+	if err := b.Batch(ctx, []store.Op{{Key: data, Value: []byte("b1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Batch(ctx, []store.Op{{Key: data, Value: []byte("a-late")}}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("write of the expired owner = %v, want ErrLeaseLost", err)
+	}
+	if err := again.Renew(ctx); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Renew of the expired owner = %v, want ErrLeaseLost", err)
+	}
+	wantValue(t, s, data, []byte("b1"))
+	if err := b.Batch(ctx, []store.Op{{Key: data, Value: []byte("x"), Match: true, Version: 12345}}); !errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("another condition failing = %v, want ErrConflict but not ErrLeaseLost", err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Acquire(ctx, s, key, "node-c", ttl); err != nil {
+		t.Fatalf("Acquire after Release: %v", err)
+	}
 }
