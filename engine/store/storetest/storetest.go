@@ -663,7 +663,7 @@ func testConditionalBatch(t *testing.T, s store.Store) {
 // testConcurrentIncrements: read-modify-CAS loops from many goroutines lose
 // no increment.
 func testConcurrentIncrements(t *testing.T, s store.Store) {
-	const workers, each = 16, 25
+	const workers, each = 6, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for range workers {
