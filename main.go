@@ -2,12 +2,14 @@
 //
 //	moonforge run [flags]      run every role in one process (embedded store, hot reload)
 //	moonforge reload [flags]   ask a running node to reload its scripts and schema
+//	moonforge data <cmd> ...   export, import or copy all stored data (between backends, to a file)
 //	moonforge version          print the version
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/dump"
 	"github.com/moonforge/moonforge/engine/node"
 )
 
@@ -37,6 +40,12 @@ func main() {
 		err = run(os.Args[2:])
 	case "reload":
 		err = reloadCmd(os.Args[2:])
+	case "data":
+		err = dump.Command(os.Args[2:], os.Stdout, os.Stderr)
+		if errors.Is(err, dump.ErrUsage) {
+			fmt.Fprintln(os.Stderr, "moonforge:", err)
+			os.Exit(2)
+		}
 	case "version":
 		fmt.Println("moonforge", version)
 	case "help", "-h", "--help":
@@ -58,6 +67,7 @@ func usage(w io.Writer) {
 commands:
   run       run a node with every role in one process
   reload    reload the scripts and schema of a running node
+  data      export, import or copy all stored data (moonforge data, for its help)
   version   print the version
 
 "moonforge <command> -h" lists the command's flags.

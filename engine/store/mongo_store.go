@@ -87,7 +87,7 @@ func OpenMongo(ctx context.Context, cfg MongoConfig) (*MongoStore, error) {
 		return nil, fmt.Errorf("store: mongo %s: %w", cfg.URL, mongoErr(err))
 	}
 	coll := client.Database(cfg.Database).Collection(cfg.Collection)
-	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "h", Value: 1}}})
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "h", Value: 1}, {Key: "_id", Value: -1}}})
 	if err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("store: mongo %s: index: %w", cfg.URL, mongoErr(err))
@@ -160,7 +160,7 @@ type mongoDoc struct {
 
 // mongoKeepRevisions is how long a superseded revision is kept, so that a
 // writer that read the one before it cannot insert it again.
-const mongoKeepRevisions = 10 * time.Minute
+const mongoKeepRevisions = 2 * time.Minute
 
 // Get implements Store.
 func (s *MongoStore) Get(ctx context.Context, key string) ([]byte, error) {
