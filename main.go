@@ -1,9 +1,11 @@
 // Command moonforge is the Moonforge game server.
 //
-//	moonforge run [flags]      run every role in one process (embedded store, hot reload)
-//	moonforge reload [flags]   ask a running node to reload its scripts and schema
-//	moonforge data <cmd> ...   export, import or copy all stored data (between backends, to a file)
-//	moonforge version          print the version
+//	moonforge run [flags]                  run every role in one process (embedded store, hot reload)
+//	moonforge call [flags] Message [JSON]  send one message to a server and print the reply
+//	moonforge reload [flags]               ask a running node to reload its scripts and schema
+//	moonforge data <export|import|copy>    move all stored data between backends or to a dump file
+//	moonforge version                      print the version and commit
+//	moonforge help [command]               print the commands, or a command's flags
 package main
 
 import (
@@ -14,68 +16,134 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
-	"os/signal"
+	"runtime"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/dump"
 	"github.com/moonforge/moonforge/engine/node"
+	"github.com/moonforge/moonforge/engine/process"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set by the Makefile's build:
+// -ldflags "-X main.version=$(git describe) -X main.commit=$(git rev-parse --short HEAD)".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+// command is one subcommand: setup defines its flags and returns the function that runs it on
+// the arguments left after the flags.
+type command struct {
+	name, args, summary string
+	setup               func(fs *flag.FlagSet) func(args []string) error
+}
+
+var commands = []command{
+	{"run", "[flags]", "run a node with every role in one process", runFlags},
+	{"call", "[flags] MessageName ['{json}']", "send one message to a server and print the reply as JSON", callFlags},
+	{"reload", "[flags]", "reload the scripts and schema of a running node", reloadFlags},
+	{"data", "<export|import|copy> [flags]", "export, import or copy all stored data, between backends or to a dump file", dataFlags},
+	{"version", "", "print the version and commit", func(*flag.FlagSet) func([]string) error { return printVersion }},
+}
 
 func main() {
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
 		os.Exit(2)
 	}
-	var err error
-	switch os.Args[1] {
-	case "run":
-		err = run(os.Args[2:])
-	case "reload":
-		err = reloadCmd(os.Args[2:])
-	case "data":
-		err = dump.Command(os.Args[2:], os.Stdout, os.Stderr)
-		if errors.Is(err, dump.ErrUsage) {
-			fmt.Fprintln(os.Stderr, "moonforge:", err)
-			os.Exit(2)
-		}
-	case "version":
-		fmt.Println("moonforge", version)
-	case "help", "-h", "--help":
-		usage(os.Stdout)
-	default:
-		fmt.Fprintf(os.Stderr, "moonforge: unknown command %q\n\n", os.Args[1])
+	name, args := os.Args[1], os.Args[2:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		os.Exit(help(args))
+	}
+	cmd := lookup(name)
+	if cmd == nil {
+		fmt.Fprintf(os.Stderr, "moonforge: unknown command %q\n\n", name)
 		usage(os.Stderr)
 		os.Exit(2)
 	}
-	if err != nil {
+	fs := flags(cmd)
+	do := cmd.setup(fs)
+	_ = fs.Parse(args) // exits on an error, and with 0 on -h
+	if err := do(fs.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "moonforge:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fs.Usage()
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: moonforge <command> [flags]
+// usageError is a wrong use of a command's arguments: main prints the command's usage too.
+type usageError string
 
-commands:
-  run       run a node with every role in one process
-  reload    reload the scripts and schema of a running node
-  data      export, import or copy all stored data (moonforge data, for its help)
-  version   print the version
+func (e usageError) Error() string { return string(e) }
 
-"moonforge <command> -h" lists the command's flags.
-`)
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("run", flag.ExitOnError)
+// flags returns a command's flag set, whose usage names the command and lists its flags.
+func flags(cmd *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd.name, flag.ExitOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: moonforge %s %s\n\n%s.\n", cmd.name, cmd.args, cmd.summary)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintf(w, "\nflags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// help prints the commands, or with an argument one command's usage, and returns the exit code.
+func help(args []string) int {
+	if len(args) == 0 {
+		usage(os.Stdout)
+		return 0
+	}
+	cmd := lookup(args[0])
+	if cmd == nil {
+		fmt.Fprintf(os.Stderr, "moonforge help: unknown command %q\n\n", args[0])
+		usage(os.Stderr)
+		return 2
+	}
+	fs := flags(cmd)
+	cmd.setup(fs)
+	fs.SetOutput(os.Stdout)
+	fs.Usage()
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: moonforge <command> [flags]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "  %-8s %s\n", "help", "print this, or a command's flags: moonforge help run")
+}
+
+func printVersion([]string) error {
+	fmt.Printf("moonforge %s (commit %s, %s)\n", version, commit, runtime.Version())
+	return nil
+}
+
+func runFlags(fs *flag.FlagSet) func([]string) error {
 	configPath := fs.String("config", "", "YAML configuration file (see moonforge.yaml)")
 	dev := fs.Bool("dev", false, "development mode: error replies carry file:line, debug logs")
 	dataDir := fs.String("data", "", "data directory (overrides data_dir)")
@@ -84,54 +152,53 @@ func run(args []string) error {
 	tcp := fs.String("tcp", "", `TCP gateway address, "-" to disable (overrides gate.tcp)`)
 	ws := fs.String("ws", "", `WebSocket gateway address, "-" to disable (overrides gate.ws)`)
 	adminAddr := fs.String("admin", "", `admin HTTP address, "-" to disable (overrides admin.addr)`)
-	_ = fs.Parse(args)
+	return func(args []string) error {
+		if len(args) > 0 {
+			return usageError(fmt.Sprintf("run takes no arguments, got %q", args))
+		}
+		cfg := config.Default()
+		if *configPath != "" {
+			var err error
+			if cfg, err = config.Load(*configPath); err != nil {
+				return err
+			}
+		}
+		for _, o := range []struct {
+			flag string
+			dst  *string
+		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*adminAddr, &cfg.Admin.Addr}} {
+			if o.flag != "" {
+				*o.dst = o.flag
+			}
+		}
+		if *dev {
+			cfg.Dev = true
+			cfg.Log.Level = "debug"
+		}
+		return run(cfg)
+	}
+}
 
-	cfg := config.Default()
-	if *configPath != "" {
-		var err error
-		if cfg, err = config.Load(*configPath); err != nil {
-			return err
-		}
-	}
-	for _, o := range []struct {
-		flag string
-		dst  *string
-	}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*adminAddr, &cfg.Admin.Addr}} {
-		if o.flag != "" {
-			*o.dst = o.flag
-		}
-	}
-	if *dev {
-		cfg.Dev = true
-		cfg.Log.Level = "debug"
-	}
+// minFileLimit is the open file limit under which run warns at start.
+const minFileLimit = 4096
+
+func run(cfg config.Config) error {
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	raiseFileLimit(log)
+	if files, ok := process.FileLimit(); ok && files < minFileLimit {
+		log.Warn("the open file limit bounds the connections; raise the hard limit (ulimit -Hn)", "limit", files)
+	}
 
 	n, err := node.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := process.StopContext(context.Background())
 	defer stop()
 	return n.Run(ctx)
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit: every client connection
-// is a file.
-func raiseFileLimit(log *slog.Logger) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= l.Max {
-		return
-	}
-	l.Cur = l.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		log.Warn("could not raise the open file limit", "error", err)
-	}
 }
 
 func newLogger(c config.Log) *slog.Logger {
@@ -144,13 +211,24 @@ func newLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-func reloadCmd(args []string) error {
-	fs := flag.NewFlagSet("reload", flag.ExitOnError)
+func reloadFlags(fs *flag.FlagSet) func([]string) error {
 	addr := fs.String("admin", "127.0.0.1:7080", "admin HTTP address of the node")
-	_ = fs.Parse(args)
+	return func(args []string) error {
+		if len(args) > 0 {
+			return usageError(fmt.Sprintf("reload takes no arguments, got %q", args))
+		}
+		return reload(*addr)
+	}
+}
+
+func reload(addr string) error {
 	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post("http://"+*addr+"/reload", "application/json", nil)
+	resp, err := client.Post("http://"+addr+"/reload", "application/json", nil)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("no server answers at %s (is moonforge run started? -admin names another address)", addr)
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -185,4 +263,16 @@ func reloadCmd(args []string) error {
 		return fmt.Errorf("reload rejected; the previous version keeps running")
 	}
 	return nil
+}
+
+// dataFlags: `moonforge data` parses its own subcommand's flags (dump.Command).
+func dataFlags(fs *flag.FlagSet) func(args []string) error {
+	fs.Usage = func() { fmt.Fprint(fs.Output(), dump.Usage) }
+	return func(args []string) error {
+		err := dump.Command(args, os.Stdout, os.Stderr)
+		if errors.Is(err, dump.ErrUsage) {
+			return usageError(err.Error())
+		}
+		return err
+	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/moonforge/moonforge/engine/protocol"
 )
 
-// TestBadInput sends every kind of bad input PROTOCOL.md names and checks the code it answers
+// TestBadInput sends every kind of bad input docs/protocol.md names and checks the code it answers
 // with and whether the connection stays, while a background client keeps being served.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
@@ -89,7 +89,7 @@ func TestBadInput(t *testing.T) {
 				ack := r.login(fmt.Sprintf("flags-%s-%x", transport, flags), 1)
 				r.send(frame{id: echoID, flags: flags, seq: 2})
 				r.expectKickAndClose(protocol.MalformedFrame, 5*time.Second)
-				// PROTOCOL.md: after a protocol violation the session stays resumable.
+				// docs/protocol.md: after a protocol violation the session stays resumable.
 				r2 := dialRaw(t, s, transport)
 				if got := resumeRaw(t, r2, ack.Token, 0); got.PlayerId != ack.PlayerId {
 					t.Errorf("resume after a violation: player %q, want %q", got.PlayerId, ack.PlayerId)
@@ -205,7 +205,7 @@ func TestBadInput(t *testing.T) {
 
 // randomFrames sends thousands of seeded random frames from several connections, some logged in,
 // plus random byte streams, and checks that each request is answered exactly once with a reply
-// or an Error of a code PROTOCOL.md allows, and that violations end in Kick.
+// or an Error of a code docs/protocol.md allows, and that violations end in Kick.
 func randomFrames(t *testing.T, s *server) {
 	ids := []uint16{0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 999, 1001, 1002, 2004, 2101, 2102, 3001, 3003, 3005, 3010, 9999, 65535}
 	var wg sync.WaitGroup
@@ -231,7 +231,7 @@ func randomFrames(t *testing.T, s *server) {
 				}
 				switch rng.IntN(20) {
 				case 0: // one-way: no reply
-				case 1: // a REPLY from the client: PROTOCOL.md defines no answer
+				case 1: // a REPLY from the client: docs/protocol.md defines no answer
 					seq++
 					f.seq, f.flags = seq, flagReply
 					want[seq] = false

@@ -2,10 +2,13 @@ package tests
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +91,7 @@ func TestLoginAndRequests(t *testing.T) {
 					t.Errorf("token login: player %q, want %q", ack.PlayerId, first.PlayerId)
 				}
 				if ack.SessionId == first.SessionId {
-					t.Errorf("token login reused session %q; PROTOCOL.md: a new session", ack.SessionId)
+					t.Errorf("token login reused session %q; docs/protocol.md: a new session", ack.SessionId)
 				}
 				_, err = s.dial(t, transport).Login(ctx, "token", "", first.Token+"x", nil)
 				expectCode(t, "tampered token", err, protocol.Unauthenticated)
@@ -197,23 +200,56 @@ func TestChatPushes(t *testing.T) {
 	}
 }
 
-// workedExample is the guest login of PROTOCOL.md's worked example, byte for byte.
-const workedExample = `
-00 00 00 16
-00 0a
-00 00
-00 00 00 01
-0a 05 67 75 65 73 74 12 05 64 65 76 2d 31`
+// workedExample returns the frames of docs/protocol.md's worked example, from the hex bytes that
+// start each line of the section's code blocks: the guest login, the EchoReq and its EchoAck.
+func workedExample(t testing.TB) (login, echo, echoReply []byte) {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(built.root, "docs", "protocol.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Worked example\n")
+	if !ok {
+		t.Fatal("docs/protocol.md has no Worked example section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var blocks [][]byte
+	for i, part := range strings.Split(section, "```") {
+		if i%2 == 0 {
+			continue // text between code blocks
+		}
+		var b []byte
+		for _, line := range strings.Split(part, "\n") {
+			for _, tok := range strings.Fields(line) {
+				v, err := hex.DecodeString(tok)
+				if err != nil || len(tok) != 2 {
+					break
+				}
+				b = append(b, v...)
+			}
+		}
+		blocks = append(blocks, b)
+	}
+	if len(blocks) != 3 {
+		t.Fatalf("the Worked example has %d code blocks, want 3 (login, EchoReq, EchoAck)", len(blocks))
+	}
+	for _, b := range blocks {
+		if len(b) < 12 || int(binary.BigEndian.Uint32(b)) != len(b)-4 {
+			t.Fatalf("example frame % x: its length field does not count the bytes after it", b)
+		}
+	}
+	return blocks[0], blocks[1], blocks[2]
+}
 
-// TestWorkedExample writes PROTOCOL.md's worked example on a raw TCP connection (the length field
-// 22 and the 22 bytes it counts) and as one WebSocket message (the 22 bytes after the length), and
-// checks the reply's header.
+// TestWorkedExample writes docs/protocol.md's worked example on a raw TCP connection (with the
+// length field) and as WebSocket messages (without), and checks the LoginAck's header and the
+// EchoAck byte for byte.
 func TestWorkedExample(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, options{})
-	example, err := hex.DecodeString(strings.Join(strings.Fields(workedExample), ""))
-	if err != nil || len(example) != 4+22 {
-		t.Fatalf("the example is %d bytes (%v), want 4+22", len(example), err)
+	login, echo, echoReply := workedExample(t)
+	if len(login) != 4+34 {
+		t.Fatalf("the login example is %d bytes, want 4+34", len(login))
 	}
 
 	t.Run("tcp", func(t *testing.T) {
@@ -223,29 +259,40 @@ func TestWorkedExample(t *testing.T) {
 		}
 		defer nc.Close()
 		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := nc.Write(example); err != nil {
+		read := func() []byte {
+			var head [12]byte
+			if _, err := io.ReadFull(nc, head[:]); err != nil {
+				t.Fatalf("reading a reply header: %v", err)
+			}
+			length := binary.BigEndian.Uint32(head[:4])
+			if length < 8 || length > 1<<20 {
+				t.Fatalf("reply length %d", length)
+			}
+			frame := make([]byte, 4+length)
+			copy(frame, head[:])
+			if _, err := io.ReadFull(nc, frame[12:]); err != nil {
+				t.Fatal(err)
+			}
+			return frame
+		}
+		if _, err := nc.Write(login); err != nil {
 			t.Fatal(err)
 		}
-		var head [12]byte
-		if _, err := io.ReadFull(nc, head[:]); err != nil {
-			t.Fatalf("reading the reply header: %v", err)
+		reply := read()
+		if want := []byte{0x00, 0x0b, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01}; !bytes.Equal(reply[4:12], want) {
+			t.Fatalf("reply header % x, want % x (msg_id 11, flags 0x0001, seq 1)", reply[4:12], want)
 		}
-		length := uint32(head[0])<<24 | uint32(head[1])<<16 | uint32(head[2])<<8 | uint32(head[3])
-		if length < 8 || length > 1<<20 {
-			t.Fatalf("reply length %d", length)
-		}
-		if want := []byte{0x00, 0x0b, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01}; !bytes.Equal(head[4:], want) {
-			t.Fatalf("reply header % x, want % x (msg_id 11, flags 0x0001, seq 1)", head[4:], want)
-		}
-		payload := make([]byte, length-8)
-		if _, err := io.ReadFull(nc, payload); err != nil {
+		checkExampleAck(t, reply[12:])
+		if _, err := nc.Write(echo); err != nil {
 			t.Fatal(err)
 		}
-		checkExampleAck(t, payload)
+		if got := read(); !bytes.Equal(got, echoReply) {
+			t.Fatalf("EchoAck % x, want % x", got, echoReply)
+		}
 	})
 	t.Run("ws", func(t *testing.T) {
 		r := dialRaw(t, s, "ws")
-		if err := r.writeBytes(example[4:]); err != nil {
+		if err := r.writeBytes(login[4:]); err != nil {
 			t.Fatal(err)
 		}
 		f := r.nextFrame(10 * time.Second)
@@ -253,6 +300,13 @@ func TestWorkedExample(t *testing.T) {
 			t.Fatalf("reply %v, want msg_id 11, flags 0x0001, seq 1", f)
 		}
 		checkExampleAck(t, f.payload)
+		if err := r.writeBytes(echo[4:]); err != nil {
+			t.Fatal(err)
+		}
+		f = r.nextFrame(10 * time.Second)
+		if got := f.stream(); !bytes.Equal(got, echoReply) {
+			t.Fatalf("EchoAck % x, want % x", got, echoReply)
+		}
 	})
 }
 
@@ -307,7 +361,7 @@ func TestLoginRules(t *testing.T) {
 	r.expectKickAndClose(protocol.Unauthenticated, 5*time.Second)
 }
 
-// TestOneWayFrameworkMessages sends Ping, LoginReq and ResumeReq with seq 0: PROTOCOL.md says a
+// TestOneWayFrameworkMessages sends Ping, LoginReq and ResumeReq with seq 0: docs/protocol.md says a
 // one-way message gets no reply.
 func TestOneWayFrameworkMessages(t *testing.T) {
 	t.Parallel()
@@ -383,15 +437,12 @@ func TestConcurrentLogins(t *testing.T) {
 }
 
 // TestHalfClosedConnection sends requests and then closes only its sending side (TCP FIN, as
-// `nc -N` does): PROTOCOL.md promises exactly one reply to each request, so the replies must still
+// `nc -N` does): docs/protocol.md promises exactly one reply to each request, so the replies must still
 // arrive before the server closes.
 func TestHalfClosedConnection(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, options{})
-	example, err := hex.DecodeString(strings.Join(strings.Fields(workedExample), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	example, _, _ := workedExample(t)
 	echo := frame{id: s.msgs.Schema.ByName("EchoReq").ID, seq: 2, payload: []byte{0x10, 0x07}}.stream()
 	for i := range 10 {
 		nc, err := net.DialTimeout("tcp", s.tcp, 5*time.Second)

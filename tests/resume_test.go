@@ -234,7 +234,7 @@ func drained(c *client.Client) <-chan client.Push {
 	}
 }
 
-// TestResumeRefused checks the cases PROTOCOL.md answers with RESUME_FAILED: pushes no longer
+// TestResumeRefused checks the cases docs/protocol.md answers with RESUME_FAILED: pushes no longer
 // held, a seq beyond the last push, a session past its resume window or replaced by a new login,
 // and bad tokens.
 func TestResumeRefused(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -177,7 +176,7 @@ func (s *server) launch() {
 	}}
 	p.cmd.Stderr = lw
 	p.cmd.Stdout = lw
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = procAttr()
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatalf("starting moonforge: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,23 +41,42 @@ func Start(addr string, d Deps) (*Server, error) {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
+	endpoints := []struct {
+		pattern, about string
+		handler        http.HandlerFunc
+	}{
+		{"GET /healthz", "ok while the node serves", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte("ok\n"))
+		}},
+		{"GET /metrics", "Prometheus metrics (moonforge_*, Go runtime)", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}).ServeHTTP},
+		{"GET /status", "version, uptime, connections, sessions, rooms, actors per script version (JSON)", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, d.Status())
+		}},
+		{"GET /reload", "the last reload: result, version, changed files, problems with file:line (JSON)", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, d.Reloader.Last())
+		}},
+		{"POST /reload", "reload the scripts and schema now; 422 if rejected (JSON, as GET /reload)", func(w http.ResponseWriter, _ *http.Request) {
+			res := d.Reloader.Reload("admin")
+			status := http.StatusOK
+			if res.Outcome == reload.Rejected {
+				status = http.StatusUnprocessableEntity
+			}
+			writeJSON(w, status, res)
+		}},
+		{"/debug/pprof/", "Go's profiler (go tool pprof http://ADDR/debug/pprof/profile)", pprof.Index},
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	for _, e := range endpoints {
+		mux.HandleFunc(e.pattern, e.handler)
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, d.Status()) })
-	mux.HandleFunc("GET /reload", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, d.Reloader.Last()) })
-	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, _ *http.Request) {
-		res := d.Reloader.Reload("admin")
-		status := http.StatusOK
-		if res.Outcome == reload.Rejected {
-			status = http.StatusUnprocessableEntity
+		_, _ = fmt.Fprintln(w, "Moonforge admin endpoint")
+		for _, e := range endpoints {
+			_, _ = fmt.Fprintf(w, "  %-17s %s\n", e.pattern, e.about)
 		}
-		writeJSON(w, status, res)
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)

@@ -95,4 +95,13 @@ func TestEndpoints(t *testing.T) {
 	if code, _ := get("GET", "/debug/pprof/"); code != 200 {
 		t.Fatalf("pprof %d", code)
 	}
+	code, body = get("GET", "/")
+	for _, want := range []string{"GET /healthz", "GET /metrics", "GET /status", "GET /reload", "POST /reload", "/debug/pprof/"} {
+		if code != 200 || !strings.Contains(body, "\n  "+want+" ") {
+			t.Errorf("the index / does not list %s: %d\n%s", want, code, body)
+		}
+	}
+	if code, _ := get("GET", "/nothing"); code != http.StatusNotFound {
+		t.Errorf("GET /nothing: %d, want 404", code)
+	}
 }

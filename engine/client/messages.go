@@ -1,6 +1,8 @@
 package client
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -31,7 +33,8 @@ func (m Messages) Encode(name, json string) (uint16, []byte, error) {
 	return msg.ID, b, err
 }
 
-// Decode returns the name and protojson text of a message given its id and encoding.
+// Decode returns the name and protojson text of a message given its id and encoding. The text
+// is compact (no spaces), unlike protojson's own output, which varies between builds.
 func (m Messages) Decode(id uint16, payload []byte) (string, string, error) {
 	msg := m.Schema.ByID(id)
 	if msg == nil {
@@ -42,7 +45,14 @@ func (m Messages) Decode(id uint16, payload []byte) (string, string, error) {
 		return msg.Name, "", fmt.Errorf("%s: %w", msg.Name, err)
 	}
 	text, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false}.Marshal(dm)
-	return msg.Name, string(text), err
+	if err != nil {
+		return msg.Name, "", err
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, text); err != nil {
+		return msg.Name, "", err
+	}
+	return msg.Name, compact.String(), nil
 }
 
 // Message decodes a payload into a dynamic message.

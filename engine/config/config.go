@@ -3,11 +3,14 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -132,19 +135,115 @@ func Default() Config {
 	}
 }
 
-// Load reads a YAML file over the defaults. Unknown keys are errors, so a typo is not ignored.
+// Load reads a YAML file over the defaults. Unknown keys are errors, so a typo is not ignored;
+// every error names the file, the line and the option.
 func Load(path string) (Config, error) {
-	cfg := Default()
 	raw, err := os.ReadFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		pe.Path = filepath.ToSlash(pe.Path) // the same message on every OS
+	}
 	if err != nil {
+		return Default(), fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(raw)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", filepath.ToSlash(path), err)
+	}
+	return cfg, nil
+}
+
+// Parse reads YAML text over the defaults and validates the result, as Load does.
+func Parse(raw []byte) (Config, error) {
+	cfg := Default()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return cfg, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+	if len(doc.Content) > 0 { // not an empty file
+		if err := errors.Join(decode(doc.Content[0], reflect.ValueOf(&cfg).Elem(), "")...); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// decode sets v from the YAML node n, option by option, so that an error names the option (path)
+// and says what its value should be.
+func decode(n *yaml.Node, v reflect.Value, path string) []error {
+	if n.Tag == "!!null" {
+		return nil
+	}
+	if v.Kind() != reflect.Struct {
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			return []error{fmt.Errorf("line %d: %s: %s is not %s", n.Line, path, shown(n), expected(v.Type()))}
+		}
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		what := "the file"
+		if path != "" {
+			what = path
+		}
+		return []error{fmt.Errorf("line %d: %s must be a mapping of options, not %s", n.Line, what, shown(n))}
+	}
+	var errs []error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		name := key.Value
+		if path != "" {
+			name = path + "." + key.Value
+		}
+		field, ok := fieldByTag(v, key.Value)
+		if !ok {
+			errs = append(errs, fmt.Errorf("line %d: unknown option %s", key.Line, name))
+			continue
+		}
+		errs = append(errs, decode(val, field, name)...)
+	}
+	return errs
+}
+
+// fieldByTag returns the field of struct v whose yaml tag is name.
+func fieldByTag(v reflect.Value, name string) (reflect.Value, bool) {
+	for i := 0; i < v.NumField(); i++ {
+		if strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0] == name {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// shown quotes a scalar node's text, or names a node's kind.
+func shown(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return "this value"
+}
+
+// expected describes the values of an option's type.
+func expected(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "a duration (like 10s, 250ms or 1h30m)"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.Int:
+		return "a whole number"
+	case t.Kind() == reflect.Float64:
+		return "a number"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Slice:
+		return "a list of strings, like [a, b]"
+	}
+	return "a " + t.String()
 }
 
 // Validate checks ranges that would otherwise fail later and less clearly.

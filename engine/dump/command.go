@@ -37,7 +37,7 @@ var ErrUsage = errors.New("usage")
 // writing an export to stdout when -o is "-".
 func Command(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: moonforge data needs a command\n\n%s", ErrUsage, Usage)
+		return fmt.Errorf("%w: moonforge data needs a command", ErrUsage)
 	}
 	fs := flag.NewFlagSet("data "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -127,7 +127,7 @@ func Command(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "copied %d keys\n", n)
 	default:
-		return fmt.Errorf("%w: unknown data command %q\n\n%s", ErrUsage, args[0], Usage)
+		return fmt.Errorf("%w: unknown data command %q", ErrUsage, args[0])
 	}
 	return nil
 }

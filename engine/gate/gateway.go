@@ -1,5 +1,5 @@
 // Package gate is the gateway: it accepts client connections over TCP and WebSocket, speaks
-// protocol v1 (shared/PROTOCOL.md), handles Ping, login and resume itself, and hands every other
+// protocol v1 (docs/protocol.md), handles Ping, login and resume itself, and hands every other
 // request to a Router. Each connection has one reader goroutine and one writer goroutine that
 // writes whatever is queued in one batch per wake-up.
 package gate
@@ -25,7 +25,7 @@ import (
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
-// Config configures the gateway. Zero values take the defaults of PROTOCOL.md.
+// Config configures the gateway. Zero values take the defaults of docs/protocol.md.
 type Config struct {
 	TCPAddr            string        // default ":7001"; "-" disables TCP
 	WSAddr             string        // default ":7002"; "-" disables WebSocket

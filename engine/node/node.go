@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/actor"
@@ -44,29 +46,43 @@ type Node struct {
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
 // no connection before Start. A script or schema error stops it here.
-func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
+func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: log, started: time.Now()}
-	defer func() {
-		if err != nil {
-			n.close()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n.store, err = store.Open(ctx, cfg.Store, cfg.DataDir)
-	if err != nil {
+	n := &Node{cfg: cfg, log: log, started: time.Now()}
+	if err := n.build(); err != nil {
+		n.close()
 		return nil, err
 	}
+	return n, nil
+}
+
+// build opens and wires the parts of New; on an error, what it opened is left for close.
+func (n *Node) build() (err error) {
+	cfg, log := n.cfg, n.log
+	for _, d := range []struct{ option, flag, path string }{{"lua_dir", "-lua", cfg.LuaDir}, {"proto_dir", "-proto", cfg.ProtoDir}} {
+		if info, err := os.Stat(d.path); err != nil || !info.IsDir() {
+			return fmt.Errorf("%s %q is not a directory: start moonforge in the project directory, or pass %s DIR", d.option, filepath.ToSlash(d.path), d.flag)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, cfg.Store, cfg.DataDir)
+	if err != nil {
+		if cfg.Store.Backend == "bolt" {
+			return fmt.Errorf("data directory %q: %w", filepath.ToSlash(cfg.DataDir), err)
+		}
+		return fmt.Errorf("store (%s): %w", cfg.Store.Backend, err)
+	}
+	n.store = db
 	key, err := auth.LoadOrCreateKey(ctx, n.store)
 	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
+		return fmt.Errorf("token key: %w", err)
 	}
 	tokens, err := auth.NewTokens(key, cfg.Auth.TokenTTL)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
 
@@ -82,7 +98,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scripts: %w", err)
+		return fmt.Errorf("scripts: %w", err)
 	}
 	versions := n.reloader.Versions()
 	n.sessions = session.NewManager(session.Config{
@@ -123,7 +139,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		MailboxSize: cfg.Lua.MailboxSize,
 	})
 	if err := n.router.Warm(); err != nil {
-		return nil, fmt.Errorf("scripts: %w", err)
+		return fmt.Errorf("scripts: %w", err)
 	}
 	n.gate = gate.New(gate.Config{
 		TCPAddr:            cfg.Gate.TCP,
@@ -146,7 +162,7 @@ func New(cfg config.Config, log *slog.Logger) (n *Node, err error) {
 		Log:      log.With("part", "gate"),
 		Observer: n.metrics,
 	})
-	return n, nil
+	return nil
 }
 
 // Start opens the gateway, the admin endpoint and the file watcher.

@@ -17,6 +17,7 @@ import (
 	"github.com/moonforge/moonforge/engine/node"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/schema"
+	"github.com/moonforge/moonforge/engine/store"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
@@ -408,5 +409,77 @@ func TestHotReload(t *testing.T) {
 	waitReply(`"n":"42"`) // the old code keeps serving
 	if st := e.n.Status(); st.LastReload.Outcome != "rejected" || len(st.LastReload.Problems) == 0 || st.LastReload.Problems[0].File != "lua/lobby/echo.lua" {
 		t.Fatalf("last reload: %+v", st.LastReload)
+	}
+}
+
+// TestNewFails: New returns the reason of a failed start, without panicking, and releases what it
+// opened (the store's lock), so that a corrected start on the same data directory succeeds.
+func TestNewFails(t *testing.T) {
+	e := start(t, nil)
+	dir := t.TempDir()
+	copyTree(t, "../../lua", filepath.Join(dir, "lua"))
+	copyTree(t, "../../proto", filepath.Join(dir, "proto"))
+	base := config.Default()
+	base.DataDir = filepath.Join(dir, "data")
+	base.LuaDir = filepath.Join(dir, "lua")
+	base.ProtoDir = filepath.Join(dir, "proto")
+	base.Gate.TCP, base.Gate.WS, base.Admin.Addr = "127.0.0.1:0", "-", "-"
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	echo := filepath.Join(dir, "lua", "lobby", "echo.lua")
+	good, err := os.ReadFile(echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(echo, []byte("local x = = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*config.Config)
+		want string
+	}{
+		{"script error", func(*config.Config) {}, "echo.lua:1"},
+		{"missing lua_dir", func(c *config.Config) { c.LuaDir = filepath.Join(dir, "none") }, "lua_dir"},
+		{"missing proto_dir", func(c *config.Config) { c.ProtoDir = filepath.Join(dir, "none") }, "proto_dir"},
+		{"store in use", func(c *config.Config) { c.DataDir = filepath.Join(e.dir, "data") }, "in use"},
+		{"invalid config", func(c *config.Config) { c.Lua.PoolSize = 0 }, "lua.pool_size"},
+	} {
+		cfg := base
+		tc.edit(&cfg)
+		n, err := node.New(cfg, log)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || n != nil {
+			t.Errorf("%s: New = %v, %v; want no node and an error about %s", tc.name, n, err, tc.want)
+		}
+	}
+	if err := os.WriteFile(echo, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(base, log)
+	if err != nil {
+		t.Fatalf("New after the failed starts: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The paths in New's errors have forward slashes on every OS (make test-windows checks the same on
+// moonforge.exe under Wine).
+func TestNewErrorsUseForwardSlashes(t *testing.T) {
+	e := start(t, nil)
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(e.dir, "data")
+	cfg.LuaDir = filepath.Join(e.dir, "lua")
+	cfg.ProtoDir = filepath.Join(e.dir, "proto")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, err := node.New(cfg, log)
+	if want := filepath.ToSlash(filepath.Join(cfg.DataDir, "moonforge.db")); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), want) {
+		t.Errorf("data directory in use: %v, want store.ErrLocked naming %s", err, want)
+	}
+	cfg.LuaDir = filepath.Join(e.dir, "none", "lua")
+	if _, err := node.New(cfg, log); err == nil || !strings.Contains(err.Error(), filepath.ToSlash(cfg.LuaDir)) {
+		t.Errorf("missing lua_dir: %v, want it named %s", err, filepath.ToSlash(cfg.LuaDir))
 	}
 }

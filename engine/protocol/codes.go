@@ -20,7 +20,7 @@ const (
 	FirstAppMsgID uint16 = 1000
 )
 
-// Code is an error code of PROTOCOL.md, carried by Error and Kick. Codes from 1000 up belong to
+// Code is an error code of docs/protocol.md, carried by Error and Kick. Codes from 1000 up belong to
 // the application.
 type Code uint32
 
@@ -64,7 +64,7 @@ var codeNames = [...]string{
 	BadRequest:           "BAD_REQUEST",
 }
 
-// String returns the code's name in PROTOCOL.md, "APP_<n>" for application codes.
+// String returns the code's name in docs/protocol.md, "APP_<n>" for application codes.
 func (c Code) String() string {
 	if int(c) < len(codeNames) && codeNames[c] != "" {
 		return codeNames[c]
@@ -86,7 +86,7 @@ func Codes() []Code {
 	return out
 }
 
-// ClosesConnection reports whether PROTOCOL.md says a connection ends with this code.
+// ClosesConnection reports whether docs/protocol.md says a connection ends with this code.
 func (c Code) ClosesConnection() bool {
 	switch c {
 	case MalformedFrame, FrameTooLarge, KickedDuplicateLogin, IdleTimeout, ServerShutdown:

@@ -24,7 +24,7 @@ func TestCodes(t *testing.T) {
 		5: "UNAUTHENTICATED", 6: "FORBIDDEN", 7: "RATE_LIMITED", 8: "UNAVAILABLE", 9: "TIMEOUT", 10: "INTERNAL",
 		11: "RESUME_FAILED", 12: "KICKED_DUPLICATE_LOGIN", 13: "IDLE_TIMEOUT", 14: "SERVER_SHUTDOWN", 15: "BAD_REQUEST"}
 	if len(Codes()) != len(names) {
-		t.Fatalf("Codes() has %d entries, PROTOCOL.md lists %d", len(Codes()), len(names))
+		t.Fatalf("Codes() has %d entries, docs/protocol.md lists %d", len(Codes()), len(names))
 	}
 	for c, n := range names {
 		if c.String() != n {

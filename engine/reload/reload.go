@@ -31,7 +31,7 @@ const (
 
 // Problem is one error located in a source file.
 type Problem struct {
-	File    string `json:"file,omitempty"`
+	File    string `json:"file,omitempty"` // forward slashes on every OS: lua/lobby/echo.lua
 	Line    int    `json:"line,omitempty"`
 	Message string `json:"message"`
 }
@@ -160,7 +160,7 @@ func (r *Reloader) compile() (*script.Bundle, []Problem) {
 	if err != nil {
 		var le *schema.LoadError
 		if !errors.As(err, &le) {
-			return nil, []Problem{{File: r.cfg.ProtoDir, Message: err.Error()}}
+			return nil, []Problem{{File: filepath.ToSlash(r.cfg.ProtoDir), Message: err.Error()}}
 		}
 		out := make([]Problem, len(le.Problems))
 		for i, p := range le.Problems {
@@ -176,11 +176,11 @@ func (r *Reloader) compile() (*script.Bundle, []Problem) {
 	if err != nil {
 		var ce *script.CompileError
 		if !errors.As(err, &ce) {
-			return nil, []Problem{{File: r.cfg.LuaDir, Message: err.Error()}}
+			return nil, []Problem{{File: filepath.ToSlash(r.cfg.LuaDir), Message: err.Error()}}
 		}
 		out := make([]Problem, len(ce.Problems))
 		for i, p := range ce.Problems {
-			out[i] = Problem{File: p.File, Line: p.Line, Message: p.Message}
+			out[i] = Problem{File: filepath.ToSlash(p.File), Line: p.Line, Message: p.Message}
 		}
 		return nil, out
 	}

@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,5 +89,43 @@ func TestStartRefusesABrokenTree(t *testing.T) {
 	_, err := Start(Config{LuaDir: luaDir, ProtoDir: protoDir})
 	if err == nil || !strings.Contains(err.Error(), "lua/lobby/bad.lua") {
 		t.Fatalf("start with a broken script: %v", err)
+	}
+}
+
+// Problems name files with forward slashes whatever the OS, so that file:line reads the same on
+// Windows as on Linux and macOS: built on Windows, the filepath.Join paths below have backslashes.
+// (make test-windows checks the same end to end, on moonforge.exe under Wine.)
+func TestProblemPathsUseForwardSlashes(t *testing.T) {
+	luaDir, protoDir := tree(t)
+	r, err := Start(Config{LuaDir: luaDir, ProtoDir: protoDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(luaDir, "lobby", "echo.lua"), "mf.handle(\"EchoReq\", function(ctx, req)\n  return \"EchoAck\", req\n")
+	res := r.Reload("test")
+	if len(res.Problems) != 1 || res.Problems[0].File != "lua/lobby/echo.lua" || !strings.HasPrefix(res.Problems[0].String(), "lua/lobby/echo.lua:2: ") {
+		t.Fatalf("broken script: %+v", res.Problems)
+	}
+
+	write(t, filepath.Join(luaDir, "lobby", "echo.lua"), `mf.handle("EchoReq", function(ctx, req) return "EchoAck", req end)`)
+	write(t, filepath.Join(protoDir, "demo", "bad.proto"), "syntax = \"proto3\";\npackage demo;\nmessage {\n")
+	res = r.Reload("test")
+	if len(res.Problems) == 0 || res.Problems[0].File != "proto/demo/bad.proto" || !strings.HasPrefix(res.Problems[0].String(), "proto/demo/bad.proto:3:") {
+		t.Fatalf("broken proto: %+v", res.Problems)
+	}
+
+	missing := filepath.Join(t.TempDir(), "gone", "proto")
+	_, err = Start(Config{LuaDir: luaDir, ProtoDir: missing})
+	var e *Error
+	if !errors.As(err, &e) || len(e.Problems) != 1 || e.Problems[0].File != filepath.ToSlash(missing) {
+		t.Fatalf("missing proto dir: %v", err)
+	}
+	if strings.Contains(err.Error(), `\`) {
+		t.Fatalf("missing proto dir: a backslash in %q", err)
+	}
+
+	p := Problem{File: filepath.Join("lua", "lobby", "echo.lua"), Line: 4, Message: "boom"}
+	if got := p.String(); got != "lua/lobby/echo.lua:4: boom" {
+		t.Fatalf("Problem.String() = %q", got)
 	}
 }

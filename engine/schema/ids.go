@@ -20,7 +20,7 @@ const (
 	descriptorOptionsField = 7
 )
 
-// idRules reads message ids and checks them against the rules of PROTOCOL.md, collecting every
+// idRules reads message ids and checks them against the rules of docs/protocol.md, collecting every
 // problem rather than stopping at the first.
 type idRules struct {
 	option   protowire.Number // field number of (moonforge.msg_id) in MessageOptions; 0 if not declared

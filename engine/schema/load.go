@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 
@@ -30,10 +31,14 @@ const fileSyntaxField = 12
 func Load(dir string) (*Schema, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			pe.Path = filepath.ToSlash(pe.Path) // the same message on every OS
+		}
 		return nil, fmt.Errorf("schema: %w", err)
 	}
 	if !info.IsDir() {
-		return nil, fmt.Errorf("schema: %s is not a directory", dir)
+		return nil, fmt.Errorf("schema: %s is not a directory", filepath.ToSlash(dir))
 	}
 	s, err := LoadFS(os.DirFS(dir))
 	var le *LoadError

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -15,6 +16,7 @@ type Problem struct {
 }
 
 // String formats the problem as "file:line:col: message", leaving out the parts that are unknown.
+// Paths have forward slashes on every OS.
 func (p Problem) String() string {
 	return p.location("") + p.Message
 }
@@ -25,7 +27,7 @@ func (p Problem) location(root string) string {
 	}
 	file := p.File
 	if root != "" {
-		file = filepath.Join(root, filepath.FromSlash(file))
+		file = path.Join(filepath.ToSlash(root), file)
 	}
 	switch {
 	case p.Line > 0 && p.Column > 0:

@@ -296,7 +296,7 @@ func TestLoadDirErrorsNameTheDirAndFollowSymlinks(t *testing.T) {
 	}
 	mustWrite(t, filepath.Join(elsewhere, "a.proto"), header+"message A { option (moonforge.msg_id) = 0; }\n")
 	_, err = Load(root)
-	if err == nil || !strings.HasPrefix(err.Error(), "schema: "+filepath.Join(root, "demo", "a.proto")+":4:") {
+	if err == nil || !strings.HasPrefix(err.Error(), "schema: "+filepath.ToSlash(filepath.Join(root, "demo", "a.proto"))+":4:") {
 		t.Fatalf("err = %v, want it to start with the file's path under %s", err, root)
 	}
 	if _, err := Load(filepath.Join(root, "nope")); err == nil {

@@ -83,12 +83,16 @@ type Problem struct {
 	Message string
 }
 
+// String formats the problem as "file:line: message", leaving out the parts that are unknown. The
+// file has forward slashes on every OS (lua/lobby/echo.lua:4), so the format is the same
+// everywhere.
 func (p Problem) String() string {
+	file := filepath.ToSlash(p.File)
 	switch {
-	case p.File != "" && p.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
-	case p.File != "":
-		return p.File + ": " + p.Message
+	case file != "" && p.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", file, p.Line, p.Message)
+	case file != "":
+		return file + ": " + p.Message
 	}
 	return p.Message
 }

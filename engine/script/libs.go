@@ -27,6 +27,9 @@ func (vm *VM) openLibs() {
 		L.Call(1, 0)
 	}
 	g := L.G.Global
+	if math, ok := g.RawGetString(lua.MathLibName).(*lua.LTable); ok {
+		openRandom(L, math)
+	}
 	for _, name := range []string{"dofile", "loadfile", "module", "_printregs", "collectgarbage"} {
 		g.RawSetString(name, lua.LNil)
 	}

@@ -1,6 +1,6 @@
 // Package session keeps players' sessions: which connection a logged-in player is bound to, the
 // session's push sequence, and a bounded buffer of recent pushes so that a client whose connection
-// dropped can resume on a new one without losing a push (PROTOCOL.md, ResumeReq).
+// dropped can resume on a new one without losing a push (docs/protocol.md, ResumeReq).
 package session
 
 import (

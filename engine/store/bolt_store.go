@@ -16,7 +16,9 @@ import (
 )
 
 // ErrLocked: OpenBolt found the file locked by another process, or by another
-// open BoltStore in this one, for longer than BoltConfig.Timeout.
+// open BoltStore in this one, for longer than BoltConfig.Timeout. bbolt takes
+// the lock with flock on Linux and macOS and with LockFileEx on Windows; the
+// error and its message (the path in forward slashes) are the same on each.
 var ErrLocked = errors.New("store: database file is in use by another process")
 
 // Defaults of BoltConfig.
@@ -110,14 +112,14 @@ func OpenBolt(cfg BoltConfig) (*BoltStore, error) {
 		return nil, errors.New("store: BoltConfig.Path is empty")
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("store: create directory of %s: %w", cfg.Path, err)
+		return nil, fmt.Errorf("store: create directory of %s: %w", filepath.ToSlash(cfg.Path), err)
 	}
 	db, err := bolt.Open(cfg.Path, cfg.Mode, &bolt.Options{Timeout: cfg.Timeout, NoSync: cfg.NoSync})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s (gave up after %v)", ErrLocked, cfg.Path, cfg.Timeout)
+		return nil, fmt.Errorf("%w: %s (gave up after %v)", ErrLocked, filepath.ToSlash(cfg.Path), cfg.Timeout)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
+		return nil, fmt.Errorf("store: open %s: %w", filepath.ToSlash(cfg.Path), err)
 	}
 	db.MaxBatchDelay = cfg.BatchDelay
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -130,7 +132,7 @@ func OpenBolt(cfg BoltConfig) (*BoltStore, error) {
 	})
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, err)
+		return nil, fmt.Errorf("store: open %s: %w", filepath.ToSlash(cfg.Path), err)
 	}
 	s := &BoltStore{db: db, now: time.Now, stop: make(chan struct{})}
 	s.swept.Go(s.sweeper)

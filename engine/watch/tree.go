@@ -44,7 +44,7 @@ func (t *tree) start() error {
 			return fmt.Errorf("watch: %w", err)
 		}
 		if !fi.IsDir() {
-			return fmt.Errorf("watch: %s is not a directory", r.path)
+			return fmt.Errorf("watch: %s is not a directory", filepath.ToSlash(r.path))
 		}
 		r.info = fi
 		if err := t.fw.Add(r.parent); err != nil {
@@ -157,7 +157,7 @@ func ignoreGone(err error) error {
 
 func watchErr(dir string, err error) error {
 	if errors.Is(err, syscall.ENOSPC) {
-		return fmt.Errorf("%s: %w (inotify watch limit reached: raise fs.inotify.max_user_watches)", dir, err)
+		return fmt.Errorf("%s: %w (inotify watch limit reached: raise fs.inotify.max_user_watches)", filepath.ToSlash(dir), err)
 	}
-	return fmt.Errorf("%s: %w", dir, err)
+	return fmt.Errorf("%s: %w", filepath.ToSlash(dir), err)
 }

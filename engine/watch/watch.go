@@ -151,7 +151,7 @@ func rootsOf(dirs []string) ([]*root, error) {
 		}
 		for _, r := range roots {
 			if within(abs, r.path) || within(r.path, abs) {
-				return nil, fmt.Errorf("watch: directories %s and %s overlap", r.path, abs)
+				return nil, fmt.Errorf("watch: directories %s and %s overlap", filepath.ToSlash(r.path), filepath.ToSlash(abs))
 			}
 		}
 		roots = append(roots, &root{path: abs, parent: filepath.Dir(abs)})

@@ -1,4 +1,4 @@
-// Package wire is the frame codec of protocol v1 (shared/PROTOCOL.md): the 12-byte header, the
+// Package wire is the frame codec of protocol v1 (docs/protocol.md): the 12-byte header, the
 // length prefix used on byte streams (TCP, KCP), and the bare frame used in WebSocket messages.
 // The gateway, the Go client, the bot and the load tool all use it.
 package wire

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// The worked example of PROTOCOL.md: a guest login, request seq 1.
+// A guest login, request seq 1, laid out as the worked example of docs/protocol.md (device id dev-1).
 const workedExample = "00000016" + "000a" + "0000" + "00000001" + "0a05677565737412056465762d31"
 
 func exampleBytes(t testing.TB) []byte {

@@ -1,8 +1,11 @@
+//go:build linux
+
 // Package csharp_test builds the C# SDK with mono's mcs at C# 7.2 (the language level Unity and
 // Debian's compiler share) and runs its test programs under mono: codec conformance against
 // tests/vectors, the client against a scripted server, and the demo scenario against a real
 // `moonforge run` over TCP and WebSocket. It also compiles the Unity sample against stand-ins for
-// the few UnityEngine types it uses, and checks the Unity package layout.
+// the few UnityEngine types it uses, runs the console sample (make sdk-demo) against a server, and
+// checks the Unity package layout.
 package csharp_test
 
 import (
@@ -27,7 +30,7 @@ func toolchain(t *testing.T) (mcs, mono string) {
 	mcs, err1 := exec.LookPath("mcs")
 	mono, err2 := exec.LookPath("mono")
 	if err1 != nil || err2 != nil {
-		const msg = "mcs and mono are not installed: `make sdk-deps` installs them (Debian's mono-mcs and mono-runtime)"
+		const msg = "mcs and mono are not installed: `make sdk-deps` installs them (Debian's mono-mcs, mono-runtime and libmono-system-net-http4.0-cil; make test does unless SKIP_SDK_DEPS=1)"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
@@ -219,7 +222,29 @@ func TestSampleCompiles(t *testing.T) {
 	compile(t, mcs, append([]string{"-target:library", "-out:" + lib}, sources(t, "Runtime")...)...)
 	engine := filepath.Join(dir, "UnityEngine.dll")
 	compile(t, mcs, "-target:library", "-out:"+engine, stubs)
-	compile(t, mcs, append([]string{"-target:library", "-out:" + filepath.Join(dir, "Sample.dll"), "-r:" + lib, "-r:" + engine}, sources(t, "Samples~")...)...)
+	compile(t, mcs, append([]string{"-target:library", "-out:" + filepath.Join(dir, "Sample.dll"), "-r:" + lib, "-r:" + engine}, sources(t, filepath.Join("Samples~", "DemoGame"))...)...)
+}
+
+// TestConsoleDemo runs `make sdk-demo`, the console sample on mono, against a real server over
+// TCP and WebSocket.
+func TestConsoleDemo(t *testing.T) {
+	toolchain(t)
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	dir := t.TempDir()
+	tcp, ws := startServer(t, dir)
+	for _, args := range []string{"127.0.0.1 " + tcp, "127.0.0.1 " + ws + " ws"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		cmd := exec.CommandContext(ctx, "make", "-s", "sdk-demo", "BIN="+filepath.Join(dir, "bin"), "ARGS="+args)
+		cmd.Dir = filepath.Join("..", "..")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		text := string(out)
+		if err != nil || !strings.Contains(text, "demo: ok") || !strings.Contains(text, "ArenaState") || !strings.Contains(text, "<- StatsAck") {
+			t.Errorf("make sdk-demo ARGS=%q: %v\n%s", args, err, text)
+		}
+	}
 }
 
 // TestUnityPackage checks what Unity needs to import the package from git: package.json, the
@@ -227,8 +252,8 @@ func TestSampleCompiles(t *testing.T) {
 // (folders whose name ends in "~" and dot files are not imported).
 func TestUnityPackage(t *testing.T) {
 	var pkg struct {
-		Name, Version, Unity, DisplayName string
-		Samples                           []struct{ DisplayName, Path string }
+		Name, Version, Unity, DisplayName, License string
+		Samples                                    []struct{ DisplayName, Path string }
 	}
 	b, err := os.ReadFile("package.json")
 	if err != nil {
@@ -239,6 +264,22 @@ func TestUnityPackage(t *testing.T) {
 	}
 	if pkg.Name != "com.moonforge.client" || pkg.Version == "" || pkg.Unity == "" || len(pkg.Samples) == 0 {
 		t.Fatalf("package.json lacks name, version, unity or samples: %+v", pkg)
+	}
+	if pkg.License != "Apache-2.0" {
+		t.Errorf("package.json: license %q, want Apache-2.0 (the project's LICENSE)", pkg.License)
+	}
+	// The git URL in the README is the repository of the Go module.
+	gomod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	module := regexp.MustCompile(`(?m)^module (\S+)$`).FindSubmatch(gomod)
+	readme, err := os.ReadFile("README.md")
+	if err != nil || module == nil {
+		t.Fatalf("go.mod's module or README.md: %v", err)
+	}
+	if url := "https://" + string(module[1]) + ".git?path=/sdk/csharp"; !strings.Contains(string(readme), url) {
+		t.Errorf("README.md does not give the package's git URL %s", url)
 	}
 	for _, s := range pkg.Samples {
 		if _, err := os.Stat(s.Path); err != nil {

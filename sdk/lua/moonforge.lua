@@ -8,7 +8,7 @@ local errors = require("moonforge.errors")
 
 local M = {
   VERSION = "1.0.0",
-  -- PROTOCOL_VERSION is the version of shared/PROTOCOL.md this SDK speaks.
+  -- PROTOCOL_VERSION is the version of docs/protocol.md this SDK speaks.
   PROTOCOL_VERSION = 1,
   ErrorCode = errors.ErrorCode,
   error_name = errors.name,

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/client"
@@ -66,12 +68,15 @@ type bot struct {
 	msgs   client.Messages
 	c      *client.Client
 	quiet  bool
-	pushes int
+	mu     sync.Mutex // serialises the output of play and printPushes
+	pushes atomic.Int64
 }
 
 func (b *bot) printf(format string, args ...any) {
 	if !b.quiet {
+		b.mu.Lock()
 		fmt.Printf(format, args...)
+		b.mu.Unlock()
 	}
 }
 
@@ -95,19 +100,18 @@ func (b *bot) call(ctx context.Context, name, json string) (string, error) {
 	return text, err
 }
 
-// drain prints the pushes that arrive within d.
-func (b *bot) drain(d time.Duration) {
-	deadline := time.After(d)
+// printPushes prints every push as it arrives, until the connection ends.
+func (b *bot) printPushes() {
 	for {
 		select {
 		case p := <-b.c.Pushes():
-			b.pushes++
+			b.pushes.Add(1)
 			name, text, err := b.msgs.Decode(p.MsgID, p.Payload)
 			if err != nil {
 				text = err.Error()
 			}
 			b.printf("<< push %d %s %s\n", p.Seq, name, text)
-		case <-deadline:
+		case <-b.c.Done():
 			return
 		}
 	}
@@ -129,6 +133,7 @@ func (b *bot) play(cfg client.Config, device, text string, moves int, watch time
 		return fmt.Errorf("login: %w", err)
 	}
 	b.printf("<- LoginAck player=%s session=%s created=%v\n", ack.PlayerId, ack.SessionId, ack.Created)
+	go b.printPushes()
 
 	steps := []struct{ name, json string }{
 		{"ChatHistoryReq", `{"limit": 5}`},
@@ -146,7 +151,7 @@ func (b *bot) play(cfg client.Config, device, text string, moves int, watch time
 			return err
 		}
 	}
-	b.drain(watch)
+	time.Sleep(watch) // the arena state pushes print meanwhile
 	if _, err := b.call(ctx, "ArenaLeaveReq", ``); err != nil {
 		return err
 	}
@@ -154,7 +159,7 @@ func (b *bot) play(cfg client.Config, device, text string, moves int, watch time
 	if err != nil {
 		return err
 	}
-	b.drain(100 * time.Millisecond)
-	fmt.Printf("bot %s: ok, player %s, %d pushes, stats %s\n", device, ack.PlayerId, b.pushes, strings.TrimSpace(stats))
+	time.Sleep(100 * time.Millisecond) // the last pushes
+	fmt.Printf("bot %s: ok, player %s, %d pushes, stats %s\n", device, ack.PlayerId, b.pushes.Load(), strings.TrimSpace(stats))
 	return nil
 }

@@ -31,10 +31,11 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/moonforge/moonforge/engine/process"
 )
 
 func main() {
-	raiseFileLimit()
 	if len(os.Args) > 1 && os.Args[1] == "suite" {
 		if err := suite(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -250,22 +251,13 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// fileLimit returns the hard limit on open files, which bounds the connections of one process.
+// fileLimit returns the limit on open files, which bounds the connections of one process; where
+// the platform has none (Windows), 1<<20.
 func fileLimit() int {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
-		return 1024
+	if n, ok := process.FileLimit(); ok {
+		return n
 	}
-	return int(min(l.Max, 1<<20))
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit: every connection is a file.
-func raiseFileLimit() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
+	return 1 << 20
 }
 
 func numCPU() int       { return runtime.NumCPU() }

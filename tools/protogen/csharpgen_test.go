@@ -70,9 +70,12 @@ message Hero { message Types { int32 x = 1; } }`})
 	if _, err := generateCSharp(nestedTypes, "game/game.proto"); err == nil || !strings.Contains(err.Error(), "Types") {
 		t.Errorf("a nested message named Types: err = %v", err)
 	}
-	unlisted := loadTestSchema(t, map[string]string{"extra/extra.proto": `syntax = "proto3"; package extra; message A { int32 a = 1; }`})
-	if err := checkCSharpSources(unlisted); err == nil || !strings.Contains(err.Error(), "extra/extra.proto") {
-		t.Errorf("a .proto without a C# output: err = %v", err)
+	sameBase := loadTestSchema(t, map[string]string{
+		"a/items.proto": `syntax = "proto3"; package a; message A { int32 a = 1; }`,
+		"b/Items.proto": `syntax = "proto3"; package b; message B { int32 b = 1; }`,
+	})
+	if _, err := outputs(sameBase); err == nil || !strings.Contains(err.Error(), "a/items.proto") || !strings.Contains(err.Error(), "b/Items.proto") {
+		t.Errorf("two .proto files with one base name: err = %v", err)
 	}
 }
 

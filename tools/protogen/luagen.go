@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"unicode"
@@ -14,19 +15,22 @@ import (
 	"github.com/moonforge/moonforge/engine/schema"
 )
 
-// luaOutputs are the Lua SDK's generated schema modules (sdk/lua).
-func luaOutputs() []output {
-	return []output{
-		{path: "sdk/lua/moonforge/generated/protocol.lua", gen: func(sch *schema.Schema) ([]byte, error) {
-			return generateLua(sch, "moonforge.generated.protocol", "moonforge/protocol.proto")
-		}},
-		{path: "sdk/lua/moonforge/generated/demo.lua", gen: func(sch *schema.Schema) ([]byte, error) {
-			return generateLua(sch, "moonforge.generated.demo", "demo/demo.proto")
-		}},
-		{path: "sdk/lua/test/conformance_schema.lua", proto: "tests/vectors", gen: func(sch *schema.Schema) ([]byte, error) {
-			return generateLua(sch, "conformance_schema", "conformance.proto")
-		}},
+// luaGeneratedDir holds the Lua SDK's generated schema modules.
+const luaGeneratedDir = "sdk/lua/moonforge/generated"
+
+// luaOutputs are the Lua SDK's generated schema modules: moonforge.generated.<name> for each
+// .proto file of proto/, and the conformance messages of tests/vectors for the SDK's tests.
+func luaOutputs(files []protoFile) []output {
+	var outs []output
+	for _, f := range files {
+		f := f
+		outs = append(outs, output{path: path.Join(luaGeneratedDir, f.name+".lua"), gen: func(sch *schema.Schema) ([]byte, error) {
+			return generateLua(sch, "moonforge.generated."+f.name, f.path)
+		}})
 	}
+	return append(outs, output{path: "sdk/lua/test/conformance_schema.lua", proto: "tests/vectors", gen: func(sch *schema.Schema) ([]byte, error) {
+		return generateLua(sch, "conformance_schema", "conformance.proto")
+	}})
 }
 
 // generateLua returns a Lua module that describes the given .proto files of sch and every file

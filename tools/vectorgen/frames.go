@@ -34,7 +34,8 @@ type badFrameVector struct {
 	Error string `json:"error"`
 }
 
-// workedExample is the request of the worked example in PROTOCOL.md, as printed there.
+// workedExample is a guest login, request seq 1, laid out as the worked example of docs/protocol.md
+// (with device id dev-1).
 const workedExample = "00000016 000a 0000 00000001 0a056775657374120564 65762d31"
 
 func frameVectors() ([]any, error) {
@@ -74,7 +75,7 @@ func frameVectors() ([]any, error) {
 		})
 	}
 	if out[0].(frameVector).Hex != strings.ReplaceAll(workedExample, " ", "") {
-		return nil, errors.New("the worked example of PROTOCOL.md does not match")
+		return nil, errors.New("the worked example frame does not match")
 	}
 	invalid := []struct {
 		name, hex string

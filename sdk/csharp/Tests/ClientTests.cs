@@ -125,7 +125,7 @@ namespace Moonforge.Tests
             Task<LoginAck> login = client.LoginGuestAsync("dev-1");
             ScriptedServer first = Server(servers, 0);
             Frame req = first.NextSent(f => f.MsgId == LoginReq.MessageId);
-            check.Equal("0a05677565737412056465762d31", ConformanceTests.ToHex(req.Payload), "LoginReq payload as in PROTOCOL.md's worked example");
+            check.Equal("0a05677565737412056465762d31", ConformanceTests.ToHex(req.Payload), "LoginReq payload of the worked_example_login_req vector");
             first.Reply(req, new LoginAck { PlayerId = "p1", Token = "t1", SessionId = "s1" });
             check.True(Pump(client, () => login.IsCompleted) && login.Result.Token == "t1" && client.Token == "t1", "login");
             for (uint s = 1; s <= 3; s++) first.Push(s, new ChatMessage { Index = s });

@@ -262,6 +262,20 @@ function Client:await_push(name, timeout)
   return coroutine.yield()
 end
 
+-- sleep waits seconds inside a coroutine while update() goes on running everything else, and
+-- returns true. It raises an error outside a coroutine or for a negative or non-number duration.
+function Client:sleep(seconds)
+  local co, main = coroutine.running()
+  if co == nil or main then
+    error("moonforge: sleep needs a coroutine: run the code with client:spawn(fn)", 2)
+  end
+  if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
+    error("moonforge: sleep wants a number of seconds >= 0, got " .. tostring(seconds), 2)
+  end
+  self._timers[#self._timers + 1] = { at = self.clock() + seconds, fn = function() self:_resume(co, true) end }
+  return coroutine.yield()
+end
+
 -- send sends a one-way message (seq 0): the server sends no reply. It returns true, or nil and
 -- an error when it cannot go out.
 function Client:send(name, msg)

@@ -1,4 +1,4 @@
--- Errors with the codes of PROTOCOL.md. Every error the client reports, from the server (an
+-- Errors with the codes of docs/protocol.md. Every error the client reports, from the server (an
 -- Error reply) or from the client itself (a timeout, a lost connection, a table that does not
 -- encode), is a table { code = n, name = "BAD_REQUEST", message = "...", retry_after_ms = n,
 -- remote = true when the server sent it }, printable with tostring.

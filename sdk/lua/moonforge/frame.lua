@@ -1,4 +1,4 @@
--- Frames of protocol v1 (shared/PROTOCOL.md): a 4-byte length, then msg_id (2 bytes), flags
+-- Frames of protocol v1 (docs/protocol.md): a 4-byte length, then msg_id (2 bytes), flags
 -- (2 bytes), seq (4 bytes) and the payload, all big-endian. encode builds one; a Reader cuts a
 -- byte stream that arrives in pieces of any size into frames.
 local errors = require("moonforge.errors")

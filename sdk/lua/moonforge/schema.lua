@@ -70,7 +70,9 @@ end
 
 -- new compiles a generated module, or a sequence of them, into one Schema:
 -- Schema.new(require("moonforge.generated.demo")) or Schema.new({ mod_a, mod_b }). Arguments after
--- the first are ignored (Lua 5.4's require returns a second value). Types with the same full name
+-- the first are ignored, and so is a string that ends a sequence after a module: Lua 5.4's require
+-- returns the file's path as a second value, which the last call in a table constructor such as
+-- { require("a"), require("b") } adds as an element. Types with the same full name
 -- in two modules are the same type (both came from the same .proto file); two messages with one
 -- id, or one message with two ids, is an error. It raises an error for a malformed module.
 function Schema.new(modules)
@@ -89,7 +91,12 @@ function Schema.new(modules)
   if type(modules) ~= "table" or #modules == 0 then
     error("moonforge.Schema.new: want a generated schema module or a sequence of them, got " .. tostring(modules), 2)
   end
-  for _, mod in ipairs(modules) do
+  local n = #modules
+  if n > 1 and type(modules[n]) == "string" and type(modules[n - 1]) == "table" then
+    n = n - 1 -- the loader data of Lua 5.4's require
+  end
+  for i = 1, n do
+    local mod = modules[i]
     if type(mod) ~= "table" or type(mod.messages) ~= "table" then
       error("moonforge.Schema.new: not a generated schema module: " .. tostring(mod), 2)
     end

@@ -438,4 +438,49 @@ T.test("the pb codec is chosen when lua-protobuf is there", function()
   T.equal(mf.Client.new({ schema = demo, socket = socket }).codec.name, "lua", "codec without pb")
 end)
 
+T.test("several modules from require in one table constructor (Lua 5.4's second value)", function()
+  -- Only a first load returns the second value: load both afresh.
+  package.loaded["moonforge.generated.protocol"], package.loaded["moonforge.generated.demo"] = nil, nil
+  local c = mf.Client.new({
+    schema = { require("moonforge.generated.protocol"), require("moonforge.generated.demo") },
+    socket = socket,
+    codec = "lua",
+  })
+  T.check(c.schema:message("ChatSendReq") ~= nil, "demo's messages are in the schema")
+  T.check(c.schema:message("LoginReq") ~= nil, "the framework's messages are in the schema")
+  local ok, err = pcall(mf.Schema.new, { "moonforge.generated.demo" })
+  T.check(not ok and string.find(err, "not a generated schema module", 1, true), "a lone string:", err)
+  ok, err = pcall(mf.Schema.new, { demo, "x", demo })
+  T.check(not ok and string.find(err, "not a generated schema module", 1, true), "a string between modules:", err)
+end)
+
+T.test("sleep waits in a coroutine while update() runs the rest", function()
+  local env = setup()
+  env.login()
+  local steps = {}
+  env.client:spawn(function()
+    steps[#steps + 1] = "start"
+    T.equal(env.client:sleep(5), true, "sleep's result")
+    steps[#steps + 1] = "woke"
+  end)
+  env.client:spawn(function()
+    env.client:sleep(1)
+    steps[#steps + 1] = "short"
+  end)
+  env.client:update()
+  T.equal(table.concat(steps, ","), "start", "before the time")
+  env.now = env.now + 1
+  env.client:update()
+  T.equal(table.concat(steps, ","), "start,short", "after 1 s")
+  env.now = env.now + 4
+  env.client:update()
+  T.equal(table.concat(steps, ","), "start,short,woke", "after 5 s")
+  local ok, err = pcall(env.client.sleep, env.client, 1)
+  T.check(not ok and string.find(err, "needs a coroutine", 1, true), "outside a coroutine:", err)
+  env.client:spawn(function()
+    local ok2, err2 = pcall(env.client.sleep, env.client, -1)
+    T.check(not ok2 and string.find(err2, "seconds", 1, true), "negative:", err2)
+  end)
+end)
+
 T.run("client")

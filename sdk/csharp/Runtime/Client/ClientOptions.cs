@@ -45,7 +45,7 @@ namespace Moonforge
         /// <summary>Give up after this many failed attempts in a row; 0 (default) never gives up.</summary>
         public int ReconnectMaxAttempts { get; set; }
 
-        /// <summary>The largest frame length accepted or sent (PROTOCOL.md's length field). Default 1 MiB.</summary>
+        /// <summary>The largest frame length accepted or sent (docs/protocol.md's length field). Default 1 MiB.</summary>
         public int MaxFrameSize { get; set; } = Frame.DefaultMaxLength;
 
         /// <summary>The messages the client knows; null (default) means <see cref="MessageTable.CreateDefault"/>.</summary>

@@ -8,8 +8,8 @@ namespace Moonforge
         /// <summary>Adds the messages that have a message id, of every generated file, to table.</summary>
         public static void RegisterAll(global::Moonforge.MessageTable table)
         {
-            global::Moonforge.ProtocolMessages.Register(table);
             global::Demo.DemoMessages.Register(table);
+            global::Moonforge.ProtocolMessages.Register(table);
         }
     }
 }

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Moonforge
 {
-    /// <summary>The error codes of PROTOCOL.md. Codes of 1000 and above belong to the application and
+    /// <summary>The error codes of docs/protocol.md. Codes of 1000 and above belong to the application and
     /// have no name here: cast them, <c>(ErrorCode)1001</c>.</summary>
     public enum ErrorCode : uint
     {
@@ -38,7 +38,7 @@ namespace Moonforge
         BadRequest = 15,
     }
 
-    /// <summary>Names of error codes as PROTOCOL.md writes them.</summary>
+    /// <summary>Names of error codes as docs/protocol.md writes them.</summary>
     public static class ErrorCodes
     {
         /// <summary>The first application code.</summary>

@@ -2,7 +2,7 @@ using System;
 
 namespace Moonforge
 {
-    /// <summary>One frame of protocol v1 (PROTOCOL.md): the message id, flags, seq and payload.</summary>
+    /// <summary>One frame of protocol v1 (docs/protocol.md): the message id, flags, seq and payload.</summary>
     public struct Frame
     {
         /// <summary>Size of the length prefix on byte streams (TCP).</summary>

@@ -3,7 +3,7 @@ using System;
 namespace Moonforge
 {
     /// <summary>
-    /// An error with a code of PROTOCOL.md: an Error reply from the server (a framework code or an
+    /// An error with a code of docs/protocol.md: an Error reply from the server (a framework code or an
     /// application code of 1000 and above), or a failure the client reports with the same codes
     /// (Timeout, Unavailable when there is no connection, MalformedFrame for a broken frame).
     /// </summary>

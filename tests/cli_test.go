@@ -1,0 +1,189 @@
+package tests
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestCall drives a server with moonforge call: replies, pushes, Error replies and every way a
+// call can be wrong.
+func TestCall(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	dir := t.TempDir()
+	call := func(args ...string) result {
+		t.Helper()
+		return runMoonforge(t, dir, append([]string{"call", "-proto", s.path("proto")}, args...)...)
+	}
+
+	for _, transport := range []string{"tcp", "ws"} {
+		args := []string{"-addr", s.addr(transport)}
+		if transport == "ws" {
+			args = append(args, "-ws")
+		}
+		r := call(append(args, "EchoReq", `{"n": 41}`)...)
+		if r.code != 0 || r.stdout != "EchoAck {\"n\":\"41\"}\n" {
+			t.Errorf("%s echo:\n%s", transport, r)
+		}
+	}
+
+	// A chat message comes back as a push to its sender too.
+	r := call("-addr", s.tcp, "-login", "guest:call-test-watcher-1", "-watch", "2s", "ChatSendReq", `{"text": "hello from call"}`)
+	if r.code != 0 || !regexp.MustCompile(`(?m)^ChatSendAck \{.*\}$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^push \d+ ChatMessage \{.*"text":"hello from call".*\}$`).MatchString(r.stdout) {
+		t.Errorf("chat with -watch: want the ChatSendAck and the ChatMessage push\n%s", r)
+	}
+	// Without -watch the pushes are not printed.
+	r = call("-addr", s.tcp, "ChatSendReq", `{"text": "quiet"}`)
+	if r.code != 0 || strings.Contains(r.stdout, "push") {
+		t.Errorf("chat without -watch:\n%s", r)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{"error reply", []string{"-addr", s.tcp, "ArenaMoveReq", `{}`}, 1, "ArenaMoveReq: BAD_REQUEST"},
+		{"no login", []string{"-addr", s.tcp, "-login", "none", "EchoReq"}, 1, "UNAUTHENTICATED"},
+		{"failed login", []string{"-addr", s.tcp, "-login", "password:nobody-here:wrong-password", "EchoReq"}, 1, "login password: UNAUTHENTICATED"},
+		{"unknown message", []string{"-addr", s.tcp, "EchoRq"}, 1, "EchoRq is not a message with a msg_id"},
+		{"unknown field", []string{"-addr", s.tcp, "EchoReq", `{"m": 1}`}, 1, `unknown field "m"`},
+		{"bad json", []string{"-addr", s.tcp, "EchoReq", `{"n": `}, 1, "EchoReq"},
+		{"no server", []string{"-addr", listeningClosed(t), "EchoReq"}, 1, "no server answers at"},
+		{"no message", []string{"-addr", s.tcp}, 2, "call needs a message name"},
+		{"bad login flag", []string{"-addr", s.tcp, "-login", ":x", "EchoReq"}, 2, "-login"},
+		{"bad flag", []string{"-bogus"}, 2, "usage: moonforge call"},
+	} {
+		r := call(tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%s: want exit %d and %q in stderr\n%s", tc.name, tc.code, tc.want, r)
+		}
+		noPanic(t, r)
+	}
+	r = runMoonforge(t, dir, "call", "-addr", s.tcp, "EchoReq")
+	if r.code != 1 || !strings.Contains(r.stderr, `proto directory "proto" not found`) {
+		t.Errorf("call outside the project directory:\n%s", r)
+	}
+}
+
+// listeningClosed returns a loopback address where nothing listens any more.
+func listeningClosed(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// TestBadFlags: an unknown flag, command or argument prints the usage and exits with status 2.
+func TestBadFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, args := range [][]string{{"run", "-bogus"}, {"run", "extra"}, {"reload", "-bogus"}, {"frobnicate"}, {}, {"help", "frobnicate"}} {
+		r := runMoonforge(t, dir, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "usage: moonforge") {
+			t.Errorf("moonforge %s: want exit 2 and a usage\n%s", strings.Join(args, " "), r)
+		}
+		noPanic(t, r)
+	}
+}
+
+// TestHelp: moonforge help lists the commands; help run and run -h print the run flags.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := runMoonforge(t, dir, "help")
+	for _, c := range []string{"run", "call", "reload", "version", "help"} {
+		if r.code != 0 || !regexp.MustCompile(`(?m)^  `+c+` `).MatchString(r.stdout) {
+			t.Errorf("moonforge help does not list %s:\n%s", c, r)
+		}
+	}
+	runFlags := []string{"-config", "-dev", "-data", "-lua", "-proto", "-tcp", "-ws", "-admin"}
+	for _, args := range [][]string{{"help", "run"}, {"run", "-h"}} {
+		r := runMoonforge(t, dir, args...)
+		out := r.stdout + r.stderr
+		if r.code != 0 || !strings.Contains(out, "usage: moonforge run") {
+			t.Errorf("moonforge %s:\n%s", strings.Join(args, " "), r)
+		}
+		for _, f := range runFlags {
+			if !strings.Contains(out, "  "+f+" ") && !strings.Contains(out, "  "+f+"\n") {
+				t.Errorf("moonforge %s does not list %s:\n%s", strings.Join(args, " "), f, r)
+			}
+		}
+	}
+	r = runMoonforge(t, dir, "help", "call")
+	for _, f := range []string{"-addr", "-ws", "-login", "-watch", "-proto"} {
+		if r.code != 0 || !strings.Contains(r.stdout, "  "+f) {
+			t.Errorf("moonforge help call does not list %s:\n%s", f, r)
+		}
+	}
+}
+
+// TestReloadWithoutServer: moonforge reload says that nothing answers at the address.
+func TestReloadWithoutServer(t *testing.T) {
+	t.Parallel()
+	addr := listeningClosed(t)
+	r := runMoonforge(t, t.TempDir(), "reload", "-admin", addr)
+	if r.code != 1 || !strings.Contains(r.stderr, "no server answers at "+addr) {
+		t.Errorf("reload without a server:\n%s", r)
+	}
+	noPanic(t, r)
+}
+
+// TestVersion builds with the Makefile and checks that moonforge version prints what Git says
+// of the checkout: git describe and the short commit.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"make", "git"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			skipOrFail(t, tool+" is not installed")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(built.root, ".git")); err != nil {
+		t.Skip("not a Git checkout: the version is dev")
+	}
+	git := func(args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = built.root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("git %v: %v", args, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	bin := t.TempDir()
+	cmd := exec.Command("make", "-s", "build", "BIN="+bin)
+	cmd.Dir = built.root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	describe, commit := git("describe", "--tags", "--always", "--dirty"), git("rev-parse", "--short", "HEAD")
+	out, err := exec.Command(filepath.Join(bin, "moonforge"), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "moonforge " + describe + " (commit " + commit + ", go"
+	if !strings.HasPrefix(string(out), want) {
+		t.Errorf("moonforge version printed %q, want it to start with %q", out, want)
+	}
+}
+
+// skipOrFail skips a test that lacks a tool, or fails it under CI=true, where every tool must be
+// there.
+func skipOrFail(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + " (CI=true: required)")
+	}
+	t.Skip(why)
+}
