@@ -160,3 +160,20 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	return err
 }
+
+// LeaseOwner reads the lease record at key: its owner (the last one to take,
+// renew or release it; "" when never taken) and its version.
+func LeaseOwner(ctx context.Context, s Store, key string) (owner string, version uint64, err error) {
+	raw, version, err := s.GetVersion(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	var rec leaseRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return "", 0, fmt.Errorf("store: lease %s: unreadable record %q", quoteStart(key), raw)
+	}
+	return rec.Owner, version, nil
+}
