@@ -2,6 +2,7 @@ package playerdata
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/moonforge/moonforge/engine/store"
@@ -56,11 +58,17 @@ type Journal struct {
 	acked   int64 // bytes of acknowledged records at the front of the file
 	pending []pendingEntry
 	next    uint64
+	// Group commit: appends write under mu, then sync under syncMu; one
+	// fsync covers every append written before it started.
+	syncMu sync.Mutex
+	synced int64  // file size covered by the last fsync, in generation gen
+	gen    uint64 // changes when reset or rewrite replace the file's content (and sync it)
 }
 
 type pendingEntry struct {
 	Entry
 	bytes int64
+	done  bool
 }
 
 // OpenJournal opens or creates the journal at path, bounded to max bytes,
@@ -132,6 +140,8 @@ func (j *Journal) reset() error {
 		return err
 	}
 	j.size, j.acked = int64(len(journalMagic)), int64(len(journalMagic))
+	j.gen++
+	j.synced = j.size
 	return j.f.Sync()
 }
 
@@ -157,36 +167,70 @@ func (j *Journal) Append(e Entry) (uint64, error) {
 	if _, err := j.f.Write(rec); err != nil {
 		return 0, fmt.Errorf("playerdata: journal: %w", err)
 	}
-	if err := j.f.Sync(); err != nil {
-		return 0, fmt.Errorf("playerdata: journal: %w", err)
-	}
 	j.size += int64(len(rec))
 	j.next++
 	j.pending = append(j.pending, pendingEntry{Entry: e, bytes: int64(len(rec))})
-	return e.Seq, nil
+	end, gen := j.size, j.gen
+	j.mu.Unlock()
+	err := j.sync(end, gen)
+	j.mu.Lock()
+	return e.Seq, err
+}
+
+// sync returns once the file is synced up to end (in generation gen).
+func (j *Journal) sync(end int64, gen uint64) error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	j.mu.Lock()
+	if j.gen != gen || j.synced >= end { // rewritten and synced since, or covered
+		j.mu.Unlock()
+		return nil
+	}
+	f, size, g := j.f, j.size, j.gen
+	j.mu.Unlock()
+	if f == nil {
+		return store.ErrClosed
+	}
+	err := f.Sync()
+	j.mu.Lock()
+	if err != nil && j.gen == g {
+		j.mu.Unlock()
+		return fmt.Errorf("playerdata: journal: %w", err)
+	}
+	if j.gen == g {
+		j.synced = max(j.synced, size)
+	}
+	j.mu.Unlock()
+	return nil
 }
 
 // Pending returns the entries not yet acknowledged, oldest first.
 func (j *Journal) Pending() []Entry {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	out := make([]Entry, len(j.pending))
-	for i, p := range j.pending {
-		out[i] = p.Entry
+	out := make([]Entry, 0, len(j.pending))
+	for _, p := range j.pending {
+		if !p.done {
+			out = append(out, p.Entry)
+		}
 	}
 	return out
 }
 
-// Ack drops the oldest entry, which must be seq: it was applied, or refused
-// for good.
+// Ack marks entry seq done: it was applied, or refused for good. Entries
+// may be acknowledged in any order; the file shrinks from the front.
 func (j *Journal) Ack(seq uint64) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if len(j.pending) == 0 || j.pending[0].Seq != seq {
-		return fmt.Errorf("playerdata: journal: ack of %d out of order", seq)
+	i, found := slices.BinarySearchFunc(j.pending, seq, func(p pendingEntry, seq uint64) int { return cmp.Compare(p.Seq, seq) })
+	if !found || j.pending[i].done {
+		return fmt.Errorf("playerdata: journal: ack of %d, which is not pending", seq)
 	}
-	j.acked += j.pending[0].bytes
-	j.pending = j.pending[1:]
+	j.pending[i].done = true
+	for len(j.pending) > 0 && j.pending[0].done {
+		j.acked += j.pending[0].bytes
+		j.pending = j.pending[1:]
+	}
 	switch {
 	case len(j.pending) == 0:
 		return j.reset()
@@ -207,6 +251,9 @@ func (j *Journal) rewrite() error {
 	w.WriteString(journalMagic)
 	size := int64(len(journalMagic))
 	for _, p := range j.pending {
+		if p.done {
+			continue
+		}
 		payload := encode(p.Entry)
 		var h [8]byte
 		binary.BigEndian.PutUint32(h[:], uint32(len(payload)))
@@ -229,6 +276,8 @@ func (j *Journal) rewrite() error {
 	}
 	_ = j.f.Close()
 	j.f, j.size, j.acked = f, size, int64(len(journalMagic))
+	j.gen++
+	j.synced = size
 	_, err = f.Seek(size, io.SeekStart)
 	return err
 }

@@ -34,8 +34,17 @@ func TestJournalRoundTrip(t *testing.T) {
 	if err := j.Ack(1); err != nil {
 		t.Fatal(err)
 	}
+	if err := j.Ack(3); err != nil {
+		t.Fatalf("an ack out of order: %v", err)
+	}
 	if err := j.Ack(3); err == nil {
-		t.Fatal("an ack out of order was taken")
+		t.Fatal("a second ack of one entry was taken")
+	}
+	if err := j.Ack(42); err == nil {
+		t.Fatal("an ack of an unknown entry was taken")
+	}
+	if got := len(j.Pending()); got != 3 {
+		t.Fatalf("%d pending after two acks of five", got)
 	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
@@ -66,7 +75,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	if seq, _ := j.Append(entry(6)); seq != 6 {
 		t.Fatalf("seq after reopen = %d, want 6", seq)
 	}
-	for seq := uint64(1); seq <= 6; seq++ {
+	for _, seq := range []uint64{6, 2, 4, 1, 3, 5} {
 		if err := j.Ack(seq); err != nil {
 			t.Fatal(err)
 		}

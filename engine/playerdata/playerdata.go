@@ -277,26 +277,63 @@ func (m *Manager) Unload(ctx context.Context, player string) error {
 	return d.lease.Release(ctx)
 }
 
-// Drain applies the journal's entries to the store, oldest first. It stops
-// at the first that the store cannot take now (the error wraps
+// Drain applies the journal's entries to the store: each player's in
+// order, players concurrently, and a player's consecutive entries under one
+// token as one batch. A player's chain stops at the first entry that the
+// store cannot take now, and Drain returns that error (it wraps
 // store.ErrUnavailable, or is the store's); an entry refused by fencing is
 // dropped and reported to OnLost.
 func (m *Manager) Drain(ctx context.Context) error {
 	m.drain.Lock()
 	defer m.drain.Unlock()
+	var chains [][]Entry
+	at := map[string]int{}
 	for _, e := range m.journal.Pending() {
-		err := m.apply(ctx, e)
-		player := playerOf(e.Lease)
-		switch {
-		case errors.Is(err, store.ErrConflict):
+		i, ok := at[e.Lease]
+		if !ok {
+			i = len(chains)
+			at[e.Lease] = i
+			chains = append(chains, nil)
+		}
+		chains[i] = append(chains[i], e)
+	}
+	errs := make([]error, len(chains))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, chain := range chains {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = m.drainChain(ctx, chain)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// drainChain applies one player's entries in order.
+func (m *Manager) drainChain(ctx context.Context, chain []Entry) error {
+	for len(chain) > 0 {
+		n := 1
+		merged := chain[0]
+		for n < len(chain) && chain[n].Token == merged.Token {
+			merged.Ops = append(slices.Clip(merged.Ops), chain[n].Ops...)
+			n++
+		}
+		err := m.apply(ctx, merged)
+		if errors.Is(err, store.ErrConflict) {
+			player := playerOf(merged.Lease)
 			m.cfg.OnLost(player, err)
 			m.lost(player)
-		case err != nil:
+		} else if err != nil {
 			return err
 		}
-		if err := m.journal.Ack(e.Seq); err != nil {
-			return err
+		for _, e := range chain[:n] {
+			if err := m.journal.Ack(e.Seq); err != nil {
+				return err
+			}
 		}
+		chain = chain[n:]
 	}
 	return nil
 }
