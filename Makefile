@@ -59,9 +59,10 @@ test-release: release ## make release, then check every archive's contents, bina
 	MOONFORGE_DIST=$(CURDIR)/dist MOONFORGE_COMMIT=$(COMMIT) $(GO) test -count=1 -run TestDist -v ./tools/release
 
 .PHONY: bench
-bench: build ## run the benchmark suite (about 4 minutes): bench/results/<date>.json and .md, README table
+bench: build ## run the benchmark suite (about 5 minutes): bench/results/<date>.json and .md, README table; store backends in bin/storebench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/schema ./engine/script ./engine/room | tee $(BIN)/gobench.txt
 	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -timeout 20m ./engine/store/storebench | tee $(BIN)/storebench.txt
 
 .PHONY: fuzz
 fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
