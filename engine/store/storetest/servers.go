@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,7 +61,7 @@ func (s *Server) Kill() {
 }
 
 // Signal sends sig to the server (SIGSTOP, SIGCONT).
-func (s *Server) Signal(sig syscall.Signal) error { return s.cmd.Process.Signal(sig) }
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
 
 // Restart starts the server again with its first arguments, on the same
 // address and data directory, and waits until it accepts connections.
@@ -76,8 +75,7 @@ func (s *Server) start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(s.args[0], s.args[1:]...)
 	cmd.Dir = s.dir
-	// The server dies with the test binary, even when a timeout kills it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	dieWithParent(cmd)
 	log, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
