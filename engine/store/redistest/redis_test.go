@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/moonforge/moonforge/engine/store"
 	"github.com/moonforge/moonforge/engine/store/storetest"
@@ -58,3 +61,39 @@ func TestOpenRedisErrors(t *testing.T) {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// TestRedisClusterConformance runs the suite on a Redis Cluster of three
+// masters of its own: batches within a group are atomic, a conditional
+// batch across groups is refused, scans list every master's keys in order.
+func TestRedisClusterConformance(t *testing.T) {
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		storetest.Missing(t, "redis-cli is not installed (Debian package redis-tools)")
+	}
+	var addrs []string
+	for range 3 {
+		srv := storetest.StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--appendonly", "yes", "--appendfsync", "always")
+		addrs = append(addrs, srv.Addr)
+	}
+	out, err := exec.Command("redis-cli", append([]string{"--cluster", "create"}, append(addrs, "--cluster-yes")...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, _ := exec.Command("redis-cli", "-u", "redis://"+addrs[0], "cluster", "info").Output()
+		if strings.Contains(string(info), "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster did not become ready: %s", info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	storetest.RunConformance(t, func(t *testing.T) store.Store {
+		s := openRedis(t, store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "c" + storetest.RandomName() + ":"})
+		if c := s.Capabilities(); c.AtomicBatch || !c.Durable {
+			t.Fatalf("capabilities of a cluster with appendfsync always: %+v", c)
+		}
+		return s
+	})
+}
