@@ -178,30 +178,35 @@ func (s *MySQLStore) Batch(ctx context.Context, ops []Op) error {
 	if len(ops) == 0 {
 		return nil
 	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.batchTx(ctx, tx, ops) })
+	if err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), sqlErr(err))
+	}
+	return err
+}
+
+// inTx runs fn in a transaction and commits it, again after a deadlock or
+// a lock wait timeout (up to 20 times); fn's error rolls it back.
+func (s *MySQLStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err := s.batchTx(ctx, ops)
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err == nil {
+			if err = fn(tx); err == nil {
+				err = tx.Commit()
+			} else {
+				_ = tx.Rollback()
+			}
+		}
 		var me *mysql.MySQLError
 		if errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) && attempt < 20 && ctx.Err() == nil {
 			time.Sleep(time.Duration(attempt+1) * time.Millisecond)
 			continue
 		}
-		if err != nil && !errors.Is(err, ErrConflict) {
-			return fmt.Errorf("store: batch of %d ops: %w", len(ops), sqlErr(err))
-		}
 		return err
 	}
 }
 
-func (s *MySQLStore) batchTx(ctx context.Context, ops []Op) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+func (s *MySQLStore) batchTx(ctx context.Context, tx *sql.Tx, ops []Op) error {
 	now := nowMillis()
 	for _, op := range ops {
 		if !op.conditional() {
@@ -223,6 +228,7 @@ func (s *MySQLStore) batchTx(ctx context.Context, ops []Op) (err error) {
 		}
 	}
 	for _, op := range ops {
+		var err error
 		switch {
 		case op.Check:
 		case op.Delete:
@@ -241,7 +247,7 @@ func (s *MySQLStore) batchTx(ctx context.Context, ops []Op) (err error) {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // mysqlScanChunk is how many rows one Scan query reads.
@@ -357,30 +363,15 @@ func (s *MySQLStore) writeBack(ctx context.Context, rows []backRow) error {
 		return err
 	}
 	defer s.leave()
-	for attempt := 0; ; attempt++ {
-		err := s.writeBackTx(ctx, rows)
-		var me *mysql.MySQLError
-		if errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) && attempt < 20 && ctx.Err() == nil {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("store: write back %d keys: %w", len(rows), sqlErr(err))
-		}
-		return nil
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.writeBackTx(ctx, tx, rows) }); err != nil {
+		return fmt.Errorf("store: write back %d keys: %w", len(rows), sqlErr(err))
 	}
+	return nil
 }
 
-func (s *MySQLStore) writeBackTx(ctx context.Context, rows []backRow) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+func (s *MySQLStore) writeBackTx(ctx context.Context, tx *sql.Tx, rows []backRow) error {
 	for _, r := range rows {
+		var err error
 		if r.delete {
 			_, err = tx.ExecContext(ctx, "DELETE FROM "+s.table+" WHERE k = ?", r.key)
 		} else {
@@ -391,7 +382,7 @@ func (s *MySQLStore) writeBackTx(ctx context.Context, rows []backRow) (err error
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // getRow returns the value, version and expiry (unix ms, 0: none) of a live
