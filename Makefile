@@ -27,7 +27,7 @@ build: ## build bin/moonforge, bin/bot and bin/loadtest
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ . ./tools/bot ./tools/loadtest
 
 .PHONY: bot
-bot: build ## play the demo scenario against a running server (ARGS="-ws" for WebSocket)
+bot: build ## play the demo scenario against a running server (ARGS="-ws": WebSocket, ARGS="-kcp": KCP)
 	$(BIN)/bot $(ARGS)
 
 .PHONY: test
@@ -59,7 +59,7 @@ test-release: release ## make release, then check every archive's contents, bina
 	MOONFORGE_DIST=$(CURDIR)/dist MOONFORGE_COMMIT=$(COMMIT) $(GO) test -count=1 -run TestDist -v ./tools/release
 
 .PHONY: bench
-bench: build ## run the benchmark suite (about 5 minutes): bench/results/<date>.json and .md, README table; store backends in bin/storebench.txt
+bench: build ## run the benchmark suite (about 6 minutes): bench/results/<date>.json and .md, README table; store backends in bin/storebench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/schema ./engine/script ./engine/room | tee $(BIN)/gobench.txt
 	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -timeout 20m ./engine/store/storebench | tee $(BIN)/storebench.txt
@@ -110,7 +110,7 @@ sdk-deps: ## install the SDK tests' Debian packages (Lua 5.1, 5.4, LuaSocket, mo
 CSHARP := sdk/csharp
 
 .PHONY: sdk-demo
-sdk-demo: sdk-deps ## run the C# SDK's console sample on mono against a running server (ARGS="127.0.0.1 7002 ws")
+sdk-demo: sdk-deps ## run the C# SDK's console sample on mono against a running server (ARGS="127.0.0.1 7002 ws", "127.0.0.1 7003 kcp")
 	@mkdir -p $(BIN)/csharp
 	mcs -langversion:7.2 -warnaserror+ -nologo -target:library -out:$(BIN)/csharp/Moonforge.Client.dll $$(find $(CSHARP)/Runtime -name '*.cs' | sort)
 	mcs -langversion:7.2 -warnaserror+ -nologo -target:exe -out:$(BIN)/csharp/ConsoleDemo.exe -r:$(BIN)/csharp/Moonforge.Client.dll $(CSHARP)/Samples~/Console/*.cs

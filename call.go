@@ -21,14 +21,15 @@ import (
 // callOptions are the flags of moonforge call.
 type callOptions struct {
 	addr, proto, login string
-	ws                 bool
+	ws, kcp            bool
 	watch, timeout     time.Duration
 }
 
 func callFlags(fs *flag.FlagSet) func([]string) error {
 	var o callOptions
-	fs.StringVar(&o.addr, "addr", "", "server address (default 127.0.0.1:7001, or 127.0.0.1:7002 with -ws)")
+	fs.StringVar(&o.addr, "addr", "", "server address (default 127.0.0.1:7001, 127.0.0.1:7002 with -ws, 127.0.0.1:7003 with -kcp)")
 	fs.BoolVar(&o.ws, "ws", false, "connect over WebSocket (path /ws) instead of TCP")
+	fs.BoolVar(&o.kcp, "kcp", false, "connect over KCP (UDP) instead of TCP")
 	fs.StringVar(&o.proto, "proto", "proto", "directory of the .proto schema, read at each call")
 	fs.StringVar(&o.login, "login", "guest:moonforge-call-device", `log in first: "guest[:DEVICE_ID]", "METHOD:ACCOUNT[:SECRET]", or "none"`)
 	fs.DurationVar(&o.watch, "watch", 0, "after the reply, print the pushes that arrive for this long")
@@ -69,15 +70,19 @@ func call(o callOptions, name, body string, out io.Writer) error {
 		return usageError(err.Error())
 	}
 
+	if o.ws && o.kcp {
+		return usageError("-ws and -kcp exclude each other")
+	}
 	cfg := client.Config{Addr: o.addr, Transport: "tcp", Heartbeat: 5 * time.Second}
-	if o.ws {
-		cfg.Transport = "ws"
+	port := "7001"
+	switch {
+	case o.ws:
+		cfg.Transport, port = "ws", "7002"
+	case o.kcp:
+		cfg.Transport, port = "kcp", "7003"
 	}
 	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:7001"
-		if o.ws {
-			cfg.Addr = "127.0.0.1:7002"
-		}
+		cfg.Addr = "127.0.0.1:" + port
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -92,6 +97,9 @@ func call(o callOptions, name, body string, out io.Writer) error {
 	defer c.Close()
 	if method != "" {
 		if _, err := c.Login(ctx, method, account, secret, nil); err != nil {
+			if cfg.Transport == "kcp" && errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("no server answers at %s over kcp within %s (KCP has no handshake: a wrong address shows only as silence)", cfg.Addr, o.timeout)
+			}
 			return fmt.Errorf("login %s: %w", method, describe(c, err))
 		}
 	}

@@ -151,6 +151,7 @@ func runFlags(fs *flag.FlagSet) func([]string) error {
 	protoDir := fs.String("proto", "", "proto directory (overrides proto_dir)")
 	tcp := fs.String("tcp", "", `TCP gateway address, "-" to disable (overrides gate.tcp)`)
 	ws := fs.String("ws", "", `WebSocket gateway address, "-" to disable (overrides gate.ws)`)
+	kcpAddr := fs.String("kcp", "", `KCP (UDP) gateway address, "-" to disable (overrides gate.kcp.addr)`)
 	adminAddr := fs.String("admin", "", `admin HTTP address, "-" to disable (overrides admin.addr)`)
 	return func(args []string) error {
 		if len(args) > 0 {
@@ -166,7 +167,7 @@ func runFlags(fs *flag.FlagSet) func([]string) error {
 		for _, o := range []struct {
 			flag string
 			dst  *string
-		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*adminAddr, &cfg.Admin.Addr}} {
+		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*kcpAddr, &cfg.Gate.KCP.Addr}, {*adminAddr, &cfg.Admin.Addr}} {
 			if o.flag != "" {
 				*o.dst = o.flag
 			}

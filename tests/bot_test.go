@@ -8,15 +8,15 @@ import (
 	"time"
 )
 
-// TestBot runs the built tools/bot against the server over TCP and over WebSocket.
+// TestBot runs the built tools/bot against the server over TCP, WebSocket and KCP.
 func TestBot(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, options{})
-	for _, transport := range []string{"tcp", "ws"} {
+	for _, transport := range []string{"tcp", "ws", "kcp"} {
 		t.Run(transport, func(t *testing.T) {
 			args := []string{"-addr", s.addr(transport), "-proto", s.path("proto"), "-device", "bot-" + transport, "-moves", "5", "-watch", "300ms"}
-			if transport == "ws" {
-				args = append(args, "-ws")
+			if transport != "tcp" {
+				args = append(args, "-"+transport)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()

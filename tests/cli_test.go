@@ -24,10 +24,10 @@ func TestCall(t *testing.T) {
 		return runMoonforge(t, dir, append([]string{"call", "-proto", s.path("proto")}, args...)...)
 	}
 
-	for _, transport := range []string{"tcp", "ws"} {
+	for _, transport := range []string{"tcp", "ws", "kcp"} {
 		args := []string{"-addr", s.addr(transport)}
-		if transport == "ws" {
-			args = append(args, "-ws")
+		if transport != "tcp" {
+			args = append(args, "-"+transport)
 		}
 		r := call(append(args, "EchoReq", `{"n": 41}`)...)
 		if r.code != 0 || r.stdout != "EchoAck {\"n\":\"41\"}\n" {
@@ -63,6 +63,8 @@ func TestCall(t *testing.T) {
 		{"no message", []string{"-addr", s.tcp}, 2, "call needs a message name"},
 		{"bad login flag", []string{"-addr", s.tcp, "-login", ":x", "EchoReq"}, 2, "-login"},
 		{"bad flag", []string{"-bogus"}, 2, "usage: moonforge call"},
+		{"two transports", []string{"-ws", "-kcp", "EchoReq"}, 2, "-ws and -kcp exclude each other"},
+		{"no kcp server", []string{"-kcp", "-addr", udpBound(t), "-timeout", "1s", "EchoReq"}, 1, "no server answers at"},
 	} {
 		r := call(tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
@@ -111,7 +113,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("moonforge help does not list %s:\n%s", c, r)
 		}
 	}
-	runFlags := []string{"-config", "-dev", "-data", "-lua", "-proto", "-tcp", "-ws", "-admin"}
+	runFlags := []string{"-config", "-dev", "-data", "-lua", "-proto", "-tcp", "-ws", "-kcp", "-admin"}
 	for _, args := range [][]string{{"help", "run"}, {"run", "-h"}} {
 		r := runMoonforge(t, dir, args...)
 		out := r.stdout + r.stderr
@@ -125,7 +127,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r = runMoonforge(t, dir, "help", "call")
-	for _, f := range []string{"-addr", "-ws", "-login", "-watch", "-proto"} {
+	for _, f := range []string{"-addr", "-ws", "-kcp", "-login", "-watch", "-proto"} {
 		if r.code != 0 || !strings.Contains(r.stdout, "  "+f) {
 			t.Errorf("moonforge help call does not list %s:\n%s", f, r)
 		}

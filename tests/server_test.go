@@ -99,7 +99,7 @@ type server struct {
 	dir  string // lua/, proto/, data/ and config.yaml
 
 	// Addresses of the running process, from its "moonforge is running" log line.
-	tcp, ws, admin, version string
+	tcp, ws, kcp, admin, version string
 
 	log  *logBuffer
 	proc *process
@@ -156,7 +156,7 @@ func (s *server) launch() {
 	s.t.Helper()
 	args := []string{"run",
 		"-data", s.path("data"), "-lua", s.path("lua"), "-proto", s.path("proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
 	if !s.opts.production {
 		args = append(args, "-dev")
 	}
@@ -189,8 +189,8 @@ func (s *server) launch() {
 	defer timer.Stop()
 	select {
 	case f := <-p.ready:
-		s.tcp, s.ws, s.admin, s.version = f["tcp"], f["ws"], f["admin"], f["version"]
-		if s.tcp == "" || s.ws == "" || s.admin == "" {
+		s.tcp, s.ws, s.kcp, s.admin, s.version = f["tcp"], f["ws"], f["kcp"], f["admin"], f["version"]
+		if s.tcp == "" || s.ws == "" || s.kcp == "" || s.admin == "" {
 			s.t.Fatalf("the running line lacks an address: %v", f)
 		}
 	case <-p.done:
@@ -244,10 +244,13 @@ func (s *server) restart() {
 	s.launch()
 }
 
-// addr returns the gateway address of a transport ("tcp" or "ws").
+// addr returns the gateway address of a transport ("tcp", "ws" or "kcp").
 func (s *server) addr(transport string) string {
-	if transport == "ws" {
+	switch transport {
+	case "ws":
 		return s.ws
+	case "kcp":
+		return s.kcp
 	}
 	return s.tcp
 }

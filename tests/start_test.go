@@ -81,13 +81,25 @@ func listening(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// udpBound returns the address of a UDP socket bound until the test ends.
+func udpBound(t testing.TB) string {
+	t.Helper()
+	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = u.Close() })
+	return u.LocalAddr().String()
+}
+
 // TestFailedStart starts the binary in every way a start can fail: each prints its reason on one
 // line, exits with status 1 and never panics.
 func TestFailedStart(t *testing.T) {
 	t.Parallel()
 	running := startServer(t, options{})
 	busy := listening(t)
-	free := []string{"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
+	busyUDP := udpBound(t)
+	free := []string{"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
 
 	type startCase struct {
 		name    string
@@ -127,6 +139,15 @@ func TestFailedStart(t *testing.T) {
 		{name: "tcp port in use", args: []string{"-tcp", busy}, want: []string{busy, "address already in use"}},
 		{name: "websocket port in use", args: []string{"-ws", busy}, want: []string{busy, "address already in use"}},
 		{name: "admin port in use", args: []string{"-admin", busy}, want: []string{"admin", busy, "address already in use"}},
+		{name: "kcp port in use", args: []string{"-kcp", busyUDP}, want: []string{"kcp", busyUDP, "address already in use"}},
+		{
+			name: "bad kcp option",
+			prepare: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "c.yaml"), "gate:\n  kcp:\n    mtu: 20000\n")
+			},
+			args: []string{"-config", "c.yaml"},
+			want: []string{"gate.kcp.mtu must be between 50 and 1472"},
+		},
 		{
 			name:    "bad config option",
 			prepare: func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "c.yaml"), "gate:\n  heartbeat: 10\n") },

@@ -1,4 +1,4 @@
-// Package client is a Go client of protocol v1 over TCP or WebSocket: requests matched to replies
+// Package client is a Go client of protocol v1 over TCP, WebSocket or KCP: requests matched to replies
 // by seq, pushes in order, heartbeat with push acknowledgement, login and resume. The bot, the
 // load tool and the black-box tests use it; game clients use the Lua and C# SDKs.
 package client
@@ -20,7 +20,7 @@ import (
 // Config configures a connection.
 type Config struct {
 	Addr        string        // host:port
-	Transport   string        // "tcp" (default) or "ws"
+	Transport   string        // "tcp" (default), "ws" or "kcp"
 	WSPath      string        // default "/ws"
 	MaxFrame    int           // default 1 MiB
 	DialTimeout time.Duration // default 5s

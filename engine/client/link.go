@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,15 +11,20 @@ import (
 	"net/url"
 
 	"github.com/gorilla/websocket"
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/moonforge/moonforge/engine/protocol"
 
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
-// Link is the framing of one client connection: length-prefixed frames on TCP, one frame per
-// binary message on WebSocket. One goroutine reads (Next) and one writes (Write).
+// Link is the framing of one client connection: length-prefixed frames on TCP and KCP, one frame
+// per binary message on WebSocket. One goroutine reads (Next) and one writes (Write).
 type Link struct {
-	nc     net.Conn        // TCP
+	nc     net.Conn        // TCP, or the KCP session
 	ws     *websocket.Conn // WebSocket
+	kcp    bool
+	kicked bool // reader only: KCP has no close, so a Kick ends the stream
 	reader *wire.Reader
 	max    int
 }
@@ -25,7 +32,7 @@ type Link struct {
 // LinkOptions say how to reach a gateway.
 type LinkOptions struct {
 	Addr      string // host:port
-	Transport string // "tcp" (default) or "ws"
+	Transport string // "tcp" (default), "ws" or "kcp"
 	WSPath    string // default "/ws"
 	MaxFrame  int    // default 1 MiB
 	LocalAddr net.Addr
@@ -57,14 +64,72 @@ func DialLink(ctx context.Context, o LinkOptions) (*Link, error) {
 			return nil, err
 		}
 		l.ws = ws
+	case "kcp":
+		s, err := dialKCP(o.Addr, o.LocalAddr)
+		if err != nil {
+			return nil, err
+		}
+		l.nc, l.kcp = s, true
+		l.reader = wire.NewReader(s, 32<<10, o.MaxFrame)
 	default:
 		return nil, fmt.Errorf("client: unknown transport %q", o.Transport)
 	}
 	return l, nil
 }
 
-// Next blocks for the next frame from the server; io.EOF when the server closed.
+// dialKCP opens a KCP session with the parameters of docs/protocol.md ("KCP"): a random non-zero
+// conversation id, MTU 1400, windows of 256, no-delay mode (interval 10 ms, fast resend 2, no
+// congestion window), stream mode off, no FEC, no encryption. KCP has no handshake: this only
+// opens the UDP socket.
+func dialKCP(addr string, local net.Addr) (*kcp.UDPSession, error) {
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	var laddr *net.UDPAddr
+	if u, ok := local.(*net.UDPAddr); ok {
+		laddr = u
+	} else if t, ok := local.(*net.TCPAddr); ok {
+		laddr = &net.UDPAddr{IP: t.IP, Zone: t.Zone}
+	}
+	udp, err := net.ListenUDP("udp", laddr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := kcp.NewConn4(newConv(), raddr, nil, 0, 0, true, udp)
+	if err != nil {
+		_ = udp.Close()
+		return nil, err
+	}
+	s.SetStreamMode(false)
+	s.SetMtu(1400)
+	s.SetWindowSize(256, 256)
+	s.SetNoDelay(1, 10, 2, 1)
+	return s, nil
+}
+
+// newConv returns a random non-zero conversation id.
+func newConv() uint32 {
+	var b [4]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if v := binary.LittleEndian.Uint32(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// Next blocks for the next frame from the server; io.EOF when the server closed (over KCP: after
+// a Kick).
 func (l *Link) Next() (wire.Frame, error) {
+	if l.kcp {
+		if l.kicked {
+			return wire.Frame{}, io.EOF
+		}
+		f, err := l.reader.Next()
+		l.kicked = err == nil && f.MsgID == protocol.MsgKick && !f.IsReply()
+		return f, err
+	}
 	if l.ws == nil {
 		return l.reader.Next()
 	}

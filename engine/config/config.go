@@ -56,6 +56,22 @@ type Gate struct {
 	RateLimit          float64       `yaml:"rate_limit"` // requests per second per connection, 0 = off
 	RateBurst          int           `yaml:"rate_burst"`
 	DisabledMethods    []string      `yaml:"disabled_login_methods"`
+	KCP                KCP           `yaml:"kcp"`
+}
+
+// KCP configures the KCP-over-UDP gateway. The defaults are the protocol's fast mode; docs/protocol.md
+// ("KCP") says which a client must match.
+type KCP struct {
+	Addr              string        `yaml:"addr"`        // UDP listen address, "-" to disable
+	MTU               int           `yaml:"mtu"`         // largest datagram, KCP header included
+	SendWindow        int           `yaml:"send_window"` // segments
+	RecvWindow        int           `yaml:"recv_window"` // segments
+	NoDelay           bool          `yaml:"nodelay"`
+	Interval          time.Duration `yaml:"interval"`
+	Resend            int           `yaml:"resend"` // fast resend after this many later acks, 0 = off
+	CongestionControl bool          `yaml:"congestion_control"`
+	MaxSessions       int           `yaml:"max_sessions"`
+	SocketBuffer      int           `yaml:"socket_buffer"` // UDP receive and send buffer, bytes
 }
 
 // Admin configures the operator's HTTP endpoint.
@@ -103,6 +119,17 @@ func Default() Config {
 			RequestTimeout:     10 * time.Second,
 			MaxUnauthenticated: 3,
 			SendQueueBytes:     4 << 20,
+			KCP: KCP{
+				Addr:         ":7003",
+				MTU:          1400,
+				SendWindow:   256,
+				RecvWindow:   256,
+				NoDelay:      true,
+				Interval:     10 * time.Millisecond,
+				Resend:       2,
+				MaxSessions:  10000,
+				SocketBuffer: 4 << 20,
+			},
 		},
 		Admin: Admin{Addr: "127.0.0.1:7080"},
 		Lua: Lua{
@@ -259,6 +286,13 @@ func (c Config) Validate() error {
 	check(c.Gate.RequestTimeout >= 10*time.Millisecond, "gate.request_timeout must be at least 10ms")
 	check(c.Gate.MaxUnauthenticated >= 1, "gate.max_unauthenticated must be at least 1")
 	check(c.Gate.RateLimit >= 0, "gate.rate_limit must not be negative")
+	check(c.Gate.KCP.MTU >= 50 && c.Gate.KCP.MTU <= 1472, "gate.kcp.mtu must be between 50 and 1472")
+	check(c.Gate.KCP.SendWindow >= 1 && c.Gate.KCP.RecvWindow >= 1, "gate.kcp.send_window and recv_window must be at least 1")
+	check(c.Gate.KCP.RecvWindow <= 65535, "gate.kcp.recv_window must be at most 65535")
+	check(c.Gate.KCP.Interval >= time.Millisecond && c.Gate.KCP.Interval <= 5*time.Second, "gate.kcp.interval must be between 1ms and 5s")
+	check(c.Gate.KCP.Resend >= 0, "gate.kcp.resend must not be negative")
+	check(c.Gate.KCP.MaxSessions >= 1, "gate.kcp.max_sessions must be at least 1")
+	check(c.Gate.KCP.SocketBuffer >= 0, "gate.kcp.socket_buffer must not be negative")
 	check(c.Lua.PoolSize >= 1 && c.Lua.PoolSize <= 4096, "lua.pool_size must be between 1 and 4096")
 	check(c.Lua.MailboxSize >= 1, "lua.mailbox_size must be at least 1")
 	check(c.Lua.HandlerTimeout >= time.Millisecond, "lua.handler_timeout must be at least 1ms")

@@ -1,4 +1,4 @@
-// Package gate is the gateway: it accepts client connections over TCP and WebSocket, speaks
+// Package gate is the gateway: it accepts client connections over TCP, WebSocket and KCP, speaks
 // protocol v1 (docs/protocol.md), handles Ping, login and resume itself, and hands every other
 // request to a Router. Each connection has one reader goroutine and one writer goroutine that
 // writes whatever is queued in one batch per wake-up.
@@ -42,6 +42,7 @@ type Config struct {
 	LoginTimeout       time.Duration // default 10s
 	DisabledMethods    []string      // login methods refused with BAD_REQUEST
 	Linger             time.Duration // how long a kicked connection waits for the peer to close; default 1s
+	KCP                KCPConfig     // KCP over UDP (kcp_transport.go)
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +85,7 @@ func (c Config) withDefaults() Config {
 	if c.Linger <= 0 {
 		c.Linger = time.Second
 	}
+	c.KCP = c.KCP.withDefaults()
 	return c
 }
 
@@ -133,6 +135,7 @@ type Gateway struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	httpSrv   *http.Server
+	kcp       *kcpListener
 	conns     map[*conn]struct{}
 	closing   bool
 	wg        sync.WaitGroup
@@ -189,10 +192,14 @@ func (g *Gateway) Start() error {
 			}
 		}()
 	}
+	if err := g.startKCP(); err != nil {
+		g.closeListeners()
+		return err
+	}
 	return nil
 }
 
-// Addrs returns the bound addresses (TCP first, then WebSocket), useful with port 0.
+// Addrs returns the bound addresses (TCP first, then WebSocket, then KCP), useful with port 0.
 func (g *Gateway) Addrs() []net.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()

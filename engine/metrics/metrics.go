@@ -36,6 +36,7 @@ type Metrics struct {
 	applies     *prometheus.CounterVec
 	tickLate    *prometheus.HistogramVec
 	version     *prometheus.GaugeVec
+	datagrams   *prometheus.CounterVec
 
 	// Children of the vectors above, looked up once per label set: WithLabelValues hashes its
 	// labels on every call, which the per-request path should not pay.
@@ -86,12 +87,15 @@ func New(g Gauges) *Metrics {
 		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "moonforge_script_version_info", Help: "1 for the script version in force.",
 		}, []string{"version"}),
+		datagrams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moonforge_kcp_dropped_datagrams_total", Help: "UDP datagrams the KCP gateway dropped, by reason (malformed, oversized, forged, stray, limit).",
+		}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.requests, m.latency, m.handler, m.bytesIn, m.bytesOut,
-		m.reloads, m.applies, m.tickLate, m.version,
+		m.reloads, m.applies, m.tickLate, m.version, m.datagrams,
 	)
 	gauge := func(name, help string, f func() float64) {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -145,6 +149,11 @@ func (m *Metrics) Traffic(in, out int) {
 	if out > 0 {
 		m.bytesOut.Add(float64(out))
 	}
+}
+
+// DatagramDropped implements gate.DatagramObserver.
+func (m *Metrics) DatagramDropped(reason string) {
+	m.datagrams.WithLabelValues(reason).Inc()
 }
 
 // Handled implements script.Observer.

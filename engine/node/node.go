@@ -153,6 +153,7 @@ func (n *Node) build() (err error) {
 		RateLimit:          cfg.Gate.RateLimit,
 		RateBurst:          cfg.Gate.RateBurst,
 		DisabledMethods:    cfg.Gate.DisabledMethods,
+		KCP:                kcpConfig(cfg.Gate.KCP),
 	}, gate.Deps{
 		Sessions: n.sessions,
 		Accounts: accounts,
@@ -194,7 +195,7 @@ func (n *Node) Start() error {
 		}
 	}
 	current := n.reloader.Versions().Load()
-	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "admin", n.AdminAddr(),
+	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "kcp", n.KCPAddr(), "admin", n.AdminAddr(),
 		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
 	return nil
 }
@@ -249,6 +250,37 @@ func (n *Node) WSAddr() string {
 		i = 0
 	}
 	return n.addr(n.cfg.Gate.WS, i)
+}
+
+// KCPAddr returns the gateway's KCP (UDP) address ("" if disabled).
+func (n *Node) KCPAddr() string {
+	i := 0
+	for _, a := range []string{n.cfg.Gate.TCP, n.cfg.Gate.WS} {
+		if a != "-" {
+			i++
+		}
+	}
+	return n.addr(n.cfg.Gate.KCP.Addr, i)
+}
+
+// kcpConfig maps the file's KCP options to the gateway's.
+func kcpConfig(k config.KCP) gate.KCPConfig {
+	resend := k.Resend
+	if resend == 0 {
+		resend = -1 // off
+	}
+	return gate.KCPConfig{
+		Addr:              k.Addr,
+		MTU:               k.MTU,
+		SendWindow:        k.SendWindow,
+		RecvWindow:        k.RecvWindow,
+		Interval:          k.Interval,
+		Resend:            resend,
+		Delay:             !k.NoDelay,
+		CongestionControl: k.CongestionControl,
+		MaxSessions:       k.MaxSessions,
+		SocketBuffer:      k.SocketBuffer,
+	}
 }
 
 // AdminAddr returns the admin endpoint's address ("" if disabled).

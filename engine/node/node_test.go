@@ -63,7 +63,7 @@ func start(t *testing.T, edit func(*config.Config)) *env {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.LuaDir = filepath.Join(dir, "lua")
 	cfg.ProtoDir = filepath.Join(dir, "proto")
-	cfg.Gate.TCP, cfg.Gate.WS, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gate.TCP, cfg.Gate.WS, cfg.Gate.KCP.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Lua.PoolSize = 4
 	if edit != nil {
 		edit(&cfg)

@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -22,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moonforge/moonforge/tools/relay"
 )
 
 // toolchain returns mcs and mono, or ends the test: a failure under CI, a skip elsewhere.
@@ -100,15 +103,32 @@ func TestSDK(t *testing.T) {
 		runTests(t, mono, exe, "conformance", filepath.Join("..", "..", "tests", "vectors"))
 	})
 	t.Run("client", func(t *testing.T) { runTests(t, mono, exe, "client") })
+	t.Run("kcp", func(t *testing.T) { runTests(t, mono, exe, "kcp") })
+	tcp, ws, kcp := startServer(t, dir)
 	t.Run("e2e", func(t *testing.T) {
-		tcp, ws := startServer(t, dir)
 		runTests(t, mono, exe, "e2e", "127.0.0.1", tcp, ws)
 	})
+	// The scenario over KCP, directly and through a relay that drops 5% and 20% of the datagrams
+	// each way (and duplicates, reorders and delays some).
+	for _, loss := range []float64{0, 0.05, 0.20} {
+		t.Run(fmt.Sprintf("e2e-kcp-loss-%g%%", loss*100), func(t *testing.T) {
+			port := kcp
+			if loss > 0 {
+				r, err := relay.ListenUDP("127.0.0.1:"+kcp, relay.Config{Loss: loss, Duplicate: 0.01, Reorder: 0.03, Delay: time.Millisecond, Seed: 15})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				_, port, _ = strings.Cut(r.Addr(), "127.0.0.1:")
+			}
+			runTests(t, mono, exe, "e2e-kcp", "127.0.0.1", port)
+		})
+	}
 }
 
 // startServer builds moonforge and runs it on copies of lua/ and proto/ with loopback ports; it
-// returns the TCP and WebSocket ports from the "moonforge is running" line.
-func startServer(t *testing.T, dir string) (tcpPort, wsPort string) {
+// returns the TCP, WebSocket and KCP ports from the "moonforge is running" line.
+func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -131,7 +151,7 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort string) {
 	}
 	srv := exec.Command(bin, "run", "-dev", "-data", filepath.Join(dir, "data"),
 		"-lua", filepath.Join(dir, "lua"), "-proto", filepath.Join(dir, "proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	srv.Dir = dir
 	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := srv.StderrPipe()
@@ -141,7 +161,7 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort string) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	running := regexp.MustCompile(`msg="moonforge is running" .*\btcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+)`)
+	running := regexp.MustCompile(`msg="moonforge is running" .*\btcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+) kcp=127\.0\.0\.1:(\d+)`)
 	var (
 		mu  sync.Mutex
 		log strings.Builder
@@ -178,13 +198,13 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort string) {
 	})
 	select {
 	case m := <-ports:
-		return m[1], m[2]
+		return m[1], m[2], m[3]
 	case <-exited:
 		t.Fatalf("moonforge exited before serving:\n%s", serverLog())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not report running within 30s:\n%s", serverLog())
 	}
-	return "", ""
+	return "", "", ""
 }
 
 // unityStubs stands in for the parts of UnityEngine the sample uses, so that the sample is
@@ -226,15 +246,15 @@ func TestSampleCompiles(t *testing.T) {
 }
 
 // TestConsoleDemo runs `make sdk-demo`, the console sample on mono, against a real server over
-// TCP and WebSocket.
+// TCP, WebSocket and KCP.
 func TestConsoleDemo(t *testing.T) {
 	toolchain(t)
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
 	}
 	dir := t.TempDir()
-	tcp, ws := startServer(t, dir)
-	for _, args := range []string{"127.0.0.1 " + tcp, "127.0.0.1 " + ws + " ws"} {
+	tcp, ws, kcp := startServer(t, dir)
+	for _, args := range []string{"127.0.0.1 " + tcp, "127.0.0.1 " + ws + " ws", "127.0.0.1 " + kcp + " kcp"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		cmd := exec.CommandContext(ctx, "make", "-s", "sdk-demo", "BIN="+filepath.Join(dir, "bin"), "ARGS="+args)
 		cmd.Dir = filepath.Join("..", "..")

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/moonforge/moonforge/engine/schema"
+	"github.com/moonforge/moonforge/tools/relay"
 )
 
 // interpreters are the Lua versions every test runs on: the oldest and the newest.
@@ -87,6 +88,14 @@ func TestCodecConformance(t *testing.T) {
 func TestClientAgainstScriptedServer(t *testing.T) {
 	for _, interp := range lua(t) {
 		runScript(t, interp, "test/client_test.lua")
+	}
+}
+
+// TestKCP runs the pure-Lua KCP without sockets: streams over a simulated lossy link, junk
+// datagrams, the segment layout.
+func TestKCP(t *testing.T) {
+	for _, interp := range lua(t) {
+		runScript(t, interp, "test/kcp_test.lua")
 	}
 }
 
@@ -238,7 +247,7 @@ func canonicalNaN(m protoreflect.Message) {
 // then the README's examples: examples/demo.lua and the UnLua actor of examples/unlua.
 func TestEndToEnd(t *testing.T) {
 	interps := lua(t)
-	port := startServer(t)
+	port, _ := startServer(t)
 	for _, interp := range interps {
 		runScript(t, interp, "test/e2e_test.lua", port)
 		runScript(t, interp, "test/unlua_example_test.lua", port)
@@ -251,9 +260,34 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
+// TestEndToEndKCP plays the demo scenario over KCP against a real `moonforge run`: directly, and
+// through a relay that drops 5% and 20% of the datagrams each way (and duplicates, reorders and
+// delays some).
+func TestEndToEndKCP(t *testing.T) {
+	interps := lua(t)
+	_, kcpPort := startServer(t)
+	server := "127.0.0.1:" + kcpPort
+	for _, loss := range []float64{0, 0.05, 0.20} {
+		addr := server
+		if loss > 0 {
+			r, err := relay.ListenUDP(server, relay.Config{Loss: loss, Duplicate: 0.01, Reorder: 0.03, Delay: time.Millisecond, Seed: 15})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			addr = r.Addr()
+		}
+		_, port, _ := strings.Cut(addr, "127.0.0.1:")
+		for _, interp := range interps {
+			t.Logf("loss %g%%:", loss*100)
+			runScript(t, interp, "test/e2e_test.lua", port, "127.0.0.1", "kcp")
+		}
+	}
+}
+
 // startServer builds moonforge, runs it on free loopback ports with a copy of the demo game, and
-// returns its TCP port. The server is stopped when the test ends.
-func startServer(t *testing.T) string {
+// returns its TCP and KCP ports. The server is stopped when the test ends.
+func startServer(t *testing.T) (tcpPort, kcpPort string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -272,7 +306,7 @@ func startServer(t *testing.T) string {
 	}
 	cmd := exec.Command(bin, "run", "-dev", "-data", filepath.Join(dir, "data"),
 		"-lua", filepath.Join(dir, "lua"), "-proto", filepath.Join(dir, "proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -282,17 +316,17 @@ func startServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	log := &lockedLog{}
-	ports := make(chan string, 1)
+	ports := make(chan [2]string, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tcp := regexp.MustCompile(`msg="moonforge is running".* tcp=127\.0\.0\.1:(\d+)`)
+		running := regexp.MustCompile(`msg="moonforge is running".* tcp=127\.0\.0\.1:(\d+) .*kcp=127\.0\.0\.1:(\d+)`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			log.add(line)
-			if m := tcp.FindStringSubmatch(line); m != nil {
-				ports <- m[1]
+			if m := running.FindStringSubmatch(line); m != nil {
+				ports <- [2]string{m[1], m[2]}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -312,14 +346,14 @@ func startServer(t *testing.T) string {
 		}
 	})
 	select {
-	case port := <-ports:
-		return port
+	case p := <-ports:
+		return p[0], p[1]
 	case <-done:
 		t.Fatalf("moonforge exited before it was running:\n%s", log.text())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not start within 30s:\n%s", log.text())
 	}
-	return ""
+	return "", ""
 }
 
 // lockedLog keeps the server's log lines for failure messages; safe for concurrent use.

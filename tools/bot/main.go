@@ -1,8 +1,9 @@
-// Command bot plays the demo game against a Moonforge server over TCP or WebSocket and prints
-// every reply and push it receives:
+// Command bot plays the demo game against a Moonforge server over TCP, WebSocket or KCP and
+// prints every reply and push it receives:
 //
 //	go run ./tools/bot                      # TCP on 127.0.0.1:7001
 //	go run ./tools/bot -ws                  # WebSocket on 127.0.0.1:7002
+//	go run ./tools/bot -kcp                 # KCP over UDP on 127.0.0.1:7003
 //	go run ./tools/bot -device alice -moves 20 -chat "hello"
 //
 // Scenario: guest login, chat history, chat, statistics, join an arena, move, watch the state
@@ -26,8 +27,9 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "", "server address (default 127.0.0.1:7001, or :7002 with -ws)")
+	addr := flag.String("addr", "", "server address (default 127.0.0.1:7001, :7002 with -ws, :7003 with -kcp)")
 	ws := flag.Bool("ws", false, "use WebSocket instead of TCP")
+	kcp := flag.Bool("kcp", false, "use KCP over UDP instead of TCP")
 	protoDir := flag.String("proto", "proto", "directory of the .proto schema")
 	device := flag.String("device", "", "guest device id (default a new one)")
 	text := flag.String("chat", "hello from the bot", "chat message to send")
@@ -36,15 +38,19 @@ func main() {
 	quiet := flag.Bool("quiet", false, "print only the summary line")
 	flag.Parse()
 
+	if *ws && *kcp {
+		fail(errors.New("-ws and -kcp exclude each other"))
+	}
 	cfg := client.Config{Addr: *addr, Transport: "tcp", Heartbeat: 5 * time.Second}
-	if *ws {
-		cfg.Transport = "ws"
+	port := "7001"
+	switch {
+	case *ws:
+		cfg.Transport, port = "ws", "7002"
+	case *kcp:
+		cfg.Transport, port = "kcp", "7003"
 	}
 	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:7001"
-		if *ws {
-			cfg.Addr = "127.0.0.1:7002"
-		}
+		cfg.Addr = "127.0.0.1:" + port
 	}
 	if *device == "" {
 		*device = fmt.Sprintf("bot-%d", time.Now().UnixNano())

@@ -75,7 +75,7 @@ type conn struct {
 // dialOptions say how to reach the server.
 type dialOptions struct {
 	addr      string
-	transport string // tcp or ws
+	transport string // tcp, ws or kcp
 	localIP   string // source address, to spread many connections over several loopback IPs
 }
 
@@ -200,9 +200,16 @@ func (c *conn) call(ctx context.Context, msgID uint16, payload []byte) (wire.Fra
 }
 
 // login logs in as a guest (the raw baseline answers anything).
+// login logs in as a guest; it gives up after 10 s (KCP has no handshake: a wrong address shows
+// only as silence).
 func (c *conn) login(ctx context.Context, device string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	payload, _ := proto.Marshal(&protocol.LoginReq{Method: "guest", Account: device})
 	_, err := c.call(ctx, protocol.MsgLoginReq, payload)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("login: no answer in 10s: %w", err)
+	}
 	return err
 }
 

@@ -6,6 +6,7 @@
 //	loadtest -scenario echo -conns 1000 -inflight 16 -duration 10s    # closed loop
 //	loadtest -scenario echo -conns 1000 -rate 50000                    # open loop, 50k req/s
 //	loadtest -scenario echo -baseline                                  # the raw echo baseline
+//	loadtest -transport kcp -addr 127.0.0.1:7003 -conns 100 -inflight 4  # echo over KCP
 //	loadtest -scenario arena -conns 8000 -room-size 8                  # 1000 rooms of 8 bots at 20 Hz
 //	loadtest -scenario idle -conns 10000 -local-ips 4                  # connect and hold
 //	loadtest -scenario login -conns 50                                 # logins per second
@@ -67,9 +68,9 @@ func main() {
 func single(args []string) error {
 	fs := flag.NewFlagSet("loadtest", flag.ExitOnError)
 	var o options
-	fs.StringVar(&o.Addr, "addr", "127.0.0.1:7001", "gateway address (TCP, or WebSocket with -transport ws)")
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:7001", "gateway address (TCP; WebSocket or KCP with -transport ws or kcp)")
 	fs.StringVar(&o.Admin, "admin", "127.0.0.1:7080", `server admin address for its CPU, RSS and traffic ("" to skip)`)
-	fs.StringVar(&o.Transport, "transport", "tcp", "tcp or ws")
+	fs.StringVar(&o.Transport, "transport", "tcp", "tcp, ws or kcp")
 	fs.StringVar(&o.Scenario, "scenario", "echo", "echo, chat, arena, idle or login")
 	fs.IntVar(&o.Conns, "conns", 100, "connections (login: concurrent workers)")
 	fs.IntVar(&o.InFlight, "inflight", 1, "closed loop: requests in flight per connection")

@@ -31,6 +31,7 @@ type suiteConfig struct {
 	readme   string // README to update with the table ("" to skip)
 	gobench  string // output of `go test -bench` to include
 	quick    bool   // short windows and small loads: a smoke test of the suite itself
+	lossOnly bool   // only the KCP and TCP loss comparison
 }
 
 // report is what a suite run writes.
@@ -67,6 +68,7 @@ func suite(args []string) error {
 	fs.StringVar(&c.readme, "readme", "README.md", `README whose benchmark section is replaced ("" to skip)`)
 	fs.StringVar(&c.gobench, "gobench", "", "file with `go test -bench` output to include")
 	fs.BoolVar(&c.quick, "quick", false, "small loads and short windows (checks the suite, measures nothing)")
+	fs.BoolVar(&c.lossOnly, "loss-only", false, "run only the echo over KCP and TCP under loss")
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -94,6 +96,14 @@ func (c suiteConfig) window() (warmup, duration time.Duration) {
 
 func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	rep := &report{Date: time.Now().UTC().Format("2006-01-02"), Machine: machine()}
+	if c.lossOnly {
+		losses, err := lossComparison(ctx, c, rep)
+		if err != nil {
+			return nil, fmt.Errorf("loss: %w", err)
+		}
+		rep.Targets = lossTargets(losses)
+		return rep, nil
+	}
 	warmup, duration := c.window()
 	base, err := startBaseline("127.0.0.1:0")
 	if err != nil {
@@ -205,6 +215,12 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		arenas = append(arenas, arena)
 	}
 
+	// Echo over KCP and TCP under loss.
+	losses, err := lossComparison(ctx, c, rep)
+	if err != nil {
+		return nil, fmt.Errorf("loss: %w", err)
+	}
+
 	// Hot reload during the echo load, with 1000 room actors alive.
 	reload, err := reloadUnderLoad(ctx, c, conns)
 	if err != nil {
@@ -221,6 +237,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		{"5. arena 1000 rooms × 8", "tick lateness p99 ≤ 10 ms", arenaSummary(arenas), false},
 		{"6. reload under load", "0 failed, every actor on the new version ≤ 1 s, 1000 rooms", reload.summary, reload.ok},
 	}
+	rep.Targets = append(rep.Targets, lossTargets(losses)...)
 	return rep, nil
 }
 
@@ -243,13 +260,14 @@ type server struct {
 	cmd        *exec.Cmd
 	dir        string
 	tcp, ws    string
+	kcp        string
 	admin      string
 	stopOnce   bool
 	logTail    *tailBuffer
 	exitedWith chan error
 }
 
-var runningLine = regexp.MustCompile(`moonforge is running.* tcp=(\S+) ws=(\S+) admin=(\S+)`)
+var runningLine = regexp.MustCompile(`moonforge is running.* tcp=(\S+) ws=(\S+) kcp=(\S+) admin=(\S+)`)
 
 // startServer runs the binary under test on loopback ports, with copies of the scripts and a
 // temporary data directory, and waits until it says it is running.
@@ -264,7 +282,7 @@ func startServer(ctx context.Context, c suiteConfig, name string) (*server, erro
 		}
 	}
 	cmd := exec.CommandContext(ctx, c.server, "run", "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(dir, "lua"),
-		"-proto", filepath.Join(dir, "proto"), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		"-proto", filepath.Join(dir, "proto"), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -288,7 +306,7 @@ func startServer(ctx context.Context, c suiteConfig, name string) (*server, erro
 	}()
 	select {
 	case m := <-found:
-		s.tcp, s.ws, s.admin = m[1], m[2], m[3]
+		s.tcp, s.ws, s.kcp, s.admin = m[1], m[2], m[3], m[4]
 		return s, nil
 	case err := <-s.exitedWith:
 		return nil, fmt.Errorf("server exited: %v\n%s", err, s.logTail)

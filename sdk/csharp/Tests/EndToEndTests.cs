@@ -9,7 +9,7 @@ using Demo;
 namespace Moonforge.Tests
 {
     /// <summary>
-    /// The demo scenario against a real `moonforge run`, over TCP and over WebSocket: guest login,
+    /// The demo scenario against a real `moonforge run`, over TCP, WebSocket or KCP: guest login,
     /// chat, arena, state pushes, a dropped connection resumed without losing a push, application and
     /// framework errors, timeout and cancellation, heartbeat, a duplicate-login kick and a resume that
     /// fails. A main loop plays Unity's part: it pumps a SynchronizationContext and calls Update, and
@@ -17,13 +17,14 @@ namespace Moonforge.Tests
     /// </summary>
     internal static class EndToEndTests
     {
-        internal static int Run(string host, int tcpPort, int wsPort)
+        internal static int Run(string host, params KeyValuePair<Transport, int>[] targets)
         {
             var check = new Check();
-            foreach (var t in new[] { Transport.Tcp, Transport.WebSocket })
+            foreach (var target in targets)
             {
+                Transport t = target.Key;
                 var loop = new MainLoop();
-                var scenario = new Scenario(check, loop, host, t == Transport.Tcp ? tcpPort : wsPort, t);
+                var scenario = new Scenario(check, loop, host, target.Value, t);
                 try
                 {
                     loop.Run(scenario.Play, TimeSpan.FromSeconds(40));
@@ -113,7 +114,7 @@ namespace Moonforge.Tests
                 this.host = host;
                 this.port = port;
                 this.transport = transport;
-                tag = transport == Transport.Tcp ? "tcp" : "ws";
+                tag = transport == Transport.Tcp ? "tcp" : transport == Transport.WebSocket ? "ws" : "kcp";
             }
 
             internal void CloseAll()

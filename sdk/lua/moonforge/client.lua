@@ -57,7 +57,7 @@ local function report(msg)
 end
 
 -- new returns an unconnected client. Options (all optional, see Client.DEFAULTS):
---   host, port, transport ("tcp"), heartbeat, request_timeout, connect_timeout, reconnect,
+--   host, port (7001, or 7003 for KCP), transport ("tcp" or "kcp": KCP over UDP), heartbeat, request_timeout, connect_timeout, reconnect,
 --   reconnect_delay, reconnect_max_delay, max_frame, codec;
 --   schema: a generated schema module (require("moonforge.generated.demo")), a sequence of them,
 --     or a moonforge.Schema; the framework's messages are always included;
@@ -74,6 +74,9 @@ function Client.new(options)
   end
   for k, v in pairs(options) do
     o[k] = v
+  end
+  if options.port == nil and o.transport == "kcp" then
+    o.port = 7003
   end
   local schema = o.schema
   if getmetatable(schema) ~= Schema then
@@ -727,6 +730,9 @@ function Client:_kick(f)
   local k = self.codec.decode(self.schema.messages["moonforge.Kick"], f.payload) or { code = 0, reason = "" }
   self._kicked = k.code
   self:_emit("kicked", { code = k.code, name = errors.name(k.code), reason = k.reason })
+  if self.transport.ends_on_kick then
+    self:_lost("kicked")
+  end
 end
 
 function Client:_push(f)

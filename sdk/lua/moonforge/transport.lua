@@ -6,16 +6,19 @@
 --   t:receive()            -> data (maybe ""), then nil or a message when the stream ended
 --   t:wait(seconds)        blocks until data may be readable or seconds passed (for scripts)
 --   t:close()
+--   t.ends_on_kick         true if the stream does not end after a Kick by itself (KCP)
 --
 -- All of it is called from the one thread that drives the client. Implementations:
--- tcp_transport (LuaSocket). new(name, options) returns one by name.
+-- tcp_transport and kcp_transport (LuaSocket). new(name, options) returns one by name.
 local M = {}
 
 function M.new(name, options)
   if name == nil or name == "tcp" then
     return require("moonforge.tcp_transport").new(options)
+  elseif name == "kcp" then
+    return require("moonforge.kcp_transport").new(options)
   end
-  error("moonforge: unknown transport " .. tostring(name) .. " (this SDK has \"tcp\")", 3)
+  error("moonforge: unknown transport " .. tostring(name) .. " (this SDK has \"tcp\" and \"kcp\")", 3)
 end
 
 return M

@@ -1,5 +1,5 @@
 -- End to end: the demo scenario against a running `moonforge run`, with the pure-Lua codec over
--- LuaSocket. Usage: lua e2e_test.lua <port> [host]
+-- LuaSocket. Usage: lua e2e_test.lua <port> [host] [transport: tcp (default) or kcp]
 local dir = string.match(arg[0], "^(.*[/\\])") or "./"
 package.path = dir .. "?.lua;" .. dir .. "../?.lua;" .. package.path
 
@@ -7,14 +7,16 @@ local T = require("testing")
 local mf = require("moonforge")
 local demo = require("moonforge.generated.demo")
 
-local port = assert(tonumber(arg[1]), "usage: lua e2e_test.lua <port> [host]")
+local port = assert(tonumber(arg[1]), "usage: lua e2e_test.lua <port> [host] [transport]")
 local host = arg[2] or "127.0.0.1"
+local transport = arg[3] or "tcp"
 
 local errors_seen = {}
 local function new_client()
   return mf.Client.new({
     host = host,
     port = port,
+    transport = transport,
     schema = demo,
     codec = "lua",
     heartbeat = 1,
@@ -240,4 +242,4 @@ T.test("close", function()
   T.equal(#errors_seen, 0, "on_error calls")
 end)
 
-T.run("e2e")
+T.run("e2e_" .. transport)

@@ -11,10 +11,10 @@ namespace Moonforge
         /// <summary>Server host name or address. Default 127.0.0.1.</summary>
         public string Host { get; set; } = "127.0.0.1";
 
-        /// <summary>Server port. Default 7001 (the TCP default; WebSocket's is 7002).</summary>
+        /// <summary>Server port. Default 7001 (the TCP default; WebSocket's is 7002, KCP's 7003).</summary>
         public int Port { get; set; } = 7001;
 
-        /// <summary>TCP (default) or WebSocket.</summary>
+        /// <summary>TCP (default), WebSocket or KCP (over UDP; driven by <see cref="MoonforgeClient.Update"/>).</summary>
         public Transport Transport { get; set; } = Transport.Tcp;
 
         /// <summary>TLS on TCP, wss:// on WebSocket. Default off.</summary>

@@ -39,6 +39,10 @@ namespace Moonforge
                 var uri = new UriBuilder(options.UseTls ? "wss" : "ws", options.Host, options.Port, options.WebSocketPath).Uri;
                 return new WebSocketTransport(uri, options.MaxFrameSize);
             }
+            if (options.Transport == Transport.Kcp)
+            {
+                return new KcpTransport(options.Host, options.Port, options.MaxFrameSize);
+            }
             return new TcpTransport(options.Host, options.Port, options.UseTls, options.MaxFrameSize);
         }
 

@@ -262,11 +262,16 @@ namespace Moonforge
 
         /// <summary>
         /// Runs, on the calling thread, what the network has handed over since the last call: replies
-        /// (completing request tasks), push handlers, events, in arrival order. Call it every frame from
-        /// the main thread; it never blocks. Returns how many items ran.
+        /// (completing request tasks), push handlers, events, in arrival order. Over KCP it first drives
+        /// the transport (socket and timers). Call it every frame from the main thread; it never blocks.
+        /// Returns how many items ran.
         /// </summary>
         public int Update()
         {
+            Connection c;
+            lock (gate) c = conn;
+            var polled = c != null ? c.Transport as IPolledTransport : null;
+            if (polled != null) polled.Poll();
             return dispatch.Drain(e => log("handler failed: " + e));
         }
 

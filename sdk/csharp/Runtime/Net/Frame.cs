@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace Moonforge
 {
@@ -61,6 +62,18 @@ namespace Moonforge
         {
             PutUInt32(dst, offset, (uint)(Frame.HeaderSize + f.Payload.Length));
             return Frame.LengthSize + WriteBare(f, dst, offset + Frame.LengthSize);
+        }
+
+        /// <summary>Writes frames in stream form, back to back, from buf[0], growing buf when they do not
+        /// fit; returns the bytes written.</summary>
+        public static int WriteStreams(IList<Frame> frames, ref byte[] buf)
+        {
+            int size = 0;
+            for (int i = 0; i < frames.Count; i++) size += StreamSize(frames[i]);
+            if (buf.Length < size) buf = new byte[Math.Max(size, buf.Length * 2)];
+            int n = 0;
+            for (int i = 0; i < frames.Count; i++) n += WriteStream(frames[i], buf, n);
+            return n;
         }
 
         /// <summary>Writes f in bare form at dst[offset]; returns the bytes written.</summary>

@@ -12,6 +12,18 @@ namespace Moonforge
         Tcp,
         /// <summary>One frame per binary WebSocket message, path /ws (default port 7002).</summary>
         WebSocket,
+        /// <summary>The TCP byte stream in a KCP session over UDP (default port 7003): for lossy links.</summary>
+        Kcp,
+    }
+
+    /// <summary>
+    /// A transport whose socket and timers run from the game's loop (<see cref="KcpTransport"/>):
+    /// <see cref="MoonforgeClient.Update"/> calls <see cref="Poll"/> on its thread, before it runs callbacks.
+    /// </summary>
+    public interface IPolledTransport
+    {
+        /// <summary>Reads what arrived, runs the timers, sends what is due; never blocks.</summary>
+        void Poll();
     }
 
     /// <summary>

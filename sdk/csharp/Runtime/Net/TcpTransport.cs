@@ -82,11 +82,7 @@ namespace Moonforge
         /// <inheritdoc/>
         public async Task SendAsync(IList<Frame> frames, CancellationToken cancellationToken)
         {
-            int size = 0;
-            for (int i = 0; i < frames.Count; i++) size += FrameCodec.StreamSize(frames[i]);
-            if (wbuf.Length < size) wbuf = new byte[Math.Max(size, wbuf.Length * 2)];
-            int n = 0;
-            for (int i = 0; i < frames.Count; i++) n += FrameCodec.WriteStream(frames[i], wbuf, n);
+            int n = FrameCodec.WriteStreams(frames, ref wbuf);
             await stream.WriteAsync(wbuf, 0, n, cancellationToken).ConfigureAwait(false);
             await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
         }

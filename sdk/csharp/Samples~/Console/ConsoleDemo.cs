@@ -7,9 +7,10 @@ using Moonforge;
 /// <summary>
 /// Plays the demo game of a Moonforge server from a console, on mono or .NET: guest login, chat,
 /// the arena with a few moves while the state pushes arrive, then the player's statistics. Start the
-/// server with `make run`, then `make sdk-demo` (or `make sdk-demo ARGS="127.0.0.1 7002 ws"`).
+/// server with `make run`, then `make sdk-demo` (or `make sdk-demo ARGS="127.0.0.1 7002 ws"`, or
+/// `ARGS="127.0.0.1 7003 kcp"`).
 ///
-///   mono ConsoleDemo.exe [host] [port] [tcp|ws]
+///   mono ConsoleDemo.exe [host] [port] [tcp|ws|kcp]
 ///
 /// The Main loop plays the part of a game's frame loop: it calls client.Update(), where replies,
 /// pushes and the code after each await run. Exit status 0 when every step was answered.
@@ -22,7 +23,7 @@ public static class ConsoleDemo
         {
             Host = args.Length > 0 ? args[0] : "127.0.0.1",
             Port = args.Length > 1 ? int.Parse(args[1]) : 7001,
-            Transport = args.Length > 2 && args[2] == "ws" ? Transport.WebSocket : Transport.Tcp,
+            Transport = args.Length < 3 ? Transport.Tcp : args[2] == "ws" ? Transport.WebSocket : args[2] == "kcp" ? Transport.Kcp : Transport.Tcp,
             Reconnect = false,
             Log = line => Console.Error.WriteLine("client: " + line),
         };
