@@ -107,7 +107,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 	wantContent(t, rd, data)
 
-	mg, err := store.OpenMongo(ctx, store.MongoConfig{URL: storetest.MongoURL(t), Database: "dump" + storetest.RandomName()})
+	mongoURL := storetest.MongoURL(t)
+	mg, err := store.OpenMongo(ctx, store.MongoConfig{URL: mongoURL, Database: storetest.MongoDatabase(t, mongoURL)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,7 +245,7 @@ func TestStoreRestartUnderLoadLosesNothing(t *testing.T) {
 				default:
 				}
 				_ = d.Set("n", []byte(strconv.FormatInt(i, 10)))
-				c, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				c, cancel := context.WithTimeout(ctx, time.Second)
 				err := m.Save(c, id)
 				cancel()
 				if err == nil {
@@ -254,7 +254,19 @@ func TestStoreRestartUnderLoadLosesNothing(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Let every player have saves acknowledged (bounded: a loaded machine is slow).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		ready := true
+		for p := range players {
+			ready = ready && acked[p].Load() >= 5
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("saves were not acknowledged within a minute")
+		}
+	}
 	srv.Kill() // kill -9 in the middle of the saves
 	close(stop)
 	wg.Wait()

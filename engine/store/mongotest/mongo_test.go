@@ -14,7 +14,7 @@ import (
 func TestMongoConformance(t *testing.T) {
 	url := storetest.MongoURL(t)
 	storetest.RunConformance(t, func(t *testing.T) store.Store {
-		s, err := store.OpenMongo(t.Context(), store.MongoConfig{URL: url, Database: "mftest_" + storetest.RandomName()})
+		s, err := store.OpenMongo(t.Context(), store.MongoConfig{URL: url, Database: storetest.MongoDatabase(t, url)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,7 +34,8 @@ func backends(b *testing.B) []store.Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mg, err := store.OpenMongo(ctx, store.MongoConfig{URL: storetest.MongoURL(b), Database: "bench" + name})
+	mongoURL := storetest.MongoURL(b)
+	mg, err := store.OpenMongo(ctx, store.MongoConfig{URL: mongoURL, Database: storetest.MongoDatabase(b, mongoURL)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the driver of MySQLDSN's check
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Missing stops a test that needs a server this machine lacks: a skip naming
@@ -243,6 +245,25 @@ func MongoURL(t testing.TB) string {
 	s.start(t)
 	t.Cleanup(s.Kill)
 	return "mongodb://" + s.Addr + "/"
+}
+
+// MongoDatabase returns the name of a fresh database on the server at url,
+// dropped at the test's end (on FerretDB, a PostgreSQL schema).
+func MongoDatabase(t testing.TB, url string) string {
+	name := "mftest_" + RandomName()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := mongo.Connect(options.Client().ApplyURI(url))
+		if err != nil {
+			return
+		}
+		defer c.Disconnect(ctx)
+		if err := c.Database(name).Drop(ctx); err != nil {
+			t.Logf("dropping test database %s: %v", name, err)
+		}
+	})
+	return name
 }
 
 // hostOf returns host:port of a postgres:// URL.
