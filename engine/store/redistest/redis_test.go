@@ -97,3 +97,18 @@ func TestRedisClusterConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestRedisSentinelConformance runs the suite through a Sentinel of its own
+// that monitors a redis-server of its own: the client asks the Sentinel for
+// the master.
+func TestRedisSentinelConformance(t *testing.T) {
+	master := storetest.StartRedis(t, storetest.DurableRedis...)
+	sentinel := storetest.StartSentinel(t, master.Addr, "mf")
+	storetest.RunConformance(t, func(t *testing.T) store.Store {
+		s := openRedis(t, store.RedisConfig{Addrs: []string{sentinel.Addr}, MasterName: "mf", Prefix: "s" + storetest.RandomName() + ":"})
+		if c := s.Capabilities(); !c.AtomicBatch || !c.Durable {
+			t.Fatalf("capabilities through Sentinel: %+v", c)
+		}
+		return s
+	})
+}

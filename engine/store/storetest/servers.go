@@ -120,6 +120,28 @@ func StartRedis(t testing.TB, extra ...string) *Server {
 	return s
 }
 
+// StartSentinel starts a Redis Sentinel of its own on a free port that
+// monitors the master at masterAddr under name.
+func StartSentinel(t testing.TB, masterAddr, name string) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		Missing(t, "redis-server is not installed (Debian package redis-server)")
+	}
+	port := FreePort(t)
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: t.TempDir()}
+	host, mport, _ := strings.Cut(masterAddr, ":")
+	conf := filepath.Join(s.dir, "sentinel.conf") // Sentinel rewrites it: its state
+	text := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\n", name, host, mport, name)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.args = []string{bin, conf, "--sentinel", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", s.dir}
+	s.start(t)
+	t.Cleanup(s.Kill)
+	return s
+}
+
 // DurableRedis are the redis-server arguments under which an acknowledged
 // write survives a kill -9 of the server.
 var DurableRedis = []string{"--appendonly", "yes", "--appendfsync", "always"}
