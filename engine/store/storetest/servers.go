@@ -146,6 +146,47 @@ func StartSentinel(t testing.TB, masterAddr, name string) *Server {
 // write survives a kill -9 of the server.
 var DurableRedis = []string{"--appendonly", "yes", "--appendfsync", "always"}
 
+// StartMariaDB starts a mariadbd of its own on a free port, with a fresh
+// data directory and a database mf, and returns it and the database's DSN.
+// Restart keeps the data directory.
+func StartMariaDB(t testing.TB) (*Server, string) {
+	t.Helper()
+	bin, err := exec.LookPath("mariadbd")
+	if err != nil {
+		Missing(t, "mariadbd is not installed (Debian package mariadb-server)")
+	}
+	install, err := exec.LookPath("mariadb-install-db")
+	if err != nil {
+		Missing(t, "mariadb-install-db is not installed (Debian package mariadb-server)")
+	}
+	port := FreePort(t)
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: t.TempDir()}
+	data := filepath.Join(s.dir, "data")
+	out, err := exec.Command(install, "--no-defaults", "--datadir="+data, "--auth-root-authentication-method=normal", "--skip-test-db", "--user=root").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	s.args = []string{bin, "--no-defaults", "--datadir=" + data, "--port=" + fmt.Sprint(port), "--bind-address=127.0.0.1",
+		"--socket=" + filepath.Join(s.dir, "sock"), "--user=root", "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
+		"--innodb-flush-log-at-trx-commit=1", "--skip-name-resolve"}
+	s.start(t)
+	t.Cleanup(s.Kill)
+	db, err := sql.Open("mysql", "root@tcp("+s.Addr+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err = db.Exec("CREATE DATABASE IF NOT EXISTS mf"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mariadbd on %s: %v", s.Addr, err)
+		}
+	}
+	return s, "root@tcp(" + s.Addr + ")/mf"
+}
+
 // MySQLDSN returns the DSN of a fresh database on the machine's MariaDB (or
 // MOONFORGE_MYSQL_DSN's server), dropped at the test's end. The DSN names
 // the database, so that backends under test see only their own tables.
