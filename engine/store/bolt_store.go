@@ -67,12 +67,11 @@ func (c BoltConfig) withDefaults() BoltConfig {
 // goroutines are coalesced into shared transactions (bbolt's DB.Batch), so
 // they share one fsync. Safe for concurrent use.
 type BoltStore struct {
-	mu     sync.RWMutex // read-held by every call, write-held by Close
-	closed bool
-	db     *bolt.DB
-	now    func() time.Time
-	stop   chan struct{}
-	swept  sync.WaitGroup
+	life
+	db    *bolt.DB
+	now   func() time.Time
+	stop  chan struct{}
+	swept sync.WaitGroup
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -142,20 +141,6 @@ func OpenBolt(cfg BoltConfig) (*BoltStore, error) {
 // Capabilities implements Store.
 func (s *BoltStore) Capabilities() Capabilities { return boltCaps }
 
-// enter checks ctx and read-locks s against Close. On success the caller
-// must call s.mu.RUnlock.
-func (s *BoltStore) enter(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	return nil
-}
-
 // boltMeta is a key's entry in the meta bucket.
 type boltMeta struct {
 	version uint64
@@ -191,7 +176,7 @@ func (s *BoltStore) GetVersion(ctx context.Context, key string) ([]byte, uint64,
 	if err := s.enter(ctx); err != nil {
 		return nil, 0, err
 	}
-	defer s.mu.RUnlock()
+	defer s.leave()
 	var out []byte
 	var version uint64
 	now := s.now().UnixNano()
@@ -235,7 +220,7 @@ func (s *BoltStore) Batch(ctx context.Context, ops []Op) error {
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
-	defer s.mu.RUnlock()
+	defer s.leave()
 	var conflict error
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		conflict = nil
@@ -336,7 +321,7 @@ func (s *BoltStore) sweep() error {
 	if err := s.enter(context.Background()); err != nil {
 		return err
 	}
-	defer s.mu.RUnlock()
+	defer s.leave()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		now := s.now().UnixNano()
 		var due [][]byte
@@ -410,7 +395,7 @@ func (s *BoltStore) readChunk(ctx context.Context, prefix, from []byte, c *scanC
 	if err := s.enter(ctx); err != nil {
 		return false, err
 	}
-	defer s.mu.RUnlock()
+	defer s.leave()
 	now := s.now().UnixNano()
 	err = s.db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(boltBucket).Cursor()
@@ -435,15 +420,13 @@ func (s *BoltStore) readChunk(ctx context.Context, prefix, from []byte, c *scanC
 
 // Close implements Store. It waits for calls in progress to finish.
 func (s *BoltStore) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
+	err := s.end(func() error {
+		close(s.stop)
+		return s.db.Close()
+	})
+	if errors.Is(err, ErrClosed) {
+		return err
 	}
-	s.closed = true
-	close(s.stop)
-	err := s.db.Close()
-	s.mu.Unlock()
 	s.swept.Wait()
 	if err != nil {
 		return fmt.Errorf("store: close: %w", err)
