@@ -35,6 +35,7 @@ var built struct {
 	root      string // module root (the directory of go.mod)
 	moonforge string // the server binary
 	bot       string // the tools/bot binary
+	studio    string // examples/studio: a studio's own binary with Go extensions
 }
 
 func TestMain(m *testing.M) {
@@ -53,7 +54,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// build compiles the server and the bot into dir, from the module that contains this package.
+// build compiles the server, the bot and the studio example into dir, from the module that contains this package.
 func build(dir string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -69,13 +70,14 @@ func build(dir string) error {
 	}
 	built.root = filepath.Dir(gomod)
 	cmd := exec.Command(goBin, "build", "-o", dir+string(filepath.Separator),
-		"github.com/moonforge/moonforge", "github.com/moonforge/moonforge/tools/bot")
+		"github.com/moonforge/moonforge", "github.com/moonforge/moonforge/tools/bot", "github.com/moonforge/moonforge/examples/studio")
 	cmd.Dir = built.root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	built.moonforge = filepath.Join(dir, "moonforge")
 	built.bot = filepath.Join(dir, "bot")
+	built.studio = filepath.Join(dir, "studio")
 	return nil
 }
 
@@ -89,6 +91,8 @@ type options struct {
 	production bool
 	// prepare, if set, rearranges the server's directory (lua/, proto/) before the first start.
 	prepare func(t testing.TB, dir string)
+	// binary runs instead of the moonforge binary (a studio's own build).
+	binary string
 }
 
 // server is one moonforge process (and its restarts) in its own directory. Its methods are for
@@ -164,7 +168,11 @@ func (s *server) launch() {
 		args = append(args, "-config", s.path("config.yaml"))
 	}
 	p := &process{ready: make(chan map[string]string, 1), done: make(chan struct{})}
-	p.cmd = exec.Command(built.moonforge, args...)
+	bin := built.moonforge
+	if s.opts.binary != "" {
+		bin = s.opts.binary
+	}
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = s.dir
 	lw := &lineWriter{buf: s.log, onLine: func(line string) {
 		if strings.Contains(line, `msg="moonforge is running"`) {

@@ -7,9 +7,11 @@ package actor
 import (
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/script"
 )
 
@@ -20,7 +22,7 @@ type Task func(vm *script.VM)
 type Config struct {
 	Name        string // for logs, e.g. "lobby/3" or "room/r12"
 	Role        string // which role's scripts the VM runs
-	MailboxSize int    // default 1024
+	MailboxSize int    // default: config.Default
 	// Tick, if set, calls OnTick every Tick with the time since the previous tick and how late
 	// this tick runs.
 	Tick   time.Duration
@@ -40,6 +42,31 @@ type Actor struct {
 	done    chan struct{}
 	version atomic.Value    // string: the version the VM runs
 	changed <-chan struct{} // closed when the version the VM was loaded with is replaced
+
+	box     call.Address // where the answers of the VM's calls arrive
+	mu      sync.Mutex
+	answers []call.Answer // arrived, not yet given to the VM
+	wake    chan struct{} // signalled when answers arrive
+}
+
+// Deliver takes the answer of a call the actor's VM made (call.Inbox): it is queued outside the
+// mailbox, so it is never refused, and given to the VM (VM.Resume) on the actor's goroutine.
+func (a *Actor) Deliver(ans call.Answer) {
+	a.mu.Lock()
+	a.answers = append(a.answers, ans)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Actor) takeAnswers() []call.Answer {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.answers
+	a.answers = nil
+	return out
 }
 
 // Name returns the actor's name.
@@ -85,6 +112,10 @@ func (a *Actor) run() {
 	defer close(a.done)
 	defer a.sys.forget(a)
 	defer a.vm.Close()
+	if a.sys.svc != nil && a.sys.svc.Boxes != nil {
+		boxes := a.sys.svc.Boxes
+		defer boxes.Close(a.box)
+	}
 
 	changed := a.maybeApply(a.changed)
 	var tick <-chan time.Time
@@ -104,6 +135,11 @@ func (a *Actor) run() {
 			a.safely("task", func() { t(a.vm) })
 		case <-changed:
 			changed = a.maybeApply(changed)
+		case <-a.wake:
+			changed = a.maybeApply(changed)
+			for _, ans := range a.takeAnswers() {
+				a.safely("answer", func() { a.vm.Resume(ans) })
+			}
 		case now := <-timer.C:
 			changed = a.maybeApply(changed)
 			a.safely("timers", func() { a.vm.RunTimers(now) })

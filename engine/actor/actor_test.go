@@ -27,7 +27,7 @@ func bundle(t *testing.T, src string) *script.Bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := script.Compile(filepath.Dir(dir), sch)
+	b, err := script.Compile(filepath.Dir(dir), sch, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,12 @@ type result struct {
 
 type replier struct{ out chan result }
 
-func (r replier) Reply(_ *call.Request, id uint16, p []byte) {
+func (r replier) Post(a call.Answer) {
+	if a.Err != nil {
+		r.out <- result{code: a.Err.Code}
+		return
+	}
+	id, p := a.MsgID, a.Payload
 	var ack struct{ n int64 }
 	// EchoAck{n} is field 2, a varint: decode it by hand to keep the test independent.
 	for i := 0; i < len(p); {
@@ -72,8 +77,6 @@ func (r replier) Reply(_ *call.Request, id uint16, p []byte) {
 	r.out <- result{id: id, n: ack.n}
 }
 
-func (r replier) Fail(_ *call.Request, err *protocol.CodeError) { r.out <- result{code: err.Code} }
-
 func echo(t *testing.T, a *actor.Actor, b *script.Bundle, n int64, deadline time.Duration) result {
 	t.Helper()
 	m := b.Schema.ByName("EchoReq")
@@ -86,7 +89,7 @@ func echo(t *testing.T, a *actor.Actor, b *script.Bundle, n int64, deadline time
 		payload = append(payload, byte(u)|0x80)
 	}
 	r := replier{out: make(chan result, 1)}
-	req := &call.Request{MsgID: m.ID, Seq: 1, Payload: payload, Deadline: time.Now().Add(deadline), Replier: r}
+	req := &call.Request{MsgID: m.ID, Seq: 1, Payload: payload, Deadline: time.Now().Add(deadline), Post: r}
 	if !a.Send(func(vm *script.VM) { vm.CallHandler(req) }) {
 		t.Fatal("mailbox refused a task")
 	}
@@ -182,23 +185,22 @@ func TestNewVersionAppliedBetweenTasksAndWhenIdle(t *testing.T) {
 	}
 }
 
-func TestPoolPicksStably(t *testing.T) {
+func TestPoolHasItsActors(t *testing.T) {
 	b := bundle(t, withDelta("1"))
 	sys, _ := newSystem(t, b, &script.Services{})
 	p, err := sys.NewPool("lobby", 8, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[*actor.Actor]bool{}
-	for i := 0; i < 200; i++ {
-		key := string(rune('a'+i%26)) + string(rune('a'+i/26))
-		if first := p.Pick(key); p.Pick(key) != first {
-			t.Fatal("a key moved between actors")
-		}
-		seen[p.Pick(key)] = true
+	if p.Size() != 8 || p.Role() != "lobby" {
+		t.Fatalf("pool of %d %s actors", p.Size(), p.Role())
 	}
-	if len(seen) < 6 {
-		t.Fatalf("200 keys used only %d of 8 actors", len(seen))
+	seen := map[*actor.Actor]bool{}
+	for i := range p.Size() {
+		seen[p.Actor(i)] = true
+	}
+	if len(seen) != 8 {
+		t.Fatalf("%d distinct actors of 8", len(seen))
 	}
 }
 

@@ -2,11 +2,11 @@ package actor
 
 import (
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/script"
 )
 
@@ -72,7 +72,7 @@ func NewSystem(cfg SystemConfig) *System {
 // goroutine (so a script error is returned here), then the actor's goroutine starts.
 func (s *System) Spawn(cfg Config) (*Actor, error) {
 	if cfg.MailboxSize <= 0 {
-		cfg.MailboxSize = 1024
+		cfg.MailboxSize = config.Default().Lua.MailboxSize
 	}
 	bundle, changed := s.versions.Current()
 	vm := script.NewVM(cfg.Role, s.svc)
@@ -88,6 +88,11 @@ func (s *System) Spawn(cfg Config) (*Actor, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		changed: changed,
+		wake:    make(chan struct{}, 1),
+	}
+	if s.svc != nil && s.svc.Boxes != nil {
+		a.box = s.svc.Boxes.Open(a)
+		vm.SetReplyTo(a.box, s.svc.Boxes)
 	}
 	a.version.Store(bundle.Version)
 	s.mu.Lock()
@@ -154,11 +159,10 @@ func (s *System) watch(every time.Duration) {
 	}
 }
 
-// Pool is a fixed set of actors of one role; a key (a player id, or a handler's partition key)
-// always maps to the same actor.
+// Pool is a fixed set of actors of one role. Which actor serves a key is the dispatcher's choice
+// (route.Pick), the same in every process.
 type Pool struct {
 	role   string
-	seed   maphash.Seed
 	actors []*Actor
 }
 
@@ -167,7 +171,7 @@ func (s *System) NewPool(role string, size int, mailbox int) (*Pool, error) {
 	if size <= 0 {
 		size = 1
 	}
-	p := &Pool{role: role, seed: maphash.MakeSeed()}
+	p := &Pool{role: role}
 	for i := 0; i < size; i++ {
 		a, err := s.Spawn(Config{Name: fmt.Sprintf("%s/%d", role, i), Role: role, MailboxSize: mailbox})
 		if err != nil {
@@ -181,10 +185,11 @@ func (s *System) NewPool(role string, size int, mailbox int) (*Pool, error) {
 	return p, nil
 }
 
-// Pick returns the actor for key.
-func (p *Pool) Pick(key string) *Actor {
-	return p.actors[maphash.String(p.seed, key)%uint64(len(p.actors))]
-}
+// Actor returns the pool's actor i, 0 <= i < Size().
+func (p *Pool) Actor(i int) *Actor { return p.actors[i] }
+
+// Size returns the number of actors.
+func (p *Pool) Size() int { return len(p.actors) }
 
 // Role returns the pool's role.
 func (p *Pool) Role() string { return p.role }

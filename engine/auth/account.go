@@ -2,8 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,14 +11,15 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Defaults and limits of Config.
 const (
-	DefaultMinPasswordLen = 8
-	DefaultMaxAccountLen  = 64
-	DefaultMaxSecretLen   = 256
+	DefaultMaxAccountLen = 64
+	DefaultMaxSecretLen  = 256
 	// MaxAccountLenLimit caps Config.MaxAccountLen so that every account
 	// key fits in store.MaxKeyLen.
 	MaxAccountLenLimit = 900
@@ -31,7 +30,7 @@ const (
 // Config configures Accounts. A zero (or negative) field takes its default.
 type Config struct {
 	// MinPasswordLen is the fewest characters (not bytes) of a new password.
-	// Default 8. Login does not check it, so raising it locks no one out.
+	// Default: config.Default. Login does not check it, so raising it locks no one out.
 	MinPasswordLen int
 	// MaxAccountLen is the longest account name, device id or external
 	// account id in bytes; at most MaxAccountLenLimit. Default 64.
@@ -49,7 +48,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.MinPasswordLen <= 0 {
-		c.MinPasswordLen = DefaultMinPasswordLen
+		c.MinPasswordLen = config.Default().Auth.MinPasswordLen
 	}
 	if c.MaxAccountLen <= 0 {
 		c.MaxAccountLen = DefaultMaxAccountLen
@@ -340,7 +339,7 @@ func (a *Accounts) create(ctx context.Context, prof profile, mapping func(id str
 // freshPlayerID returns a random player id that has no profile yet.
 func (a *Accounts) freshPlayerID(ctx context.Context) (string, error) {
 	for range 3 {
-		id := newPlayerID()
+		id := ident.New("p", playerIDLen-1)
 		_, err := a.store.Get(ctx, profileKey(id))
 		if errors.Is(err, store.ErrNotFound) {
 			return id, nil
@@ -352,17 +351,7 @@ func (a *Accounts) freshPlayerID(ctx context.Context) (string, error) {
 	return "", errors.New("auth: no unused player id after 3 tries")
 }
 
-// playerIDEncoding is lowercase base32 without padding.
-var playerIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 const playerIDLen = 21
-
-// newPlayerID returns "p" and 20 random lowercase base32 characters.
-func newPlayerID() string {
-	var b [13]byte
-	rand.Read(b[:]) // never fails
-	return "p" + playerIDEncoding.EncodeToString(b[:])[:playerIDLen-1]
-}
 
 func validPlayerID(id string) bool {
 	if len(id) != playerIDLen || id[0] != 'p' {

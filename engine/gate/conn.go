@@ -38,12 +38,14 @@ type conn struct {
 	unauth  int           // reader only: requests refused before login
 	limiter *rate.Limiter // reader only
 
-	pending   atomic.Int64 // requests handed to the router and not answered yet
-	closeOnce sync.Once
-	kicked    atomic.Bool
-	graceful  atomic.Bool  // the client half-closed: answer what is pending, then close
-	reason    atomic.Value // string: why the connection closed, for the log
-	written   chan struct{}
+	box         call.Address     // where the answers of this connection's requests go
+	pending     pending          // requests in flight
+	loginAnswer chan call.Answer // the answer of the LoginReq in flight, for the reader
+	closeOnce   sync.Once
+	kicked      atomic.Bool
+	graceful    atomic.Bool  // the client half-closed: answer what is pending, then close
+	reason      atomic.Value // string: why the connection closed, for the log
+	written     chan struct{}
 }
 
 func newConn(g *Gateway, transport, remote string, t transport) *conn {
@@ -55,6 +57,9 @@ func newConn(g *Gateway, transport, remote string, t transport) *conn {
 		t:         t,
 		queue:     wire.NewQueue(g.cfg.SendQueueBytes),
 		written:   make(chan struct{}),
+
+		pending:     pending{entries: map[uint64]inflight{}},
+		loginAnswer: make(chan call.Answer, 1),
 	}
 	if g.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.RateLimit), g.cfg.RateBurst)
@@ -65,6 +70,7 @@ func newConn(g *Gateway, transport, remote string, t transport) *conn {
 // serve runs the connection until it closes; it is the connection's reader goroutine.
 func (c *conn) serve() {
 	defer c.g.untrack(c)
+	c.box = c.g.boxes.Open(c)
 	c.g.obs.Connections(c.transport, 1)
 	defer c.g.obs.Connections(c.transport, -1)
 	go c.writeLoop()
@@ -127,11 +133,11 @@ func (c *conn) readFailed(err error) {
 // lost to a reset caused by unread input.
 func (c *conn) drain() { c.t.discard() }
 
-// awaitPending waits until every routed request of the connection is answered, or until their
-// deadline has surely passed (each is answered by then, at the latest with TIMEOUT).
+// awaitPending waits until every request in flight is answered: by its deadline at the latest,
+// when the table answers TIMEOUT.
 func (c *conn) awaitPending() {
 	limit := time.Now().Add(c.g.cfg.RequestTimeout + time.Second)
-	for c.pending.Load() > 0 && time.Now().Before(limit) {
+	for c.inFlight() > 0 && time.Now().Before(limit) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
@@ -151,6 +157,8 @@ func (c *conn) finish() {
 	c.queue.Close(errors.New("connection closed"))
 	_ = c.t.close()
 	<-c.written
+	c.g.boxes.Close(c.box)
+	c.stopTimer()
 	if s := c.sess.Load(); s != nil {
 		s.Detach(c)
 	}
@@ -217,30 +225,13 @@ func (c *conn) abort(reason string) {
 	})
 }
 
-// Reply sends a handler's reply (call.Replier).
-func (c *conn) Reply(r *call.Request, msgID uint16, payload []byte) {
-	c.pending.Add(-1)
-	c.g.obs.Answered(r.Msg, 0, time.Since(r.Received))
-	if r.Seq == 0 {
-		return
-	}
-	_ = c.Send(wire.Frame{MsgID: msgID, Flags: wire.FlagReply, Seq: r.Seq, Payload: payload})
-}
-
-// Fail answers a request with Error (call.Replier); a one-way message's failure is logged.
-func (c *conn) Fail(r *call.Request, err *protocol.CodeError) {
-	c.pending.Add(-1)
-	c.g.obs.Answered(r.Msg, err.Code, time.Since(r.Received))
-	if r.Seq == 0 {
-		c.g.log.Info("one-way message failed", "conn", c.id, "player", r.PlayerID, "msg", r.Msg, "code", err.Code.String(), "error", err.Message)
-		return
-	}
-	c.sendError(r.Seq, err)
-}
-
 func (c *conn) sendError(seq uint32, err *protocol.CodeError) {
 	payload, _ := proto.Marshal(&protocol.Error{Code: uint32(err.Code), Message: err.Message, RetryAfterMs: err.RetryAfterMs})
-	_ = c.Send(wire.Frame{MsgID: protocol.MsgError, Flags: wire.FlagReply, Seq: seq, Payload: payload})
+	_ = c.Send(wireReply(protocol.MsgError, seq, payload))
+}
+
+func wireReply(msgID uint16, seq uint32, payload []byte) wire.Frame {
+	return wire.Frame{MsgID: msgID, Flags: wire.FlagReply, Seq: seq, Payload: payload}
 }
 
 // reply answers a framework request handled by the gateway itself.
@@ -279,13 +270,13 @@ func (c *conn) handle(f wire.Frame) {
 		return
 	}
 	now := time.Now()
-	msg := c.g.deps.Versions.Load().Schema.ByID(f.MsgID)
+	name, declared := c.g.deps.Schema.MsgName(f.MsgID)
 	switch {
-	case msg == nil:
+	case !declared:
 		c.failFrame(f, "", protocol.Errorf(protocol.UnknownMessage, "message id %d is not declared in the schema", f.MsgID))
 		return
 	case f.MsgID < protocol.FirstAppMsgID:
-		c.failFrame(f, msg.FullName, protocol.Errorf(protocol.Forbidden, "%s is sent by the server only", msg.FullName))
+		c.failFrame(f, name, protocol.Errorf(protocol.Forbidden, "%s is sent by the server only", name))
 		return
 	}
 	if c.limiter != nil {
@@ -294,21 +285,24 @@ func (c *conn) handle(f wire.Frame) {
 			r.CancelAt(now)
 			err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
 			err.RetryAfterMs = uint32(delay.Milliseconds()) + 1
-			c.failFrame(f, msg.FullName, err)
+			c.failFrame(f, name, err)
 			return
 		}
 	}
-	c.pending.Add(1)
+	deadline := now.Add(c.g.cfg.RequestTimeout)
+	id := c.add(inflight{seq: f.Seq, msg: name, received: now, deadline: deadline})
 	c.g.deps.Router.Route(&call.Request{
+		ID:        id,
 		MsgID:     f.MsgID,
-		Msg:       msg.FullName,
+		Msg:       name,
 		Seq:       f.Seq,
 		Payload:   f.Payload,
 		PlayerID:  s.PlayerID,
 		SessionID: s.ID,
 		Received:  now,
-		Deadline:  now.Add(c.g.cfg.RequestTimeout),
-		Replier:   c,
+		Deadline:  deadline,
+		ReplyTo:   c.box,
+		Post:      c.g.boxes,
 	})
 }
 
@@ -318,19 +312,13 @@ func (c *conn) failFrame(f wire.Frame, msg string, err *protocol.CodeError) {
 	if msg == "" {
 		msg = UnknownMessage
 	}
-	c.pending.Add(1)
-	c.Fail(&call.Request{MsgID: f.MsgID, Msg: msg, Seq: f.Seq, Received: time.Now()}, err)
+	c.answer(inflight{seq: f.Seq, msg: msg, received: time.Now()}, call.Answer{Err: err})
 }
 
 // unauthenticated refuses a request sent before login and kicks after too many.
 func (c *conn) unauthenticated(f wire.Frame) {
 	c.unauth++
-	name := ""
-	if b := c.g.deps.Versions.Load(); b != nil {
-		if m := b.Schema.ByID(f.MsgID); m != nil {
-			name = m.FullName
-		}
-	}
+	name, _ := c.g.deps.Schema.MsgName(f.MsgID)
 	c.failFrame(f, name, protocol.Errorf(protocol.Unauthenticated, "log in first: only Ping, LoginReq and ResumeReq are accepted before login"))
 	if c.unauth >= c.g.cfg.MaxUnauthenticated {
 		c.Kick(protocol.Unauthenticated, fmt.Sprintf("%d requests before login", c.unauth))

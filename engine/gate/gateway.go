@@ -19,56 +19,58 @@ import (
 
 	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/script"
 	"github.com/moonforge/moonforge/engine/session"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
-// Config configures the gateway. Zero values take the defaults of docs/protocol.md.
+// Config configures the gateway. Zero values of the fields that the node's configuration has take
+// config.Default's values (those of docs/protocol.md); the others' defaults are given here.
 type Config struct {
-	TCPAddr            string        // default ":7001"; "-" disables TCP
-	WSAddr             string        // default ":7002"; "-" disables WebSocket
-	WSPath             string        // default "/ws"
-	MaxFrame           int           // largest length field accepted; default 1 MiB
-	Heartbeat          time.Duration // idle kick after 3 of these without a frame; default 10s
-	RequestTimeout     time.Duration // default 10s
-	MaxUnauthenticated int           // requests before login that get UNAUTHENTICATED before a kick; default 3
-	SendQueueBytes     int           // bytes waiting for a slow client before it is dropped; default 4 MiB
+	TCPAddr            string // "-" disables TCP
+	WSAddr             string // "-" disables WebSocket
+	WSPath             string
+	MaxFrame           int           // largest length field accepted
+	Heartbeat          time.Duration // idle kick after 3 of these without a frame
+	RequestTimeout     time.Duration
+	MaxUnauthenticated int           // requests before login that get UNAUTHENTICATED before a kick
+	SendQueueBytes     int           // bytes waiting for a slow client before it is dropped
 	WriteTimeout       time.Duration // one batch write; default 10s
 	ReadBufferSize     int           // default 4 KiB
 	RateLimit          float64       // requests per second per connection; 0: no limit
 	RateBurst          int           // default 2 × RateLimit
 	LoginTimeout       time.Duration // default 10s
-	DisabledMethods    []string      // login methods refused with BAD_REQUEST
 	Linger             time.Duration // how long a kicked connection waits for the peer to close; default 1s
 	KCP                KCPConfig     // KCP over UDP (kcp_transport.go)
 }
 
 func (c Config) withDefaults() Config {
+	d := config.Default().Gate
 	if c.TCPAddr == "" {
-		c.TCPAddr = ":7001"
+		c.TCPAddr = d.TCP
 	}
 	if c.WSAddr == "" {
-		c.WSAddr = ":7002"
+		c.WSAddr = d.WS
 	}
 	if c.WSPath == "" {
-		c.WSPath = "/ws"
+		c.WSPath = d.WSPath
 	}
 	if c.MaxFrame <= 0 {
-		c.MaxFrame = wire.DefaultMaxLength
+		c.MaxFrame = d.MaxFrame
 	}
 	if c.Heartbeat <= 0 {
-		c.Heartbeat = 10 * time.Second
+		c.Heartbeat = d.Heartbeat
 	}
 	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.MaxUnauthenticated <= 0 {
-		c.MaxUnauthenticated = 3
+		c.MaxUnauthenticated = d.MaxUnauthenticated
 	}
 	if c.SendQueueBytes <= 0 {
-		c.SendQueueBytes = 4 << 20
+		c.SendQueueBytes = d.SendQueueBytes
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -89,12 +91,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Router delivers requests to the code that handles them. Both methods return at once; the answer
-// goes through the request's Replier or the login's Done.
+// Router delivers requests to the code that handles them (router.Router implements it). Route
+// returns at once; the answer is posted to the request's reply address, the connection.
 type Router interface {
 	Route(req *call.Request)
-	// Login runs a custom login method; false if no script registered it.
-	Login(l *call.Login) bool
+}
+
+// Schema names the message ids of the schema in force (script.Versions implements it). Safe for
+// concurrent use; called on connection reader goroutines for every request.
+type Schema interface {
+	// MsgName returns the full name of a message id; false if the schema does not declare it.
+	MsgName(id uint16) (string, bool)
 }
 
 // Observer receives the gateway's events for metrics. Calls come from connection goroutines.
@@ -103,6 +110,8 @@ type Observer interface {
 	// Answered reports a request's outcome: code 0 for a reply.
 	Answered(msg string, code protocol.Code, took time.Duration)
 	Traffic(in, out int)
+	// Late counts an answer that came after its request was answered TIMEOUT.
+	Late()
 }
 
 type noObserver struct{}
@@ -110,24 +119,27 @@ type noObserver struct{}
 func (noObserver) Connections(string, int)                       {}
 func (noObserver) Answered(string, protocol.Code, time.Duration) {}
 func (noObserver) Traffic(int, int)                              {}
+func (noObserver) Late()                                         {}
 
 // Deps are the gateway's collaborators.
 type Deps struct {
 	Sessions *session.Manager
-	Accounts *auth.Accounts
-	Tokens   *auth.Tokens
+	Tokens   *auth.Tokens  // for resume, and the token of a LoginAck
+	Login    login.Service // checks LoginReqs
 	Router   Router
-	Versions *script.Versions // the schema in force
+	Boxes    *call.Boxes // the connections' reply addresses
+	Schema   Schema      // the schema in force
 	Log      *slog.Logger
 	Observer Observer // optional
 }
 
 // Gateway accepts and serves client connections. Its methods are safe for concurrent use.
 type Gateway struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	obs  Observer
+	cfg   Config
+	deps  Deps
+	log   *slog.Logger
+	obs   Observer
+	boxes *call.Boxes
 
 	upgrader websocket.Upgrader
 	nextID   atomic.Uint64
@@ -150,7 +162,10 @@ func New(cfg Config, deps Deps) *Gateway {
 	if deps.Observer == nil {
 		deps.Observer = noObserver{}
 	}
-	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, conns: map[*conn]struct{}{}}
+	if deps.Boxes == nil {
+		deps.Boxes = call.NewBoxes("", nil)
+	}
+	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, boxes: deps.Boxes, conns: map[*conn]struct{}{}}
 	g.upgrader = websocket.Upgrader{
 		ReadBufferSize:  cfg.ReadBufferSize,
 		WriteBufferSize: cfg.ReadBufferSize,

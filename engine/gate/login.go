@@ -1,22 +1,20 @@
 package gate
 
 import (
-	"context"
-	"errors"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/session"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
-// login handles LoginReq on the reader goroutine: it authenticates, opens a session (kicking an
-// older connection of the same player) and replies LoginAck before any push of the session.
+// login handles LoginReq on the reader goroutine: the login service checks it, and the reader
+// waits for that answer (or TIMEOUT from the table of requests in flight), so that no request of
+// the client is read before its session exists. Then it opens the session (kicking an older
+// connection of the same player) and replies LoginAck before any push of the session.
 func (c *conn) login(f wire.Frame) {
 	const name = "moonforge.LoginReq"
 	start := time.Now()
@@ -30,21 +28,37 @@ func (c *conn) login(f wire.Frame) {
 		answer(protocol.Errorf(protocol.DecodeFailed, "LoginReq: %v", err))
 		return
 	}
-	if slices.Contains(c.g.cfg.DisabledMethods, req.Method) {
-		answer(protocol.Errorf(protocol.BadRequest, "login method %q is disabled", req.Method))
+	deadline := start.Add(c.g.cfg.LoginTimeout)
+	id := c.add(inflight{seq: f.Seq, msg: name, received: start, deadline: deadline, login: true})
+	c.g.deps.Login.Login(&call.Login{
+		ID:       id,
+		Method:   req.Method,
+		Account:  req.Account,
+		Secret:   req.Secret,
+		Extra:    req.Extra,
+		Deadline: deadline,
+		ReplyTo:  c.box,
+		Post:     c.g.boxes,
+	})
+	var a call.Answer
+	select {
+	case a = <-c.loginAnswer:
+	case <-c.written: // the connection was closed meanwhile (shutdown)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.LoginTimeout)
-	defer cancel()
-	playerID, created, cerr := c.authenticate(ctx, &req)
-	if cerr != nil {
-		c.g.log.Info("login refused", "conn", c.id, "remote", c.remote, "method", req.Method, "code", cerr.Code.String(), "error", cerr.Message)
-		answer(cerr)
+	var ack protocol.LoginAck
+	if a.Err == nil && (a.MsgID != protocol.MsgLoginAck || proto.Unmarshal(a.Payload, &ack) != nil || ack.PlayerId == "") {
+		a.Err = protocol.Errorf(protocol.Internal, "the login service answered no player")
+	}
+	if a.Err != nil {
+		c.g.log.Info("login refused", "conn", c.id, "remote", c.remote, "method", req.Method, "code", a.Err.Code.String(), "error", a.Err.Message)
+		answer(a.Err)
 		return
 	}
-	var ack func(s *session.Session) wire.Frame // nil for a one-way LoginReq: no reply
+	playerID, created := ack.PlayerId, ack.Created
+	var ackFrame func(s *session.Session) wire.Frame // nil for a one-way LoginReq: no reply
 	if f.Seq != 0 {
-		ack = func(s *session.Session) wire.Frame {
+		ackFrame = func(s *session.Session) wire.Frame {
 			token, expires := c.g.deps.Tokens.Issue(playerID, s.ID)
 			payload, _ := proto.Marshal(&protocol.LoginAck{
 				PlayerId:    playerID,
@@ -53,89 +67,13 @@ func (c *conn) login(f wire.Frame) {
 				SessionId:   s.ID,
 				Created:     created,
 			})
-			return wire.Frame{MsgID: protocol.MsgLoginAck, Flags: wire.FlagReply, Seq: f.Seq, Payload: payload}
+			return wireReply(protocol.MsgLoginAck, f.Seq, payload)
 		}
 	}
-	s := c.g.deps.Sessions.Open(playerID, c, ack)
+	s := c.g.deps.Sessions.Open(playerID, c, ackFrame)
 	c.sess.Store(s)
 	c.g.obs.Answered(name, 0, time.Since(start))
 	c.g.log.Debug("logged in", "conn", c.id, "player", playerID, "session", s.ID, "method", req.Method, "created", created)
-}
-
-// authenticate runs the login method and returns the player id.
-func (c *conn) authenticate(ctx context.Context, req *protocol.LoginReq) (string, bool, *protocol.CodeError) {
-	accounts := c.g.deps.Accounts
-	var (
-		playerID string
-		created  bool
-		err      error
-	)
-	switch req.Method {
-	case "guest":
-		playerID, created, err = accounts.Guest(ctx, req.Account)
-	case "password":
-		playerID, created, err = accounts.Password(ctx, req.Account, req.Secret, req.Extra["register"] == "1")
-	case "token":
-		var claims auth.Claims
-		claims, err = c.g.deps.Tokens.Verify(req.Secret)
-		playerID = claims.PlayerID
-	default:
-		accountID, cerr := c.customLogin(req)
-		if cerr != nil {
-			return "", false, cerr
-		}
-		playerID, created, err = accounts.External(ctx, req.Method, accountID)
-	}
-	if err != nil {
-		return "", false, authError(err)
-	}
-	return playerID, created, nil
-}
-
-// customLogin asks the script that registered the method, and waits for its answer.
-func (c *conn) customLogin(req *protocol.LoginReq) (string, *protocol.CodeError) {
-	type answer struct {
-		id  string
-		err *protocol.CodeError
-	}
-	done := make(chan answer, 1)
-	deadline := time.Now().Add(c.g.cfg.LoginTimeout)
-	l := &call.Login{
-		Method:   req.Method,
-		Account:  req.Account,
-		Secret:   req.Secret,
-		Extra:    req.Extra,
-		Deadline: deadline,
-		Done:     func(id string, err *protocol.CodeError) { done <- answer{id, err} },
-	}
-	if !c.g.deps.Router.Login(l) {
-		return "", protocol.Errorf(protocol.BadRequest, "unknown login method %q", req.Method)
-	}
-	t := time.NewTimer(time.Until(deadline) + 100*time.Millisecond)
-	defer t.Stop()
-	select {
-	case a := <-done:
-		return a.id, a.err
-	case <-t.C:
-		return "", protocol.Errorf(protocol.Timeout, "login method %q did not answer in time", req.Method)
-	}
-}
-
-// authError maps the auth package's errors to protocol codes.
-func authError(err error) *protocol.CodeError {
-	switch {
-	case errors.Is(err, auth.ErrBadCredentials), errors.Is(err, auth.ErrBadToken), errors.Is(err, auth.ErrExpiredToken):
-		return &protocol.CodeError{Code: protocol.Unauthenticated, Message: err.Error()}
-	case errors.Is(err, auth.ErrInvalidAccount), errors.Is(err, auth.ErrAccountExists):
-		return &protocol.CodeError{Code: protocol.BadRequest, Message: err.Error()}
-	case errors.Is(err, context.DeadlineExceeded):
-		return protocol.Errorf(protocol.Timeout, "login took too long")
-	}
-	var ce *protocol.CodeError
-	if errors.As(err, &ce) {
-		return ce
-	}
-	return protocol.Errorf(protocol.Internal, "login failed")
 }
 
 // resume handles ResumeReq: it rebinds a held session to this connection and replays the pushes

@@ -20,6 +20,8 @@ type Gauges struct {
 	Rooms    func() int
 	// Mailboxes returns the queued tasks summed over all actors, and the deepest mailbox.
 	Mailboxes func() (total, deepest int)
+	// Undelivered counts answers whose box was closed (call.Boxes.Dropped).
+	Undelivered func() uint64
 }
 
 // Metrics holds the collectors. Its methods are safe for concurrent use.
@@ -36,6 +38,7 @@ type Metrics struct {
 	applies     *prometheus.CounterVec
 	tickLate    *prometheus.HistogramVec
 	version     *prometheus.GaugeVec
+	late        prometheus.Counter
 	datagrams   *prometheus.CounterVec
 
 	// Children of the vectors above, looked up once per label set: WithLabelValues hashes its
@@ -84,6 +87,9 @@ func New(g Gauges) *Metrics {
 			Name: "moonforge_room_tick_lateness_seconds", Help: "How late room ticks run, by room type.",
 			Buckets: prometheus.ExponentialBuckets(100e-6, 2, 14),
 		}, []string{"type"}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "moonforge_late_answers_total", Help: "Answers dropped because their request was already answered TIMEOUT.",
+		}),
 		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "moonforge_script_version_info", Help: "1 for the script version in force.",
 		}, []string{"version"}),
@@ -95,7 +101,7 @@ func New(g Gauges) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.requests, m.latency, m.handler, m.bytesIn, m.bytesOut,
-		m.reloads, m.applies, m.tickLate, m.version, m.datagrams,
+		m.reloads, m.applies, m.tickLate, m.version, m.late, m.datagrams,
 	)
 	gauge := func(name, help string, f func() float64) {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -105,6 +111,9 @@ func New(g Gauges) *Metrics {
 	}
 	if g.Rooms != nil {
 		gauge("moonforge_rooms", "Open rooms.", func() float64 { return float64(g.Rooms()) })
+	}
+	if g.Undelivered != nil {
+		gauge("moonforge_undelivered_answers", "Answers dropped because their requester was gone (a closed connection).", func() float64 { return float64(g.Undelivered()) })
 	}
 	if g.Mailboxes != nil {
 		gauge("moonforge_mailbox_depth", "Tasks queued in all actor mailboxes.", func() float64 { t, _ := g.Mailboxes(); return float64(t) })
@@ -189,3 +198,6 @@ func (m *Metrics) Reloaded(result, version, previous string) {
 		m.version.WithLabelValues(version).Set(1)
 	}
 }
+
+// Late counts an answer that came after its request's TIMEOUT (gate.Observer).
+func (m *Metrics) Late() { m.late.Inc() }

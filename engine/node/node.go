@@ -14,8 +14,10 @@ import (
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/gate"
+	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/metrics"
 	"github.com/moonforge/moonforge/engine/reload"
 	"github.com/moonforge/moonforge/engine/room"
@@ -33,6 +35,7 @@ type Node struct {
 	started time.Time
 
 	store    store.Store
+	boxes    *call.Boxes
 	metrics  *metrics.Metrics
 	reloader *reload.Reloader
 	system   *actor.System
@@ -46,12 +49,15 @@ type Node struct {
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
 // no connection before Start. A script or schema error stops it here.
-func New(cfg config.Config, log *slog.Logger) (*Node, error) {
+func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := script.CheckExtensions(ext); err != nil {
+		return nil, err
+	}
 	n := &Node{cfg: cfg, log: log, started: time.Now()}
-	if err := n.build(); err != nil {
+	if err := n.build(ext); err != nil {
 		n.close()
 		return nil, err
 	}
@@ -59,7 +65,7 @@ func New(cfg config.Config, log *slog.Logger) (*Node, error) {
 }
 
 // build opens and wires the parts of New; on an error, what it opened is left for close.
-func (n *Node) build() (err error) {
+func (n *Node) build(ext script.Extensions) (err error) {
 	cfg, log := n.cfg, n.log
 	for _, d := range []struct{ option, flag, path string }{{"lua_dir", "-lua", cfg.LuaDir}, {"proto_dir", "-proto", cfg.ProtoDir}} {
 		if info, err := os.Stat(d.path); err != nil || !info.IsDir() {
@@ -86,14 +92,17 @@ func (n *Node) build() (err error) {
 	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
 
+	n.boxes = call.NewBoxes("", nil)
 	n.metrics = metrics.New(metrics.Gauges{
-		Sessions:  func() int { return n.sessions.Count() },
-		Rooms:     func() int { return n.rooms.Count() },
-		Mailboxes: n.mailboxes,
+		Undelivered: n.boxes.Dropped,
+		Sessions:    func() int { return n.sessions.Count() },
+		Rooms:       func() int { return n.rooms.Count() },
+		Mailboxes:   n.mailboxes,
 	})
 	n.reloader, err = reload.Start(reload.Config{
 		LuaDir:   cfg.LuaDir,
 		ProtoDir: cfg.ProtoDir,
+		Ext:      ext,
 		Log:      log.With("part", "reload"),
 		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
 	})
@@ -105,11 +114,6 @@ func (n *Node) build() (err error) {
 		ResumeWindow:    cfg.Session.ResumeWindow,
 		ReplayMaxPushes: cfg.Session.ReplayPushes,
 		ReplayMaxBytes:  cfg.Session.ReplayBytes,
-		OnEnd: func(s *session.Session, reason string) {
-			if reason == "expired" {
-				n.rooms.PlayerGone(s.PlayerID)
-			}
-		},
 	})
 	svc := &script.Services{
 		Players:        n.sessions,
@@ -118,6 +122,7 @@ func (n *Node) build() (err error) {
 		Dev:            cfg.Dev,
 		HandlerTimeout: cfg.Lua.HandlerTimeout,
 		Observer:       n.metrics,
+		Boxes:          n.boxes,
 	}
 	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics})
 	n.rooms = room.NewManager(room.Config{
@@ -130,17 +135,19 @@ func (n *Node) build() (err error) {
 		MaxRooms:    cfg.Session.MaxRooms,
 	})
 	svc.Rooms = n.rooms
-	n.router = router.New(router.Config{
+	n.sessions.Follow(n.rooms)
+	local := router.NewLocal(router.LocalConfig{
 		System:      n.system,
-		Versions:    versions,
 		Rooms:       n.rooms,
+		Tables:      versions,
 		Log:         log.With("part", "router"),
 		PoolSize:    cfg.Lua.PoolSize,
 		MailboxSize: cfg.Lua.MailboxSize,
 	})
-	if err := n.router.Warm(); err != nil {
+	if err := local.Warm(); err != nil {
 		return fmt.Errorf("scripts: %w", err)
 	}
+	n.router = router.New(versions, n.rooms, local)
 	n.gate = gate.New(gate.Config{
 		TCPAddr:            cfg.Gate.TCP,
 		WSAddr:             cfg.Gate.WS,
@@ -152,14 +159,21 @@ func (n *Node) build() (err error) {
 		SendQueueBytes:     cfg.Gate.SendQueueBytes,
 		RateLimit:          cfg.Gate.RateLimit,
 		RateBurst:          cfg.Gate.RateBurst,
-		DisabledMethods:    cfg.Gate.DisabledMethods,
 		KCP:                kcpConfig(cfg.Gate.KCP),
 	}, gate.Deps{
 		Sessions: n.sessions,
-		Accounts: accounts,
 		Tokens:   tokens,
+		Login: login.NewLocal(login.Config{
+			Accounts: accounts,
+			Tokens:   tokens,
+			Custom:   n.router,
+			Boxes:    n.boxes,
+			Disabled: cfg.Gate.DisabledMethods,
+			Log:      log.With("part", "login"),
+		}),
 		Router:   n.router,
-		Versions: versions,
+		Boxes:    n.boxes,
+		Schema:   versions,
 		Log:      log.With("part", "gate"),
 		Observer: n.metrics,
 	})

@@ -72,7 +72,7 @@ func start(t *testing.T, edit func(*config.Config)) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := node.New(cfg, log)
+	n, err := node.New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,9 +406,13 @@ func TestHotReload(t *testing.T) {
 	write(`mf.handle("EchoReq", function(ctx, req) return "EchoAck", { n = req.n + 41 } end)`)
 	waitReply(`"n":"42"`)
 	write(`mf.handle("EchoReq", function(ctx, req) return "EchoAck", { n = req.n + 1 end)`) // broken
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); e.n.Status().LastReload.Outcome != "rejected"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the broken save was never rejected; last reload: %+v", e.n.Status().LastReload)
+		}
+	}
 	waitReply(`"n":"42"`) // the old code keeps serving
-	if st := e.n.Status(); st.LastReload.Outcome != "rejected" || len(st.LastReload.Problems) == 0 || st.LastReload.Problems[0].File != "lua/lobby/echo.lua" {
+	if st := e.n.Status(); len(st.LastReload.Problems) == 0 || st.LastReload.Problems[0].File != "lua/lobby/echo.lua" {
 		t.Fatalf("last reload: %+v", st.LastReload)
 	}
 }
@@ -447,7 +451,7 @@ func TestNewFails(t *testing.T) {
 	} {
 		cfg := base
 		tc.edit(&cfg)
-		n, err := node.New(cfg, log)
+		n, err := node.New(cfg, log, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || n != nil {
 			t.Errorf("%s: New = %v, %v; want no node and an error about %s", tc.name, n, err, tc.want)
 		}
@@ -455,7 +459,7 @@ func TestNewFails(t *testing.T) {
 	if err := os.WriteFile(echo, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.New(base, log)
+	n, err := node.New(base, log, nil)
 	if err != nil {
 		t.Fatalf("New after the failed starts: %v", err)
 	}
@@ -475,12 +479,12 @@ func TestNewErrorsUseForwardSlashes(t *testing.T) {
 	cfg.LuaDir = filepath.Join(e.dir, "lua")
 	cfg.ProtoDir = filepath.Join(e.dir, "proto")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	_, err := node.New(cfg, log)
+	_, err := node.New(cfg, log, nil)
 	if want := filepath.ToSlash(filepath.Join(cfg.DataDir, "moonforge.db")); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), want) {
 		t.Errorf("data directory in use: %v, want store.ErrLocked naming %s", err, want)
 	}
 	cfg.LuaDir = filepath.Join(e.dir, "none", "lua")
-	if _, err := node.New(cfg, log); err == nil || !strings.Contains(err.Error(), filepath.ToSlash(cfg.LuaDir)) {
+	if _, err := node.New(cfg, log, nil); err == nil || !strings.Contains(err.Error(), filepath.ToSlash(cfg.LuaDir)) {
 		t.Errorf("missing lua_dir: %v, want it named %s", err, filepath.ToSlash(cfg.LuaDir))
 	}
 }
@@ -526,7 +530,7 @@ func TestStoreBackends(t *testing.T) {
 		c.Store.Backend, c.Store.Timeout = "redis", 500*time.Millisecond
 		c.Store.Redis.Addrs = []string{"127.0.0.1:1"}
 		return c
-	}(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "store (redis)") {
 		t.Fatalf("a node whose store is down: %v", err)
 	}

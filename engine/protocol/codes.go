@@ -3,7 +3,10 @@
 // codes that every part of Moonforge answers with.
 package protocol
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Framework message ids, as declared in proto/moonforge/protocol.proto.
 const (
@@ -120,4 +123,16 @@ func (e *CodeError) Error() string { return e.Code.String() + ": " + e.Message }
 // Errorf returns a *CodeError with a formatted message.
 func Errorf(code Code, format string, args ...any) *CodeError {
 	return &CodeError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsCodeError returns the *CodeError in err's chain, or INTERNAL with err's text; nil for nil.
+func AsCodeError(err error) *CodeError {
+	if err == nil {
+		return nil
+	}
+	var ce *CodeError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &CodeError{Code: Internal, Message: err.Error()}
 }

@@ -29,33 +29,23 @@ const (
 	Initial   = "initial"   // the version loaded at start
 )
 
-// Problem is one error located in a source file.
-type Problem struct {
-	File    string `json:"file,omitempty"` // forward slashes on every OS: lua/lobby/echo.lua
-	Line    int    `json:"line,omitempty"`
-	Message string `json:"message"`
-}
-
-func (p Problem) String() string {
-	return script.Problem{File: p.File, Line: p.Line, Message: p.Message}.String()
-}
-
 // Result describes one reload attempt.
 type Result struct {
-	Trigger  string    `json:"trigger"` // what asked for it: start, watch, admin
-	Outcome  string    `json:"result"`
-	Version  string    `json:"version"`            // in force afterwards
-	Previous string    `json:"previous,omitempty"` // in force before, if it changed
-	Files    []string  `json:"files,omitempty"`    // sources changed since the previous attempt
-	Problems []Problem `json:"problems,omitempty"`
-	At       time.Time `json:"at"`
-	TookMs   float64   `json:"took_ms"`
+	Trigger  string           `json:"trigger"` // what asked for it: start, watch, admin
+	Outcome  string           `json:"result"`
+	Version  string           `json:"version"`            // in force afterwards
+	Previous string           `json:"previous,omitempty"` // in force before, if it changed
+	Files    []string         `json:"files,omitempty"`    // sources changed since the previous attempt
+	Problems []source.Problem `json:"problems,omitempty"`
+	At       time.Time        `json:"at"`
+	TookMs   float64          `json:"took_ms"`
 }
 
 // Config configures a Reloader.
 type Config struct {
 	LuaDir   string
 	ProtoDir string
+	Ext      script.Extensions // Go values for mf.ext, in every version
 	Log      *slog.Logger
 	// OnResult, if set, is called after every attempt (metrics).
 	OnResult func(Result)
@@ -155,34 +145,34 @@ func (r *Reloader) finish(res Result, start time.Time) Result {
 }
 
 // compile loads the schema and the scripts; problems is nil on success.
-func (r *Reloader) compile() (*script.Bundle, []Problem) {
+func (r *Reloader) compile() (*script.Bundle, []source.Problem) {
 	sch, err := schema.Load(r.cfg.ProtoDir)
 	if err != nil {
 		var le *schema.LoadError
 		if !errors.As(err, &le) {
-			return nil, []Problem{{File: filepath.ToSlash(r.cfg.ProtoDir), Message: err.Error()}}
+			return nil, []source.Problem{{File: filepath.ToSlash(r.cfg.ProtoDir), Message: err.Error()}}
 		}
-		out := make([]Problem, len(le.Problems))
+		out := make([]source.Problem, len(le.Problems))
 		for i, p := range le.Problems {
 			file := p.File
 			if file != "" {
 				file = filepath.ToSlash(filepath.Join(filepath.Base(r.cfg.ProtoDir), file))
 			}
-			out[i] = Problem{File: file, Line: p.Line, Message: p.Message}
+			p.File = file
+			out[i] = p
 		}
 		return nil, out
 	}
-	b, err := script.Compile(r.cfg.LuaDir, sch)
+	b, err := script.Compile(r.cfg.LuaDir, sch, r.cfg.Ext)
 	if err != nil {
 		var ce *script.CompileError
 		if !errors.As(err, &ce) {
-			return nil, []Problem{{File: filepath.ToSlash(r.cfg.LuaDir), Message: err.Error()}}
+			return nil, []source.Problem{{File: filepath.ToSlash(r.cfg.LuaDir), Message: err.Error()}}
 		}
-		out := make([]Problem, len(ce.Problems))
-		for i, p := range ce.Problems {
-			out[i] = Problem{File: filepath.ToSlash(p.File), Line: p.Line, Message: p.Message}
+		for i := range ce.Problems {
+			ce.Problems[i].File = filepath.ToSlash(ce.Problems[i].File)
 		}
-		return nil, out
+		return nil, ce.Problems
 	}
 	return b, nil
 }
@@ -234,7 +224,7 @@ func sortedKeys(m map[string][32]byte) []string {
 }
 
 // Error is a version that could not be built.
-type Error struct{ Problems []Problem }
+type Error struct{ Problems []source.Problem }
 
 func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))

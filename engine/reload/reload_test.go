@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moonforge/moonforge/engine/source"
 )
 
 func tree(t *testing.T) (luaDir, protoDir string) {
@@ -124,7 +126,7 @@ func TestProblemPathsUseForwardSlashes(t *testing.T) {
 		t.Fatalf("missing proto dir: a backslash in %q", err)
 	}
 
-	p := Problem{File: filepath.Join("lua", "lobby", "echo.lua"), Line: 4, Message: "boom"}
+	p := source.Problem{File: filepath.Join("lua", "lobby", "echo.lua"), Line: 4, Message: "boom"}
 	if got := p.String(); got != "lua/lobby/echo.lua:4: boom" {
 		t.Fatalf("Problem.String() = %q", got)
 	}

@@ -32,7 +32,7 @@ func measureRoomMemory(b *testing.B) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bundle, err := script.Compile("../../lua", sch)
+	bundle, err := script.Compile("../../lua", sch, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,67 +1,13 @@
-// Package room runs game rooms: each room is its own actor, ticking at its type's rate, with the
-// players that joined it. The Manager is the room service of mf.room and routes a player's room
-// messages to the room that player is in.
 package room
 
 import (
-	"crypto/rand"
-	"encoding/base32"
-	"fmt"
-	"log/slog"
 	"sort"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/script"
 )
-
-// Observer receives room events for metrics. Calls come from room goroutines.
-type Observer interface {
-	Tick(roomType string, late time.Duration)
-}
-
-type noObserver struct{}
-
-func (noObserver) Tick(string, time.Duration) {}
-
-// Config configures a Manager.
-type Config struct {
-	System      *actor.System
-	Versions    *script.Versions
-	Players     script.Players // where room pushes go
-	Log         *slog.Logger
-	Observer    Observer // optional
-	MailboxSize int      // per room; default 1024
-	MaxRooms    int      // default 100000
-}
-
-// Manager is the set of rooms of this process. Safe for concurrent use.
-type Manager struct {
-	cfg Config
-	log *slog.Logger
-
-	mu       sync.Mutex
-	rooms    map[string]*Room
-	byPlayer map[string]*Room
-}
-
-// NewManager returns an empty manager.
-func NewManager(cfg Config) *Manager {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Observer == nil {
-		cfg.Observer = noObserver{}
-	}
-	if cfg.MaxRooms <= 0 {
-		cfg.MaxRooms = 100000
-	}
-	return &Manager{cfg: cfg, log: cfg.Log, rooms: map[string]*Room{}, byPlayer: map[string]*Room{}}
-}
 
 // Room is one room. Its Lua side runs on its actor; the fields below the mutex line are owned by
 // that actor's goroutine.
@@ -119,228 +65,36 @@ func (r *Room) Members() []string {
 	return out
 }
 
-// Create opens a room of a declared type and returns its id at once; on_create(room, args) is the
-// room's first task.
-func (m *Manager) Create(roomType string, args any) (string, error) {
-	rt, ok := m.cfg.Versions.Load().RoomTypes[roomType]
-	if !ok {
-		return "", protocol.Errorf(protocol.BadRequest, "no room type %q", roomType)
-	}
-	r := &Room{id: newID(), rt: rt, m: m, members: map[string]struct{}{}}
+// join checks the room's state and capacity, adds the player and runs on_join; on the room's
+// goroutine.
+func (r *Room) join(vm *script.VM, c *call.Call) (any, error) {
+	m := r.m
 	m.mu.Lock()
-	if len(m.rooms) >= m.cfg.MaxRooms {
-		m.mu.Unlock()
-		return "", protocol.Errorf(protocol.Unavailable, "the room limit (%d) is reached", m.cfg.MaxRooms)
-	}
-	m.rooms[r.id] = r
+	full := len(r.members) >= r.rt.MaxPlayers
+	_, taken := m.byPlayer[c.PlayerID]
+	closed := r.closed || r.closing
 	m.mu.Unlock()
-
-	cfg := actor.Config{
-		Name:        "room/" + r.id,
-		Role:        rt.Role,
-		MailboxSize: m.cfg.MailboxSize,
-		OnStop:      r.stopped,
+	switch {
+	case closed:
+		return nil, protocol.Errorf(protocol.BadRequest, "room %s is closed", r.id)
+	case full:
+		return nil, protocol.Errorf(protocol.BadRequest, "room %s is full (%d players)", r.id, r.rt.MaxPlayers)
+	case taken:
+		return nil, protocol.Errorf(protocol.BadRequest, "player is in another room")
 	}
-	if rt.TickHz > 0 {
-		cfg.Tick = time.Duration(float64(time.Second) / rt.TickHz)
-		cfg.OnTick = func(vm *script.VM, dt, late time.Duration) {
-			m.cfg.Observer.Tick(rt.Name, late)
-			vm.RoomTick(r, dt)
-			r.settle(vm)
-		}
-	}
-	a, err := m.cfg.System.Spawn(cfg)
-	if err != nil {
-		m.forget(r)
-		return "", protocol.Errorf(protocol.Unavailable, "cannot start room: %v", err)
-	}
-	r.actor = a
-	a.Send(func(vm *script.VM) {
-		if err := vm.RoomCreate(r, args); err != nil {
-			m.log.Error("room on_create failed, closing it", "room", r.id, "type", rt.Name, "error", err)
-			r.closing = true
-		}
-		r.settle(vm)
-	})
-	return r.id, nil
-}
-
-// Join puts a player into a room, leaving any other room first, and returns what on_join returned.
-// It waits for the room's answer until deadline.
-func (m *Manager) Join(deadline time.Time, roomID, playerID string, args any) (any, error) {
 	m.mu.Lock()
-	r := m.rooms[roomID]
-	cur := m.byPlayer[playerID]
+	r.members[c.PlayerID] = struct{}{}
+	m.byPlayer[c.PlayerID] = r
 	m.mu.Unlock()
-	if r == nil {
-		return nil, protocol.Errorf(protocol.BadRequest, "no room %q", roomID)
-	}
-	if cur == r {
-		return nil, protocol.Errorf(protocol.BadRequest, "already in room %s", roomID)
-	}
-	if cur != nil {
-		if _, err := m.Leave(deadline, playerID); err != nil {
-			return nil, err
-		}
-	}
-	type result struct {
-		out any
-		err *protocol.CodeError
-	}
-	done := make(chan result, 1)
-	ok := r.actor.Send(func(vm *script.VM) {
-		m.mu.Lock()
-		full := len(r.members) >= r.rt.MaxPlayers
-		_, taken := m.byPlayer[playerID]
-		closed := r.closed || r.closing
-		m.mu.Unlock()
-		switch {
-		case closed:
-			done <- result{err: protocol.Errorf(protocol.BadRequest, "room %s is closed", r.id)}
-			return
-		case full:
-			done <- result{err: protocol.Errorf(protocol.BadRequest, "room %s is full (%d players)", r.id, r.rt.MaxPlayers)}
-			return
-		case taken:
-			done <- result{err: protocol.Errorf(protocol.BadRequest, "player is in another room")}
-			return
-		}
-		m.mu.Lock()
-		r.members[playerID] = struct{}{}
-		m.byPlayer[playerID] = r
-		m.mu.Unlock()
-		out, err := vm.RoomJoin(r, playerID, args, deadline)
-		if err != nil {
-			m.mu.Lock()
-			delete(r.members, playerID)
-			delete(m.byPlayer, playerID)
-			m.mu.Unlock()
-		}
-		done <- result{out, err}
-		r.settle(vm)
-	})
-	if !ok {
-		return nil, protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id)
-	}
-	res, err := wait(done, deadline)
+	out, err := vm.RoomJoin(r, c.PlayerID, c.Args, c.Deadline)
 	if err != nil {
+		m.mu.Lock()
+		delete(r.members, c.PlayerID)
+		delete(m.byPlayer, c.PlayerID)
+		m.mu.Unlock()
 		return nil, err
 	}
-	if res.err != nil {
-		return nil, res.err
-	}
-	return res.out, nil
-}
-
-// Leave takes a player out of its room (on_leave with reason "left"), waits until deadline, and
-// returns what on_leave returned.
-func (m *Manager) Leave(deadline time.Time, playerID string) (any, error) {
-	done := make(chan any, 1)
-	if err := m.leave(playerID, "left", func(out any) { done <- out }); err != nil {
-		return nil, err
-	}
-	return wait(done, deadline)
-}
-
-// PlayerGone takes a player whose session ended out of its room (reason "offline"); it does not wait.
-func (m *Manager) PlayerGone(playerID string) {
-	if err := m.leave(playerID, "offline", nil); err != nil && !isNotInRoom(err) {
-		m.log.Warn("could not remove an offline player from its room", "player", playerID, "error", err)
-	}
-}
-
-func (m *Manager) leave(playerID, reason string, then func(out any)) error {
-	m.mu.Lock()
-	r := m.byPlayer[playerID]
-	m.mu.Unlock()
-	if r == nil {
-		return errNotInRoom
-	}
-	ok := r.actor.Send(func(vm *script.VM) {
-		out := r.leave(vm, playerID, reason)
-		if then != nil {
-			then(out)
-		}
-		r.settle(vm)
-	})
-	if !ok {
-		return protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id)
-	}
-	return nil
-}
-
-var errNotInRoom = protocol.Errorf(protocol.BadRequest, "not in a room")
-
-func isNotInRoom(err error) bool { return err == errNotInRoom }
-
-// Of returns the id of the player's room, or "".
-func (m *Manager) Of(playerID string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r := m.byPlayer[playerID]; r != nil {
-		return r.id
-	}
-	return ""
-}
-
-// List describes the open rooms of a type ("" for all), sorted by id.
-func (m *Manager) List(roomType string) []script.RoomInfo {
-	m.mu.Lock()
-	out := make([]script.RoomInfo, 0, len(m.rooms))
-	for _, r := range m.rooms {
-		if (roomType == "" || r.rt.Name == roomType) && !r.closed {
-			out = append(out, script.RoomInfo{ID: r.id, Type: r.rt.Name, Players: len(r.members), MaxPlayers: r.rt.MaxPlayers})
-		}
-	}
-	m.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
-// Count returns the number of open rooms.
-func (m *Manager) Count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.rooms)
-}
-
-// Dispatch routes a client request to the sender's room (on_message). It answers at once with
-// BAD_REQUEST when the player is in no room and UNAVAILABLE when the room's mailbox is full.
-func (m *Manager) Dispatch(req *call.Request) {
-	m.mu.Lock()
-	r := m.byPlayer[req.PlayerID]
-	m.mu.Unlock()
-	if r == nil {
-		req.Fail(protocol.Errorf(protocol.BadRequest, "not in a room"))
-		return
-	}
-	ok := r.actor.Send(func(vm *script.VM) {
-		if req.Expired(time.Now()) {
-			req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
-			return
-		}
-		vm.RoomMessage(r, req)
-		r.settle(vm)
-	})
-	if !ok {
-		req.Fail(protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id))
-	}
-}
-
-// Stop closes every room (on_leave for nobody; on_close runs) and waits for their actors.
-func (m *Manager) Stop() {
-	m.mu.Lock()
-	rooms := make([]*Room, 0, len(m.rooms))
-	for _, r := range m.rooms {
-		rooms = append(rooms, r)
-	}
-	m.mu.Unlock()
-	for _, r := range rooms {
-		r.actor.Stop()
-	}
-	for _, r := range rooms {
-		<-r.actor.Done()
-	}
+	return out, nil
 }
 
 // leave runs on_leave and drops the membership; on the room's goroutine.
@@ -384,41 +138,4 @@ func (r *Room) stopped(vm *script.VM) {
 	}
 	vm.RoomClosed(r)
 	r.m.forget(r)
-}
-
-func (m *Manager) forget(r *Room) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r.closed = true
-	delete(m.rooms, r.id)
-	for p := range r.members {
-		if m.byPlayer[p] == r {
-			delete(m.byPlayer, p)
-		}
-	}
-	r.members = map[string]struct{}{}
-}
-
-// wait waits for a result until deadline (zero: no limit).
-func wait[T any](ch <-chan T, deadline time.Time) (T, error) {
-	var zero T
-	if deadline.IsZero() {
-		return <-ch, nil
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case v := <-ch:
-		return v, nil
-	case <-t.C:
-		return zero, protocol.Errorf(protocol.Timeout, "the room did not answer in time")
-	}
-}
-
-func newID() string {
-	var b [10]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("room: no randomness: %v", err))
-	}
-	return "r" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }

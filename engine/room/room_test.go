@@ -64,7 +64,7 @@ func setup(t *testing.T) (*room.Manager, *players, *script.Bundle) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := script.Compile(dir, sch)
+	b, err := script.Compile(dir, sch, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,42 +97,42 @@ func TestJoinLeaveAndCapacity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := m.Join(soon(), id, "a", nil)
+	out, err := join(m, id, "a", nil)
 	if err != nil || out.(map[string]any)["count"] != 1.0 {
 		t.Fatalf("join a: %v %v", out, err)
 	}
-	if _, err := m.Join(soon(), id, "x", map[string]any{"refuse": true}); code(err) != 1600 {
+	if _, err := join(m, id, "x", map[string]any{"refuse": true}); code(err) != 1600 {
 		t.Fatalf("refused join: %v", err)
 	}
 	if m.Of("x") != "" {
 		t.Fatal("a refused player is in the room")
 	}
-	if _, err := m.Join(soon(), id, "b", nil); err != nil {
+	if _, err := join(m, id, "b", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Join(soon(), id, "c", nil); code(err) != protocol.BadRequest {
+	if _, err := join(m, id, "c", nil); code(err) != protocol.BadRequest {
 		t.Fatalf("third player in a room of 2: %v", err)
 	}
-	if _, err := m.Join(soon(), id, "a", nil); code(err) != protocol.BadRequest {
+	if _, err := join(m, id, "a", nil); code(err) != protocol.BadRequest {
 		t.Fatalf("joining twice: %v", err)
 	}
 	list := m.List("duel")
 	if len(list) != 1 || list[0].Players != 2 || list[0].MaxPlayers != 2 {
 		t.Fatalf("list %+v", list)
 	}
-	left, err := m.Leave(soon(), "a")
+	left, err := leave(m, "a")
 	if err != nil || left.(map[string]any)["reason"] != "left" {
 		t.Fatalf("leave: %v %v", left, err)
 	}
-	if _, err := m.Leave(soon(), "a"); code(err) != protocol.BadRequest {
+	if _, err := leave(m, "a"); code(err) != protocol.BadRequest {
 		t.Fatalf("leave twice: %v", err)
 	}
 	// The last player leaving closes the room.
-	if _, err := m.Leave(soon(), "b"); err != nil {
+	if _, err := leave(m, "b"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return m.Count() == 0 })
-	if _, err := m.Join(soon(), id, "a", nil); code(err) != protocol.BadRequest {
+	if _, err := join(m, id, "a", nil); code(err) != protocol.BadRequest {
 		t.Fatalf("join a closed room: %v", err)
 	}
 }
@@ -141,26 +141,26 @@ func TestSwitchRoomsAndPlayerGone(t *testing.T) {
 	m, _, _ := setup(t)
 	r1, _ := m.Create("duel", nil)
 	r2, _ := m.Create("duel", nil)
-	if _, err := m.Join(soon(), r1, "a", nil); err != nil {
+	if _, err := join(m, r1, "a", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Join(soon(), r1, "b", nil); err != nil {
+	if _, err := join(m, r1, "b", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Join(soon(), r2, "a", nil); err != nil {
+	if _, err := join(m, r2, "a", nil); err != nil {
 		t.Fatal(err)
 	}
 	if m.Of("a") != r2 || m.Of("b") != r1 {
 		t.Fatalf("a in %s, b in %s", m.Of("a"), m.Of("b"))
 	}
-	m.PlayerGone("b")
+	m.Notify(call.Presence{PlayerID: "b", Event: call.SessionEnded, Reason: "expired"})
 	waitFor(t, func() bool { return m.Of("b") == "" && m.Count() == 1 })
 }
 
 func TestMessagesAndTicks(t *testing.T) {
 	m, p, b := setup(t)
 	id, _ := m.Create("duel", nil)
-	if _, err := m.Join(soon(), id, "a", nil); err != nil {
+	if _, err := join(m, id, "a", nil); err != nil {
 		t.Fatal(err)
 	}
 	move := b.Schema.ByName("ArenaMoveReq")
@@ -172,16 +172,16 @@ func TestMessagesAndTicks(t *testing.T) {
 		}
 		answers <- id
 	})
-	m.Dispatch(&call.Request{MsgID: move.ID, Seq: 1, PlayerID: "a", Deadline: soon(), Replier: r})
+	m.Deliver(id, &call.Request{MsgID: move.ID, Seq: 1, PlayerID: "a", Deadline: soon(), Post: r})
 	if got := <-answers; got != b.Schema.ByName("ArenaMoveAck").ID {
 		t.Fatalf("move answered with %d", got)
 	}
-	m.Dispatch(&call.Request{MsgID: move.ID, Seq: 2, PlayerID: "nobody", Deadline: soon(), Replier: r})
+	m.Deliver("rgone", &call.Request{MsgID: move.ID, Seq: 2, PlayerID: "nobody", Deadline: soon(), Post: r})
 	if got := <-answers; got != uint16(protocol.BadRequest) {
 		t.Fatalf("move by a player in no room: %d", got)
 	}
 	waitFor(t, func() bool { return p.count("a") >= 5 }) // ArenaState at 50 Hz
-	left, err := m.Leave(soon(), "a")
+	left, err := leave(m, "a")
 	if err != nil || left.(map[string]any)["moves"] != 1.0 {
 		t.Fatalf("leave: %v %v", left, err)
 	}
@@ -189,8 +189,7 @@ func TestMessagesAndTicks(t *testing.T) {
 
 type replier func(id uint16, err *protocol.CodeError)
 
-func (f replier) Reply(_ *call.Request, id uint16, _ []byte)    { f(id, nil) }
-func (f replier) Fail(_ *call.Request, err *protocol.CodeError) { f(0, err) }
+func (f replier) Post(a call.Answer) { f(a.MsgID, a.Err) }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
@@ -201,4 +200,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// answerCh is a Poster that hands the one answer to the test.
+type answerCh chan call.Answer
+
+func (c answerCh) Post(a call.Answer) { c <- a }
+
+// ask sends a call through f and waits for its answer.
+func ask(f func(*call.Call), c *call.Call) (any, error) {
+	ch := make(answerCh, 1)
+	c.ID, c.Deadline, c.Post = 1, soon(), ch
+	f(c)
+	select {
+	case a := <-ch:
+		if a.Err != nil {
+			return nil, a.Err
+		}
+		return a.Value, nil
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("no answer")
+	}
+}
+
+func join(m *room.Manager, roomID, player string, args any) (any, error) {
+	return ask(m.Join, &call.Call{Target: roomID, PlayerID: player, Args: args})
+}
+
+func leave(m *room.Manager, player string) (any, error) {
+	return ask(m.Leave, &call.Call{PlayerID: player})
 }

@@ -32,13 +32,3 @@ func testSchema(tb testing.TB) *Schema {
 	}
 	return s
 }
-
-// testMessage returns the message of schema s with the given name.
-func testMessage(tb testing.TB, s *Schema, name string) *Message {
-	tb.Helper()
-	m := s.ByName(name)
-	if m == nil {
-		tb.Fatalf("no message %s", name)
-	}
-	return m
-}

@@ -6,6 +6,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/moonforge/moonforge/engine/source"
 )
 
 const (
@@ -25,7 +27,7 @@ const (
 type idRules struct {
 	option   protowire.Number // field number of (moonforge.msg_id) in MessageOptions; 0 if not declared
 	owners   map[uint16]protoreflect.MessageDescriptor
-	problems []Problem
+	problems []source.Problem
 }
 
 func newIDRules(files []protoreflect.FileDescriptor) *idRules {
@@ -114,7 +116,7 @@ func (r *idRules) declared(md protoreflect.MessageDescriptor) (uint64, bool) {
 }
 
 func (r *idRules) problem(md protoreflect.MessageDescriptor, msg string) {
-	p := Problem{File: md.ParentFile().Path(), Message: msg}
+	p := source.Problem{File: md.ParentFile().Path(), Message: msg}
 	p.Line, p.Column = r.position(md)
 	r.problems = append(r.problems, p)
 }

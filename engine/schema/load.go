@@ -55,7 +55,7 @@ func LoadFS(fsys fs.FS) (*Schema, error) {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
 	if len(paths) == 0 {
-		return nil, &LoadError{Problems: []Problem{{Message: "no .proto files found"}}}
+		return nil, &LoadError{Problems: []source.Problem{{Message: "no .proto files found"}}}
 	}
 	sources := make(map[string][]byte, len(paths))
 	for _, p := range paths {
@@ -78,10 +78,10 @@ func LoadFS(fsys fs.FS) (*Schema, error) {
 }
 
 // parse compiles the sources, collecting every syntax and link error the parser reports.
-func parse(paths []string, sources map[string][]byte) (files []protoreflect.FileDescriptor, problems []Problem) {
+func parse(paths []string, sources map[string][]byte) (files []protoreflect.FileDescriptor, problems []source.Problem) {
 	defer func() {
 		if r := recover(); r != nil {
-			files, problems = nil, append(problems, Problem{Message: fmt.Sprintf("internal error in the proto parser: %v", r)})
+			files, problems = nil, append(problems, source.Problem{Message: fmt.Sprintf("internal error in the proto parser: %v", r)})
 		}
 	}()
 	p := protoparse.Parser{
@@ -94,7 +94,7 @@ func parse(paths []string, sources map[string][]byte) (files []protoreflect.File
 		IncludeSourceCodeInfo: true,
 		ErrorReporter: func(err protoparse.ErrorWithPos) error {
 			pos := err.GetPosition()
-			problems = append(problems, Problem{File: pos.Filename, Line: pos.Line, Column: pos.Col, Message: err.Unwrap().Error()})
+			problems = append(problems, source.Problem{File: pos.Filename, Line: pos.Line, Column: pos.Col, Message: err.Unwrap().Error()})
 			return nil
 		},
 	}
@@ -103,7 +103,7 @@ func parse(paths []string, sources map[string][]byte) (files []protoreflect.File
 		return nil, problems
 	}
 	if err != nil {
-		return nil, []Problem{{Message: err.Error()}}
+		return nil, []source.Problem{{Message: err.Error()}}
 	}
 	files = make([]protoreflect.FileDescriptor, len(fds))
 	for i, fd := range fds {
@@ -126,23 +126,22 @@ func hashSources(paths []string, sources map[string][]byte) string {
 }
 
 // build indexes the compiled files and builds the codecs.
-func build(files []protoreflect.FileDescriptor) (*Schema, []Problem) {
+func build(files []protoreflect.FileDescriptor) (*Schema, []source.Problem) {
 	s := &Schema{
 		files:  files,
 		byID:   make(map[uint16]*Message),
 		byName: make(map[string]*Message),
 		descs:  make(map[protoreflect.FullName]protoreflect.MessageDescriptor),
 	}
-	var problems []Problem
+	var problems []source.Problem
 	seenFiles := make(map[string]bool)
 	for _, f := range files {
 		indexDescriptors(f, s.descs, seenFiles)
 	}
 	ids := newIDRules(files)
-	cb := newCodecBuilder()
 	for _, f := range files {
 		if f.Syntax() != protoreflect.Proto3 {
-			p := Problem{File: f.Path(), Message: fmt.Sprintf("only proto3 files are supported, this one is %s", f.Syntax())}
+			p := source.Problem{File: f.Path(), Message: fmt.Sprintf("only proto3 files are supported, this one is %s", f.Syntax())}
 			if loc := f.SourceLocations().ByPath(protoreflect.SourcePath{fileSyntaxField}); loc.Path != nil {
 				p.Line, p.Column = loc.StartLine+1, loc.StartColumn+1
 			}
@@ -150,20 +149,18 @@ func build(files []protoreflect.FileDescriptor) (*Schema, []Problem) {
 			continue
 		}
 		eachMessage(f.Messages(), func(md protoreflect.MessageDescriptor) {
-			c := cb.message(md)
+			problems = append(problems, checkFields(md)...)
 			if id, ok := ids.check(md); ok {
 				s.messages = append(s.messages, &Message{
 					ID:       id,
 					Name:     string(md.Name()),
 					FullName: string(md.FullName()),
 					Desc:     md,
-					codec:    c,
 				})
 			}
 		})
 	}
 	problems = append(problems, ids.problems...)
-	problems = append(problems, cb.problems...)
 	if len(problems) > 0 {
 		return nil, problems
 	}
@@ -205,4 +202,33 @@ func indexDescriptors(f protoreflect.FileDescriptor, descs map[protoreflect.Full
 	for i := 0; i < f.Imports().Len(); i++ {
 		indexDescriptors(f.Imports().Get(i).FileDescriptor, descs, seen)
 	}
+}
+
+// checkFields reports the fields of md that no Lua codec can carry: groups, and message types
+// declared in a file that is not proto3.
+func checkFields(md protoreflect.MessageDescriptor) []source.Problem {
+	var problems []source.Problem
+	fds := md.Fields()
+	for i := 0; i < fds.Len(); i++ {
+		fd := fds.Get(i)
+		if fd.IsMap() {
+			fd = fd.MapValue()
+		}
+		var msg string
+		switch {
+		case fd.Kind() == protoreflect.GroupKind:
+			msg = fmt.Sprintf("field %s: groups are not supported", fd.FullName())
+		case fd.Kind() == protoreflect.MessageKind && fd.Message().ParentFile().Syntax() != protoreflect.Proto3:
+			msg = fmt.Sprintf("field %s: type %s is declared in %s, which is not proto3; only proto3 types are supported",
+				fd.FullName(), fd.Message().FullName(), fd.Message().ParentFile().Path())
+		default:
+			continue
+		}
+		p := source.Problem{File: fd.ParentFile().Path(), Message: msg}
+		if loc := fd.ParentFile().SourceLocations().ByDescriptor(fd); loc.Path != nil {
+			p.Line, p.Column = loc.StartLine+1, loc.StartColumn+1
+		}
+		problems = append(problems, p)
+	}
+	return problems
 }

@@ -2,6 +2,7 @@ package script
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -9,8 +10,8 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/moonforge/moonforge/engine/luapb"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/schema"
 )
 
 // openAPI builds the global mf table. Each binding checks its arguments, calls the Go core and
@@ -52,6 +53,7 @@ func (vm *VM) openAPI() {
 	vm.mf.RawSetString("db", vm.newDBTable())
 	vm.mf.RawSetString("room", vm.newRoomTable())
 	vm.mf.RawSetString("room_type", L.NewFunction(vm.luaRoomType))
+	vm.mf.RawSetString("ext", L.CreateTable(0, 0)) // filled by Apply
 	L.SetGlobal("mf", vm.mf)
 }
 
@@ -93,7 +95,7 @@ func (vm *VM) luaHandle(L *lua.LState) int {
 	name := L.CheckString(1)
 	fn := L.CheckFunction(2)
 	opts := L.OptTable(3, nil)
-	msg := vm.bundle.Schema.ByName(name)
+	msg := vm.bundle.Codecs.ByName(name)
 	if msg == nil {
 		vm.errorf("mf.handle: no message %q with a msg_id in the schema", name)
 	}
@@ -135,24 +137,26 @@ func (vm *VM) luaError(L *lua.LState) int {
 
 // raiseCode re-raises a Go error inside Lua: code errors as mf.error values, others as messages.
 func (vm *VM) raiseCode(fn string, err error) {
-	if ce, ok := err.(*protocol.CodeError); ok {
+	var ce *protocol.CodeError
+	if errors.As(err, &ce) {
 		t := vm.L.CreateTable(0, 2)
 		t.RawSetString("code", lua.LNumber(ce.Code))
 		t.RawSetString("message", lua.LString(ce.Message))
 		vm.L.SetMetatable(t, vm.errMeta)
-		vm.L.Error(t, 0)
+		vm.cur().Error(t, 0)
 	}
 	vm.errorf("%s: %v", fn, err)
 }
 
 // encodeArg encodes the message named by argument n from the table at argument n+1.
-func (vm *VM) encodeArg(fn string, n int) (*schema.Message, []byte) {
-	name := vm.L.CheckString(n)
-	msg := vm.bundle.Schema.ByName(name)
+func (vm *VM) encodeArg(fn string, n int) (*luapb.Message, []byte) {
+	L := vm.cur()
+	name := L.CheckString(n)
+	msg := vm.bundle.Codecs.ByName(name)
 	if msg == nil {
 		vm.errorf("%s: no message %q with a msg_id in the schema", fn, name)
 	}
-	t := vm.L.OptTable(n+1, nil)
+	t := L.OptTable(n+1, nil)
 	if t == nil {
 		t = vm.L.CreateTable(0, 0)
 	}

@@ -26,6 +26,8 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
 
+	"github.com/moonforge/moonforge/engine/luapb"
+	"github.com/moonforge/moonforge/engine/route"
 	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/source"
 )
@@ -38,13 +40,6 @@ type Chunk struct {
 	Path   string // as shown in error messages, e.g. "lua/lobby/chat.lua"
 	Module string // require name, e.g. "lobby.chat"
 	proto  *lua.FunctionProto
-}
-
-// Route says where a client message is handled.
-type Route struct {
-	Role string // role whose VMs run the handler
-	Room bool   // the message goes to the sender's room (declared by a room type)
-	Key  string // partition key: "" spreads players over the role's actors, a name pins one actor
 }
 
 // RoomType is what a script declared with mf.room_type.
@@ -62,11 +57,12 @@ type RoomType struct {
 type Bundle struct {
 	Version    string // content hash of every Lua source and the schema
 	Schema     *schema.Schema
-	Files      []string // Lua sources, relative to the Lua directory
-	Routes     map[uint16]Route
+	Codecs     *luapb.Codecs // the schema's Lua codecs
+	Files      []string      // Lua sources, relative to the Lua directory
+	Routes     *route.Table  // where each message and login method goes; its Version is set last
+	Ext        Extensions    // the Go values scripts reach as mf.ext.<name>
 	RoomTypes  map[string]RoomType
-	Logins     map[string]string // custom login method → role
-	Roles      []string          // roles that have scripts, sorted
+	Roles      []string // roles that have scripts, sorted
 	CompiledAt time.Time
 
 	roles   map[string][]*Chunk
@@ -76,29 +72,8 @@ type Bundle struct {
 // Chunks returns the chunks a role runs, in order.
 func (b *Bundle) Chunks(role string) []*Chunk { return b.roles[role] }
 
-// Problem is one error in the scripts, located by file and line when known.
-type Problem struct {
-	File    string
-	Line    int
-	Message string
-}
-
-// String formats the problem as "file:line: message", leaving out the parts that are unknown. The
-// file has forward slashes on every OS (lua/lobby/echo.lua:4), so the format is the same
-// everywhere.
-func (p Problem) String() string {
-	file := filepath.ToSlash(p.File)
-	switch {
-	case file != "" && p.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", file, p.Line, p.Message)
-	case file != "":
-		return file + ": " + p.Message
-	}
-	return p.Message
-}
-
 // CompileError lists every problem that rejected a bundle.
-type CompileError struct{ Problems []Problem }
+type CompileError struct{ Problems []source.Problem }
 
 func (e *CompileError) Error() string {
 	lines := make([]string, len(e.Problems))
@@ -109,14 +84,16 @@ func (e *CompileError) Error() string {
 }
 
 // Compile reads every .lua file under luaDir, compiles it, runs each role's scripts once in a
-// probe VM to collect what they declare, and checks the declarations against sch. Any problem
-// rejects the whole bundle with a *CompileError.
-func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
+// probe VM to collect what they declare, and checks the declarations against sch. ext are the Go
+// values the scripts reach as mf.ext (nil for none). Any problem rejects the whole bundle with a
+// *CompileError.
+func Compile(luaDir string, sch *schema.Schema, ext Extensions) (*Bundle, error) {
 	b := &Bundle{
 		Schema:     sch,
-		Routes:     map[uint16]Route{},
+		Codecs:     luapb.New(sch),
+		Ext:        ext,
+		Routes:     route.New(""),
 		RoomTypes:  map[string]RoomType{},
-		Logins:     map[string]string{},
 		CompiledAt: time.Now(),
 		roles:      map[string][]*Chunk{},
 		modules:    map[string]*Chunk{},
@@ -126,13 +103,13 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 	fsys := os.DirFS(luaDir)
 	files, err := source.Files(fsys, ".lua")
 	if err != nil {
-		return nil, &CompileError{Problems: []Problem{{File: display, Message: err.Error()}}}
+		return nil, &CompileError{Problems: []source.Problem{{File: display, Message: err.Error()}}}
 	}
-	var problems []Problem
+	var problems []source.Problem
 	for _, rel := range files {
 		src, err := fs.ReadFile(fsys, rel)
 		if err != nil {
-			problems = append(problems, Problem{File: path.Join(display, rel), Message: err.Error()})
+			problems = append(problems, source.Problem{File: path.Join(display, rel), Message: err.Error()})
 			continue
 		}
 		b.Files = append(b.Files, rel)
@@ -172,47 +149,48 @@ func Compile(luaDir string, sch *schema.Schema) (*Bundle, error) {
 		h.Write([]byte(sch.Hash()))
 	}
 	b.Version = hex.EncodeToString(h.Sum(nil))[:12]
+	b.Routes.Version = b.Version
 	return b, nil
 }
 
 // probe runs a role's chunks in a fresh VM that has no side effects and records the declarations.
-func (b *Bundle) probe(role string) []Problem {
+func (b *Bundle) probe(role string) []source.Problem {
 	vm := NewVM(role, nil)
 	defer vm.Close()
 	if err := vm.Apply(b); err != nil {
-		return []Problem{asProblem("", err)}
+		return []source.Problem{asProblem("", err)}
 	}
-	var problems []Problem
-	addRoute := func(name string, r Route, where string) {
+	var problems []source.Problem
+	addRoute := func(name string, r route.Route, where string) {
 		msg := b.Schema.ByName(name)
 		if msg == nil {
-			problems = append(problems, Problem{File: where, Message: fmt.Sprintf("no message %q with a msg_id in the schema", name)})
+			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("no message %q with a msg_id in the schema", name)})
 			return
 		}
-		if prev, ok := b.Routes[msg.ID]; ok && prev != r {
-			problems = append(problems, Problem{File: where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", msg.FullName, prev.Role, r.Role)})
+		if prev, ok := b.Routes.Messages[msg.ID]; ok && prev != r {
+			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", msg.FullName, prev.Role, r.Role)})
 			return
 		}
-		b.Routes[msg.ID] = r
+		b.Routes.Messages[msg.ID] = r
 	}
 	for _, h := range vm.handlerList() {
-		addRoute(h.name, Route{Role: role, Key: h.key}, h.where)
+		addRoute(h.name, route.Route{Role: role, Key: h.key}, h.where)
 	}
 	for method := range vm.logins {
-		if prev, ok := b.Logins[method]; ok {
-			problems = append(problems, Problem{Message: fmt.Sprintf("login method %q is registered by roles %s and %s", method, prev, role)})
+		if prev, ok := b.Routes.Logins[method]; ok {
+			problems = append(problems, source.Problem{Message: fmt.Sprintf("login method %q is registered by roles %s and %s", method, prev, role)})
 		}
-		b.Logins[method] = role
+		b.Routes.Logins[method] = role
 	}
 	for name, rt := range vm.roomTypeDecls {
 		if _, ok := b.RoomTypes[name]; ok {
-			problems = append(problems, Problem{Message: fmt.Sprintf("room type %q is declared by two roles", name)})
+			problems = append(problems, source.Problem{Message: fmt.Sprintf("room type %q is declared by two roles", name)})
 			continue
 		}
 		rt.Role = role
 		b.RoomTypes[name] = rt
 		for _, m := range rt.Messages {
-			addRoute(m, Route{Role: role, Room: true}, "room type "+name)
+			addRoute(m, route.Route{Role: role, Room: true}, "room type "+name)
 		}
 	}
 	return problems
@@ -227,7 +205,7 @@ func compileChunk(src []byte, name string) (*lua.FunctionProto, error) {
 }
 
 // asProblem turns parser, compiler and runtime errors into a file:line problem.
-func asProblem(file string, err error) Problem {
+func asProblem(file string, err error) source.Problem {
 	var pe *parse.Error
 	var ce *lua.CompileError
 	var ae *lua.ApiError
@@ -237,9 +215,9 @@ func asProblem(file string, err error) Problem {
 		if pe.Token != "" {
 			msg += fmt.Sprintf(" near '%s'", pe.Token)
 		}
-		return Problem{File: file, Line: pe.Pos.Line, Message: msg}
+		return source.Problem{File: file, Line: pe.Pos.Line, Message: msg}
 	case errors.As(err, &ce):
-		return Problem{File: file, Line: ce.Line, Message: ce.Message}
+		return source.Problem{File: file, Line: ce.Line, Message: ce.Message}
 	case errors.As(err, &ae):
 		return locate(file, ae.Object.String())
 	}
@@ -247,16 +225,16 @@ func asProblem(file string, err error) Problem {
 }
 
 // locate splits "lua/x.lua:12: message" into its parts.
-func locate(fallback, msg string) Problem {
+func locate(fallback, msg string) source.Problem {
 	msg = strings.TrimSpace(msg)
 	if i := strings.Index(msg, ".lua:"); i >= 0 {
 		rest := msg[i+len(".lua:"):]
 		if j := strings.Index(rest, ":"); j > 0 {
 			var line int
 			if _, err := fmt.Sscanf(rest[:j], "%d", &line); err == nil {
-				return Problem{File: msg[:i+len(".lua")], Line: line, Message: strings.TrimSpace(rest[j+1:])}
+				return source.Problem{File: msg[:i+len(".lua")], Line: line, Message: strings.TrimSpace(rest[j+1:])}
 			}
 		}
 	}
-	return Problem{File: fallback, Message: msg}
+	return source.Problem{File: fallback, Message: msg}
 }

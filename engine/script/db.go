@@ -41,7 +41,7 @@ func (vm *VM) dbContext() (context.Context, context.CancelFunc) {
 }
 
 func (vm *VM) dbKey(fn string) string {
-	key := vm.L.CheckString(1)
+	key := vm.cur().CheckString(1)
 	if key == "" || len(key) > maxDBKey {
 		vm.errorf("%s: the key must have 1 to %d bytes", fn, maxDBKey)
 	}

@@ -19,7 +19,7 @@ func (vm *VM) HasHandler(fullName string) bool {
 // CallHandler runs the mf.handle handler of req's message and answers req: the handler's reply,
 // or Error with the code it raised, DECODE_FAILED, INTERNAL, TIMEOUT or UNAVAILABLE.
 func (vm *VM) CallHandler(req *call.Request) {
-	msg := vm.bundle.Schema.ByID(req.MsgID)
+	msg := vm.bundle.Codecs.ByID(req.MsgID)
 	if msg == nil {
 		req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in the schema of version %s", req.MsgID, vm.Version()))
 		return
@@ -74,34 +74,26 @@ func ctxNewIndex(L *lua.LState) int {
 	return 0
 }
 
-// runRequest calls fn(args...) for a request and turns its (name, table) result into the reply.
-func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args ...lua.LValue) {
-	start := time.Now()
-	out, err := vm.protectedCall(fn, 2, vm.limit(start, req.Deadline), args...)
-	if err != nil {
-		ce := vm.callError(err, what, req.Deadline)
-		vm.observe(what, start, ce.Code)
-		req.Fail(ce)
-		return
-	}
-	vm.observe(what, start, 0)
+// reply turns a handler's (name, table) result into the reply of req, encoded with the schema of
+// the version the handler ran on.
+func (vm *VM) reply(req *call.Request, b *Bundle, what string, name, result lua.LValue) {
 	if req.Seq == 0 {
 		return
 	}
-	name, ok := out[0].(lua.LString)
+	n, ok := name.(lua.LString)
 	if !ok {
 		req.Fail(vm.internal(fmt.Sprintf("%s returned no reply: return a message name and a table", what)))
 		return
 	}
-	msg := vm.bundle.Schema.ByName(string(name))
+	msg := b.Codecs.ByName(string(n))
 	if msg == nil {
-		req.Fail(vm.internal(fmt.Sprintf("%s replied with %q, which has no msg_id in the schema", what, string(name))))
+		req.Fail(vm.internal(fmt.Sprintf("%s replied with %q, which has no msg_id in the schema", what, string(n))))
 		return
 	}
-	body, _ := out[1].(*lua.LTable)
+	body, _ := result.(*lua.LTable)
 	if body == nil {
-		if out[1] != lua.LNil {
-			req.Fail(vm.internal(fmt.Sprintf("%s: the reply body must be a table, got %s", what, out[1].Type())))
+		if result != lua.LNil {
+			req.Fail(vm.internal(fmt.Sprintf("%s: the reply body must be a table, got %s", what, result.Type())))
 			return
 		}
 		body = vm.L.CreateTable(0, 0)
@@ -127,7 +119,7 @@ func (vm *VM) observe(what string, start time.Time, code protocol.Code) {
 func (vm *VM) CallLogin(l *call.Login) {
 	fn, ok := vm.logins[l.Method]
 	if !ok {
-		l.Done("", protocol.Errorf(protocol.BadRequest, "unknown login method %q", l.Method))
+		l.Fail(protocol.Errorf(protocol.BadRequest, "unknown login method %q", l.Method))
 		return
 	}
 	L := vm.L
@@ -145,23 +137,23 @@ func (vm *VM) CallLogin(l *call.Login) {
 	what := "login method " + l.Method
 	out, err := vm.protectedCall(fn, 1, vm.limit(time.Now(), l.Deadline), ctx, req)
 	if err != nil {
-		l.Done("", vm.callError(err, what, l.Deadline))
+		l.Fail(vm.callError(err, what, l.Deadline))
 		return
 	}
 	switch id := out[0].(type) {
 	case lua.LString:
 		if id != "" {
-			l.Done(string(id), nil)
+			l.Answer(call.Answer{Value: string(id)})
 			return
 		}
 	case lua.LNumber:
-		l.Done(id.String(), nil)
+		l.Answer(call.Answer{Value: id.String()})
 		return
 	case *lua.LNilType, lua.LBool:
 		if id == lua.LFalse || id == lua.LNil {
-			l.Done("", protocol.Errorf(protocol.Unauthenticated, "login refused"))
+			l.Fail(protocol.Errorf(protocol.Unauthenticated, "login refused"))
 			return
 		}
 	}
-	l.Done("", vm.internal(fmt.Sprintf("%s must return an account id (string) or nil, got %s", what, out[0].Type())))
+	l.Fail(vm.internal(fmt.Sprintf("%s must return an account id (string) or nil, got %s", what, out[0].Type())))
 }

@@ -1,6 +1,7 @@
 package script_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,12 +46,17 @@ func writeTree(t *testing.T, files map[string]string) string {
 
 func compile(t *testing.T, files map[string]string) *script.Bundle {
 	t.Helper()
-	b, err := script.Compile(writeTree(t, files), loadSchema(t))
+	b, err := script.Compile(writeTree(t, files), loadSchema(t), nil)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
 	return b
 }
+
+// posted is a Poster that calls a function.
+type posted func(call.Answer)
+
+func (f posted) Post(a call.Answer) { f(a) }
 
 // answer records the one answer of a request.
 type answer struct {
@@ -61,16 +67,10 @@ type answer struct {
 	n     int
 }
 
-func (a *answer) Reply(_ *call.Request, id uint16, p []byte) {
+func (a *answer) Post(ans call.Answer) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.msgID, a.body, a.n = id, p, a.n+1
-}
-
-func (a *answer) Fail(_ *call.Request, err *protocol.CodeError) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.err, a.n = err, a.n+1
+	a.msgID, a.body, a.err, a.n = ans.MsgID, ans.Payload, ans.Err, a.n+1
 }
 
 // pushes records what scripts push.
@@ -91,7 +91,7 @@ func (p *pushes) PushAll(uint16, []byte) int { return 3 }
 // request calls the handler of msg with a request built by a Lua table constructor.
 func request(t *testing.T, vm *script.VM, msg string, fields string) *answer {
 	t.Helper()
-	m := vm.Bundle().Schema.ByName(msg)
+	m := vm.Bundle().Codecs.ByName(msg)
 	if m == nil {
 		t.Fatalf("no message %s", msg)
 	}
@@ -103,7 +103,7 @@ func request(t *testing.T, vm *script.VM, msg string, fields string) *answer {
 		t.Fatal(err)
 	}
 	a := &answer{}
-	vm.CallHandler(&call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Deadline: time.Now().Add(5 * time.Second), Replier: a})
+	vm.CallHandler(&call.Request{MsgID: m.ID, Msg: m.FullName, Seq: 1, Payload: payload, PlayerID: "p1", SessionID: "s1", Deadline: time.Now().Add(5 * time.Second), Post: a})
 	if a.n != 1 {
 		t.Fatalf("%d answers", a.n)
 	}
@@ -116,7 +116,7 @@ func replyField(t *testing.T, vm *script.VM, a *answer, field string) string {
 	if a.err != nil {
 		t.Fatalf("error reply: %v", a.err)
 	}
-	tbl, err := vm.Bundle().Schema.ByID(a.msgID).Decode(vm.L, a.body)
+	tbl, err := vm.Bundle().Codecs.ByID(a.msgID).Decode(vm.L, a.body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestHandlerReply(t *testing.T) {
 	if got := replyField(t, vm, a, "body"); got != "p1" {
 		t.Fatalf("ctx.player_id = %s", got)
 	}
-	if r := b.Routes[vm.Bundle().Schema.ByName("EchoReq").ID]; r.Role != "lobby" || r.Room {
+	if r := b.Routes.Messages[vm.Bundle().Schema.ByName("EchoReq").ID]; r.Role != "lobby" || r.Room {
 		t.Fatalf("route %+v", r)
 	}
 }
@@ -220,7 +220,7 @@ func TestRequestDeadlineIsTimeout(t *testing.T) {
 		time.Sleep(150 * time.Millisecond)
 		vm.Interrupt(time.Now())
 	}()
-	vm.CallHandler(&call.Request{MsgID: m.ID, Seq: 1, Deadline: time.Now().Add(50 * time.Millisecond), Replier: a})
+	vm.CallHandler(&call.Request{MsgID: m.ID, Seq: 1, Deadline: time.Now().Add(50 * time.Millisecond), Post: a})
 	if a.err == nil || a.err.Code != protocol.Timeout {
 		t.Fatalf("got %v, want TIMEOUT", a.err)
 	}
@@ -231,12 +231,12 @@ func TestDecodeFailedAndMissingHandler(t *testing.T) {
 	vm := newVM(t, b, "lobby", &script.Services{})
 	m := b.Schema.ByName("EchoReq")
 	a := &answer{}
-	vm.CallHandler(&call.Request{MsgID: m.ID, Seq: 1, Payload: []byte{0xff, 0xff, 0xff}, Replier: a})
+	vm.CallHandler(&call.Request{MsgID: m.ID, Seq: 1, Payload: []byte{0xff, 0xff, 0xff}, Post: a})
 	if a.err == nil || a.err.Code != protocol.DecodeFailed {
 		t.Fatalf("garbage payload: %v", a.err)
 	}
 	a = &answer{}
-	vm.CallHandler(&call.Request{MsgID: b.Schema.ByName("ChatSendReq").ID, Seq: 1, Replier: a})
+	vm.CallHandler(&call.Request{MsgID: b.Schema.ByName("ChatSendReq").ID, Seq: 1, Post: a})
 	if a.err == nil || a.err.Code != protocol.Unavailable {
 		t.Fatalf("no handler: %v", a.err)
 	}
@@ -260,7 +260,7 @@ func TestCompileProblemsHaveFileAndLine(t *testing.T) {
 		{map[string]string{"lobby/a.lua": `mf.login("guest", function() end)`}, "built-in"},
 	}
 	for _, c := range cases {
-		_, err := script.Compile(writeTree(t, c.files), sch)
+		_, err := script.Compile(writeTree(t, c.files), sch, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: got %v, want %q", c.files, err, c.want)
 		}
@@ -292,7 +292,7 @@ mf.handle("EchoReq", function(ctx, req) m.n = m.n + 100; return "EchoAck", { n =
 		t.Fatalf("versions %s %s %s", vm.Version(), v1.Version, v2.Version)
 	}
 	// A version whose scripts fail while loading in this VM leaves the VM on its previous one.
-	if _, err := script.Compile(writeTree(t, broken), loadSchema(t)); err == nil {
+	if _, err := script.Compile(writeTree(t, broken), loadSchema(t), nil); err == nil {
 		t.Fatal("a script raising at load time compiled")
 	}
 }
@@ -492,18 +492,18 @@ end)`,
 	if strings.Join(p.list, ",") != "p2,offline" {
 		t.Fatalf("pushed to %v", p.list)
 	}
-	if b.Logins["ticket"] != "login" {
-		t.Fatalf("logins %v", b.Logins)
+	if b.Routes.Logins["ticket"] != "login" {
+		t.Fatalf("logins %v", b.Routes.Logins)
 	}
 	lvm := newVM(t, b, "login", &script.Services{})
 	for secret, want := range map[string]string{"good": "acct-bob", "raise": "UNAUTHENTICATED: bad ticket", "other": "UNAUTHENTICATED: login refused"} {
 		var got string
-		lvm.CallLogin(&call.Login{Method: "ticket", Account: "bob", Secret: secret, Done: func(id string, err *protocol.CodeError) {
-			got = id
-			if err != nil {
-				got = err.Error()
+		lvm.CallLogin(&call.Login{Method: "ticket", Account: "bob", Secret: secret, Post: posted(func(a call.Answer) {
+			got, _ = a.Value.(string)
+			if a.Err != nil {
+				got = a.Err.Error()
 			}
-		}})
+		})})
 		if got != want {
 			t.Errorf("secret %s: %q, want %q", secret, got, want)
 		}
@@ -551,7 +551,7 @@ function arena.on_close(room) room:close() end`})
 	if rt.TickHz != 20 || rt.MaxPlayers != 2 || rt.Role != "game" || rt.Messages[0] != "demo.ArenaMoveReq" {
 		t.Fatalf("room type %+v", rt)
 	}
-	if r := b.Routes[b.Schema.ByName("ArenaMoveReq").ID]; !r.Room {
+	if r := b.Routes.Messages[b.Schema.ByName("ArenaMoveReq").ID]; !r.Room {
 		t.Fatalf("route %+v", r)
 	}
 	vm := newVM(t, b, "game", &script.Services{})
@@ -563,17 +563,18 @@ function arena.on_close(room) room:close() end`})
 	if err != nil || out.(map[string]any)["label"] != "L" {
 		t.Fatalf("join: %v %v", out, err)
 	}
-	if _, err := vm.RoomJoin(h, "banned", nil, time.Now().Add(time.Second)); err == nil || err.Code != 1500 {
+	var ce *protocol.CodeError
+	if _, err := vm.RoomJoin(h, "banned", nil, time.Now().Add(time.Second)); !errors.As(err, &ce) || ce.Code != 1500 {
 		t.Fatalf("banned join: %v", err)
 	}
 	m := b.Schema.ByName("ArenaMoveReq")
 	a := &answer{}
-	vm.RoomMessage(h, &call.Request{MsgID: m.ID, Seq: 3, PlayerID: "p1", Deadline: time.Now().Add(time.Second), Replier: a})
+	vm.RoomMessage(h, &call.Request{MsgID: m.ID, Seq: 3, PlayerID: "p1", Deadline: time.Now().Add(time.Second), Post: a})
 	if a.err != nil || a.msgID != b.Schema.ByName("ArenaMoveAck").ID {
 		t.Fatalf("room message: %+v", a)
 	}
 	a = &answer{}
-	vm.RoomMessage(h, &call.Request{MsgID: m.ID, Seq: 4, PlayerID: "stranger", Replier: a})
+	vm.RoomMessage(h, &call.Request{MsgID: m.ID, Seq: 4, PlayerID: "stranger", Post: a})
 	if a.err == nil || a.err.Code != protocol.BadRequest {
 		t.Fatalf("stranger: %v", a.err)
 	}

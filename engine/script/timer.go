@@ -83,16 +83,19 @@ func (h *timers) takeLoadTime() []*timer {
 	return out
 }
 
-// NextTimer returns when the earliest timer is due.
+// NextTimer returns when the earliest timer, or the deadline of a waiting handler, is due.
 func (vm *VM) NextTimer() (time.Time, bool) {
-	if len(vm.timers.heap) == 0 {
-		return time.Time{}, false
+	at, ok := vm.nextWait()
+	if len(vm.timers.heap) > 0 && (!ok || vm.timers.heap[0].at.Before(at)) {
+		return vm.timers.heap[0].at, true
 	}
-	return vm.timers.heap[0].at, true
+	return at, ok
 }
 
-// RunTimers runs every timer due at now. A failing timer is logged; a repeating one keeps running.
+// RunTimers ends the waiting handlers past their deadline and runs every timer due at now. A
+// failing timer is logged; a repeating one keeps running.
 func (vm *VM) RunTimers(now time.Time) {
+	vm.expireWaits(now)
 	for len(vm.timers.heap) > 0 && !vm.timers.heap[0].at.After(now) {
 		t := vm.timers.heap[0]
 		if t.every > 0 {

@@ -3,6 +3,8 @@ package script
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/moonforge/moonforge/engine/route"
 )
 
 // Versions holds the bundle in force and tells actors when a newer one replaces it. Safe for
@@ -38,3 +40,18 @@ func (v *Versions) Set(b *Bundle) {
 	close(v.changed)
 	v.changed = make(chan struct{})
 }
+
+// MsgName returns the full name of a message id in the schema in force; false if it declares none.
+func (v *Versions) MsgName(id uint16) (string, bool) {
+	b := v.current.Load()
+	if b == nil || b.Schema == nil {
+		return "", false
+	}
+	if m := b.Schema.ByID(id); m != nil {
+		return m.FullName, true
+	}
+	return "", false
+}
+
+// Table returns the routing table of the version in force.
+func (v *Versions) Table() *route.Table { return v.current.Load().Routes }

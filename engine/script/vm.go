@@ -10,8 +10,10 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/luapb"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
@@ -21,9 +23,10 @@ type Services struct {
 	Players        Players
 	Store          store.Store
 	Rooms          Rooms
+	Boxes          *call.Boxes // reply addresses of the actors' calls (mf.room.join); nil: calls cannot wait
 	Log            *slog.Logger
 	Dev            bool          // error replies carry file:line
-	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default 2s
+	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default: config.Default
 	LoadTimeout    time.Duration // limit of running a role's chunks; default 5s
 	Observer       Observer      // optional
 }
@@ -43,25 +46,9 @@ type Players interface {
 	PushAll(msgID uint16, payload []byte) int
 }
 
-// Rooms is the room service seen from a VM (mf.room). Errors that are *protocol.CodeError reach
-// the client with their code.
-type Rooms interface {
-	Create(roomType string, args any) (string, error)
-	Join(deadline time.Time, roomID, playerID string, args any) (any, error)
-	Leave(deadline time.Time, playerID string) (any, error)
-	Of(playerID string) string
-	List(roomType string) []RoomInfo
-}
-
-// RoomInfo describes an open room.
-type RoomInfo struct {
-	ID, Type            string
-	Players, MaxPlayers int
-}
-
 type handler struct {
 	fn    *lua.LFunction
-	msg   *schema.Message
+	msg   *luapb.Message
 	key   string
 	where string
 }
@@ -89,16 +76,19 @@ type VM struct {
 	timers         timers
 	rooms          map[*lua.LTable]RoomHandle
 
-	guard guard
-	ret   [2]lua.LValue // results of the last protected call
+	guard      guard
+	mainCtx    context.Context // of L; replaced after an interrupted call
+	mainCancel context.CancelFunc
+	ret        [2]lua.LValue  // results of the last protected call
+	waits      waits          // handlers suspended in their coroutines
+	wrapWait   *lua.LFunction // the prelude's wrapper of waiting calls
 }
 
 // guard lets a watchdog goroutine interrupt a call that overran its deadline.
 type guard struct {
 	mu       sync.Mutex
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline time.Time // of the running call; zero when no call runs
+	cancel   context.CancelFunc // of the context of the state running the call
+	deadline time.Time          // of the running call; zero when no call runs
 }
 
 // NewVM creates a VM for a role. With svc nil it is a probe: scripts load, but pushes, store
@@ -129,16 +119,19 @@ func NewVM(role string, svc *Services) *VM {
 		vm.log = svc.Log
 	}
 	vm.log = vm.log.With("role", role)
-	vm.guard.ctx, vm.guard.cancel = context.WithCancel(context.Background())
-	L.SetContext(vm.guard.ctx)
+	vm.mainCtx, vm.mainCancel = context.WithCancel(context.Background())
+	L.SetContext(vm.mainCtx)
+	vm.waits.init()
 	vm.openLibs()
+	vm.openWaits()
 	vm.openAPI()
 	return vm
 }
 
 // Close releases the Lua state.
 func (vm *VM) Close() {
-	vm.guard.cancel()
+	vm.abandonWaits()
+	vm.mainCancel()
 	vm.L.Close()
 }
 
@@ -174,6 +167,7 @@ func (vm *VM) Apply(b *Bundle) error {
 	vm.roomTypeDecls = map[string]RoomType{}
 	vm.required = map[string]lua.LValue{}
 	vm.mf.RawSetString("version", lua.LString(b.Version))
+	vm.mf.RawSetString("ext", vm.extTable(b.Ext))
 
 	vm.loading = true
 	err := vm.runChunks(b.Chunks(vm.role))
@@ -219,6 +213,20 @@ func (vm *VM) Interrupt(now time.Time) bool {
 	return true
 }
 
+// enter marks the start of a call that the watchdog may interrupt by cancelling its context.
+func (vm *VM) enter(cancel context.CancelFunc, deadline time.Time) {
+	vm.guard.mu.Lock()
+	vm.guard.cancel, vm.guard.deadline = cancel, deadline
+	vm.guard.mu.Unlock()
+}
+
+// leave marks the end of the call.
+func (vm *VM) leave() {
+	vm.guard.mu.Lock()
+	vm.guard.cancel, vm.guard.deadline = nil, time.Time{}
+	vm.guard.mu.Unlock()
+}
+
 // errDeadline marks a call stopped by its deadline.
 type errDeadline struct{ limit time.Time }
 
@@ -230,25 +238,18 @@ func (e errDeadline) Error() string { return "deadline exceeded" }
 func (vm *VM) protectedCall(fn *lua.LFunction, nret int, deadline time.Time, args ...lua.LValue) ([]lua.LValue, error) {
 	L := vm.L
 	base := L.GetTop()
-	vm.guard.mu.Lock()
-	vm.guard.deadline = deadline
-	ctx := vm.guard.ctx
-	vm.guard.mu.Unlock()
-
+	vm.enter(vm.mainCancel, deadline)
 	L.Push(fn)
 	for _, a := range args {
 		L.Push(a)
 	}
 	err := L.PCall(len(args), nret, nil)
-
-	vm.guard.mu.Lock()
-	vm.guard.deadline = time.Time{}
-	interrupted := ctx.Err() != nil
+	vm.leave()
+	interrupted := vm.mainCtx.Err() != nil
 	if interrupted {
-		vm.guard.ctx, vm.guard.cancel = context.WithCancel(context.Background())
-		L.SetContext(vm.guard.ctx)
+		vm.mainCtx, vm.mainCancel = context.WithCancel(context.Background())
+		L.SetContext(vm.mainCtx)
 	}
-	vm.guard.mu.Unlock()
 
 	if err != nil {
 		L.SetTop(base)
@@ -331,7 +332,7 @@ func (vm *VM) handlerTimeout() time.Duration {
 	if vm.svc != nil && vm.svc.HandlerTimeout > 0 {
 		return vm.svc.HandlerTimeout
 	}
-	return 2 * time.Second
+	return config.Default().Lua.HandlerTimeout
 }
 
 // limit is the deadline of a call starting now under an outer deadline (zero: none).
@@ -345,13 +346,17 @@ func (vm *VM) limit(now, outer time.Time) time.Time {
 
 // where returns the file:line of the Lua code calling the current Go function.
 func (vm *VM) where() string {
-	w := vm.L.Where(1)
+	w := vm.cur().Where(1)
 	if len(w) > 0 && w[len(w)-1] == ':' {
 		w = w[:len(w)-1]
 	}
 	return w
 }
 
+// cur is the Lua state running now: the VM's own, or the coroutine of a handler (or one the script
+// made). Go functions of the mf API read their arguments and raise errors on it.
+func (vm *VM) cur() *lua.LState { return vm.L.G.CurrentThread }
+
 func (vm *VM) errorf(format string, args ...any) {
-	vm.L.RaiseError("%s", fmt.Sprintf(format, args...))
+	vm.cur().RaiseError("%s", fmt.Sprintf(format, args...))
 }

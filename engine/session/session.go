@@ -4,13 +4,14 @@
 package session
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"fmt"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/wire"
 )
@@ -26,13 +27,9 @@ type Conn interface {
 
 // Config configures a Manager.
 type Config struct {
-	ResumeWindow    time.Duration // how long a session outlives its connection; default 60s
-	ReplayMaxPushes int           // pushes kept for resume; default 1024
-	ReplayMaxBytes  int           // payload bytes kept for resume; default 256 KiB
-	// OnEnd, if set, is called (from any goroutine, never under a lock) when a session ends:
-	// reason is "expired" (not resumed in time), "replaced" (the player logged in again) or
-	// "shutdown".
-	OnEnd func(s *Session, reason string)
+	ResumeWindow    time.Duration // how long a session outlives its connection; default: config.Default
+	ReplayMaxPushes int           // pushes kept for resume; default: config.Default
+	ReplayMaxBytes  int           // payload bytes kept for resume; default: config.Default
 }
 
 // Manager holds the sessions of this process. Safe for concurrent use.
@@ -41,18 +38,25 @@ type Manager struct {
 	mu       sync.Mutex
 	byID     map[string]*Session
 	byPlayer map[string]*Session
+	follower atomic.Pointer[call.Notifier]
 }
+
+// Follow sends the presence messages of every session to n from now on: when a session ends,
+// Presence{Event: call.SessionEnded, Reason: "expired" (not resumed in time), "replaced" (the
+// player logged in again) or "shutdown"}, from any goroutine, never under a lock.
+func (m *Manager) Follow(n call.Notifier) { m.follower.Store(&n) }
 
 // NewManager returns an empty manager.
 func NewManager(cfg Config) *Manager {
+	d := config.Default().Session
 	if cfg.ResumeWindow <= 0 {
-		cfg.ResumeWindow = 60 * time.Second
+		cfg.ResumeWindow = d.ResumeWindow
 	}
 	if cfg.ReplayMaxPushes <= 0 {
-		cfg.ReplayMaxPushes = 1024
+		cfg.ReplayMaxPushes = d.ReplayPushes
 	}
 	if cfg.ReplayMaxBytes <= 0 {
-		cfg.ReplayMaxBytes = 256 << 10
+		cfg.ReplayMaxBytes = d.ReplayBytes
 	}
 	return &Manager{cfg: cfg, byID: map[string]*Session{}, byPlayer: map[string]*Session{}}
 }
@@ -83,7 +87,7 @@ type pushed struct {
 // reply; nil for a one-way login) before any push can reach the session. A previous session of the player ends
 // ("replaced") and its connection, if any, is kicked with KICKED_DUPLICATE_LOGIN.
 func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame) *Session {
-	s := &Session{ID: newID(), PlayerID: playerID, m: m, conn: c}
+	s := &Session{ID: ident.New("s", 24), PlayerID: playerID, m: m, conn: c}
 	m.mu.Lock()
 	// Queued under the manager's lock: a push cannot reach s before its ack, and a login the
 	// client sends after reading the ack cannot be registered before s.
@@ -251,8 +255,8 @@ func (s *Session) end(reason string, code protocol.Code, why string) {
 	if c != nil && code != 0 {
 		c.Kick(code, why)
 	}
-	if s.m.cfg.OnEnd != nil {
-		s.m.cfg.OnEnd(s, reason)
+	if n := s.m.follower.Load(); n != nil {
+		(*n).Notify(call.Presence{PlayerID: s.PlayerID, SessionID: s.ID, Event: call.SessionEnded, Reason: reason})
 	}
 }
 
@@ -312,12 +316,4 @@ func (s *Session) Resume(lastPushSeq uint32, c Conn, ack func(replayed uint32) w
 		old.Kick(protocol.KickedDuplicateLogin, "the session was resumed on another connection")
 	}
 	return nil
-}
-
-func newID() string {
-	var b [15]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("session: no randomness: %v", err))
-	}
-	return "s" + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 }

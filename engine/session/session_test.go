@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/wire"
 )
@@ -147,11 +148,13 @@ func TestReplayByteLimit(t *testing.T) {
 func TestDuplicateLoginKicksAndReplaces(t *testing.T) {
 	var ended []string
 	var mu sync.Mutex
-	m := NewManager(Config{OnEnd: func(s *Session, reason string) {
+	m := NewManager(Config{})
+	m.Follow(notified(func(p call.Presence) {
+		reason := p.Reason
 		mu.Lock()
 		ended = append(ended, reason)
 		mu.Unlock()
-	}})
+	}))
 	c1, c2 := &conn{}, &conn{}
 	old := m.Open("p1", c1, ack(1))
 	m.Push("p1", 2000, nil)
@@ -178,7 +181,8 @@ func TestDuplicateLoginKicksAndReplaces(t *testing.T) {
 
 func TestExpiryAfterResumeWindow(t *testing.T) {
 	done := make(chan string, 1)
-	m := NewManager(Config{ResumeWindow: 20 * time.Millisecond, OnEnd: func(s *Session, reason string) { done <- reason }})
+	m := NewManager(Config{ResumeWindow: 20 * time.Millisecond})
+	m.Follow(notified(func(p call.Presence) { done <- p.Reason }))
 	c := &conn{}
 	s := m.Open("p1", c, ack(1))
 	s.Detach(c)
@@ -234,3 +238,8 @@ func TestShutdownKicksEveryone(t *testing.T) {
 		t.Fatal("sessions survived the shutdown")
 	}
 }
+
+// notified is a call.Notifier that calls a function.
+type notified func(call.Presence)
+
+func (f notified) Notify(p call.Presence) { f(p) }

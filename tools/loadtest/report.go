@@ -99,7 +99,8 @@ func value(m map[string]*dto.MetricFamily, name string) float64 {
 }
 
 // histogramQuantile estimates a quantile of a Prometheus histogram family from the bucket counts
-// that accumulated between two scrapes (the upper bound of the bucket holding the quantile).
+// that accumulated between two scrapes (the upper bound of the bucket holding the quantile; past
+// the last finite bucket, that bucket's bound).
 func histogramQuantile(before, after map[string]*dto.MetricFamily, name string, q float64) float64 {
 	counts := map[float64]float64{}
 	add := func(m map[string]*dto.MetricFamily, sign float64) {
@@ -130,10 +131,15 @@ func histogramQuantile(before, after map[string]*dto.MetricFamily, name string, 
 	if total <= 0 {
 		return 0
 	}
-	for _, b := range bounds {
+	for i, b := range bounds {
 		if counts[b] >= q*total {
 			if math.IsInf(b, 1) {
-				return math.Inf(1)
+				// Beyond the last bucket: report its bound (a lower bound of the quantile), as JSON
+				// has no infinity.
+				if i > 0 {
+					return bounds[i-1]
+				}
+				return 0
 			}
 			return b
 		}

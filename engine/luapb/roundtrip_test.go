@@ -1,4 +1,4 @@
-package schema
+package luapb
 
 import (
 	"bytes"
@@ -127,7 +127,8 @@ func TestRoundTripRandom(t *testing.T) {
 	if testing.Short() {
 		n = 30
 	}
-	for _, m := range s.Messages() {
+	for _, sm := range s.Schema.Messages() {
+		m := s.ByID(sm.ID)
 		for i := 0; i < n; i++ {
 			roundTrip(t, L, m, randomMessage(r, m.Desc, 3))
 		}

@@ -1,7 +1,6 @@
-package schema
+package luapb
 
 import (
-	"fmt"
 	"slices"
 
 	lua "github.com/yuin/gopher-lua"
@@ -86,9 +85,8 @@ func (e *enumCodec) value(n protoreflect.EnumNumber) lua.LValue {
 
 // codecBuilder builds the codecs of a schema, sharing one codec per message type.
 type codecBuilder struct {
-	codecs   map[protoreflect.FullName]*codec
-	enums    map[protoreflect.FullName]*enumCodec
-	problems []Problem
+	codecs map[protoreflect.FullName]*codec
+	enums  map[protoreflect.FullName]*enumCodec
 }
 
 func newCodecBuilder() *codecBuilder {
@@ -153,7 +151,8 @@ func (b *codecBuilder) message(md protoreflect.MessageDescriptor) *codec {
 	return c
 }
 
-// field builds the description of fd, or records a problem and returns nil.
+// field builds the description of fd; nil for a field the schema refuses (a group, a type that is
+// not proto3), which a loaded schema does not have.
 func (b *codecBuilder) field(fd protoreflect.FieldDescriptor) *field {
 	f := &field{
 		name:  string(fd.Name()),
@@ -172,13 +171,10 @@ func (b *codecBuilder) field(fd protoreflect.FieldDescriptor) *field {
 	}
 	switch fd.Kind() {
 	case protoreflect.GroupKind:
-		b.problem(fd, fmt.Sprintf("field %s: groups are not supported", fd.FullName()))
 		return nil
 	case protoreflect.MessageKind:
 		md := fd.Message()
 		if md.ParentFile().Syntax() != protoreflect.Proto3 {
-			b.problem(fd, fmt.Sprintf("field %s: type %s is declared in %s, which is not proto3; only proto3 types are supported",
-				fd.FullName(), md.FullName(), md.ParentFile().Path()))
 			return nil
 		}
 		f.msg = b.message(md)
@@ -228,16 +224,6 @@ func (b *codecBuilder) enum(ed protoreflect.EnumDescriptor) *enumCodec {
 	}
 	b.enums[ed.FullName()] = e
 	return e
-}
-
-func (b *codecBuilder) problem(fd protoreflect.FieldDescriptor, msg string) {
-	file := fd.ParentFile()
-	loc := file.SourceLocations().ByDescriptor(fd)
-	p := Problem{File: file.Path(), Message: msg}
-	if loc.Path != nil {
-		p.Line, p.Column = loc.StartLine+1, loc.StartColumn+1
-	}
-	b.problems = append(b.problems, p)
 }
 
 func wireType(k protoreflect.Kind) protowire.Type {

@@ -1,3 +1,6 @@
+// A room's VM: the room object its callbacks get (room:broadcast and the other methods) and the
+// callbacks themselves (on_create ... on_close), which package room runs on the room's actor.
+
 package script
 
 import (
@@ -24,188 +27,21 @@ type RoomHandle interface {
 	Close()
 }
 
-// Room callbacks a room type may define.
-const (
-	onCreate  = "on_create"
-	onJoin    = "on_join"
-	onLeave   = "on_leave"
-	onMessage = "on_message"
-	onTick    = "on_tick"
-	onClose   = "on_close"
-)
-
-// luaRoomType implements mf.room_type(name, opts): it declares a room type and returns its table,
-// the same table after every reload, on which the script defines the callbacks.
-func (vm *VM) luaRoomType(L *lua.LState) int {
-	vm.mustLoad("mf.room_type")
-	name := L.CheckString(1)
-	opts := L.OptTable(2, nil)
-	if !loginMethodName.MatchString(name) {
-		vm.errorf("mf.room_type: name %q must match [a-z][a-z0-9_]* (at most 32 characters)", name)
-	}
-	if _, dup := vm.roomTypeDecls[name]; dup {
-		vm.errorf("mf.room_type: %q is declared twice", name)
-	}
-	rt := RoomType{Name: name, TickHz: 10, MaxPlayers: 16}
-	if opts != nil {
-		opts.ForEach(func(k, v lua.LValue) {
-			switch k.String() {
-			case "tick_hz":
-				n, ok := v.(lua.LNumber)
-				if !ok || n < 0 || n > 1000 {
-					vm.errorf("mf.room_type: tick_hz must be a number from 0 to 1000")
-				}
-				rt.TickHz = float64(n)
-			case "max_players":
-				n, ok := v.(lua.LNumber)
-				if !ok || n < 1 || n != lua.LNumber(int(n)) {
-					vm.errorf("mf.room_type: max_players must be a positive integer")
-				}
-				rt.MaxPlayers = int(n)
-			case "keep_empty":
-				b, ok := v.(lua.LBool)
-				if !ok {
-					vm.errorf("mf.room_type: keep_empty must be a boolean")
-				}
-				rt.KeepEmpty = bool(b)
-			case "messages":
-				list, ok := v.(*lua.LTable)
-				if !ok {
-					vm.errorf("mf.room_type: messages must be a list of message names")
-				}
-				for i := 1; i <= list.Len(); i++ {
-					m := list.RawGetInt(i).String()
-					msg := vm.bundle.Schema.ByName(m)
-					if msg == nil {
-						vm.errorf("mf.room_type: no message %q with a msg_id in the schema", m)
-					}
-					rt.Messages = append(rt.Messages, msg.FullName)
-				}
-			default:
-				vm.errorf("mf.room_type: unknown option %q", k.String())
-			}
-		})
-	}
-	vm.roomTypeDecls[name] = rt
-	t, ok := vm.roomTypeTables[name]
-	if !ok {
-		t = L.CreateTable(0, 6)
-		vm.roomTypeTables[name] = t
-	}
-	L.Push(t)
-	return 1
-}
-
-// newRoomTable builds mf.room, the room service, and the methods of room objects.
-func (vm *VM) newRoomTable() *lua.LTable {
-	L := vm.L
-	t := vm.funcs(map[string]lua.LGFunction{
-		"create": vm.luaRoomCreate,
-		"join":   vm.luaRoomJoin,
-		"leave":  vm.luaRoomLeave,
-		"of":     vm.luaRoomOf,
-		"list":   vm.luaRoomList,
-	}, 0)
+// openRoomObjects builds the metatable of room objects, whose methods a room's callbacks call.
+func (vm *VM) openRoomObjects() {
 	methods := vm.funcs(map[string]lua.LGFunction{
 		"broadcast": vm.luaRoomBroadcast,
 		"send":      vm.luaRoomSend,
 		"remove":    vm.luaRoomRemove,
 		"close":     vm.luaRoomClose,
 	}, 0)
-	vm.roomMeta = L.CreateTable(0, 1)
+	vm.roomMeta = vm.L.CreateTable(0, 1)
 	vm.roomMeta.RawSetString("__index", methods)
-	return t
-}
-
-func (vm *VM) roomService(fn string) Rooms {
-	vm.mustRun(fn)
-	if vm.svc == nil || vm.svc.Rooms == nil {
-		vm.errorf("%s: rooms are not available here", fn)
-	}
-	return vm.svc.Rooms
-}
-
-func (vm *VM) callDeadline() time.Time {
-	vm.guard.mu.Lock()
-	defer vm.guard.mu.Unlock()
-	return vm.guard.deadline
-}
-
-// luaRoomCreate implements mf.room.create(type, args) → room id.
-func (vm *VM) luaRoomCreate(L *lua.LState) int {
-	rooms := vm.roomService("mf.room.create")
-	typ := L.CheckString(1)
-	args, err := Export(L.Get(2))
-	if err != nil {
-		vm.errorf("mf.room.create: %v", err)
-	}
-	id, err := rooms.Create(typ, args)
-	if err != nil {
-		vm.raiseCode("mf.room.create", err)
-	}
-	L.Push(lua.LString(id))
-	return 1
-}
-
-// luaRoomJoin implements mf.room.join(room_id, player_id, args) → what on_join returned.
-func (vm *VM) luaRoomJoin(L *lua.LState) int {
-	rooms := vm.roomService("mf.room.join")
-	roomID := L.CheckString(1)
-	player := L.CheckString(2)
-	args, err := Export(L.Get(3))
-	if err != nil {
-		vm.errorf("mf.room.join: %v", err)
-	}
-	out, err := rooms.Join(vm.callDeadline(), roomID, player, args)
-	if err != nil {
-		vm.raiseCode("mf.room.join", err)
-	}
-	L.Push(Import(L, out))
-	return 1
-}
-
-// luaRoomLeave implements mf.room.leave(player_id) → what on_leave returned.
-func (vm *VM) luaRoomLeave(L *lua.LState) int {
-	rooms := vm.roomService("mf.room.leave")
-	out, err := rooms.Leave(vm.callDeadline(), L.CheckString(1))
-	if err != nil {
-		vm.raiseCode("mf.room.leave", err)
-	}
-	L.Push(Import(L, out))
-	return 1
-}
-
-// luaRoomOf implements mf.room.of(player_id) → room id or nil.
-func (vm *VM) luaRoomOf(L *lua.LState) int {
-	rooms := vm.roomService("mf.room.of")
-	if id := rooms.Of(L.CheckString(1)); id != "" {
-		L.Push(lua.LString(id))
-	} else {
-		L.Push(lua.LNil)
-	}
-	return 1
-}
-
-// luaRoomList implements mf.room.list(type) → { {id=, type=, players=, max_players=}, ... }.
-func (vm *VM) luaRoomList(L *lua.LState) int {
-	rooms := vm.roomService("mf.room.list")
-	list := rooms.List(L.OptString(1, ""))
-	t := L.CreateTable(len(list), 0)
-	for _, r := range list {
-		e := L.CreateTable(0, 4)
-		e.RawSetString("id", lua.LString(r.ID))
-		e.RawSetString("type", lua.LString(r.Type))
-		e.RawSetString("players", lua.LNumber(r.Players))
-		e.RawSetString("max_players", lua.LNumber(r.MaxPlayers))
-		t.Append(e)
-	}
-	L.Push(t)
-	return 1
 }
 
 // roomArg returns the handle of the room object passed as self.
 func (vm *VM) roomArg(fn string) (*lua.LTable, RoomHandle) {
-	self := vm.L.CheckTable(1)
+	self := vm.cur().CheckTable(1)
 	h, ok := vm.rooms[self]
 	if !ok {
 		vm.errorf("%s: call it as room:%s(...) on a room this VM runs", fn, fn)
@@ -278,7 +114,7 @@ func (vm *VM) roomCallback(h RoomHandle, name string, nret int, deadline time.Ti
 }
 
 // RoomCreate runs on_create(room, args) for a new room.
-func (vm *VM) RoomCreate(h RoomHandle, args any) *protocol.CodeError {
+func (vm *VM) RoomCreate(h RoomHandle, args any) error {
 	room := vm.roomObject(h)
 	now := time.Now()
 	if _, err := vm.roomCallback(h, onCreate, 0, vm.limit(now, time.Time{}), room, Import(vm.L, args)); err != nil {
@@ -289,7 +125,7 @@ func (vm *VM) RoomCreate(h RoomHandle, args any) *protocol.CodeError {
 
 // RoomJoin adds a player: room.players[id] is set, then on_join(room, player, args) runs; if it
 // raises, the player is taken out again and the error returned. Its return value is exported.
-func (vm *VM) RoomJoin(h RoomHandle, playerID string, args any, deadline time.Time) (any, *protocol.CodeError) {
+func (vm *VM) RoomJoin(h RoomHandle, playerID string, args any, deadline time.Time) (any, error) {
 	room := vm.roomObject(h)
 	players := room.RawGetString("players").(*lua.LTable)
 	player := vm.L.CreateTable(0, 1)
@@ -339,7 +175,7 @@ func (vm *VM) RoomMessage(h RoomHandle, req *call.Request) {
 		req.Fail(protocol.Errorf(protocol.BadRequest, "not in room %s", h.ID()))
 		return
 	}
-	msg := vm.bundle.Schema.ByID(req.MsgID)
+	msg := vm.bundle.Codecs.ByID(req.MsgID)
 	if msg == nil {
 		req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in this version's schema", req.MsgID))
 		return

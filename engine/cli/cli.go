@@ -1,0 +1,298 @@
+// Package cli is the moonforge command line:
+//
+//	moonforge run [flags]                  run every role in one process (embedded store, hot reload)
+//	moonforge call [flags] Message [JSON]  send one message to a server and print the reply
+//	moonforge reload [flags]               ask a running node to reload its scripts and schema
+//	moonforge data <export|import|copy>    move all stored data between backends or to a dump file
+//	moonforge version                      print the version and commit
+//	moonforge help [command]               print the commands, or a command's flags
+//
+// The moonforge binary's main calls Main; a studio's own binary does the same with its Go
+// extensions for Lua (docs/extensions.md), so that it takes the same commands and flags.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/dump"
+	"github.com/moonforge/moonforge/engine/node"
+	"github.com/moonforge/moonforge/engine/process"
+	"github.com/moonforge/moonforge/engine/script"
+)
+
+// Options are what a binary adds to the commands.
+type Options struct {
+	Version    string            // printed by "version"; "dev" when empty
+	Commit     string            // printed by "version"; "unknown" when empty
+	Extensions script.Extensions // Go values the scripts reach as mf.ext.<name>
+}
+
+// command is one subcommand: setup defines its flags and returns the function that runs it on
+// the arguments left after the flags.
+type command struct {
+	name, args, summary string
+	setup               func(fs *flag.FlagSet) func(args []string) error
+}
+
+// commands are the subcommands of a binary with these options.
+func commands(o Options) []command {
+	return []command{
+		{"run", "[flags]", "run a node with every role in one process", func(fs *flag.FlagSet) func([]string) error { return runFlags(fs, o.Extensions) }},
+		{"call", "[flags] MessageName ['{json}']", "send one message to a server and print the reply as JSON", callFlags},
+		{"reload", "[flags]", "reload the scripts and schema of a running node", reloadFlags},
+		{"data", "<export|import|copy> [flags]", "export, import or copy all stored data, between backends or to a dump file", dataFlags},
+		{"version", "", "print the version and commit", func(*flag.FlagSet) func([]string) error {
+			return func([]string) error { return printVersion(o) }
+		}},
+	}
+}
+
+// Main runs the command named by args[0] with the rest of args and returns the process's exit
+// code: 0, 1 for a failed command (its error printed on stderr), 2 for a usage error.
+func Main(args []string, o Options) int {
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if o.Commit == "" {
+		o.Commit = "unknown"
+	}
+	cmds := commands(o)
+	if len(args) < 1 {
+		usage(os.Stderr, cmds)
+		return 2
+	}
+	name, args := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return help(args, cmds)
+	}
+	cmd := lookup(cmds, name)
+	if cmd == nil {
+		fmt.Fprintf(os.Stderr, "moonforge: unknown command %q\n\n", name)
+		usage(os.Stderr, cmds)
+		return 2
+	}
+	fs := flags(cmd)
+	do := cmd.setup(fs)
+	_ = fs.Parse(args) // exits on an error, and with 0 on -h
+	if err := do(fs.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "moonforge:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fs.Usage()
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a wrong use of a command's arguments: main prints the command's usage too.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func lookup(cmds []command, name string) *command {
+	for i := range cmds {
+		if cmds[i].name == name {
+			return &cmds[i]
+		}
+	}
+	return nil
+}
+
+// flags returns a command's flag set, whose usage names the command and lists its flags.
+func flags(cmd *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd.name, flag.ExitOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: moonforge %s %s\n\n%s.\n", cmd.name, cmd.args, cmd.summary)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintf(w, "\nflags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// help prints the commands, or with an argument one command's usage, and returns the exit code.
+func help(args []string, cmds []command) int {
+	if len(args) == 0 {
+		usage(os.Stdout, cmds)
+		return 0
+	}
+	cmd := lookup(cmds, args[0])
+	if cmd == nil {
+		fmt.Fprintf(os.Stderr, "moonforge help: unknown command %q\n\n", args[0])
+		usage(os.Stderr, cmds)
+		return 2
+	}
+	fs := flags(cmd)
+	cmd.setup(fs)
+	fs.SetOutput(os.Stdout)
+	fs.Usage()
+	return 0
+}
+
+func usage(w io.Writer, cmds []command) {
+	fmt.Fprintf(w, "usage: moonforge <command> [flags]\n\ncommands:\n")
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "  %-8s %s\n", "help", "print this, or a command's flags: moonforge help run")
+}
+
+func printVersion(o Options) error {
+	fmt.Printf("moonforge %s (commit %s, %s)\n", o.Version, o.Commit, runtime.Version())
+	return nil
+}
+
+func runFlags(fs *flag.FlagSet, ext script.Extensions) func([]string) error {
+	configPath := fs.String("config", "", "YAML configuration file (see moonforge.yaml)")
+	dev := fs.Bool("dev", false, "development mode: error replies carry file:line, debug logs")
+	dataDir := fs.String("data", "", "data directory (overrides data_dir)")
+	luaDir := fs.String("lua", "", "Lua scripts directory (overrides lua_dir)")
+	protoDir := fs.String("proto", "", "proto directory (overrides proto_dir)")
+	tcp := fs.String("tcp", "", `TCP gateway address, "-" to disable (overrides gate.tcp)`)
+	ws := fs.String("ws", "", `WebSocket gateway address, "-" to disable (overrides gate.ws)`)
+	kcpAddr := fs.String("kcp", "", `KCP (UDP) gateway address, "-" to disable (overrides gate.kcp.addr)`)
+	adminAddr := fs.String("admin", "", `admin HTTP address, "-" to disable (overrides admin.addr)`)
+	return func(args []string) error {
+		if len(args) > 0 {
+			return usageError(fmt.Sprintf("run takes no arguments, got %q", args))
+		}
+		cfg := config.Default()
+		if *configPath != "" {
+			var err error
+			if cfg, err = config.Load(*configPath); err != nil {
+				return err
+			}
+		}
+		for _, o := range []struct {
+			flag string
+			dst  *string
+		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*kcpAddr, &cfg.Gate.KCP.Addr}, {*adminAddr, &cfg.Admin.Addr}} {
+			if o.flag != "" {
+				*o.dst = o.flag
+			}
+		}
+		if *dev {
+			cfg.Dev = true
+			cfg.Log.Level = "debug"
+		}
+		return run(cfg, ext)
+	}
+}
+
+// minFileLimit is the open file limit under which run warns at start.
+const minFileLimit = 4096
+
+func run(cfg config.Config, ext script.Extensions) error {
+	log := newLogger(cfg.Log)
+	slog.SetDefault(log)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+	if files, ok := process.FileLimit(); ok && files < minFileLimit {
+		log.Warn("the open file limit bounds the connections; raise the hard limit (ulimit -Hn)", "limit", files)
+	}
+
+	n, err := node.New(cfg, log, ext)
+	if err != nil {
+		return err
+	}
+	ctx, stop := process.StopContext(context.Background())
+	defer stop()
+	return n.Run(ctx)
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func reloadFlags(fs *flag.FlagSet) func([]string) error {
+	addr := fs.String("admin", "127.0.0.1:7080", "admin HTTP address of the node")
+	return func(args []string) error {
+		if len(args) > 0 {
+			return usageError(fmt.Sprintf("reload takes no arguments, got %q", args))
+		}
+		return reload(*addr)
+	}
+}
+
+func reload(addr string) error {
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Post("http://"+addr+"/reload", "application/json", nil)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("no server answers at %s (is moonforge run started? -admin names another address)", addr)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Outcome  string   `json:"result"`
+		Version  string   `json:"version"`
+		Files    []string `json:"files"`
+		Problems []struct {
+			File    string `json:"file"`
+			Line    int    `json:"line"`
+			Message string `json:"message"`
+		} `json:"problems"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	fmt.Printf("%s: version %s\n", res.Outcome, res.Version)
+	for _, f := range res.Files {
+		fmt.Println("  changed", f)
+	}
+	for _, p := range res.Problems {
+		switch {
+		case p.Line > 0:
+			fmt.Printf("  %s:%d: %s\n", p.File, p.Line, p.Message)
+		case p.File != "":
+			fmt.Printf("  %s: %s\n", p.File, p.Message)
+		default:
+			fmt.Printf("  %s\n", p.Message)
+		}
+	}
+	if res.Outcome == "rejected" {
+		return fmt.Errorf("reload rejected; the previous version keeps running")
+	}
+	return nil
+}
+
+// dataFlags: `moonforge data` parses its own subcommand's flags (dump.Command).
+func dataFlags(fs *flag.FlagSet) func(args []string) error {
+	fs.Usage = func() { fmt.Fprint(fs.Output(), dump.Usage) }
+	return func(args []string) error {
+		err := dump.Command(args, os.Stdout, os.Stderr)
+		if errors.Is(err, dump.ErrUsage) {
+			return usageError(err.Error())
+		}
+		return err
+	}
+}

@@ -1,0 +1,251 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/client"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/session"
+)
+
+const echoID = 1001 // the one application message of the fake schema
+
+type fakeSchema struct{}
+
+func (fakeSchema) MsgName(id uint16) (string, bool) {
+	switch id {
+	case echoID:
+		return "test.Echo", true
+	case protocol.MsgKick:
+		return "moonforge.Kick", true
+	}
+	return "", false
+}
+
+// fakeRouter echoes, drops, or keeps requests to answer them later.
+type fakeRouter struct {
+	mu   sync.Mutex
+	mode string // "echo", "drop" or "keep"
+	kept []*call.Request
+}
+
+func (r *fakeRouter) Route(req *call.Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch r.mode {
+	case "echo":
+		req.Reply(req.MsgID, req.Payload)
+	case "keep":
+		r.kept = append(r.kept, req)
+	}
+}
+
+// fakeLogin accepts every method but "bad" (refused) and "silent" (never answered).
+type fakeLogin struct{}
+
+func (fakeLogin) Login(l *call.Login) {
+	switch l.Method {
+	case "bad":
+		l.Fail(protocol.Errorf(protocol.Unauthenticated, "refused"))
+	case "silent":
+	default:
+		payload, _ := proto.Marshal(&protocol.LoginAck{PlayerId: "p-" + l.Account, Created: true})
+		l.Answer(call.Answer{MsgID: protocol.MsgLoginAck, Payload: payload})
+	}
+}
+
+// counts is an Observer that counts answers by code and late answers.
+type counts struct {
+	mu    sync.Mutex
+	codes map[protocol.Code]int
+	late  int
+}
+
+func (c *counts) Connections(string, int) {}
+func (c *counts) Traffic(int, int)        {}
+func (c *counts) Answered(_ string, code protocol.Code, _ time.Duration) {
+	c.mu.Lock()
+	c.codes[code]++
+	c.mu.Unlock()
+}
+func (c *counts) Late() {
+	c.mu.Lock()
+	c.late++
+	c.mu.Unlock()
+}
+func (c *counts) get(code protocol.Code) (int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.codes[code], c.late
+}
+
+type fixture struct {
+	g      *Gateway
+	router *fakeRouter
+	obs    *counts
+}
+
+func start(t *testing.T, cfg Config) *fixture {
+	t.Helper()
+	tokens, err := auth.NewTokens(make([]byte, 32), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{router: &fakeRouter{mode: "echo"}, obs: &counts{codes: map[protocol.Code]int{}}}
+	cfg.TCPAddr, cfg.WSAddr, cfg.KCP.Addr = "127.0.0.1:0", "-", "-"
+	f.g = New(cfg, Deps{
+		Sessions: session.NewManager(session.Config{}),
+		Tokens:   tokens,
+		Login:    fakeLogin{},
+		Router:   f.router,
+		Schema:   fakeSchema{},
+		Observer: f.obs,
+	})
+	if err := f.g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		f.g.Shutdown(ctx)
+	})
+	return f
+}
+
+func (f *fixture) dial(t *testing.T) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), client.Config{Addr: f.g.Addrs()[0].String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// inFlight sums the requests in flight over the gateway's connections.
+func (f *fixture) inFlight() int {
+	f.g.mu.Lock()
+	defer f.g.mu.Unlock()
+	n := 0
+	for c := range f.g.conns {
+		n += c.inFlight()
+	}
+	return n
+}
+
+func code(err error) protocol.Code {
+	var ce *protocol.CodeError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestRequestsBeforeLoginAndUnknownIDs(t *testing.T) {
+	f := start(t, Config{MaxUnauthenticated: 5})
+	c := f.dial(t)
+	if _, err := c.Request(ctx(t), echoID, nil); code(err) != protocol.Unauthenticated {
+		t.Fatalf("before login: %v", err)
+	}
+	if _, err := c.Login(ctx(t), "bad", "x", "", nil); code(err) != protocol.Unauthenticated {
+		t.Fatalf("refused login: %v", err)
+	}
+	ack, err := c.Login(ctx(t), "guest", "dev1", "", nil)
+	if err != nil || ack.PlayerId != "p-dev1" || !ack.Created || ack.Token == "" || ack.SessionId == "" {
+		t.Fatalf("login: %v %v", ack, err)
+	}
+	if _, err := c.Login(ctx(t), "guest", "dev1", "", nil); code(err) != protocol.BadRequest {
+		t.Fatalf("second login on a connection: %v", err)
+	}
+	if _, err := c.Request(ctx(t), 4242, nil); code(err) != protocol.UnknownMessage {
+		t.Fatalf("undeclared id: %v", err)
+	}
+	if _, err := c.Request(ctx(t), protocol.MsgKick, nil); code(err) != protocol.Forbidden {
+		t.Fatalf("framework id: %v", err)
+	}
+	reply, err := c.Request(ctx(t), echoID, []byte("hi"))
+	if err != nil || string(reply.Payload) != "hi" || reply.MsgID != echoID {
+		t.Fatalf("echo: %v %v", reply, err)
+	}
+}
+
+// A dispatcher that drops requests: the table of requests in flight answers each with TIMEOUT at
+// its deadline, the in-flight count returns to zero, and answers that come afterwards are dropped
+// and counted, never sent.
+func TestDroppedRequestsTimeOutAndLateAnswersAreDropped(t *testing.T) {
+	f := start(t, Config{RequestTimeout: 100 * time.Millisecond})
+	c := f.dial(t)
+	if _, err := c.Login(ctx(t), "guest", "dev1", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"drop", "keep"} {
+		f.router.mu.Lock()
+		f.router.mode = mode
+		f.router.mu.Unlock()
+		var wg sync.WaitGroup
+		errs := make(chan error, 5)
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := c.Request(ctx(t), echoID, []byte("x"))
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if code(err) != protocol.Timeout {
+				t.Fatalf("%s: answered %v, want TIMEOUT", mode, err)
+			}
+		}
+		if n := f.inFlight(); n != 0 {
+			t.Fatalf("%s: %d requests still in flight after their TIMEOUT", mode, n)
+		}
+	}
+	if timeouts, _ := f.obs.get(protocol.Timeout); timeouts != 10 {
+		t.Fatalf("%d TIMEOUT answers, want 10", timeouts)
+	}
+	repliesBefore, _ := f.obs.get(0)
+	f.router.mu.Lock()
+	kept := f.router.kept
+	f.router.mode = "echo"
+	f.router.mu.Unlock()
+	for _, req := range kept {
+		req.Reply(req.MsgID, req.Payload)
+	}
+	if replies, late := f.obs.get(0); late != 5 || replies != repliesBefore {
+		t.Fatalf("late answers: %d counted, %d sent; want 5 and 0", late, replies-repliesBefore)
+	}
+	if reply, err := c.Request(ctx(t), echoID, []byte("after")); err != nil || string(reply.Payload) != "after" {
+		t.Fatalf("the connection does not serve after the TIMEOUTs: %v %v", reply, err)
+	}
+}
+
+func TestLoginServiceThatNeverAnswersTimesOut(t *testing.T) {
+	f := start(t, Config{LoginTimeout: 100 * time.Millisecond})
+	c := f.dial(t)
+	if _, err := c.Login(ctx(t), "silent", "x", "", nil); code(err) != protocol.Timeout {
+		t.Fatalf("silent login service: %v", err)
+	}
+	if n := f.inFlight(); n != 0 {
+		t.Fatalf("%d in flight after the login's TIMEOUT", n)
+	}
+	if _, err := c.Login(ctx(t), "guest", "again", "", nil); err != nil {
+		t.Fatalf("login after a timed-out one: %v", err)
+	}
+}

@@ -1,0 +1,143 @@
+package gate
+
+import (
+	"sync"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/protocol"
+)
+
+// inflight is one request of a connection waiting for its answer.
+type inflight struct {
+	seq      uint32
+	msg      string
+	received time.Time
+	deadline time.Time
+	login    bool // a LoginReq: the answer goes to the reader, which waits for it
+}
+
+// pending is a connection's table of requests in flight. Whatever the code that handles a request
+// does — answer, fail, drop it, or run on a node that died — the client gets exactly one answer:
+// the first of the handler's answer and TIMEOUT at the deadline. A later answer is dropped and
+// counted. Safe for concurrent use: requests are added by the reader, answers come from any
+// goroutine, TIMEOUTs from the table's timer.
+type pending struct {
+	mu      sync.Mutex
+	next    uint64
+	entries map[uint64]inflight
+	timer   *time.Timer
+	armed   time.Time // when the timer fires; zero when it is not armed
+}
+
+// add records a request and returns its id.
+func (c *conn) add(f inflight) uint64 {
+	p := &c.pending
+	p.mu.Lock()
+	p.next++
+	id := p.next
+	p.entries[id] = f
+	// Deadlines are the receipt time plus one fixed timeout, so they mostly come in order: the
+	// timer is re-armed only when this deadline is earlier than the one it waits for.
+	if p.armed.IsZero() || f.deadline.Before(p.armed) {
+		p.arm(f.deadline, c.expire)
+	}
+	p.mu.Unlock()
+	return id
+}
+
+// arm sets the timer to fire at t; under p.mu.
+func (p *pending) arm(t time.Time, expire func()) {
+	p.armed = t
+	d := time.Until(t)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(d, expire)
+		return
+	}
+	p.timer.Reset(d)
+}
+
+// take removes and returns request id; false if it was answered already (or timed out).
+func (c *conn) take(id uint64) (inflight, bool) {
+	p := &c.pending
+	p.mu.Lock()
+	f, ok := p.entries[id]
+	if ok {
+		delete(p.entries, id)
+	}
+	p.mu.Unlock()
+	return f, ok
+}
+
+// inFlight returns the number of requests waiting for their answer.
+func (c *conn) inFlight() int {
+	c.pending.mu.Lock()
+	defer c.pending.mu.Unlock()
+	return len(c.pending.entries)
+}
+
+// expire answers TIMEOUT to every request past its deadline; on the timer's goroutine.
+func (c *conn) expire() {
+	p := &c.pending
+	now := time.Now()
+	var late []inflight
+	var next time.Time
+	p.mu.Lock()
+	for id, f := range p.entries {
+		if !now.Before(f.deadline) {
+			late = append(late, f)
+			delete(p.entries, id)
+		} else if next.IsZero() || f.deadline.Before(next) {
+			next = f.deadline
+		}
+	}
+	p.armed = time.Time{}
+	if !next.IsZero() {
+		p.arm(next, c.expire)
+	}
+	p.mu.Unlock()
+	for _, f := range late {
+		c.answer(f, call.Answer{Err: protocol.Errorf(protocol.Timeout, "no reply within the request deadline")})
+	}
+}
+
+// stopTimer stops TIMEOUTs once the connection is closed.
+func (c *conn) stopTimer() {
+	c.pending.mu.Lock()
+	if c.pending.timer != nil {
+		c.pending.timer.Stop()
+	}
+	c.pending.mu.Unlock()
+}
+
+// Deliver takes the answer of a request (call.Inbox): the client gets it if the request is still
+// in flight; otherwise it came too late and is dropped and counted.
+func (c *conn) Deliver(a call.Answer) {
+	f, ok := c.take(a.ID)
+	if !ok {
+		c.g.obs.Late()
+		return
+	}
+	c.answer(f, a)
+}
+
+// answer sends a request's one answer.
+func (c *conn) answer(f inflight, a call.Answer) {
+	if f.login {
+		c.loginAnswer <- a // buffered: the one answer of the one login in flight
+		return
+	}
+	if a.Err != nil {
+		c.g.obs.Answered(f.msg, a.Err.Code, time.Since(f.received))
+		if f.seq == 0 {
+			c.g.log.Info("one-way message failed", "conn", c.id, "msg", f.msg, "code", a.Err.Code.String(), "error", a.Err.Message)
+			return
+		}
+		c.sendError(f.seq, a.Err)
+		return
+	}
+	c.g.obs.Answered(f.msg, 0, time.Since(f.received))
+	if f.seq != 0 {
+		_ = c.Send(wireReply(a.MsgID, f.seq, a.Payload))
+	}
+}

@@ -1,0 +1,56 @@
+// Package route is the routing table of a script version: which role (or room) handles each
+// client message, and which role runs each custom login method. A Table is plain data, built from
+// what the scripts declared and serialisable as JSON, so a node that does not run a role's scripts
+// (a proxy) can route to it. Hash places a key on a pool's actors the same way in every process.
+package route
+
+// Route says where a client message is handled.
+type Route struct {
+	Role string `json:"role"`           // role whose VMs run the handler
+	Room bool   `json:"room,omitempty"` // the message goes to the sender's room (declared by a room type)
+	Key  string `json:"key,omitempty"`  // partition key: "" spreads players over the role's actors, a name pins one actor
+}
+
+// Table is the routing table of one script version. Immutable once built; safe for concurrent use.
+type Table struct {
+	Version  string            `json:"version"`  // the script version it was built from
+	Messages map[uint16]Route  `json:"messages"` // by msg id
+	Logins   map[string]string `json:"logins"`   // custom login method → role
+}
+
+// New returns an empty table for a version.
+func New(version string) *Table {
+	return &Table{Version: version, Messages: map[uint16]Route{}, Logins: map[string]string{}}
+}
+
+// Roles returns the roles the table sends work to (handlers or login methods), without rooms.
+func (t *Table) Roles() map[string]bool {
+	roles := map[string]bool{}
+	for _, r := range t.Messages {
+		if !r.Room {
+			roles[r.Role] = true
+		}
+	}
+	for _, role := range t.Logins {
+		roles[role] = true
+	}
+	return roles
+}
+
+// Hash is the 64-bit FNV-1a hash of key. It has no per-process seed: every node computes the
+// same value, so a placement can be reproduced on another node.
+func Hash(key string) uint64 {
+	const (
+		offset = 14695981039346656037
+		prime  = 1099511628211
+	)
+	h := uint64(offset)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= prime
+	}
+	return h
+}
+
+// Pick returns the index in [0, n) that key maps to among n actors (n > 0).
+func Pick(key string, n int) int { return int(Hash(key) % uint64(n)) }

@@ -1,0 +1,53 @@
+package route
+
+import (
+	"encoding/json"
+	"hash/fnv"
+	"reflect"
+	"testing"
+)
+
+func TestTableRoundTripsThroughJSON(t *testing.T) {
+	tab := New("abc123")
+	tab.Messages[1001] = Route{Role: "lobby"}
+	tab.Messages[1002] = Route{Role: "lobby", Key: "chat"}
+	tab.Messages[2001] = Route{Role: "game", Room: true}
+	tab.Logins["dev_ticket"] = "login"
+	b, err := json.Marshal(tab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Table
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*tab, back) {
+		t.Fatalf("round trip changed the table:\n%+v\n%+v", *tab, back)
+	}
+	if got := back.Roles(); !reflect.DeepEqual(got, map[string]bool{"lobby": true, "login": true}) {
+		t.Fatalf("Roles = %v", got)
+	}
+}
+
+// The hash is FNV-1a: fixed values, the same in every process and on every platform.
+func TestHashIsStable(t *testing.T) {
+	for _, key := range []string{"", "p1", "pabcdefghijklmnopqrst", "chat"} {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		if got, want := Hash(key), h.Sum64(); got != want {
+			t.Fatalf("Hash(%q) = %x, want %x", key, got, want)
+		}
+	}
+	if got := Hash("p1"); got != 0x08d59707b575eaba {
+		t.Fatalf("Hash(p1) = %#x: placement changed", got)
+	}
+	counts := make([]int, 16)
+	for i := range 16000 {
+		counts[Pick(string(rune('a'+i%26))+string(rune(i)), 16)]++
+	}
+	for i, c := range counts {
+		if c < 500 || c > 1500 {
+			t.Fatalf("actor %d got %d of 16000 keys: %v", i, c, counts)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package router
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/actor"
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/route"
+	"github.com/moonforge/moonforge/engine/script"
+)
+
+// RoomDelivery delivers a request to a room of this process (room.Manager implements it).
+type RoomDelivery interface {
+	// Deliver puts req in the room's mailbox, or answers it at once (no such room, full mailbox).
+	Deliver(roomID string, req *call.Request)
+}
+
+// LocalConfig configures a Local dispatcher.
+type LocalConfig struct {
+	System      *actor.System
+	Rooms       RoomDelivery
+	Tables      Tables // for Warm
+	Log         *slog.Logger
+	PoolSize    int // actors per role; default: config.Default
+	MailboxSize int // per actor; default: config.Default
+}
+
+// Local delivers to the actors and rooms of this process: a role's actor pool starts on first
+// use, and a key picks the actor by route.Pick. Safe for concurrent use.
+type Local struct {
+	cfg   LocalConfig
+	mu    sync.Mutex                             // serialises the start of pools
+	pools atomic.Pointer[map[string]*actor.Pool] // copied on write: read without a lock per request
+}
+
+// NewLocal returns a local dispatcher.
+func NewLocal(cfg LocalConfig) *Local {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	d := config.Default().Lua
+	if cfg.PoolSize <= 0 {
+		cfg.PoolSize = d.PoolSize
+	}
+	if cfg.MailboxSize <= 0 {
+		cfg.MailboxSize = d.MailboxSize
+	}
+	l := &Local{cfg: cfg}
+	l.pools.Store(&map[string]*actor.Pool{})
+	return l
+}
+
+// Warm starts the pools of every role that has handlers or login methods in the table in force.
+func (l *Local) Warm() error {
+	for role := range l.cfg.Tables.Table().Roles() {
+		if _, err := l.pool(role); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Local) pool(role string) (*actor.Pool, error) {
+	if p, ok := (*l.pools.Load())[role]; ok {
+		return p, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pools := *l.pools.Load()
+	if p, ok := pools[role]; ok {
+		return p, nil
+	}
+	p, err := l.cfg.System.NewPool(role, l.cfg.PoolSize, l.cfg.MailboxSize)
+	if err != nil {
+		return nil, err
+	}
+	next := make(map[string]*actor.Pool, len(pools)+1)
+	for k, v := range pools {
+		next[k] = v
+	}
+	next[role] = p
+	l.pools.Store(&next)
+	return p, nil
+}
+
+// actor returns the actor of dst's role and key, or answers fail and returns nil.
+func (l *Local) actor(dst Destination, fail func(error)) *actor.Actor {
+	if dst.Node != "" {
+		fail(protocol.Errorf(protocol.Unavailable, "node %s is not reachable from this process", dst.Node))
+		return nil
+	}
+	p, err := l.pool(dst.Role)
+	if err != nil {
+		l.cfg.Log.Error("cannot start actors", "role", dst.Role, "error", err)
+		fail(protocol.Errorf(protocol.Unavailable, "role %s cannot run", dst.Role))
+		return nil
+	}
+	return p.Actor(route.Pick(dst.Key, p.Size()))
+}
+
+// Dispatch puts req in its actor's mailbox (or its room's). A full mailbox answers UNAVAILABLE at
+// once; the actor answers TIMEOUT for a request that waited past its deadline.
+func (l *Local) Dispatch(dst Destination, req *call.Request) {
+	if dst.Room != "" && dst.Node == "" {
+		l.cfg.Rooms.Deliver(dst.Room, req)
+		return
+	}
+	a := l.actor(dst, req.Fail)
+	if a == nil {
+		return
+	}
+	if !a.Send(func(vm *script.VM) {
+		if req.Expired(time.Now()) {
+			req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
+			return
+		}
+		vm.CallHandler(req)
+	}) {
+		req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the handler's mailbox is full", RetryAfterMs: 100})
+	}
+}
+
+// Login runs a custom login method on its role's actor.
+func (l *Local) Login(dst Destination, lg *call.Login) {
+	a := l.actor(dst, func(err error) { lg.Fail(err) })
+	if a == nil {
+		return
+	}
+	if !a.Send(func(vm *script.VM) { vm.CallLogin(lg) }) {
+		lg.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the login mailbox is full", RetryAfterMs: 100})
+	}
+}
