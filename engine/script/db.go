@@ -20,13 +20,13 @@ const dbPrefix = "lua/"
 const maxDBKey = 512
 
 func (vm *VM) newDBTable() *lua.LTable {
-	return vm.funcs(map[string]lua.LGFunction{
-		"get":    vm.luaDBGet,
-		"put":    vm.luaDBPut,
-		"delete": vm.luaDBDelete,
-		"cas":    vm.luaDBCAS,
-		"batch":  vm.luaDBBatch,
-	}, 0)
+	t := vm.L.CreateTable(0, 5)
+	for name, fn := range map[string]lua.LGFunction{
+		"get": vm.luaDBGet, "put": vm.luaDBPut, "delete": vm.luaDBDelete, "cas": vm.luaDBCAS, "batch": vm.luaDBBatch,
+	} {
+		t.RawSetString(name, vm.waiting(fn))
+	}
+	return t
 }
 
 // dbContext bounds a store call by the deadline of the running call.
@@ -40,8 +40,8 @@ func (vm *VM) dbContext() (context.Context, context.CancelFunc) {
 	return context.WithDeadline(context.Background(), deadline)
 }
 
-func (vm *VM) dbKey(fn string) string {
-	key := vm.cur().CheckString(1)
+func (vm *VM) dbKey(L *lua.LState, fn string) string {
+	key := L.CheckString(1)
 	if key == "" || len(key) > maxDBKey {
 		vm.errorf("%s: the key must have 1 to %d bytes", fn, maxDBKey)
 	}
@@ -51,66 +51,106 @@ func (vm *VM) dbKey(fn string) string {
 // luaDBGet implements mf.db.get(key): the stored value and its version, or
 // nil and 0.
 func (vm *VM) luaDBGet(L *lua.LState) int {
-	key := vm.dbKey("mf.db.get")
-	if vm.svc == nil || vm.svc.Store == nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LNumber(0))
-		return 2
-	}
-	ctx, cancel := vm.dbContext()
-	defer cancel()
-	raw, version, err := vm.svc.Store.GetVersion(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		L.Push(lua.LNil)
-		L.Push(lua.LNumber(0))
-		return 2
-	}
-	if err != nil {
-		vm.dbError("mf.db.get", err)
-	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		vm.errorf("mf.db.get: stored value of %q is not readable: %v", key[len(dbPrefix):], err)
-	}
-	L.Push(Import(L, v))
-	L.Push(lua.LNumber(version))
-	return 2
+	key := vm.dbKey(L, "mf.db.get")
+	return vm.dbRun(L, "mf.db.get", func(ctx context.Context, s store.Store) (dbResult, error) {
+		raw, version, err := s.GetVersion(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return dbResult{nil, 0.0}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("stored value of %q is not readable: %w", key[len(dbPrefix):], err)
+		}
+		return dbResult{v, float64(version)}, nil
+	})
 }
 
 // luaDBPut implements mf.db.put(key, value): durable when it returns.
 func (vm *VM) luaDBPut(L *lua.LState) int {
 	vm.mustRun("mf.db.put")
-	key := vm.dbKey("mf.db.put")
+	key := vm.dbKey(L, "mf.db.put")
 	raw := vm.dbValue("mf.db.put", L.CheckAny(2))
-	if vm.svc != nil && vm.svc.Store != nil {
-		ctx, cancel := vm.dbContext()
-		defer cancel()
-		if err := vm.svc.Store.Put(ctx, key, raw); err != nil {
-			vm.dbError("mf.db.put", err)
-		}
-	}
-	return 0
+	return vm.dbRun(L, "mf.db.put", func(ctx context.Context, s store.Store) (dbResult, error) {
+		return dbResult{}, s.Put(ctx, key, raw)
+	})
 }
 
 // luaDBDelete implements mf.db.delete(key).
 func (vm *VM) luaDBDelete(L *lua.LState) int {
 	vm.mustRun("mf.db.delete")
-	key := vm.dbKey("mf.db.delete")
-	if vm.svc != nil && vm.svc.Store != nil {
-		ctx, cancel := vm.dbContext()
-		defer cancel()
-		if err := vm.svc.Store.Delete(ctx, key); err != nil {
-			vm.dbError("mf.db.delete", err)
-		}
-	}
-	return 0
+	key := vm.dbKey(L, "mf.db.delete")
+	return vm.dbRun(L, "mf.db.delete", func(ctx context.Context, s store.Store) (dbResult, error) {
+		return dbResult{}, s.Delete(ctx, key)
+	})
 }
 
-// dbError raises a store error with a code: BAD_REQUEST for a key or value
+// dbResult is what a store call returns to Lua: plain data, one value each.
+type dbResult []any
+
+// dbRun runs a store call. In a handler that can wait (mf.handle, a room's
+// on_message, with a reply address) the call runs on a goroutine of its own
+// while the handler yields, and the actor serves other messages meanwhile;
+// elsewhere (the load phase, timers, room callbacks) it runs on the actor's
+// goroutine. Either way the Lua caller gets the result's values, or an error
+// with a code (see dbCodeError). The function is called through vm.waiting.
+func (vm *VM) dbRun(L *lua.LState, fn string, op func(ctx context.Context, s store.Store) (dbResult, error)) int {
+	if vm.svc == nil || vm.svc.Store == nil {
+		out, _ := op(context.Background(), nullStore{})
+		return pushResult(L, out)
+	}
+	s := vm.svc.Store
+	if w := &vm.waits; w.running != nil && w.ours[L] && w.post != nil {
+		c := vm.newCall(L, fn)
+		go func() {
+			ctx, cancel := context.WithDeadline(context.Background(), c.Deadline)
+			defer cancel()
+			out, err := op(ctx, s)
+			if err != nil {
+				c.Fail(dbCodeError(fn, err))
+				return
+			}
+			c.Return(out)
+		}()
+		return vm.await(L, c.ID)
+	}
+	ctx, cancel := vm.dbContext()
+	defer cancel()
+	out, err := op(ctx, s)
+	if err != nil {
+		vm.raiseCode(fn, dbCodeError(fn, err))
+	}
+	return pushResult(L, out)
+}
+
+// pushResult pushes what a waiting function's wrapper expects: true, then
+// the values.
+func pushResult(L *lua.LState, out dbResult) int {
+	L.Push(lua.LTrue)
+	for _, v := range out {
+		L.Push(Import(L, v))
+	}
+	return 1 + len(out)
+}
+
+// nullStore answers as an empty store that takes every write: mf.db in a VM
+// with no store (tests, tools).
+type nullStore struct{ store.Store }
+
+func (nullStore) GetVersion(context.Context, string) ([]byte, uint64, error) {
+	return nil, 0, store.ErrNotFound
+}
+func (nullStore) Put(context.Context, string, []byte) error { return nil }
+func (nullStore) Delete(context.Context, string) error      { return nil }
+func (nullStore) Batch(context.Context, []store.Op) error   { return nil }
+
+// dbCodeError gives a store error its code: BAD_REQUEST for a key or value
 // outside the store's limits, TIMEOUT when the call's deadline passed,
 // UNAVAILABLE when the store did not answer, INTERNAL otherwise. The actor
 // goes on; nothing of the failed write was applied.
-func (vm *VM) dbError(fn string, err error) {
+func dbCodeError(fn string, err error) *protocol.CodeError {
 	code := protocol.Internal
 	switch {
 	case errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrValueTooLarge), errors.Is(err, store.ErrTooManyOps), errors.Is(err, store.ErrCrossGroup):
@@ -120,7 +160,7 @@ func (vm *VM) dbError(fn string, err error) {
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed):
 		code = protocol.Unavailable
 	}
-	vm.raiseCode(fn, &protocol.CodeError{Code: code, Message: fmt.Sprintf("%s: %v", fn, err)})
+	return &protocol.CodeError{Code: code, Message: fmt.Sprintf("%s: %v", fn, err)}
 }
 
 // dbValue encodes v as a stored value (JSON).
@@ -150,15 +190,14 @@ func (vm *VM) dbVersion(fn string, v lua.LValue) uint64 {
 // if it wrote, false if the version did not match.
 func (vm *VM) luaDBCAS(L *lua.LState) int {
 	vm.mustRun("mf.db.cas")
-	key := vm.dbKey("mf.db.cas")
+	key := vm.dbKey(L, "mf.db.cas")
 	op := store.Op{Key: key, Match: true, Version: vm.dbVersion("mf.db.cas", L.Get(2))}
 	if v := L.Get(3); v == lua.LNil {
 		op.Delete = true
 	} else {
 		op.Value = vm.dbValue("mf.db.cas", v)
 	}
-	L.Push(lua.LBool(vm.dbBatch("mf.db.cas", []store.Op{op})))
-	return 1
+	return vm.dbBatch(L, "mf.db.cas", []store.Op{op})
 }
 
 // luaDBBatch implements mf.db.batch(ops): ops is a list of
@@ -187,23 +226,16 @@ func (vm *VM) luaDBBatch(L *lua.LState) int {
 		}
 		ops = append(ops, op)
 	}
-	L.Push(lua.LBool(vm.dbBatch("mf.db.batch", ops)))
-	return 1
+	return vm.dbBatch(L, "mf.db.batch", ops)
 }
 
-// dbBatch applies ops and reports false on a version conflict.
-func (vm *VM) dbBatch(fn string, ops []store.Op) bool {
-	if vm.svc == nil || vm.svc.Store == nil {
-		return true
-	}
-	ctx, cancel := vm.dbContext()
-	defer cancel()
-	err := vm.svc.Store.Batch(ctx, ops)
-	if errors.Is(err, store.ErrConflict) {
-		return false
-	}
-	if err != nil {
-		vm.dbError(fn, err)
-	}
-	return true
+// dbBatch applies ops; the Lua caller gets false on a version conflict.
+func (vm *VM) dbBatch(L *lua.LState, fn string, ops []store.Op) int {
+	return vm.dbRun(L, fn, func(ctx context.Context, s store.Store) (dbResult, error) {
+		err := s.Batch(ctx, ops)
+		if errors.Is(err, store.ErrConflict) {
+			return dbResult{false}, nil
+		}
+		return dbResult{true}, err
+	})
 }
