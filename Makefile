@@ -75,12 +75,12 @@ fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
 .PHONY: generate
 generate: sdk ## regenerate everything generated from proto/ (same as make sdk)
 
-# Debian packages the SDK tests run on: Lua 5.1 and 5.4 with LuaSocket (sdk/lua), mono with
-# System.Net.Http (sdk/csharp); and redis-server, which the store tests start on ports of their
-# own (engine/store/storetest). make test installs the missing ones (as root, or with sudo) unless
+# Debian packages the SDK tests run on: Lua 5.1 and 5.4 with LuaSocket and LuaSec (sdk/lua), mono with
+# System.Net.Http (sdk/csharp); and redis-server, which the store tests start on ports of their own
+# (engine/store/storetest). make test installs the missing ones (as root, or with sudo) unless
 # SKIP_SDK_DEPS=1; the tests then name what is missing, and fail under CI=true. The store tests
 # also use the machine's MariaDB (127.0.0.1:3306) and PostgreSQL (127.0.0.1:5432, for FerretDB).
-SDK_PACKAGES := lua5.1 lua5.4 lua-socket mono-mcs mono-runtime libmono-system-net-http4.0-cil redis-server
+SDK_PACKAGES := lua5.1 lua5.4 lua-socket lua-sec mono-mcs mono-runtime libmono-system-net-http4.0-cil redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: sdk

@@ -54,8 +54,21 @@ func TestBadInput(t *testing.T) {
 				r.expectKickAndClose(protocol.MalformedFrame, 5*time.Second)
 			}
 		})
+		run("frame too large before login/"+transport, func(t *testing.T) {
+			r := dialRaw(t, s, transport)
+			over := frame{id: protocol.MsgLoginReq, seq: 1, payload: make([]byte, 4096-8+1)}
+			if transport == "tcp" {
+				if err := r.writeBytes(over.stream()[:12]); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				r.send(over)
+			}
+			r.expectKickAndClose(protocol.FrameTooLarge, 5*time.Second)
+		})
 		run("frame too large/"+transport, func(t *testing.T) {
 			r := dialRaw(t, s, transport)
+			r.login("too-large-"+transport, 1)
 			over := frame{id: echoID, seq: 1, payload: make([]byte, 1<<20-8+1)}
 			if transport == "tcp" {
 				// The length field alone must be refused: send it with a header and nothing more.
@@ -207,7 +220,8 @@ func TestBadInput(t *testing.T) {
 // plus random byte streams, and checks that each request is answered exactly once with a reply
 // or an Error of a code docs/protocol.md allows, and that violations end in Kick.
 func randomFrames(t *testing.T, s *server) {
-	ids := []uint16{0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 999, 1001, 1002, 2004, 2101, 2102, 3001, 3003, 3005, 3010, 9999, 65535}
+	// 14 (LogoutReq) is left out: it ends the connection. 18 is unassigned.
+	ids := []uint16{0, 1, 2, 3, 4, 10, 11, 12, 13, 15, 16, 17, 18, 999, 1001, 1002, 2004, 2101, 2102, 3001, 3003, 3005, 3010, 9999, 65535}
 	var wg sync.WaitGroup
 	for i, transport := range []string{"tcp", "tcp", "tcp", "ws", "ws"} {
 		r := dialRaw(t, s, transport)
@@ -284,9 +298,10 @@ func randomFrames(t *testing.T, s *server) {
 }
 
 // allowedCodes are the Error codes a logged-in client's well-framed request may get without rate
-// limits: everything but the codes that only come in Kick and RATE_LIMITED.
+// limits: everything but the codes that only come in Kick. RATE_LIMITED is allowed: a client
+// firing requests without waiting meets gate.max_in_flight.
 var allowedCodes = []protocol.Code{
-	protocol.UnknownMessage, protocol.DecodeFailed, protocol.Unauthenticated, protocol.Forbidden,
+	protocol.UnknownMessage, protocol.DecodeFailed, protocol.Unauthenticated, protocol.Forbidden, protocol.RateLimited,
 	protocol.Unavailable, protocol.Timeout, protocol.Internal, protocol.ResumeFailed, protocol.BadRequest,
 }
 

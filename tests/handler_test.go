@@ -58,6 +58,16 @@ func TestHandlerErrors(t *testing.T) {
 		}
 		s.mustEcho(t, c, 4, 4)
 	})
+	t.Run("reply that cannot be encoded", func(t *testing.T) {
+		_, err := s.call(ctx, c, "NoteReq", `{"text": "bad reply"}`)
+		ce := expectCode(t, "NoteReq", err, protocol.Internal)
+		for _, want := range []string{"handler at lua/lobby/zz_test.lua:27", "test.WhoAck.calls"} {
+			if !strings.Contains(ce.Message, want) {
+				t.Errorf("INTERNAL message %q lacks %q (dev mode)", ce.Message, want)
+			}
+		}
+		s.mustEcho(t, c, 5, 5)
+	})
 	t.Run("endless loop", func(t *testing.T) {
 		actor, calls, _ := s.who(t, c)
 		start := time.Now()

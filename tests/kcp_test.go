@@ -176,7 +176,7 @@ func exactlyOnce(t *testing.T, s *server, addr, device string, requests int) int
 			}
 		}
 	}
-	send(1, "moonforge.LoginReq", `{"method": "guest", "account": "`+device+`"}`)
+	send(1, "moonforge.LoginReq", `{"method": "guest", "account": "`+deviceID(device)+`"}`)
 	wait(func() bool { return replies[1] == 1 }, 20*time.Second)
 	send(2, "ArenaJoinReq", `{"new_room": true}`)
 	wait(func() bool { return replies[2] == 1 }, 20*time.Second)

@@ -371,7 +371,7 @@ func TestOneWayFrameworkMessages(t *testing.T) {
 			r := dialRaw(t, s, transport)
 			r.sendMsg(protocol.MsgPing, 0, &protocol.Ping{ClientTimeMs: 1})
 			r.sendMsg(protocol.MsgResumeReq, 0, &protocol.ResumeReq{Token: "bad"})
-			r.sendMsg(protocol.MsgLoginReq, 0, &protocol.LoginReq{Method: "guest", Account: "one-way-" + transport})
+			r.sendMsg(protocol.MsgLoginReq, 0, &protocol.LoginReq{Method: "guest", Account: deviceID("one-way-" + transport)})
 			r.sendMsg(protocol.MsgPing, 7, &protocol.Ping{ClientTimeMs: 2})
 			if f := r.nextFrame(5 * time.Second); f.seq != 7 || f.id != protocol.MsgPong {
 				t.Errorf("first frame after three one-way messages: %v, want the Pong to seq 7", f)
@@ -394,7 +394,7 @@ func TestConcurrentLogins(t *testing.T) {
 		method, account, secret string
 		extra                   map[string]string
 	}{
-		{"guest", "stampede", "", nil},
+		{"guest", deviceID("stampede"), "", nil},
 		{"password", "stampede", "a good password", map[string]string{"register": "1"}},
 		{"dev_ticket", "", "dev:stampede", nil},
 	} {

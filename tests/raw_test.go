@@ -278,7 +278,7 @@ func (r *rawConn) expectKickAndClose(code protocol.Code, timeout time.Duration) 
 // login logs in as a guest on a raw connection with request seq and returns LoginAck.
 func (r *rawConn) login(device string, seq uint32) *protocol.LoginAck {
 	r.t.Helper()
-	r.sendMsg(protocol.MsgLoginReq, seq, &protocol.LoginReq{Method: "guest", Account: device})
+	r.sendMsg(protocol.MsgLoginReq, seq, &protocol.LoginReq{Method: "guest", Account: deviceID(device)})
 	f := r.reply(seq, 10*time.Second)
 	if f.id != protocol.MsgLoginAck {
 		r.t.Fatalf("login: want LoginAck, got %v %s", f, describeError(f))

@@ -107,11 +107,15 @@ func (s *server) mustEcho(t testing.TB, c *client.Client, n, want int64) {
 	}
 }
 
+// noRateLimit is the configuration of tests whose clients send requests back to back, as fast as
+// the server answers: faster than gate.rate_limit's default allows.
+const noRateLimit = "gate:\n  rate_limit: 0\n"
+
 // TestHotReloadUnderLoad rewrites echo.lua as an editor saves it while 8 clients send requests:
 // no request may fail, and every client must see the new code within 1 s of the rename.
 func TestHotReloadUnderLoad(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, options{})
+	s := startServer(t, options{config: noRateLimit})
 	const clients, add = 8, 1000000
 	type result struct {
 		firstNew atomic.Int64 // unix nanoseconds of the first reply of the new code
@@ -429,7 +433,7 @@ end)
 // old or the new code, never fails, and each change takes effect.
 func TestEditorSaves(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, options{})
+	s := startServer(t, options{config: noRateLimit})
 	c := s.dial(t, "tcp")
 	guest(t, c, "editor")
 	var add atomic.Int64 // the latest code's addend; the previous one is add-1

@@ -104,6 +104,7 @@ type server struct {
 
 	// Addresses of the running process, from its "moonforge is running" log line.
 	tcp, ws, kcp, admin, version string
+	tls, wss                     string // "" when TLS is closed (production without a certificate)
 
 	log  *logBuffer
 	proc *process
@@ -160,7 +161,7 @@ func (s *server) launch() {
 	s.t.Helper()
 	args := []string{"run",
 		"-data", s.path("data"), "-lua", s.path("lua"), "-proto", s.path("proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "127.0.0.1:0"}
 	if !s.opts.production {
 		args = append(args, "-dev")
 	}
@@ -198,6 +199,7 @@ func (s *server) launch() {
 	select {
 	case f := <-p.ready:
 		s.tcp, s.ws, s.kcp, s.admin, s.version = f["tcp"], f["ws"], f["kcp"], f["admin"], f["version"]
+		s.tls, s.wss = f["tls"], f["wss"]
 		if s.tcp == "" || s.ws == "" || s.kcp == "" || s.admin == "" {
 			s.t.Fatalf("the running line lacks an address: %v", f)
 		}
@@ -257,6 +259,10 @@ func (s *server) addr(transport string) string {
 	switch transport {
 	case "ws":
 		return s.ws
+	case "tls":
+		return s.tls
+	case "wss":
+		return s.wss
 	case "kcp":
 		return s.kcp
 	}

@@ -161,6 +161,34 @@ func TestFailedStart(t *testing.T) {
 			want:    []string{"unknown option gate.hearbeat"},
 		},
 		{name: "missing config file", args: []string{"-config", "nope.yaml"}, want: []string{"nope.yaml", "no such file"}},
+		{name: "tls port in use", args: []string{"-dev", "-tls-tcp", busy, "-tls-ws", "127.0.0.1:0"}, want: []string{"tls", busy, "address already in use"}},
+		{
+			name: "missing tls certificate",
+			prepare: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "c.yaml"), "tls:\n  cert_file: nope.pem\n  key_file: nope-key.pem\n")
+			},
+			args: []string{"-config", "c.yaml"},
+			want: []string{"tls certificate", "nope.pem"},
+		},
+		{
+			name: "bad token key file",
+			prepare: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "bad.keys"), "garbage\n")
+				writeFile(t, filepath.Join(dir, "c.yaml"), "auth:\n  keys_file: bad.keys\n")
+			},
+			args: []string{"-config", "c.yaml"},
+			want: []string{"token keys", "bad.keys", "id:base64-secret"},
+		},
+		{name: "admin off loopback without a token", args: []string{"-admin", "0.0.0.0:0"}, want: []string{"admin", "not a loopback address", "MOONFORGE_ADMIN_TOKEN"}},
+		{
+			name: "short admin token",
+			prepare: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "t.txt"), "short\n")
+				writeFile(t, filepath.Join(dir, "c.yaml"), "admin:\n  token_file: t.txt\n")
+			},
+			args: []string{"-config", "c.yaml"},
+			want: []string{"admin", "t.txt", "at least 16"},
+		},
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
 		cases = append(cases, startCase{

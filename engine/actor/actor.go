@@ -29,6 +29,9 @@ type Config struct {
 	OnTick func(vm *script.VM, dt, late time.Duration)
 	// OnStop runs on the actor's goroutine after the last task, before the VM closes.
 	OnStop func(vm *script.VM)
+	// AfterRun, if set, runs after the actor's timers ran or a waiting handler resumed: work
+	// that no task of the actor's owner wraps (a room applies what its script asked for).
+	AfterRun func(vm *script.VM)
 }
 
 // Actor is one goroutine with one VM and a mailbox.
@@ -40,6 +43,7 @@ type Actor struct {
 	stop    chan struct{}
 	stopped atomic.Bool
 	done    chan struct{}
+	queued  atomic.Int64    // bytes of the tasks sent with SendBytes and not yet run
 	version atomic.Value    // string: the version the VM runs
 	changed <-chan struct{} // closed when the version the VM was loaded with is replaced
 
@@ -88,6 +92,24 @@ func (a *Actor) Send(t Task) bool {
 		return false
 	}
 }
+
+// SendBytes is Send for a task that holds n bytes (a request's payload): it is also refused
+// while the mailbox's queued bytes would pass the system's MailboxBytes, so that clients cannot
+// park unbounded memory in a queue. Safe for concurrent use.
+func (a *Actor) SendBytes(t Task, n int) bool {
+	if a.queued.Add(int64(n)) > a.sys.maxBytes && n > 0 {
+		a.queued.Add(-int64(n))
+		return false
+	}
+	if !a.Send(func(vm *script.VM) { a.queued.Add(-int64(n)); t(vm) }) {
+		a.queued.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// QueuedBytes returns the bytes of the queued tasks sent with SendBytes.
+func (a *Actor) QueuedBytes() int64 { return a.queued.Load() }
 
 // Depth returns the number of queued tasks.
 func (a *Actor) Depth() int { return len(a.mailbox) }
@@ -140,9 +162,11 @@ func (a *Actor) run() {
 			for _, ans := range a.takeAnswers() {
 				a.safely("answer", func() { a.vm.Resume(ans) })
 			}
+			a.afterRun()
 		case now := <-timer.C:
 			changed = a.maybeApply(changed)
 			a.safely("timers", func() { a.vm.RunTimers(now) })
+			a.afterRun()
 		case at := <-tick:
 			changed = a.maybeApply(changed)
 			now := time.Now()
@@ -164,6 +188,12 @@ func (a *Actor) run() {
 			}
 			return
 		}
+	}
+}
+
+func (a *Actor) afterRun() {
+	if a.cfg.AfterRun != nil {
+		a.safely("after run", func() { a.cfg.AfterRun(a.vm) })
 	}
 }
 

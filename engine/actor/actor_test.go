@@ -150,6 +150,39 @@ func TestMailboxFullRefuses(t *testing.T) {
 	}
 }
 
+func TestMailboxBytesRefuses(t *testing.T) {
+	b := bundle(t, withDelta("1"))
+	versions := script.NewVersions(b)
+	sys := actor.NewSystem(actor.SystemConfig{Services: &script.Services{}, Versions: versions, MailboxBytes: 1000})
+	t.Cleanup(sys.Stop)
+	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby", MailboxSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	a.Send(func(*script.VM) { close(started); <-release })
+	<-started
+	accepted := 0
+	for i := 0; i < 10; i++ {
+		if a.SendBytes(func(*script.VM) {}, 300) {
+			accepted++
+		}
+	}
+	if accepted != 3 || a.QueuedBytes() != 900 {
+		t.Fatalf("1000 bytes of mailbox accepted %d tasks of 300 bytes (%d queued)", accepted, a.QueuedBytes())
+	}
+	if !a.SendBytes(func(*script.VM) {}, 0) {
+		t.Fatal("a task without bytes was refused while the task count allows it")
+	}
+	done := make(chan struct{})
+	a.Send(func(*script.VM) { close(done) })
+	close(release)
+	<-done
+	if q := a.QueuedBytes(); q != 0 {
+		t.Fatalf("%d bytes still counted after the tasks ran", q)
+	}
+}
+
 func TestNewVersionAppliedBetweenTasksAndWhenIdle(t *testing.T) {
 	v1 := bundle(t, withDelta("1"))
 	v2 := bundle(t, withDelta("100"))

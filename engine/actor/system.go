@@ -26,6 +26,9 @@ type SystemConfig struct {
 	Log           *slog.Logger
 	Observer      Observer      // optional
 	WatchInterval time.Duration // how often overrunning calls are looked for; default 20ms
+	// MailboxBytes bounds the bytes (request payloads) queued in one actor's mailbox, for the
+	// tasks sent with SendBytes; default 16 MiB.
+	MailboxBytes int64
 }
 
 // System owns every actor of a process and the watchdog that enforces call deadlines. Safe for
@@ -35,6 +38,7 @@ type System struct {
 	versions *script.Versions
 	log      *slog.Logger
 	observer Observer
+	maxBytes int64
 
 	mu     sync.Mutex
 	actors map[*Actor]struct{}
@@ -55,11 +59,15 @@ func NewSystem(cfg SystemConfig) *System {
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 20 * time.Millisecond
 	}
+	if cfg.MailboxBytes <= 0 {
+		cfg.MailboxBytes = 16 << 20
+	}
 	s := &System{
 		svc:      cfg.Services,
 		versions: cfg.Versions,
 		log:      cfg.Log,
 		observer: cfg.Observer,
+		maxBytes: cfg.MailboxBytes,
 		actors:   map[*Actor]struct{}{},
 		quit:     make(chan struct{}),
 	}

@@ -42,7 +42,7 @@ func TestEndpoints(t *testing.T) {
 	}
 	m.Answered("demo.EchoReq", 0, time.Millisecond)
 	m.Answered("demo.EchoReq", protocol.Timeout, time.Second)
-	s, err := Start("127.0.0.1:0", Deps{Registry: m.Registry, Reloader: r, Status: func() any { return map[string]int{"rooms": 7} }})
+	s, err := Start("127.0.0.1:0", Deps{Registry: m.Registry, Reloader: r, Status: func() any { return map[string]int{"rooms": 7} }, Pprof: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +103,105 @@ func TestEndpoints(t *testing.T) {
 	}
 	if code, _ := get("GET", "/nothing"); code != http.StatusNotFound {
 		t.Errorf("GET /nothing: %d, want 404", code)
+	}
+}
+
+func startGuarded(t *testing.T, addr string, d Deps) (string, error) {
+	t.Helper()
+	m := metrics.New(metrics.Gauges{})
+	d.Registry = m.Registry
+	d.Status = func() any { return "ok" }
+	s, err := Start(addr, d)
+	if err != nil {
+		return "", err
+	}
+	t.Cleanup(func() { _ = s.Shutdown(t.Context()) })
+	_, port, _ := strings.Cut(s.Addr().String(), "]:")
+	if port == "" {
+		_, port, _ = strings.Cut(s.Addr().String(), ":")
+	}
+	return "127.0.0.1:" + port, nil
+}
+
+func do(t *testing.T, method, url string, header map[string]string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestGuards(t *testing.T) {
+	if _, err := startGuarded(t, "0.0.0.0:0", Deps{}); err == nil || !strings.Contains(err.Error(), TokenEnv) {
+		t.Fatalf("all interfaces without a token: %v", err)
+	}
+	dir := t.TempDir()
+	copyFile(t, "../../proto/moonforge/protocol.proto", filepath.Join(dir, "proto/moonforge/protocol.proto"))
+	copyFile(t, "../../proto/demo/demo.proto", filepath.Join(dir, "proto/demo/demo.proto"))
+	copyFile(t, "../../lua/lobby/echo.lua", filepath.Join(dir, "lua/lobby/echo.lua"))
+	r, err := reload.Start(reload.Config{LuaDir: filepath.Join(dir, "lua"), ProtoDir: filepath.Join(dir, "proto")})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Loopback without a token: no pprof unless enabled; no cross-origin POST; no foreign Host.
+	addr, err := startGuarded(t, "127.0.0.1:0", Deps{Reloader: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+	for _, c := range []struct {
+		method, path string
+		header       map[string]string
+		want         int
+	}{
+		{"GET", "/status", nil, 200},
+		{"GET", "/debug/pprof/", nil, 404},
+		{"POST", "/reload", nil, 200},
+		{"POST", "/reload", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"POST", "/reload", map[string]string{"Origin": "http://evil.example"}, 403},
+		{"GET", "/status", map[string]string{"Host": "evil.example:7080"}, 403},
+		{"GET", "/healthz", map[string]string{"Host": "evil.example:7080"}, 200},
+		{"GET", "/status", map[string]string{"Host": "localhost:7080"}, 200},
+	} {
+		if got := do(t, c.method, base+c.path, c.header); got != c.want {
+			t.Errorf("%s %s %v: %d, want %d", c.method, c.path, c.header, got, c.want)
+		}
+	}
+
+	// All interfaces with a token: every path but /healthz needs it.
+	addr, err = startGuarded(t, "0.0.0.0:0", Deps{Reloader: r, Token: "s3cret", Pprof: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base = "http://" + addr
+	bearer := map[string]string{"Authorization": "Bearer s3cret"}
+	for _, c := range []struct {
+		method, path string
+		header       map[string]string
+		want         int
+	}{
+		{"GET", "/healthz", nil, 200},
+		{"GET", "/metrics", nil, 401},
+		{"POST", "/reload", nil, 401},
+		{"POST", "/reload", map[string]string{"Authorization": "Bearer wrong"}, 401},
+		{"GET", "/metrics", bearer, 200},
+		{"POST", "/reload", bearer, 200},
+		{"GET", "/debug/pprof/", bearer, 200},
+		{"GET", "/status", map[string]string{"Authorization": "Bearer s3cret", "Host": "game.example"}, 200},
+	} {
+		if got := do(t, c.method, base+c.path, c.header); got != c.want {
+			t.Errorf("token: %s %s %v: %d, want %d", c.method, c.path, c.header, got, c.want)
+		}
 	}
 }

@@ -25,6 +25,9 @@ const (
 	MaxAccountLenLimit = 900
 	// MaxMethodLen is the longest external login method name.
 	MaxMethodLen = 64
+	// MinDeviceIDLen and MaxDeviceIDLen bound a guest's device id in bytes (PROTOCOL.md).
+	MinDeviceIDLen = 16
+	MaxDeviceIDLen = 128
 )
 
 // Config configures Accounts. A zero (or negative) field takes its default.
@@ -39,7 +42,8 @@ type Config struct {
 	// hashing. Default 256.
 	MaxSecretLen int
 	// HashConcurrency is how many argon2id computations may run at once;
-	// callers beyond that wait, honouring ctx. Default runtime.NumCPU().
+	// callers beyond that wait, honouring ctx. Default half the cores (at
+	// least 1), so that a password flood leaves cores to logged-in players.
 	HashConcurrency int
 	// Argon2 are the parameters of new password hashes. Zero fields take
 	// DefaultArgon2Params' values; others are clamped to sane ranges.
@@ -58,7 +62,7 @@ func (c Config) withDefaults() Config {
 		c.MaxSecretLen = DefaultMaxSecretLen
 	}
 	if c.HashConcurrency <= 0 {
-		c.HashConcurrency = runtime.NumCPU()
+		c.HashConcurrency = max(1, runtime.NumCPU()/2)
 	}
 	c.Argon2 = c.Argon2.withDefaults()
 	return c
@@ -118,13 +122,18 @@ func NewAccounts(s store.Store, cfg Config) *Accounts {
 	}
 }
 
-// Guest maps a device id to a player id, creating the player on first sight
-// (created=true).
-func (a *Accounts) Guest(ctx context.Context, deviceID string) (playerID string, created bool, err error) {
-	if err := a.checkName("device id", deviceID); err != nil {
+// Guest maps a device id (MinDeviceIDLen to MaxDeviceIDLen bytes) to a player
+// id, creating the player on first sight (created=true). mayCreate, if not
+// nil, is asked just before a player would be created; false makes Guest
+// fail with ErrCreationLimited.
+func (a *Accounts) Guest(ctx context.Context, deviceID string, mayCreate func() bool) (playerID string, created bool, err error) {
+	if n := len(deviceID); n < MinDeviceIDLen || n > MaxDeviceIDLen {
+		return "", false, fmt.Errorf("%w: a device id is %d to %d bytes, not %d", ErrInvalidAccount, MinDeviceIDLen, MaxDeviceIDLen, n)
+	}
+	if err := checkText("device id", deviceID); err != nil {
 		return "", false, err
 	}
-	return a.findOrCreate(ctx, guestPrefix+deviceID, profile{Login: "guest"})
+	return a.findOrCreate(ctx, guestPrefix+deviceID, profile{Login: "guest"}, mayCreate)
 }
 
 // External maps an account id that a custom (Lua-registered) login method
@@ -138,7 +147,7 @@ func (a *Accounts) External(ctx context.Context, method, accountID string) (play
 	if err := a.checkName("account id", accountID); err != nil {
 		return "", false, err
 	}
-	return a.findOrCreate(ctx, extPrefix+method+"/"+accountID, profile{Login: "external", Method: method})
+	return a.findOrCreate(ctx, extPrefix+method+"/"+accountID, profile{Login: "external", Method: method}, nil)
 }
 
 // Password logs in with account and secret, or with register=true creates
@@ -259,8 +268,8 @@ func (a *Accounts) withHashSlot(ctx context.Context, fn func()) error {
 }
 
 // findOrCreate returns the player id stored at key, or creates a player
-// with prof and stores its id at key.
-func (a *Accounts) findOrCreate(ctx context.Context, key string, prof profile) (string, bool, error) {
+// with prof and stores its id at key if mayCreate (nil: always) allows it.
+func (a *Accounts) findOrCreate(ctx context.Context, key string, prof profile, mayCreate func() bool) (string, bool, error) {
 	if id, err := a.readPlayerID(ctx, key); !errors.Is(err, store.ErrNotFound) {
 		return id, false, err
 	}
@@ -271,6 +280,9 @@ func (a *Accounts) findOrCreate(ctx context.Context, key string, prof profile) (
 	defer unlock()
 	if id, err := a.readPlayerID(ctx, key); !errors.Is(err, store.ErrNotFound) {
 		return id, false, err
+	}
+	if mayCreate != nil && !mayCreate() {
+		return "", false, ErrCreationLimited
 	}
 	id, err := a.create(ctx, prof, func(id string) (store.Op, error) {
 		return store.Op{Key: key, Value: []byte(id)}, nil
@@ -373,6 +385,13 @@ func (a *Accounts) checkName(what, s string) error {
 		return fmt.Errorf("%w: empty %s", ErrInvalidAccount, what)
 	case len(s) > a.cfg.MaxAccountLen:
 		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidAccount, what, a.cfg.MaxAccountLen)
+	}
+	return checkText(what, s)
+}
+
+// checkText refuses invalid UTF-8 and control characters.
+func checkText(what, s string) error {
+	switch {
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidAccount, what)
 	case strings.ContainsFunc(s, unicode.IsControl):

@@ -46,22 +46,22 @@ func readProfile(t *testing.T, s store.Store, playerID string) profile {
 func TestGuest(t *testing.T) {
 	a, s := testAccounts(t, Config{})
 	ctx := t.Context()
-	id, created, err := a.Guest(ctx, "device-1")
+	id, created, err := a.Guest(ctx, "device-1-0123456789", nil)
 	if err != nil || !created || !playerIDPattern.MatchString(id) {
 		t.Fatalf("first Guest = %q, %v, %v", id, created, err)
 	}
-	again, created, err := a.Guest(ctx, "device-1")
+	again, created, err := a.Guest(ctx, "device-1-0123456789", nil)
 	if err != nil || created || again != id {
 		t.Fatalf("second Guest = %q, %v, %v; want %q, false", again, created, err, id)
 	}
-	other, created, err := a.Guest(ctx, "device-2")
+	other, created, err := a.Guest(ctx, "device-2-0123456789", nil)
 	if err != nil || !created || other == id {
 		t.Fatalf("other device: %q, %v, %v", other, created, err)
 	}
 	if p := readProfile(t, s, id); p.Login != "guest" {
 		t.Fatalf("profile = %+v", p)
 	}
-	raw, err := s.Get(ctx, "account/guest/device-1")
+	raw, err := s.Get(ctx, "account/guest/device-1-0123456789")
 	if err != nil || string(raw) != id {
 		t.Fatalf("guest record = %q, %v", raw, err)
 	}
@@ -71,7 +71,7 @@ func TestInvalidNames(t *testing.T) {
 	a, _ := testAccounts(t, Config{MaxAccountLen: 10})
 	ctx := t.Context()
 	for _, name := range []string{"", "elevenbytes", "bad\xffutf8", "tab\there", "nl\n", "del\x7f", "c1\u0085"} {
-		if _, _, err := a.Guest(ctx, name); !errors.Is(err, ErrInvalidAccount) {
+		if _, _, err := a.Guest(ctx, name+"-padded-to-16-bytes", nil); !errors.Is(err, ErrInvalidAccount) && name != "elevenbytes" && name != "" {
 			t.Errorf("Guest(%q) = %v, want ErrInvalidAccount", name, err)
 		}
 		if _, _, err := a.Password(ctx, name, "long enough password", true); !errors.Is(err, ErrInvalidAccount) {
@@ -82,9 +82,36 @@ func TestInvalidNames(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"tenbytes!!", "é🙂", "a/b", "x y"} {
-		if _, _, err := a.Guest(ctx, name); err != nil {
+		if _, _, err := a.Guest(ctx, name+"-padded-to-16-bytes", nil); err != nil {
 			t.Errorf("Guest(%q) = %v", name, err)
 		}
+	}
+}
+
+// TestGuestDeviceIDLength: PROTOCOL.md's 16 to 128 bytes, whatever MaxAccountLen says.
+func TestGuestDeviceIDLength(t *testing.T) {
+	a, _ := testAccounts(t, Config{MaxAccountLen: 10})
+	for n, ok := range map[int]bool{0: false, 15: false, 16: true, 64: true, 128: true, 129: false, 4000: false} {
+		_, _, err := a.Guest(t.Context(), strings.Repeat("d", n), nil)
+		if ok != (err == nil) || !ok && !errors.Is(err, ErrInvalidAccount) {
+			t.Errorf("device id of %d bytes: %v", n, err)
+		}
+	}
+}
+
+func TestGuestCreationLimit(t *testing.T) {
+	a, _ := testAccounts(t, Config{})
+	ctx := t.Context()
+	id, _, err := a.Guest(ctx, "limited-device-0001", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse := func() bool { return false }
+	if got, created, err := a.Guest(ctx, "limited-device-0001", refuse); err != nil || created || got != id {
+		t.Fatalf("an existing guest under a refusing limit: %q %v %v", got, created, err)
+	}
+	if _, _, err := a.Guest(ctx, "limited-device-0002", refuse); !errors.Is(err, ErrCreationLimited) {
+		t.Fatalf("a new guest under a refusing limit: %v", err)
 	}
 }
 
@@ -118,7 +145,7 @@ func TestPassword(t *testing.T) {
 	}
 	// Account names are their own namespace: a guest with the same name is
 	// another player.
-	if g, _, err := a.Guest(ctx, "alice"); err != nil || g == id {
+	if g, _, err := a.Guest(ctx, "alice-0123456789ab", nil); err != nil || g == id {
 		t.Fatalf("guest alice = %q, %v", g, err)
 	}
 }
@@ -280,7 +307,7 @@ func TestConcurrentGuestAndExternal(t *testing.T) {
 		wg.Go(func() {
 			var err error
 			if i%2 == 0 {
-				ids[i], created[i], err = a.Guest(t.Context(), "shared-device")
+				ids[i], created[i], err = a.Guest(t.Context(), "shared-device-0123", nil)
 			} else {
 				ids[i], created[i], err = a.External(t.Context(), "steam", "76561198000000000")
 			}
@@ -343,15 +370,15 @@ func TestCorruptRecords(t *testing.T) {
 	a, s := testAccounts(t, Config{})
 	ctx := t.Context()
 	for key, value := range map[string]string{
-		"account/guest/broken":    "not a player id",
-		"account/password/broken": `{"player_id":"pabcdefghijklmnopqrst","hash":"$argon2id$v=19$m=99999999,t=1,p=1$AAAA$AAAA"}`,
-		"account/password/notjs":  `{`,
+		"account/guest/broken-0123456789": "not a player id",
+		"account/password/broken":         `{"player_id":"pabcdefghijklmnopqrst","hash":"$argon2id$v=19$m=99999999,t=1,p=1$AAAA$AAAA"}`,
+		"account/password/notjs":          `{`,
 	} {
 		if err := s.Put(ctx, key, []byte(value)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := a.Guest(ctx, "broken"); err == nil || errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.Guest(ctx, "broken-0123456789", nil); err == nil || errors.Is(err, ErrBadCredentials) {
 		t.Errorf("corrupt guest record: %v", err)
 	}
 	for _, name := range []string{"broken", "notjs"} {
@@ -365,7 +392,7 @@ func TestAccountsSurviveReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "moonforge.db")
 	s := openStore(t, path)
 	a := NewAccounts(s, Config{Argon2: fastArgon2})
-	guest, _, err := a.Guest(t.Context(), "dev")
+	guest, _, err := a.Guest(t.Context(), "dev-device-012345", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +404,7 @@ func TestAccountsSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = NewAccounts(openStore(t, path), Config{Argon2: fastArgon2})
-	if id, created, err := a.Guest(t.Context(), "dev"); err != nil || created || id != guest {
+	if id, created, err := a.Guest(t.Context(), "dev-device-012345", nil); err != nil || created || id != guest {
 		t.Fatalf("guest after reopen = %q, %v, %v", id, created, err)
 	}
 	if id, _, err := a.Password(t.Context(), "heidi", "heidi-password", false); err != nil || id != member {
@@ -389,7 +416,7 @@ func TestCanceledContext(t *testing.T) {
 	a, _ := testAccounts(t, Config{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, _, err := a.Guest(ctx, "dev"); !errors.Is(err, context.Canceled) {
+	if _, _, err := a.Guest(ctx, "dev-device-012345", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Guest = %v", err)
 	}
 	if _, _, err := a.Password(ctx, "ivan", "ivan-password", true); !errors.Is(err, context.Canceled) {

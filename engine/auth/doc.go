@@ -10,7 +10,12 @@
 //	account/password/<account name>  JSON {"player_id": ..., "hash": "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>"}
 //	account/ext/<method>/<account>   player id (method names contain no '/')
 //	player/<player id>/profile       JSON {"created_at": RFC 3339, "login": "guest"|"password"|"external", "method": ...}
-//	sys/token_key                    the HMAC key of login tokens (LoadOrCreateKey)
+//	revoked/session/<session id>     expiry: every token of the session is revoked (Revocations)
+//	revoked/player/<player id>       expiry, then the time up to which the player's tokens are revoked
+//	revoked/refresh/<hex token id>   expiry: a refresh token already used
+//
+// The token signing keys are not in the store: they come from a file or the
+// environment (LoadKeys).
 //
 // Player ids are "p" and 20 characters of lowercase base32 (100 random
 // bits). Account names and device ids are compared byte for byte: no case

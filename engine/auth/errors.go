@@ -17,4 +17,9 @@ var (
 	ErrBadToken = errors.New("auth: invalid token")
 	// ErrExpiredToken: a genuine token past its expiry.
 	ErrExpiredToken = errors.New("auth: token expired")
+	// ErrRevokedToken: a genuine token revoked by a logout, or a refresh
+	// token used before.
+	ErrRevokedToken = errors.New("auth: token revoked")
+	// ErrCreationLimited: a new account refused by a creation rate limit.
+	ErrCreationLimited = errors.New("auth: too many new accounts from this address: try again later")
 )

@@ -1,107 +1,182 @@
 package auth
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
-
-	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Token limits.
 const (
-	// MinKeyLen is the shortest HMAC key NewTokens accepts.
+	// MinKeyLen is the shortest HMAC key accepted.
 	MinKeyLen = 32
 	// MaxIDLen is the longest player or session id, in bytes, that a token
 	// carries.
 	MaxIDLen = 255
 	// MaxTokenLen is the longest token Verify looks at; longer input is
 	// ErrBadToken before any decoding or hashing. A token of two MaxIDLen
-	// ids is about 740 bytes.
+	// ids is about 800 bytes.
 	MaxTokenLen = 1024
-	// TokenKeyKey is the store key of the token key (LoadOrCreateKey).
-	TokenKeyKey = "sys/token_key"
 )
 
 const (
-	tokenPrefix = "v1."
+	tokenPrefix = "v2."
 	macLen      = sha256.Size
+	refreshID   = 16 // random bytes that make each refresh token single-use
 )
 
-// Claims is what a token says: who, in which session, until when.
+// Kind tells access tokens from refresh tokens; each is refused where the
+// other is expected.
+type Kind byte
+
+// Token kinds.
+const (
+	Access  Kind = 1
+	Refresh Kind = 2
+)
+
+// Claims is what a token says: who, in which session, since and until when.
 type Claims struct {
+	Kind      Kind
 	PlayerID  string
 	SessionID string
+	ID        string    // refresh tokens: random, unique; access tokens: empty
+	IssuedAt  time.Time // millisecond precision
 	ExpiresAt time.Time // millisecond precision
 }
 
-// Tokens issues and verifies signed, expiring login tokens:
+// Tokens issues and verifies signed, expiring tokens:
 //
-//	"v1." + base64url(payload) + "." + base64url(HMAC-SHA256(key, "v1." + base64url(payload)))
+//	"v2." + key id + "." + base64url(payload) + "." + base64url(HMAC-SHA256(key, everything before the last "."))
 //
-// where payload is the expiry in Unix milliseconds (8 bytes, big-endian),
-// then the player id and the session id, each as one length byte and its
-// bytes. Any byte values are allowed in the ids. Tokens is safe for
-// concurrent use.
+// where payload is the kind (1 byte), the issue and expiry times in Unix
+// milliseconds (8 bytes each, big-endian), then the player id, the session
+// id and the token id, each as one length byte and its bytes. Tokens is safe
+// for concurrent use; SetKeys swaps the keys while it serves.
 type Tokens struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	keys       atomic.Pointer[keySet]
+	ttl        time.Duration
+	refreshTTL time.Duration
+	now        func() time.Time
 }
 
-// NewTokens returns Tokens that sign with key (at least MinKeyLen bytes; it
-// is copied) and issue tokens valid for ttl.
-func NewTokens(key []byte, ttl time.Duration) (*Tokens, error) {
-	if len(key) < MinKeyLen {
-		return nil, fmt.Errorf("auth: token key is %d bytes, want at least %d", len(key), MinKeyLen)
-	}
-	if ttl <= 0 {
-		return nil, fmt.Errorf("auth: token lifetime %v is not positive", ttl)
-	}
-	return &Tokens{key: append([]byte(nil), key...), ttl: ttl, now: time.Now}, nil
+type keySet struct {
+	signer Key
+	byID   map[string][]byte
 }
 
-// Issue returns a token for the player and session, valid until expiresAt
-// (now plus the ttl, in whole milliseconds). Both ids are the engine's own,
-// never client input: an id longer than MaxIDLen is a programming error, and
-// Issue panics on it.
+// NewTokens returns Tokens that sign with keys[0], verify with any of keys
+// (see ParseKeys), and issue access tokens valid for ttl and refresh tokens
+// valid for refreshTTL.
+func NewTokens(keys []Key, ttl, refreshTTL time.Duration) (*Tokens, error) {
+	if ttl <= 0 || refreshTTL <= 0 {
+		return nil, fmt.Errorf("auth: token lifetimes %v and %v must be positive", ttl, refreshTTL)
+	}
+	t := &Tokens{ttl: ttl, refreshTTL: refreshTTL, now: time.Now}
+	if err := t.SetKeys(keys); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// SetKeys replaces the keys (they are copied); tokens signed by a key that
+// is no longer listed stop verifying.
+func (t *Tokens) SetKeys(keys []Key) error {
+	if len(keys) == 0 {
+		return fmt.Errorf("auth: no token key")
+	}
+	ks := &keySet{byID: map[string][]byte{}}
+	for _, k := range keys {
+		if err := checkKeyID(k.ID); err != nil {
+			return fmt.Errorf("auth: %w", err)
+		}
+		if len(k.Secret) < MinKeyLen {
+			return fmt.Errorf("auth: token key %q is %d bytes, want at least %d", k.ID, len(k.Secret), MinKeyLen)
+		}
+		if _, dup := ks.byID[k.ID]; dup {
+			return fmt.Errorf("auth: token key id %q appears twice", k.ID)
+		}
+		ks.byID[k.ID] = append([]byte(nil), k.Secret...)
+	}
+	ks.signer = Key{ID: keys[0].ID, Secret: ks.byID[keys[0].ID]}
+	t.keys.Store(ks)
+	return nil
+}
+
+// Issue returns an access token for the player and session, valid until
+// expiresAt (now plus the ttl, in whole milliseconds). Both ids are the
+// engine's own, never client input: an id longer than MaxIDLen is a
+// programming error, and Issue panics on it.
 func (t *Tokens) Issue(playerID, sessionID string) (token string, expiresAt time.Time) {
+	return t.issue(Access, playerID, sessionID, t.ttl)
+}
+
+// IssueRefresh returns a refresh token for the player and session, valid
+// for the refresh lifetime; each carries a fresh random id.
+func (t *Tokens) IssueRefresh(playerID, sessionID string) (token string, expiresAt time.Time) {
+	return t.issue(Refresh, playerID, sessionID, t.refreshTTL)
+}
+
+// RefreshTTL is the lifetime of refresh tokens: the longest any token lives.
+func (t *Tokens) RefreshTTL() time.Duration { return t.refreshTTL }
+
+func (t *Tokens) issue(kind Kind, playerID, sessionID string, ttl time.Duration) (string, time.Time) {
 	if len(playerID) > MaxIDLen || len(sessionID) > MaxIDLen {
 		panic(fmt.Sprintf("auth: Issue: player id (%d bytes) or session id (%d bytes) longer than %d", len(playerID), len(sessionID), MaxIDLen))
 	}
-	expiresAt = time.UnixMilli(t.now().Add(t.ttl).UnixMilli())
-	return t.sign(Claims{PlayerID: playerID, SessionID: sessionID, ExpiresAt: expiresAt}), expiresAt
+	now := t.now()
+	c := Claims{
+		Kind:      kind,
+		PlayerID:  playerID,
+		SessionID: sessionID,
+		IssuedAt:  time.UnixMilli(now.UnixMilli()),
+		ExpiresAt: time.UnixMilli(now.Add(ttl).UnixMilli()),
+	}
+	if kind == Refresh {
+		id := make([]byte, refreshID)
+		rand.Read(id) // never fails
+		c.ID = string(id)
+	}
+	return t.sign(t.keys.Load().signer, c), c.ExpiresAt
 }
 
 // sign encodes and signs c, whose ids are at most MaxIDLen bytes.
-func (t *Tokens) sign(c Claims) string {
-	payload := make([]byte, 0, 10+len(c.PlayerID)+len(c.SessionID))
+func (t *Tokens) sign(k Key, c Claims) string {
+	payload := make([]byte, 0, 20+len(c.PlayerID)+len(c.SessionID)+len(c.ID))
+	payload = append(payload, byte(c.Kind))
+	payload = binary.BigEndian.AppendUint64(payload, uint64(c.IssuedAt.UnixMilli()))
 	payload = binary.BigEndian.AppendUint64(payload, uint64(c.ExpiresAt.UnixMilli()))
-	payload = append(payload, byte(len(c.PlayerID)))
-	payload = append(payload, c.PlayerID...)
-	payload = append(payload, byte(len(c.SessionID)))
-	payload = append(payload, c.SessionID...)
-	signed := tokenPrefix + b64.EncodeToString(payload)
-	return signed + "." + b64.EncodeToString(t.mac(signed))
+	for _, s := range []string{c.PlayerID, c.SessionID, c.ID} {
+		payload = append(payload, byte(len(s)))
+		payload = append(payload, s...)
+	}
+	signed := tokenPrefix + k.ID + "." + b64.EncodeToString(payload)
+	return signed + "." + b64.EncodeToString(mac(k.Secret, signed))
 }
 
-func (t *Tokens) mac(signed string) []byte {
-	h := hmac.New(sha256.New, t.key)
+func mac(key []byte, signed string) []byte {
+	h := hmac.New(sha256.New, key)
 	h.Write([]byte(signed))
 	return h.Sum(nil)
 }
 
-// Verify checks token's signature and expiry and returns its claims. It
-// fails with ErrBadToken for anything malformed, too long or not signed by
-// this key, and with ErrExpiredToken for a genuine token past its expiry.
-func (t *Tokens) Verify(token string) (Claims, error) {
+// Verify checks an access token's signature and expiry and returns its
+// claims. It fails with ErrBadToken for anything malformed, too long, not
+// signed by one of the keys or not an access token, and with
+// ErrExpiredToken for a genuine token past its expiry. Revocation is
+// Revocations.Check's business.
+func (t *Tokens) Verify(token string) (Claims, error) { return t.verify(token, Access) }
+
+// VerifyRefresh is Verify for refresh tokens.
+func (t *Tokens) VerifyRefresh(token string) (Claims, error) { return t.verify(token, Refresh) }
+
+func (t *Tokens) verify(token string, kind Kind) (Claims, error) {
 	if len(token) > MaxTokenLen {
 		return Claims{}, ErrBadToken
 	}
@@ -109,7 +184,15 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if !ok {
 		return Claims{}, ErrBadToken
 	}
+	kid, rest, ok := strings.Cut(rest, ".")
+	if !ok {
+		return Claims{}, ErrBadToken
+	}
 	payload64, sig64, ok := strings.Cut(rest, ".")
+	if !ok {
+		return Claims{}, ErrBadToken
+	}
+	key, ok := t.keys.Load().byID[kid]
 	if !ok {
 		return Claims{}, ErrBadToken
 	}
@@ -117,7 +200,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if err != nil || len(sig) != macLen {
 		return Claims{}, ErrBadToken
 	}
-	if subtle.ConstantTimeCompare(sig, t.mac(token[:len(tokenPrefix)+len(payload64)])) != 1 {
+	if subtle.ConstantTimeCompare(sig, mac(key, token[:len(token)-len(sig64)-1])) != 1 {
 		return Claims{}, ErrBadToken
 	}
 	payload, err := decodeCanonical(b64, payload64)
@@ -125,7 +208,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		return Claims{}, ErrBadToken
 	}
 	c, ok := decodeClaims(payload)
-	if !ok {
+	if !ok || c.Kind != kind {
 		return Claims{}, ErrBadToken
 	}
 	if !t.now().Before(c.ExpiresAt) {
@@ -136,17 +219,20 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 
 // decodeClaims parses a payload that must hold exactly the claims.
 func decodeClaims(p []byte) (Claims, bool) {
-	if len(p) < 8 {
+	if len(p) < 17 {
 		return Claims{}, false
 	}
-	c := Claims{ExpiresAt: time.UnixMilli(int64(binary.BigEndian.Uint64(p)))}
-	p = p[8:]
+	c := Claims{
+		Kind:      Kind(p[0]),
+		IssuedAt:  time.UnixMilli(int64(binary.BigEndian.Uint64(p[1:]))),
+		ExpiresAt: time.UnixMilli(int64(binary.BigEndian.Uint64(p[9:]))),
+	}
+	p = p[17:]
 	var ok bool
-	if c.PlayerID, p, ok = cutLenPrefixed(p); !ok {
-		return Claims{}, false
-	}
-	if c.SessionID, p, ok = cutLenPrefixed(p); !ok {
-		return Claims{}, false
+	for _, dst := range []*string{&c.PlayerID, &c.SessionID, &c.ID} {
+		if *dst, p, ok = cutLenPrefixed(p); !ok {
+			return Claims{}, false
+		}
 	}
 	return c, len(p) == 0
 }
@@ -157,27 +243,4 @@ func cutLenPrefixed(p []byte) (s string, rest []byte, ok bool) {
 	}
 	n := int(p[0]) + 1
 	return string(p[1:n]), p[n:], true
-}
-
-// LoadOrCreateKey returns the token key stored under TokenKeyKey, creating
-// a random 32-byte key on first use, so that tokens outlive a restart. Call
-// it once at start-up: two processes creating the key at the same moment
-// could each keep a different one (the store has no compare-and-set yet).
-func LoadOrCreateKey(ctx context.Context, s store.Store) ([]byte, error) {
-	key, err := s.Get(ctx, TokenKeyKey)
-	switch {
-	case err == nil:
-		if len(key) < MinKeyLen {
-			return nil, fmt.Errorf("auth: stored token key %q is %d bytes, want at least %d", TokenKeyKey, len(key), MinKeyLen)
-		}
-		return key, nil
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("auth: load token key: %w", err)
-	}
-	key = make([]byte, MinKeyLen)
-	rand.Read(key) // never fails
-	if err := s.Put(ctx, TokenKeyKey, key); err != nil {
-		return nil, fmt.Errorf("auth: save token key: %w", err)
-	}
-	return key, nil
 }

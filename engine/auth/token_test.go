@@ -3,7 +3,6 @@ package auth
 import (
 	"bytes"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +12,12 @@ import (
 
 var testKey = bytes.Repeat([]byte("k"), MinKeyLen)
 
+func testKeys(secret []byte) []Key { return []Key{{ID: "k1", Secret: secret}} }
+
 // testTokens returns Tokens with a clock that the test sets through *now.
 func testTokens(t testing.TB, ttl time.Duration) (*Tokens, *time.Time) {
 	t.Helper()
-	tok, err := NewTokens(testKey, ttl)
+	tok, err := NewTokens(testKeys(testKey), ttl, 10*ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,14 +27,23 @@ func testTokens(t testing.TB, ttl time.Duration) (*Tokens, *time.Time) {
 }
 
 func TestNewTokensRejects(t *testing.T) {
-	if _, err := NewTokens(testKey[:MinKeyLen-1], time.Hour); err == nil {
+	if _, err := NewTokens(testKeys(testKey[:MinKeyLen-1]), time.Hour, time.Hour); err == nil {
 		t.Error("accepted a 31-byte key")
 	}
-	if _, err := NewTokens(testKey, 0); err == nil {
+	if _, err := NewTokens(testKeys(testKey), 0, time.Hour); err == nil {
 		t.Error("accepted a zero ttl")
 	}
+	if _, err := NewTokens(nil, time.Hour, time.Hour); err == nil {
+		t.Error("accepted no key")
+	}
+	if _, err := NewTokens([]Key{{ID: "a b", Secret: testKey}}, time.Hour, time.Hour); err == nil {
+		t.Error("accepted a key id with a space")
+	}
+	if _, err := NewTokens([]Key{{ID: "a", Secret: testKey}, {ID: "a", Secret: testKey}}, time.Hour, time.Hour); err == nil {
+		t.Error("accepted a key id twice")
+	}
 	key := bytes.Clone(testKey)
-	tok, err := NewTokens(key, time.Hour)
+	tok, err := NewTokens(testKeys(key), time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +117,16 @@ func TestVerifyTampered(t *testing.T) {
 	tok, _ := testTokens(t, time.Hour)
 	token, _ := tok.Issue("p1", "s1")
 	other, _ := tok.Issue("p2", "s1")
-	payload, sig, _ := strings.Cut(strings.TrimPrefix(token, tokenPrefix), ".")
-	otherPayload, otherSig, _ := strings.Cut(strings.TrimPrefix(other, tokenPrefix), ".")
+	const head = tokenPrefix + "k1."
+	payload, sig, _ := strings.Cut(strings.TrimPrefix(token, head), ".")
+	otherPayload, otherSig, _ := strings.Cut(strings.TrimPrefix(other, head), ".")
 
 	forged, _ := testTokens(t, time.Hour)
-	forged.key = bytes.Repeat([]byte("f"), MinKeyLen)
+	if err := forged.SetKeys(testKeys(bytes.Repeat([]byte("f"), MinKeyLen))); err != nil {
+		t.Fatal(err)
+	}
 	forgedToken, _ := forged.Issue("p1", "s1")
+	refresh, _ := tok.IssueRefresh("p1", "s1")
 
 	flip := func(s string, i int) string {
 		b := []byte(s)
@@ -120,25 +134,28 @@ func TestVerifyTampered(t *testing.T) {
 		return string(b)
 	}
 	bad := map[string]string{
-		"payload byte flipped":   tokenPrefix + flip(payload, 3) + "." + sig,
-		"signature byte flipped": tokenPrefix + payload + "." + flip(sig, 10),
-		"other payload":          tokenPrefix + otherPayload + "." + sig,
-		"other signature":        tokenPrefix + payload + "." + otherSig,
+		"payload byte flipped":   head + flip(payload, 3) + "." + sig,
+		"signature byte flipped": head + payload + "." + flip(sig, 10),
+		"other payload":          head + otherPayload + "." + sig,
+		"other signature":        head + payload + "." + otherSig,
 		"other key":              forgedToken,
+		"unknown key id":         tokenPrefix + "k2." + payload + "." + sig,
+		"no key id":              tokenPrefix + payload + "." + sig,
+		"refresh token":          refresh,
 		"signature truncated":    token[:len(token)-1],
 		"signature extended":     token + "A",
-		"version changed":        "v2." + payload + "." + sig,
+		"version changed":        "v1.k1." + payload + "." + sig,
 		"empty":                  "",
-		"prefix only":            "v1.",
-		"no signature":           "v1." + payload,
-		"empty parts":            "v1..",
+		"prefix only":            "v2.",
+		"no signature":           head + payload,
+		"empty parts":            "v2...",
 		"extra part":             token + ".x",
 		"padding":                token + "=",
 		"too long":               token + strings.Repeat("A", MaxTokenLen),
 		"garbage":                "not a token at all",
 		"spaces":                 " " + token,
 		"newline in signature":   token[:len(token)-3] + "\n" + token[len(token)-3:],
-		"CR in payload":          tokenPrefix + payload[:4] + "\r" + payload[4:] + "." + sig,
+		"CR in payload":          head + payload[:4] + "\r" + payload[4:] + "." + sig,
 	}
 	for name, s := range bad {
 		if c, err := tok.Verify(s); !errors.Is(err, ErrBadToken) {
@@ -151,62 +168,20 @@ func TestVerifyTampered(t *testing.T) {
 // not decode to claims is still ErrBadToken.
 func TestVerifyRejectsBadPayload(t *testing.T) {
 	tok, _ := testTokens(t, time.Hour)
+	times := make([]byte, 16)
 	for _, payload := range [][]byte{
 		nil,
-		{0, 0, 0, 0, 0, 0, 0},
-		{0, 0, 0, 0, 0, 0, 0, 1},                 // no ids
-		{0, 0, 0, 0, 0, 0, 0, 1, 5, 'a', 0},      // player id shorter than its length
-		{0, 0, 0, 0, 0, 0, 0, 1, 1, 'a', 0, 'x'}, // trailing byte
+		{1, 0, 0, 0, 0, 0, 0},
+		append([]byte{1}, times...), // no ids
+		append(append([]byte{1}, times...), 5, 'a', 0, 0),      // player id shorter than its length
+		append(append([]byte{1}, times...), 1, 'a', 0, 0, 'x'), // trailing byte
+		append(append([]byte{3}, times...), 1, 'a', 0, 0),      // unknown kind
 	} {
-		signed := tokenPrefix + b64.EncodeToString(payload)
-		token := signed + "." + b64.EncodeToString(tok.mac(signed))
+		signed := tokenPrefix + "k1." + b64.EncodeToString(payload)
+		token := signed + "." + b64.EncodeToString(mac(testKey, signed))
 		if _, err := tok.Verify(token); !errors.Is(err, ErrBadToken) {
 			t.Errorf("payload %x: %v, want ErrBadToken", payload, err)
 		}
-	}
-}
-
-func TestLoadOrCreateKey(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "moonforge.db")
-	s := openStore(t, path)
-	key, err := LoadOrCreateKey(t.Context(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(key) != MinKeyLen || bytes.Equal(key, make([]byte, MinKeyLen)) {
-		t.Fatalf("key = %x", key)
-	}
-	again, err := LoadOrCreateKey(t.Context(), s)
-	if err != nil || !bytes.Equal(again, key) {
-		t.Fatalf("second load = %x, %v; want %x", again, err, key)
-	}
-	tok, err := NewTokens(key, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, _ := tok.Issue("p1", "s1")
-
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, path)
-	reloaded, err := LoadOrCreateKey(t.Context(), s)
-	if err != nil || !bytes.Equal(reloaded, key) {
-		t.Fatalf("after reopen = %x, %v; want %x", reloaded, err, key)
-	}
-	tok, err = NewTokens(reloaded, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, err := tok.Verify(token); err != nil || c.PlayerID != "p1" {
-		t.Fatalf("token from before the restart: %+v, %v", c, err)
-	}
-
-	if err := s.Put(t.Context(), TokenKeyKey, []byte("short")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LoadOrCreateKey(t.Context(), s); err == nil {
-		t.Fatal("accepted a 5-byte stored key")
 	}
 }
 
@@ -219,13 +194,13 @@ func FuzzVerify(f *testing.F) {
 	f.Add(valid, "", "", uint(5), byte('.'))
 	f.Add(valid[:len(valid)-1]+"B", "a.b", "\xff", uint(40), byte(0))
 	f.Add(valid[:len(valid)-5]+"\n"+valid[len(valid)-5:], "p", "s", uint(7), byte('\r'))
-	f.Add("v1..", "é", "🙂", uint(2), byte('2'))
-	f.Add("v1.AAAAAAAAAAE.AAAA", strings.Repeat("p", MaxIDLen), "s", uint(1000), byte('A'))
-	f.Add(strings.Repeat("v1.", 400), "x", "y", uint(3), byte('='))
+	f.Add("v2.k1..", "é", "🙂", uint(2), byte('2'))
+	f.Add("v2.k1.AAAAAAAAAAE.AAAA", strings.Repeat("p", MaxIDLen), "s", uint(1000), byte('A'))
+	f.Add(strings.Repeat("v2.", 400), "x", "y", uint(3), byte('='))
 	f.Fuzz(func(t *testing.T, token, player, session string, pos uint, b byte) {
 		if c, err := tok.Verify(token); err == nil {
-			if tok.sign(c) != token {
-				t.Fatalf("Verify accepted %q, which Issue would write as %q", token, tok.sign(c))
+			if again := tok.sign(tok.keys.Load().signer, c); again != token {
+				t.Fatalf("Verify accepted %q, which Issue would write as %q", token, again)
 			}
 		} else if !errors.Is(err, ErrBadToken) && !errors.Is(err, ErrExpiredToken) {
 			t.Fatalf("Verify(%q) = %v", token, err)

@@ -72,6 +72,7 @@ type Login struct {
 	Account  string
 	Secret   string
 	Extra    map[string]string
+	Address  string // the client's IP, for per-address limits
 	Deadline time.Time
 	ReplyTo  Address
 	Post     Poster // process-local
@@ -91,6 +92,7 @@ func (l *Login) Fail(err error) { l.Answer(Answer{Err: protocol.AsCodeError(err)
 type Call struct {
 	ID       uint64
 	Target   string // what is called, e.g. a room id
+	Name     string // the function asked for (mf.room.call's name); "" for a join or leave
 	PlayerID string
 	Args     any // plain data
 	Deadline time.Time
@@ -106,12 +108,17 @@ func (c *Call) Fail(err error) {
 	c.Post.Post(Answer{To: c.ReplyTo, ID: c.ID, Err: protocol.AsCodeError(err)})
 }
 
-// Presence events.
+// Presence events, in the order a session goes through them: started, then any number of
+// disconnected and resumed, then ended.
 const (
-	SessionEnded = "ended" // the session is over (Reason: expired, replaced, shutdown)
+	SessionStarted  = "started"      // a login opened the session
+	SessionDetached = "disconnected" // its connection dropped; it waits for a resume
+	SessionResumed  = "resumed"      // a new connection resumed it
+	SessionEnded    = "ended"        // the session is over (Reason: expired, replaced, shutdown)
 )
 
-// Presence tells the services that follow players (rooms) that a player's session changed.
+// Presence tells the services that follow players (rooms, the presence directory, the roles'
+// session-end hooks) that a player's session changed. Plain data: a bus carries it unchanged.
 type Presence struct {
 	PlayerID  string
 	SessionID string
@@ -122,4 +129,14 @@ type Presence struct {
 // Notifier takes presence messages. Notify never blocks; a bus carries them to other nodes.
 type Notifier interface {
 	Notify(p Presence)
+}
+
+// Notifiers hands each presence message to every one of its notifiers, in order.
+type Notifiers []Notifier
+
+// Notify implements Notifier.
+func (ns Notifiers) Notify(p Presence) {
+	for _, n := range ns {
+		n.Notify(p)
+	}
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 type callOptions struct {
 	addr, proto, login string
 	ws, kcp            bool
+	cacert             string // with it, TLS, trusting this PEM certificate
 	watch, timeout     time.Duration
 }
 
@@ -29,6 +32,7 @@ func callFlags(fs *flag.FlagSet) func([]string) error {
 	var o callOptions
 	fs.StringVar(&o.addr, "addr", "", "server address (default 127.0.0.1:7001, 127.0.0.1:7002 with -ws, 127.0.0.1:7003 with -kcp)")
 	fs.BoolVar(&o.ws, "ws", false, "connect over WebSocket (path /ws) instead of TCP")
+	fs.StringVar(&o.cacert, "tls", "", "connect over TLS (default ports 7443, 7444 with -ws), trusting this PEM certificate (make run: data/dev-cert.pem)")
 	fs.BoolVar(&o.kcp, "kcp", false, "connect over KCP (UDP) instead of TCP")
 	fs.StringVar(&o.proto, "proto", "proto", "directory of the .proto schema, read at each call")
 	fs.StringVar(&o.login, "login", "guest:moonforge-call-device", `log in first: "guest[:DEVICE_ID]", "METHOD:ACCOUNT[:SECRET]", or "none"`)
@@ -70,19 +74,9 @@ func call(o callOptions, name, body string, out io.Writer) error {
 		return usageError(err.Error())
 	}
 
-	if o.ws && o.kcp {
-		return usageError("-ws and -kcp exclude each other")
-	}
-	cfg := client.Config{Addr: o.addr, Transport: "tcp", Heartbeat: 5 * time.Second}
-	port := "7001"
-	switch {
-	case o.ws:
-		cfg.Transport, port = "ws", "7002"
-	case o.kcp:
-		cfg.Transport, port = "kcp", "7003"
-	}
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:" + port
+	cfg, err := callConfig(o)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -199,4 +193,39 @@ func requests(sch *schema.Schema) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// callConfig is the client configuration of -addr, -ws, -kcp and -tls.
+func callConfig(o callOptions) (client.Config, error) {
+	cfg := client.Config{Addr: o.addr, Transport: "tcp", Heartbeat: 5 * time.Second}
+	if o.ws && o.kcp {
+		return cfg, usageError("-ws and -kcp exclude each other")
+	}
+	if o.kcp && o.cacert != "" {
+		return cfg, usageError("-tls and -kcp exclude each other: KCP has no TLS")
+	}
+	port := "7001"
+	switch {
+	case o.ws:
+		cfg.Transport, port = "ws", "7002"
+	case o.kcp:
+		cfg.Transport, port = "kcp", "7003"
+	}
+	if o.cacert != "" {
+		pem, err := os.ReadFile(o.cacert)
+		if err != nil {
+			return cfg, err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("-tls %s holds no PEM certificate", o.cacert)
+		}
+		cfg.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		cfg.Transport = map[string]string{"tcp": "tls", "ws": "wss"}[cfg.Transport]
+		port = map[string]string{"7001": "7443", "7002": "7444"}[port]
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:" + port
+	}
+	return cfg, nil
 }

@@ -13,6 +13,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,8 +26,10 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/dump"
 	"github.com/moonforge/moonforge/engine/node"
@@ -172,6 +176,8 @@ func runFlags(fs *flag.FlagSet, ext script.Extensions) func([]string) error {
 	ws := fs.String("ws", "", `WebSocket gateway address, "-" to disable (overrides gate.ws)`)
 	kcpAddr := fs.String("kcp", "", `KCP (UDP) gateway address, "-" to disable (overrides gate.kcp.addr)`)
 	adminAddr := fs.String("admin", "", `admin HTTP address, "-" to disable (overrides admin.addr)`)
+	tlsTCP := fs.String("tls-tcp", "", `TCP over TLS address, "-" to disable (overrides gate.tls_tcp)`)
+	tlsWS := fs.String("tls-ws", "", `WebSocket over TLS address, "-" to disable (overrides gate.tls_ws)`)
 	return func(args []string) error {
 		if len(args) > 0 {
 			return usageError(fmt.Sprintf("run takes no arguments, got %q", args))
@@ -186,7 +192,7 @@ func runFlags(fs *flag.FlagSet, ext script.Extensions) func([]string) error {
 		for _, o := range []struct {
 			flag string
 			dst  *string
-		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*kcpAddr, &cfg.Gate.KCP.Addr}, {*adminAddr, &cfg.Admin.Addr}} {
+		}{{*dataDir, &cfg.DataDir}, {*luaDir, &cfg.LuaDir}, {*protoDir, &cfg.ProtoDir}, {*tcp, &cfg.Gate.TCP}, {*ws, &cfg.Gate.WS}, {*kcpAddr, &cfg.Gate.KCP.Addr}, {*adminAddr, &cfg.Admin.Addr}, {*tlsTCP, &cfg.Gate.TLSTCP}, {*tlsWS, &cfg.Gate.TLSWS}} {
 			if o.flag != "" {
 				*o.dst = o.flag
 			}
@@ -232,18 +238,35 @@ func newLogger(c config.Log) *slog.Logger {
 }
 
 func reloadFlags(fs *flag.FlagSet) func([]string) error {
-	addr := fs.String("admin", "127.0.0.1:7080", "admin HTTP address of the node")
+	addr := fs.String("admin", "127.0.0.1:7080", "admin address of the node: host:port, or https://host:port")
+	tokenFile := fs.String("token-file", "", "file with the admin bearer token (default $"+admin.TokenEnv+")")
+	caFile := fs.String("cacert", "", "PEM certificate to trust for https (default the system's)")
 	return func(args []string) error {
 		if len(args) > 0 {
 			return usageError(fmt.Sprintf("reload takes no arguments, got %q", args))
 		}
-		return reload(*addr)
+		return reload(*addr, *tokenFile, *caFile)
 	}
 }
 
-func reload(addr string) error {
+func reload(addr, tokenFile, caFile string) error {
+	req, err := adminRequest(addr, tokenFile)
+	if err != nil {
+		return err
+	}
 	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post("http://"+addr+"/reload", "application/json", nil)
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
@@ -252,6 +275,9 @@ func reload(addr string) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("the admin endpoint refused the request (%s): give its token with -token-file or $%s", resp.Status, admin.TokenEnv)
+	}
 	var res struct {
 		Outcome  string   `json:"result"`
 		Version  string   `json:"version"`
@@ -295,4 +321,29 @@ func dataFlags(fs *flag.FlagSet) func(args []string) error {
 		}
 		return err
 	}
+}
+
+// adminRequest builds POST /reload for addr ("host:port" or a URL), with the bearer token from
+// tokenFile or the environment.
+func adminRequest(addr, tokenFile string) (*http.Request, error) {
+	base := addr
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(base, "/")+"/reload", nil)
+	if err != nil {
+		return nil, err
+	}
+	token := os.Getenv(admin.TokenEnv)
+	if tokenFile != "" {
+		raw, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(raw))
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req, nil
 }

@@ -5,6 +5,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -20,7 +21,8 @@ import (
 // Config configures a connection.
 type Config struct {
 	Addr        string        // host:port
-	Transport   string        // "tcp" (default), "ws" or "kcp"
+	Transport   string        // "tcp" (default), "ws", "kcp", "tls" or "wss"
+	TLS         *tls.Config   // for "tls" and "wss"; nil: the system's roots
 	WSPath      string        // default "/ws"
 	MaxFrame    int           // default 1 MiB
 	DialTimeout time.Duration // default 5s
@@ -78,7 +80,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
-	link, err := DialLink(dctx, LinkOptions{Addr: cfg.Addr, Transport: cfg.Transport, WSPath: cfg.WSPath, MaxFrame: cfg.MaxFrame})
+	link, err := DialLink(dctx, LinkOptions{Addr: cfg.Addr, Transport: cfg.Transport, WSPath: cfg.WSPath, MaxFrame: cfg.MaxFrame, TLS: cfg.TLS})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,10 +33,11 @@ type Link struct {
 // LinkOptions say how to reach a gateway.
 type LinkOptions struct {
 	Addr      string // host:port
-	Transport string // "tcp" (default), "ws" or "kcp"
+	Transport string // "tcp" (default), "ws", "kcp", "tls" (TCP over TLS) or "wss"
 	WSPath    string // default "/ws"
 	MaxFrame  int    // default 1 MiB
 	LocalAddr net.Addr
+	TLS       *tls.Config // for "tls" and "wss"; nil: the system's roots
 }
 
 // DialLink connects to a gateway.
@@ -49,16 +51,23 @@ func DialLink(ctx context.Context, o LinkOptions) (*Link, error) {
 	d := net.Dialer{LocalAddr: o.LocalAddr}
 	l := &Link{max: o.MaxFrame}
 	switch o.Transport {
-	case "", "tcp":
-		nc, err := d.DialContext(ctx, "tcp", o.Addr)
+	case "", "tcp", "tls":
+		var nc net.Conn
+		var err error
+		if o.Transport == "tls" {
+			td := tls.Dialer{NetDialer: &d, Config: o.TLS}
+			nc, err = td.DialContext(ctx, "tcp", o.Addr)
+		} else {
+			nc, err = d.DialContext(ctx, "tcp", o.Addr)
+		}
 		if err != nil {
 			return nil, err
 		}
 		l.nc = nc
 		l.reader = wire.NewReader(nc, 32<<10, o.MaxFrame)
-	case "ws":
-		wd := websocket.Dialer{NetDialContext: d.DialContext}
-		u := url.URL{Scheme: "ws", Host: o.Addr, Path: o.WSPath}
+	case "ws", "wss":
+		wd := websocket.Dialer{NetDialContext: d.DialContext, TLSClientConfig: o.TLS}
+		u := url.URL{Scheme: o.Transport, Host: o.Addr, Path: o.WSPath}
 		ws, _, err := wd.DialContext(ctx, u.String(), nil)
 		if err != nil {
 			return nil, err

@@ -26,6 +26,7 @@ type Config struct {
 	ProtoDir string        `yaml:"proto_dir"` // .proto schema
 	Log      Log           `yaml:"log"`
 	Gate     Gate          `yaml:"gate"`
+	TLS      TLS           `yaml:"tls"`
 	Admin    Admin         `yaml:"admin"`
 	Lua      Lua           `yaml:"lua"`
 	Session  Session       `yaml:"session"`
@@ -35,6 +36,10 @@ type Config struct {
 	// GCPercent is Go's GOGC: how much the heap may grow between collections. Above Go's 100 it
 	// trades memory for CPU; the gateway and the Lua tables allocate per request.
 	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimit is Go's soft memory limit in bytes (0: none). Above MemoryHighWater of it, new
+	// logins and rooms are refused with UNAVAILABLE until the heap falls.
+	MemoryLimit     int64   `yaml:"memory_limit"`
+	MemoryHighWater float64 `yaml:"memory_high_water"`
 }
 
 // Log configures logging.
@@ -45,18 +50,33 @@ type Log struct {
 
 // Gate configures the client gateway.
 type Gate struct {
-	TCP                string        `yaml:"tcp"`     // listen address, "-" to disable
-	WS                 string        `yaml:"ws"`      // listen address, "-" to disable
-	WSPath             string        `yaml:"ws_path"` // WebSocket path
-	MaxFrame           int           `yaml:"max_frame"`
-	Heartbeat          time.Duration `yaml:"heartbeat"`
-	RequestTimeout     time.Duration `yaml:"request_timeout"`
-	MaxUnauthenticated int           `yaml:"max_unauthenticated"`
-	SendQueueBytes     int           `yaml:"send_queue_bytes"`
-	RateLimit          float64       `yaml:"rate_limit"` // requests per second per connection, 0 = off
-	RateBurst          int           `yaml:"rate_burst"`
-	DisabledMethods    []string      `yaml:"disabled_login_methods"`
-	KCP                KCP           `yaml:"kcp"`
+	TCP                 string        `yaml:"tcp"`     // listen address, "-" to disable
+	WS                  string        `yaml:"ws"`      // listen address, "-" to disable
+	WSPath              string        `yaml:"ws_path"` // WebSocket path
+	MaxFrame            int           `yaml:"max_frame"`
+	Heartbeat           time.Duration `yaml:"heartbeat"`
+	RequestTimeout      time.Duration `yaml:"request_timeout"`
+	MaxUnauthenticated  int           `yaml:"max_unauthenticated"`
+	SendQueueBytes      int           `yaml:"send_queue_bytes"`
+	RateLimit           float64       `yaml:"rate_limit"` // requests per second per connection, 0 = off
+	RateBurst           int           `yaml:"rate_burst"`
+	DisabledMethods     []string      `yaml:"disabled_login_methods"`
+	TLSTCP              string        `yaml:"tls_tcp"` // TCP over TLS listen address, "-" to disable
+	TLSWS               string        `yaml:"tls_ws"`  // WebSocket over TLS listen address, "-" to disable
+	LoginTimeout        time.Duration `yaml:"login_timeout"`
+	MaxFrameBeforeLogin int           `yaml:"max_frame_before_login"`
+	MaxConnections      int           `yaml:"max_connections"`        // 0 = no limit
+	MaxConnectionsPerIP int           `yaml:"max_connections_per_ip"` // 0 = no limit
+	MaxInFlight         int           `yaml:"max_in_flight"`
+	KCP                 KCP           `yaml:"kcp"`
+}
+
+// TLS names the certificate of the TLS listeners and the admin endpoint. The files are read again
+// when they change. Without them TLS is off, except in dev mode, which makes a self-signed
+// certificate in the data directory.
+type TLS struct {
+	CertFile string `yaml:"cert_file"` // PEM certificate chain
+	KeyFile  string `yaml:"key_file"`  // PEM private key
 }
 
 // KCP configures the KCP-over-UDP gateway. The defaults are the protocol's fast mode; docs/protocol.md
@@ -77,12 +97,17 @@ type KCP struct {
 // Admin configures the operator's HTTP endpoint.
 type Admin struct {
 	Addr string `yaml:"addr"` // "-" to disable
+	// TokenFile holds the bearer token that every call but /healthz needs (or $MOONFORGE_ADMIN_TOKEN).
+	// Required when Addr is not a loopback address.
+	TokenFile string `yaml:"token_file"`
+	Pprof     bool   `yaml:"pprof"` // serve /debug/pprof/ (behind the token, if any)
 }
 
 // Lua configures the script host.
 type Lua struct {
-	PoolSize       int           `yaml:"pool_size"`    // actors per role
-	MailboxSize    int           `yaml:"mailbox_size"` // tasks per actor
+	PoolSize       int           `yaml:"pool_size"`     // actors per role
+	MailboxSize    int           `yaml:"mailbox_size"`  // tasks per actor
+	MailboxBytes   int64         `yaml:"mailbox_bytes"` // request bytes queued per actor
 	HandlerTimeout time.Duration `yaml:"handler_timeout"`
 	Watch          bool          `yaml:"watch"` // reload on file changes
 	Debounce       time.Duration `yaml:"reload_debounce"`
@@ -90,17 +115,30 @@ type Lua struct {
 
 // Session configures sessions and resume.
 type Session struct {
-	ResumeWindow  time.Duration `yaml:"resume_window"`
-	ReplayPushes  int           `yaml:"replay_pushes"`
-	ReplayBytes   int           `yaml:"replay_bytes"`
-	MaxRooms      int           `yaml:"max_rooms"`
-	RoomMailboxes int           `yaml:"room_mailbox_size"`
+	ResumeWindow time.Duration `yaml:"resume_window"`
+	ReplayPushes int           `yaml:"replay_pushes"`
+	ReplayBytes  int           `yaml:"replay_bytes"`
+	MaxRooms     int           `yaml:"max_rooms"`
+	// MaxRoomsPerPlayer bounds the open rooms whose first member was one player.
+	MaxRoomsPerPlayer int `yaml:"max_rooms_per_player"`
+	RoomMailboxes     int `yaml:"room_mailbox_size"`
 }
 
 // Auth configures logins and tokens.
 type Auth struct {
-	TokenTTL       time.Duration `yaml:"token_ttl"`
+	TokenTTL       time.Duration `yaml:"token_ttl"`   // access tokens
+	RefreshTTL     time.Duration `yaml:"refresh_ttl"` // refresh tokens
+	KeysFile       string        `yaml:"keys_file"`   // token signing keys; "" = <data_dir>/token_keys
 	MinPasswordLen int           `yaml:"min_password_len"`
+	// HashConcurrency bounds the argon2id computations running at once; 0 = half the cores.
+	HashConcurrency int `yaml:"hash_concurrency"`
+	// FailureDelay is the wait imposed after a failed login, doubling per further failure of the
+	// same account or IP; LockoutFailures failures lock the account for Lockout (IPs: 5 times as many).
+	FailureDelay    time.Duration `yaml:"failure_delay"`
+	LockoutFailures int           `yaml:"lockout_failures"`
+	Lockout         time.Duration `yaml:"lockout"`
+	// GuestsPerIPMinute bounds the new guest accounts one IP may create per minute; 0 = no limit.
+	GuestsPerIPMinute int `yaml:"guests_per_ip_minute"`
 }
 
 // Default returns the configuration `moonforge run` uses without a file.
@@ -111,14 +149,22 @@ func Default() Config {
 		ProtoDir: "proto",
 		Log:      Log{Level: "info", Format: "text"},
 		Gate: Gate{
-			TCP:                ":7001",
-			WS:                 ":7002",
-			WSPath:             "/ws",
-			MaxFrame:           1 << 20,
-			Heartbeat:          10 * time.Second,
-			RequestTimeout:     10 * time.Second,
-			MaxUnauthenticated: 3,
-			SendQueueBytes:     4 << 20,
+			TCP:                 ":7001",
+			WS:                  ":7002",
+			WSPath:              "/ws",
+			MaxFrame:            1 << 20,
+			Heartbeat:           10 * time.Second,
+			RequestTimeout:      10 * time.Second,
+			MaxUnauthenticated:  3,
+			SendQueueBytes:      4 << 20,
+			RateLimit:           1000,
+			RateBurst:           2000,
+			TLSTCP:              ":7443",
+			TLSWS:               ":7444",
+			LoginTimeout:        10 * time.Second,
+			MaxFrameBeforeLogin: 4096,
+			MaxConnections:      100000,
+			MaxInFlight:         64,
 			KCP: KCP{
 				Addr:         ":7003",
 				MTU:          1400,
@@ -135,18 +181,28 @@ func Default() Config {
 		Lua: Lua{
 			PoolSize:       16,
 			MailboxSize:    4096,
+			MailboxBytes:   16 << 20,
 			HandlerTimeout: 2 * time.Second,
 			Watch:          true,
 			Debounce:       150 * time.Millisecond,
 		},
 		Session: Session{
-			ResumeWindow:  60 * time.Second,
-			ReplayPushes:  1024,
-			ReplayBytes:   256 << 10,
-			MaxRooms:      100000,
-			RoomMailboxes: 256,
+			ResumeWindow:      60 * time.Second,
+			ReplayPushes:      1024,
+			ReplayBytes:       256 << 10,
+			MaxRooms:          100000,
+			MaxRoomsPerPlayer: 16,
+			RoomMailboxes:     256,
 		},
-		Auth: Auth{TokenTTL: 24 * time.Hour, MinPasswordLen: 8},
+		Auth: Auth{
+			TokenTTL:          15 * time.Minute,
+			RefreshTTL:        30 * 24 * time.Hour,
+			MinPasswordLen:    8,
+			FailureDelay:      time.Second,
+			LockoutFailures:   10,
+			Lockout:           15 * time.Minute,
+			GuestsPerIPMinute: 30,
+		},
 		Store: store.Config{
 			Backend: "bolt",
 			Bolt:    store.BoltConfig{BatchDelay: store.DefaultBoltBatchDelay},
@@ -157,8 +213,9 @@ func Default() Config {
 			Tiered:  store.TieredOptions{WriteBack: time.Second},
 			Timeout: 10 * time.Second,
 		},
-		Shutdown:  10 * time.Second,
-		GCPercent: 400,
+		Shutdown:        10 * time.Second,
+		GCPercent:       400,
+		MemoryHighWater: 0.9,
 	}
 }
 
@@ -295,11 +352,24 @@ func (c Config) Validate() error {
 	check(c.Gate.KCP.SocketBuffer >= 0, "gate.kcp.socket_buffer must not be negative")
 	check(c.Lua.PoolSize >= 1 && c.Lua.PoolSize <= 4096, "lua.pool_size must be between 1 and 4096")
 	check(c.Lua.MailboxSize >= 1, "lua.mailbox_size must be at least 1")
+	check(c.Lua.MailboxBytes >= 64<<10, "lua.mailbox_bytes must be at least 65536")
 	check(c.Lua.HandlerTimeout >= time.Millisecond, "lua.handler_timeout must be at least 1ms")
 	check(c.Session.ResumeWindow >= 0, "session.resume_window must not be negative")
 	check(c.Session.ReplayPushes >= 1, "session.replay_pushes must be at least 1")
+	check(c.Session.MaxRoomsPerPlayer >= 1, "session.max_rooms_per_player must be at least 1")
 	check(c.GCPercent >= 10, "gc_percent must be at least 10")
+	check(c.MemoryLimit == 0 || c.MemoryLimit >= 64<<20, "memory_limit must be 0 (none) or at least 64 MiB")
+	check(c.MemoryHighWater > 0 && c.MemoryHighWater <= 1, "memory_high_water must be above 0 and at most 1")
 	check(c.Auth.TokenTTL >= time.Minute, "auth.token_ttl must be at least 1m")
+	check(c.Auth.RefreshTTL >= c.Auth.TokenTTL, "auth.refresh_ttl must be at least auth.token_ttl")
+	check(c.Auth.HashConcurrency >= 0, "auth.hash_concurrency must not be negative")
+	check(c.Auth.FailureDelay >= 0 && c.Auth.Lockout >= 0 && c.Auth.LockoutFailures >= 0, "auth.failure_delay, auth.lockout and auth.lockout_failures must not be negative")
+	check(c.Auth.GuestsPerIPMinute >= 0, "auth.guests_per_ip_minute must not be negative")
+	check(c.Gate.LoginTimeout >= 100*time.Millisecond, "gate.login_timeout must be at least 100ms")
+	check(c.Gate.MaxFrameBeforeLogin >= 64, "gate.max_frame_before_login must be at least 64 (gate.max_frame caps it)")
+	check(c.Gate.MaxConnections >= 0 && c.Gate.MaxConnectionsPerIP >= 0, "gate.max_connections and gate.max_connections_per_ip must not be negative")
+	check(c.Gate.MaxInFlight >= 1, "gate.max_in_flight must be at least 1")
+	check((c.TLS.CertFile == "") == (c.TLS.KeyFile == ""), "tls.cert_file and tls.key_file go together")
 	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format must be text or json")
 	check(c.Log.Level == "debug" || c.Log.Level == "info" || c.Log.Level == "warn" || c.Log.Level == "error", "log.level must be debug, info, warn or error")
 	if err := c.Store.Validate(); err != nil {

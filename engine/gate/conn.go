@@ -35,8 +35,10 @@ type conn struct {
 	queue     *wire.Queue
 	sess      atomic.Pointer[session.Session]
 
-	unauth  int           // reader only: requests refused before login
-	limiter *rate.Limiter // reader only
+	unauth     int           // reader only: requests refused before login
+	limiter    *rate.Limiter // reader only
+	loginTimer *time.Timer   // kicks the connection if it has not logged in in time
+	preLogin   *rate.Limiter // reader only: frames before login
 
 	box         call.Address     // where the answers of this connection's requests go
 	pending     pending          // requests in flight
@@ -64,6 +66,7 @@ func newConn(g *Gateway, transport, remote string, t transport) *conn {
 	if g.cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.cfg.RateLimit), g.cfg.RateBurst)
 	}
+	c.preLogin = rate.NewLimiter(preLoginRate, 2*preLoginRate)
 	return c
 }
 
@@ -74,6 +77,8 @@ func (c *conn) serve() {
 	c.g.obs.Connections(c.transport, 1)
 	defer c.g.obs.Connections(c.transport, -1)
 	go c.writeLoop()
+	c.loginTimer = time.AfterFunc(c.g.cfg.LoginTimeout, c.loginExpired)
+	defer c.loginTimer.Stop()
 	defer func() {
 		if r := recover(); r != nil {
 			c.g.log.Error("connection recovered from a panic", "conn", c.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -109,6 +114,7 @@ func (c *conn) readFailed(err error) {
 		if v.Kind == wire.TooLarge {
 			code = protocol.FrameTooLarge
 		}
+		c.g.warn("bad_frame", c.remote, "protocol violation", "conn", c.id, "code", code.String(), "detail", v.Detail)
 		c.Kick(code, v.Detail)
 		c.drain()
 		return
@@ -250,7 +256,14 @@ func (c *conn) reply(seq uint32, msgID uint16, m proto.Message) {
 // handle processes one frame from the client; on the reader goroutine.
 func (c *conn) handle(f wire.Frame) {
 	if f.IsReply() {
-		c.g.log.Info("dropped a REPLY frame from a client: clients answer nothing", "conn", c.id, "msg_id", f.MsgID)
+		c.g.warn("reply_from_client", c.remote, "dropped a REPLY frame from a client: clients answer nothing", "conn", c.id, "msg_id", f.MsgID)
+		return
+	}
+	if c.sess.Load() == nil && !c.preLogin.Allow() {
+		err := protocol.Errorf(protocol.RateLimited, "more than %d frames per second before login", preLoginRate)
+		err.RetryAfterMs = 1000 / preLoginRate
+		c.g.warn("rate_limited", c.remote, "frame refused before login", "conn", c.id)
+		c.failFrame(f, "", err)
 		return
 	}
 	switch f.MsgID {
@@ -263,10 +276,17 @@ func (c *conn) handle(f wire.Frame) {
 	case protocol.MsgResumeReq:
 		c.resume(f)
 		return
+	case protocol.MsgRefreshReq:
+		c.refresh(f)
+		return
 	}
 	s := c.sess.Load()
 	if s == nil {
 		c.unauthenticated(f)
+		return
+	}
+	if f.MsgID == protocol.MsgLogoutReq {
+		c.logout(f, s)
 		return
 	}
 	now := time.Now()
@@ -279,15 +299,10 @@ func (c *conn) handle(f wire.Frame) {
 		c.failFrame(f, name, protocol.Errorf(protocol.Forbidden, "%s is sent by the server only", name))
 		return
 	}
-	if c.limiter != nil {
-		if r := c.limiter.ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
-			delay := r.DelayFrom(now)
-			r.CancelAt(now)
-			err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
-			err.RetryAfterMs = uint32(delay.Milliseconds()) + 1
-			c.failFrame(f, name, err)
-			return
-		}
+	if err := c.overLimit(now); err != nil {
+		c.g.warn("rate_limited", c.remote, "request refused", "conn", c.id, "player", s.PlayerID, "error", err.Message)
+		c.failFrame(f, name, err)
+		return
 	}
 	deadline := now.Add(c.g.cfg.RequestTimeout)
 	id := c.add(inflight{seq: f.Seq, msg: name, received: now, deadline: deadline})
@@ -319,7 +334,7 @@ func (c *conn) failFrame(f wire.Frame, msg string, err *protocol.CodeError) {
 func (c *conn) unauthenticated(f wire.Frame) {
 	c.unauth++
 	name, _ := c.g.deps.Schema.MsgName(f.MsgID)
-	c.failFrame(f, name, protocol.Errorf(protocol.Unauthenticated, "log in first: only Ping, LoginReq and ResumeReq are accepted before login"))
+	c.failFrame(f, name, protocol.Errorf(protocol.Unauthenticated, "log in first: only Ping, LoginReq, ResumeReq and RefreshReq are accepted before login"))
 	if c.unauth >= c.g.cfg.MaxUnauthenticated {
 		c.Kick(protocol.Unauthenticated, fmt.Sprintf("%d requests before login", c.unauth))
 	}

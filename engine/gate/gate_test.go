@@ -71,6 +71,7 @@ type counts struct {
 
 func (c *counts) Connections(string, int) {}
 func (c *counts) Traffic(int, int)        {}
+func (c *counts) Warned(string, bool)     {}
 func (c *counts) Answered(_ string, code protocol.Code, _ time.Duration) {
 	c.mu.Lock()
 	c.codes[code]++
@@ -95,7 +96,7 @@ type fixture struct {
 
 func start(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	tokens, err := auth.NewTokens(make([]byte, 32), time.Hour)
+	tokens, err := auth.NewTokens([]auth.Key{{ID: "k1", Secret: make([]byte, 32)}}, time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func TestDroppedRequestsTimeOutAndLateAnswersAreDropped(t *testing.T) {
 }
 
 func TestLoginServiceThatNeverAnswersTimesOut(t *testing.T) {
-	f := start(t, Config{LoginTimeout: 100 * time.Millisecond})
+	f := start(t, Config{RequestTimeout: 100 * time.Millisecond})
 	c := f.dial(t)
 	if _, err := c.Login(ctx(t), "silent", "x", "", nil); code(err) != protocol.Timeout {
 		t.Fatalf("silent login service: %v", err)

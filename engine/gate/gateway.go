@@ -6,6 +6,7 @@ package gate
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,21 +30,32 @@ import (
 // Config configures the gateway. Zero values of the fields that the node's configuration has take
 // config.Default's values (those of docs/protocol.md); the others' defaults are given here.
 type Config struct {
-	TCPAddr            string // "-" disables TCP
-	WSAddr             string // "-" disables WebSocket
-	WSPath             string
-	MaxFrame           int           // largest length field accepted
-	Heartbeat          time.Duration // idle kick after 3 of these without a frame
-	RequestTimeout     time.Duration
-	MaxUnauthenticated int           // requests before login that get UNAUTHENTICATED before a kick
-	SendQueueBytes     int           // bytes waiting for a slow client before it is dropped
-	WriteTimeout       time.Duration // one batch write; default 10s
-	ReadBufferSize     int           // default 4 KiB
-	RateLimit          float64       // requests per second per connection; 0: no limit
-	RateBurst          int           // default 2 × RateLimit
-	LoginTimeout       time.Duration // default 10s
-	Linger             time.Duration // how long a kicked connection waits for the peer to close; default 1s
-	KCP                KCPConfig     // KCP over UDP (kcp_transport.go)
+	TCPAddr              string        // default ":7001"; "-" disables TCP
+	WSAddr               string        // default ":7002"; "-" disables WebSocket
+	WSPath               string        // default "/ws"
+	MaxFrame             int           // largest length field accepted; default 1 MiB
+	Heartbeat            time.Duration // idle kick after 3 of these without a frame; default 10s
+	RequestTimeout       time.Duration // default 10s
+	MaxUnauthenticated   int           // requests before login that get UNAUTHENTICATED before a kick; default 3
+	SendQueueBytes       int           // bytes waiting for a slow client before it is dropped; default 4 MiB
+	WriteTimeout         time.Duration // one batch write; default 10s
+	ReadBufferSize       int           // default 4 KiB
+	RateLimit            float64       // requests per second per connection; 0: no limit
+	RateBurst            int           // default 2 × RateLimit
+	LoginTimeout         time.Duration // a connection not logged in by then is kicked; default 10s
+	MaxFrameBeforeLogin  int           // largest length field accepted before login; default 4 KiB
+	MaxConnections       int           // open connections over which a new one is closed at once; 0: no limit
+	MaxConnectionsPerIP  int           // the same per client IP; 0: no limit
+	MaxInFlight          int           // requests of one connection waiting for their reply; default 64
+	LoginFailureDelay    time.Duration // wait after a failed login, doubling per failure; default 1s
+	LoginLockoutFailures int           // failures that lock an account (an IP: 5 times as many); default 10
+	LoginLockout         time.Duration // default 15m
+	GuestsPerIPMinute    int           // new guest accounts per IP per minute; 0: no limit
+	DisabledMethods      []string      // login methods refused with BAD_REQUEST
+	TLSTCPAddr           string        // TCP over TLS, default ":7443"; "-" disables it; without Deps.TLS it stays closed
+	TLSWSAddr            string        // WebSocket over TLS; the same
+	Linger               time.Duration // how long a kicked connection waits for the peer to close; default 1s
+	KCP                  KCPConfig     // KCP over UDP (kcp_transport.go)
 }
 
 func (c Config) withDefaults() Config {
@@ -53,6 +65,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WSAddr == "" {
 		c.WSAddr = d.WS
+	}
+	if c.TLSTCPAddr == "" {
+		c.TLSTCPAddr = ":7443"
+	}
+	if c.TLSWSAddr == "" {
+		c.TLSWSAddr = ":7444"
 	}
 	if c.WSPath == "" {
 		c.WSPath = d.WSPath
@@ -87,6 +105,13 @@ func (c Config) withDefaults() Config {
 	if c.Linger <= 0 {
 		c.Linger = time.Second
 	}
+	if c.MaxFrameBeforeLogin <= 0 {
+		c.MaxFrameBeforeLogin = 4096
+	}
+	c.MaxFrameBeforeLogin = min(c.MaxFrameBeforeLogin, c.MaxFrame)
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 64
+	}
 	c.KCP = c.KCP.withDefaults()
 	return c
 }
@@ -110,6 +135,9 @@ type Observer interface {
 	// Answered reports a request's outcome: code 0 for a reply.
 	Answered(msg string, code protocol.Code, took time.Duration)
 	Traffic(in, out int)
+	// Warned counts a per-connection warning of a kind (conn_limit, bad_frame, login_refused,
+	// rate_limited, ...); logged is false when sampling dropped it from the log.
+	Warned(kind string, logged bool)
 	// Late counts an answer that came after its request was answered TIMEOUT.
 	Late()
 }
@@ -119,18 +147,22 @@ type noObserver struct{}
 func (noObserver) Connections(string, int)                       {}
 func (noObserver) Answered(string, protocol.Code, time.Duration) {}
 func (noObserver) Traffic(int, int)                              {}
+func (noObserver) Warned(string, bool)                           {}
 func (noObserver) Late()                                         {}
 
 // Deps are the gateway's collaborators.
 type Deps struct {
-	Sessions *session.Manager
-	Tokens   *auth.Tokens  // for resume, and the token of a LoginAck
-	Login    login.Service // checks LoginReqs
-	Router   Router
-	Boxes    *call.Boxes // the connections' reply addresses
-	Schema   Schema      // the schema in force
-	Log      *slog.Logger
-	Observer Observer // optional
+	Sessions    *session.Manager
+	Tokens      *auth.Tokens      // for resume, refresh, and the tokens of a LoginAck
+	Revocations *auth.Revocations // revoked tokens (logout)
+	Login       login.Service     // checks LoginReqs
+	Router      Router
+	Boxes       *call.Boxes // the connections' reply addresses
+	Schema      Schema      // the schema in force
+	Log         *slog.Logger
+	Observer    Observer    // optional
+	TLS         *tls.Config // serves the TLS listeners; nil: they stay closed
+	Shedding    func() bool // optional: true while new logins are refused (memory)
 }
 
 // Gateway accepts and serves client connections. Its methods are safe for concurrent use.
@@ -143,10 +175,14 @@ type Gateway struct {
 
 	upgrader websocket.Upgrader
 	nextID   atomic.Uint64
+	limits   *connLimits
+	guard    *loginGuard
+	sampler  logSampler
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	httpSrv   *http.Server
+	names     []string // of the listeners: tcp, ws, tls, wss, kcp
+	httpSrvs  []*http.Server
 	kcp       *kcpListener
 	conns     map[*conn]struct{}
 	closing   bool
@@ -166,9 +202,12 @@ func New(cfg Config, deps Deps) *Gateway {
 		deps.Boxes = call.NewBoxes("", nil)
 	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, boxes: deps.Boxes, conns: map[*conn]struct{}{}}
+	g.limits = newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
+	g.guard = newLoginGuard(cfg)
 	g.upgrader = websocket.Upgrader{
-		ReadBufferSize:  cfg.ReadBufferSize,
-		WriteBufferSize: cfg.ReadBufferSize,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   cfg.ReadBufferSize,
+		WriteBufferSize:  cfg.ReadBufferSize,
 		// Game clients are not browsers sharing cookies with a web origin: any origin may connect.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
@@ -177,44 +216,73 @@ func New(cfg Config, deps Deps) *Gateway {
 
 // Start listens on the configured addresses and serves in the background.
 func (g *Gateway) Start() error {
-	if g.cfg.TCPAddr != "-" {
-		ln, err := net.Listen("tcp", g.cfg.TCPAddr)
-		if err != nil {
-			return fmt.Errorf("gate: tcp listen: %w", err)
-		}
-		g.addListener(ln)
-		g.wg.Add(1)
-		go g.acceptTCP(ln)
+	err := g.listenTCP("tcp", g.cfg.TCPAddr, nil)
+	if err == nil {
+		err = g.listenWS("ws", g.cfg.WSAddr, nil)
 	}
-	if g.cfg.WSAddr != "-" {
-		ln, err := net.Listen("tcp", g.cfg.WSAddr)
-		if err != nil {
-			g.closeListeners()
-			return fmt.Errorf("gate: websocket listen: %w", err)
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc(g.cfg.WSPath, g.serveWS)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
-		g.mu.Lock()
-		g.httpSrv = srv
-		g.mu.Unlock()
-		g.addListener(ln)
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-				g.log.Error("websocket server stopped", "error", err)
-			}
-		}()
+	if err == nil {
+		err = g.startTLS()
 	}
-	if err := g.startKCP(); err != nil {
+	if err == nil {
+		err = g.startKCP()
+	}
+	if err != nil {
 		g.closeListeners()
+	}
+	return err
+}
+
+// listen opens a listener named name on addr; nil for "-" (the listener is disabled).
+func (g *Gateway) listen(name, addr string) (net.Listener, error) {
+	if addr == "-" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("gate: %s listen: %w", name, err)
+	}
+	g.addListener(name, ln)
+	return ln, nil
+}
+
+// listenTCP serves framed TCP on addr ("-": not at all), inside TLS when tlsCfg is set.
+func (g *Gateway) listenTCP(name, addr string, tlsCfg *tls.Config) error {
+	ln, err := g.listen(name, addr)
+	if ln == nil {
 		return err
 	}
+	g.wg.Add(1)
+	go g.acceptTCP(ln, name, tlsCfg)
 	return nil
 }
 
-// Addrs returns the bound addresses (TCP first, then WebSocket, then KCP), useful with port 0.
+// listenWS serves WebSocket on addr ("-": not at all), over TLS when tlsCfg is set.
+func (g *Gateway) listenWS(name, addr string, tlsCfg *tls.Config) error {
+	ln, err := g.listen(name, addr)
+	if ln == nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(g.cfg.WSPath, func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, name) })
+	srv := g.newHTTPServer(mux)
+	g.mu.Lock()
+	g.httpSrvs = append(g.httpSrvs, srv)
+	g.mu.Unlock()
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			g.log.Error("websocket server stopped", "listener", name, "error", err)
+		}
+	}()
+	return nil
+}
+
+// Addrs returns the bound addresses in the order the listeners opened (tcp, ws, tls, wss, kcp),
+// useful with port 0.
 func (g *Gateway) Addrs() []net.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -225,6 +293,19 @@ func (g *Gateway) Addrs() []net.Addr {
 	return out
 }
 
+// Addr returns the bound address of a listener ("tcp", "ws", "tls", "wss", "kcp"); "" if it is
+// not open.
+func (g *Gateway) Addr(name string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, ln := range g.listeners {
+		if g.names[i] == name {
+			return ln.Addr().String()
+		}
+	}
+	return ""
+}
+
 // Count returns the number of open connections.
 func (g *Gateway) Count() int {
 	g.mu.Lock()
@@ -232,18 +313,19 @@ func (g *Gateway) Count() int {
 	return len(g.conns)
 }
 
-func (g *Gateway) addListener(ln net.Listener) {
+func (g *Gateway) addListener(name string, ln net.Listener) {
 	g.mu.Lock()
 	g.listeners = append(g.listeners, ln)
+	g.names = append(g.names, name)
 	g.mu.Unlock()
 }
 
 func (g *Gateway) closeListeners() {
 	g.mu.Lock()
 	lns := g.listeners
-	srv := g.httpSrv
+	srvs := g.httpSrvs
 	g.mu.Unlock()
-	if srv != nil {
+	for _, srv := range srvs {
 		_ = srv.Close()
 	}
 	for _, ln := range lns {
@@ -296,10 +378,11 @@ func (g *Gateway) untrack(c *conn) {
 	g.mu.Lock()
 	delete(g.conns, c)
 	g.mu.Unlock()
+	g.limits.release(c.remote)
 	g.wg.Done()
 }
 
-func (g *Gateway) acceptTCP(ln net.Listener) {
+func (g *Gateway) acceptTCP(ln net.Listener, name string, tlsCfg *tls.Config) {
 	defer g.wg.Done()
 	var backoff time.Duration
 	for {
@@ -315,11 +398,22 @@ func (g *Gateway) acceptTCP(ln net.Listener) {
 			continue
 		}
 		backoff = 0
+		remote := nc.RemoteAddr().String()
+		if ok, limit := g.limits.acquire(remote); !ok {
+			_ = nc.Close()
+			g.refused(limit, remote)
+			continue
+		}
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := newConn(g, "tcp", nc.RemoteAddr().String(), &tcpTransport{nc: nc, reader: wire.NewReader(nc, g.cfg.ReadBufferSize, g.cfg.MaxFrame)})
+		if tlsCfg != nil {
+			go g.serveTLS(tls.Server(nc, tlsCfg), name, remote)
+			continue
+		}
+		c := newConn(g, name, remote, &tcpTransport{nc: nc, reader: wire.NewReader(nc, g.cfg.ReadBufferSize, g.cfg.MaxFrameBeforeLogin)})
 		if !g.track(c) {
+			g.limits.release(remote)
 			_ = nc.Close()
 			return
 		}
@@ -327,13 +421,20 @@ func (g *Gateway) acceptTCP(ln net.Listener) {
 	}
 }
 
-func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, name string) {
+	if ok, limit := g.limits.acquire(r.RemoteAddr); !ok {
+		g.refused(limit, r.RemoteAddr)
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		g.limits.release(r.RemoteAddr)
 		return // the upgrader has answered with an HTTP error
 	}
-	c := newConn(g, "ws", r.RemoteAddr, &wsTransport{ws: ws, maxFrame: g.cfg.MaxFrame})
+	c := newConn(g, name, r.RemoteAddr, &wsTransport{ws: ws, maxFrame: g.cfg.MaxFrameBeforeLogin})
 	if !g.track(c) {
+		g.limits.release(r.RemoteAddr)
 		_ = ws.Close()
 		return
 	}

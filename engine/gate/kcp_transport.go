@@ -123,7 +123,7 @@ func (g *Gateway) startKCP() error {
 	g.mu.Lock()
 	g.kcp = ln
 	g.mu.Unlock()
-	g.addListener(ln)
+	g.addListener("kcp", ln)
 	g.wg.Add(1)
 	go g.acceptKCP(ln)
 	return nil
@@ -140,15 +140,24 @@ func (g *Gateway) acceptKCP(ln *kcpListener) {
 			return
 		}
 		ln.guard.accepted(s.RemoteAddr())
+		remote := s.RemoteAddr().String()
+		if ok, limit := g.limits.acquire(remote); !ok {
+			ln.guard.forget(s.RemoteAddr())
+			_ = s.Close()
+			g.refused(limit, remote)
+			continue
+		}
 		if !ln.hold() {
+			g.limits.release(remote)
 			ln.guard.forget(s.RemoteAddr())
 			_ = s.Close()
 			return
 		}
 		g.cfg.KCP.apply(s)
-		t := &kcpTransport{s: s, ln: ln, reader: wire.NewReader(s, g.cfg.ReadBufferSize, g.cfg.MaxFrame), openBy: time.Now().Add(g.cfg.LoginTimeout)}
-		c := newConn(g, "kcp", s.RemoteAddr().String(), t)
+		t := &kcpTransport{s: s, ln: ln, reader: wire.NewReader(s, g.cfg.ReadBufferSize, g.cfg.MaxFrameBeforeLogin), openBy: time.Now().Add(g.cfg.LoginTimeout)}
+		c := newConn(g, "kcp", remote, t)
 		if !g.track(c) {
+			g.limits.release(remote)
 			_ = t.close()
 			return
 		}
@@ -235,6 +244,8 @@ func (t *kcpTransport) next() (wire.Frame, int, error) {
 }
 
 func (t *kcpTransport) buffered() int { return t.reader.Buffered() }
+
+func (t *kcpTransport) setMaxFrame(n int) { t.reader.SetMaxLength(n) }
 
 func (t *kcpTransport) write(batch []byte) error {
 	_, err := t.s.Write(batch)

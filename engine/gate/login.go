@@ -28,7 +28,17 @@ func (c *conn) login(f wire.Frame) {
 		answer(protocol.Errorf(protocol.DecodeFailed, "LoginReq: %v", err))
 		return
 	}
-	deadline := start.Add(c.g.cfg.LoginTimeout)
+	if cerr := c.loginAllowed(req.Method, req.Account); cerr != nil {
+		answer(cerr)
+		c.ignoredRetryHint()
+		return
+	}
+	if cerr := c.g.shedding(); cerr != nil {
+		answer(cerr)
+		return
+	}
+	// A login is a request: it has the request deadline, within the connection's login timeout.
+	deadline := start.Add(min(c.g.cfg.LoginTimeout, c.g.cfg.RequestTimeout))
 	id := c.add(inflight{seq: f.Seq, msg: name, received: start, deadline: deadline, login: true})
 	c.g.deps.Login.Login(&call.Login{
 		ID:       id,
@@ -36,6 +46,7 @@ func (c *conn) login(f wire.Frame) {
 		Account:  req.Account,
 		Secret:   req.Secret,
 		Extra:    req.Extra,
+		Address:  hostOf(c.remote),
 		Deadline: deadline,
 		ReplyTo:  c.box,
 		Post:     c.g.boxes,
@@ -50,8 +61,9 @@ func (c *conn) login(f wire.Frame) {
 	if a.Err == nil && (a.MsgID != protocol.MsgLoginAck || proto.Unmarshal(a.Payload, &ack) != nil || ack.PlayerId == "") {
 		a.Err = protocol.Errorf(protocol.Internal, "the login service answered no player")
 	}
+	c.loginDone(req.Method, req.Account, a.Err)
 	if a.Err != nil {
-		c.g.log.Info("login refused", "conn", c.id, "remote", c.remote, "method", req.Method, "code", a.Err.Code.String(), "error", a.Err.Message)
+		c.g.warn("login_refused", c.remote, "login refused", "conn", c.id, "method", req.Method, "code", a.Err.Code.String(), "error", a.Err.Message)
 		answer(a.Err)
 		return
 	}
@@ -59,19 +71,22 @@ func (c *conn) login(f wire.Frame) {
 	var ackFrame func(s *session.Session) wire.Frame // nil for a one-way LoginReq: no reply
 	if f.Seq != 0 {
 		ackFrame = func(s *session.Session) wire.Frame {
-			token, expires := c.g.deps.Tokens.Issue(playerID, s.ID)
+			token, expires, refresh, refreshExpires := c.issueTokens(playerID, s.ID)
 			payload, _ := proto.Marshal(&protocol.LoginAck{
-				PlayerId:    playerID,
-				Token:       token,
-				ExpiresAtMs: expires.UnixMilli(),
-				SessionId:   s.ID,
-				Created:     created,
+				PlayerId:           playerID,
+				Token:              token,
+				ExpiresAtMs:        expires.UnixMilli(),
+				SessionId:          s.ID,
+				Created:            created,
+				RefreshToken:       refresh,
+				RefreshExpiresAtMs: refreshExpires.UnixMilli(),
 			})
 			return wireReply(protocol.MsgLoginAck, f.Seq, payload)
 		}
 	}
 	s := c.g.deps.Sessions.Open(playerID, c, ackFrame)
 	c.sess.Store(s)
+	c.loggedIn()
 	c.g.obs.Answered(name, 0, time.Since(start))
 	c.g.log.Debug("logged in", "conn", c.id, "player", playerID, "session", s.ID, "method", req.Method, "created", created)
 }
@@ -93,7 +108,7 @@ func (c *conn) resume(f wire.Frame) {
 		fail(protocol.DecodeFailed, "ResumeReq: "+err.Error())
 		return
 	}
-	claims, err := c.g.deps.Tokens.Verify(req.Token)
+	claims, err := c.verifyAccess(req.Token)
 	if err != nil {
 		fail(protocol.ResumeFailed, err.Error())
 		return
@@ -119,6 +134,7 @@ func (c *conn) resume(f wire.Frame) {
 		fail(protocol.ResumeFailed, err.Error())
 		return
 	}
+	c.loggedIn()
 	c.g.obs.Answered(name, 0, time.Since(start))
 	c.g.log.Debug("session resumed", "conn", c.id, "player", s.PlayerID, "session", s.ID, "last_push_seq", req.LastPushSeq)
 }

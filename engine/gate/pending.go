@@ -130,7 +130,7 @@ func (c *conn) answer(f inflight, a call.Answer) {
 	if a.Err != nil {
 		c.g.obs.Answered(f.msg, a.Err.Code, time.Since(f.received))
 		if f.seq == 0 {
-			c.g.log.Info("one-way message failed", "conn", c.id, "msg", f.msg, "code", a.Err.Code.String(), "error", a.Err.Message)
+			c.g.warn("one_way_failed", c.remote, "one-way message failed", "conn", c.id, "msg", f.msg, "code", a.Err.Code.String(), "error", a.Err.Message)
 			return
 		}
 		c.sendError(f.seq, a.Err)

@@ -24,6 +24,8 @@ type transport interface {
 	discard()
 	// closeWrite tells the peer nothing more comes (TCP FIN, WebSocket close message).
 	closeWrite()
+	// setMaxFrame changes the largest frame accepted from the next one on; reader goroutine only.
+	setMaxFrame(n int)
 	setReadDeadline(t time.Time)
 	setWriteDeadline(t time.Time)
 	close() error
@@ -41,6 +43,8 @@ func (t *tcpTransport) next() (wire.Frame, int, error) {
 
 func (t *tcpTransport) buffered() int { return t.reader.Buffered() }
 
+func (t *tcpTransport) setMaxFrame(n int) { t.reader.SetMaxLength(n) }
+
 func (t *tcpTransport) write(batch []byte) error {
 	_, err := t.nc.Write(batch)
 	return err
@@ -49,8 +53,8 @@ func (t *tcpTransport) write(batch []byte) error {
 func (t *tcpTransport) discard() { _, _ = io.Copy(io.Discard, t.nc) }
 
 func (t *tcpTransport) closeWrite() {
-	if tc, ok := t.nc.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if cw, ok := t.nc.(interface{ CloseWrite() error }); ok { // *net.TCPConn, *tls.Conn
+		_ = cw.CloseWrite()
 	}
 }
 
@@ -84,6 +88,8 @@ func (t *wsTransport) next() (wire.Frame, int, error) {
 }
 
 func (t *wsTransport) buffered() int { return 0 }
+
+func (t *wsTransport) setMaxFrame(n int) { t.maxFrame = n }
 
 func (t *wsTransport) write(batch []byte) error {
 	return wire.Frames(batch, func(bare []byte) error {

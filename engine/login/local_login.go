@@ -15,12 +15,15 @@ import (
 
 // Config configures a Local service.
 type Config struct {
-	Accounts *auth.Accounts
-	Tokens   *auth.Tokens
-	Custom   Custom
-	Boxes    *call.Boxes // where the answers of Lua methods come back
-	Disabled []string    // methods refused with BAD_REQUEST
-	Log      *slog.Logger
+	Accounts    *auth.Accounts
+	Tokens      *auth.Tokens
+	Revocations *auth.Revocations // revoked tokens are refused by the token method
+	// MayCreateGuest, if set, is asked before a new guest account is made for a client address.
+	MayCreateGuest func(address string) bool
+	Custom         Custom
+	Boxes          *call.Boxes // where the answers of Lua methods come back
+	Disabled       []string    // methods refused with BAD_REQUEST
+	Log            *slog.Logger
 }
 
 // Local is the login service of this process. Each login runs on a goroutine of its own (the
@@ -68,11 +71,18 @@ func (s *Local) authenticate(ctx context.Context, l *call.Login) (string, bool, 
 	accounts := s.cfg.Accounts
 	switch l.Method {
 	case "guest":
-		return accounts.Guest(ctx, l.Account)
+		var mayCreate func() bool
+		if s.cfg.MayCreateGuest != nil {
+			mayCreate = func() bool { return s.cfg.MayCreateGuest(l.Address) }
+		}
+		return accounts.Guest(ctx, l.Account, mayCreate)
 	case "password":
 		return accounts.Password(ctx, l.Account, l.Secret, l.Extra["register"] == "1")
 	case "token":
 		claims, err := s.cfg.Tokens.Verify(l.Secret)
+		if err == nil && s.cfg.Revocations != nil {
+			err = s.cfg.Revocations.Check(ctx, claims)
+		}
 		return claims.PlayerID, false, err
 	}
 	accountID, err := s.custom(ctx, l)
@@ -120,8 +130,10 @@ func (b answerBox) Deliver(a call.Answer) {
 // authError maps the auth package's errors to protocol codes.
 func authError(err error) *protocol.CodeError {
 	switch {
-	case errors.Is(err, auth.ErrBadCredentials), errors.Is(err, auth.ErrBadToken), errors.Is(err, auth.ErrExpiredToken):
+	case errors.Is(err, auth.ErrBadCredentials), errors.Is(err, auth.ErrBadToken), errors.Is(err, auth.ErrExpiredToken), errors.Is(err, auth.ErrRevokedToken):
 		return &protocol.CodeError{Code: protocol.Unauthenticated, Message: err.Error()}
+	case errors.Is(err, auth.ErrCreationLimited):
+		return &protocol.CodeError{Code: protocol.RateLimited, Message: err.Error(), RetryAfterMs: 2000}
 	case errors.Is(err, auth.ErrInvalidAccount), errors.Is(err, auth.ErrAccountExists):
 		return &protocol.CodeError{Code: protocol.BadRequest, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):

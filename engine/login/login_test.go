@@ -38,7 +38,7 @@ func TestMethods(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	tokens, err := auth.NewTokens(make([]byte, 32), time.Hour)
+	tokens, err := auth.NewTokens([]auth.Key{{ID: "k1", Secret: make([]byte, 32)}}, time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +59,11 @@ func TestMethods(t *testing.T) {
 		}
 		return &ack, 0
 	}
-	first, c := ask("guest", "device-1", "")
+	first, c := ask("guest", "device-1-0123456789", "")
 	if c != 0 || !first.Created || first.PlayerId == "" {
 		t.Fatalf("guest: %v %v", first, c)
 	}
-	if again, c := ask("guest", "device-1", ""); c != 0 || again.Created || again.PlayerId != first.PlayerId {
+	if again, c := ask("guest", "device-1-0123456789", ""); c != 0 || again.Created || again.PlayerId != first.PlayerId {
 		t.Fatalf("guest again: %v %v", again, c)
 	}
 	token, _ := tokens.Issue(first.PlayerId, "s1")

@@ -25,6 +25,7 @@ var (
 	errWrongWire  = errors.New("wrong wire type")
 	errTooDeep    = errors.New("nested too deep")
 	errSparseKeys = errors.New("integer map keys too sparse")
+	errTooBig     = errors.New("decoding over budget")
 )
 
 func (e *codecError) Error() string {

@@ -15,10 +15,19 @@ import (
 // maxExact is the largest magnitude of a 64-bit integer that Decode gives Lua as a number.
 const maxExact = 1 << 53
 
+// Decode's budget: a payload of n bytes may build at most decodeBase + decodePerByte*n Lua table
+// entries, counted per message as its field count (the defaults of absent fields included), so
+// that a small payload of empty nested messages cannot build a huge tree of tables.
+const (
+	decodeBase    = 4096
+	decodePerByte = 16
+)
+
 // decoder holds the state of one Decode call. It is confined to the calling goroutine.
 type decoder struct {
-	L     *lua.LState
-	holes int // nil slots created so far by sparse integer map keys
+	L      *lua.LState
+	holes  int // nil slots created so far by sparse integer map keys
+	budget int // table entries the call may still build
 }
 
 // pendingEntry is a map entry whose integer key would leave holes in the table's array part if
@@ -31,7 +40,7 @@ type pendingEntry struct {
 }
 
 func decode(L *lua.LState, c *codec, b []byte) (*lua.LTable, error) {
-	d := decoder{L: L}
+	d := decoder{L: L, budget: decodeBase + decodePerByte*len(b)}
 	t := L.CreateTable(0, len(c.fields))
 	if err := d.message(c, t, b, 0, false); err != nil {
 		return nil, rooted(err, c.name)
@@ -44,6 +53,9 @@ func decode(L *lua.LState, c *codec, b []byte) (*lua.LTable, error) {
 func (d *decoder) message(c *codec, t *lua.LTable, b []byte, depth int, merge bool) error {
 	if depth > maxDepth {
 		return kindErrorf(errTooDeep, "messages nested deeper than %d", maxDepth)
+	}
+	if d.budget -= 1 + len(c.fields); d.budget < 0 {
+		return kindErrorf(errTooBig, "the message would build more than %d table entries per payload byte", decodePerByte)
 	}
 	var seenBuf, deferBuf [2]uint64
 	seen, deferring := seenBuf[:], deferBuf[:]

@@ -95,7 +95,7 @@ func referenceDecode(m *Message, b []byte) (ref *dynamicpb.Message, err error) {
 // knownDifference reports whether Decode's err is one of the documented rejections of b.
 func knownDifference(err error, md protoreflect.MessageDescriptor, b []byte) bool {
 	switch {
-	case errors.Is(err, errTooDeep), errors.Is(err, errSparseKeys):
+	case errors.Is(err, errTooDeep), errors.Is(err, errSparseKeys), errors.Is(err, errTooBig):
 		return true
 	case errors.Is(err, errWrongWire):
 		return wireMismatch(md, b)

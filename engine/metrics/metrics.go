@@ -38,6 +38,7 @@ type Metrics struct {
 	applies     *prometheus.CounterVec
 	tickLate    *prometheus.HistogramVec
 	version     *prometheus.GaugeVec
+	warnings    *prometheus.CounterVec
 	late        prometheus.Counter
 	datagrams   *prometheus.CounterVec
 
@@ -93,6 +94,9 @@ func New(g Gauges) *Metrics {
 		version: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "moonforge_script_version_info", Help: "1 for the script version in force.",
 		}, []string{"version"}),
+		warnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "moonforge_connection_warnings_total", Help: "Per-connection warnings by kind, and whether log sampling kept them (logged) or dropped them.",
+		}, []string{"kind", "logged"}),
 		datagrams: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moonforge_kcp_dropped_datagrams_total", Help: "UDP datagrams the KCP gateway dropped, by reason (malformed, oversized, forged, stray, limit).",
 		}, []string{"reason"}),
@@ -101,7 +105,7 @@ func New(g Gauges) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.requests, m.latency, m.handler, m.bytesIn, m.bytesOut,
-		m.reloads, m.applies, m.tickLate, m.version, m.late, m.datagrams,
+		m.reloads, m.applies, m.tickLate, m.version, m.warnings, m.late, m.datagrams,
 	)
 	gauge := func(name, help string, f func() float64) {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -148,6 +152,15 @@ func (m *Metrics) Answered(msg string, code protocol.Code, took time.Duration) {
 	obs := v.(answerObs)
 	obs.count.Inc()
 	obs.latency.Observe(took.Seconds())
+}
+
+// Warned implements gate.Observer.
+func (m *Metrics) Warned(kind string, logged bool) {
+	l := "false"
+	if logged {
+		l = "true"
+	}
+	m.warnings.WithLabelValues(kind, l).Inc()
 }
 
 // Traffic implements gate.Observer.

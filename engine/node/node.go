@@ -5,6 +5,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,10 +16,12 @@ import (
 	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/cert"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/gate"
 	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/metrics"
+	"github.com/moonforge/moonforge/engine/presence"
 	"github.com/moonforge/moonforge/engine/reload"
 	"github.com/moonforge/moonforge/engine/room"
 	"github.com/moonforge/moonforge/engine/router"
@@ -34,17 +37,23 @@ type Node struct {
 	log     *slog.Logger
 	started time.Time
 
-	store    store.Store
-	boxes    *call.Boxes
-	metrics  *metrics.Metrics
-	reloader *reload.Reloader
-	system   *actor.System
-	sessions *session.Manager
-	rooms    *room.Manager
-	router   *router.Router
-	gate     *gate.Gateway
-	admin    *admin.Server
-	watcher  *watch.Watcher
+	store       store.Store
+	boxes       *call.Boxes
+	tokens      *auth.Tokens
+	revocations *auth.Revocations
+	keysFile    string
+	certs       *cert.Reloader // nil: no TLS
+	mem         *memoryGuard
+	stopBg      chan struct{} // closed by Stop: ends the background upkeep
+	metrics     *metrics.Metrics
+	reloader    *reload.Reloader
+	system      *actor.System
+	sessions    *session.Manager
+	rooms       *room.Manager
+	router      *router.Router
+	gate        *gate.Gateway
+	admin       *admin.Server
+	watcher     *watch.Watcher
 }
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
@@ -56,7 +65,7 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (*Node, err
 	if err := script.CheckExtensions(ext); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, started: time.Now()}
+	n := &Node{cfg: cfg, log: log, started: time.Now(), stopBg: make(chan struct{}), mem: newMemoryGuard(cfg.MemoryLimit, cfg.MemoryHighWater)}
 	if err := n.build(ext); err != nil {
 		n.close()
 		return nil, err
@@ -82,15 +91,16 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		return fmt.Errorf("store (%s): %w", cfg.Store.Backend, err)
 	}
 	n.store = db
-	key, err := auth.LoadOrCreateKey(ctx, n.store)
-	if err != nil {
-		return fmt.Errorf("token key: %w", err)
-	}
-	tokens, err := auth.NewTokens(key, cfg.Auth.TokenTTL)
+	tokens, err := n.loadTokens()
 	if err != nil {
 		return err
 	}
-	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen})
+	n.revocations = auth.NewRevocations(n.store, cfg.Auth.RefreshTTL)
+	tlsCfg, err := n.tlsConfig()
+	if err != nil {
+		return err
+	}
+	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen, HashConcurrency: cfg.Auth.HashConcurrency})
 
 	n.boxes = call.NewBoxes("", nil)
 	n.metrics = metrics.New(metrics.Gauges{
@@ -102,6 +112,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	n.reloader, err = reload.Start(reload.Config{
 		LuaDir:   cfg.LuaDir,
 		ProtoDir: cfg.ProtoDir,
+		Dev:      cfg.Dev,
 		Ext:      ext,
 		Log:      log.With("part", "reload"),
 		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
@@ -115,8 +126,10 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		ReplayMaxPushes: cfg.Session.ReplayPushes,
 		ReplayMaxBytes:  cfg.Session.ReplayBytes,
 	})
+	online := presence.NewDirectory()
 	svc := &script.Services{
 		Players:        n.sessions,
+		Presence:       online,
 		Store:          n.store,
 		Log:            log.With("part", "lua"),
 		Dev:            cfg.Dev,
@@ -124,18 +137,18 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Observer:       n.metrics,
 		Boxes:          n.boxes,
 	}
-	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics})
+	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics, MailboxBytes: cfg.Lua.MailboxBytes})
 	n.rooms = room.NewManager(room.Config{
 		System:      n.system,
 		Versions:    versions,
 		Players:     n.sessions,
+		Presence:    online,
 		Log:         log.With("part", "room"),
 		Observer:    n.metrics,
 		MailboxSize: cfg.Session.RoomMailboxes,
 		MaxRooms:    cfg.Session.MaxRooms,
 	})
-	svc.Rooms = n.rooms
-	n.sessions.Follow(n.rooms)
+	svc.Rooms = newGuardedRooms(n.rooms, n.mem, cfg.Session.MaxRoomsPerPlayer)
 	local := router.NewLocal(router.LocalConfig{
 		System:      n.system,
 		Rooms:       n.rooms,
@@ -148,29 +161,47 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		return fmt.Errorf("scripts: %w", err)
 	}
 	n.router = router.New(versions, n.rooms, local)
+	// The directory first: a room or a hook that reacts to a presence message reads it updated.
+	n.sessions.Follow(call.Notifiers{online, n.rooms, n.router})
 	n.gate = gate.New(gate.Config{
-		TCPAddr:            cfg.Gate.TCP,
-		WSAddr:             cfg.Gate.WS,
-		WSPath:             cfg.Gate.WSPath,
-		MaxFrame:           cfg.Gate.MaxFrame,
-		Heartbeat:          cfg.Gate.Heartbeat,
-		RequestTimeout:     cfg.Gate.RequestTimeout,
-		MaxUnauthenticated: cfg.Gate.MaxUnauthenticated,
-		SendQueueBytes:     cfg.Gate.SendQueueBytes,
-		RateLimit:          cfg.Gate.RateLimit,
-		RateBurst:          cfg.Gate.RateBurst,
-		KCP:                kcpConfig(cfg.Gate.KCP),
+		TCPAddr:              cfg.Gate.TCP,
+		WSAddr:               cfg.Gate.WS,
+		WSPath:               cfg.Gate.WSPath,
+		MaxFrame:             cfg.Gate.MaxFrame,
+		Heartbeat:            cfg.Gate.Heartbeat,
+		RequestTimeout:       cfg.Gate.RequestTimeout,
+		MaxUnauthenticated:   cfg.Gate.MaxUnauthenticated,
+		SendQueueBytes:       cfg.Gate.SendQueueBytes,
+		RateLimit:            cfg.Gate.RateLimit,
+		RateBurst:            cfg.Gate.RateBurst,
+		LoginTimeout:         cfg.Gate.LoginTimeout,
+		MaxFrameBeforeLogin:  cfg.Gate.MaxFrameBeforeLogin,
+		MaxConnections:       cfg.Gate.MaxConnections,
+		MaxConnectionsPerIP:  cfg.Gate.MaxConnectionsPerIP,
+		MaxInFlight:          cfg.Gate.MaxInFlight,
+		TLSTCPAddr:           cfg.Gate.TLSTCP,
+		TLSWSAddr:            cfg.Gate.TLSWS,
+		LoginFailureDelay:    cfg.Auth.FailureDelay,
+		LoginLockoutFailures: cfg.Auth.LockoutFailures,
+		LoginLockout:         cfg.Auth.Lockout,
+		GuestsPerIPMinute:    cfg.Auth.GuestsPerIPMinute,
+		KCP:                  kcpConfig(cfg.Gate.KCP),
 	}, gate.Deps{
-		Sessions: n.sessions,
-		Tokens:   tokens,
+		Sessions:    n.sessions,
+		Tokens:      tokens,
+		Revocations: n.revocations,
 		Login: login.NewLocal(login.Config{
-			Accounts: accounts,
-			Tokens:   tokens,
-			Custom:   n.router,
-			Boxes:    n.boxes,
-			Disabled: cfg.Gate.DisabledMethods,
-			Log:      log.With("part", "login"),
+			Accounts:       accounts,
+			Tokens:         tokens,
+			Revocations:    n.revocations,
+			MayCreateGuest: func(address string) bool { return n.gate.MayCreateGuest(address) },
+			Custom:         n.router,
+			Boxes:          n.boxes,
+			Disabled:       cfg.Gate.DisabledMethods,
+			Log:            log.With("part", "login"),
 		}),
+		TLS:      tlsCfg,
+		Shedding: n.mem.Shedding,
 		Router:   n.router,
 		Boxes:    n.boxes,
 		Schema:   versions,
@@ -187,11 +218,22 @@ func (n *Node) Start() error {
 	}
 	if n.cfg.Admin.Addr != "-" {
 		var err error
+		token, err := adminToken(n.cfg.Admin.TokenFile)
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		var tlsCfg *tls.Config // HTTPS with a configured certificate, not the development one
+		if n.cfg.TLS.CertFile != "" {
+			tlsCfg = n.certs.ServerConfig()
+		}
 		n.admin, err = admin.Start(n.cfg.Admin.Addr, admin.Deps{
 			Registry: n.metrics.Registry,
 			Reloader: n.reloader,
 			Status:   func() any { return n.Status() },
 			Log:      n.log.With("part", "admin"),
+			Token:    token,
+			Pprof:    n.cfg.Admin.Pprof,
+			TLS:      tlsCfg,
 		})
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
@@ -208,8 +250,9 @@ func (n *Node) Start() error {
 			return fmt.Errorf("watch: %w", err)
 		}
 	}
+	go n.upkeep()
 	current := n.reloader.Versions().Load()
-	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "kcp", n.KCPAddr(), "admin", n.AdminAddr(),
+	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "tls", n.TLSAddr(), "wss", n.WSSAddr(), "kcp", n.KCPAddr(), "admin", n.AdminAddr(),
 		"version", current.Version, "data", n.cfg.DataDir, "dev", n.cfg.Dev)
 	return nil
 }
@@ -230,6 +273,11 @@ func (n *Node) Run(ctx context.Context) error {
 // work (rooms close), and closes the store.
 func (n *Node) Stop(ctx context.Context) error {
 	n.log.Info("stopping")
+	select {
+	case <-n.stopBg:
+	default:
+		close(n.stopBg)
+	}
 	if n.watcher != nil {
 		_ = n.watcher.Close()
 	}
@@ -255,27 +303,19 @@ func (n *Node) close() {
 }
 
 // TCPAddr returns the gateway's TCP address ("" if disabled).
-func (n *Node) TCPAddr() string { return n.addr(n.cfg.Gate.TCP, 0) }
+func (n *Node) TCPAddr() string { return n.gate.Addr("tcp") }
 
 // WSAddr returns the gateway's WebSocket address ("" if disabled).
-func (n *Node) WSAddr() string {
-	i := 1
-	if n.cfg.Gate.TCP == "-" {
-		i = 0
-	}
-	return n.addr(n.cfg.Gate.WS, i)
-}
+func (n *Node) WSAddr() string { return n.gate.Addr("ws") }
+
+// TLSAddr returns the gateway's TCP over TLS address ("" if closed).
+func (n *Node) TLSAddr() string { return n.gate.Addr("tls") }
+
+// WSSAddr returns the gateway's WebSocket over TLS address ("" if closed).
+func (n *Node) WSSAddr() string { return n.gate.Addr("wss") }
 
 // KCPAddr returns the gateway's KCP (UDP) address ("" if disabled).
-func (n *Node) KCPAddr() string {
-	i := 0
-	for _, a := range []string{n.cfg.Gate.TCP, n.cfg.Gate.WS} {
-		if a != "-" {
-			i++
-		}
-	}
-	return n.addr(n.cfg.Gate.KCP.Addr, i)
-}
+func (n *Node) KCPAddr() string { return n.gate.Addr("kcp") }
 
 // kcpConfig maps the file's KCP options to the gateway's.
 func kcpConfig(k config.KCP) gate.KCPConfig {
@@ -303,14 +343,6 @@ func (n *Node) AdminAddr() string {
 		return ""
 	}
 	return n.admin.Addr().String()
-}
-
-func (n *Node) addr(configured string, i int) string {
-	addrs := n.gate.Addrs()
-	if configured == "-" || i >= len(addrs) {
-		return ""
-	}
-	return addrs[i].String()
 }
 
 func (n *Node) mailboxes() (total, deepest int) {

@@ -64,6 +64,7 @@ func start(t *testing.T, edit func(*config.Config)) *env {
 	cfg.LuaDir = filepath.Join(dir, "lua")
 	cfg.ProtoDir = filepath.Join(dir, "proto")
 	cfg.Gate.TCP, cfg.Gate.WS, cfg.Gate.KCP.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gate.TLSTCP, cfg.Gate.TLSWS = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Lua.PoolSize = 4
 	if edit != nil {
 		edit(&cfg)
@@ -164,11 +165,11 @@ func TestLoginRequestsAndPushes(t *testing.T) {
 	e := start(t, nil)
 	for _, transport := range []string{"tcp", "ws"} {
 		a, b := e.dial(t, transport), e.dial(t, transport)
-		ackA, err := a.Login(ctx(t), "guest", "dev-a-"+transport, "", nil)
+		ackA, err := a.Login(ctx(t), "guest", "device-a-0123456-"+transport, "", nil)
 		if err != nil || !ackA.Created || ackA.Token == "" || ackA.SessionId == "" {
 			t.Fatalf("%s login: %+v %v", transport, ackA, err)
 		}
-		if _, err := b.Login(ctx(t), "guest", "dev-b-"+transport, "", nil); err != nil {
+		if _, err := b.Login(ctx(t), "guest", "device-b-0123456-"+transport, "", nil); err != nil {
 			t.Fatal(err)
 		}
 		if name, text, err := e.call(t, a, "EchoReq", `{"n": "7", "body": "aGk="}`); err != nil || name != "EchoAck" || !strings.Contains(text, `"n":"7"`) {
@@ -226,7 +227,7 @@ func TestLoginMethods(t *testing.T) {
 func TestResumeReplaysEveryPush(t *testing.T) {
 	e := start(t, nil)
 	a := e.dial(t, "tcp")
-	ack, err := a.Login(ctx(t), "guest", "resumer", "", nil)
+	ack, err := a.Login(ctx(t), "guest", "resumer-device-0001", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +310,7 @@ func TestBadInput(t *testing.T) {
 	}
 	// After login: unknown ids, garbage payloads and server-only messages leave the connection open.
 	c = e.dial(t, "tcp")
-	if _, err := c.Login(ctx(t), "guest", "bad-input", "", nil); err != nil {
+	if _, err := c.Login(ctx(t), "guest", "bad-input-device-01", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []struct {
@@ -346,11 +347,11 @@ func TestBadInput(t *testing.T) {
 func TestDuplicateLoginAndShutdown(t *testing.T) {
 	e := start(t, nil)
 	first := e.dial(t, "tcp")
-	if _, err := first.Login(ctx(t), "guest", "twice", "", nil); err != nil {
+	if _, err := first.Login(ctx(t), "guest", "twice-device-000001", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	second := e.dial(t, "ws")
-	if _, err := second.Login(ctx(t), "guest", "twice", "", nil); err != nil {
+	if _, err := second.Login(ctx(t), "guest", "twice-device-000001", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -375,7 +376,7 @@ func TestDuplicateLoginAndShutdown(t *testing.T) {
 func TestHotReload(t *testing.T) {
 	e := start(t, func(c *config.Config) { c.Lua.Debounce = 20 * time.Millisecond })
 	c := e.dial(t, "tcp")
-	if _, err := c.Login(ctx(t), "guest", "reloader", "", nil); err != nil {
+	if _, err := c.Login(ctx(t), "guest", "reloader-device-001", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	echo := filepath.Join(e.dir, "lua", "lobby", "echo.lua")
@@ -490,7 +491,7 @@ func TestNewErrorsUseForwardSlashes(t *testing.T) {
 }
 
 // TestStoreBackends: a node runs on Redis and on MySQL as on the embedded
-// store; accounts and the token key outlive the node.
+// store; accounts outlive the node.
 func TestStoreBackends(t *testing.T) {
 	backends := map[string]func(*config.Config){
 		"redis": func(c *config.Config) {
@@ -518,9 +519,9 @@ func TestStoreBackends(t *testing.T) {
 			}
 			e.stop()
 			e2 := start(t, cfg)
-			again, err := e2.dial(t, "tcp").Login(ctx(t), "token", "", ack.Token, nil)
+			again, err := e2.dial(t, "tcp").Login(ctx(t), "password", "ann", "correct horse", nil)
 			if err != nil || again.PlayerId != ack.PlayerId {
-				t.Fatalf("token of the first node on the second: %+v, %v", again, err)
+				t.Fatalf("the first node's account on the second: %+v, %v", again, err)
 			}
 		})
 	}

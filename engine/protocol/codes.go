@@ -10,14 +10,18 @@ import (
 
 // Framework message ids, as declared in proto/moonforge/protocol.proto.
 const (
-	MsgPing      uint16 = 1
-	MsgPong      uint16 = 2
-	MsgError     uint16 = 3
-	MsgKick      uint16 = 4
-	MsgLoginReq  uint16 = 10
-	MsgLoginAck  uint16 = 11
-	MsgResumeReq uint16 = 12
-	MsgResumeAck uint16 = 13
+	MsgPing       uint16 = 1
+	MsgPong       uint16 = 2
+	MsgError      uint16 = 3
+	MsgKick       uint16 = 4
+	MsgLoginReq   uint16 = 10
+	MsgLoginAck   uint16 = 11
+	MsgResumeReq  uint16 = 12
+	MsgResumeAck  uint16 = 13
+	MsgLogoutReq  uint16 = 14
+	MsgLogoutAck  uint16 = 15
+	MsgRefreshReq uint16 = 16
+	MsgRefreshAck uint16 = 17
 
 	// FirstAppMsgID is the lowest id an application message may have.
 	FirstAppMsgID uint16 = 1000

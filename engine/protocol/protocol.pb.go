@@ -307,14 +307,16 @@ func (x *LoginReq) GetExtra() map[string]string {
 }
 
 type LoginAck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PlayerId      string                 `protobuf:"bytes,1,opt,name=player_id,json=playerId,proto3" json:"player_id,omitempty"`
-	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
-	ExpiresAtMs   int64                  `protobuf:"varint,3,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
-	SessionId     string                 `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Created       bool                   `protobuf:"varint,5,opt,name=created,proto3" json:"created,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	PlayerId           string                 `protobuf:"bytes,1,opt,name=player_id,json=playerId,proto3" json:"player_id,omitempty"`
+	Token              string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresAtMs        int64                  `protobuf:"varint,3,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	SessionId          string                 `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Created            bool                   `protobuf:"varint,5,opt,name=created,proto3" json:"created,omitempty"`
+	RefreshToken       string                 `protobuf:"bytes,6,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RefreshExpiresAtMs int64                  `protobuf:"varint,7,opt,name=refresh_expires_at_ms,json=refreshExpiresAtMs,proto3" json:"refresh_expires_at_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *LoginAck) Reset() {
@@ -380,6 +382,20 @@ func (x *LoginAck) GetCreated() bool {
 		return x.Created
 	}
 	return false
+}
+
+func (x *LoginAck) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *LoginAck) GetRefreshExpiresAtMs() int64 {
+	if x != nil {
+		return x.RefreshExpiresAtMs
+	}
+	return 0
 }
 
 type ResumeReq struct {
@@ -494,6 +510,198 @@ func (x *ResumeAck) GetToken() string {
 	return ""
 }
 
+type LogoutReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AllSessions   bool                   `protobuf:"varint,1,opt,name=all_sessions,json=allSessions,proto3" json:"all_sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutReq) Reset() {
+	*x = LogoutReq{}
+	mi := &file_moonforge_protocol_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutReq) ProtoMessage() {}
+
+func (x *LogoutReq) ProtoReflect() protoreflect.Message {
+	mi := &file_moonforge_protocol_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutReq.ProtoReflect.Descriptor instead.
+func (*LogoutReq) Descriptor() ([]byte, []int) {
+	return file_moonforge_protocol_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LogoutReq) GetAllSessions() bool {
+	if x != nil {
+		return x.AllSessions
+	}
+	return false
+}
+
+type LogoutAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutAck) Reset() {
+	*x = LogoutAck{}
+	mi := &file_moonforge_protocol_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutAck) ProtoMessage() {}
+
+func (x *LogoutAck) ProtoReflect() protoreflect.Message {
+	mi := &file_moonforge_protocol_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutAck.ProtoReflect.Descriptor instead.
+func (*LogoutAck) Descriptor() ([]byte, []int) {
+	return file_moonforge_protocol_proto_rawDescGZIP(), []int{9}
+}
+
+type RefreshReq struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RefreshToken  string                 `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshReq) Reset() {
+	*x = RefreshReq{}
+	mi := &file_moonforge_protocol_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshReq) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshReq) ProtoMessage() {}
+
+func (x *RefreshReq) ProtoReflect() protoreflect.Message {
+	mi := &file_moonforge_protocol_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshReq.ProtoReflect.Descriptor instead.
+func (*RefreshReq) Descriptor() ([]byte, []int) {
+	return file_moonforge_protocol_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RefreshReq) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+type RefreshAck struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Token              string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresAtMs        int64                  `protobuf:"varint,2,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	RefreshToken       string                 `protobuf:"bytes,3,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	RefreshExpiresAtMs int64                  `protobuf:"varint,4,opt,name=refresh_expires_at_ms,json=refreshExpiresAtMs,proto3" json:"refresh_expires_at_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RefreshAck) Reset() {
+	*x = RefreshAck{}
+	mi := &file_moonforge_protocol_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshAck) ProtoMessage() {}
+
+func (x *RefreshAck) ProtoReflect() protoreflect.Message {
+	mi := &file_moonforge_protocol_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshAck.ProtoReflect.Descriptor instead.
+func (*RefreshAck) Descriptor() ([]byte, []int) {
+	return file_moonforge_protocol_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RefreshAck) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RefreshAck) GetExpiresAtMs() int64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
+func (x *RefreshAck) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *RefreshAck) GetRefreshExpiresAtMs() int64 {
+	if x != nil {
+		return x.RefreshExpiresAtMs
+	}
+	return 0
+}
+
 var file_moonforge_protocol_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MessageOptions)(nil),
@@ -539,21 +747,35 @@ const file_moonforge_protocol_proto_rawDesc = "" +
 	"ExtraEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\x04\x80\xb5\x18\n" +
-	"\"\xa0\x01\n" +
+	"\"\xf8\x01\n" +
 	"\bLoginAck\x12\x1b\n" +
 	"\tplayer_id\x18\x01 \x01(\tR\bplayerId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\"\n" +
 	"\rexpires_at_ms\x18\x03 \x01(\x03R\vexpiresAtMs\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x18\n" +
-	"\acreated\x18\x05 \x01(\bR\acreated:\x04\x80\xb5\x18\v\"K\n" +
+	"\acreated\x18\x05 \x01(\bR\acreated\x12#\n" +
+	"\rrefresh_token\x18\x06 \x01(\tR\frefreshToken\x121\n" +
+	"\x15refresh_expires_at_ms\x18\a \x01(\x03R\x12refreshExpiresAtMs:\x04\x80\xb5\x18\v\"K\n" +
 	"\tResumeReq\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\"\n" +
 	"\rlast_push_seq\x18\x02 \x01(\rR\vlastPushSeq:\x04\x80\xb5\x18\f\"`\n" +
 	"\tResumeAck\x12\x1b\n" +
 	"\tplayer_id\x18\x01 \x01(\tR\bplayerId\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\rR\breplayed\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\tR\x05token:\x04\x80\xb5\x18\r:8\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token:\x04\x80\xb5\x18\r\"4\n" +
+	"\tLogoutReq\x12!\n" +
+	"\fall_sessions\x18\x01 \x01(\bR\vallSessions:\x04\x80\xb5\x18\x0e\"\x11\n" +
+	"\tLogoutAck:\x04\x80\xb5\x18\x0f\"7\n" +
+	"\n" +
+	"RefreshReq\x12#\n" +
+	"\rrefresh_token\x18\x01 \x01(\tR\frefreshToken:\x04\x80\xb5\x18\x10\"\xa4\x01\n" +
+	"\n" +
+	"RefreshAck\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\"\n" +
+	"\rexpires_at_ms\x18\x02 \x01(\x03R\vexpiresAtMs\x12#\n" +
+	"\rrefresh_token\x18\x03 \x01(\tR\frefreshToken\x121\n" +
+	"\x15refresh_expires_at_ms\x18\x04 \x01(\x03R\x12refreshExpiresAtMs:\x04\x80\xb5\x18\x11:8\n" +
 	"\x06msg_id\x12\x1f.google.protobuf.MessageOptions\x18І\x03 \x01(\rR\x05msgIdb\x06proto3"
 
 var (
@@ -568,7 +790,7 @@ func file_moonforge_protocol_proto_rawDescGZIP() []byte {
 	return file_moonforge_protocol_proto_rawDescData
 }
 
-var file_moonforge_protocol_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_moonforge_protocol_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_moonforge_protocol_proto_goTypes = []any{
 	(*Ping)(nil),                        // 0: moonforge.Ping
 	(*Pong)(nil),                        // 1: moonforge.Pong
@@ -578,17 +800,21 @@ var file_moonforge_protocol_proto_goTypes = []any{
 	(*LoginAck)(nil),                    // 5: moonforge.LoginAck
 	(*ResumeReq)(nil),                   // 6: moonforge.ResumeReq
 	(*ResumeAck)(nil),                   // 7: moonforge.ResumeAck
-	nil,                                 // 8: moonforge.LoginReq.ExtraEntry
-	(*descriptorpb.MessageOptions)(nil), // 9: google.protobuf.MessageOptions
+	(*LogoutReq)(nil),                   // 8: moonforge.LogoutReq
+	(*LogoutAck)(nil),                   // 9: moonforge.LogoutAck
+	(*RefreshReq)(nil),                  // 10: moonforge.RefreshReq
+	(*RefreshAck)(nil),                  // 11: moonforge.RefreshAck
+	nil,                                 // 12: moonforge.LoginReq.ExtraEntry
+	(*descriptorpb.MessageOptions)(nil), // 13: google.protobuf.MessageOptions
 }
 var file_moonforge_protocol_proto_depIdxs = []int32{
-	8, // 0: moonforge.LoginReq.extra:type_name -> moonforge.LoginReq.ExtraEntry
-	9, // 1: moonforge.msg_id:extendee -> google.protobuf.MessageOptions
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	1, // [1:2] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	12, // 0: moonforge.LoginReq.extra:type_name -> moonforge.LoginReq.ExtraEntry
+	13, // 1: moonforge.msg_id:extendee -> google.protobuf.MessageOptions
+	2,  // [2:2] is the sub-list for method output_type
+	2,  // [2:2] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	1,  // [1:2] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_moonforge_protocol_proto_init() }
@@ -602,7 +828,7 @@ func file_moonforge_protocol_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_moonforge_protocol_proto_rawDesc), len(file_moonforge_protocol_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 1,
 			NumServices:   0,
 		},

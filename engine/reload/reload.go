@@ -45,6 +45,7 @@ type Result struct {
 type Config struct {
 	LuaDir   string
 	ProtoDir string
+	Dev      bool              // scripts see mf.dev
 	Ext      script.Extensions // Go values for mf.ext, in every version
 	Log      *slog.Logger
 	// OnResult, if set, is called after every attempt (metrics).
@@ -163,7 +164,7 @@ func (r *Reloader) compile() (*script.Bundle, []source.Problem) {
 		}
 		return nil, out
 	}
-	b, err := script.Compile(r.cfg.LuaDir, sch, r.cfg.Ext)
+	b, err := script.CompileDev(r.cfg.LuaDir, sch, r.cfg.Ext, r.cfg.Dev)
 	if err != nil {
 		var ce *script.CompileError
 		if !errors.As(err, &ce) {

@@ -35,7 +35,8 @@ func (noObserver) Tick(string, time.Duration) {}
 type Config struct {
 	System      *actor.System
 	Versions    *script.Versions
-	Players     script.Players // where room pushes go
+	Players     script.Players  // where room pushes go
+	Presence    script.Presence // who has a live session (join refuses others); nil: everybody
 	Log         *slog.Logger
 	Observer    Observer // optional
 	MailboxSize int      // per room; default: config.Default
@@ -91,6 +92,7 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 		Role:        rt.Role,
 		MailboxSize: m.cfg.MailboxSize,
 		OnStop:      r.stopped,
+		AfterRun:    r.settle, // room:close() or room:remove() in a timer or a resumed on_message
 	}
 	if rt.TickHz > 0 {
 		cfg.Tick = time.Duration(float64(time.Second) / rt.TickHz)
@@ -117,8 +119,15 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 }
 
 // Join puts c.PlayerID into room c.Target, leaving any other room first, and answers c with what
-// on_join returned. It returns at once; the room's actor answers.
+// on_join returned. A player without a live session is refused (BAD_REQUEST). It returns at once;
+// the room's actor answers.
 func (m *Manager) Join(c *call.Call) {
+	if m.cfg.Presence != nil {
+		if online, _ := m.cfg.Presence.Online(c.PlayerID); !online {
+			c.Fail(protocol.Errorf(protocol.BadRequest, "player %s is offline (no live session)", c.PlayerID))
+			return
+		}
+	}
 	m.mu.Lock()
 	r := m.rooms[c.Target]
 	cur := m.byPlayer[c.PlayerID]
@@ -170,20 +179,50 @@ func (m *Manager) Leave(c *call.Call) {
 	}
 }
 
-// Notify takes a player whose session ended out of its room (reason "offline"); it follows
-// the sessions' presence messages (call.Notifier).
-func (m *Manager) Notify(p call.Presence) {
-	if p.Event != call.SessionEnded || p.Reason != "expired" {
+// Call runs on_call(room, c.Name, c.Args) in room c.Target and answers c with its result. It
+// returns at once; the room's actor answers.
+func (m *Manager) Call(c *call.Call) {
+	m.mu.Lock()
+	r := m.rooms[c.Target]
+	m.mu.Unlock()
+	if r == nil {
+		c.Fail(protocol.Errorf(protocol.BadRequest, "no room %q", c.Target))
 		return
 	}
+	ok := r.actor.Send(func(vm *script.VM) {
+		vm.RoomCall(r, c)
+		r.settle(vm)
+	})
+	if !ok {
+		c.Fail(protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id))
+	}
+}
+
+// Notify follows the sessions' presence messages (call.Notifier): a player whose session expired
+// or who logged out leaves its room (on_leave, reason "offline"); a dropped connection runs the room's
+// on_disconnect, a resume or a new login on_reconnect.
+func (m *Manager) Notify(p call.Presence) {
 	m.mu.Lock()
 	r := m.byPlayer[p.PlayerID]
 	m.mu.Unlock()
 	if r == nil {
 		return
 	}
-	if err := m.leave(r, p.PlayerID, "offline", nil); err != nil {
-		m.log.Warn("could not remove an offline player from its room", "player", p.PlayerID, "error", err)
+	switch p.Event {
+	case call.SessionEnded:
+		if p.Reason != "expired" && p.Reason != "logout" {
+			return
+		}
+		if err := m.leave(r, p.PlayerID, "offline", nil); err != nil {
+			m.log.Warn("could not remove an offline player from its room", "player", p.PlayerID, "error", err)
+		}
+	case call.SessionDetached, call.SessionResumed, call.SessionStarted:
+		if !r.actor.Send(func(vm *script.VM) {
+			vm.RoomPresence(r, p.PlayerID, p.Event)
+			r.settle(vm)
+		}) {
+			m.log.Warn("room too busy for a presence change", "room", r.id, "player", p.PlayerID, "event", p.Event)
+		}
 	}
 }
 
@@ -200,6 +239,16 @@ func (m *Manager) leave(r *Room, playerID, reason string, then func(out any)) er
 		return protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id)
 	}
 	return nil
+}
+
+// Where returns the id and type of the player's room, or "", "" (router.Rooms).
+func (m *Manager) Where(playerID string) (string, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.byPlayer[playerID]; r != nil {
+		return r.id, r.rt.Name
+	}
+	return "", ""
 }
 
 // Of returns the id of the player's room, or "".

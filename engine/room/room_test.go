@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,23 @@ function arena.on_message(room, player, name, msg)
   return "ArenaMoveAck", { pos = { x = player.moves } }
 end
 function arena.on_tick(room, dt) room:broadcast("ArenaState", { tick = room.tick }) end
+function arena.on_disconnect(room, player) room.state.log = (room.state.log or "") .. "d:" .. player.id .. " " end
+function arena.on_reconnect(room, player) room.state.log = (room.state.log or "") .. "r:" .. player.id .. " " end
+function arena.on_call(room, name, args)
+  if name == "log" then return { log = room.state.log or "", timer = room.state.timer or 0 } end
+  if name == "watch" then
+    -- A timer set in a room callback runs in the room's VM, with its room object.
+    mf.timer.every(0.01, function()
+      room.state.timer = (room.state.timer or 0) + 1
+      mf.push(args.watcher, "ArenaState", { tick = room.state.timer })
+    end)
+    return true
+  end
+  if name == "close" then room:close() return "closing" end
+  mf.error(1601, "no call " .. name)
+end
+local still = mf.room_type("still", { tick_hz = 0 })
+function still.on_call(room) mf.timer.after(0.01, function() room:close() end) return true end
 `
 
 // players records pushes per player.
@@ -53,6 +71,16 @@ func (p *players) count(id string) int {
 
 func setup(t *testing.T) (*room.Manager, *players, *script.Bundle) {
 	t.Helper()
+	return setupWith(t, nil)
+}
+
+// online is a presence directory of the players named in it.
+type online map[string]bool
+
+func (o online) Online(id string) (bool, bool) { return o[id], o[id] }
+
+func setupWith(t *testing.T, presence script.Presence) (*room.Manager, *players, *script.Bundle) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "lua")
 	if err := os.MkdirAll(filepath.Join(dir, "game"), 0o755); err != nil {
 		t.Fatal(err)
@@ -72,7 +100,7 @@ func setup(t *testing.T) (*room.Manager, *players, *script.Bundle) {
 	p := &players{n: map[string]int{}}
 	svc := &script.Services{Players: p}
 	sys := actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions})
-	m := room.NewManager(room.Config{System: sys, Versions: versions, Players: p})
+	m := room.NewManager(room.Config{System: sys, Versions: versions, Players: p, Presence: presence})
 	svc.Rooms = m
 	t.Cleanup(func() { m.Stop(); sys.Stop() })
 	return m, p, b
@@ -229,4 +257,90 @@ func join(m *room.Manager, roomID, player string, args any) (any, error) {
 
 func leave(m *room.Manager, player string) (any, error) {
 	return ask(m.Leave, &call.Call{PlayerID: player})
+}
+
+func roomCall(m *room.Manager, roomID, name string, args any) (any, error) {
+	return ask(m.Call, &call.Call{Target: roomID, Name: name, Args: args})
+}
+
+func TestJoinRefusesOfflinePlayers(t *testing.T) {
+	m, _, _ := setupWith(t, online{"a": true})
+	id, _ := m.Create("duel", nil)
+	if _, err := join(m, id, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := join(m, id, "gone", nil)
+	if code(err) != protocol.BadRequest || !strings.Contains(err.Error(), "offline") {
+		t.Fatalf("offline player joined: %v", err)
+	}
+	if m.Of("gone") != "" {
+		t.Fatal("an offline player is in the room")
+	}
+}
+
+func TestPresenceCallbacksAndCall(t *testing.T) {
+	m, _, _ := setup(t)
+	id, _ := m.Create("duel", nil)
+	for _, p := range []string{"a", "b"} {
+		if _, err := join(m, id, p, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Notify(call.Presence{PlayerID: "a", Event: call.SessionDetached})
+	m.Notify(call.Presence{PlayerID: "a", Event: call.SessionResumed})
+	m.Notify(call.Presence{PlayerID: "b", Event: call.SessionDetached})
+	m.Notify(call.Presence{PlayerID: "b", Event: call.SessionStarted}) // logged in again instead of resuming
+	m.Notify(call.Presence{PlayerID: "b", Event: call.SessionEnded, Reason: "replaced"})
+	m.Notify(call.Presence{PlayerID: "nobody", Event: call.SessionDetached})
+	out, err := roomCall(m, id, "log", nil)
+	if err != nil || out.(map[string]any)["log"] != "d:a r:a d:b r:b " {
+		t.Fatalf("presence callbacks: %v %v", out, err)
+	}
+	if m.Of("b") != id {
+		t.Fatal("a replaced session took the player out of the room")
+	}
+	if _, err := roomCall(m, id, "nope", nil); code(err) != 1601 {
+		t.Fatalf("on_call raising: %v", err)
+	}
+	if _, err := roomCall(m, "rnone", "log", nil); code(err) != protocol.BadRequest {
+		t.Fatalf("call to no room: %v", err)
+	}
+}
+
+func TestTimerRunsInTheRoomAndStopsWithIt(t *testing.T) {
+	m, p, _ := setup(t)
+	id, _ := m.Create("duel", nil)
+	if _, err := join(m, id, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roomCall(m, id, "watch", map[string]any{"watcher": "w"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return p.count("w") >= 3 })
+	out, err := roomCall(m, id, "log", nil)
+	if err != nil || out.(map[string]any)["timer"].(float64) < 3 {
+		t.Fatalf("the timer did not change the room's state: %v %v", out, err)
+	}
+	if out, err := roomCall(m, id, "close", nil); err != nil || out != "closing" {
+		t.Fatalf("close: %v %v", out, err)
+	}
+	waitFor(t, func() bool { return m.Count() == 0 })
+	n := p.count("w")
+	time.Sleep(100 * time.Millisecond) // ten periods of the timer
+	if p.count("w") != n {
+		t.Fatalf("the timer ran after its room closed: %d pushes, then %d", n, p.count("w"))
+	}
+}
+
+// room:close() in a timer takes effect without a tick or a message to follow it.
+func TestCloseFromATimerOfARoomWithoutTicks(t *testing.T) {
+	m, _, _ := setup(t)
+	id, _ := m.Create("still", nil)
+	if _, err := join(m, id, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roomCall(m, id, "later", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return m.Count() == 0 })
 }

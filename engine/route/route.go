@@ -4,11 +4,22 @@
 // (a proxy) can route to it. Hash places a key on a pool's actors the same way in every process.
 package route
 
-// Route says where a client message is handled.
+// Route says where a client message is handled: by the sender's room when it is of one of Rooms,
+// otherwise by Role's handler (none: the sender is told it is in no such room).
 type Route struct {
-	Role string `json:"role"`           // role whose VMs run the handler
-	Room bool   `json:"room,omitempty"` // the message goes to the sender's room (declared by a room type)
-	Key  string `json:"key,omitempty"`  // partition key: "" spreads players over the role's actors, a name pins one actor
+	Role  string   `json:"role,omitempty"`  // role whose VMs run the mf.handle handler; "" if none
+	Key   string   `json:"key,omitempty"`   // partition key: "" spreads players over the role's actors, a name pins one actor
+	Rooms []string `json:"rooms,omitempty"` // room types that declare the message (messages option), sorted
+}
+
+// InRooms reports whether rooms of type roomType take the message.
+func (r Route) InRooms(roomType string) bool {
+	for _, t := range r.Rooms {
+		if t == roomType {
+			return true
+		}
+	}
+	return false
 }
 
 // Table is the routing table of one script version. Immutable once built; safe for concurrent use.
@@ -16,6 +27,8 @@ type Table struct {
 	Version  string            `json:"version"`  // the script version it was built from
 	Messages map[uint16]Route  `json:"messages"` // by msg id
 	Logins   map[string]string `json:"logins"`   // custom login method → role
+	// SessionEnd: the roles that registered mf.on_session_end → its partition key ("": the player).
+	SessionEnd map[string]string `json:"session_end,omitempty"`
 }
 
 // New returns an empty table for a version.
@@ -23,13 +36,17 @@ func New(version string) *Table {
 	return &Table{Version: version, Messages: map[uint16]Route{}, Logins: map[string]string{}}
 }
 
-// Roles returns the roles the table sends work to (handlers or login methods), without rooms.
+// Roles returns the roles the table sends work to (handlers, login methods, session-end hooks),
+// without rooms.
 func (t *Table) Roles() map[string]bool {
 	roles := map[string]bool{}
 	for _, r := range t.Messages {
-		if !r.Room {
+		if r.Role != "" {
 			roles[r.Role] = true
 		}
+	}
+	for role := range t.SessionEnd {
+		roles[role] = true
 	}
 	for _, role := range t.Logins {
 		roles[role] = true

@@ -11,7 +11,9 @@ func TestTableRoundTripsThroughJSON(t *testing.T) {
 	tab := New("abc123")
 	tab.Messages[1001] = Route{Role: "lobby"}
 	tab.Messages[1002] = Route{Role: "lobby", Key: "chat"}
-	tab.Messages[2001] = Route{Role: "game", Room: true}
+	tab.Messages[2001] = Route{Rooms: []string{"arena"}}
+	tab.Messages[2002] = Route{Role: "lobby", Rooms: []string{"arena", "duel"}}
+	tab.SessionEnd = map[string]string{"matchmaker": "queue"}
 	tab.Logins["dev_ticket"] = "login"
 	b, err := json.Marshal(tab)
 	if err != nil {
@@ -24,7 +26,7 @@ func TestTableRoundTripsThroughJSON(t *testing.T) {
 	if !reflect.DeepEqual(*tab, back) {
 		t.Fatalf("round trip changed the table:\n%+v\n%+v", *tab, back)
 	}
-	if got := back.Roles(); !reflect.DeepEqual(got, map[string]bool{"lobby": true, "login": true}) {
+	if got := back.Roles(); !reflect.DeepEqual(got, map[string]bool{"lobby": true, "login": true, "matchmaker": true}) {
 		t.Fatalf("Roles = %v", got)
 	}
 }

@@ -18,4 +18,6 @@ type Dispatcher interface {
 	Dispatch(dst Destination, req *call.Request)
 	// Login delivers a custom login method's check to the role that registered it.
 	Login(dst Destination, l *call.Login)
+	// Notify delivers a presence message to a role's mf.on_session_end hook (no answer).
+	Notify(dst Destination, p call.Presence)
 }

@@ -114,13 +114,13 @@ func (l *Local) Dispatch(dst Destination, req *call.Request) {
 	if a == nil {
 		return
 	}
-	if !a.Send(func(vm *script.VM) {
+	if !a.SendBytes(func(vm *script.VM) {
 		if req.Expired(time.Now()) {
 			req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
 			return
 		}
 		vm.CallHandler(req)
-	}) {
+	}, len(req.Payload)) {
 		req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the handler's mailbox is full", RetryAfterMs: 100})
 	}
 }
@@ -133,5 +133,18 @@ func (l *Local) Login(dst Destination, lg *call.Login) {
 	}
 	if !a.Send(func(vm *script.VM) { vm.CallLogin(lg) }) {
 		lg.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the login mailbox is full", RetryAfterMs: 100})
+	}
+}
+
+// Notify runs a role's mf.on_session_end hook for p on the role's actor of dst.Key.
+func (l *Local) Notify(dst Destination, p call.Presence) {
+	a := l.actor(dst, func(err error) {
+		l.cfg.Log.Warn("session end not delivered", "role", dst.Role, "player", p.PlayerID, "error", err)
+	})
+	if a == nil {
+		return
+	}
+	if !a.Send(func(vm *script.VM) { vm.SessionEnded(p) }) {
+		l.cfg.Log.Warn("session end not delivered: the mailbox is full", "role", dst.Role, "player", p.PlayerID)
 	}
 }

@@ -6,6 +6,8 @@
 package router
 
 import (
+	"strings"
+
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/route"
@@ -18,8 +20,8 @@ type Tables interface {
 
 // Rooms says which room a player is in (room.Manager implements it). Safe for concurrent use.
 type Rooms interface {
-	// Of returns the id of the player's room, or "".
-	Of(playerID string) string
+	// Where returns the id and type of the player's room, or "", "".
+	Where(playerID string) (roomID, roomType string)
 }
 
 // Router decides destinations. Safe for concurrent use; it never blocks.
@@ -34,20 +36,23 @@ func New(tables Tables, rooms Rooms, disp Dispatcher) *Router {
 	return &Router{tables: tables, rooms: rooms, disp: disp}
 }
 
-// Decide returns where req goes: the role's pool, keyed by the handler's partition key or the
-// player, or the player's room. Errors are *protocol.CodeError: UNAVAILABLE when no handler is
-// declared, BAD_REQUEST for a room message from a player in no room.
+// Decide returns where req goes: the sender's room when its type declares the message, else the
+// role's pool, keyed by the handler's partition key or the player. Errors are *protocol.CodeError:
+// UNAVAILABLE when nothing takes the message, BAD_REQUEST for a message that only rooms take from
+// a player in no room of those types.
 func (r *Router) Decide(req *call.Request) (Destination, error) {
 	rt, ok := r.tables.Table().Messages[req.MsgID]
 	if !ok {
 		return Destination{}, protocol.Errorf(protocol.Unavailable, "no handler for %s", req.Msg)
 	}
-	if rt.Room {
-		id := r.rooms.Of(req.PlayerID)
-		if id == "" {
-			return Destination{}, protocol.Errorf(protocol.BadRequest, "not in a room")
+	if len(rt.Rooms) > 0 {
+		id, typ := r.rooms.Where(req.PlayerID)
+		if id != "" && rt.InRooms(typ) {
+			return Destination{Room: id}, nil
 		}
-		return Destination{Role: rt.Role, Room: id}, nil
+		if rt.Role == "" {
+			return Destination{}, protocol.Errorf(protocol.BadRequest, "%s goes to a room of type %s; the player is in none", req.Msg, strings.Join(rt.Rooms, " or "))
+		}
 	}
 	key := req.PlayerID
 	if rt.Key != "" {
@@ -76,4 +81,18 @@ func (r *Router) Login(l *call.Login) bool {
 	}
 	r.disp.Login(Destination{Role: role, Key: l.Account}, l)
 	return true
+}
+
+// Notify follows the sessions' presence messages (call.Notifier): when a session ends, each role
+// that registered mf.on_session_end gets it, on the actor its key (or else the player) picks.
+func (r *Router) Notify(p call.Presence) {
+	if p.Event != call.SessionEnded {
+		return
+	}
+	for role, key := range r.tables.Table().SessionEnd {
+		if key == "" {
+			key = p.PlayerID
+		}
+		r.disp.Notify(Destination{Role: role, Key: key}, p)
+	}
 }

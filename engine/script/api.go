@@ -26,9 +26,12 @@ func (vm *VM) openAPI() {
 		"push_all": vm.luaPushAll,
 		"now":      vm.luaNow,
 		"login":    vm.luaLogin,
-	}, 8)
+
+		"on_session_end": vm.luaOnSessionEnd,
+	}, 9)
 	vm.mf.RawSetString("role", lua.LString(vm.role))
 	vm.mf.RawSetString("version", lua.LString(""))
+	vm.mf.RawSetString("dev", lua.LBool(vm.svc != nil && vm.svc.Dev))
 
 	codes := L.CreateTable(0, len(protocol.Codes()))
 	for _, c := range protocol.Codes() {
@@ -52,6 +55,7 @@ func (vm *VM) openAPI() {
 	vm.mf.RawSetString("timer", vm.newTimerTable())
 	vm.mf.RawSetString("db", vm.newDBTable())
 	vm.mf.RawSetString("room", vm.newRoomTable())
+	vm.mf.RawSetString("player", vm.funcs(map[string]lua.LGFunction{"online": vm.luaPlayerOnline}, 0))
 	vm.mf.RawSetString("room_type", L.NewFunction(vm.luaRoomType))
 	vm.mf.RawSetString("ext", L.CreateTable(0, 0)) // filled by Apply
 	L.SetGlobal("mf", vm.mf)

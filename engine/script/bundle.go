@@ -64,6 +64,7 @@ type Bundle struct {
 	RoomTypes  map[string]RoomType
 	Roles      []string // roles that have scripts, sorted
 	CompiledAt time.Time
+	dev        bool // the mode the probe ran in
 
 	roles   map[string][]*Chunk
 	modules map[string]*Chunk
@@ -86,9 +87,15 @@ func (e *CompileError) Error() string {
 // Compile reads every .lua file under luaDir, compiles it, runs each role's scripts once in a
 // probe VM to collect what they declare, and checks the declarations against sch. ext are the Go
 // values the scripts reach as mf.ext (nil for none). Any problem rejects the whole bundle with a
-// *CompileError.
+// *CompileError. The probe sees mf.dev false.
 func Compile(luaDir string, sch *schema.Schema, ext Extensions) (*Bundle, error) {
+	return CompileDev(luaDir, sch, ext, false)
+}
+
+// CompileDev is Compile for a node whose mode is dev: the probe sees mf.dev as the VMs will.
+func CompileDev(luaDir string, sch *schema.Schema, ext Extensions, dev bool) (*Bundle, error) {
 	b := &Bundle{
+		dev:        dev,
 		Schema:     sch,
 		Codecs:     luapb.New(sch),
 		Ext:        ext,
@@ -157,24 +164,31 @@ func Compile(luaDir string, sch *schema.Schema, ext Extensions) (*Bundle, error)
 func (b *Bundle) probe(role string) []source.Problem {
 	vm := NewVM(role, nil)
 	defer vm.Close()
+	vm.mf.RawSetString("dev", lua.LBool(b.dev))
 	if err := vm.Apply(b); err != nil {
 		return []source.Problem{asProblem("", err)}
 	}
 	var problems []source.Problem
-	addRoute := func(name string, r route.Route, where string) {
+	msgID := func(name, where string) (uint16, bool) {
 		msg := b.Schema.ByName(name)
 		if msg == nil {
 			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("no message %q with a msg_id in the schema", name)})
-			return
+			return 0, false
 		}
-		if prev, ok := b.Routes.Messages[msg.ID]; ok && prev != r {
-			problems = append(problems, source.Problem{File: where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", msg.FullName, prev.Role, r.Role)})
-			return
-		}
-		b.Routes.Messages[msg.ID] = r
+		return msg.ID, true
 	}
 	for _, h := range vm.handlerList() {
-		addRoute(h.name, route.Route{Role: role, Key: h.key}, h.where)
+		id, ok := msgID(h.name, h.where)
+		if !ok {
+			continue
+		}
+		r := b.Routes.Messages[id]
+		if r.Role != "" {
+			problems = append(problems, source.Problem{File: h.where, Message: fmt.Sprintf("%s is handled twice (role %s and role %s)", h.name, r.Role, role)})
+			continue
+		}
+		r.Role, r.Key = role, h.key
+		b.Routes.Messages[id] = r
 	}
 	for method := range vm.logins {
 		if prev, ok := b.Routes.Logins[method]; ok {
@@ -190,8 +204,19 @@ func (b *Bundle) probe(role string) []source.Problem {
 		rt.Role = role
 		b.RoomTypes[name] = rt
 		for _, m := range rt.Messages {
-			addRoute(m, route.Route{Role: role, Room: true}, "room type "+name)
+			if id, ok := msgID(m, "room type "+name); ok {
+				r := b.Routes.Messages[id]
+				r.Rooms = append(r.Rooms, name)
+				sort.Strings(r.Rooms)
+				b.Routes.Messages[id] = r
+			}
 		}
+	}
+	if vm.sessionEnd != nil {
+		if b.Routes.SessionEnd == nil {
+			b.Routes.SessionEnd = map[string]string{}
+		}
+		b.Routes.SessionEnd[role] = vm.sessionEndKey
 	}
 	return problems
 }

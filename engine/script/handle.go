@@ -74,34 +74,40 @@ func ctxNewIndex(L *lua.LState) int {
 	return 0
 }
 
-// reply turns a handler's (name, table) result into the reply of req, encoded with the schema of
-// the version the handler ran on.
-func (vm *VM) reply(req *call.Request, b *Bundle, what string, name, result lua.LValue) {
+// reply turns a handler's (name, table) result into the reply of its request, encoded with the
+// schema of the version the handler ran on. A result that cannot be a reply fails the request
+// with INTERNAL, naming the handler's file:line (and the field path, for an encoding error).
+func (vm *VM) reply(r *run, name, result lua.LValue) {
+	req := r.req
 	if req.Seq == 0 {
 		return
 	}
+	fail := func(format string, args ...any) {
+		detail := fmt.Sprintf("%s (handler at %s:%d): ", r.what, r.fn.Proto.SourceName, r.fn.Proto.LineDefined) + fmt.Sprintf(format, args...)
+		vm.log.Error("bad reply", "call", r.what, "error", detail)
+		req.Fail(vm.internal(detail))
+	}
 	n, ok := name.(lua.LString)
 	if !ok {
-		req.Fail(vm.internal(fmt.Sprintf("%s returned no reply: return a message name and a table", what)))
+		fail("returned no reply: return a message name and a table")
 		return
 	}
-	msg := b.Codecs.ByName(string(n))
+	msg := r.bundle.Codecs.ByName(string(n))
 	if msg == nil {
-		req.Fail(vm.internal(fmt.Sprintf("%s replied with %q, which has no msg_id in the schema", what, string(n))))
+		fail("replied with %q, which has no msg_id in the schema", string(n))
 		return
 	}
 	body, _ := result.(*lua.LTable)
 	if body == nil {
 		if result != lua.LNil {
-			req.Fail(vm.internal(fmt.Sprintf("%s: the reply body must be a table, got %s", what, result.Type())))
+			fail("the reply body must be a table, got %s", result.Type())
 			return
 		}
 		body = vm.L.CreateTable(0, 0)
 	}
 	payload, err := msg.Encode(nil, body)
 	if err != nil {
-		vm.log.Error("reply does not match its message", "call", what, "error", err)
-		req.Fail(vm.internal(fmt.Sprintf("%s: %v", what, err)))
+		fail("%v", err)
 		return
 	}
 	req.Reply(msg.ID, payload)

@@ -57,6 +57,9 @@ func (vm *VM) openLibs() {
 		}
 		g.RawSetString(name, lib)
 	}
+	str, _ := g.RawGetString(lua.StringLibName).(*lua.LTable)
+	tab, _ := g.RawGetString(lua.TabLibName).(*lua.LTable)
+	boundBuilders(L, str, tab)
 	// The module registry of gopher-lua's own require, which the sandbox replaces.
 	L.G.Registry.RawSetString("_LOADED", lua.LNil)
 }

@@ -18,6 +18,8 @@ type Rooms interface {
 	Join(c *call.Call)
 	// Leave takes c.PlayerID out of its room and answers c with on_leave's result.
 	Leave(c *call.Call)
+	// Call runs on_call(room, c.Name, c.Args) in room c.Target and answers c with its result.
+	Call(c *call.Call)
 	Of(playerID string) string
 	List(roomType string) []RoomInfo
 }
@@ -37,6 +39,7 @@ func (vm *VM) newRoomTable() *lua.LTable {
 	}, 2)
 	t.RawSetString("join", vm.waiting(vm.luaRoomJoin))
 	t.RawSetString("leave", vm.waiting(vm.luaRoomLeave))
+	t.RawSetString("call", vm.waiting(vm.luaRoomCall))
 	vm.openRoomObjects()
 	return t
 }
@@ -88,6 +91,22 @@ func (vm *VM) luaRoomLeave(L *lua.LState) int {
 	c := vm.newCall(L, "mf.room.leave")
 	c.PlayerID = L.CheckString(1)
 	rooms.Leave(c)
+	return vm.await(L, c.ID)
+}
+
+// luaRoomCall implements mf.room.call(room_id, name, args) → what the room's on_call returned.
+// The handler waits for the room's answer.
+func (vm *VM) luaRoomCall(L *lua.LState) int {
+	rooms := vm.roomService("mf.room.call")
+	c := vm.newCall(L, "mf.room.call")
+	c.Target = L.CheckString(1)
+	c.Name = L.CheckString(2)
+	args, err := Export(L.Get(3))
+	if err != nil {
+		vm.errorf("mf.room.call: %v", err)
+	}
+	c.Args = args
+	rooms.Call(c)
 	return vm.await(L, c.ID)
 }
 

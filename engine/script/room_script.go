@@ -4,6 +4,7 @@
 package script
 
 import (
+	"slices"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -167,7 +168,49 @@ func (vm *VM) RoomLeave(h RoomHandle, playerID, reason string) any {
 	return v
 }
 
+// RoomPresence runs on_disconnect(room, player) (event call.SessionDetached) or
+// on_reconnect(room, player) (call.SessionResumed, or a new login, call.SessionStarted) for a
+// player of the room. Errors are logged.
+func (vm *VM) RoomPresence(h RoomHandle, playerID, event string) {
+	name := onReconnect
+	if event == call.SessionDetached {
+		name = onDisconnect
+	}
+	room := vm.roomObject(h)
+	player := room.RawGetString("players").(*lua.LTable).RawGetString(playerID)
+	if player == lua.LNil {
+		return
+	}
+	if _, err := vm.roomCallback(h, name, 0, vm.limit(time.Now(), time.Time{}), room, player); err != nil {
+		vm.callError(err, h.Type()+"."+name, time.Time{})
+	}
+}
+
+// RoomCall runs on_call(room, name, args) for mf.room.call and answers c with its result.
+func (vm *VM) RoomCall(h RoomHandle, c *call.Call) {
+	typ, ok := vm.roomTypeTables[h.Type()]
+	if !ok || typ.RawGetString(onCall) == lua.LNil {
+		c.Fail(protocol.Errorf(protocol.BadRequest, "room type %s has no %s", h.Type(), onCall))
+		return
+	}
+	room := vm.roomObject(h)
+	what := h.Type() + "." + onCall
+	out, err := vm.roomCallback(h, onCall, 1, vm.limit(time.Now(), c.Deadline), room, lua.LString(c.Name), Import(vm.L, c.Args))
+	if err != nil {
+		c.Fail(vm.callError(err, what, c.Deadline))
+		return
+	}
+	v, err := Export(out[0])
+	if err != nil {
+		c.Fail(vm.callError(err, what+" result", c.Deadline))
+		return
+	}
+	c.Return(v)
+}
+
 // RoomMessage runs on_message(room, player, name, msg) for a client request routed to the room.
+// A message the room's type does not declare (the player changed rooms, or a reload changed the
+// type, after the router decided) is refused with BAD_REQUEST.
 func (vm *VM) RoomMessage(h RoomHandle, req *call.Request) {
 	room := vm.roomObject(h)
 	player := room.RawGetString("players").(*lua.LTable).RawGetString(req.PlayerID)
@@ -178,6 +221,10 @@ func (vm *VM) RoomMessage(h RoomHandle, req *call.Request) {
 	msg := vm.bundle.Codecs.ByID(req.MsgID)
 	if msg == nil {
 		req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in this version's schema", req.MsgID))
+		return
+	}
+	if !slices.Contains(vm.roomTypeDecls[h.Type()].Messages, msg.FullName) {
+		req.Fail(protocol.Errorf(protocol.BadRequest, "room type %s does not take %s", h.Type(), msg.FullName))
 		return
 	}
 	body, err := msg.Decode(vm.L, req.Payload)

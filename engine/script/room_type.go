@@ -8,12 +8,15 @@ import (
 
 // Room callbacks a room type may define.
 const (
-	onCreate  = "on_create"
-	onJoin    = "on_join"
-	onLeave   = "on_leave"
-	onMessage = "on_message"
-	onTick    = "on_tick"
-	onClose   = "on_close"
+	onCreate     = "on_create"
+	onJoin       = "on_join"
+	onLeave      = "on_leave"
+	onDisconnect = "on_disconnect"
+	onReconnect  = "on_reconnect"
+	onCall       = "on_call"
+	onMessage    = "on_message"
+	onTick       = "on_tick"
+	onClose      = "on_close"
 )
 
 // luaRoomType implements mf.room_type(name, opts): it declares a room type and returns its table,

@@ -145,7 +145,7 @@ func TestHandlerReply(t *testing.T) {
 	if got := replyField(t, vm, a, "body"); got != "p1" {
 		t.Fatalf("ctx.player_id = %s", got)
 	}
-	if r := b.Routes.Messages[vm.Bundle().Schema.ByName("EchoReq").ID]; r.Role != "lobby" || r.Room {
+	if r := b.Routes.Messages[vm.Bundle().Schema.ByName("EchoReq").ID]; r.Role != "lobby" || len(r.Rooms) > 0 {
 		t.Fatalf("route %+v", r)
 	}
 }
@@ -161,6 +161,7 @@ mf.handle("EchoReq", function(ctx, req)
   if req.n == 6 then mf.error(mf.code.BAD_REQUEST, "bad") end
   if req.n == 7 then mf.error(1, "closes connections") end
   if req.n == 8 then return "NoSuchMessage", {} end
+  if req.n == 10 then return "ArenaMoveAck", { pos = { x = "far" } } end
   return "EchoAck", { n = req.n }
 end)`})
 	for _, dev := range []bool{true, false} {
@@ -185,10 +186,11 @@ end)`})
 			{"2", protocol.Internal, "h.lua:4:"},
 			{"3", protocol.Internal, "deadline"},
 			{"4", protocol.Internal, "no reply"},
-			{"5", protocol.Internal, "nope"},
+			{"5", protocol.Internal, `(handler at lua/lobby/h.lua:2): demo.EchoAck: unknown field "nope"`},
 			{"6", protocol.BadRequest, "bad"},
 			{"7", protocol.Internal, "may not be raised"},
 			{"8", protocol.Internal, "NoSuchMessage"},
+			{"10", protocol.Internal, "(handler at lua/lobby/h.lua:2): demo.ArenaMoveAck.pos.x"},
 		}
 		for _, c := range cases {
 			a := request(t, vm, "EchoReq", "{ n = "+c.n+" }")
@@ -551,7 +553,7 @@ function arena.on_close(room) room:close() end`})
 	if rt.TickHz != 20 || rt.MaxPlayers != 2 || rt.Role != "game" || rt.Messages[0] != "demo.ArenaMoveReq" {
 		t.Fatalf("room type %+v", rt)
 	}
-	if r := b.Routes.Messages[b.Schema.ByName("ArenaMoveReq").ID]; !r.Room {
+	if r := b.Routes.Messages[b.Schema.ByName("ArenaMoveReq").ID]; r.Role != "" || !r.InRooms("arena") {
 		t.Fatalf("route %+v", r)
 	}
 	vm := newVM(t, b, "game", &script.Services{})

@@ -23,6 +23,7 @@ type Services struct {
 	Players        Players
 	Store          store.Store
 	Rooms          Rooms
+	Presence       Presence    // mf.player.online; nil: nobody is online
 	Boxes          *call.Boxes // reply addresses of the actors' calls (mf.room.join); nil: calls cannot wait
 	Log            *slog.Logger
 	Dev            bool          // error replies carry file:line
@@ -36,6 +37,13 @@ type Observer interface {
 	// Handled reports one request handled in Lua: the message's full name, how long the call took,
 	// and the code it was answered with (0 for a reply).
 	Handled(msg string, took time.Duration, code protocol.Code)
+}
+
+// Presence says whether players have a live session (presence.Directory implements it). Safe for
+// concurrent use; it never blocks.
+type Presence interface {
+	// Online reports a live session (bound or awaiting a resume) and whether it is bound now.
+	Online(playerID string) (online, connected bool)
 }
 
 // Players delivers pushes to players' sessions.
@@ -71,6 +79,8 @@ type VM struct {
 	roomTypeDecls  map[string]RoomType
 	handlers       map[string]handler // by message full name
 	logins         map[string]*lua.LFunction
+	sessionEnd     *lua.LFunction // mf.on_session_end
+	sessionEndKey  string         // its partition key
 	required       map[string]lua.LValue
 	loading        bool
 	timers         timers
@@ -157,13 +167,15 @@ func (vm *VM) Apply(b *Bundle) error {
 		bundle   *Bundle
 		handlers map[string]handler
 		logins   map[string]*lua.LFunction
+		onEnd    *lua.LFunction
 		decls    map[string]RoomType
 		required map[string]lua.LValue
 		timers   []*timer
-	}{vm.bundle, vm.handlers, vm.logins, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
+	}{vm.bundle, vm.handlers, vm.logins, vm.sessionEnd, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
 	vm.bundle = b
 	vm.handlers = map[string]handler{}
 	vm.logins = map[string]*lua.LFunction{}
+	vm.sessionEnd, vm.sessionEndKey = nil, ""
 	vm.roomTypeDecls = map[string]RoomType{}
 	vm.required = map[string]lua.LValue{}
 	vm.mf.RawSetString("version", lua.LString(b.Version))
@@ -174,7 +186,7 @@ func (vm *VM) Apply(b *Bundle) error {
 	vm.loading = false
 	if err != nil {
 		vm.timers.takeLoadTime()
-		vm.bundle, vm.handlers, vm.logins, vm.roomTypeDecls, vm.required = prev.bundle, prev.handlers, prev.logins, prev.decls, prev.required
+		vm.bundle, vm.handlers, vm.logins, vm.sessionEnd, vm.roomTypeDecls, vm.required = prev.bundle, prev.handlers, prev.logins, prev.onEnd, prev.decls, prev.required
 		for _, t := range prev.timers {
 			vm.timers.add(t)
 		}

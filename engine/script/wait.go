@@ -65,6 +65,7 @@ type run struct {
 	co       coroutine
 	req      *call.Request
 	bundle   *Bundle // the version it started on
+	fn       *lua.LFunction
 	what     string
 	deadline time.Time
 	start    time.Time
@@ -141,7 +142,7 @@ func (vm *VM) start(req *call.Request, fn *lua.LFunction, what string, args ...l
 		r = &run{}
 	}
 	vm.waits.spare = nil
-	*r = run{co: vm.newCoroutine(), req: req, bundle: vm.bundle, what: what, start: now, deadline: vm.limit(now, req.Deadline)}
+	*r = run{co: vm.newCoroutine(), req: req, bundle: vm.bundle, fn: fn, what: what, start: now, deadline: vm.limit(now, req.Deadline)}
 	if vm.step(r, fn, args...) {
 		return true
 	}
@@ -187,7 +188,7 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 	if len(out) > 1 {
 		body = out[1]
 	}
-	vm.reply(r.req, r.bundle, r.what, name, body)
+	vm.reply(r, name, body)
 	return false
 }
 

@@ -18,6 +18,7 @@ type calls struct{ joins []*call.Call }
 func (c *calls) Create(string, any) (string, error) { return "r1", nil }
 func (c *calls) Join(j *call.Call)                  { c.joins = append(c.joins, j) }
 func (c *calls) Leave(l *call.Call)                 { l.Fail(protocol.Errorf(protocol.BadRequest, "not in a room")) }
+func (c *calls) Call(r *call.Call)                  { c.joins = append(c.joins, r) }
 func (c *calls) Of(string) string                   { return "" }
 func (c *calls) List(string) []script.RoomInfo      { return nil }
 

@@ -41,10 +41,18 @@ type Manager struct {
 	follower atomic.Pointer[call.Notifier]
 }
 
-// Follow sends the presence messages of every session to n from now on: when a session ends,
-// Presence{Event: call.SessionEnded, Reason: "expired" (not resumed in time), "replaced" (the
-// player logged in again) or "shutdown"}, from any goroutine, never under a lock.
+// Follow sends the presence messages of every session to n from now on, from any goroutine, never
+// under a lock: call.SessionStarted at a login (after the end of the session it replaces),
+// call.SessionDetached when the bound connection closed, call.SessionResumed when a resume bound a
+// detached session again, and call.SessionEnded with Reason "expired" (not resumed in time),
+// "replaced" (the player logged in again) or "shutdown".
 func (m *Manager) Follow(n call.Notifier) { m.follower.Store(&n) }
+
+func (m *Manager) notify(s *Session, event, reason string) {
+	if n := m.follower.Load(); n != nil {
+		(*n).Notify(call.Presence{PlayerID: s.PlayerID, SessionID: s.ID, Event: event, Reason: reason})
+	}
+}
 
 // NewManager returns an empty manager.
 func NewManager(cfg Config) *Manager {
@@ -104,6 +112,7 @@ func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame)
 	if old != nil {
 		old.end("replaced", protocol.KickedDuplicateLogin, "the player logged in on another connection")
 	}
+	m.notify(s, call.SessionStarted, "")
 	return s
 }
 
@@ -144,6 +153,21 @@ func (m *Manager) PushAll(msgID uint16, payload []byte) int {
 		}
 	}
 	return n
+}
+
+// End ends a session at once (reason "logout" and the like): it cannot be resumed, and its
+// followers get call.SessionEnded with the reason. Its connection, if any, is not kicked: the
+// caller closes it.
+func (m *Manager) End(s *Session, reason string) {
+	m.mu.Lock()
+	if m.byID[s.ID] == s {
+		delete(m.byID, s.ID)
+	}
+	if m.byPlayer[s.PlayerID] == s {
+		delete(m.byPlayer, s.PlayerID)
+	}
+	m.mu.Unlock()
+	s.end(reason, 0, "")
 }
 
 // Shutdown kicks every bound connection with SERVER_SHUTDOWN and ends every session.
@@ -211,12 +235,14 @@ func (s *Session) PushSeq() uint32 {
 // before it ends ("expired"). Nothing happens if c is no longer the bound connection.
 func (s *Session) Detach(c Conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended || s.conn != c {
+		s.mu.Unlock()
 		return
 	}
 	s.conn = nil
 	s.expiry = time.AfterFunc(s.m.cfg.ResumeWindow, func() { s.expire() })
+	s.mu.Unlock()
+	s.m.notify(s, call.SessionDetached, "")
 }
 
 func (s *Session) expire() {
@@ -255,9 +281,7 @@ func (s *Session) end(reason string, code protocol.Code, why string) {
 	if c != nil && code != 0 {
 		c.Kick(code, why)
 	}
-	if n := s.m.follower.Load(); n != nil {
-		(*n).Notify(call.Presence{PlayerID: s.PlayerID, SessionID: s.ID, Event: call.SessionEnded, Reason: reason})
-	}
+	s.m.notify(s, call.SessionEnded, reason)
 }
 
 // ErrResume is the reason a resume was refused; the client answers it by logging in again.
@@ -314,6 +338,9 @@ func (s *Session) Resume(lastPushSeq uint32, c Conn, ack func(replayed uint32) w
 	s.mu.Unlock()
 	if old != nil && old != c {
 		old.Kick(protocol.KickedDuplicateLogin, "the session was resumed on another connection")
+	}
+	if old == nil {
+		s.m.notify(s, call.SessionResumed, "")
 	}
 	return nil
 }

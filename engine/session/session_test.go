@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -150,9 +151,8 @@ func TestDuplicateLoginKicksAndReplaces(t *testing.T) {
 	var mu sync.Mutex
 	m := NewManager(Config{})
 	m.Follow(notified(func(p call.Presence) {
-		reason := p.Reason
 		mu.Lock()
-		ended = append(ended, reason)
+		ended = append(ended, p.Event+":"+p.Reason)
 		mu.Unlock()
 	}))
 	c1, c2 := &conn{}, &conn{}
@@ -174,25 +174,37 @@ func TestDuplicateLoginKicksAndReplaces(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(ended) != 1 || ended[0] != "replaced" {
-		t.Fatalf("ended %v", ended)
+	if want := []string{"started:", "ended:replaced", "started:"}; fmt.Sprint(ended) != fmt.Sprint(want) {
+		t.Fatalf("presence %v, want %v", ended, want)
 	}
 }
 
 func TestExpiryAfterResumeWindow(t *testing.T) {
-	done := make(chan string, 1)
+	done := make(chan string, 8)
 	m := NewManager(Config{ResumeWindow: 20 * time.Millisecond})
-	m.Follow(notified(func(p call.Presence) { done <- p.Reason }))
+	m.Follow(notified(func(p call.Presence) { done <- p.Event + ":" + p.Reason }))
 	c := &conn{}
 	s := m.Open("p1", c, ack(1))
 	s.Detach(c)
-	select {
-	case reason := <-done:
-		if reason != "expired" {
-			t.Fatalf("reason %s", reason)
+	if err := s.Resume(0, &conn{}, resumeAck); err != nil {
+		t.Fatal(err)
+	}
+	c = &conn{}
+	if err := s.Resume(0, c, resumeAck); err != nil { // a resume over a bound connection: no presence change
+		t.Fatal(err)
+	}
+	s.Detach(c)
+	var got []string
+	for len(got) < 5 {
+		select {
+		case e := <-done:
+			got = append(got, e)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the session did not expire: %v", got)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the session did not expire")
+	}
+	if want := []string{"started:", "disconnected:", "resumed:", "disconnected:", "ended:expired"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("presence %v, want %v", got, want)
 	}
 	if m.Get(s.ID) != nil || m.Push("p1", 2000, nil) {
 		t.Fatal("an expired session is still reachable")

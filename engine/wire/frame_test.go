@@ -5,13 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// A guest login, request seq 1, laid out as the worked example of docs/protocol.md (device id dev-1).
-const workedExample = "00000016" + "000a" + "0000" + "00000001" + "0a05677565737412056465762d31"
+// The worked example of docs/protocol.md: a guest login, request seq 1.
+const workedExample = "00000022" + "000a" + "0000" + "00000001" + "0a0567756573741211" + "6465766963652d376633613963323165 35"
 
 func exampleBytes(t testing.TB) []byte {
 	b, err := hex.DecodeString(strings.ReplaceAll(workedExample, " ", ""))
@@ -103,6 +104,47 @@ func TestReaderTruncated(t *testing.T) {
 		if err != io.ErrUnexpectedEOF {
 			t.Fatalf("cut at %d: %v", n, err)
 		}
+	}
+}
+
+func TestReaderLargePayload(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 20000) // 320 000 bytes: several growth steps
+	stream := AppendStream(nil, Frame{MsgID: 9, Seq: 2, Payload: payload})
+	f, err := NewReader(bytes.NewReader(stream), 4096, DefaultMaxLength).Next()
+	if err != nil || !bytes.Equal(f.Payload, payload) {
+		t.Fatalf("large payload: %v, %d bytes", err, len(f.Payload))
+	}
+}
+
+// A frame announced at the maximum whose bytes never come holds a small buffer, not the
+// announced size.
+func TestReaderAnnouncedNotSent(t *testing.T) {
+	head := AppendStream(nil, Frame{MsgID: 9, Seq: 1})
+	head[3] = 0 // length 1 MiB
+	head[1] = 0x10
+	stream := append(head, make([]byte, 100)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := NewReader(bytes.NewReader(stream), 4096, DefaultMaxLength).Next()
+	runtime.ReadMemStats(&after)
+	if err != io.ErrUnexpectedEOF {
+		t.Fatalf("got %v, want io.ErrUnexpectedEOF", err)
+	}
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 512<<10 {
+		t.Fatalf("allocated %d bytes for 100 bytes received", grown)
+	}
+}
+
+func TestReaderSetMaxLength(t *testing.T) {
+	big := AppendStream(nil, Frame{MsgID: 9, Payload: make([]byte, 5000)})
+	r := NewReader(bytes.NewReader(append(big, big...)), 4096, 4096)
+	if _, err := r.Next(); err == nil {
+		t.Fatal("a 5008-byte frame passed a 4096-byte limit")
+	}
+	r = NewReader(bytes.NewReader(append(big, big...)), 4096, 4096)
+	r.SetMaxLength(DefaultMaxLength)
+	if _, err := r.Next(); err != nil {
+		t.Fatalf("after raising the limit: %v", err)
 	}
 }
 

@@ -43,12 +43,36 @@ func (r *Reader) Next() (Frame, error) {
 		return Frame{}, err
 	}
 	if n := int(length) - HeaderSize; n > 0 {
-		f.Payload = make([]byte, n)
-		if _, err := io.ReadFull(r.br, f.Payload); err != nil {
+		if f.Payload, err = readGrowing(r.br, n); err != nil {
 			return Frame{}, endOfStream(err, 1)
 		}
 	}
 	return f, nil
+}
+
+// SetMaxLength changes the largest length field accepted from the next frame on (the gateway
+// raises it after login).
+func (r *Reader) SetMaxLength(maxLength int) { r.maxLength = maxLength }
+
+// growStep is the payload size allocated at once; a longer payload's buffer doubles as its bytes
+// arrive, so that a peer announcing a large frame and sending nothing holds no large buffer.
+const growStep = 64 << 10
+
+// readGrowing reads exactly n bytes.
+func readGrowing(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, min(n, growStep))
+	got := 0
+	for {
+		m, err := io.ReadFull(r, buf[got:])
+		got += m
+		if err != nil {
+			return nil, err
+		}
+		if got == n {
+			return buf, nil
+		}
+		buf = append(buf, make([]byte, min(n-got, len(buf)))...)
+	}
 }
 
 // Buffered reports how many bytes are already read from the stream but not yet decoded.

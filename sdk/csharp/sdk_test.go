@@ -76,7 +76,8 @@ func build(t *testing.T, mcs, dir string) (lib, exe string) {
 	t.Helper()
 	lib = filepath.Join(dir, "Moonforge.Client.dll")
 	exe = filepath.Join(dir, "MoonforgeTests.exe")
-	compile(t, mcs, append([]string{"-target:library", "-out:" + lib}, sources(t, "Runtime")...)...)
+	// -doc makes a public member without an XML doc comment an error (CS1591), generated code included.
+	compile(t, mcs, append([]string{"-target:library", "-out:" + lib, "-doc:" + filepath.Join(dir, "Moonforge.Client.xml")}, sources(t, "Runtime")...)...)
 	compile(t, mcs, append([]string{"-target:exe", "-out:" + exe, "-r:" + lib}, sources(t, "Tests")...)...)
 	return lib, exe
 }
@@ -104,9 +105,10 @@ func TestSDK(t *testing.T) {
 	})
 	t.Run("client", func(t *testing.T) { runTests(t, mono, exe, "client") })
 	t.Run("kcp", func(t *testing.T) { runTests(t, mono, exe, "kcp") })
-	tcp, ws, kcp := startServer(t, dir)
+	tcp, ws, kcp, tlsPort := startServer(t, dir)
 	t.Run("e2e", func(t *testing.T) {
 		runTests(t, mono, exe, "e2e", "127.0.0.1", tcp, ws)
+		runTests(t, mono, exe, "tls", "127.0.0.1", tlsPort, filepath.Join(dir, "data", "dev-cert.pem"))
 	})
 	// The scenario over KCP, directly and through a relay that drops 5% and 20% of the datagrams
 	// each way (and duplicates, reorders and delays some).
@@ -127,8 +129,8 @@ func TestSDK(t *testing.T) {
 }
 
 // startServer builds moonforge and runs it on copies of lua/ and proto/ with loopback ports; it
-// returns the TCP, WebSocket and KCP ports from the "moonforge is running" line.
-func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort string) {
+// returns the TCP, WebSocket, KCP and TCP over TLS ports from the "moonforge is running" line.
+func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort, tlsPort string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -151,7 +153,7 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort string) {
 	}
 	srv := exec.Command(bin, "run", "-dev", "-data", filepath.Join(dir, "data"),
 		"-lua", filepath.Join(dir, "lua"), "-proto", filepath.Join(dir, "proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "-")
 	srv.Dir = dir
 	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := srv.StderrPipe()
@@ -161,7 +163,7 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort string) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	running := regexp.MustCompile(`msg="moonforge is running" .*\btcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+) kcp=127\.0\.0\.1:(\d+)`)
+	running := regexp.MustCompile(`msg="moonforge is running" .*\btcp=127\.0\.0\.1:(\d+) ws=127\.0\.0\.1:(\d+) tls=127\.0\.0\.1:(\d+) .*kcp=127\.0\.0\.1:(\d+)`)
 	var (
 		mu  sync.Mutex
 		log strings.Builder
@@ -198,13 +200,13 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort string) {
 	})
 	select {
 	case m := <-ports:
-		return m[1], m[2], m[3]
+		return m[1], m[2], m[4], m[3]
 	case <-exited:
 		t.Fatalf("moonforge exited before serving:\n%s", serverLog())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not report running within 30s:\n%s", serverLog())
 	}
-	return "", "", ""
+	return "", "", "", ""
 }
 
 // unityStubs stands in for the parts of UnityEngine the sample uses, so that the sample is
@@ -225,7 +227,7 @@ namespace UnityEngine
         public static void LogError(object m) { }
         public static void LogException(System.Exception e) { }
     }
-    public static class SystemInfo { public static string deviceUniqueIdentifier { get { return "device"; } } }
+    public static class SystemInfo { public static string deviceUniqueIdentifier { get { return "device-0123456789abcdef"; } } }
     public static class Input { public static float GetAxisRaw(string axis) { return 0; } public static bool GetKeyDown(KeyCode k) { return false; } }
     public enum KeyCode { Return, Space }
 }
@@ -253,7 +255,7 @@ func TestConsoleDemo(t *testing.T) {
 		t.Skip("make is not installed")
 	}
 	dir := t.TempDir()
-	tcp, ws, kcp := startServer(t, dir)
+	tcp, ws, kcp, _ := startServer(t, dir)
 	for _, args := range []string{"127.0.0.1 " + tcp, "127.0.0.1 " + ws + " ws", "127.0.0.1 " + kcp + " kcp"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		cmd := exec.CommandContext(ctx, "make", "-s", "sdk-demo", "BIN="+filepath.Join(dir, "bin"), "ARGS="+args)

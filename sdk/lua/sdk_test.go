@@ -51,10 +51,14 @@ func lua(t *testing.T) []string {
 			missing = append(missing, "LuaSocket for "+name)
 			continue
 		}
+		if err := exec.Command(path, "-e", `require("ssl")`).Run(); err != nil {
+			missing = append(missing, "LuaSec for "+name)
+			continue
+		}
 		paths = append(paths, path)
 	}
 	if len(missing) > 0 {
-		msg := fmt.Sprintf("%s missing: `make sdk-deps` installs them (Debian packages lua5.1 lua5.4 lua-socket)", strings.Join(missing, ", "))
+		msg := fmt.Sprintf("%s missing: `make sdk-deps` installs them (Debian packages lua5.1 lua5.4 lua-socket lua-sec)", strings.Join(missing, ", "))
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
@@ -247,9 +251,10 @@ func canonicalNaN(m protoreflect.Message) {
 // then the README's examples: examples/demo.lua and the UnLua actor of examples/unlua.
 func TestEndToEnd(t *testing.T) {
 	interps := lua(t)
-	port, _ := startServer(t)
+	port, _, tlsPort, cafile := startServer(t)
 	for _, interp := range interps {
 		runScript(t, interp, "test/e2e_test.lua", port)
+		runScript(t, interp, "test/tls_e2e_test.lua", tlsPort, cafile)
 		runScript(t, interp, "test/unlua_example_test.lua", port)
 		ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 		out, err := exec.CommandContext(ctx, interp, "examples/demo.lua", "127.0.0.1", port).CombinedOutput()
@@ -265,7 +270,7 @@ func TestEndToEnd(t *testing.T) {
 // delays some).
 func TestEndToEndKCP(t *testing.T) {
 	interps := lua(t)
-	_, kcpPort := startServer(t)
+	_, kcpPort, _, _ := startServer(t)
 	server := "127.0.0.1:" + kcpPort
 	for _, loss := range []float64{0, 0.05, 0.20} {
 		addr := server
@@ -286,8 +291,9 @@ func TestEndToEndKCP(t *testing.T) {
 }
 
 // startServer builds moonforge, runs it on free loopback ports with a copy of the demo game, and
-// returns its TCP and KCP ports. The server is stopped when the test ends.
-func startServer(t *testing.T) (tcpPort, kcpPort string) {
+// returns its TCP, KCP and TCP over TLS ports and the certificate to trust. The server is stopped
+// when the test ends.
+func startServer(t *testing.T) (tcpPort, kcpPort, tlsPort, cafile string) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -306,7 +312,7 @@ func startServer(t *testing.T) (tcpPort, kcpPort string) {
 	}
 	cmd := exec.Command(bin, "run", "-dev", "-data", filepath.Join(dir, "data"),
 		"-lua", filepath.Join(dir, "lua"), "-proto", filepath.Join(dir, "proto"),
-		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls-tcp", "127.0.0.1:0", "-tls-ws", "-")
 	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -316,17 +322,17 @@ func startServer(t *testing.T) (tcpPort, kcpPort string) {
 		t.Fatal(err)
 	}
 	log := &lockedLog{}
-	ports := make(chan [2]string, 1)
+	ports := make(chan [3]string, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		running := regexp.MustCompile(`msg="moonforge is running".* tcp=127\.0\.0\.1:(\d+) .*kcp=127\.0\.0\.1:(\d+)`)
+		running := regexp.MustCompile(`msg="moonforge is running".* tcp=127\.0\.0\.1:(\d+) .*tls=127\.0\.0\.1:(\d+) .*kcp=127\.0\.0\.1:(\d+)`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			log.add(line)
 			if m := running.FindStringSubmatch(line); m != nil {
-				ports <- [2]string{m[1], m[2]}
+				ports <- [3]string{m[1], m[3], m[2]}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -347,13 +353,13 @@ func startServer(t *testing.T) (tcpPort, kcpPort string) {
 	})
 	select {
 	case p := <-ports:
-		return p[0], p[1]
+		return p[0], p[1], p[2], filepath.Join(dir, "data", "dev-cert.pem")
 	case <-done:
 		t.Fatalf("moonforge exited before it was running:\n%s", log.text())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not start within 30s:\n%s", log.text())
 	}
-	return "", ""
+	return "", "", "", ""
 }
 
 // lockedLog keeps the server's log lines for failure messages; safe for concurrent use.

@@ -96,7 +96,7 @@ func TestMoonforgeUnderWine(t *testing.T) {
 	if _, err := c.Ping(timeout(t)); err != nil {
 		t.Fatalf("Ping before login: %v", err)
 	}
-	ack, err := c.Login(timeout(t), "guest", "wine-device", "", nil)
+	ack, err := c.Login(timeout(t), "guest", "wine-device-00000001", "", nil)
 	if err != nil || ack.PlayerId == "" {
 		t.Fatalf("guest login: %v %v", ack, err)
 	}
@@ -107,7 +107,7 @@ func TestMoonforgeUnderWine(t *testing.T) {
 	if _, err := ws.Ping(timeout(t)); err != nil {
 		t.Fatalf("Ping over WebSocket: %v", err)
 	}
-	if _, err := ws.Login(timeout(t), "guest", "wine-ws", "", nil); err != nil {
+	if _, err := ws.Login(timeout(t), "guest", "wine-ws-device-0001", "", nil); err != nil {
 		t.Fatalf("guest login over WebSocket: %v", err)
 	}
 	if got := echo(t, msgs, ws, 7); got != 7 {
@@ -161,7 +161,7 @@ func TestMoonforgeUnderWine(t *testing.T) {
 
 	again := w.start(t, exe, append(args, "-admin", "-")...)
 	c2 := dial(t, again.tcp, "tcp")
-	ack2, err := c2.Login(timeout(t), "guest", "wine-device", "", nil)
+	ack2, err := c2.Login(timeout(t), "guest", "wine-device-00000001", "", nil)
 	if err != nil || ack2.PlayerId != ack.PlayerId {
 		t.Errorf("after a restart the device logs in as %v (%v), want player %s", ack2, err, ack.PlayerId)
 	}

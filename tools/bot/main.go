@@ -4,10 +4,13 @@
 //	go run ./tools/bot                      # TCP on 127.0.0.1:7001
 //	go run ./tools/bot -ws                  # WebSocket on 127.0.0.1:7002
 //	go run ./tools/bot -kcp                 # KCP over UDP on 127.0.0.1:7003
-//	go run ./tools/bot -device alice -moves 20 -chat "hello"
+//	go run ./tools/bot -device alice-laptop-0001 -moves 20 -chat "hello"
+//	go run ./tools/bot -duel -picks rock,paper  # one side of the duel example (examples/duel)
 //
 // Scenario: guest login, chat history, chat, statistics, join an arena, move, watch the state
-// pushes for a while, leave. It exits 0 when every step got the expected answer.
+// pushes for a while, leave. With -duel: queue for a duel, pick each round until it is over, read
+// the saved record; run two bots to play each other. It exits 0 when every step got the expected
+// answer.
 package main
 
 import (
@@ -31,11 +34,13 @@ func main() {
 	ws := flag.Bool("ws", false, "use WebSocket instead of TCP")
 	kcp := flag.Bool("kcp", false, "use KCP over UDP instead of TCP")
 	protoDir := flag.String("proto", "proto", "directory of the .proto schema")
-	device := flag.String("device", "", "guest device id (default a new one)")
+	device := flag.String("device", "", "guest device id, 16 to 128 bytes (default a new one)")
 	text := flag.String("chat", "hello from the bot", "chat message to send")
 	moves := flag.Int("moves", 10, "arena moves")
 	watch := flag.Duration("watch", 500*time.Millisecond, "how long to watch arena state pushes")
 	quiet := flag.Bool("quiet", false, "print only the summary line")
+	duel := flag.Bool("duel", false, "play the duel example (examples/duel) instead of the demo")
+	picks := flag.String("picks", "", "with -duel: comma-separated picks (rock, paper, scissors) in turn; default random")
 	flag.Parse()
 
 	if *ws && *kcp {
@@ -60,7 +65,18 @@ func main() {
 		fail(err)
 	}
 	b := &bot{msgs: client.Messages{Schema: sch}, quiet: *quiet}
-	if err := b.play(cfg, *device, *text, *moves, *watch); err != nil {
+	if *duel {
+		var list []string
+		if *picks != "" {
+			list = strings.Split(*picks, ",")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+		err = b.duel(ctx, cfg, *device, list)
+		cancel()
+	} else {
+		err = b.play(cfg, *device, *text, *moves, *watch)
+	}
+	if err != nil {
 		fail(err)
 	}
 }

@@ -33,6 +33,7 @@ type options struct {
 	MoveHz    float64       `json:"move_hz,omitempty"` // arena: moves per second per bot
 	Payload   int           `json:"payload,omitempty"`
 	LocalIPs  int           `json:"local_ips,omitempty"` // spread connections over 127.0.0.1..N
+	SourceIP  string        `json:"source_ip,omitempty"` // every connection from this loopback address
 	Device    string        `json:"-"`                   // guest device id prefix
 	Quiet     bool          `json:"-"`
 	Baseline  bool          `json:"baseline,omitempty"` // the target is the raw echo baseline
@@ -183,9 +184,12 @@ func (l *load) connect(ctx context.Context) error {
 			if l.o.LocalIPs > 1 {
 				d.localIP = fmt.Sprintf("127.0.0.%d", 1+i%l.o.LocalIPs)
 			}
+			if l.o.SourceIP != "" {
+				d.localIP = l.o.SourceIP
+			}
 			c, err := dial(ctx, d, &l.st)
 			if err == nil && l.o.Scenario != "idle" {
-				err = c.login(ctx, fmt.Sprintf("%s-%d", l.o.Device, i))
+				err = c.login(ctx, fmt.Sprintf("%s-%08d", l.o.Device, i))
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -429,7 +433,7 @@ func (l *load) runLogins(ctx context.Context) (*result, *hdrhistogram.Histogram,
 				t0 := time.Now()
 				c, err := dial(ctx, dialOptions{addr: l.o.Addr, transport: l.o.Transport}, &l.st)
 				if err == nil {
-					err = c.login(ctx, fmt.Sprintf("%s-%d-%d", l.o.Device, w, n%50))
+					err = c.login(ctx, fmt.Sprintf("%s-%04d-%04d", l.o.Device, w, n%50))
 					c.close(nil)
 				}
 				if !measuring.Load() {

@@ -300,12 +300,12 @@ func xmlEscape(s string) string {
 
 func (g *csGen) enum(ed protoreflect.EnumDescriptor) {
 	w := g.w
-	g.doc(ed, "")
+	g.doc(ed, fmt.Sprintf("The enum %s of %s.", ed.FullName(), ed.ParentFile().Path()))
 	w.line("public enum %s", csIdent(string(ed.Name())))
 	w.open("{")
 	for i := 0; i < ed.Values().Len(); i++ {
 		v := ed.Values().Get(i)
-		g.doc(v, "")
+		g.doc(v, fmt.Sprintf("%s = %d.", v.Name(), v.Number()))
 		w.line("%s = %d,", csEnumValueName(string(ed.Name()), string(v.Name())), v.Number())
 	}
 	w.close("}")
@@ -403,7 +403,11 @@ func (g *csGen) message(md protoreflect.MessageDescriptor) error {
 		return err
 	}
 	name := csIdent(string(md.Name()))
-	g.doc(md, "")
+	fallback := fmt.Sprintf("The message %s of %s.", md.FullName(), md.ParentFile().Path())
+	if id, ok := g.ids[md.FullName()]; ok {
+		fallback = fmt.Sprintf("The message %s (msg_id %d) of %s.", md.FullName(), id, md.ParentFile().Path())
+	}
+	g.doc(md, fallback)
 	w.line("public sealed partial class %s : global::Moonforge.IMessage", name)
 	w.open("{")
 	if id, ok := g.ids[md.FullName()]; ok {

@@ -34,9 +34,8 @@ type badFrameVector struct {
 	Error string `json:"error"`
 }
 
-// workedExample is a guest login, request seq 1, laid out as the worked example of docs/protocol.md
-// (with device id dev-1).
-const workedExample = "00000016 000a 0000 00000001 0a056775657374120564 65762d31"
+// workedExample is the request of the worked example in docs/protocol.md, as printed there.
+const workedExample = "00000022 000a 0000 00000001 0a0567756573741211 6465766963652d37663361396332316535"
 
 func frameVectors() ([]any, error) {
 	msg := func(m proto.Message) []byte {
@@ -50,7 +49,7 @@ func frameVectors() ([]any, error) {
 		name string
 		f    wire.Frame
 	}{
-		{"worked_example_login_req", wire.Frame{MsgID: protocol.MsgLoginReq, Seq: 1, Payload: msg(&protocol.LoginReq{Method: "guest", Account: "dev-1"})}},
+		{"worked_example_login_req", wire.Frame{MsgID: protocol.MsgLoginReq, Seq: 1, Payload: msg(&protocol.LoginReq{Method: "guest", Account: "device-7f3a9c21e5"})}},
 		{"login_ack_reply", wire.Frame{MsgID: protocol.MsgLoginAck, Flags: wire.FlagReply, Seq: 1, Payload: msg(&protocol.LoginAck{PlayerId: "p-1", Token: "t", ExpiresAtMs: 1700000000000, SessionId: "s-1", Created: true})}},
 		{"error_reply", wire.Frame{MsgID: protocol.MsgError, Flags: wire.FlagReply, Seq: 9, Payload: msg(&protocol.Error{Code: 1001, Message: "empty message"})}},
 		{"ping_request", wire.Frame{MsgID: protocol.MsgPing, Seq: 2, Payload: msg(&protocol.Ping{ClientTimeMs: 1700000000123, AckPushSeq: 42})}},

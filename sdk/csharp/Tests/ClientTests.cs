@@ -14,12 +14,12 @@ namespace Moonforge.Tests
     /// timeouts, cancellation, replays dropped after a resume, requests held until the resume, Kick, heartbeat and its
     /// silence detection, Close. No network and no server needed.
     /// </summary>
-    internal static class ClientTests
+    internal static partial class ClientTests
     {
         internal static int Run()
         {
             var check = new Check();
-            foreach (var test in new Action<Check>[] { ResultsOnlyInUpdate, ResumeAfterLoss, SilentServer, ConnectFailure })
+            foreach (var test in new Action<Check>[] { ResultsOnlyInUpdate, ResumeAfterLoss, SilentServer, ConnectFailure, CancelWhileStarting, ThrowingLog, CloseCompletesAtOnce, LossCompletesAtOnce, HeartbeatNeverLeaks, BoundedUpdate, SimulatedLossAtOnce, NamedEvents, CatchAllPushes, RestoreSession, DefaultPorts })
             {
                 try
                 {
@@ -122,10 +122,10 @@ namespace Moonforge.Tests
             client.On<ChatMessage>((m, seq) => seqs.Add(seq));
             client.ConnectAsync().Wait();
 
-            Task<LoginAck> login = client.LoginGuestAsync("dev-1");
+            Task<LoginAck> login = client.LoginGuestAsync("device-7f3a9c21e5");
             ScriptedServer first = Server(servers, 0);
             Frame req = first.NextSent(f => f.MsgId == LoginReq.MessageId);
-            check.Equal("0a05677565737412056465762d31", ConformanceTests.ToHex(req.Payload), "LoginReq payload of the worked_example_login_req vector");
+            check.Equal("0a05677565737412116465766963652d37663361396332316535", ConformanceTests.ToHex(req.Payload), "LoginReq payload of the worked_example_login_req vector");
             first.Reply(req, new LoginAck { PlayerId = "p1", Token = "t1", SessionId = "s1" });
             check.True(Pump(client, () => login.IsCompleted) && login.Result.Token == "t1" && client.Token == "t1", "login");
             for (uint s = 1; s <= 3; s++) first.Push(s, new ChatMessage { Index = s });
@@ -215,13 +215,19 @@ namespace Moonforge.Tests
                 this.autoPong = autoPong;
             }
 
+            // FailConnect makes ConnectAsync fail; DieAtOnce makes the connection fail on its first read.
+            internal bool FailConnect;
+            internal bool DieAtOnce;
+
             public Task ConnectAsync(CancellationToken cancellationToken)
             {
+                if (FailConnect) throw new IOException("connection refused");
                 return Task.FromResult(0);
             }
 
             public async Task<Frame> ReceiveAsync(CancellationToken cancellationToken)
             {
+                if (DieAtOnce) throw new IOException("connection reset");
                 while (true)
                 {
                     await arrived.WaitAsync().ConfigureAwait(false);

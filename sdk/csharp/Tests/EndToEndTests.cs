@@ -252,7 +252,8 @@ namespace Moonforge.Tests
                 bool contiguous = seqs.Count > 0 && seqs[0] == 1;
                 for (int i = 1; i < seqs.Count && contiguous; i++) contiguous = seqs[i] == seqs[i - 1] + 1;
                 True(contiguous, "push seqs 1.." + (seqs.Count > 0 ? seqs[seqs.Count - 1] : 0) + " each handled once, in order (" + seqs.Count + " pushes): " + string.Join(",", seqs.ConvertAll(s => s.ToString()).ToArray()));
-                True(client.LastPushSeq == seqs[seqs.Count - 1], "LastPushSeq is the last push handled");
+                // LastPushSeq counts pushes received; those still queued for Update are not handled yet.
+                await Until(() => client.QueuedWork == 0 && seqs.Count > 0 && client.LastPushSeq == seqs[seqs.Count - 1], "LastPushSeq is the last push handled once none waits");
 
                 MoonforgeException e1 = await Fails(client.ChatSendAsync(new ChatSendReq { Text = "" }), "empty chat");
                 True((uint)e1.Code == 1001 && e1.CodeName == "APP_1001" && e1.Message == "empty message" && e1.IsApplicationError, "application error 1001: " + e1);
@@ -311,6 +312,21 @@ namespace Moonforge.Tests
                 True(relogin.PlayerId != "" && lost.IsLoggedIn, "login again after LoginRequired");
                 StatsAck after = await lost.StatsAsync(new StatsReq());
                 True(after.Stats != null, "requests work after the new login");
+
+                // An app restart: a new client restores the session from the refresh token kept.
+                string kept = lost.RefreshToken;
+                True(!string.IsNullOrEmpty(kept), "LoginAck gave a refresh token");
+                var restarted = NewClient(TimeSpan.FromMilliseconds(100), new List<KeyValuePair<ClientEvent, EventInfo>>());
+                await restarted.ConnectAsync();
+                LoginAck restored = await restarted.RestoreSessionAsync(kept);
+                loop.OnMainThread();
+                True(restored.PlayerId == relogin.PlayerId && restarted.IsLoggedIn && restarted.RefreshToken != kept, "session restored from the refresh token: " + restored);
+                StatsAck restoredStats = await restarted.StatsAsync(new StatsReq());
+                True(restoredStats.Stats != null, "requests work in the restored session");
+                var second = NewClient(TimeSpan.FromMilliseconds(100), new List<KeyValuePair<ClientEvent, EventInfo>>());
+                await second.ConnectAsync();
+                MoonforgeException e8 = await Fails(second.RestoreSessionAsync(kept), "a refresh token used twice");
+                True(e8.Code == ErrorCode.Unauthenticated, "a used refresh token is refused: " + e8);
             }
         }
     }

@@ -24,7 +24,7 @@ local ok = false
 -- The scenario runs in a coroutine, so each request reads like a function call; update() below
 -- resumes it as the replies arrive.
 client:spawn(function()
-  local ack, err = client:login_guest("demo-" .. os.time())
+  local ack, err = client:login_guest("demo-device-" .. os.time())
   assert(ack, tostring(err))
   print("logged in as", ack.player_id)
 

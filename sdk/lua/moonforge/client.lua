@@ -9,7 +9,7 @@
 --   client:on_event(function(ev, info) print(ev) end)
 --   client:on("ChatMessage", function(msg, seq) print(msg.from, msg.text) end)
 --   client:connect()
---   client:login_guest("device-1", function(err, ack) ... end)
+--   client:login_guest("device-7f3a9c21e5", function(err, ack) ... end)
 --   -- each tick: client:update()
 local Schema = require("moonforge.schema")
 local codec_mod = require("moonforge.codec")
@@ -39,6 +39,8 @@ Client.DEFAULTS = {
   reconnect_max_delay = 10,
   max_frame = frame.DEFAULT_MAX_LENGTH, -- largest length field accepted or sent
   codec = "auto", -- "auto" (lua-protobuf when installed), "lua" or "pb"
+  max_work_per_update = 32, -- callbacks, handlers and events one update() runs; the rest wait
+  max_queued = 512, -- items waiting for update(): at this many the client stops reading frames
 }
 
 -- Kicks after which the client reconnects by itself: the connection was fine, only idle, or the
@@ -57,14 +59,17 @@ local function report(msg)
 end
 
 -- new returns an unconnected client. Options (all optional, see Client.DEFAULTS):
---   host, port (7001, or 7003 for KCP), transport ("tcp" or "kcp": KCP over UDP), heartbeat, request_timeout, connect_timeout, reconnect,
+--   host, port (7001, 7003 for KCP, 7443 for TLS), transport ("tcp", "kcp": KCP over UDP, or "tls":
+--   TCP over TLS with LuaSec), heartbeat, request_timeout, connect_timeout, reconnect,
 --   reconnect_delay, reconnect_max_delay, max_frame, codec;
 --   schema: a generated schema module (require("moonforge.generated.demo")), a sequence of them,
 --     or a moonforge.Schema; the framework's messages are always included;
 --   clock: a function returning seconds (default LuaSocket's socket.gettime);
 --   socket: the LuaSocket module (default require("socket"));
+--   tls: for transport "tls", { cafile, capath, server_name, verify } (see moonforge.tls_transport);
+--   ssl: the LuaSec module (default require("ssl"));
 --   on_error: function(message) called when a callback raises or a push cannot be decoded
---     (default: write to stderr).
+--     (default: write to stderr); an error it raises is dropped.
 -- It raises an error for a bad option.
 function Client.new(options)
   options = options or {}
@@ -101,19 +106,21 @@ function Client.new(options)
     options = o,
     schema = schema,
     codec = codec_mod.new(schema, o.codec),
-    transport = transport_mod.new(o.transport, { socket = o.socket }),
+    transport = transport_mod.new(o.transport, { socket = o.socket, ssl = o.ssl, tls = o.tls }),
     clock = o.clock,
     on_error = o.on_error or report,
     -- "idle" (never connected), "connecting", "connected", "waiting" (to reconnect), "closed"
     state = "idle",
-    session = nil, -- { player_id, token, session_id } once logged in
+    session = nil, -- { player_id, token, expires_at_ms, refresh_token, session_id } once logged in
     last_push_seq = 0, -- highest push seq handled (delivered to the handlers)
     rtt = nil, -- seconds, from the last Pong
     _received_seq = 0, -- highest push seq received (delivered or queued for delivery)
     _pending = {}, -- requests awaiting their reply, by seq
     _outbox = {}, -- requests and one-way messages waiting for the connection to be ready
     _wbuf = {}, -- frames to write
-    _queue = {}, -- callbacks and handlers to run in update, in order
+    _queue = {}, -- callbacks and handlers to run in update, in order: { fn, push = bool }
+    _qhead = 1, -- index of the first item of _queue not run yet
+    _qtail = 0, -- index of the last item
     _handlers = {}, -- push handlers by message full name, and "*"
     _event_handlers = {},
     _timers = {}, -- { at, fn, cancelled } of await_push
@@ -163,14 +170,17 @@ function Client:_dial()
   return true
 end
 
--- close closes the connection and stops reconnecting. Requests in flight fail with UNAVAILABLE
--- (their callbacks run in the next update). The session is kept: connect() resumes it.
+-- close closes the connection and stops reconnecting. Before it returns, every request ends: the
+-- callbacks of those whose reply arrived run with it, the others with UNAVAILABLE, and the
+-- "disconnected" event runs; pushes not handled yet are dropped. Nothing is left for update().
+-- The session is kept: connect() resumes it.
 function Client:close()
   if self.state == "closed" then
     return
   end
   self._closing = true
   self:_lost("closed by the client")
+  self:_drain(math.huge, true)
 end
 
 -- on registers fn(msg, seq) for the pushes of one message, by short or full name; "*" receives
@@ -306,8 +316,14 @@ function Client:login(method, account, secret, extra, cb)
   local function start(done)
     return self:_request("moonforge.LoginReq", msg, function(err, ack)
       if not err then
-        self.session = { player_id = ack.player_id, token = ack.token, session_id = ack.session_id }
-        self.last_push_seq, self._received_seq = 0, 0
+        self.session = {
+          player_id = ack.player_id,
+          token = ack.token,
+          expires_at_ms = tonumber(ack.expires_at_ms),
+          refresh_token = ack.refresh_token,
+          session_id = ack.session_id,
+        }
+        self.last_push_seq = 0
       end
       done(err, ack)
     end)
@@ -318,9 +334,59 @@ function Client:login(method, account, secret, extra, cb)
   return self:_await(start)
 end
 
--- login_guest logs in with the guest method and a device id; see login.
+-- login_guest logs in with the guest method and a device id (16 to 128 bytes: make one random id
+-- per install and keep it); see login.
 function Client:login_guest(device_id, cb)
   return self:login("guest", device_id, "", nil, cb)
+end
+
+-- refresh trades the session's refresh token (good once) for a new access token and the next
+-- refresh token, and calls cb(err, ack) with the RefreshAck; without cb it awaits. The client
+-- refreshes by itself before resuming with an expired access token.
+function Client:refresh(cb)
+  local function start(done)
+    if not (self.session and self.session.refresh_token and self.session.refresh_token ~= "") then
+      local err = errors.new(Code.UNAUTHENTICATED, "no refresh token: log in first")
+      self:_defer(function() done(err) end)
+      return
+    end
+    return self:_refresh(done, false)
+  end
+  if cb then
+    return start(cb)
+  end
+  return self:_await(start)
+end
+
+function Client:_refresh(done, internal)
+  local session = self.session
+  return self:_request("moonforge.RefreshReq", { refresh_token = session.refresh_token }, function(err, ack)
+    if not err and self.session == session then
+      session.token, session.expires_at_ms = ack.token, tonumber(ack.expires_at_ms)
+      session.refresh_token = ack.refresh_token
+    end
+    done(err, ack)
+  end, internal)
+end
+
+-- logout sends LogoutReq (all_sessions: every session of the player) and calls cb(err) once the
+-- server revoked the tokens; without cb it awaits. The server then closes the connection, and
+-- the client does not reconnect: log in again to play on.
+function Client:logout(all_sessions, cb)
+  local function start(done)
+    return self:_request("moonforge.LogoutReq", { all_sessions = all_sessions and true or false }, function(err)
+      if not err then
+        self.session = nil
+        self.last_push_seq, self._received_seq = 0, 0
+        self._closing = true
+      end
+      done(err)
+    end)
+  end
+  if cb then
+    return start(cb)
+  end
+  return self:_await(start)
 end
 
 -- spawn runs fn(...) in a new coroutine at once, so that it may await; an error it raises goes
@@ -351,7 +417,9 @@ end
 
 -- update does everything that is due: connecting, reading and dispatching frames, writing,
 -- heartbeat, timeouts, reconnecting, and running the callbacks, handlers and events that are
--- ready. It never blocks. Calls from inside a callback return at once.
+-- ready, at most max_work_per_update of them (the rest run in the next updates, in order). While
+-- max_queued items wait, it reads no more frames: the server holds them. It never blocks and
+-- never raises. Calls from inside a callback return at once.
 function Client:update()
   if self._in_update then
     return
@@ -360,8 +428,13 @@ function Client:update()
   local ok, err = pcall(self._update, self)
   self._in_update = false
   if not ok then
-    self.on_error("internal error in update: " .. tostring(err))
+    self:_report("internal error in update: " .. tostring(err))
   end
+end
+
+-- queued returns how many callbacks, handlers and events wait for update().
+function Client:queued()
+  return self._qtail - self._qhead + 1
 end
 
 function Client:_update()
@@ -389,7 +462,7 @@ function Client:_update()
   if self.state == "connected" then
     self:_flush()
   end
-  self:_drain()
+  self:_drain(self.options.max_work_per_update)
 end
 
 -- Internals. Everything below runs from update() or from a public method, on the client's thread.
@@ -403,21 +476,39 @@ function Client:_emit(event, info)
   end)
 end
 
-function Client:_defer(fn)
-  self._queue[#self._queue + 1] = fn
+-- _defer queues fn for update(); push marks a push handler, which close() drops.
+function Client:_defer(fn, push)
+  local t = self._qtail + 1
+  self._qtail = t
+  self._queue[t] = { fn = fn, push = push }
 end
 
--- _drain runs the queued callbacks; those they queue run too.
-function Client:_drain()
-  local q = self._queue
-  local i = 1
-  while q[i] do
-    local fn = q[i]
-    q[i] = false
-    i = i + 1
-    fn()
+-- _drain runs up to budget queued items, those they queue included; with skip_pushes it drops
+-- pushes instead of handling them. A nested call (close() from a callback) goes on where the
+-- outer one is.
+function Client:_drain(budget, skip_pushes)
+  local ran = 0
+  while ran < budget and self._qhead <= self._qtail do
+    local q, h = self._queue, self._qhead
+    local item = q[h]
+    q[h] = nil
+    self._qhead = h + 1
+    if not (skip_pushes and item.push) then
+      ran = ran + 1
+      item.fn()
+    end
   end
-  self._queue = {}
+  if self._qhead > self._qtail then
+    self._queue, self._qhead, self._qtail = {}, 1, 0
+  end
+end
+
+-- _report hands message to on_error; an error there is written to stderr, never raised.
+function Client:_report(message)
+  local ok, err = pcall(self.on_error, message)
+  if not ok then
+    pcall(report, "on_error failed: " .. tostring(err) .. " (reporting: " .. tostring(message) .. ")")
+  end
 end
 
 -- XPCALL_ARGS is whether xpcall passes arguments on to the function (not on Lua 5.1).
@@ -433,14 +524,14 @@ function Client:_call(fn, ...)
     ok, err = xpcall(function() return fn(unpack(args, 1, n)) end, debug.traceback)
   end
   if not ok then
-    self.on_error("callback error: " .. tostring(err))
+    self:_report("callback error: " .. tostring(err))
   end
 end
 
 function Client:_resume(co, ...)
   local ok, err = coroutine.resume(co, ...)
   if not ok then
-    self.on_error("coroutine error: " .. debug.traceback(co, tostring(err)))
+    self:_report("coroutine error: " .. debug.traceback(co, tostring(err)))
   end
 end
 
@@ -586,9 +677,26 @@ function Client:_fail_outbox(err)
   end
 end
 
--- _resume_session sends ResumeReq before anything else on a new connection.
+-- _resume_session sends ResumeReq before anything else on a new connection, after a RefreshReq
+-- when the access token has expired.
 function Client:_resume_session()
   self._resuming = true
+  local s = self.session
+  if s.expires_at_ms and s.refresh_token and s.refresh_token ~= "" and os.time() * 1000 >= s.expires_at_ms - 5000 then
+    self:_refresh(function(err)
+      if err and err.code ~= Code.TIMEOUT and err.code ~= Code.UNAVAILABLE then
+        s.refresh_token = nil -- refused: ResumeReq with the old token fails and asks for a login
+      end
+      if self.state == "connected" and self.session == s then
+        self:_send_resume()
+      end
+    end, true)
+    return
+  end
+  self:_send_resume()
+end
+
+function Client:_send_resume()
   local token = self.session.token
   self:_request("moonforge.ResumeReq", { token = token, last_push_seq = self.last_push_seq }, function(err, ack)
     self._resuming = false
@@ -658,7 +766,8 @@ end
 
 function Client:_read(now)
   local budget = 4 * self.options.max_frame
-  while budget > 0 and self.state == "connected" do
+  self:_dispatch() -- frames held back while the queue was full
+  while budget > 0 and self.state == "connected" and not self:_full() do
     local data, err = self.transport:receive()
     if data ~= "" then
       self._last_recv = now
@@ -678,11 +787,16 @@ function Client:_read(now)
   end
 end
 
+-- _full reports whether the queue for update() holds max_queued items: then frames stay unread.
+function Client:_full()
+  return self:queued() >= self.options.max_queued
+end
+
 function Client:_dispatch()
-  while self.state == "connected" do
+  while self.state == "connected" and not self:_full() do
     local f, err = self._reader:next()
     if err then
-      self.on_error("the server broke the frame format: " .. tostring(err))
+      self:_report("the server broke the frame format: " .. tostring(err))
       self:_lost("protocol violation by the server: " .. err.message)
       return
     end
@@ -723,6 +837,9 @@ function Client:_reply(f)
     self:_finish(req, errors.new(Code.DECODE_FAILED, derr))
     return
   end
+  if req.name == "moonforge.LoginReq" then
+    self._received_seq = 0 -- a new session: its pushes, read next, count from 1
+  end
   self:_finish(req, nil, reply)
 end
 
@@ -759,12 +876,12 @@ function Client:_push(f)
         self:_call(fn, msg, seq, md.name)
       end
     else
-      self.on_error("push " .. seq .. " dropped: " .. tostring(err))
+      self:_report("push " .. seq .. " dropped: " .. tostring(err))
     end
     if seq > self.last_push_seq then
       self.last_push_seq = seq
     end
-  end)
+  end, true)
 end
 
 function Client:_heartbeat(now)
@@ -772,7 +889,9 @@ function Client:_heartbeat(now)
   if hb <= 0 then
     return
   end
-  if now - self._last_recv > 3 * hb then
+  if self:_full() then
+    self._last_recv = now -- not reading, so silence proves nothing
+  elseif now - self._last_recv > 3 * hb then
     self:_lost("no data from the server for " .. 3 * hb .. " s")
     return
   end

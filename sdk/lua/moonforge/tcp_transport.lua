@@ -6,6 +6,13 @@ M.__index = M
 -- READ_SIZE is the most receive asks LuaSocket for at once.
 local READ_SIZE = 65536
 
+-- again reports whether a non-blocking call only has to be repeated later: LuaSocket says
+-- "timeout", LuaSec (moonforge.tls_transport) "wantread" or "wantwrite".
+local function again(err)
+  return err == "timeout" or err == "wantread" or err == "wantwrite"
+end
+M.again = again
+
 -- new returns an unconnected transport. options.socket is the LuaSocket module (default
 -- require("socket")).
 function M.new(options)
@@ -68,7 +75,7 @@ function M:send(data)
   if last then
     return last
   end
-  if err == "timeout" then
+  if again(err) then
     return partial or 0
   end
   return nil, err
@@ -82,7 +89,7 @@ function M:receive()
   if data then
     return data
   end
-  if err == "timeout" then
+  if again(err) then
     return partial or ""
   end
   return partial or "", err
@@ -100,7 +107,7 @@ function M:close()
   if self.sock then
     self.sock:close()
   end
-  self.sock, self.connected = nil, false
+  self.sock, self.connected, self.handshaken = nil, false, false
 end
 
 return M

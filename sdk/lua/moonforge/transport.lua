@@ -9,7 +9,8 @@
 --   t.ends_on_kick         true if the stream does not end after a Kick by itself (KCP)
 --
 -- All of it is called from the one thread that drives the client. Implementations:
--- tcp_transport and kcp_transport (LuaSocket). new(name, options) returns one by name.
+-- tcp_transport and kcp_transport (LuaSocket), and tls_transport (TCP over TLS with LuaSec).
+-- new(name, options) returns one by name.
 local M = {}
 
 function M.new(name, options)
@@ -17,8 +18,10 @@ function M.new(name, options)
     return require("moonforge.tcp_transport").new(options)
   elseif name == "kcp" then
     return require("moonforge.kcp_transport").new(options)
+  elseif name == "tls" then
+    return require("moonforge.tls_transport").new(options)
   end
-  error("moonforge: unknown transport " .. tostring(name) .. " (this SDK has \"tcp\" and \"kcp\")", 3)
+  error("moonforge: unknown transport " .. tostring(name) .. " (this SDK has \"tcp\", \"kcp\" and \"tls\")", 3)
 end
 
 return M

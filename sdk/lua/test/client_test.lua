@@ -135,7 +135,7 @@ local function setup(options)
   function env.login()
     env.client:connect()
     local ack
-    env.client:login_guest("dev-1", function(err, a)
+    env.client:login_guest("device-7f3a9c21e5", function(err, a)
       T.check(not err, "login:", err)
       ack = a
     end)
@@ -156,7 +156,7 @@ T.test("requests made while connecting go out once connected; the reply arrives 
   local c, srv = env.client, env.server
   c:connect()
   local ack
-  c:login_guest("dev-1", function(err, a)
+  c:login_guest("device-7f3a9c21e5", function(err, a)
     T.check(not err, "login:", err)
     ack = a
   end)
@@ -165,7 +165,7 @@ T.test("requests made while connecting go out once connected; the reply arrives 
   T.equal(req.msg_id, 10, "msg_id")
   T.equal(req.seq, 1, "first request seq")
   local login = decode("LoginReq", req.payload)
-  T.check(login.method == "guest" and login.account == "dev-1", "LoginReq", login.method, login.account)
+  T.check(login.method == "guest" and login.account == "device-7f3a9c21e5", "LoginReq", login.method, login.account)
   -- The reply, then two pushes, all cut into single bytes across updates.
   local bytes = frame.encode(11, 1, req.seq, encode("LoginAck", { player_id = "p-1", token = "tok-1" })) ..
     frame.encode(2003, 0, 1, encode("ChatMessage", { text = "one" })) ..
@@ -481,6 +481,116 @@ T.test("sleep waits in a coroutine while update() runs the rest", function()
     local ok2, err2 = pcall(env.client.sleep, env.client, -1)
     T.check(not ok2 and string.find(err2, "seconds", 1, true), "negative:", err2)
   end)
+end)
+
+T.test("an on_error that raises never escapes update(), and reconnecting goes on", function()
+  local raised = 0
+  local env = setup({ on_error = function() raised = raised + 1 error("on_error touched a destroyed object") end })
+  env.login()
+  env.client:on("ChatMessage", function() error("handler bug") end)
+  env.client:on_event(function() error("event handler bug") end)
+  env.server:push(1, "ChatMessage", { text = "x" })
+  env.pump("push", function() return env.client.last_push_seq == 1 end)
+  T.check(raised >= 1, "on_error not called")
+  env.server:close()
+  env.pump("disconnected", function() return env.event("disconnected") ~= nil end)
+  env.now = env.now + 2
+  env.pump("reconnected", function() return env.server.conns == 2 and #env.server.frames > 0 end)
+  T.equal(env.server.frames[1].msg_id, 12, "ResumeReq on the new connection")
+end)
+
+T.test("close() ends every request before it returns, and leaves nothing for update()", function()
+  local env = setup({ max_work_per_update = 1 })
+  env.login()
+  local c, srv = env.client, env.server
+  local results = {}
+  for i = 1, 3 do
+    c:request("StatsReq", {}, function(err, reply) results[i] = err and err.name or "ok" end)
+  end
+  env.pump("requests", function() return #srv.frames == 3 end)
+  -- Two replies arrive; with one item per update, the second waits in the queue.
+  local ack = schema:message("StatsAck").id
+  srv:write(frame.encode(ack, 1, srv.frames[1].seq, encode("StatsAck", {})) ..
+    frame.encode(ack, 1, srv.frames[2].seq, encode("StatsAck", {})) ..
+    frame.encode(2003, 0, 1, encode("ChatMessage", { text = "late" })))
+  env.pump("first reply", function() return results[1] ~= nil end)
+  T.equal(c:queued(), 2, "the second reply and the push queued")
+  T.check(results[2] == nil, "the second reply ran in the same update")
+  local disconnected = false
+  c:on_event(function(ev) if ev == "disconnected" then disconnected = true end end)
+  c:close()
+  T.equal(results[2], "ok", "a reply that arrived")
+  T.equal(results[3], "UNAVAILABLE", "a request in flight")
+  T.check(disconnected, "disconnected event ran in close()")
+  T.equal(c:queued(), 0, "items left for update()")
+  T.equal(#env.pushes, 0, "a push not handled before close() is dropped")
+  local after
+  c:request("StatsReq", {}, function(err) after = err end)
+  c:update()
+  T.equal(after and after.name, "UNAVAILABLE", "a request after close()")
+end)
+
+T.test("a new login: the new session's pushes, read with its LoginAck, are not taken for replays", function()
+  local env = setup()
+  env.login()
+  local c, srv = env.client, env.server
+  for seq = 1, 3 do
+    srv:push(seq, "ChatMessage", { text = "old" .. seq })
+  end
+  env.pump("old pushes", function() return #env.pushes == 3 end)
+  local ack
+  c:login_guest("dev-2", function(err, a) ack = a end)
+  local req
+  env.pump("second LoginReq", function()
+    req = srv:take("LoginReq")
+    return req ~= nil
+  end)
+  srv:write(frame.encode(11, 1, req.seq, encode("LoginAck", { player_id = "p-2", token = "tok-2" })) ..
+    frame.encode(2003, 0, 1, encode("ChatMessage", { text = "new1" })) ..
+    frame.encode(2003, 0, 2, encode("ChatMessage", { text = "new2" })))
+  env.pump("new session's pushes", function() return ack and #env.pushes == 5 end)
+  T.equal(env.pushes[4].msg.text, "new1", "first push of the new session")
+  T.equal(c.last_push_seq, 2, "last push seq of the new session")
+end)
+
+T.test("close() from a callback inside update(): what the callback queues after it still runs", function()
+  local env = setup()
+  env.login()
+  local c, srv = env.client, env.server
+  local after
+  c:request("StatsReq", {}, function()
+    c:close()
+    c:request("StatsReq", {}, function(err) after = err end)
+  end)
+  env.pump("request", function() return #srv.frames > 0 end)
+  srv:reply(srv.frames[1], "StatsAck", {})
+  env.pump("the request made after close()", function() return after ~= nil end)
+  T.equal(after.name, "UNAVAILABLE", "its error")
+  T.equal(#env.errors, 0, "errors")
+end)
+
+T.test("update() runs at most max_work_per_update items; the queue stays bounded", function()
+  local env = setup({ max_work_per_update = 10, max_queued = 50, heartbeat = 1 })
+  env.login()
+  local c, srv = env.client, env.server
+  local bytes = {}
+  for seq = 1, 300 do
+    bytes[#bytes + 1] = frame.encode(2003, 0, seq, encode("ChatMessage", { index = seq }))
+  end
+  srv:write(table.concat(bytes))
+  local most = 0
+  env.pump("300 pushes", function()
+    T.check(c:queued() <= 50, "queued", c:queued())
+    most = math.max(most, #env.pushes - (env.before or 0))
+    env.before = #env.pushes
+    env.now = env.now + 1 -- a slow frame: silence while not reading is no loss
+    return #env.pushes == 300
+  end)
+  T.check(most <= 10, "more than 10 handlers in one update:", most)
+  for i, p in ipairs(env.pushes) do
+    T.equal(p.seq, i, "push order")
+  end
+  T.check(env.event("disconnected") == nil, "disconnected while the game was slow")
 end)
 
 T.run("client")

@@ -231,6 +231,28 @@ T.test("resuming an ended session asks for a new login", function()
   T.equal(again.player_id, ack.player_id, "same player")
 end)
 
+T.test("after a restart: the session restored from the kept refresh token (README's recipe)", function()
+  local saved = client.session.refresh_token
+  T.check(saved and saved ~= "", "no refresh token kept")
+  client:close()
+  local restarted = new_client()
+  restarted:connect()
+  local restored, refused
+  restarted:spawn(function()
+    local fresh = assert(restarted:await("moonforge.RefreshReq", { refresh_token = saved }))
+    restored = assert(restarted:login("token", "", fresh.token))
+    local _, err = restarted:await("moonforge.RefreshReq", { refresh_token = saved })
+    refused = err
+  end)
+  T.check(restarted:run_until(function() return refused ~= nil end, 10), "restore timed out")
+  T.equal(restored.player_id, ack.player_id, "same player")
+  T.check(restarted.session.refresh_token ~= saved, "a new refresh token")
+  T.equal(refused.code, mf.ErrorCode.UNAUTHENTICATED, "a refresh token used twice")
+  restarted:close()
+  client:connect()
+  run("resumed or login_required", function() return client:is_ready() end)
+end)
+
 T.test("close", function()
   client:close()
   client:update()

@@ -1,4 +1,6 @@
 using System;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 
 namespace Moonforge
 {
@@ -11,14 +13,41 @@ namespace Moonforge
         /// <summary>Server host name or address. Default 127.0.0.1.</summary>
         public string Host { get; set; } = "127.0.0.1";
 
-        /// <summary>Server port. Default 7001 (the TCP default; WebSocket's is 7002, KCP's 7003).</summary>
-        public int Port { get; set; } = 7001;
+        private int port;
+
+        /// <summary>Server port. Unset (or 0), the default of the transport in docs/protocol.md:
+        /// <see cref="DefaultPort"/>.</summary>
+        public int Port
+        {
+            get { return port != 0 ? port : DefaultPort(Transport, UseTls); }
+            set { port = value; }
+        }
+
+        /// <summary>The server's default port for a transport (docs/protocol.md): TCP 7001, WebSocket
+        /// 7002, KCP 7003, TCP over TLS 7443, WebSocket over TLS 7444.</summary>
+        public static int DefaultPort(Transport transport, bool tls)
+        {
+            if (transport == Transport.WebSocket) return tls ? 7444 : 7002;
+            if (transport == Transport.Kcp) return 7003;
+            return tls ? 7443 : 7001;
+        }
 
         /// <summary>TCP (default), WebSocket or KCP (over UDP; driven by <see cref="MoonforgeClient.Update"/>).</summary>
         public Transport Transport { get; set; } = Transport.Tcp;
 
-        /// <summary>TLS on TCP, wss:// on WebSocket. Default off.</summary>
+        /// <summary>TLS on TCP (the server's port 7443), wss:// on WebSocket (7444). Default off.</summary>
         public bool UseTls { get; set; }
+
+        /// <summary>The name the server's certificate must carry; null (default) means Host.</summary>
+        public string TlsServerName { get; set; }
+
+        /// <summary>A certificate to trust as a root besides the system's, such as the self-signed
+        /// certificate of <c>moonforge run -dev</c> (data/dev-cert.pem). TCP over TLS only.</summary>
+        public X509Certificate2 TlsTrustedRoot { get; set; }
+
+        /// <summary>Replaces the certificate check of TCP over TLS altogether; null (default) checks the
+        /// chain (system roots and <see cref="TlsTrustedRoot"/>) and the name.</summary>
+        public RemoteCertificateValidationCallback TlsValidation { get; set; }
 
         /// <summary>The WebSocket path. Default /ws.</summary>
         public string WebSocketPath { get; set; } = "/ws";
@@ -47,6 +76,15 @@ namespace Moonforge
 
         /// <summary>The largest frame length accepted or sent (docs/protocol.md's length field). Default 1 MiB.</summary>
         public int MaxFrameSize { get; set; } = Frame.DefaultMaxLength;
+
+        /// <summary>The most items (replies, pushes, events) one <see cref="MoonforgeClient.Update"/> runs; the rest
+        /// wait for the next frame. Default 32.</summary>
+        public int MaxWorkPerUpdate { get; set; } = 32;
+
+        /// <summary>The most items waiting for <see cref="MoonforgeClient.Update"/>: when the game does not pump
+        /// (a paused app), the client stops reading from the connection at this many, and the server holds
+        /// the rest. Default 512.</summary>
+        public int MaxQueuedWork { get; set; } = 512;
 
         /// <summary>The messages the client knows; null (default) means <see cref="MessageTable.CreateDefault"/>.</summary>
         public MessageTable Messages { get; set; }

@@ -29,7 +29,7 @@ namespace Moonforge
                     throw new MoonforgeException(ErrorCode.Unavailable, "cannot connect to " + options.Host + ":" + options.Port + ": " + why, 0, e);
                 }
             }
-            return new Connection(t);
+            return new Connection(t, this);
         }
 
         private ITransport CreateTransport()
@@ -43,7 +43,11 @@ namespace Moonforge
             {
                 return new KcpTransport(options.Host, options.Port, options.MaxFrameSize);
             }
-            return new TcpTransport(options.Host, options.Port, options.UseTls, options.MaxFrameSize);
+            return new TcpTransport(options.Host, options.Port, options.UseTls, options.MaxFrameSize)
+            {
+                TlsServerName = options.TlsServerName,
+                TlsValidation = options.TlsValidation ?? TcpTransport.TrustingRoot(options.TlsTrustedRoot, options.TlsServerName ?? options.Host),
+            };
         }
 
         // Attach makes c the current connection and starts its loops. After a reconnect with a session
@@ -66,12 +70,9 @@ namespace Moonforge
                 if (!resume) FlushHeld(c);
             }
             RaiseEvent(ClientEvent.Connected, new EventInfo(0, "", 0, false));
+            if (options.HeartbeatInterval > TimeSpan.Zero) c.StartHeartbeat(_ => Beat(c), options.HeartbeatInterval);
             Task.Run(() => ReadLoop(c));
             Task.Run(() => WriteLoop(c));
-            if (options.HeartbeatInterval > TimeSpan.Zero)
-            {
-                c.Heartbeat = new Timer(_ => Beat(c), null, options.HeartbeatInterval, options.HeartbeatInterval);
-            }
             if (resume) Resume(c);
         }
 
@@ -110,22 +111,48 @@ namespace Moonforge
             return failed;
         }
 
+        // Resume sends ResumeReq, after a RefreshReq when the access token has expired.
         private void Resume(Connection c)
+        {
+            string refresh;
+            lock (gate)
+            {
+                refresh = refreshToken;
+                if (refresh == null || DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() < tokenExpiresMs - 5000) refresh = null;
+            }
+            if (refresh == null)
+            {
+                SendResume(c);
+                return;
+            }
+            var p = new Pending((msg, err, now) =>
+            {
+                var me = err as MoonforgeException;
+                if (me != null && me.Code != ErrorCode.Unavailable && me.Code != ErrorCode.Timeout)
+                {
+                    lock (gate) refreshToken = null; // refused: the resume fails and asks for a login
+                }
+                SendResume(c);
+            }, null);
+            StartRequest(RefreshReq.MessageId, Proto.Encode(new RefreshReq { RefreshToken = refresh }), options.RequestTimeout, CancellationToken.None, p, c);
+        }
+
+        private void SendResume(Connection c)
         {
             ResumeReq req;
             lock (gate) req = new ResumeReq { Token = token ?? "", LastPushSeq = lastPushSeq };
-            var p = new Pending((msg, err) => Resumed(c, msg as ResumeAck, err), null);
+            var p = new Pending((msg, err, now) => ResumeAnswered(c, msg as ResumeAck, err), null);
             StartRequest(ResumeReq.MessageId, Proto.Encode(req), options.RequestTimeout, CancellationToken.None, p, c);
         }
 
-        // Resumed handles the answer to ResumeReq, on a network thread.
-        private void Resumed(Connection c, ResumeAck ack, Exception err)
+        // ResumeAnswered handles the answer to ResumeReq, on a network thread.
+        private void ResumeAnswered(Connection c, ResumeAck ack, Exception err)
         {
             var me = err as MoonforgeException;
             if (ack == null && (me == null || me.Code == ErrorCode.Unavailable || me.Code == ErrorCode.Timeout || me.Code == ErrorCode.Internal))
             {
                 // The connection failed or the server could not answer now: try again on a new one.
-                log("resume not answered: " + (err != null ? err.Message : "unexpected reply"));
+                Log("resume not answered: " + (err != null ? err.Message : "unexpected reply"));
                 c.Transport.Abort();
                 return;
             }
@@ -149,7 +176,7 @@ namespace Moonforge
                 RaiseEvent(ClientEvent.Resumed, new EventInfo(0, "", ack.Replayed, false));
                 return;
             }
-            foreach (var p in failed) p.Fail(new MoonforgeException(ErrorCode.ResumeFailed, "the session could not be resumed: " + me.Message));
+            foreach (var p in failed) p.Fail(new MoonforgeException(ErrorCode.ResumeFailed, "the session could not be resumed: " + me.Message), true);
             RaiseEvent(ClientEvent.LoginRequired, new EventInfo(me.Code, me.Message, 0, false));
         }
 
@@ -188,7 +215,7 @@ namespace Moonforge
                         while (nextSeq == 0 || pending.ContainsKey(nextSeq));
                         uint seq = nextSeq;
                         pending[seq] = p;
-                        p.Arm(this, seq, timeout, cancellationToken);
+                        p.Seq = seq;
                         var f = new Frame(msgId, 0, seq, payload);
                         if (target != null)
                         {
@@ -207,15 +234,18 @@ namespace Moonforge
                     }
                 }
             }
-            if (refused != null) p.Fail(refused);
+            if (refused != null) p.Fail(refused, false);
+            else p.Arm(this, timeout, cancellationToken);
         }
 
-        private Pending TakePending(uint seq)
+        // TakePending removes the request of seq from the table and returns it: any request, or only
+        // want when it is not null.
+        private Pending TakePending(uint seq, Pending want)
         {
             lock (gate)
             {
                 Pending p;
-                if (!pending.TryGetValue(seq, out p)) return null;
+                if (!pending.TryGetValue(seq, out p) || (want != null && p != want)) return null;
                 pending.Remove(seq);
                 return p;
             }
@@ -227,6 +257,16 @@ namespace Moonforge
             {
                 while (true)
                 {
+                    Task room = dispatch.WaitForRoomAsync();
+                    if (!room.IsCompleted)
+                    {
+                        // The game is not pumping: stop reading, so that the server holds what follows.
+                        c.Paused = true;
+                        await room.ConfigureAwait(false);
+                        c.Paused = false;
+                        c.Touch();
+                        if (c.Dead) return;
+                    }
                     Frame f = await c.Transport.ReceiveAsync(CancellationToken.None).ConfigureAwait(false);
                     c.Touch();
                     OnFrame(f);
@@ -272,24 +312,42 @@ namespace Moonforge
                 DecodeReply(f, out msg, out err);
                 var login = msg as LoginAck;
                 var resumed = msg as ResumeAck;
-                if (login != null || resumed != null)
+                var refreshed = msg as RefreshAck;
+                var logout = msg as LogoutAck;
+                if (login != null || resumed != null || refreshed != null || logout != null)
                 {
                     lock (gate)
                     {
                         if (login != null)
                         {
                             token = login.Token;
+                            tokenExpiresMs = login.ExpiresAtMs;
+                            refreshToken = login.RefreshToken != "" ? login.RefreshToken : null;
                             playerId = login.PlayerId;
                             sessionId = login.SessionId;
                             lastPushSeq = 0;
+                            loggedOut = false;
                         }
-                        else
+                        else if (resumed != null)
                         {
                             token = resumed.Token;
                         }
+                        else if (refreshed != null)
+                        {
+                            token = refreshed.Token;
+                            tokenExpiresMs = refreshed.ExpiresAtMs;
+                            refreshToken = refreshed.RefreshToken != "" ? refreshed.RefreshToken : null;
+                        }
+                        else
+                        {
+                            // The server closes the connection next: no reconnect, no resume.
+                            token = null;
+                            refreshToken = null;
+                            loggedOut = true;
+                        }
                     }
                 }
-                Pending p = TakePending(f.Seq);
+                Pending p = TakePending(f.Seq, null);
                 if (p != null) p.Complete(msg, err);
                 return;
             }
@@ -302,7 +360,7 @@ namespace Moonforge
                 }
                 catch (ProtoException e)
                 {
-                    log("undecodable Kick: " + e.Message);
+                    Log("undecodable Kick: " + e.Message);
                 }
                 lock (gate) kickCode = (ErrorCode)kick.Code;
                 RaiseEvent(ClientEvent.Kicked, new EventInfo((ErrorCode)kick.Code, kick.Reason, 0, false));
@@ -319,7 +377,7 @@ namespace Moonforge
             MessageInfo info = messages.ById(f.MsgId);
             if (info == null)
             {
-                log("dropped push " + f.Seq + ": msg_id " + f.MsgId + " is not in the client's MessageTable");
+                Log("dropped push " + f.Seq + ": msg_id " + f.MsgId + " is not in the client's MessageTable");
                 return;
             }
             IMessage push;
@@ -329,12 +387,11 @@ namespace Moonforge
             }
             catch (ProtoException e)
             {
-                log("dropped push " + f.Seq + ": undecodable " + info.FullName + ": " + e.Message);
+                Log("dropped push " + f.Seq + ": undecodable " + info.FullName + ": " + e.Message);
                 return;
             }
-            ushort id = f.MsgId;
             uint seq = f.Seq;
-            dispatch.Post(() => DispatchPush(id, push, seq));
+            dispatch.Post(() => DispatchPush(info, push, seq));
         }
 
         private void DecodeReply(Frame f, out IMessage msg, out Exception err)
@@ -371,11 +428,16 @@ namespace Moonforge
             var failed = new List<Pending>();
             bool reconnect;
             ErrorCode kick;
+            bool logout;
             lock (gate)
             {
                 if (c.Dead) return;
                 c.Dead = true;
-                if (conn != c) return;
+                if (conn != c)
+                {
+                    c.Shutdown();
+                    return;
+                }
                 conn = null;
                 foreach (var kv in pending)
                 {
@@ -383,16 +445,42 @@ namespace Moonforge
                 }
                 foreach (var p in failed) pending.Remove(p.Seq);
                 kick = kickCode;
+                logout = loggedOut;
                 resuming = false;
-                reconnect = options.Reconnect && !closed && kick != ErrorCode.KickedDuplicateLogin && kick != ErrorCode.Unauthenticated;
+                reconnect = options.Reconnect && !closed && !loggedOut && kick != ErrorCode.KickedDuplicateLogin && kick != ErrorCode.Unauthenticated;
                 if (reconnect) reconnecting = true;
                 else failed.AddRange(TakeHeld());
             }
             c.Shutdown();
             var err = new MoonforgeException(ErrorCode.Unavailable, "connection lost before the reply: " + why.Message, 0, why);
-            foreach (var p in failed) p.Fail(err);
-            RaiseEvent(ClientEvent.Disconnected, new EventInfo(kick, why.Message, 0, reconnect));
+            foreach (var p in failed) p.Fail(err, true);
+            DisconnectReason cause = logout ? DisconnectReason.LoggedOut : Cause(why, kick);
+            RaiseEvent(ClientEvent.Disconnected, new EventInfo(kick, Describe(cause), 0, reconnect, cause, why.Message, 0));
             if (reconnect) Task.Run(() => ReconnectLoop());
+        }
+
+        // Cause names why a connection ended: the kick before it, or the error that ended it.
+        private static DisconnectReason Cause(Exception why, ErrorCode kick)
+        {
+            if (kick != ErrorCode.None) return DisconnectReason.Kicked;
+            if (why is TimeoutException) return DisconnectReason.ServerSilent;
+            var me = why as MoonforgeException;
+            if (me != null && (me.Code == ErrorCode.MalformedFrame || me.Code == ErrorCode.FrameTooLarge)) return DisconnectReason.ProtocolViolation;
+            return DisconnectReason.ConnectionLost;
+        }
+
+        private static string Describe(DisconnectReason cause)
+        {
+            switch (cause)
+            {
+                case DisconnectReason.ClosedByClient: return "closed by the client";
+                case DisconnectReason.ServerSilent: return "nothing from the server for 3 heartbeat intervals";
+                case DisconnectReason.Kicked: return "kicked by the server";
+                case DisconnectReason.ProtocolViolation: return "the server broke the frame format";
+                case DisconnectReason.ReconnectFailed: return "gave up reconnecting";
+                case DisconnectReason.LoggedOut: return "logged out";
+                default: return "the connection was lost";
+            }
         }
 
         private async Task ReconnectLoop()
@@ -408,6 +496,7 @@ namespace Moonforge
                 {
                     return;
                 }
+                RaiseEvent(ClientEvent.Reconnecting, new EventInfo(ErrorCode.None, "", 0, true, DisconnectReason.None, "", attempt));
                 Exception why;
                 try
                 {
@@ -424,7 +513,7 @@ namespace Moonforge
                     why = e;
                 }
                 if (lifetime.IsCancellationRequested) return;
-                log("reconnect attempt " + attempt + " failed: " + why.Message);
+                Log("reconnect attempt " + attempt + " failed: " + why.Message);
                 if (options.ReconnectMaxAttempts > 0 && attempt >= options.ReconnectMaxAttempts)
                 {
                     List<Pending> failed;
@@ -434,8 +523,8 @@ namespace Moonforge
                         failed = TakeHeld();
                     }
                     var err = new MoonforgeException(ErrorCode.Unavailable, "gave up reconnecting after " + attempt + " attempts", 0, why);
-                    foreach (var p in failed) p.Fail(err);
-                    RaiseEvent(ClientEvent.Disconnected, new EventInfo(0, err.Message, 0, false));
+                    foreach (var p in failed) p.Fail(err, true);
+                    RaiseEvent(ClientEvent.Disconnected, new EventInfo(ErrorCode.None, Describe(DisconnectReason.ReconnectFailed), 0, false, DisconnectReason.ReconnectFailed, err.Message, attempt));
                     return;
                 }
                 long next = Math.Min(delay.Ticks * 2, options.ReconnectMaxDelay.Ticks);
@@ -448,14 +537,13 @@ namespace Moonforge
         private void Beat(Connection c)
         {
             if (c.Dead) return;
-            if (c.SilentFor > TimeSpan.FromTicks(options.HeartbeatInterval.Ticks * 3))
+            if (!c.Paused && c.SilentFor > TimeSpan.FromTicks(options.HeartbeatInterval.Ticks * 3))
             {
-                log("no frame from the server for 3 heartbeat intervals: reconnecting");
-                c.Transport.Abort();
+                Lost(c, new TimeoutException("no frame from the server for 3 heartbeat intervals"));
                 return;
             }
             var ping = new Ping { ClientTimeMs = NowMs(), AckPushSeq = LastPushSeq };
-            var p = new Pending((msg, err) =>
+            var p = new Pending((msg, err, now) =>
             {
                 var pong = msg as Pong;
                 if (pong != null) Interlocked.Exchange(ref roundTripTicks, Math.Max(0, NowMs() - pong.ClientTimeMs) * TimeSpan.TicksPerMillisecond);
@@ -474,9 +562,13 @@ namespace Moonforge
             private readonly List<Frame> outbox = new List<Frame>();
             private readonly Stopwatch sinceReceive = Stopwatch.StartNew();
 
-            internal Connection(ITransport transport)
+            private readonly MoonforgeClient client;
+            private Timer heartbeat; // guarded by this
+
+            internal Connection(ITransport transport, MoonforgeClient client)
             {
                 Transport = transport;
+                this.client = client;
                 Signal = new SemaphoreSlim(0);
             }
 
@@ -486,7 +578,8 @@ namespace Moonforge
 
             internal volatile bool Dead;
 
-            internal Timer Heartbeat;
+            // Paused: the reader waits for room in the game's queue, so silence proves nothing.
+            internal volatile bool Paused;
 
             internal TimeSpan SilentFor
             {
@@ -512,12 +605,32 @@ namespace Moonforge
                 outbox.Clear();
             }
 
+            // StartHeartbeat runs beat every interval until Shutdown; nothing on a dead connection.
+            internal void StartHeartbeat(TimerCallback beat, TimeSpan every)
+            {
+                lock (this)
+                {
+                    if (Dead) return;
+                    heartbeat = new Timer(beat, null, every, every);
+                    Interlocked.Increment(ref client.liveHeartbeats);
+                }
+            }
+
             internal void Shutdown()
             {
-                Dead = true;
+                Timer t;
+                lock (this)
+                {
+                    Dead = true;
+                    t = heartbeat;
+                    heartbeat = null;
+                }
+                if (t != null)
+                {
+                    t.Dispose();
+                    Interlocked.Decrement(ref client.liveHeartbeats);
+                }
                 Signal.Release();
-                Timer t = Heartbeat;
-                if (t != null) t.Dispose();
                 Transport.Dispose();
             }
         }
@@ -526,65 +639,93 @@ namespace Moonforge
         /// failure ends it: whoever takes it out of the client's table.</summary>
         private sealed class Pending
         {
-            private readonly Action<IMessage, Exception> done;
-            private readonly Action cancelled;
-            private CancellationTokenSource timer;
+            private readonly Action<IMessage, Exception, bool> done;
+            private readonly Action<bool> cancelled;
+            private MoonforgeClient client;
+            private TimeSpan timeout;
+            private Timer timer; // timer, registration and released are guarded by this
             private CancellationTokenRegistration registration;
+            private bool released;
 
-            // done runs on a network thread with the reply or the error; cancelled (may be null) when
-            // the caller's token fires.
-            internal Pending(Action<IMessage, Exception> done, Action cancelled)
+            // done runs with the reply or the error, and whether the game's task must complete at once
+            // rather than in Update; cancelled (may be null) when the caller's token fires. Both run on
+            // whichever thread ends the request.
+            internal Pending(Action<IMessage, Exception, bool> done, Action<bool> cancelled)
             {
                 this.done = done;
                 this.cancelled = cancelled;
             }
 
-            internal uint Seq { get; private set; }
+            // Seq is set under the client's gate when the request enters its table.
+            internal uint Seq;
 
             // The connection the request went out on; null while held. Guarded by the client's gate.
             internal Connection Conn;
 
-            internal void Arm(MoonforgeClient client, uint seq, TimeSpan timeout, CancellationToken cancellationToken)
+            // Arm starts the timeout and watches the caller's token, outside the client's gate; the
+            // request may have ended already (a fast reply, a token cancelled meanwhile): then it does
+            // nothing, and what it registered is undone.
+            internal void Arm(MoonforgeClient owner, TimeSpan after, CancellationToken cancellationToken)
             {
-                Seq = seq;
-                var t = new CancellationTokenSource();
-                timer = t;
-                t.Token.Register(() =>
+                client = owner;
+                timeout = after;
+                if (after != Timeout.InfiniteTimeSpan && after.TotalMilliseconds <= int.MaxValue)
                 {
-                    if (client.TakePending(seq) == this)
+                    lock (this)
                     {
-                        Fail(new MoonforgeException(ErrorCode.Timeout, "no reply within " + timeout.TotalSeconds + " s"));
+                        if (released) return;
+                        timer = new Timer(s => ((Pending)s).TimedOut(), this, after, Timeout.InfiniteTimeSpan);
                     }
-                });
-                if (cancellationToken.CanBeCanceled)
-                {
-                    registration = cancellationToken.Register(() =>
-                    {
-                        if (client.TakePending(seq) != this) return;
-                        Release();
-                        if (cancelled != null) cancelled();
-                    });
                 }
-                if (timeout != Timeout.InfiniteTimeSpan && timeout.TotalMilliseconds <= int.MaxValue) t.CancelAfter(timeout);
+                if (!cancellationToken.CanBeCanceled) return;
+                CancellationTokenRegistration r = cancellationToken.Register(s => ((Pending)s).CancelledByCaller(), this);
+                bool undo;
+                lock (this)
+                {
+                    undo = released;
+                    if (!undo) registration = r;
+                }
+                if (undo) r.Dispose();
             }
 
             internal void Complete(IMessage msg, Exception err)
             {
                 Release();
-                done(msg, err);
+                done(msg, err, false);
             }
 
-            internal void Fail(Exception err)
+            internal void Fail(Exception err, bool now)
             {
                 Release();
-                done(null, err);
+                done(null, err, now);
+            }
+
+            private void TimedOut()
+            {
+                if (client.TakePending(Seq, this) != this) return;
+                Fail(new MoonforgeException(ErrorCode.Timeout, "no reply within " + timeout.TotalSeconds + " s"), false);
+            }
+
+            private void CancelledByCaller()
+            {
+                if (client.TakePending(Seq, this) != this) return;
+                Release();
+                if (cancelled != null) cancelled(false);
             }
 
             private void Release()
             {
-                registration.Dispose();
-                CancellationTokenSource t = timer;
+                Timer t;
+                CancellationTokenRegistration r;
+                lock (this)
+                {
+                    if (released) return;
+                    released = true;
+                    t = timer;
+                    r = registration;
+                }
                 if (t != null) t.Dispose();
+                r.Dispose();
             }
         }
     }

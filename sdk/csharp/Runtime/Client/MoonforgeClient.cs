@@ -1,7 +1,11 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using System.Threading.Tasks;
+
+[assembly: InternalsVisibleTo("MoonforgeTests")]
+[assembly: InternalsVisibleTo("Moonforge.Client.Tests")]
 
 namespace Moonforge
 {
@@ -23,8 +27,8 @@ namespace Moonforge
     {
         private readonly ClientOptions options;
         private readonly MessageTable messages;
-        private readonly Action<string> log;
-        private readonly DispatchQueue dispatch = new DispatchQueue();
+        private readonly Action<string> logSink;
+        private readonly DispatchQueue dispatch;
         private readonly CancellationTokenSource lifetime = new CancellationTokenSource();
 
         // Everything below is guarded by gate.
@@ -32,10 +36,19 @@ namespace Moonforge
         private readonly Dictionary<uint, Pending> pending = new Dictionary<uint, Pending>();
         private readonly List<Frame> held = new List<Frame>();
         private readonly Dictionary<ushort, List<PushHandler>> handlers = new Dictionary<ushort, List<PushHandler>>();
+        private readonly List<PushHandler> anyHandlers = new List<PushHandler>();
+        private readonly HashSet<ushort> unhandledLogged = new HashSet<ushort>();
+
+        // The game's requests whose task is not complete yet, with their outcome once it is known and
+        // queued for Update (null before): what Close completes at once.
+        private readonly Dictionary<Pending, Action> open = new Dictionary<Pending, Action>();
         private Connection conn;
         private uint nextSeq;
         private uint lastPushSeq;
         private string token;
+        private long tokenExpiresMs; // of token, Unix ms
+        private string refreshToken;
+        private bool loggedOut;
         private string playerId = "";
         private string sessionId = "";
         private bool connecting;
@@ -44,6 +57,7 @@ namespace Moonforge
         private bool closed;
         private ErrorCode kickCode;
         private long roundTripTicks = -1;
+        private int liveHeartbeats;
 
         /// <summary>Creates a client; it does not connect until <see cref="ConnectAsync"/>.</summary>
         public MoonforgeClient(ClientOptions options)
@@ -51,14 +65,34 @@ namespace Moonforge
             if (options == null) throw new ArgumentNullException("options");
             this.options = options;
             messages = options.Messages ?? MessageTable.CreateDefault();
-            log = options.Log ?? (s => Console.Error.WriteLine("moonforge: " + s));
+            logSink = options.Log ?? (s => Console.Error.WriteLine("moonforge: " + s));
+            dispatch = new DispatchQueue(options.MaxQueuedWork);
         }
 
         /// <summary>
-        /// Connection and session events, raised inside <see cref="Update"/>: Connected, Disconnected,
-        /// Resumed, Kicked, LoginRequired.
+        /// Every connection and session event, raised inside <see cref="Update"/>: Connected,
+        /// Disconnected, Reconnecting, Resumed, Kicked, LoginRequired. The events of the same names
+        /// below carry one kind each and are raised right after this one.
         /// </summary>
         public event Action<ClientEvent, EventInfo> EventRaised;
+
+        /// <summary>A connection is up, raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Connected;
+
+        /// <summary>The connection is gone (<see cref="EventInfo.Disconnect"/> says why), raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Disconnected;
+
+        /// <summary>A reconnect attempt starts, raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Reconnecting;
+
+        /// <summary>The session was resumed on a new connection, raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Resumed;
+
+        /// <summary>The server sent Kick, raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> Kicked;
+
+        /// <summary>The session could not be resumed: log in again. Raised inside <see cref="Update"/>.</summary>
+        public event Action<EventInfo> LoginRequired;
 
         /// <summary>The options the client was created with.</summary>
         public ClientOptions Options
@@ -102,11 +136,31 @@ namespace Moonforge
             get { lock (gate) return token; }
         }
 
+        /// <summary>The session's refresh token (good for one RefreshReq; it changes with every refresh), or
+        /// null without one. Keep it to restore the session after an app restart with
+        /// <see cref="RestoreSessionAsync"/>.</summary>
+        public string RefreshToken
+        {
+            get { lock (gate) return refreshToken; }
+        }
+
         /// <summary>The highest push seq received and queued for <see cref="Update"/>: what Ping acknowledges
         /// and what ResumeReq asks the server to continue after.</summary>
         public uint LastPushSeq
         {
             get { lock (gate) return lastPushSeq; }
+        }
+
+        /// <summary>How many replies, pushes and events wait for <see cref="Update"/>.</summary>
+        public int QueuedWork
+        {
+            get { return dispatch.Count; }
+        }
+
+        /// <summary>Heartbeat timers running now: one per live connection (for tests).</summary>
+        internal int LiveHeartbeats
+        {
+            get { return Volatile.Read(ref liveHeartbeats); }
         }
 
         /// <summary>The round trip of the last Ping, or null before the first Pong.</summary>
@@ -142,6 +196,43 @@ namespace Moonforge
             {
                 lock (gate) connecting = false;
             }
+        }
+
+        /// <summary>Trades the session's refresh token (good once) for a new access token and the next
+        /// refresh token (RefreshReq); the client keeps both. It refreshes by itself before resuming with
+        /// an expired access token.</summary>
+        /// <exception cref="MoonforgeException">Unauthenticated: no session, or the refresh token was refused.</exception>
+        public Task<RefreshAck> RefreshAsync(CancellationToken cancellationToken = default(CancellationToken))
+        {
+            string refresh;
+            lock (gate) refresh = refreshToken;
+            if (refresh == null)
+            {
+                var t = new TaskCompletionSource<RefreshAck>();
+                t.SetException(new MoonforgeException(ErrorCode.Unauthenticated, "no refresh token: log in first"));
+                return t.Task;
+            }
+            return RequestAsync<RefreshAck>(new RefreshReq { RefreshToken = refresh }, null, cancellationToken);
+        }
+
+        /// <summary>Restores the player's session after an app restart from a refresh token the game kept
+        /// (<see cref="RefreshToken"/>): RefreshReq trades it for a new access token, then a login with
+        /// that token (LoginReq, method "token") opens a new session of the same player. Completes with its
+        /// LoginAck; keep <see cref="RefreshToken"/> again, the one given is used up.</summary>
+        /// <exception cref="MoonforgeException">Unauthenticated: the refresh token was refused (expired,
+        /// used already, or revoked by a logout): log in another way.</exception>
+        public async Task<LoginAck> RestoreSessionAsync(string savedRefreshToken, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            if (string.IsNullOrEmpty(savedRefreshToken)) throw new ArgumentException("no refresh token to restore a session with", "savedRefreshToken");
+            RefreshAck refreshed = await RequestAsync<RefreshAck>(new RefreshReq { RefreshToken = savedRefreshToken }, null, cancellationToken).ConfigureAwait(false);
+            return await LoginAsync("token", "", refreshed.Token, null, cancellationToken).ConfigureAwait(false);
+        }
+
+        /// <summary>Logs out (LogoutReq): the server revokes the session's tokens, or every session's of
+        /// the player with allSessions, then closes the connection; the client does not reconnect.</summary>
+        public Task<LogoutAck> LogoutAsync(bool allSessions = false, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            return RequestAsync<LogoutAck>(new LogoutReq { AllSessions = allSessions }, null, cancellationToken);
         }
 
         /// <summary>Logs in (LoginReq) and completes with the LoginAck; the session it opens is resumed
@@ -188,18 +279,20 @@ namespace Moonforge
                 tcs.SetCanceled();
                 return tcs.Task;
             }
-            var p = new Pending(
-                (msg, err) =>
+            Pending p = null;
+            p = new Pending(
+                (msg, err, now) =>
                 {
                     T reply = msg as T;
                     if (err == null && reply == null)
                     {
                         err = new MoonforgeException(ErrorCode.DecodeFailed, "expected " + rep.FullName + " in reply to " + req.FullName + ", got " + DescribeType(msg));
                     }
-                    if (err != null) dispatch.Post(() => tcs.TrySetException(err));
-                    else dispatch.Post(() => tcs.TrySetResult(reply));
+                    if (err != null) Settle(p, () => tcs.TrySetException(err), now);
+                    else Settle(p, () => tcs.TrySetResult(reply), now);
                 },
-                () => dispatch.Post(() => tcs.TrySetCanceled()));
+                now => Settle(p, () => tcs.TrySetCanceled(), now));
+            lock (gate) open[p] = null;
             StartRequest(req.Id, Proto.Encode(request), timeout ?? options.RequestTimeout, cancellationToken, p, null);
             return tcs.Task;
         }
@@ -229,7 +322,7 @@ namespace Moonforge
                     return;
                 }
             }
-            log("not connected: dropped one-way " + info.FullName);
+            Log("not connected: dropped one-way " + info.FullName);
         }
 
         /// <summary>Calls handler, inside <see cref="Update"/>, for each push of type T with its push seq
@@ -253,6 +346,17 @@ namespace Moonforge
             return h;
         }
 
+        /// <summary>Calls handler, inside <see cref="Update"/>, for every push of any type with its push
+        /// seq, after the handlers of its type. Dispose the result to stop. A push that neither kind of
+        /// handler takes is logged, once per type.</summary>
+        public IDisposable OnAny(Action<IMessage, uint> handler)
+        {
+            if (handler == null) throw new ArgumentNullException("handler");
+            var h = new PushHandler(this, 0, handler);
+            lock (gate) anyHandlers.Add(h);
+            return h;
+        }
+
         /// <summary>Calls handler, inside <see cref="Update"/>, for each push of type T.</summary>
         public IDisposable On<T>(Action<T> handler) where T : class, IMessage
         {
@@ -261,9 +365,11 @@ namespace Moonforge
         }
 
         /// <summary>
-        /// Runs, on the calling thread, what the network has handed over since the last call: replies
-        /// (completing request tasks), push handlers, events, in arrival order. Over KCP it first drives
-        /// the transport (socket and timers). Call it every frame from the main thread; it never blocks.
+        /// Runs, on the calling thread, what the network has handed over before the call: replies
+        /// (completing request tasks), push handlers, events, in arrival order, at most
+        /// <see cref="ClientOptions.MaxWorkPerUpdate"/> of them (the rest wait for the next call). Over
+        /// KCP it first drives the transport (socket and timers). Call it every frame from the main
+        /// thread; it never blocks. An exception from a handler is logged and the rest still runs.
         /// Returns how many items ran.
         /// </summary>
         public int Update()
@@ -272,15 +378,17 @@ namespace Moonforge
             lock (gate) c = conn;
             var polled = c != null ? c.Transport as IPolledTransport : null;
             if (polled != null) polled.Poll();
-            return dispatch.Drain(e => log("handler failed: " + e));
+            return dispatch.Drain(options.MaxWorkPerUpdate, e => Log("handler failed: " + e));
         }
 
-        /// <summary>Closes the connection for good: no reconnect; requests still waiting fail with
-        /// Unavailable, and Disconnected is raised at the next <see cref="Update"/>.</summary>
+        /// <summary>Closes the connection for good: no reconnect. Every request task completes before Close
+        /// returns: with its outcome when that had arrived, else faulted with Unavailable. Pushes not yet
+        /// handled are dropped; Disconnected is raised at the next <see cref="Update"/>, if any.</summary>
         public void Close()
         {
             Connection c;
             List<Pending> failed;
+            var known = new List<Action>();
             lock (gate)
             {
                 if (closed) return;
@@ -293,12 +401,20 @@ namespace Moonforge
                 held.Clear();
                 reconnecting = false;
                 resuming = false;
+                foreach (var kv in new List<KeyValuePair<Pending, Action>>(open))
+                {
+                    if (kv.Value == null) continue;
+                    open.Remove(kv.Key);
+                    known.Add(kv.Value);
+                }
             }
             lifetime.Cancel();
             if (c != null) c.Shutdown();
+            dispatch.Clear();
+            foreach (var complete in known) complete();
             var err = new MoonforgeException(ErrorCode.Unavailable, "client closed");
-            foreach (var p in failed) p.Fail(err);
-            RaiseEvent(ClientEvent.Disconnected, new EventInfo(0, "closed by the client", 0, false));
+            foreach (var p in failed) p.Fail(err, true);
+            RaiseEvent(ClientEvent.Disconnected, new EventInfo(ErrorCode.None, Describe(DisconnectReason.ClosedByClient), 0, false, DisconnectReason.ClosedByClient, "", 0));
         }
 
         /// <summary>Same as <see cref="Close"/>.</summary>
@@ -307,13 +423,52 @@ namespace Moonforge
             Close();
         }
 
-        /// <summary>Drops the connection underneath, as a network failure would (for tests and QA): the
-        /// client reconnects and resumes as after a real loss.</summary>
+        /// <summary>Drops the connection underneath, as a network failure would (for tests and QA), at once:
+        /// <see cref="IsConnected"/> is false when it returns, requests in flight have failed with
+        /// Unavailable, new ones wait for the resume, and the client reconnects as after a real loss.</summary>
         public void SimulateNetworkLoss()
         {
             Connection c;
             lock (gate) c = conn;
-            if (c != null) c.Transport.Abort();
+            if (c != null) Lost(c, new System.IO.IOException("simulated network loss"));
+        }
+
+        // Log reports to ClientOptions.Log; an exception from it is swallowed, so that a Log touching a
+        // Unity object off the main thread cannot stop a network loop.
+        private void Log(string line)
+        {
+            try
+            {
+                logSink(line);
+            }
+            catch (Exception)
+            {
+                // Nowhere left to report it.
+            }
+        }
+
+        // Settle hands the outcome of a game request to its task: at the next Update, or at once when now
+        // is set or the client is closed (no Update may follow). The first outcome wins.
+        private void Settle(Pending p, Action complete, bool now)
+        {
+            lock (gate)
+            {
+                Action known;
+                if (!open.TryGetValue(p, out known) || known != null) return;
+                if (!now && !closed)
+                {
+                    open[p] = complete;
+                    dispatch.Post(() =>
+                    {
+                        bool mine;
+                        lock (gate) mine = open.Remove(p);
+                        if (mine) complete();
+                    });
+                    return;
+                }
+                open.Remove(p);
+            }
+            complete();
         }
 
         private MessageInfo Require(Type type)
@@ -334,31 +489,55 @@ namespace Moonforge
         {
             dispatch.Post(() =>
             {
-                var h = EventRaised;
-                if (h != null) h(ev, info);
+                var all = EventRaised;
+                if (all != null)
+                {
+                    foreach (Action<ClientEvent, EventInfo> h in all.GetInvocationList()) Isolated(() => h(ev, info));
+                }
+                Action<EventInfo> one = null;
+                switch (ev)
+                {
+                    case ClientEvent.Connected: one = Connected; break;
+                    case ClientEvent.Disconnected: one = Disconnected; break;
+                    case ClientEvent.Reconnecting: one = Reconnecting; break;
+                    case ClientEvent.Resumed: one = Resumed; break;
+                    case ClientEvent.Kicked: one = Kicked; break;
+                    case ClientEvent.LoginRequired: one = LoginRequired; break;
+                }
+                if (one == null) return;
+                foreach (Action<EventInfo> h in one.GetInvocationList()) Isolated(() => h(info));
             });
         }
 
-        private void DispatchPush(ushort msgId, IMessage msg, uint seq)
+        // Isolated runs a game callback; what it throws is logged, and the next callback still runs.
+        private void Isolated(Action callback)
         {
-            PushHandler[] list;
+            try
+            {
+                callback();
+            }
+            catch (Exception e)
+            {
+                Log("handler failed: " + e);
+            }
+        }
+
+        private void DispatchPush(MessageInfo info, IMessage msg, uint seq)
+        {
+            var list = new List<PushHandler>();
+            bool logUnhandled;
             lock (gate)
             {
+                if (closed) return;
                 List<PushHandler> l;
-                if (!handlers.TryGetValue(msgId, out l) || l.Count == 0) return;
-                list = l.ToArray();
+                if (handlers.TryGetValue(info.Id, out l)) list.AddRange(l);
+                list.AddRange(anyHandlers);
+                logUnhandled = list.Count == 0 && unhandledLogged.Add(info.Id);
             }
+            if (logUnhandled) Log("no handler for push " + info.FullName + " (logged once per type; OnAny takes every push)");
             foreach (var h in list)
             {
-                if (h.Removed) continue;
-                try
-                {
-                    h.Invoke(msg, seq);
-                }
-                catch (Exception e)
-                {
-                    log("push handler failed: " + e);
-                }
+                if (!h.Removed) Isolated(() => h.Invoke(msg, seq));
             }
         }
 
@@ -369,6 +548,7 @@ namespace Moonforge
                 h.Removed = true;
                 List<PushHandler> list;
                 if (handlers.TryGetValue(h.MsgId, out list)) list.Remove(h);
+                anyHandlers.Remove(h);
             }
         }
 

@@ -3,7 +3,7 @@
 
 namespace Demo
 {
-    /// <summary>Echo returns its request unchanged (the load tool's echo scenario).</summary>
+    /// <summary>EchoReq asks for body and n back.</summary>
     public sealed partial class EchoReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of EchoReq on the wire.</summary>
@@ -85,6 +85,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>EchoAck carries the request's body and n.</summary>
     public sealed partial class EchoAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of EchoAck on the wire.</summary>
@@ -166,7 +167,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
-    /// <summary>Lobby chat: every player online receives each message as a ChatMessage push.</summary>
+    /// <summary>ChatSendReq sends text (1 to 200 characters) to every player online.</summary>
     public sealed partial class ChatSendReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of ChatSendReq on the wire.</summary>
@@ -232,6 +233,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ChatSendAck gives the message's index in the chat history.</summary>
     public sealed partial class ChatSendAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of ChatSendAck on the wire.</summary>
@@ -291,6 +293,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ChatMessage is the push of one chat message to every player online.</summary>
     public sealed partial class ChatMessage : global::Moonforge.IMessage
     {
         /// <summary>The message id of ChatMessage on the wire.</summary>
@@ -410,6 +413,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ChatHistoryReq asks for the last limit chat messages.</summary>
     public sealed partial class ChatHistoryReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of ChatHistoryReq on the wire.</summary>
@@ -469,6 +473,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ChatHistoryAck holds the chat messages asked for, oldest first.</summary>
     public sealed partial class ChatHistoryAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of ChatHistoryAck on the wire.</summary>
@@ -534,7 +539,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
-    /// <summary>What the demo remembers about a player; saved before the reply that changed it is sent.</summary>
+    /// <summary>PlayerStats is what the demo remembers about a player; saved before the reply that changed it is sent.</summary>
     public sealed partial class PlayerStats : global::Moonforge.IMessage
     {
         private global::Moonforge.UnknownFields _unknownFields;
@@ -623,6 +628,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>StatsReq asks for the player's statistics.</summary>
     public sealed partial class StatsReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of StatsReq on the wire.</summary>
@@ -666,6 +672,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>StatsAck holds the player's statistics.</summary>
     public sealed partial class StatsAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of StatsAck on the wire.</summary>
@@ -728,7 +735,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
-    /// <summary>The arena: rooms of up to 8 players who move on a 100 x 100 field; state is pushed at 20 Hz.</summary>
+    /// <summary>Vec2 is a position or a direction on the arena's field.</summary>
     public sealed partial class Vec2 : global::Moonforge.IMessage
     {
         private global::Moonforge.UnknownFields _unknownFields;
@@ -801,7 +808,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
-    /// <summary>room_id empty: any arena with space, or a new one; new_room: always a new one.</summary>
+    /// <summary>ArenaJoinReq joins an arena: room_id empty, any arena with space, or a new one; new_room: always a new one.</summary>
     public sealed partial class ArenaJoinReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of ArenaJoinReq on the wire.</summary>
@@ -883,6 +890,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ArenaJoinAck names the room, the player's position and the players in it.</summary>
     public sealed partial class ArenaJoinAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of ArenaJoinAck on the wire.</summary>
@@ -985,6 +993,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ArenaLeaveReq leaves the arena.</summary>
     public sealed partial class ArenaLeaveReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of ArenaLeaveReq on the wire.</summary>
@@ -1028,6 +1037,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ArenaLeaveAck counts the moves made in the arena.</summary>
     public sealed partial class ArenaLeaveAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of ArenaLeaveAck on the wire.</summary>
@@ -1087,6 +1097,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ArenaMoveReq moves the player one step along dir, which is clamped to length 1.</summary>
     public sealed partial class ArenaMoveReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of ArenaMoveReq on the wire.</summary>
@@ -1149,6 +1160,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ArenaMoveAck gives the player's new position.</summary>
     public sealed partial class ArenaMoveAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of ArenaMoveAck on the wire.</summary>
@@ -1211,6 +1223,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ArenaPlayer is one player in an ArenaState.</summary>
     public sealed partial class ArenaPlayer : global::Moonforge.IMessage
     {
         private global::Moonforge.UnknownFields _unknownFields;
@@ -1308,6 +1321,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ArenaState is the push of the room's state to its players, every tick.</summary>
     public sealed partial class ArenaState : global::Moonforge.IMessage
     {
         /// <summary>The message id of ArenaState on the wire.</summary>
@@ -1411,6 +1425,7 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>ArenaEvent is the push of a player joining or leaving the room.</summary>
     public sealed partial class ArenaEvent : global::Moonforge.IMessage
     {
         /// <summary>The message id of ArenaEvent on the wire.</summary>
@@ -1516,10 +1531,14 @@ namespace Demo
         /// <summary>The messages and enums declared inside ArenaEvent.</summary>
         public static partial class Types
         {
+            /// <summary>The enum demo.ArenaEvent.Kind of demo/demo.proto.</summary>
             public enum Kind
             {
+                /// <summary>KIND_UNSPECIFIED = 0.</summary>
                 Unspecified = 0,
+                /// <summary>JOINED = 1.</summary>
                 Joined = 1,
+                /// <summary>LEFT = 2.</summary>
                 Left = 2,
             }
         }

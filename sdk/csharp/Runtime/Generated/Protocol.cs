@@ -3,6 +3,7 @@
 
 namespace Moonforge
 {
+    /// <summary>The message moonforge.Ping (msg_id 1) of moonforge/protocol.proto.</summary>
     public sealed partial class Ping : global::Moonforge.IMessage
     {
         /// <summary>The message id of Ping on the wire.</summary>
@@ -78,6 +79,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.Pong (msg_id 2) of moonforge/protocol.proto.</summary>
     public sealed partial class Pong : global::Moonforge.IMessage
     {
         /// <summary>The message id of Pong on the wire.</summary>
@@ -153,6 +155,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.Error (msg_id 3) of moonforge/protocol.proto.</summary>
     public sealed partial class Error : global::Moonforge.IMessage
     {
         /// <summary>The message id of Error on the wire.</summary>
@@ -250,6 +253,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.Kick (msg_id 4) of moonforge/protocol.proto.</summary>
     public sealed partial class Kick : global::Moonforge.IMessage
     {
         /// <summary>The message id of Kick on the wire.</summary>
@@ -331,6 +335,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.LoginReq (msg_id 10) of moonforge/protocol.proto.</summary>
     public sealed partial class LoginReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of LoginReq on the wire.</summary>
@@ -491,6 +496,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.LoginAck (msg_id 11) of moonforge/protocol.proto.</summary>
     public sealed partial class LoginAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of LoginAck on the wire.</summary>
@@ -531,6 +537,18 @@ namespace Moonforge
         /// <summary>Field 5 (bool created).</summary>
         public bool Created { get; set; }
 
+        /// <summary>Field 6 (string refresh_token).</summary>
+        public string RefreshToken
+        {
+            get { return _refreshToken; }
+            set { _refreshToken = value ?? ""; }
+        }
+
+        private string _refreshToken = "";
+
+        /// <summary>Field 7 (int64 refresh_expires_at_ms).</summary>
+        public long RefreshExpiresAtMs { get; set; }
+
         /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
         public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
 
@@ -563,6 +581,16 @@ namespace Moonforge
                 w.WriteTag(40);
                 w.WriteBool(Created);
             }
+            if (RefreshToken.Length != 0)
+            {
+                w.WriteTag(50);
+                w.WriteString(RefreshToken);
+            }
+            if (RefreshExpiresAtMs != 0)
+            {
+                w.WriteTag(56);
+                w.WriteInt64(RefreshExpiresAtMs);
+            }
             w.WriteUnknown(_unknownFields);
         }
 
@@ -588,6 +616,12 @@ namespace Moonforge
                         break;
                     case 40:
                         Created = r.ReadBool();
+                        break;
+                    case 50:
+                        RefreshToken = r.ReadString();
+                        break;
+                    case 56:
+                        RefreshExpiresAtMs = r.ReadInt64();
                         break;
                     default:
                         r.ReadUnknown(ref _unknownFields);
@@ -625,6 +659,16 @@ namespace Moonforge
                 w.Name("created");
                 w.Value(Created);
             }
+            if (RefreshToken.Length != 0)
+            {
+                w.Name("refresh_token");
+                w.Value(RefreshToken);
+            }
+            if (RefreshExpiresAtMs != 0)
+            {
+                w.Name("refresh_expires_at_ms");
+                w.Value(RefreshExpiresAtMs);
+            }
             w.EndObject();
         }
 
@@ -632,6 +676,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.ResumeReq (msg_id 12) of moonforge/protocol.proto.</summary>
     public sealed partial class ResumeReq : global::Moonforge.IMessage
     {
         /// <summary>The message id of ResumeReq on the wire.</summary>
@@ -713,6 +758,7 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.ResumeAck (msg_id 13) of moonforge/protocol.proto.</summary>
     public sealed partial class ResumeAck : global::Moonforge.IMessage
     {
         /// <summary>The message id of ResumeAck on the wire.</summary>
@@ -816,6 +862,296 @@ namespace Moonforge
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message moonforge.LogoutReq (msg_id 14) of moonforge/protocol.proto.</summary>
+    public sealed partial class LogoutReq : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of LogoutReq on the wire.</summary>
+        public const ushort MessageId = 14;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (bool all_sessions).</summary>
+        public bool AllSessions { get; set; }
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (AllSessions)
+            {
+                w.WriteTag(8);
+                w.WriteBool(AllSessions);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 8:
+                        AllSessions = r.ReadBool();
+                        break;
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (AllSessions)
+            {
+                w.Name("all_sessions");
+                w.Value(AllSessions);
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>The message moonforge.LogoutAck (msg_id 15) of moonforge/protocol.proto.</summary>
+    public sealed partial class LogoutAck : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of LogoutAck on the wire.</summary>
+        public const ushort MessageId = 15;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>The message moonforge.RefreshReq (msg_id 16) of moonforge/protocol.proto.</summary>
+    public sealed partial class RefreshReq : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of RefreshReq on the wire.</summary>
+        public const ushort MessageId = 16;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (string refresh_token).</summary>
+        public string RefreshToken
+        {
+            get { return _refreshToken; }
+            set { _refreshToken = value ?? ""; }
+        }
+
+        private string _refreshToken = "";
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (RefreshToken.Length != 0)
+            {
+                w.WriteTag(10);
+                w.WriteString(RefreshToken);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 10:
+                        RefreshToken = r.ReadString();
+                        break;
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (RefreshToken.Length != 0)
+            {
+                w.Name("refresh_token");
+                w.Value(RefreshToken);
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>The message moonforge.RefreshAck (msg_id 17) of moonforge/protocol.proto.</summary>
+    public sealed partial class RefreshAck : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of RefreshAck on the wire.</summary>
+        public const ushort MessageId = 17;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (string token).</summary>
+        public string Token
+        {
+            get { return _token; }
+            set { _token = value ?? ""; }
+        }
+
+        private string _token = "";
+
+        /// <summary>Field 2 (int64 expires_at_ms).</summary>
+        public long ExpiresAtMs { get; set; }
+
+        /// <summary>Field 3 (string refresh_token).</summary>
+        public string RefreshToken
+        {
+            get { return _refreshToken; }
+            set { _refreshToken = value ?? ""; }
+        }
+
+        private string _refreshToken = "";
+
+        /// <summary>Field 4 (int64 refresh_expires_at_ms).</summary>
+        public long RefreshExpiresAtMs { get; set; }
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (Token.Length != 0)
+            {
+                w.WriteTag(10);
+                w.WriteString(Token);
+            }
+            if (ExpiresAtMs != 0)
+            {
+                w.WriteTag(16);
+                w.WriteInt64(ExpiresAtMs);
+            }
+            if (RefreshToken.Length != 0)
+            {
+                w.WriteTag(26);
+                w.WriteString(RefreshToken);
+            }
+            if (RefreshExpiresAtMs != 0)
+            {
+                w.WriteTag(32);
+                w.WriteInt64(RefreshExpiresAtMs);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 10:
+                        Token = r.ReadString();
+                        break;
+                    case 16:
+                        ExpiresAtMs = r.ReadInt64();
+                        break;
+                    case 26:
+                        RefreshToken = r.ReadString();
+                        break;
+                    case 32:
+                        RefreshExpiresAtMs = r.ReadInt64();
+                        break;
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (Token.Length != 0)
+            {
+                w.Name("token");
+                w.Value(Token);
+            }
+            if (ExpiresAtMs != 0)
+            {
+                w.Name("expires_at_ms");
+                w.Value(ExpiresAtMs);
+            }
+            if (RefreshToken.Length != 0)
+            {
+                w.Name("refresh_token");
+                w.Value(RefreshToken);
+            }
+            if (RefreshExpiresAtMs != 0)
+            {
+                w.Name("refresh_expires_at_ms");
+                w.Value(RefreshExpiresAtMs);
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
     /// <summary>The message ids, factories and enum names of moonforge/protocol.proto.</summary>
     public static class ProtocolMessages
     {
@@ -830,6 +1166,10 @@ namespace Moonforge
             table.Add<global::Moonforge.LoginAck>(11, "moonforge.LoginAck", () => new global::Moonforge.LoginAck());
             table.Add<global::Moonforge.ResumeReq>(12, "moonforge.ResumeReq", () => new global::Moonforge.ResumeReq());
             table.Add<global::Moonforge.ResumeAck>(13, "moonforge.ResumeAck", () => new global::Moonforge.ResumeAck());
+            table.Add<global::Moonforge.LogoutReq>(14, "moonforge.LogoutReq", () => new global::Moonforge.LogoutReq());
+            table.Add<global::Moonforge.LogoutAck>(15, "moonforge.LogoutAck", () => new global::Moonforge.LogoutAck());
+            table.Add<global::Moonforge.RefreshReq>(16, "moonforge.RefreshReq", () => new global::Moonforge.RefreshReq());
+            table.Add<global::Moonforge.RefreshAck>(17, "moonforge.RefreshAck", () => new global::Moonforge.RefreshAck());
         }
 
         /// <summary>A new empty message of moonforge/protocol.proto by full name ("moonforge.Ping"); null when the file declares none by that name.</summary>
@@ -845,6 +1185,10 @@ namespace Moonforge
                 case "moonforge.LoginAck": return new global::Moonforge.LoginAck();
                 case "moonforge.ResumeReq": return new global::Moonforge.ResumeReq();
                 case "moonforge.ResumeAck": return new global::Moonforge.ResumeAck();
+                case "moonforge.LogoutReq": return new global::Moonforge.LogoutReq();
+                case "moonforge.LogoutAck": return new global::Moonforge.LogoutAck();
+                case "moonforge.RefreshReq": return new global::Moonforge.RefreshReq();
+                case "moonforge.RefreshAck": return new global::Moonforge.RefreshAck();
                 default: return null;
             }
         }

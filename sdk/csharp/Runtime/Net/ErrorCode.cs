@@ -6,6 +6,8 @@ namespace Moonforge
     /// have no name here: cast them, <c>(ErrorCode)1001</c>.</summary>
     public enum ErrorCode : uint
     {
+        /// <summary>No error: the code of events that carry none.</summary>
+        None = 0,
         /// <summary>Length out of range, unknown flag bit, text WebSocket message; the connection closes.</summary>
         MalformedFrame = 1,
         /// <summary>Length above the maximum frame size; the connection closes.</summary>
@@ -44,11 +46,13 @@ namespace Moonforge
         /// <summary>The first application code.</summary>
         public const uint FirstApplicationCode = 1000;
 
-        /// <summary>"BAD_REQUEST" for 15, "APP_1001" for application codes, "CODE_16" for reserved ones.</summary>
+        /// <summary>"BAD_REQUEST" for 15, "APP_1001" for application codes, "CODE_16" for reserved ones,
+        /// "NONE" for 0.</summary>
         public static string Name(ErrorCode code)
         {
             switch (code)
             {
+                case ErrorCode.None: return "NONE";
                 case ErrorCode.MalformedFrame: return "MALFORMED_FRAME";
                 case ErrorCode.FrameTooLarge: return "FRAME_TOO_LARGE";
                 case ErrorCode.UnknownMessage: return "UNKNOWN_MESSAGE";

@@ -3,6 +3,8 @@ using System.Collections.Generic;
 using System.IO;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -36,6 +38,63 @@ namespace Moonforge
             tcp.NoDelay = true;
         }
 
+        /// <summary>The name the server's certificate must carry; null means the host.</summary>
+        public string TlsServerName { get; set; }
+
+        /// <summary>The certificate check; null is the system's (chain and name).</summary>
+        public RemoteCertificateValidationCallback TlsValidation { get; set; }
+
+        /// <summary>A check that accepts what the system accepts, and also a chain that ends in root
+        /// (a self-signed development certificate, say) when the certificate names serverName; null
+        /// root: the system's check alone.</summary>
+        public static RemoteCertificateValidationCallback TrustingRoot(X509Certificate2 root, string serverName)
+        {
+            if (root == null) return null;
+            return (sender, certificate, chain, errors) =>
+            {
+                if (errors == SslPolicyErrors.None) return true;
+                if (certificate == null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0) return false;
+                // Some TLS stacks report only the chain error for an unknown root: check the name here.
+                if (!Names(new X509Certificate2(certificate), serverName)) return false;
+                var own = new X509Chain();
+                own.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                own.ChainPolicy.VerificationFlags = X509VerificationFlags.AllowUnknownCertificateAuthority;
+                own.ChainPolicy.ExtraStore.Add(root);
+                var leaf = new X509Certificate2(certificate);
+                if (!own.Build(leaf) && own.ChainElements.Count == 0) return false;
+                var top = own.ChainElements[own.ChainElements.Count - 1].Certificate;
+                return top.Thumbprint == root.Thumbprint;
+            };
+        }
+
+        // Names reports whether the certificate's subjectAltName (or, without one, its common name)
+        // carries name, a "*." entry covering one label.
+        private static bool Names(X509Certificate2 cert, string name)
+        {
+            var names = new List<string>();
+            foreach (X509Extension ext in cert.Extensions)
+            {
+                if (ext.Oid == null || ext.Oid.Value != "2.5.29.17") continue;
+                foreach (string part in ext.Format(false).Split(',', '\n', '\r'))
+                {
+                    string p = part.Trim();
+                    int eq = p.IndexOf('=');
+                    int colon = p.IndexOf(':');
+                    int cut = eq >= 0 ? eq : colon;
+                    if (cut > 0 && p.Substring(0, cut).Trim().StartsWith("DNS", StringComparison.OrdinalIgnoreCase)) names.Add(p.Substring(cut + 1).Trim());
+                    else if (cut > 0 && p.Substring(0, cut).Trim().StartsWith("IP", StringComparison.OrdinalIgnoreCase)) names.Add(p.Substring(cut + 1).Trim());
+                }
+            }
+            if (names.Count == 0) names.Add(cert.GetNameInfo(X509NameType.DnsName, false));
+            foreach (string n in names)
+            {
+                if (string.Equals(n, name, StringComparison.OrdinalIgnoreCase)) return true;
+                if (n.StartsWith("*.", StringComparison.Ordinal) && name.EndsWith(n.Substring(1), StringComparison.OrdinalIgnoreCase)
+                    && name.IndexOf('.') == name.Length - n.Length + 1) return true;
+            }
+            return false;
+        }
+
         /// <inheritdoc/>
         public async Task ConnectAsync(CancellationToken cancellationToken)
         {
@@ -52,8 +111,8 @@ namespace Moonforge
                 Stream s = tcp.GetStream();
                 if (tls)
                 {
-                    var ssl = new SslStream(s, false);
-                    await ssl.AuthenticateAsClientAsync(host).ConfigureAwait(false);
+                    var ssl = new SslStream(s, false, TlsValidation);
+                    await ssl.AuthenticateAsClientAsync(TlsServerName ?? host, null, SslProtocols.Tls12, false).ConfigureAwait(false);
                     s = ssl;
                 }
                 stream = s;

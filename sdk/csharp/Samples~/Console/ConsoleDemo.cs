@@ -22,7 +22,7 @@ public static class ConsoleDemo
         var options = new ClientOptions
         {
             Host = args.Length > 0 ? args[0] : "127.0.0.1",
-            Port = args.Length > 1 ? int.Parse(args[1]) : 7001,
+            Port = args.Length > 1 ? int.Parse(args[1]) : 0, // 0: the transport's default port
             Transport = args.Length < 3 ? Transport.Tcp : args[2] == "ws" ? Transport.WebSocket : args[2] == "kcp" ? Transport.Kcp : Transport.Tcp,
             Reconnect = false,
             Log = line => Console.Error.WriteLine("client: " + line),

@@ -3,10 +3,14 @@
 
 namespace Conformance
 {
+    /// <summary>The enum conformance.Color of conformance.proto.</summary>
     public enum Color
     {
+        /// <summary>COLOR_UNSPECIFIED = 0.</summary>
         Unspecified = 0,
+        /// <summary>RED = 1.</summary>
         Red = 1,
+        /// <summary>GREEN = 2.</summary>
         Green = 2,
         /// <summary>a two-byte varint</summary>
         Blue = 300,
@@ -966,6 +970,7 @@ namespace Conformance
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message conformance.Leaf of conformance.proto.</summary>
     public sealed partial class Leaf : global::Moonforge.IMessage
     {
         private global::Moonforge.UnknownFields _unknownFields;
@@ -1851,6 +1856,7 @@ namespace Conformance
         /// <summary>The messages and enums declared inside Outer.</summary>
         public static partial class Types
         {
+            /// <summary>The message conformance.Outer.Middle of conformance.proto.</summary>
             public sealed partial class Middle : global::Moonforge.IMessage
             {
                 private global::Moonforge.UnknownFields _unknownFields;
@@ -1950,6 +1956,7 @@ namespace Conformance
                 /// <summary>The messages and enums declared inside Middle.</summary>
                 public static partial class Types
                 {
+                    /// <summary>The message conformance.Outer.Middle.Inner of conformance.proto.</summary>
                     public sealed partial class Inner : global::Moonforge.IMessage
                     {
                         private global::Moonforge.UnknownFields _unknownFields;
@@ -2864,6 +2871,7 @@ namespace Conformance
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message conformance.Narrow of conformance.proto.</summary>
     public sealed partial class Narrow : global::Moonforge.IMessage
     {
         private global::Moonforge.UnknownFields _unknownFields;
@@ -3154,6 +3162,7 @@ namespace Conformance
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>The message conformance.Empty of conformance.proto.</summary>
     public sealed partial class Empty : global::Moonforge.IMessage
     {
         private global::Moonforge.UnknownFields _unknownFields;

@@ -37,7 +37,7 @@ end
 function M:Login()
   local client = self.Client
   client:spawn(function()
-    local device = self.DeviceId ~= nil and self.DeviceId ~= "" and self.DeviceId or "unreal-device"
+    local device = self.DeviceId ~= nil and self.DeviceId ~= "" and self.DeviceId or "unreal-device-default"
     local ack, err = client:login_guest(device)
     if not ack then
       print("[moonforge] login failed", err.name, err.message)

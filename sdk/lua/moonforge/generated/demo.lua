@@ -28,6 +28,8 @@
 ---@field expires_at_ms integer|string
 ---@field session_id string
 ---@field created boolean
+---@field refresh_token string
+---@field refresh_expires_at_ms integer|string
 ---@class moonforge.ResumeReq
 ---@field token string
 ---@field last_push_seq integer
@@ -35,6 +37,16 @@
 ---@field player_id string
 ---@field replayed integer
 ---@field token string
+---@class moonforge.LogoutReq
+---@field all_sessions boolean
+---@class moonforge.LogoutAck
+---@class moonforge.RefreshReq
+---@field refresh_token string
+---@class moonforge.RefreshAck
+---@field token string
+---@field expires_at_ms integer|string
+---@field refresh_token string
+---@field refresh_expires_at_ms integer|string
 ---@class demo.EchoReq
 ---@field body string
 ---@field n integer|string
@@ -105,6 +117,10 @@ M.ids = {
   ["moonforge.LoginAck"] = 11,
   ["moonforge.ResumeReq"] = 12,
   ["moonforge.ResumeAck"] = 13,
+  ["moonforge.LogoutReq"] = 14,
+  ["moonforge.LogoutAck"] = 15,
+  ["moonforge.RefreshReq"] = 16,
+  ["moonforge.RefreshAck"] = 17,
   ["demo.EchoReq"] = 1001,
   ["demo.EchoAck"] = 1002,
   ["demo.ChatSendReq"] = 2001,
@@ -160,6 +176,8 @@ M.messages = {
     { name = "expires_at_ms", number = 3, type = "int64" },
     { name = "session_id", number = 4, type = "string" },
     { name = "created", number = 5, type = "bool" },
+    { name = "refresh_token", number = 6, type = "string" },
+    { name = "refresh_expires_at_ms", number = 7, type = "int64" },
   },
   ["moonforge.ResumeReq"] = {
     { name = "token", number = 1, type = "string" },
@@ -169,6 +187,19 @@ M.messages = {
     { name = "player_id", number = 1, type = "string" },
     { name = "replayed", number = 2, type = "uint32" },
     { name = "token", number = 3, type = "string" },
+  },
+  ["moonforge.LogoutReq"] = {
+    { name = "all_sessions", number = 1, type = "bool" },
+  },
+  ["moonforge.LogoutAck"] = {},
+  ["moonforge.RefreshReq"] = {
+    { name = "refresh_token", number = 1, type = "string" },
+  },
+  ["moonforge.RefreshAck"] = {
+    { name = "token", number = 1, type = "string" },
+    { name = "expires_at_ms", number = 2, type = "int64" },
+    { name = "refresh_token", number = 3, type = "string" },
+    { name = "refresh_expires_at_ms", number = 4, type = "int64" },
   },
   ["demo.EchoReq"] = {
     { name = "body", number = 1, type = "bytes" },
@@ -333,7 +364,7 @@ end
 
 -- A FileDescriptorSet of the files above without options, for lua-protobuf's pb.load.
 M.descriptor = table.concat({
-  "\010\229\006\010\024moonforge/protocol.proto\018\009moonforge\"N\010\004Ping",
+  "\010\206\009\010\024moonforge/protocol.proto\018\009moonforge\"N\010\004Ping",
   "\018$\010\014client_time_ms\024\001 \001(\003R\012clientTimeMs\018 \010\012ack_pu",
   "sh_seq\024\002 \001(\013R\010ackPushSeq\"R\010\004Pong\018$\010\014client_time_",
   "ms\024\001 \001(\003R\012clientTimeMs\018$\010\014server_time_ms\024\002 \001(\003R\012",
@@ -344,41 +375,48 @@ M.descriptor = table.concat({
   "od\018\024\010\007account\024\002 \001(\009R\007account\018\022\010\006secret\024\003 \001(\009R\006se",
   "cret\0184\010\005extra\024\004 \003(\0112\030.moonforge.LoginReq.ExtraEn",
   "tryR\005extra\0264\010\010ExtraEntry\018\016\010\003key\024\001 \001(\009R\003key\018\020\010\005va",
-  "lue\024\002 \001(\009R\005value\"\154\001\010\008LoginAck\018\027\010\009player_id\024\001 \001(\009",
+  "lue\024\002 \001(\009R\005value\"\242\001\010\008LoginAck\018\027\010\009player_id\024\001 \001(\009",
   "R\008playerId\018\020\010\005token\024\002 \001(\009R\005token\018\"\010\013expires_at_m",
   "s\024\003 \001(\003R\011expiresAtMs\018\029\010\010session_id\024\004 \001(\009R\009sessio",
-  "nId\018\024\010\007created\024\005 \001(\008R\007created\"E\010\009ResumeReq\018\020\010\005to",
-  "ken\024\001 \001(\009R\005token\018\"\010\013last_push_seq\024\002 \001(\013R\011lastPus",
-  "hSeq\"Z\010\009ResumeAck\018\027\010\009player_id\024\001 \001(\009R\008playerId\018\026",
-  "\010\008replayed\024\002 \001(\013R\008replayed\018\020\010\005token\024\003 \001(\009R\005token",
-  "b\006proto3\010\150\010\010\015demo/demo.proto\018\004demo\026\024moonforge/pr",
-  "otocol.proto\"+\010\007EchoReq\018\018\010\004body\024\001 \001(\012R\004body\018\012\010\001n",
-  "\024\002 \001(\003R\001n\"+\010\007EchoAck\018\018\010\004body\024\001 \001(\012R\004body\018\012\010\001n\024\002 ",
-  "\001(\003R\001n\"!\010\011ChatSendReq\018\018\010\004text\024\001 \001(\009R\004text\"#\010\011Cha",
-  "tSendAck\018\020\010\005index\024\001 \001(\004R\005index\"i\010\011ChatMessage\018\020\010",
-  "\005index\024\001 \001(\004R\005index\018\018\010\004from\024\002 \001(\009R\004from\018\018\010\004text\024",
-  "\003 \001(\009R\004text\018\028\010\010sent_at_ms\024\004 \001(\003R\008sentAtMs\"&\010\014Cha",
-  "tHistoryReq\018\020\010\005limit\024\001 \001(\013R\005limit\"?\010\014ChatHistory",
-  "Ack\018-\010\008messages\024\001 \003(\0112\017.demo.ChatMessageR\008messag",
-  "es\"n\010\011PlayerStats\018\029\010\010chats_sent\024\001 \001(\013R\009chatsSent",
-  "\018\031\010\011arena_joins\024\002 \001(\013R\010arenaJoins\018\031\010\011arena_moves",
-  "\024\003 \001(\013R\010arenaMoves\"\010\010\008StatsReq\"3\010\008StatsAck\018'\010\005st",
-  "ats\024\001 \001(\0112\017.demo.PlayerStatsR\005stats\"\"\010\004Vec2\018\012\010\001x",
-  "\024\001 \001(\002R\001x\018\012\010\001y\024\002 \001(\002R\001y\"B\010\012ArenaJoinReq\018\023\010\007room_",
-  "id\024\001 \001(\009R\006roomId\018\025\010\008new_room\024\002 \001(\008R\007newRoom\"_\010\012A",
-  "renaJoinAck\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\028\010\003pos\024\002 \001(",
-  "\0112\010.demo.Vec2R\003pos\018\024\010\007players\024\003 \003(\009R\007players\"\015\010\013",
-  "ArenaLeaveReq\"%\010\013ArenaLeaveAck\018\020\010\005moves\024\001 \001(\013R\005m",
-  "oves\",\010\012ArenaMoveReq\018\028\010\003dir\024\001 \001(\0112\010.demo.Vec2R\003d",
-  "ir\",\010\012ArenaMoveAck\018\028\010\003pos\024\001 \001(\0112\010.demo.Vec2R\003pos",
-  "\"K\010\011ArenaPlayer\018\014\010\002id\024\001 \001(\009R\002id\018\028\010\003pos\024\002 \001(\0112\010.d",
-  "emo.Vec2R\003pos\018\014\010\002hp\024\003 \001(\005R\002hp\"f\010\010ArenaState\018\023\010\007r",
-  "oom_id\024\001 \001(\009R\006roomId\018\018\010\004tick\024\002 \001(\004R\004tick\018+\010\007play",
-  "ers\024\003 \003(\0112\017.demo.ArenaPlayerR\007players\"\161\001\010\010ArenaE",
-  "vent\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\027\010\009player_id\024\002 \001(\009",
-  "R\008playerId\018)\010\004kind\024\003 \001(\0142\021.demo.ArenaEvent.KindR",
-  "\004kind\"2\010\004Kind\018\020\010\016KIND_UNSPECIFIED\016\000\018\010\010\006JOINED\016\001\018",
-  "\008\010\004LEFT\016\002b\006proto3",
+  "nId\018\024\010\007created\024\005 \001(\008R\007created\018#\010\013refresh_token\024\006",
+  " \001(\009R\012refreshToken\0181\010\021refresh_expires_at_ms\024\007 \001(",
+  "\003R\018refreshExpiresAtMs\"E\010\009ResumeReq\018\020\010\005token\024\001 \001(",
+  "\009R\005token\018\"\010\013last_push_seq\024\002 \001(\013R\011lastPushSeq\"Z\010\009",
+  "ResumeAck\018\027\010\009player_id\024\001 \001(\009R\008playerId\018\026\010\008replay",
+  "ed\024\002 \001(\013R\008replayed\018\020\010\005token\024\003 \001(\009R\005token\".\010\009Logo",
+  "utReq\018!\010\012all_sessions\024\001 \001(\008R\011allSessions\"\011\010\009Logo",
+  "utAck\"1\010\010RefreshReq\018#\010\013refresh_token\024\001 \001(\009R\012refr",
+  "eshToken\"\158\001\010\010RefreshAck\018\020\010\005token\024\001 \001(\009R\005token\018\"\010",
+  "\013expires_at_ms\024\002 \001(\003R\011expiresAtMs\018#\010\013refresh_tok",
+  "en\024\003 \001(\009R\012refreshToken\0181\010\021refresh_expires_at_ms\024",
+  "\004 \001(\003R\018refreshExpiresAtMsb\006proto3\010\150\010\010\015demo/demo.",
+  "proto\018\004demo\026\024moonforge/protocol.proto\"+\010\007EchoReq",
+  "\018\018\010\004body\024\001 \001(\012R\004body\018\012\010\001n\024\002 \001(\003R\001n\"+\010\007EchoAck\018\018\010",
+  "\004body\024\001 \001(\012R\004body\018\012\010\001n\024\002 \001(\003R\001n\"!\010\011ChatSendReq\018\018",
+  "\010\004text\024\001 \001(\009R\004text\"#\010\011ChatSendAck\018\020\010\005index\024\001 \001(\004",
+  "R\005index\"i\010\011ChatMessage\018\020\010\005index\024\001 \001(\004R\005index\018\018\010\004",
+  "from\024\002 \001(\009R\004from\018\018\010\004text\024\003 \001(\009R\004text\018\028\010\010sent_at_",
+  "ms\024\004 \001(\003R\008sentAtMs\"&\010\014ChatHistoryReq\018\020\010\005limit\024\001 ",
+  "\001(\013R\005limit\"?\010\014ChatHistoryAck\018-\010\008messages\024\001 \003(\0112\017",
+  ".demo.ChatMessageR\008messages\"n\010\011PlayerStats\018\029\010\010ch",
+  "ats_sent\024\001 \001(\013R\009chatsSent\018\031\010\011arena_joins\024\002 \001(\013R\010",
+  "arenaJoins\018\031\010\011arena_moves\024\003 \001(\013R\010arenaMoves\"\010\010\008S",
+  "tatsReq\"3\010\008StatsAck\018'\010\005stats\024\001 \001(\0112\017.demo.Player",
+  "StatsR\005stats\"\"\010\004Vec2\018\012\010\001x\024\001 \001(\002R\001x\018\012\010\001y\024\002 \001(\002R\001y",
+  "\"B\010\012ArenaJoinReq\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\025\010\008new",
+  "_room\024\002 \001(\008R\007newRoom\"_\010\012ArenaJoinAck\018\023\010\007room_id\024",
+  "\001 \001(\009R\006roomId\018\028\010\003pos\024\002 \001(\0112\010.demo.Vec2R\003pos\018\024\010\007p",
+  "layers\024\003 \003(\009R\007players\"\015\010\013ArenaLeaveReq\"%\010\013ArenaL",
+  "eaveAck\018\020\010\005moves\024\001 \001(\013R\005moves\",\010\012ArenaMoveReq\018\028\010",
+  "\003dir\024\001 \001(\0112\010.demo.Vec2R\003dir\",\010\012ArenaMoveAck\018\028\010\003p",
+  "os\024\001 \001(\0112\010.demo.Vec2R\003pos\"K\010\011ArenaPlayer\018\014\010\002id\024\001",
+  " \001(\009R\002id\018\028\010\003pos\024\002 \001(\0112\010.demo.Vec2R\003pos\018\014\010\002hp\024\003 \001",
+  "(\005R\002hp\"f\010\010ArenaState\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\018\010",
+  "\004tick\024\002 \001(\004R\004tick\018+\010\007players\024\003 \003(\0112\017.demo.ArenaP",
+  "layerR\007players\"\161\001\010\010ArenaEvent\018\023\010\007room_id\024\001 \001(\009R\006",
+  "roomId\018\027\010\009player_id\024\002 \001(\009R\008playerId\018)\010\004kind\024\003 \001(",
+  "\0142\021.demo.ArenaEvent.KindR\004kind\"2\010\004Kind\018\020\010\016KIND_U",
+  "NSPECIFIED\016\000\018\010\010\006JOINED\016\001\018\008\010\004LEFT\016\002b\006proto3",
 })
 
 return M

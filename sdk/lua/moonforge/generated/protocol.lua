@@ -26,6 +26,8 @@
 ---@field expires_at_ms integer|string
 ---@field session_id string
 ---@field created boolean
+---@field refresh_token string
+---@field refresh_expires_at_ms integer|string
 ---@class moonforge.ResumeReq
 ---@field token string
 ---@field last_push_seq integer
@@ -33,6 +35,16 @@
 ---@field player_id string
 ---@field replayed integer
 ---@field token string
+---@class moonforge.LogoutReq
+---@field all_sessions boolean
+---@class moonforge.LogoutAck
+---@class moonforge.RefreshReq
+---@field refresh_token string
+---@class moonforge.RefreshAck
+---@field token string
+---@field expires_at_ms integer|string
+---@field refresh_token string
+---@field refresh_expires_at_ms integer|string
 
 local M = {}
 
@@ -48,6 +60,10 @@ M.ids = {
   ["moonforge.LoginAck"] = 11,
   ["moonforge.ResumeReq"] = 12,
   ["moonforge.ResumeAck"] = 13,
+  ["moonforge.LogoutReq"] = 14,
+  ["moonforge.LogoutAck"] = 15,
+  ["moonforge.RefreshReq"] = 16,
+  ["moonforge.RefreshAck"] = 17,
 }
 
 -- Enums by full name: {name, number} in declaration order.
@@ -85,6 +101,8 @@ M.messages = {
     { name = "expires_at_ms", number = 3, type = "int64" },
     { name = "session_id", number = 4, type = "string" },
     { name = "created", number = 5, type = "bool" },
+    { name = "refresh_token", number = 6, type = "string" },
+    { name = "refresh_expires_at_ms", number = 7, type = "int64" },
   },
   ["moonforge.ResumeReq"] = {
     { name = "token", number = 1, type = "string" },
@@ -94,6 +112,19 @@ M.messages = {
     { name = "player_id", number = 1, type = "string" },
     { name = "replayed", number = 2, type = "uint32" },
     { name = "token", number = 3, type = "string" },
+  },
+  ["moonforge.LogoutReq"] = {
+    { name = "all_sessions", number = 1, type = "bool" },
+  },
+  ["moonforge.LogoutAck"] = {},
+  ["moonforge.RefreshReq"] = {
+    { name = "refresh_token", number = 1, type = "string" },
+  },
+  ["moonforge.RefreshAck"] = {
+    { name = "token", number = 1, type = "string" },
+    { name = "expires_at_ms", number = 2, type = "int64" },
+    { name = "refresh_token", number = 3, type = "string" },
+    { name = "refresh_expires_at_ms", number = 4, type = "int64" },
   },
 }
 
@@ -108,7 +139,7 @@ M.helpers = {}
 
 -- A FileDescriptorSet of the files above without options, for lua-protobuf's pb.load.
 M.descriptor = table.concat({
-  "\010\229\006\010\024moonforge/protocol.proto\018\009moonforge\"N\010\004Ping",
+  "\010\206\009\010\024moonforge/protocol.proto\018\009moonforge\"N\010\004Ping",
   "\018$\010\014client_time_ms\024\001 \001(\003R\012clientTimeMs\018 \010\012ack_pu",
   "sh_seq\024\002 \001(\013R\010ackPushSeq\"R\010\004Pong\018$\010\014client_time_",
   "ms\024\001 \001(\003R\012clientTimeMs\018$\010\014server_time_ms\024\002 \001(\003R\012",
@@ -119,14 +150,21 @@ M.descriptor = table.concat({
   "od\018\024\010\007account\024\002 \001(\009R\007account\018\022\010\006secret\024\003 \001(\009R\006se",
   "cret\0184\010\005extra\024\004 \003(\0112\030.moonforge.LoginReq.ExtraEn",
   "tryR\005extra\0264\010\010ExtraEntry\018\016\010\003key\024\001 \001(\009R\003key\018\020\010\005va",
-  "lue\024\002 \001(\009R\005value\"\154\001\010\008LoginAck\018\027\010\009player_id\024\001 \001(\009",
+  "lue\024\002 \001(\009R\005value\"\242\001\010\008LoginAck\018\027\010\009player_id\024\001 \001(\009",
   "R\008playerId\018\020\010\005token\024\002 \001(\009R\005token\018\"\010\013expires_at_m",
   "s\024\003 \001(\003R\011expiresAtMs\018\029\010\010session_id\024\004 \001(\009R\009sessio",
-  "nId\018\024\010\007created\024\005 \001(\008R\007created\"E\010\009ResumeReq\018\020\010\005to",
-  "ken\024\001 \001(\009R\005token\018\"\010\013last_push_seq\024\002 \001(\013R\011lastPus",
-  "hSeq\"Z\010\009ResumeAck\018\027\010\009player_id\024\001 \001(\009R\008playerId\018\026",
-  "\010\008replayed\024\002 \001(\013R\008replayed\018\020\010\005token\024\003 \001(\009R\005token",
-  "b\006proto3",
+  "nId\018\024\010\007created\024\005 \001(\008R\007created\018#\010\013refresh_token\024\006",
+  " \001(\009R\012refreshToken\0181\010\021refresh_expires_at_ms\024\007 \001(",
+  "\003R\018refreshExpiresAtMs\"E\010\009ResumeReq\018\020\010\005token\024\001 \001(",
+  "\009R\005token\018\"\010\013last_push_seq\024\002 \001(\013R\011lastPushSeq\"Z\010\009",
+  "ResumeAck\018\027\010\009player_id\024\001 \001(\009R\008playerId\018\026\010\008replay",
+  "ed\024\002 \001(\013R\008replayed\018\020\010\005token\024\003 \001(\009R\005token\".\010\009Logo",
+  "utReq\018!\010\012all_sessions\024\001 \001(\008R\011allSessions\"\011\010\009Logo",
+  "utAck\"1\010\010RefreshReq\018#\010\013refresh_token\024\001 \001(\009R\012refr",
+  "eshToken\"\158\001\010\010RefreshAck\018\020\010\005token\024\001 \001(\009R\005token\018\"\010",
+  "\013expires_at_ms\024\002 \001(\003R\011expiresAtMs\018#\010\013refresh_tok",
+  "en\024\003 \001(\009R\012refreshToken\0181\010\021refresh_expires_at_ms\024",
+  "\004 \001(\003R\018refreshExpiresAtMsb\006proto3",
 })
 
 return M

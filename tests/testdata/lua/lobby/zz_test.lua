@@ -25,6 +25,14 @@ mf.handle("WhoReq", function(ctx, req)
 end)
 
 mf.handle("NoteReq", function(ctx, req)
+  if req.text == "bad reply" then return "WhoAck", { calls = "many" } end -- a string for a uint32
   state.note = req.text
   return "NoteAck", { text = req.text }
+end)
+
+-- HallReq makes a new hall and joins it (refused when req.refuse: the creator's join fails).
+mf.handle("HallReq", function(ctx, req)
+  local id = mf.room.create("hall")
+  mf.room.join(id, ctx.player_id, { refuse = req.refuse })
+  return "HallAck", { room_id = id }
 end)

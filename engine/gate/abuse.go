@@ -1,0 +1,121 @@
+package gate
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/protocol"
+)
+
+// ipFactor is how many more failures an IP may have than one account: players share addresses.
+const ipFactor = 5
+
+// loginGuard slows down password guessing (failed logins per account and per IP) and guest
+// account creation per IP. Safe for concurrent use.
+type loginGuard struct {
+	accounts *auth.Throttle
+	ips      *auth.Throttle
+	guests   *ipRates // nil: no limit
+}
+
+func newLoginGuard(cfg Config) *loginGuard {
+	per := auth.ThrottleConfig{Delay: cfg.LoginFailureDelay, Failures: cfg.LoginLockoutFailures, Lockout: cfg.LoginLockout}
+	g := &loginGuard{accounts: auth.NewThrottle(per)}
+	per.Free, per.Failures = 3*ipFactor, max(per.Failures, 10)*ipFactor
+	g.ips = auth.NewThrottle(per)
+	if cfg.GuestsPerIPMinute > 0 {
+		g.guests = &ipRates{every: rate.Every(time.Minute / time.Duration(cfg.GuestsPerIPMinute)), burst: cfg.GuestsPerIPMinute}
+	}
+	return g
+}
+
+// accountKey names the account a login attempt is about; "" for methods without one (token).
+func accountKey(method, account string) string {
+	if method == "token" || method == "guest" {
+		return ""
+	}
+	return method + "/" + account
+}
+
+// loginAllowed refuses an attempt while its account or IP waits after failures.
+func (c *conn) loginAllowed(method, account string) *protocol.CodeError {
+	wait := c.g.guard.ips.Wait(hostOf(c.remote))
+	if key := accountKey(method, account); key != "" {
+		wait = max(wait, c.g.guard.accounts.Wait(key))
+	}
+	if wait == 0 {
+		return nil
+	}
+	err := protocol.Errorf(protocol.RateLimited, "too many failed logins: try again in %s", wait.Round(time.Second))
+	err.RetryAfterMs = uint32(min(wait.Milliseconds()+1, 1<<31))
+	return err
+}
+
+// loginDone counts a refused login (UNAUTHENTICATED) against its account and IP, and forgets the
+// account's failures after a success.
+func (c *conn) loginDone(method, account string, cerr *protocol.CodeError) {
+	key := accountKey(method, account)
+	switch {
+	case cerr == nil && key != "":
+		c.g.guard.accounts.Succeeded(key)
+	case cerr != nil && cerr.Code == protocol.Unauthenticated:
+		wait := c.g.guard.ips.Failed(hostOf(c.remote))
+		if key != "" {
+			wait = max(wait, c.g.guard.accounts.Failed(key))
+		}
+		if wait > 0 {
+			c.g.warn("login_throttled", c.remote, "failed logins delayed", "conn", c.id, "method", method, "wait", wait)
+		}
+	}
+}
+
+// MayCreateGuest takes one guest account creation from the budget of a client address
+// (auth.guests_per_ip_minute); the login service asks it. Safe for concurrent use.
+func (g *Gateway) MayCreateGuest(address string) bool {
+	if g.guard.guests == nil || g.guard.guests.allow(address) {
+		return true
+	}
+	g.warn("guest_limit", address, "guest account creation refused")
+	return false
+}
+
+// ipRates is a token bucket per IP, forgotten when the table grows past ipRatesMax.
+type ipRates struct {
+	every rate.Limit
+	burst int
+
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+const ipRatesMax = 100_000
+
+func (r *ipRates) allow(ip string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil || len(r.m) >= ipRatesMax {
+		r.m = map[string]*rate.Limiter{}
+	}
+	l := r.m[ip]
+	if l == nil {
+		l = rate.NewLimiter(r.every, r.burst)
+		r.m[ip] = l
+	}
+	return l.Allow()
+}
+
+// ignoredRetryHint counts a login attempt made while its account or address had to wait: a
+// client that keeps trying instead of waiting is kicked like one sending requests before login.
+func (c *conn) ignoredRetryHint() {
+	if c.sess.Load() != nil {
+		return
+	}
+	c.unauth++
+	if c.unauth >= c.g.cfg.MaxUnauthenticated {
+		c.Kick(protocol.Unauthenticated, fmt.Sprintf("%d login attempts during a wait for failed logins", c.unauth))
+	}
+}

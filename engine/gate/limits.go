@@ -1,0 +1,137 @@
+package gate
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/protocol"
+)
+
+// connLimits counts open connections, in total and per client IP, against the configured
+// maximums. It is safe for concurrent use.
+type connLimits struct {
+	max, perIP int // 0: no limit
+
+	mu    sync.Mutex
+	total int
+	byIP  map[string]int
+}
+
+func newConnLimits(max, perIP int) *connLimits {
+	return &connLimits{max: max, perIP: perIP, byIP: map[string]int{}}
+}
+
+// acquire counts a new connection from remote ("host:port"); false when a limit is reached, in
+// which case nothing is counted and the caller closes the connection at once.
+func (l *connLimits) acquire(remote string) (ok bool, reason string) {
+	ip := hostOf(remote)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.max > 0 && l.total >= l.max {
+		return false, "gate.max_connections"
+	}
+	if l.perIP > 0 && l.byIP[ip] >= l.perIP {
+		return false, "gate.max_connections_per_ip"
+	}
+	l.total++
+	if l.perIP > 0 {
+		l.byIP[ip]++
+	}
+	return true, ""
+}
+
+// release uncounts a connection that acquire accepted.
+func (l *connLimits) release(remote string) {
+	ip := hostOf(remote)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perIP > 0 {
+		if l.byIP[ip]--; l.byIP[ip] <= 0 {
+			delete(l.byIP, ip)
+		}
+	}
+}
+
+// hostOf returns the host part of a "host:port" address, or the address itself.
+func hostOf(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// newHTTPServer returns the WebSocket gateway's HTTP server, with limits on the upgrade request:
+// its headers, its reading, and idle keep-alive connections.
+func (g *Gateway) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// refused logs a connection closed by a connection limit.
+func (g *Gateway) refused(limit, remote string) {
+	g.warn("conn_limit", remote, "connection refused", "limit", limit)
+}
+
+// overLimit refuses a request over the connection's in-flight cap or its rate, with a retry hint;
+// reader goroutine only.
+func (c *conn) overLimit(now time.Time) *protocol.CodeError {
+	if n := c.inFlight(); n >= c.g.cfg.MaxInFlight {
+		err := protocol.Errorf(protocol.RateLimited, "%d requests already wait for their reply", n)
+		err.RetryAfterMs = inFlightRetryMs
+		return err
+	}
+	if c.limiter == nil {
+		return nil
+	}
+	if r := c.limiter.ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
+		delay := r.DelayFrom(now)
+		r.CancelAt(now)
+		err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
+		err.RetryAfterMs = uint32(delay.Milliseconds()) + 1
+		return err
+	}
+	return nil
+}
+
+// inFlightRetryMs is the retry hint of a request refused by the in-flight cap: about one handler
+// round trip under load.
+const inFlightRetryMs = 50
+
+// loginExpired kicks a connection that has not logged in within the login timeout; it runs on
+// the timer's goroutine.
+func (c *conn) loginExpired() {
+	if c.sess.Load() == nil {
+		c.g.warn("login_timeout", c.remote, "no login in time", "conn", c.id)
+		c.Kick(protocol.Unauthenticated, fmt.Sprintf("no login within %s", c.g.cfg.LoginTimeout))
+	}
+}
+
+// loggedIn lifts the pre-login limits once the connection has a session; reader goroutine only.
+func (c *conn) loggedIn() {
+	c.loginTimer.Stop()
+	c.t.setMaxFrame(c.g.cfg.MaxFrame)
+}
+
+// shedding refuses a new login while the node sheds load (memory above its high-water mark).
+func (g *Gateway) shedding() *protocol.CodeError {
+	if g.deps.Shedding == nil || !g.deps.Shedding() {
+		return nil
+	}
+	return &protocol.CodeError{Code: protocol.Unavailable, Message: "the server is short of memory: try again shortly", RetryAfterMs: 1000}
+}
+
+// preLoginRate bounds the frames a connection may send before login, per second (bursts of
+// twice as many): a client needs a few (Ping, RefreshReq, LoginReq or ResumeReq), a flood gets
+// RATE_LIMITED and soon the kick of gate.max_unauthenticated or of the login timeout.
+const preLoginRate = 20

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/wire"
+)
+
+// The abuse soak (make bench): honest clients on 127.0.0.2 run an open-loop echo load, once
+// alone and once beside the abuse catalogue run from 127.0.0.9 (all of 127/8 reaches loopback).
+// The honest clients' p99 and failures are compared between the two runs.
+const (
+	honestIP = "127.0.0.2"
+	abuserIP = "127.0.0.9"
+)
+
+// abuseCounts is what the abusers did, for the report.
+type abuseCounts struct {
+	conns, refused, kicked, limited, answered atomic.Int64
+}
+
+func (a *abuseCounts) String() string {
+	return fmt.Sprintf("abuser connections %d (refused or closed at once %d, kicked %d), requests limited %d, answered %d",
+		a.conns.Load(), a.refused.Load(), a.kicked.Load(), a.limited.Load(), a.answered.Load())
+}
+
+// abuse runs every abuser until ctx ends. Each loop is bounded in count as well as in time.
+func abuse(ctx context.Context, addr string, n *abuseCounts) {
+	var wg sync.WaitGroup
+	run := func(workers int, f func(ctx context.Context, w int)) {
+		for w := range workers {
+			wg.Add(1)
+			go func() { defer wg.Done(); f(ctx, w) }()
+		}
+	}
+	run(4, func(ctx context.Context, _ int) { connFlood(ctx, addr, n) })
+	run(50, func(ctx context.Context, _ int) { slowSender(ctx, addr, n) })
+	run(50, func(ctx context.Context, w int) { unfinishedFrame(ctx, addr, n, w) })
+	run(10, func(ctx context.Context, w int) { loginFlood(ctx, addr, n, w) })
+	run(2, func(ctx context.Context, w int) { requestFlood(ctx, addr, n, w, msgChatSendReq, chatPayload()) })
+	run(2, func(ctx context.Context, w int) { requestFlood(ctx, addr, n, w, msgEchoReq, oversizedDecode()) })
+	wg.Wait()
+}
+
+func dialAbuser(ctx context.Context, addr string, n *abuseCounts) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(abuserIP)}, Timeout: 5 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		n.conns.Add(1)
+		context.AfterFunc(ctx, func() { nc.Close() })
+	}
+	return nc, err
+}
+
+// connFlood opens connections and holds them without a word, up to 500 per worker at a time.
+func connFlood(ctx context.Context, addr string, n *abuseCounts) {
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 20000 && ctx.Err() == nil; i++ {
+		c, err := dialAbuser(ctx, addr, n)
+		if err != nil {
+			n.refused.Add(1)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		held = append(held, c)
+		if len(held) >= 500 {
+			held[0].Close()
+			held = held[1:]
+		}
+		sleep(ctx, 10*time.Millisecond)
+	}
+}
+
+// slowSender sends a login frame one byte every 200 ms, again on a new connection when kicked.
+func slowSender(ctx context.Context, addr string, n *abuseCounts) {
+	payload, _ := proto.Marshal(&protocol.LoginReq{Method: "guest", Account: "slow-sender-device-0001"})
+	frame := wire.AppendStream(nil, wire.Frame{MsgID: protocol.MsgLoginReq, Seq: 1, Payload: payload})
+	for i := 0; i < 100 && ctx.Err() == nil; i++ {
+		c, err := dialAbuser(ctx, addr, n)
+		if err != nil {
+			n.refused.Add(1)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for _, b := range frame {
+			if _, err := c.Write([]byte{b}); err != nil {
+				break
+			}
+			if sleep(ctx, 200*time.Millisecond); ctx.Err() != nil {
+				break
+			}
+		}
+		n.kicked.Add(1)
+		c.Close()
+	}
+}
+
+// unfinishedFrame announces a 1 MiB frame and sends 100 bytes of it, before login (odd workers)
+// or after a guest login (even ones), then waits for the server to give up.
+func unfinishedFrame(ctx context.Context, addr string, n *abuseCounts, w int) {
+	for i := 0; i < 200 && ctx.Err() == nil; i++ {
+		c, err := dialAbuser(ctx, addr, n)
+		if err != nil {
+			n.refused.Add(1)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		// One device per worker: new accounts per address are bounded by auth.guests_per_ip_minute,
+		// which the soak's server turns off for its honest clients.
+		if w%2 == 0 && rawLogin(c, fmt.Sprintf("unfinished-frame-%04d", w)) != nil {
+			c.Close()
+			continue
+		}
+		head := binary.BigEndian.AppendUint32(nil, wire.DefaultMaxLength)
+		head = binary.BigEndian.AppendUint16(head, msgEchoReq)
+		head = append(head, 0, 0, 0, 0, 0, 9)
+		_, _ = c.Write(append(head, make([]byte, 100)...))
+		_, _ = io.Copy(io.Discard, c) // until the server closes (FRAME_TOO_LARGE, or idle)
+		n.kicked.Add(1)
+		c.Close()
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// loginFlood tries wrong passwords as fast as answers come.
+func loginFlood(ctx context.Context, addr string, n *abuseCounts, w int) {
+	c, err := dialAbuser(ctx, addr, n)
+	if err != nil {
+		n.refused.Add(1)
+		return
+	}
+	defer c.Close()
+	r := wire.NewReader(c, 4096, wire.DefaultMaxLength)
+	for i := 1; i <= 100000 && ctx.Err() == nil; i++ {
+		payload, _ := proto.Marshal(&protocol.LoginReq{Method: "password", Account: fmt.Sprintf("victim-%d", w%3), Secret: fmt.Sprintf("guess-%d", i)})
+		if _, err := c.Write(wire.AppendStream(nil, wire.Frame{MsgID: protocol.MsgLoginReq, Seq: uint32(i), Payload: payload})); err != nil {
+			return
+		}
+		f, err := r.Next()
+		if err != nil {
+			return
+		}
+		countAnswer(f, n)
+	}
+}
+
+// requestFlood logs in and sends one request kind back to back without waiting, reading the
+// answers on the side.
+func requestFlood(ctx context.Context, addr string, n *abuseCounts, w int, msgID uint16, payload []byte) {
+	c, err := dialAbuser(ctx, addr, n)
+	if err != nil {
+		n.refused.Add(1)
+		return
+	}
+	defer c.Close()
+	if rawLogin(c, fmt.Sprintf("flooder-%d-%04d-device", msgID, w)) != nil {
+		return
+	}
+	go func() {
+		r := wire.NewReader(c, 64<<10, wire.DefaultMaxLength)
+		for {
+			f, err := r.Next()
+			if err != nil {
+				return
+			}
+			if f.IsReply() {
+				countAnswer(f, n)
+			}
+		}
+	}()
+	for seq := uint32(2); seq < 200000 && ctx.Err() == nil; seq++ {
+		if _, err := c.Write(wire.AppendStream(nil, wire.Frame{MsgID: msgID, Seq: seq, Payload: payload})); err != nil {
+			return
+		}
+		if len(payload) > 1024 {
+			sleep(ctx, 100*time.Millisecond) // large frames: 10 MiB/s per worker
+		}
+	}
+}
+
+func countAnswer(f wire.Frame, n *abuseCounts) {
+	if f.MsgID == protocol.MsgError {
+		n.limited.Add(1)
+	} else {
+		n.answered.Add(1)
+	}
+}
+
+// rawLogin logs in as a guest on a raw connection and waits for the answer.
+func rawLogin(c net.Conn, device string) error {
+	payload, _ := proto.Marshal(&protocol.LoginReq{Method: "guest", Account: device})
+	if _, err := c.Write(wire.AppendStream(nil, wire.Frame{MsgID: protocol.MsgLoginReq, Seq: 1, Payload: payload})); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	f, err := wire.NewReader(c, 12, 1<<16).Next()
+	if err != nil {
+		return err
+	}
+	if f.MsgID != protocol.MsgLoginAck {
+		return fmt.Errorf("login answered with msg_id %d", f.MsgID)
+	}
+	return nil
+}
+
+// chatPayload is ChatSendReq{text: "flood"}.
+func chatPayload() []byte { return []byte{0x0a, 5, 'f', 'l', 'o', 'o', 'd'} }
+
+// oversizedDecode is an EchoReq of nearly 1 MiB whose body is nested unknown groups and lengths:
+// each one is cheap to send and makes the decoder work.
+func oversizedDecode() []byte {
+	var b bytes.Buffer
+	for b.Len() < wire.DefaultMaxLength-64 {
+		b.Write([]byte{0x1a, 0x00}) // unknown field 3, empty
+	}
+	return b.Bytes()
+}
+
+// abuseSoak measures the honest clients' open-loop echo alone, then beside the abusers, on one
+// server, and returns both results and a summary for the targets table.
+func abuseSoak(ctx context.Context, c suiteConfig, warmup, duration time.Duration) (calm, abused *result, summary string, ok bool, err error) {
+	srv, err := startServer(ctx, c, "abuse")
+	if err != nil {
+		return nil, nil, "", false, err
+	}
+	defer srv.stop()
+	honest := options{Addr: srv.tcp, Admin: srv.admin, Transport: "tcp", Scenario: "echo", Conns: c.scale(1000),
+		Rate: float64(c.scale(10000)), Duration: duration, Warmup: warmup, Payload: 16, Quiet: true,
+		SourceIP: honestIP, Device: "soak-honest"}
+	if calm, err = measure(ctx, honest, 1); err != nil {
+		return nil, nil, "", false, fmt.Errorf("honest load alone: %w", err)
+	}
+	calm.Name = fmt.Sprintf("soak: %d honest clients alone", honest.Conns)
+	actx, stop := context.WithCancel(ctx)
+	counts := &abuseCounts{}
+	done := make(chan struct{})
+	go func() { abuse(actx, srv.tcp, counts); close(done) }()
+	abused, err = measure(ctx, honest, 1)
+	stop()
+	<-done
+	if err != nil {
+		return nil, nil, "", false, fmt.Errorf("honest load beside the abusers: %w", err)
+	}
+	abused.Name = fmt.Sprintf("soak: %d honest clients beside the abusers", honest.Conns)
+	abused.Notes = counts.String()
+	ratio := abused.Latency.P99 / max(calm.Latency.P99, 0.001)
+	summary = fmt.Sprintf("honest p99 %.2f ms beside the abusers, %.2f ms alone (%.1f×); %d failed %v; %s",
+		abused.Latency.P99, calm.Latency.P99, ratio, abused.Failed, abused.Errors, counts)
+	return calm, abused, summary, abused.Failed == 0 && ratio <= 2, nil
+}
