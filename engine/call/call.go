@@ -91,8 +91,8 @@ func (l *Login) Fail(err error) { l.Answer(Answer{Err: protocol.AsCodeError(err)
 // between roles and to rooms from Lua. It is answered with Value or an error.
 type Call struct {
 	ID       uint64
-	Target   string // what is called, e.g. a room id
-	Name     string // the function asked for (mf.room.call's name); "" for a join or leave
+	Target   string // what is called: a room id; for mf.call a node id or a role
+	Name     string // mf.room.call's name or the mf.serve name of an mf.call; "" for a join or leave
 	PlayerID string
 	Args     any // plain data
 	Deadline time.Time

@@ -54,7 +54,9 @@ type command struct {
 // commands are the subcommands of a binary with these options.
 func commands(o Options) []command {
 	return []command{
-		{"run", "[flags]", "run a node with every role in one process", func(fs *flag.FlagSet) func([]string) error { return runFlags(fs, o.Extensions) }},
+		{"run", "[flags]", "run a node with every role in one process", func(fs *flag.FlagSet) func([]string) error { return runFlags(fs, o.Extensions, false) }},
+		{"node", "-role ROLES [flags]", "run a cluster node of one or more roles (master, proxy, login, lobby, game, micro)", func(fs *flag.FlagSet) func([]string) error { return runFlags(fs, o.Extensions, true) }},
+		{"cluster", "up|status|reload|drain [flags]", "start a local cluster, list its nodes, reload or drain them", clusterFlags},
 		{"call", "[flags] MessageName ['{json}']", "send one message to a server and print the reply as JSON", callFlags},
 		{"reload", "[flags]", "reload the scripts and schema of a running node", reloadFlags},
 		{"data", "<export|import|copy> [flags]", "export, import or copy all stored data, between backends or to a dump file", dataFlags},
@@ -166,8 +168,16 @@ func printVersion(o Options) error {
 	return nil
 }
 
-func runFlags(fs *flag.FlagSet, ext script.Extensions) func([]string) error {
+func runFlags(fs *flag.FlagSet, ext script.Extensions, clusterNode bool) func([]string) error {
 	configPath := fs.String("config", "", "YAML configuration file (see moonforge.yaml)")
+	fs.StringVar(configPath, "c", "", "short for -config")
+	var roles, nodeID, natsURLs, natsListen string
+	if clusterNode {
+		fs.StringVar(&roles, "role", "", "comma-separated roles: master, proxy, login, lobby, game, micro or any role of lua/ (overrides cluster.roles)")
+		fs.StringVar(&nodeID, "id", "", "node id (overrides cluster.node_id)")
+		fs.StringVar(&natsURLs, "nats", "", "comma-separated NATS URLs of an existing bus (overrides cluster.nats.urls)")
+		fs.StringVar(&natsListen, "nats-listen", "", "the embedded NATS server's client address, for a master (overrides cluster.nats.listen)")
+	}
 	dev := fs.Bool("dev", false, "development mode: error replies carry file:line, debug logs")
 	dataDir := fs.String("data", "", "data directory (overrides data_dir)")
 	luaDir := fs.String("lua", "", "Lua scripts directory (overrides lua_dir)")
@@ -180,7 +190,7 @@ func runFlags(fs *flag.FlagSet, ext script.Extensions) func([]string) error {
 	tlsWS := fs.String("tls-ws", "", `WebSocket over TLS address, "-" to disable (overrides gate.tls_ws)`)
 	return func(args []string) error {
 		if len(args) > 0 {
-			return usageError(fmt.Sprintf("run takes no arguments, got %q", args))
+			return usageError(fmt.Sprintf("%s takes no arguments, got %q", fs.Name(), args))
 		}
 		cfg := config.Default()
 		if *configPath != "" {
@@ -196,6 +206,25 @@ func runFlags(fs *flag.FlagSet, ext script.Extensions) func([]string) error {
 			if o.flag != "" {
 				*o.dst = o.flag
 			}
+		}
+		if clusterNode {
+			if roles != "" {
+				cfg.Cluster.Roles = strings.Split(roles, ",")
+			}
+			if len(cfg.Cluster.Roles) == 0 {
+				return usageError("node needs -role (or cluster.roles in the config)")
+			}
+			if nodeID != "" {
+				cfg.Cluster.NodeID = nodeID
+			}
+			if natsURLs != "" {
+				cfg.Cluster.NATS.URLs = strings.Split(natsURLs, ",")
+			}
+			if natsListen != "" {
+				cfg.Cluster.NATS.Listen = natsListen
+			}
+		} else {
+			cfg.Cluster.Roles = nil // every role in this process
 		}
 		if *dev {
 			cfg.Dev = true

@@ -32,6 +32,7 @@ type Config struct {
 	Session  Session       `yaml:"session"`
 	Auth     Auth          `yaml:"auth"`
 	Store    store.Config  `yaml:"store"`
+	Cluster  Cluster       `yaml:"cluster"`
 	Shutdown time.Duration `yaml:"shutdown_timeout"` // how long a graceful stop may take
 	// GCPercent is Go's GOGC: how much the heap may grow between collections. Above Go's 100 it
 	// trades memory for CPU; the gateway and the Lua tables allocate per request.
@@ -141,6 +142,42 @@ type Auth struct {
 	GuestsPerIPMinute int `yaml:"guests_per_ip_minute"`
 }
 
+// Cluster configures the node's place in a cluster: its id and role, the NATS bus, the registry.
+type Cluster struct {
+	NodeID string `yaml:"node_id"` // unique in the cluster; default: the role and a random suffix
+	// Roles this process runs; `moonforge run` runs all of them, `moonforge node --role` one.
+	Roles []string `yaml:"roles"`
+	// Address clients reach this node's gateway at (a proxy's public address), for the registry.
+	Address   string        `yaml:"address"`
+	Weight    int           `yaml:"weight"`    // share of new players under weighted balancing
+	Heartbeat time.Duration `yaml:"heartbeat"` // how often the node refreshes its registry record
+	NodeTTL   time.Duration `yaml:"node_ttl"`  // a record not refreshed for this long disappears
+	// Balance names the policy that places players on each role's nodes: round_robin,
+	// weighted, least_load or hash (consistent hashing on the player id).
+	Balance map[string]string `yaml:"balance"`
+	// DrainTimeout is how long a draining node waits for its rooms to end before it closes them.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	NATS         NATS          `yaml:"nats"`
+}
+
+// NATS configures the bus: an embedded nats-server, or an existing NATS cluster (URLs).
+type NATS struct {
+	URLs          []string `yaml:"urls"`           // an existing NATS cluster; empty: a server embedded in this process
+	Listen        string   `yaml:"listen"`         // embedded server's client address ("": in-process connections only)
+	Routes        []string `yaml:"routes"`         // embedded server's routes to other masters (nats://host:port)
+	ClusterListen string   `yaml:"cluster_listen"` // embedded server's route address (with routes)
+	Name          string   `yaml:"name"`           // NATS cluster name (with routes)
+	StoreDir      string   `yaml:"store_dir"`      // embedded JetStream storage; default: data_dir/nats
+	Replicas      int      `yaml:"replicas"`       // copies of each registry bucket: 1, or 3 with three masters
+	// User and Password authenticate the node to the bus and, on an embedded server that listens,
+	// every node to it; MOONFORGE_NATS_USER and MOONFORGE_NATS_PASSWORD override them.
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+	CAFile   string `yaml:"ca_file"`   // TLS: CA of the servers (client side)
+	CertFile string `yaml:"cert_file"` // TLS: certificate of the embedded server
+	KeyFile  string `yaml:"key_file"`
+}
+
 // Default returns the configuration `moonforge run` uses without a file.
 func Default() Config {
 	return Config{
@@ -212,6 +249,14 @@ func Default() Config {
 				Collection: store.DefaultMongoCollection, Timeout: 10 * time.Second},
 			Tiered:  store.TieredOptions{WriteBack: time.Second},
 			Timeout: 10 * time.Second,
+		},
+		Cluster: Cluster{
+			Weight:       1,
+			Heartbeat:    time.Second,
+			NodeTTL:      3 * time.Second,
+			Balance:      map[string]string{},
+			DrainTimeout: 30 * time.Second,
+			NATS:         NATS{Name: "moonforge", Replicas: 1},
 		},
 		Shutdown:        10 * time.Second,
 		GCPercent:       400,
@@ -370,6 +415,15 @@ func (c Config) Validate() error {
 	check(c.Gate.MaxConnections >= 0 && c.Gate.MaxConnectionsPerIP >= 0, "gate.max_connections and gate.max_connections_per_ip must not be negative")
 	check(c.Gate.MaxInFlight >= 1, "gate.max_in_flight must be at least 1")
 	check((c.TLS.CertFile == "") == (c.TLS.KeyFile == ""), "tls.cert_file and tls.key_file go together")
+	check(c.Cluster.Heartbeat >= 10*time.Millisecond, "cluster.heartbeat must be at least 10ms")
+	check(c.Cluster.NodeTTL >= 2*c.Cluster.Heartbeat, "cluster.node_ttl must be at least twice cluster.heartbeat")
+	check(c.Cluster.DrainTimeout >= 0, "cluster.drain_timeout must not be negative")
+	check(c.Cluster.Weight >= 1, "cluster.weight must be at least 1")
+	check(c.Cluster.NATS.Replicas == 1 || c.Cluster.NATS.Replicas == 3, "cluster.nats.replicas must be 1 or 3")
+	for role, p := range c.Cluster.Balance {
+		check(p == "round_robin" || p == "weighted" || p == "least_load" || p == "hash",
+			"cluster.balance.%s must be round_robin, weighted, least_load or hash", role)
+	}
 	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format must be text or json")
 	check(c.Log.Level == "debug" || c.Log.Level == "info" || c.Log.Level == "warn" || c.Log.Level == "error", "log.level must be debug, info, warn or error")
 	if err := c.Store.Validate(); err != nil {

@@ -19,6 +19,13 @@ func TestReferenceFileIsTheDefault(t *testing.T) {
 	if len(cfg.Gate.DisabledMethods) == 0 && len(want.Gate.DisabledMethods) == 0 {
 		cfg.Gate.DisabledMethods = want.Gate.DisabledMethods // [] in the file, nil by default
 	}
+	for _, l := range []struct{ file, def *[]string }{
+		{&cfg.Cluster.Roles, &want.Cluster.Roles}, {&cfg.Cluster.NATS.URLs, &want.Cluster.NATS.URLs}, {&cfg.Cluster.NATS.Routes, &want.Cluster.NATS.Routes},
+	} {
+		if len(*l.file) == 0 && len(*l.def) == 0 {
+			*l.file = *l.def
+		}
+	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("moonforge.yaml differs from config.Default():\n file    %+v\n default %+v", cfg, want)
 	}

@@ -6,22 +6,30 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/auth"
+	"github.com/moonforge/moonforge/engine/bus"
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/cert"
+	"github.com/moonforge/moonforge/engine/cluster"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/gate"
+	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/metrics"
 	"github.com/moonforge/moonforge/engine/presence"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/registry"
 	"github.com/moonforge/moonforge/engine/reload"
 	"github.com/moonforge/moonforge/engine/room"
 	"github.com/moonforge/moonforge/engine/router"
@@ -37,6 +45,11 @@ type Node struct {
 	log     *slog.Logger
 	started time.Time
 
+	id          string
+	all         bool // runs every role (moonforge run)
+	fabric      *bus.Fabric
+	registry    *registry.Registry
+	cluster     *cluster.Cluster
 	store       store.Store
 	boxes       *call.Boxes
 	tokens      *auth.Tokens
@@ -51,9 +64,12 @@ type Node struct {
 	sessions    *session.Manager
 	rooms       *room.Manager
 	router      *router.Router
+	clusterDeps cluster.Deps
 	gate        *gate.Gateway
 	admin       *admin.Server
 	watcher     *watch.Watcher
+	drain       chan struct{} // closed by the drain command
+	drainOne    sync.Once
 }
 
 // New builds a node: it opens the store, compiles the scripts and starts the actors, but accepts
@@ -65,7 +81,23 @@ func New(cfg config.Config, log *slog.Logger, ext script.Extensions) (*Node, err
 	if err := script.CheckExtensions(ext); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, started: time.Now(), stopBg: make(chan struct{}), mem: newMemoryGuard(cfg.MemoryLimit, cfg.MemoryHighWater)}
+	n := &Node{cfg: cfg, started: time.Now(), stopBg: make(chan struct{}), mem: newMemoryGuard(cfg.MemoryLimit, cfg.MemoryHighWater), drain: make(chan struct{}), all: len(cfg.Cluster.Roles) == 0, id: cfg.Cluster.NodeID}
+	if n.id == "" {
+		first := "node"
+		if !n.all {
+			first = cfg.Cluster.Roles[0]
+		}
+		n.id = ident.New(first+"-", 6)
+	}
+	if !bus.ValidName(n.id) {
+		return nil, fmt.Errorf("cluster.node_id %q: use 1 to 64 letters, digits, '-' or '_'", n.id)
+	}
+	for _, r := range cfg.Cluster.Roles {
+		if !bus.ValidName(r) {
+			return nil, fmt.Errorf("role %q: use 1 to 64 letters, digits, '-' or '_'", r)
+		}
+	}
+	n.log = log.With("node", n.id)
 	if err := n.build(ext); err != nil {
 		n.close()
 		return nil, err
@@ -91,6 +123,9 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		return fmt.Errorf("store (%s): %w", cfg.Store.Backend, err)
 	}
 	n.store = db
+	if err := n.join(); err != nil {
+		return err
+	}
 	tokens, err := n.loadTokens()
 	if err != nil {
 		return err
@@ -102,7 +137,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	}
 	accounts := auth.NewAccounts(n.store, auth.Config{MinPasswordLen: cfg.Auth.MinPasswordLen, HashConcurrency: cfg.Auth.HashConcurrency})
 
-	n.boxes = call.NewBoxes("", nil)
+	n.boxes = call.NewBoxes(n.id, n.cluster)
 	n.metrics = metrics.New(metrics.Gauges{
 		Undelivered: n.boxes.Dropped,
 		Sessions:    func() int { return n.sessions.Count() },
@@ -115,7 +150,10 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Dev:      cfg.Dev,
 		Ext:      ext,
 		Log:      log.With("part", "reload"),
-		OnResult: func(r reload.Result) { n.metrics.Reloaded(r.Outcome, r.Version, r.Previous) },
+		OnResult: func(r reload.Result) {
+			n.metrics.Reloaded(r.Outcome, r.Version, r.Previous)
+			n.cluster.Announce() // the handlers of the new version, at once
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("scripts: %w", err)
@@ -128,27 +166,32 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	})
 	online := presence.NewDirectory()
 	svc := &script.Services{
-		Players:        n.sessions,
-		Presence:       online,
+		Players:        n.cluster.Players(n.sessions),
+		Presence:       clusterPresence{online, n.cluster},
 		Store:          n.store,
 		Log:            log.With("part", "lua"),
 		Dev:            cfg.Dev,
 		HandlerTimeout: cfg.Lua.HandlerTimeout,
 		Observer:       n.metrics,
 		Boxes:          n.boxes,
+		Calls:          n.cluster,
 	}
 	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics, MailboxBytes: cfg.Lua.MailboxBytes})
 	n.rooms = room.NewManager(room.Config{
 		System:      n.system,
 		Versions:    versions,
-		Players:     n.sessions,
-		Presence:    online,
+		Players:     n.cluster.Players(n.sessions),
+		Presence:    clusterPresence{online, n.cluster},
 		Log:         log.With("part", "room"),
 		Observer:    n.metrics,
 		MailboxSize: cfg.Session.RoomMailboxes,
 		MaxRooms:    cfg.Session.MaxRooms,
+		Directory:   n.directory(),
 	})
 	svc.Rooms = newGuardedRooms(n.rooms, n.mem, cfg.Session.MaxRoomsPerPlayer)
+	if n.clustered() {
+		n.sessions.OnOpen(n.claim)
+	}
 	local := router.NewLocal(router.LocalConfig{
 		System:      n.system,
 		Rooms:       n.rooms,
@@ -157,12 +200,31 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		PoolSize:    cfg.Lua.PoolSize,
 		MailboxSize: cfg.Lua.MailboxSize,
 	})
-	if err := local.Warm(); err != nil {
+	if err := local.Warm(n.cluster.Runs); err != nil {
 		return fmt.Errorf("scripts: %w", err)
 	}
-	n.router = router.New(versions, n.rooms, local)
+	n.router = router.New(versions, n.cluster, n.cluster)
 	// The directory first: a room or a hook that reacts to a presence message reads it updated.
-	n.sessions.Follow(call.Notifiers{online, n.rooms, n.router})
+	n.sessions.Follow(call.Notifiers{online, sessionFollower{n.rooms, n}, n.router})
+	inbox := router.New(versions, n.rooms, local)
+	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
+		Push: n.sessions.Push, PushAll: n.sessions.PushAll, Kick: n.kick, Command: n.command,
+		Tables: versions, Call: local.Call}
+	if !n.runs("proxy") {
+		cfg.Gate.TCP, cfg.Gate.WS, cfg.Gate.KCP.Addr = "-", "-", "-"
+		n.cfg.Gate = cfg.Gate
+	}
+	logins := login.NewLocal(login.Config{
+		Accounts:       accounts,
+		Tokens:         tokens,
+		Revocations:    n.revocations,
+		MayCreateGuest: func(address string) bool { return n.gate.MayCreateGuest(address) },
+		Custom:         n.router,
+		Boxes:          n.boxes,
+		Disabled:       cfg.Gate.DisabledMethods,
+		Log:            log.With("part", "login"),
+	})
+	n.clusterDeps.Login = logins
 	n.gate = gate.New(gate.Config{
 		TCPAddr:              cfg.Gate.TCP,
 		WSAddr:               cfg.Gate.WS,
@@ -190,28 +252,19 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Sessions:    n.sessions,
 		Tokens:      tokens,
 		Revocations: n.revocations,
-		Login: login.NewLocal(login.Config{
-			Accounts:       accounts,
-			Tokens:         tokens,
-			Revocations:    n.revocations,
-			MayCreateGuest: func(address string) bool { return n.gate.MayCreateGuest(address) },
-			Custom:         n.router,
-			Boxes:          n.boxes,
-			Disabled:       cfg.Gate.DisabledMethods,
-			Log:            log.With("part", "login"),
-		}),
-		TLS:      tlsCfg,
-		Shedding: n.mem.Shedding,
-		Router:   n.router,
-		Boxes:    n.boxes,
-		Schema:   versions,
-		Log:      log.With("part", "gate"),
-		Observer: n.metrics,
+		Login:       n.cluster.Logins(logins),
+		TLS:         tlsCfg,
+		Shedding:    n.mem.Shedding,
+		Router:      n.router,
+		Boxes:       n.boxes,
+		Schema:      versions,
+		Log:         log.With("part", "gate"),
+		Observer:    n.metrics,
 	})
 	return nil
 }
 
-// Start opens the gateway, the admin endpoint and the file watcher.
+// Start opens the gateway, joins the cluster, opens the admin endpoint and the file watcher.
 func (n *Node) Start() error {
 	if err := n.gate.Start(); err != nil {
 		return err
@@ -250,6 +303,9 @@ func (n *Node) Start() error {
 			return fmt.Errorf("watch: %w", err)
 		}
 	}
+	if err := n.cluster.Start(n.clusterDeps, n.cfg.Cluster.Heartbeat); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	go n.upkeep()
 	current := n.reloader.Versions().Load()
 	n.log.Info("moonforge is running", "tcp", n.TCPAddr(), "ws", n.WSAddr(), "tls", n.TLSAddr(), "wss", n.WSSAddr(), "kcp", n.KCPAddr(), "admin", n.AdminAddr(),
@@ -263,8 +319,16 @@ func (n *Node) Run(ctx context.Context) error {
 		n.close()
 		return err
 	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.Background(), n.cfg.Shutdown)
+	select {
+	case <-ctx.Done():
+	case <-n.drain:
+		n.log.Info("draining on the cluster's command")
+	}
+	limit := n.cfg.Shutdown
+	if !n.all {
+		limit += n.cfg.Cluster.DrainTimeout // the rooms' time to end
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	return n.Stop(stopCtx)
 }
@@ -281,9 +345,26 @@ func (n *Node) Stop(ctx context.Context) error {
 	if n.watcher != nil {
 		_ = n.watcher.Close()
 	}
+	n.cluster.Drain()
+	if !n.all {
+		// Proxies learn of the drain from the registry's watchers within milliseconds; requests
+		// they sent meanwhile still find this node's subscriptions.
+		select {
+		case <-time.After(n.cfg.Cluster.Heartbeat):
+		case <-ctx.Done():
+		}
+		// Rooms take no new players once draining; their players finish, up to drain_timeout.
+		roomsCtx, cancel := context.WithTimeout(ctx, n.cfg.Cluster.DrainTimeout)
+		if left := n.rooms.Drain(roomsCtx); left > 0 {
+			n.log.Warn("closing the rooms that did not end within the drain timeout", "rooms", left)
+		}
+		cancel()
+	}
 	n.gate.Shutdown(ctx)
+	n.cluster.Stop(time.Until(deadlineOr(ctx, 5*time.Second)))
 	n.rooms.Stop()
 	n.system.Stop()
+	n.fabric.Drain(time.Until(deadlineOr(ctx, 5*time.Second)))
 	if n.admin != nil {
 		_ = n.admin.Shutdown(ctx)
 	}
@@ -299,6 +380,9 @@ func (n *Node) close() {
 	}
 	if n.store != nil {
 		_ = n.store.Close()
+	}
+	if n.fabric != nil {
+		n.fabric.Close()
 	}
 }
 
@@ -379,4 +463,194 @@ func (n *Node) Status() Status {
 	}
 	n.system.Each(func(a *actor.Actor) { s.Actors[a.Version()]++ })
 	return s
+}
+
+// join opens the bus (an embedded server, or the configured NATS cluster) and the registry.
+func (n *Node) join() error {
+	var err error
+	n.fabric, err = bus.Open(bus.Options{
+		NATS:       n.cfg.Cluster.NATS,
+		DataDir:    n.cfg.DataDir,
+		MaxPayload: n.cfg.Gate.MaxFrame + bus.EnvelopeOverhead,
+		Name:       n.id,
+		Log:        n.log.With("part", "bus"),
+		Role:       n.oneRole(),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.registry, err = registry.Open(ctx, n.fabric.JS, registry.Config{Replicas: n.cfg.Cluster.NATS.Replicas, NodeTTL: n.cfg.Cluster.NodeTTL})
+	if err != nil {
+		return err
+	}
+	n.cluster, err = cluster.New(cluster.Config{
+		Node:     n.id,
+		Roles:    n.cfg.Cluster.Roles,
+		All:      n.all,
+		Fabric:   n.fabric,
+		Registry: n.registry,
+		Balance:  n.cfg.Cluster.Balance,
+		Log:      n.log.With("part", "cluster"),
+	})
+	return err
+}
+
+// runs reports whether this node runs role.
+func (n *Node) runs(role string) bool { return n.all || slices.Contains(n.cfg.Cluster.Roles, role) }
+
+// record is this node's registry record, announced every heartbeat.
+func (n *Node) record() registry.Record {
+	b := n.reloader.Versions().Load()
+	rec := registry.Record{
+		Address: n.TCPAddr(),
+		Admin:   n.AdminAddr(),
+		Weight:  n.cfg.Cluster.Weight,
+		Version: b.Version,
+		Started: n.started,
+	}
+	if n.cfg.Cluster.Address != "" {
+		rec.Address = n.cfg.Cluster.Address
+	}
+	if n.all {
+		rec.Roles = b.Roles
+	}
+	for id, rt := range b.Routes.Messages {
+		if n.runs(rt.Role) {
+			rec.Handles = append(rec.Handles, id)
+		}
+	}
+	slices.Sort(rec.Handles)
+	for name, role := range b.Routes.Calls {
+		if n.runs(role) {
+			rec.Calls = append(rec.Calls, name)
+		}
+	}
+	slices.Sort(rec.Calls)
+	for _, p := range n.reloader.Last().Problems {
+		rec.Problems = append(rec.Problems, p.String())
+	}
+	total, _ := n.mailboxes()
+	rec.Load = registry.Load{Sessions: n.sessions.Count(), Rooms: n.rooms.Count(), Mailbox: total, Connections: n.gate.Count()}
+	return rec
+}
+
+// kick ends a player's session held here because another node asked (a duplicate login
+// elsewhere, mf.kick).
+func (n *Node) kick(player, sessionID string, code protocol.Code, reason string) bool {
+	return n.sessions.Kick(player, sessionID, code, reason)
+}
+
+// deadlineOr returns ctx's deadline, or now + d.
+func deadlineOr(ctx context.Context, d time.Duration) time.Time {
+	if t, ok := ctx.Deadline(); ok {
+		return t
+	}
+	return time.Now().Add(d)
+}
+
+// claim records a new session in the cluster's session directory; the session it replaces on
+// another proxy is kicked there (KICKED_DUPLICATE_LOGIN). Compare-and-set: of two racing logins
+// of one player each kicks exactly the session it replaced, so one survives. It runs on the
+// login's reader goroutine, before the LoginAck is queued.
+func (n *Node) claim(s *session.Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	prev, ok, err := n.registry.ClaimSession(ctx, s.PlayerID, registry.Session{Proxy: n.id, Session: s.ID})
+	if err != nil {
+		n.log.Warn("cannot record the session in the directory", "player", s.PlayerID, "error", err)
+		return
+	}
+	if ok && prev.Proxy != n.id {
+		if err := n.cluster.KickAt(prev.Proxy, s.PlayerID, prev.Session, protocol.KickedDuplicateLogin, "the player logged in on another proxy"); err != nil {
+			n.log.Warn("cannot kick the previous session", "player", s.PlayerID, "proxy", prev.Proxy, "error", err)
+		}
+	}
+}
+
+// presence passes session ends to the rooms and removes the session from the directory.
+// sessionFollower follows this process's sessions for the rooms and the cluster's directories.
+type sessionFollower struct {
+	rooms *room.Manager
+	n     *Node
+}
+
+func (p sessionFollower) Notify(ev call.Presence) {
+	p.rooms.Notify(ev)
+	if ev.Event != call.SessionEnded {
+		return
+	}
+	p.n.cluster.Forget(ev.PlayerID)
+	// A replaced session's entry is its successor's; a node that stops leaves its entries to be
+	// overwritten by the players' next logins.
+	if p.n.clustered() && ev.Reason != "replaced" && ev.Reason != "shutdown" {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = p.n.registry.ReleaseSession(ctx, ev.PlayerID, registry.Session{Proxy: p.n.id, Session: ev.SessionID})
+		}()
+	}
+}
+
+// command runs a cluster command: "reload" (the scripts; the answer names the version now
+// running or the problems) or "drain" (stop gracefully, as on SIGTERM).
+func (n *Node) command(name string) ([]byte, error) {
+	switch name {
+	case "reload":
+		r := n.reloader.Reload("cluster")
+		out := struct {
+			Outcome  string   `json:"result"`
+			Version  string   `json:"version"`
+			Problems []string `json:"problems,omitempty"`
+		}{Outcome: r.Outcome, Version: r.Version}
+		for _, p := range r.Problems {
+			out.Problems = append(out.Problems, p.String())
+		}
+		return json.Marshal(out)
+	case "drain":
+		n.drainOne.Do(func() { close(n.drain) })
+		return json.Marshal(map[string]string{"result": "draining"})
+	}
+	return nil, protocol.Errorf(protocol.BadRequest, "unknown command %q", name)
+}
+
+// oneRole is the node's role when it runs exactly one ("" otherwise).
+func (n *Node) oneRole() string {
+	if len(n.cfg.Cluster.Roles) == 1 {
+		return n.cfg.Cluster.Roles[0]
+	}
+	return ""
+}
+
+// clustered reports whether other nodes may share this node's bus: a node of some roles, or a
+// node with an external bus or a listening server. `moonforge run` alone on its in-process bus
+// keeps no session or seat directory (there is no other proxy or node to read them).
+func (n *Node) clustered() bool {
+	nc := n.cfg.Cluster.NATS
+	return !n.all || len(nc.URLs) > 0 || nc.Listen != ""
+}
+
+// directory is where the rooms report seats: the cluster's room directory when clustered.
+func (n *Node) directory() room.Directory {
+	if n.clustered() {
+		return n.cluster
+	}
+	return nil
+}
+
+// clusterPresence answers mf.player.online and room joins: from this process's sessions, else
+// from the cluster's session directory, which knows a session on another proxy but not whether
+// its connection is bound (reported as bound).
+type clusterPresence struct {
+	local *presence.Directory
+	c     *cluster.Cluster
+}
+
+func (p clusterPresence) Online(player string) (online, connected bool) {
+	if online, connected = p.local.Online(player); online {
+		return online, connected
+	}
+	on := p.c.HasSession(player)
+	return on, on
 }

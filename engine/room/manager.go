@@ -9,6 +9,7 @@
 package room
 
 import (
+	"context"
 	"log/slog"
 	"sort"
 	"sync"
@@ -41,6 +42,16 @@ type Config struct {
 	Observer    Observer // optional
 	MailboxSize int      // per room; default: config.Default
 	MaxRooms    int      // default: config.Default
+	// Directory, if set, hears every player that enters or leaves a room of this process (the
+	// cluster's room directory, so that a proxy can route room messages here).
+	Directory Directory
+}
+
+// Directory follows rooms and their members. Its methods are called from the goroutines of
+// Create and of the rooms, and must not block.
+type Directory interface {
+	Member(playerID, roomID, roomType string, in bool)
+	Room(roomID string, open bool)
 }
 
 // Manager is the set of rooms of this process. Safe for concurrent use.
@@ -49,6 +60,7 @@ type Manager struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
+	draining bool // Create refuses new rooms
 	rooms    map[string]*Room
 	byPlayer map[string]*Room
 }
@@ -80,6 +92,10 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 	}
 	r := &Room{id: ident.New("r", 16), rt: rt, m: m, members: map[string]struct{}{}}
 	m.mu.Lock()
+	if m.draining {
+		m.mu.Unlock()
+		return "", &protocol.CodeError{Code: protocol.Unavailable, Message: "this node is draining: it opens no new rooms", RetryAfterMs: 1000}
+	}
 	if len(m.rooms) >= m.cfg.MaxRooms {
 		m.mu.Unlock()
 		return "", protocol.Errorf(protocol.Unavailable, "the room limit (%d) is reached", m.cfg.MaxRooms)
@@ -108,6 +124,9 @@ func (m *Manager) Create(roomType string, args any) (string, error) {
 		return "", protocol.Errorf(protocol.Unavailable, "cannot start room: %v", err)
 	}
 	r.actor = a
+	if m.cfg.Directory != nil {
+		m.cfg.Directory.Room(r.id, true)
+	}
 	a.Send(func(vm *script.VM) {
 		if err := vm.RoomCreate(r, args); err != nil {
 			m.log.Error("room on_create failed, closing it", "room", r.id, "type", rt.Name, "error", err)
@@ -305,6 +324,27 @@ func (m *Manager) Deliver(roomID string, req *call.Request) {
 	}
 }
 
+// Drain makes Create refuse new rooms and waits until the open ones have ended by themselves, or
+// ctx ends; it returns how many are still open (Stop closes them).
+func (m *Manager) Drain(ctx context.Context) int {
+	m.mu.Lock()
+	m.draining = true
+	m.mu.Unlock()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := m.Count()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-t.C:
+		}
+	}
+}
+
 // Stop closes every room (on_leave for nobody; on_close runs) and waits for their actors.
 func (m *Manager) Stop() {
 	m.mu.Lock()
@@ -325,10 +365,16 @@ func (m *Manager) forget(r *Room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.closed = true
+	if _, ok := m.rooms[r.id]; ok && r.actor != nil && m.cfg.Directory != nil {
+		m.cfg.Directory.Room(r.id, false)
+	}
 	delete(m.rooms, r.id)
 	for p := range r.members {
 		if m.byPlayer[p] == r {
 			delete(m.byPlayer, p)
+		}
+		if m.cfg.Directory != nil {
+			m.cfg.Directory.Member(p, r.id, r.Type(), false)
 		}
 	}
 	r.members = map[string]struct{}{}

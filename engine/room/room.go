@@ -94,6 +94,9 @@ func (r *Room) join(vm *script.VM, c *call.Call) (any, error) {
 		m.mu.Unlock()
 		return nil, err
 	}
+	if m.cfg.Directory != nil {
+		m.cfg.Directory.Member(c.PlayerID, r.id, r.Type(), true)
+	}
 	return out, nil
 }
 
@@ -113,6 +116,9 @@ func (r *Room) leave(vm *script.VM, playerID, reason string) any {
 	}
 	empty := len(r.members) == 0
 	r.m.mu.Unlock()
+	if r.m.cfg.Directory != nil {
+		r.m.cfg.Directory.Member(playerID, r.id, r.Type(), false)
+	}
 	if empty && !r.rt.KeepEmpty {
 		r.closing = true
 	}

@@ -1,6 +1,7 @@
 package room_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -343,4 +344,41 @@ func TestCloseFromATimerOfARoomWithoutTicks(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return m.Count() == 0 })
+}
+
+// A draining manager opens no new room and waits for the open ones to end.
+func TestDrainWaitsForRooms(t *testing.T) {
+	m, _, _ := setup(t)
+	id, err := m.Create("duel", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := join(m, id, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n := m.Drain(done); n != 1 { // ctx already over: it only stops new rooms
+		t.Fatalf("Drain with its time over: %d rooms open, want 1", n)
+	}
+	if _, err := m.Create("duel", nil); code(err) != protocol.Unavailable {
+		t.Fatalf("Create while draining: %v, want UNAVAILABLE", err)
+	}
+	left := make(chan int, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		left <- m.Drain(ctx)
+	}()
+	select {
+	case n := <-left:
+		t.Fatalf("Drain returned %d while a room was open", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := leave(m, "a"); err != nil { // the last player leaving ends the room
+		t.Fatal(err)
+	}
+	if n := <-left; n != 0 {
+		t.Fatalf("Drain left %d rooms", n)
+	}
 }

@@ -27,13 +27,14 @@ type Table struct {
 	Version  string            `json:"version"`  // the script version it was built from
 	Messages map[uint16]Route  `json:"messages"` // by msg id
 	Logins   map[string]string `json:"logins"`   // custom login method → role
+	Calls    map[string]string `json:"calls"`    // mf.serve name → role
 	// SessionEnd: the roles that registered mf.on_session_end → its partition key ("": the player).
 	SessionEnd map[string]string `json:"session_end,omitempty"`
 }
 
 // New returns an empty table for a version.
 func New(version string) *Table {
-	return &Table{Version: version, Messages: map[uint16]Route{}, Logins: map[string]string{}}
+	return &Table{Version: version, Messages: map[uint16]Route{}, Logins: map[string]string{}, Calls: map[string]string{}}
 }
 
 // Roles returns the roles the table sends work to (handlers, login methods, session-end hooks),
@@ -49,6 +50,9 @@ func (t *Table) Roles() map[string]bool {
 		roles[role] = true
 	}
 	for _, role := range t.Logins {
+		roles[role] = true
+	}
+	for _, role := range t.Calls {
 		roles[role] = true
 	}
 	return roles

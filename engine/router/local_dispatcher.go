@@ -55,9 +55,13 @@ func NewLocal(cfg LocalConfig) *Local {
 	return l
 }
 
-// Warm starts the pools of every role that has handlers or login methods in the table in force.
-func (l *Local) Warm() error {
+// Warm starts the pools of every role that has handlers or login methods in the table in force
+// and that runs here (runs(role); nil: every role).
+func (l *Local) Warm(runs func(role string) bool) error {
 	for role := range l.cfg.Tables.Table().Roles() {
+		if runs != nil && !runs(role) {
+			continue
+		}
 		if _, err := l.pool(role); err != nil {
 			return err
 		}
@@ -122,6 +126,17 @@ func (l *Local) Dispatch(dst Destination, req *call.Request) {
 		vm.CallHandler(req)
 	}, len(req.Payload)) {
 		req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the handler's mailbox is full", RetryAfterMs: 100})
+	}
+}
+
+// Call runs an mf.call (or a one-way mf.send) on the actor of role that key picks.
+func (l *Local) Call(role, key string, c *call.Call) {
+	a := l.actor(Destination{Role: role, Key: key}, c.Fail)
+	if a == nil {
+		return
+	}
+	if !a.Send(func(vm *script.VM) { vm.CallServe(c) }) {
+		c.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the called role's mailbox is full", RetryAfterMs: 100})
 	}
 }
 

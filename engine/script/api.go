@@ -28,7 +28,7 @@ func (vm *VM) openAPI() {
 		"login":    vm.luaLogin,
 
 		"on_session_end": vm.luaOnSessionEnd,
-	}, 9)
+	}, 14)
 	vm.mf.RawSetString("role", lua.LString(vm.role))
 	vm.mf.RawSetString("version", lua.LString(""))
 	vm.mf.RawSetString("dev", lua.LBool(vm.svc != nil && vm.svc.Dev))
@@ -58,6 +58,7 @@ func (vm *VM) openAPI() {
 	vm.mf.RawSetString("player", vm.funcs(map[string]lua.LGFunction{"online": vm.luaPlayerOnline}, 0))
 	vm.mf.RawSetString("room_type", L.NewFunction(vm.luaRoomType))
 	vm.mf.RawSetString("ext", L.CreateTable(0, 0)) // filled by Apply
+	vm.openCalls()
 	L.SetGlobal("mf", vm.mf)
 }
 

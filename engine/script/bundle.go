@@ -196,6 +196,12 @@ func (b *Bundle) probe(role string) []source.Problem {
 		}
 		b.Routes.Logins[method] = role
 	}
+	for name := range vm.serves {
+		if prev, ok := b.Routes.Calls[name]; ok {
+			problems = append(problems, source.Problem{Message: fmt.Sprintf("mf.serve name %q is served by roles %s and %s", name, prev, role)})
+		}
+		b.Routes.Calls[name] = role
+	}
 	for name, rt := range vm.roomTypeDecls {
 		if _, ok := b.RoomTypes[name]; ok {
 			problems = append(problems, source.Problem{Message: fmt.Sprintf("room type %q is declared by two roles", name)})

@@ -24,6 +24,7 @@ type Services struct {
 	Store          store.Store
 	Rooms          Rooms
 	Presence       Presence    // mf.player.online; nil: nobody is online
+	Calls          Calls       // mf.call, mf.send, mf.broadcast, mf.kick; nil: not available
 	Boxes          *call.Boxes // reply addresses of the actors' calls (mf.room.join); nil: calls cannot wait
 	Log            *slog.Logger
 	Dev            bool          // error replies carry file:line
@@ -79,8 +80,9 @@ type VM struct {
 	roomTypeDecls  map[string]RoomType
 	handlers       map[string]handler // by message full name
 	logins         map[string]*lua.LFunction
-	sessionEnd     *lua.LFunction // mf.on_session_end
-	sessionEndKey  string         // its partition key
+	sessionEnd     *lua.LFunction            // mf.on_session_end
+	sessionEndKey  string                    // its partition key
+	serves         map[string]*lua.LFunction // mf.serve: calls from other roles and nodes
 	required       map[string]lua.LValue
 	loading        bool
 	timers         timers
@@ -121,6 +123,7 @@ func NewVM(role string, svc *Services) *VM {
 		roomTypeDecls:  map[string]RoomType{},
 		handlers:       map[string]handler{},
 		logins:         map[string]*lua.LFunction{},
+		serves:         map[string]*lua.LFunction{},
 		required:       map[string]lua.LValue{},
 		rooms:          map[*lua.LTable]RoomHandle{},
 	}
@@ -168,14 +171,17 @@ func (vm *VM) Apply(b *Bundle) error {
 		handlers map[string]handler
 		logins   map[string]*lua.LFunction
 		onEnd    *lua.LFunction
+		onEndKey string
+		serves   map[string]*lua.LFunction
 		decls    map[string]RoomType
 		required map[string]lua.LValue
 		timers   []*timer
-	}{vm.bundle, vm.handlers, vm.logins, vm.sessionEnd, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
+	}{vm.bundle, vm.handlers, vm.logins, vm.sessionEnd, vm.sessionEndKey, vm.serves, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
 	vm.bundle = b
 	vm.handlers = map[string]handler{}
 	vm.logins = map[string]*lua.LFunction{}
 	vm.sessionEnd, vm.sessionEndKey = nil, ""
+	vm.serves = map[string]*lua.LFunction{}
 	vm.roomTypeDecls = map[string]RoomType{}
 	vm.required = map[string]lua.LValue{}
 	vm.mf.RawSetString("version", lua.LString(b.Version))
@@ -186,7 +192,7 @@ func (vm *VM) Apply(b *Bundle) error {
 	vm.loading = false
 	if err != nil {
 		vm.timers.takeLoadTime()
-		vm.bundle, vm.handlers, vm.logins, vm.sessionEnd, vm.roomTypeDecls, vm.required = prev.bundle, prev.handlers, prev.logins, prev.onEnd, prev.decls, prev.required
+		vm.bundle, vm.handlers, vm.logins, vm.sessionEnd, vm.sessionEndKey, vm.serves, vm.roomTypeDecls, vm.required = prev.bundle, prev.handlers, prev.logins, prev.onEnd, prev.onEndKey, prev.serves, prev.decls, prev.required
 		for _, t := range prev.timers {
 			vm.timers.add(t)
 		}

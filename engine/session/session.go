@@ -39,6 +39,7 @@ type Manager struct {
 	byID     map[string]*Session
 	byPlayer map[string]*Session
 	follower atomic.Pointer[call.Notifier]
+	opened   func(s *Session)
 }
 
 // Follow sends the presence messages of every session to n from now on, from any goroutine, never
@@ -96,6 +97,9 @@ type pushed struct {
 // ("replaced") and its connection, if any, is kicked with KICKED_DUPLICATE_LOGIN.
 func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame) *Session {
 	s := &Session{ID: ident.New("s", 24), PlayerID: playerID, m: m, conn: c}
+	if m.opened != nil {
+		m.opened(s)
+	}
 	m.mu.Lock()
 	// Queued under the manager's lock: a push cannot reach s before its ack, and a login the
 	// client sends after reading the ack cannot be registered before s.
@@ -115,6 +119,33 @@ func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame)
 	m.notify(s, call.SessionStarted, "")
 	return s
 }
+
+// Kick ends the player's session here with code and reason (another node decided it: a login of
+// the same player on another proxy, mf.kick). sessionID "" kicks whatever session the player has;
+// otherwise only that one. False if there was none.
+func (m *Manager) Kick(playerID, sessionID string, code protocol.Code, reason string) bool {
+	m.mu.Lock()
+	s := m.byPlayer[playerID]
+	if s == nil || sessionID != "" && s.ID != sessionID {
+		m.mu.Unlock()
+		return false
+	}
+	delete(m.byID, s.ID)
+	delete(m.byPlayer, playerID)
+	m.mu.Unlock()
+	reasonWord := "kicked"
+	if code == protocol.KickedDuplicateLogin {
+		reasonWord = "replaced"
+	}
+	s.end(reasonWord, code, reason)
+	return true
+}
+
+// OnOpen sets fn, called on the goroutine of Open for each new session before it is registered
+// and its ack queued (the cluster claims the player in the session directory, so that a login the
+// client makes elsewhere after this one's ack comes later in the directory too). fn may block
+// briefly. Set it before the first Open.
+func (m *Manager) OnOpen(fn func(s *Session)) { m.opened = fn }
 
 // Get returns a live session by id.
 func (m *Manager) Get(id string) *Session {

@@ -182,6 +182,11 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	rep.Results = append(rep.Results, login)
 	srv.stop()
 
+	clusterRun, err := clusterBench(ctx, c, rep, echo)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+
 	// Idle connections: what each costs in server RSS, on a fresh server, as many as the open
 	// file limit allows up to the target's 50k (spread over processes and source addresses).
 	idleConns := c.scale(min(50000, fileLimit()-500))
@@ -255,6 +260,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		{"5. arena 1000 rooms × 8", "tick lateness p99 ≤ 10 ms", arenaSummary(arenas), false},
 		{"6. reload under load", "0 failed, every actor on the new version ≤ 1 s, 1000 rooms", reload.summary, reload.ok},
 		{"7. abuse soak", "honest clients: 0 failed, p99 ≤ 2× without the abuse", soak, soakOK},
+		clusterRun.target,
 	}
 	rep.Targets = append(rep.Targets, lossTargets(losses)...)
 	return rep, nil
@@ -288,9 +294,12 @@ type server struct {
 
 var runningLine = regexp.MustCompile(`moonforge is running.* tcp=(\S+) ws=(\S+) .*kcp=(\S+) admin=(\S+)`)
 
+// pid returns the server's process id.
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
 // startServer runs the binary under test on loopback ports, with copies of the scripts and a
 // temporary data directory, and waits until it says it is running.
-func startServer(ctx context.Context, c suiteConfig, name string) (*server, error) {
+func startServer(ctx context.Context, c suiteConfig, name string, node ...string) (*server, error) {
 	dir, err := os.MkdirTemp("", "moonforge-bench-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -306,8 +315,13 @@ func startServer(ctx context.Context, c suiteConfig, name string) (*server, erro
 	if err := os.WriteFile(config, []byte("auth:\n  guests_per_ip_minute: 0\n"), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, c.server, "run", "-config", config, "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(dir, "lua"),
+	args := []string{"run"}
+	if len(node) > 0 { // a cluster node: moonforge node <node...>
+		args = append([]string{"node"}, node...)
+	}
+	args = append(args, "-config", config, "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(dir, "lua"),
 		"-proto", filepath.Join(dir, "proto"), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, c.server, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

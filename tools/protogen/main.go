@@ -38,6 +38,12 @@ func outputs(sch *schema.Schema) ([]output, error) {
 		gen: func(sch *schema.Schema) ([]byte, error) {
 			return generateGo(sch, "moonforge/protocol.proto", "github.com/moonforge/moonforge/engine/protocol;protocol")
 		},
+	}, {
+		path:  "engine/bus/envelope.pb.go",
+		proto: "engine/bus/schema",
+		gen: func(sch *schema.Schema) ([]byte, error) {
+			return generateGo(sch, "moonforge/bus/envelope.proto", "github.com/moonforge/moonforge/engine/bus;bus")
+		},
 	}}, append(luaOutputs(files), csharpOutputs(files)...)...), nil
 }
 

@@ -21,7 +21,8 @@ func TestNewProtoNeedsNoCodeChange(t *testing.T) {
 	root := t.TempDir()
 	copyTree(t, "../../proto", filepath.Join(root, "proto"))
 	copyTree(t, "../../tests/vectors", filepath.Join(root, "tests/vectors"))
-	for _, dir := range []string{"engine/protocol", luaGeneratedDir, "sdk/lua/test", csharpRuntimeDir, csharpTestsDir} {
+	copyTree(t, "../../engine/bus/schema", filepath.Join(root, "engine/bus/schema"))
+	for _, dir := range []string{"engine/protocol", "engine/bus", luaGeneratedDir, "sdk/lua/test", csharpRuntimeDir, csharpTestsDir} {
 		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,121 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/registry"
+	"github.com/moonforge/moonforge/engine/script"
+)
+
+// seatOp is one write to the room directory: a seat (player set) or a room (player "").
+type seatOp struct {
+	player, room, typ string
+	in                bool
+}
+
+// Room records a room of this process opening or closing in the room directory (room.Directory).
+func (c *Cluster) Room(room string, open bool) { c.Member("", room, "", open) }
+
+// Member records a player entering or leaving a room of this process in the room directory
+// (room.Directory). It never blocks: the writes are queued, in order, for one writer goroutine.
+func (c *Cluster) Member(player, room, roomType string, in bool) {
+	select {
+	case c.seatOps <- seatOp{player, room, roomType, in}:
+	default:
+		c.logOnce("seat-queue", "the room directory's queue is full; a seat was not recorded", nil)
+	}
+}
+
+func (c *Cluster) writeSeats(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case op := <-c.seatOps:
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			var err error
+			switch {
+			case op.player == "" && op.in:
+				err = c.cfg.Registry.PlaceRoom(wctx, op.room, c.cfg.Node)
+			case op.player == "":
+				err = c.cfg.Registry.RemoveRoom(wctx, op.room)
+			case op.in:
+				err = c.cfg.Registry.Seat(wctx, op.player, registry.Seat{Room: op.room, Type: op.typ, Node: c.cfg.Node})
+			default:
+				err = c.cfg.Registry.Unseat(wctx, op.player, op.room)
+			}
+			cancel()
+			if err != nil {
+				c.logOnce("seat-write", "cannot write the room directory", err)
+			}
+		}
+	}
+}
+
+// Where returns the id and type of the player's room, in this process or on any node
+// (router.Rooms).
+func (c *Cluster) Where(player string) (roomID, roomType string) {
+	if id, typ := c.deps.Rooms.Where(player); id != "" {
+		return id, typ
+	}
+	if c.seats == nil {
+		return "", ""
+	}
+	seat, _ := c.seats.Of(player)
+	return seat.Room, seat.Type
+}
+
+// HasSession reports whether the session directory knows a session of player, on any proxy.
+// False when the process keeps no session directory (a node alone).
+func (c *Cluster) HasSession(player string) bool {
+	if c.sessions == nil {
+		return false
+	}
+	_, ok := c.sessions.Of(player)
+	return ok
+}
+
+// Players returns the script.Players of this node: a push goes to the player's session here, or
+// through the session directory to the proxy that holds it.
+func (c *Cluster) Players(local script.Players) script.Players { return players{c, local} }
+
+type players struct {
+	c     *Cluster
+	local script.Players
+}
+
+func (p players) Push(player string, msgID uint16, payload []byte) bool {
+	if p.local.Push(player, msgID, payload) {
+		return true
+	}
+	if p.c.sessions == nil {
+		return false
+	}
+	s, ok := p.c.sessions.Of(player)
+	if !ok || s.Proxy == p.c.cfg.Node {
+		return false
+	}
+	return p.c.Push(s.Proxy, player, msgID, payload) == nil
+}
+
+// PushAll pushes to the players here and asks every other proxy to push to its players; it
+// returns how many sessions the pushes are for (the others' from the session directory).
+func (p players) PushAll(msgID uint16, payload []byte) int {
+	n := p.local.PushAll(msgID, payload)
+	if p.c.view == nil {
+		return n
+	}
+	others := map[string]bool{}
+	for _, r := range p.c.view.Select(func(r registry.Record) bool { return r.Has("proxy") && r.ID != p.c.cfg.Node }) {
+		if p.c.Push(r.ID, "", msgID, payload) == nil {
+			others[r.ID] = true
+		}
+	}
+	p.c.sessions.Each(func(_ string, s registry.Session) {
+		if others[s.Proxy] {
+			n++
+		}
+	})
+	return n
+}
