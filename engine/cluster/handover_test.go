@@ -47,19 +47,7 @@ func TestPushAfterAMoveKeepsTheSendersOrder(t *testing.T) {
 	if !players.Push("p1", 1, []byte("second")) || !players.Push("p1", 1, []byte("third")) {
 		t.Fatal("push refused after the move")
 	}
-	end := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		s := fmt.Sprint(got)
-		mu.Unlock()
-		if s == "[first second third]" {
-			return
-		}
-		if time.Now().After(end) {
-			t.Fatalf("the new proxy got %s", s)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitGot(t, &mu, &got, "[first second third]")
 }
 
 // A push a sender makes after a login on another proxy replaced the player's session goes to the
@@ -91,19 +79,7 @@ func TestPushAfterAReplacingLoginGoesToTheNewSession(t *testing.T) {
 	}
 	waitSession(t, sender, "proxy-b")
 	players.Push("p1", 1, []byte("second"))
-	end := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		s := fmt.Sprint(got)
-		mu.Unlock()
-		if s == "[a:first b:second]" {
-			return
-		}
-		if time.Now().After(end) {
-			t.Fatalf("pushes went to %s", s)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitGot(t, &mu, &got, "[a:first b:second]")
 }
 
 // fabric starts an embedded bus and registry; start adds a member with a Push of its own.
@@ -139,6 +115,24 @@ func waitSession(t *testing.T, c *Cluster, proxy string) {
 			t.Fatalf("%s never saw p1 on %s", c.cfg.Node, proxy)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitGot waits until *got, under mu, prints as want.
+func waitGot(t *testing.T, mu *sync.Mutex, got *[]string, want string) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		s := fmt.Sprint(*got)
+		mu.Unlock()
+		if s == want {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("pushes went to %s, want %s", s, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
