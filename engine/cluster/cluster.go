@@ -41,22 +41,22 @@ type Config struct {
 
 // Deps are the node's parts the cluster hands work to; set before Start.
 type Deps struct {
-	Boxes  *call.Boxes                                                          // answers arriving from the bus are posted here
-	Local  router.Dispatcher                                                    // this process's actors and rooms
-	Rooms  router.Rooms                                                         // this process's rooms
-	Login  login.Service                                                        // this node's login service: the logins proxies forward to a login node
-	Inbox  *router.Router                                                       // decides requests arriving from the bus, delivering them locally
-	Schema Schema                                                               // the schema in force: msg ids a request from the bus may name
-	Record func() registry.Record                                               // this node's record, announced every heartbeat
-	Kick   func(player, session string, code protocol.Code, reason string) bool // a proxy's sessions
-	Tables router.Tables                                                        // the routing table in force (mf.serve names)
-	Call   func(role, key string, c *call.Call)                                 // runs an mf.call on this process's actors
-	Push   func(player string, msgID uint16, payload []byte) bool
+	Boxes   *call.Boxes                                                          // answers arriving from the bus are posted here
+	Local   router.Dispatcher                                                    // this process's actors and rooms
+	Rooms   router.Rooms                                                         // this process's rooms
+	Login   login.Service                                                        // this node's login service: the logins proxies forward to a login node
+	Inbox   *router.Router                                                       // decides requests arriving from the bus, delivering them locally
+	Schema  Schema                                                               // the schema in force: msg ids a request from the bus may name
+	Record  func() registry.Record                                               // this node's record, announced every heartbeat
+	Kick    func(player, session string, code protocol.Code, reason string) bool // a proxy's sessions
+	Tables  router.Tables                                                        // the routing table in force (mf.serve names)
+	Call    func(role, key string, c *call.Call)                                 // runs an mf.call on this process's actors
+	Push    func(player string, msgID uint16, payload []byte) bool
+	PushAll func(msgID uint16, payload []byte) int
 	// Handover removes a session held here for another proxy (session.Manager.Handover); Adopt
 	// installs one handed over to this proxy (session.Manager.Adopt). Proxies only.
 	Handover func(player, sessionID string) (session.State, error)
 	Adopt    func(st session.State)
-	PushAll  func(msgID uint16, payload []byte) int
 	// Command runs a cluster command (reload, drain) and returns its result as JSON.
 	Command func(name string) ([]byte, error)
 }
