@@ -266,7 +266,8 @@ end
 --   "disconnected"    { reason, reconnecting = bool, retry_in = seconds when reconnecting }
 --   "resumed"         { player_id, replayed }: the session continues, no push lost
 --   "kicked"          { code, name, reason }: the server is closing the connection
---   "login_required"  { code, name, message }: the session could not be resumed; log in again
+--   "login_required"  { code, name, message, refresh_token }: the session could not be resumed;
+--                     log in again (refresh_token, the lost session's, can restore the player)
 -- It returns a function that removes the handler.
 function Client:on_event(fn)
   local list = self._event_handlers
@@ -764,10 +765,11 @@ function Client:_send_resume()
         self:_lost("resume: " .. err.message)
       end
     else
+      local refresh = self.session.refresh_token
       self.session = nil
       self.last_push_seq, self._received_seq = 0, 0
       self:_fail_outbox(errors.new(err.code, "session lost: " .. err.message, 0, err.remote))
-      self:_call_event("login_required", { code = err.code, name = err.name, message = err.message })
+      self:_call_event("login_required", { code = err.code, name = err.name, message = err.message, refresh_token = refresh })
     end
   end, true)
 end

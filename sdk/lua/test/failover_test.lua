@@ -28,11 +28,22 @@ local client = mf.Client.new({
 })
 local device = string.format("lua-failover-%s-%d-%d", _VERSION:gsub(" ", ""), os.time(), math.random(1, 1000000))
 local events = {}
-local relogin
+local relogin, relogin_refused
 client:on_event(function(ev, info)
   events[#events + 1] = { ev = ev, info = info }
   if ev == "login_required" then
-    client:login_guest(device, function(err, ack)
+    -- As a game does: restore the player with the refresh token (which works across the proxies of
+    -- one cluster, whose login store is shared), else log in anew. These two servers share nothing,
+    -- so the restore is refused here.
+    client:spawn(function()
+      local fresh, err = client:await("moonforge.RefreshReq", { refresh_token = info.refresh_token })
+      local ack
+      if fresh then
+        ack, err = client:login("token", "", fresh.token)
+      else
+        relogin_refused = err
+        ack, err = client:login_guest(device)
+      end
       relogin = { err = err, ack = ack }
     end)
   end
@@ -79,6 +90,9 @@ T.test("the server is killed: the client carries on through the next address", f
   T.check(os.execute("kill -9 " .. pid), "kill -9 " .. pid)
   run("login again", function() return relogin ~= nil end, 20)
   T.check(not relogin.err, "login again:", relogin.err)
+  local info = events[#events].info
+  T.check(type(info.refresh_token) == "string" and info.refresh_token ~= "", "login_required without the refresh token")
+  T.equal(relogin_refused and relogin_refused.code, mf.ErrorCode.UNAUTHENTICATED, "refresh token of the first server on the second")
   T.check(relogin.ack.player_id ~= first_player, "a new player on the second server (it has its own store)")
   T.check(count("disconnected") >= 1, "no disconnected event")
   T.equal(count("connected"), 2, "connected events")
