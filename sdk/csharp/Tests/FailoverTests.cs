@@ -15,6 +15,25 @@ namespace Moonforge.Tests
     /// </summary>
     internal static class FailoverTests
     {
+        // LoginAgain does what a game does on LoginRequired: restore the player with the refresh token
+        // (which works across the proxies of one cluster, whose login store is shared), else log in
+        // anew. The two servers here share nothing, so the restore is refused.
+        private static async Task LoginAgain(MoonforgeClient client, string device, Check check)
+        {
+            string refresh = client.RefreshToken;
+            check.True(!string.IsNullOrEmpty(refresh), "the refresh token is kept after a failed resume");
+            try
+            {
+                await client.RestoreSessionAsync(refresh);
+                check.Fail("the second server restored a session of the first");
+            }
+            catch (MoonforgeException e)
+            {
+                check.Equal(ErrorCode.Unauthenticated, e.Code, "restore on the second server");
+                await client.LoginGuestAsync(device);
+            }
+        }
+
         internal static int Run(string host, int deadPort, int firstPort, int secondPort, int firstPid)
         {
             var check = new Check();
@@ -37,7 +56,7 @@ namespace Moonforge.Tests
             client.EventRaised += (ev, info) =>
             {
                 lock (events) events.Add(ev);
-                if (ev == ClientEvent.LoginRequired) relogin = client.LoginGuestAsync(device);
+                if (ev == ClientEvent.LoginRequired) relogin = LoginAgain(client, device, check);
             };
             Func<ClientEvent, int> count = ev =>
             {
