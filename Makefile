@@ -59,9 +59,10 @@ test-release: release ## make release, then check every archive's contents, bina
 	MOONFORGE_DIST=$(CURDIR)/dist MOONFORGE_COMMIT=$(COMMIT) $(GO) test -count=1 -run TestDist -v ./tools/release
 
 .PHONY: bench
-bench: build ## run the benchmark suite (about 5 minutes): bench/results/<date>.json and .md, README table
+bench: build ## run the benchmark suite (about 6 minutes): bench/results/<date>.json and .md, README table; store backends in bin/storebench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/luapb ./engine/script ./engine/room ./engine/bus | tee $(BIN)/gobench.txt
 	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -timeout 20m ./engine/store/storebench | tee $(BIN)/storebench.txt
 
 .PHONY: fuzz
 fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
@@ -75,9 +76,11 @@ fuzz: ## run every fuzz test for FUZZTIME each (default 30s)
 generate: sdk ## regenerate everything generated from proto/ (same as make sdk)
 
 # Debian packages the SDK tests run on: Lua 5.1 and 5.4 with LuaSocket and LuaSec (sdk/lua), mono with
-# System.Net.Http (sdk/csharp). make test installs the missing ones (as root, or with sudo) unless
-# SKIP_SDK_DEPS=1; the SDK tests then name what is missing, and fail under CI=true.
-SDK_PACKAGES := lua5.1 lua5.4 lua-socket lua-sec mono-mcs mono-runtime libmono-system-net-http4.0-cil
+# System.Net.Http (sdk/csharp); and redis-server, which the store tests start on ports of their own
+# (engine/store/storetest). make test installs the missing ones (as root, or with sudo) unless
+# SKIP_SDK_DEPS=1; the tests then name what is missing, and fail under CI=true. The store tests
+# also use the machine's MariaDB (127.0.0.1:3306) and PostgreSQL (127.0.0.1:5432, for FerretDB).
+SDK_PACKAGES := lua5.1 lua5.4 lua-socket lua-sec mono-mcs mono-runtime libmono-system-net-http4.0-cil redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: sdk

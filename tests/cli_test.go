@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/moonforge/moonforge/engine/store"
 )
 
 // TestCall drives a server with moonforge call: replies, pushes, Error replies and every way a
@@ -105,7 +108,7 @@ func TestHelp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	r := runMoonforge(t, dir, "help")
-	for _, c := range []string{"run", "call", "reload", "version", "help"} {
+	for _, c := range []string{"run", "call", "reload", "data", "version", "help"} {
 		if r.code != 0 || !regexp.MustCompile(`(?m)^  `+c+` `).MatchString(r.stdout) {
 			t.Errorf("moonforge help does not list %s:\n%s", c, r)
 		}
@@ -188,4 +191,65 @@ func skipOrFail(t testing.TB, why string) {
 		t.Fatal(why + " (CI=true: required)")
 	}
 	t.Skip(why)
+}
+
+// TestDataCommand: moonforge data export, import and copy between data directories through the
+// binary, and its failures: usage errors exit 2, others 1, with a message and no panic.
+func TestDataCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	s, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(src, "moonforge.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := s.Put(t.Context(), fmt.Sprintf("lua/k%03d", i), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"data"}, {"data", "frob"}, {"data", "export", "-bogus"}, {"data", "export", "-from", src}} {
+		r := runMoonforge(t, dir, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "usage: moonforge data") {
+			t.Errorf("moonforge %s: want exit 2 and the usage\n%s", strings.Join(args, " "), r)
+		}
+		noPanic(t, r)
+	}
+	file := filepath.Join(dir, "backup.mfdump")
+	steps := [][]string{
+		{"data", "export", "-from", src, "-o", file},
+		{"data", "import", "-to", filepath.Join(dir, "a"), "-i", file},
+		{"data", "copy", "-from", filepath.Join(dir, "a"), "-to", filepath.Join(dir, "b")},
+	}
+	for _, args := range steps {
+		r := runMoonforge(t, dir, args...)
+		if r.code != 0 || !strings.Contains(r.stderr, "100 keys") {
+			t.Fatalf("moonforge %s:\n%s", strings.Join(args, " "), r)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"data", "export", "-from", filepath.Join(dir, "none"), "-o", filepath.Join(dir, "x")}, "is not a data directory"},
+		{[]string{"data", "import", "-to", filepath.Join(dir, "b"), "-i", file}, "not empty"},
+		{[]string{"data", "import", "-to", filepath.Join(dir, "c"), "-i", filepath.Join(dir, "none")}, "no such file"},
+	} {
+		r := runMoonforge(t, dir, c.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("moonforge %s: want exit 1 and %q\n%s", strings.Join(c.args, " "), c.want, r)
+		}
+		noPanic(t, r)
+	}
+	b, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(dir, "b", "moonforge.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if v, err := b.Get(t.Context(), "lua/k099"); err != nil || string(v) != "99" {
+		t.Fatalf("after export, import and copy: %q, %v", v, err)
+	}
 }

@@ -322,7 +322,7 @@ func TestBrokenScript(t *testing.T) {
 			if tc.line > 0 {
 				where = fmt.Sprintf("%s:%d", tc.file, tc.line)
 			}
-			if !s.log.contains("reload rejected", where) {
+			if !s.log.waitFor(5*time.Second, "reload rejected", where) {
 				t.Errorf("the server log has no reload rejected line with %s", where)
 			}
 			s.mustEcho(t, c, 9, 9) // the old code serves

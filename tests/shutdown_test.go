@@ -37,7 +37,7 @@ func TestGracefulStop(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Errorf("exit status %d after SIGINT, want 0", code)
 	}
-	if !s.log.contains(`msg=stopped`) {
+	if !s.log.waitFor(5*time.Second, `msg=stopped`) {
 		t.Errorf("the log does not say the server stopped")
 	}
 }

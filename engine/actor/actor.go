@@ -148,13 +148,16 @@ func (a *Actor) run() {
 		tick = ticker.C
 	}
 	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
+	var armed time.Time // when timer fires; zero: stopped
 	for {
-		a.armTimer(timer)
+		armed = a.armTimer(timer, armed)
 		select {
 		case t := <-a.mailbox:
 			changed = a.maybeApply(changed)
 			a.safely("task", func() { t(a.vm) })
+			a.drain(changed)
 		case <-changed:
 			changed = a.maybeApply(changed)
 		case <-a.wake:
@@ -164,6 +167,7 @@ func (a *Actor) run() {
 			}
 			a.afterRun()
 		case now := <-timer.C:
+			armed = time.Time{}
 			changed = a.maybeApply(changed)
 			a.safely("timers", func() { a.vm.RunTimers(now) })
 			a.afterRun()
@@ -197,12 +201,42 @@ func (a *Actor) afterRun() {
 	}
 }
 
-func (a *Actor) armTimer(t *time.Timer) {
-	at, ok := a.vm.NextTimer()
-	if !ok {
-		at = time.Now().Add(time.Hour)
+// drainBatch bounds the tasks an actor runs in a row before it looks at answers, timers, ticks and
+// a new version again.
+const drainBatch = 32
+
+// drain runs the tasks already in the mailbox, up to drainBatch, without a new version (one that
+// arrives meanwhile is applied after them): each costs a channel receive, not a wait in the
+// actor's full select and a timer re-arm.
+func (a *Actor) drain(changed <-chan struct{}) {
+	for range drainBatch {
+		select {
+		case <-changed:
+			return
+		default:
+		}
+		select {
+		case t := <-a.mailbox:
+			a.safely("task", func() { t(a.vm) })
+		default:
+			return
+		}
 	}
-	t.Reset(time.Until(at))
+}
+
+// armTimer sets t to fire at the VM's next timer or wait deadline, unless it is set for that
+// already (armed), and returns when it fires (zero: stopped).
+func (a *Actor) armTimer(t *time.Timer, armed time.Time) time.Time {
+	at, _ := a.vm.NextTimer()
+	if at.Equal(armed) {
+		return armed
+	}
+	if at.IsZero() {
+		t.Stop()
+	} else {
+		t.Reset(time.Until(at))
+	}
+	return at
 }
 
 // maybeApply applies a newer version if changed has fired and returns the channel to watch next.

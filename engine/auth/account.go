@@ -223,6 +223,9 @@ func (a *Accounts) register(ctx context.Context, key, secret string) (string, bo
 		rec, err := json.Marshal(passwordRecord{PlayerID: id, Hash: hash})
 		return store.Op{Key: key, Value: rec}, err
 	})
+	if errors.Is(err, store.ErrConflict) { // another process registered it meanwhile
+		return "", false, ErrAccountExists
+	}
 	if err != nil {
 		return "", false, err
 	}
@@ -284,6 +287,10 @@ func (a *Accounts) findOrCreate(ctx context.Context, key string, prof profile, m
 	id, err := a.create(ctx, prof, func(id string) (store.Op, error) {
 		return store.Op{Key: key, Value: []byte(id)}, nil
 	})
+	if errors.Is(err, store.ErrConflict) { // another process created it meanwhile
+		id, err := a.readPlayerID(ctx, key)
+		return id, false, err
+	}
 	if err != nil {
 		return "", false, err
 	}
@@ -303,7 +310,12 @@ func (a *Accounts) readPlayerID(ctx context.Context, key string) (string, error)
 }
 
 // create writes a new player's profile and the account record that mapping
-// makes for its id, in one batch. The caller holds the account key's lock.
+// makes for its id, both only if absent, so that processes sharing the store
+// never both create an account: the loser gets an error wrapping
+// store.ErrConflict. The caller holds the account key's lock (within this
+// process). Where the store cannot make one batch of both keys atomic, the
+// profile is written first, then the record; a profile left without a
+// record by a loser is deleted.
 func (a *Accounts) create(ctx context.Context, prof profile, mapping func(id string) (store.Op, error)) (string, error) {
 	id, err := a.freshPlayerID(ctx)
 	if err != nil {
@@ -318,7 +330,19 @@ func (a *Accounts) create(ctx context.Context, prof profile, mapping func(id str
 	if err != nil {
 		return "", fmt.Errorf("auth: encode profile: %w", err)
 	}
-	if err := a.store.Batch(ctx, []store.Op{{Key: profileKey(id), Value: rec}, op}); err != nil {
+	op.Match, op.Version = true, 0
+	prof1 := store.Op{Key: profileKey(id), Value: rec, Match: true}
+	if a.store.Capabilities().AtomicBatch {
+		if err := a.store.Batch(ctx, []store.Op{prof1, op}); err != nil {
+			return "", fmt.Errorf("auth: create player: %w", err)
+		}
+		return id, nil
+	}
+	if err := a.store.Batch(ctx, []store.Op{prof1}); err != nil {
+		return "", fmt.Errorf("auth: create player: %w", err)
+	}
+	if err := a.store.Batch(ctx, []store.Op{op}); err != nil {
+		_ = a.store.Delete(ctx, profileKey(id))
 		return "", fmt.Errorf("auth: create player: %w", err)
 	}
 	return id, nil

@@ -3,6 +3,7 @@
 //	moonforge run [flags]                  run every role in one process (embedded store, hot reload)
 //	moonforge call [flags] Message [JSON]  send one message to a server and print the reply
 //	moonforge reload [flags]               ask a running node to reload its scripts and schema
+//	moonforge data <export|import|copy>    move all stored data between backends or to a dump file
 //	moonforge version                      print the version and commit
 //	moonforge help [command]               print the commands, or a command's flags
 //
@@ -30,6 +31,7 @@ import (
 
 	"github.com/moonforge/moonforge/engine/admin"
 	"github.com/moonforge/moonforge/engine/config"
+	"github.com/moonforge/moonforge/engine/dump"
 	"github.com/moonforge/moonforge/engine/node"
 	"github.com/moonforge/moonforge/engine/process"
 	"github.com/moonforge/moonforge/engine/script"
@@ -57,6 +59,7 @@ func commands(o Options) []command {
 		{"cluster", "up|status|reload|drain [flags]", "start a local cluster, list its nodes, reload or drain them", clusterFlags},
 		{"call", "[flags] MessageName ['{json}']", "send one message to a server and print the reply as JSON", callFlags},
 		{"reload", "[flags]", "reload the scripts and schema of a running node", reloadFlags},
+		{"data", "<export|import|copy> [flags]", "export, import or copy all stored data, between backends or to a dump file", dataFlags},
 		{"version", "", "print the version and commit", func(*flag.FlagSet) func([]string) error {
 			return func([]string) error { return printVersion(o) }
 		}},
@@ -335,6 +338,18 @@ func reload(addr, tokenFile, caFile string) error {
 		return fmt.Errorf("reload rejected; the previous version keeps running")
 	}
 	return nil
+}
+
+// dataFlags: `moonforge data` parses its own subcommand's flags (dump.Command).
+func dataFlags(fs *flag.FlagSet) func(args []string) error {
+	fs.Usage = func() { fmt.Fprint(fs.Output(), dump.Usage) }
+	return func(args []string) error {
+		err := dump.Command(args, os.Stdout, os.Stderr)
+		if errors.Is(err, dump.ErrUsage) {
+			return usageError(err.Error())
+		}
+		return err
+	}
 }
 
 // adminRequest builds POST /reload for addr ("host:port" or a URL), with the bearer token from

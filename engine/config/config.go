@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Config is everything a node reads at start.
@@ -29,6 +31,7 @@ type Config struct {
 	Lua      Lua           `yaml:"lua"`
 	Session  Session       `yaml:"session"`
 	Auth     Auth          `yaml:"auth"`
+	Store    store.Config  `yaml:"store"`
 	Cluster  Cluster       `yaml:"cluster"`
 	Shutdown time.Duration `yaml:"shutdown_timeout"` // how long a graceful stop may take
 	// GCPercent is Go's GOGC: how much the heap may grow between collections. Above Go's 100 it
@@ -237,6 +240,15 @@ func Default() Config {
 			Lockout:           15 * time.Minute,
 			GuestsPerIPMinute: 30,
 		},
+		Store: store.Config{
+			Backend: "bolt",
+			Redis:   store.RedisConfig{Addrs: []string{"127.0.0.1:6379"}, Prefix: "moonforge:"},
+			MySQL:   store.MySQLConfig{DSN: "root@tcp(127.0.0.1:3306)/moonforge", Table: store.DefaultMySQLTable, MaxOpenConns: 32},
+			Mongo: store.MongoConfig{URL: "mongodb://127.0.0.1:27017/", Database: store.DefaultMongoDatabase,
+				Collection: store.DefaultMongoCollection, Timeout: 10 * time.Second},
+			Tiered:  store.TieredOptions{WriteBack: time.Second},
+			Timeout: 10 * time.Second,
+		},
 		Cluster: Cluster{
 			Weight:       1,
 			Heartbeat:    time.Second,
@@ -413,5 +425,8 @@ func (c Config) Validate() error {
 	}
 	check(c.Log.Format == "text" || c.Log.Format == "json", "log.format must be text or json")
 	check(c.Log.Level == "debug" || c.Log.Level == "info" || c.Log.Level == "warn" || c.Log.Level == "error", "log.level must be debug, info, warn or error")
+	if err := c.Store.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -179,6 +179,9 @@ func (c *conn) finish() {
 // writeLoop is the writer goroutine: one write per batch of queued frames.
 func (c *conn) writeLoop() {
 	defer close(c.written)
+	if t, ok := c.t.(trier); ok {
+		c.queue.SetTry(t.try())
+	}
 	err := c.queue.Run(func(batch []byte) error {
 		c.t.setWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
 		if err := c.t.write(batch); err != nil {
@@ -205,6 +208,17 @@ func (c *conn) Send(f wire.Frame) error {
 		c.abort(fmt.Sprintf("send queue over %d bytes: the client does not read", c.g.cfg.SendQueueBytes))
 	}
 	return err
+}
+
+// sendNow is Send through the queue's PushNow: written by this goroutine if the writer is idle.
+func (c *conn) sendNow(f wire.Frame) {
+	n, err := c.queue.PushNow(f)
+	if n > 0 {
+		c.g.obs.Traffic(0, n)
+	}
+	if errors.Is(err, wire.ErrQueueFull) {
+		c.abort(fmt.Sprintf("send queue over %d bytes: the client does not read", c.g.cfg.SendQueueBytes))
+	}
 }
 
 // Kick queues Kick{code, reason} and closes the connection once it is written (session.Conn).
@@ -327,7 +341,7 @@ func (c *conn) failFrame(f wire.Frame, msg string, err *protocol.CodeError) {
 	if msg == "" {
 		msg = UnknownMessage
 	}
-	c.answer(inflight{seq: f.Seq, msg: msg, received: time.Now()}, call.Answer{Err: err})
+	c.answer(inflight{seq: f.Seq, msg: msg, received: time.Now()}, call.Answer{Err: err}, false)
 }
 
 // unauthenticated refuses a request sent before login and kicks after too many.

@@ -57,16 +57,18 @@ func (p *pending) arm(t time.Time, expire func()) {
 	p.timer.Reset(d)
 }
 
-// take removes and returns request id; false if it was answered already (or timed out).
-func (c *conn) take(id uint64) (inflight, bool) {
+// take removes and returns request id and whether it was the last in flight; false if it was
+// answered already (or timed out).
+func (c *conn) take(id uint64) (f inflight, last, ok bool) {
 	p := &c.pending
 	p.mu.Lock()
-	f, ok := p.entries[id]
+	f, ok = p.entries[id]
 	if ok {
 		delete(p.entries, id)
 	}
+	last = len(p.entries) == 0
 	p.mu.Unlock()
-	return f, ok
+	return f, last, ok
 }
 
 // inFlight returns the number of requests waiting for their answer.
@@ -97,7 +99,7 @@ func (c *conn) expire() {
 	}
 	p.mu.Unlock()
 	for _, f := range late {
-		c.answer(f, call.Answer{Err: protocol.Errorf(protocol.Timeout, "no reply within the request deadline")})
+		c.answer(f, call.Answer{Err: protocol.Errorf(protocol.Timeout, "no reply within the request deadline")}, false)
 	}
 }
 
@@ -111,18 +113,21 @@ func (c *conn) stopTimer() {
 }
 
 // Deliver takes the answer of a request (call.Inbox): the client gets it if the request is still
-// in flight; otherwise it came too late and is dropped and counted.
+// in flight; otherwise it came too late and is dropped and counted. The answer to the only request
+// in flight is written by the calling goroutine if the connection's writer is idle (see
+// wire.Queue.PushNow): with one request at a time nothing would batch with it, and waking the
+// writer costs a goroutine switch. With more in flight it goes to the writer, to batch.
 func (c *conn) Deliver(a call.Answer) {
-	f, ok := c.take(a.ID)
+	f, last, ok := c.take(a.ID)
 	if !ok {
 		c.g.obs.Late()
 		return
 	}
-	c.answer(f, a)
+	c.answer(f, a, last)
 }
 
-// answer sends a request's one answer.
-func (c *conn) answer(f inflight, a call.Answer) {
+// answer sends a request's one answer; now: write it at once if the writer is idle.
+func (c *conn) answer(f inflight, a call.Answer, now bool) {
 	if f.login {
 		c.loginAnswer <- a // buffered: the one answer of the one login in flight
 		return
@@ -137,7 +142,12 @@ func (c *conn) answer(f inflight, a call.Answer) {
 		return
 	}
 	c.g.obs.Answered(f.msg, 0, time.Since(f.received))
-	if f.seq != 0 {
-		_ = c.Send(wireReply(a.MsgID, f.seq, a.Payload))
+	if f.seq == 0 {
+		return
 	}
+	if now {
+		c.sendNow(wireReply(a.MsgID, f.seq, a.Payload))
+		return
+	}
+	_ = c.Send(wireReply(a.MsgID, f.seq, a.Payload))
 }

@@ -31,6 +31,11 @@ type transport interface {
 	close() error
 }
 
+// trier is a transport that can write without blocking (wire.Queue.SetTry); try may return nil.
+type trier interface {
+	try() func(batch []byte) (int, error)
+}
+
 type tcpTransport struct {
 	nc     net.Conn
 	reader *wire.Reader

@@ -113,9 +113,14 @@ func (n *Node) build(ext script.Extensions) (err error) {
 			return fmt.Errorf("%s %q is not a directory: start moonforge in the project directory, or pass %s DIR", d.option, filepath.ToSlash(d.path), d.flag)
 		}
 	}
-	db, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(cfg.DataDir, "moonforge.db")})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, cfg.Store, cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("data directory %q: %w", filepath.ToSlash(cfg.DataDir), err)
+		if cfg.Store.Backend == "bolt" {
+			return fmt.Errorf("data directory %q: %w", filepath.ToSlash(cfg.DataDir), err)
+		}
+		return fmt.Errorf("store (%s): %w", cfg.Store.Backend, err)
 	}
 	n.store = db
 	if err := n.join(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/store"
+	"github.com/moonforge/moonforge/engine/store/storetest"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
@@ -486,5 +487,52 @@ func TestNewErrorsUseForwardSlashes(t *testing.T) {
 	cfg.LuaDir = filepath.Join(e.dir, "none", "lua")
 	if _, err := node.New(cfg, log, nil); err == nil || !strings.Contains(err.Error(), filepath.ToSlash(cfg.LuaDir)) {
 		t.Errorf("missing lua_dir: %v, want it named %s", err, filepath.ToSlash(cfg.LuaDir))
+	}
+}
+
+// TestStoreBackends: a node runs on Redis and on MySQL as on the embedded
+// store; accounts outlive the node.
+func TestStoreBackends(t *testing.T) {
+	backends := map[string]func(*config.Config){
+		"redis": func(c *config.Config) {
+			c.Store.Backend = "redis"
+			c.Store.Redis.Addrs = []string{storetest.StartRedis(t, storetest.DurableRedis...).Addr}
+		},
+		"mysql": func(c *config.Config) {
+			c.Store.Backend = "mysql"
+			c.Store.MySQL.DSN = storetest.MySQLDSN(t)
+		},
+	}
+	for name, set := range backends {
+		t.Run(name, func(t *testing.T) {
+			shared := config.Default()
+			set(&shared) // both nodes use one store
+			cfg := func(c *config.Config) { c.Store = shared.Store }
+			e := start(t, cfg)
+			c := e.dial(t, "tcp")
+			ack, err := c.Login(ctx(t), "password", "ann", "correct horse", map[string]string{"register": "1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := e.call(t, c, "ChatSendReq", `{"text": "stored"}`); err != nil {
+				t.Fatal(err)
+			}
+			e.stop()
+			e2 := start(t, cfg)
+			again, err := e2.dial(t, "tcp").Login(ctx(t), "password", "ann", "correct horse", nil)
+			if err != nil || again.PlayerId != ack.PlayerId {
+				t.Fatalf("the first node's account on the second: %+v, %v", again, err)
+			}
+		})
+	}
+	_, err := node.New(func() config.Config {
+		c := config.Default()
+		c.LuaDir, c.ProtoDir = "../../lua", "../../proto"
+		c.Store.Backend, c.Store.Timeout = "redis", 500*time.Millisecond
+		c.Store.Redis.Addrs = []string{"127.0.0.1:1"}
+		return c
+	}(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "store (redis)") {
+		t.Fatalf("a node whose store is down: %v", err)
 	}
 }

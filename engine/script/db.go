@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
@@ -18,11 +20,13 @@ const dbPrefix = "lua/"
 const maxDBKey = 512
 
 func (vm *VM) newDBTable() *lua.LTable {
-	return vm.funcs(map[string]lua.LGFunction{
-		"get":    vm.luaDBGet,
-		"put":    vm.luaDBPut,
-		"delete": vm.luaDBDelete,
-	}, 0)
+	t := vm.L.CreateTable(0, 5)
+	for name, fn := range map[string]lua.LGFunction{
+		"get": vm.luaDBGet, "put": vm.luaDBPut, "delete": vm.luaDBDelete, "cas": vm.luaDBCAS, "batch": vm.luaDBBatch,
+	} {
+		t.RawSetString(name, vm.waiting(fn))
+	}
+	return t
 }
 
 // dbContext bounds a store call by the deadline of the running call.
@@ -36,71 +40,202 @@ func (vm *VM) dbContext() (context.Context, context.CancelFunc) {
 	return context.WithDeadline(context.Background(), deadline)
 }
 
-func (vm *VM) dbKey(fn string) string {
-	key := vm.cur().CheckString(1)
+func (vm *VM) dbKey(L *lua.LState, fn string) string {
+	key := L.CheckString(1)
 	if key == "" || len(key) > maxDBKey {
 		vm.errorf("%s: the key must have 1 to %d bytes", fn, maxDBKey)
 	}
 	return dbPrefix + key
 }
 
-// luaDBGet implements mf.db.get(key): the stored value, or nil.
+// luaDBGet implements mf.db.get(key): the stored value and its version, or
+// nil and 0.
 func (vm *VM) luaDBGet(L *lua.LState) int {
-	key := vm.dbKey("mf.db.get")
-	if vm.svc == nil || vm.svc.Store == nil {
-		L.Push(lua.LNil)
-		return 1
-	}
-	ctx, cancel := vm.dbContext()
-	defer cancel()
-	raw, err := vm.svc.Store.Get(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		L.Push(lua.LNil)
-		return 1
-	}
-	if err != nil {
-		vm.errorf("mf.db.get: %v", err)
-	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		vm.errorf("mf.db.get: stored value of %q is not readable: %v", key[len(dbPrefix):], err)
-	}
-	L.Push(Import(L, v))
-	return 1
+	key := vm.dbKey(L, "mf.db.get")
+	return vm.dbRun(L, "mf.db.get", func(ctx context.Context, s store.Store) (dbResult, error) {
+		raw, version, err := s.GetVersion(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return dbResult{nil, 0.0}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("stored value of %q is not readable: %w", key[len(dbPrefix):], err)
+		}
+		return dbResult{v, float64(version)}, nil
+	})
 }
 
 // luaDBPut implements mf.db.put(key, value): durable when it returns.
 func (vm *VM) luaDBPut(L *lua.LState) int {
 	vm.mustRun("mf.db.put")
-	key := vm.dbKey("mf.db.put")
-	v, err := Export(L.CheckAny(2))
-	if err != nil {
-		vm.errorf("mf.db.put: %v", err)
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		vm.errorf("mf.db.put: %v", err)
-	}
-	if vm.svc != nil && vm.svc.Store != nil {
-		ctx, cancel := vm.dbContext()
-		defer cancel()
-		if err := vm.svc.Store.Put(ctx, key, raw); err != nil {
-			vm.errorf("mf.db.put: %v", err)
-		}
-	}
-	return 0
+	key := vm.dbKey(L, "mf.db.put")
+	raw := vm.dbValue("mf.db.put", L.CheckAny(2))
+	return vm.dbRun(L, "mf.db.put", func(ctx context.Context, s store.Store) (dbResult, error) {
+		return dbResult{}, s.Put(ctx, key, raw)
+	})
 }
 
 // luaDBDelete implements mf.db.delete(key).
 func (vm *VM) luaDBDelete(L *lua.LState) int {
 	vm.mustRun("mf.db.delete")
-	key := vm.dbKey("mf.db.delete")
-	if vm.svc != nil && vm.svc.Store != nil {
-		ctx, cancel := vm.dbContext()
-		defer cancel()
-		if err := vm.svc.Store.Delete(ctx, key); err != nil {
-			vm.errorf("mf.db.delete: %v", err)
-		}
+	key := vm.dbKey(L, "mf.db.delete")
+	return vm.dbRun(L, "mf.db.delete", func(ctx context.Context, s store.Store) (dbResult, error) {
+		return dbResult{}, s.Delete(ctx, key)
+	})
+}
+
+// dbResult is what a store call returns to Lua: plain data, one value each.
+type dbResult []any
+
+// dbRun runs a store call. In a handler that can wait (mf.handle, a room's
+// on_message, with a reply address) the call runs on a goroutine of its own
+// while the handler yields, and the actor serves other messages meanwhile;
+// elsewhere (the load phase, timers, room callbacks) it runs on the actor's
+// goroutine. Either way the Lua caller gets the result's values, or an error
+// with a code (see dbCodeError). The function is called through vm.waiting.
+func (vm *VM) dbRun(L *lua.LState, fn string, op func(ctx context.Context, s store.Store) (dbResult, error)) int {
+	if vm.svc == nil || vm.svc.Store == nil {
+		out, _ := op(context.Background(), nullStore{})
+		return pushResult(L, out)
 	}
-	return 0
+	s := vm.svc.Store
+	if w := &vm.waits; w.running != nil && w.ours[L] && w.post != nil {
+		c := vm.newCall(L, fn)
+		go func() {
+			ctx, cancel := context.WithDeadline(context.Background(), c.Deadline)
+			defer cancel()
+			out, err := op(ctx, s)
+			if err != nil {
+				c.Fail(dbCodeError(fn, err))
+				return
+			}
+			c.Return(out)
+		}()
+		return vm.await(L, c.ID)
+	}
+	ctx, cancel := vm.dbContext()
+	defer cancel()
+	out, err := op(ctx, s)
+	if err != nil {
+		vm.raiseCode(fn, dbCodeError(fn, err))
+	}
+	return pushResult(L, out)
+}
+
+// pushResult pushes what a waiting function's wrapper expects: true, then
+// the values.
+func pushResult(L *lua.LState, out dbResult) int {
+	L.Push(lua.LTrue)
+	for _, v := range out {
+		L.Push(Import(L, v))
+	}
+	return 1 + len(out)
+}
+
+// nullStore answers as an empty store that takes every write: mf.db in a VM
+// with no store (tests, tools).
+type nullStore struct{ store.Store }
+
+func (nullStore) GetVersion(context.Context, string) ([]byte, uint64, error) {
+	return nil, 0, store.ErrNotFound
+}
+func (nullStore) Put(context.Context, string, []byte) error { return nil }
+func (nullStore) Delete(context.Context, string) error      { return nil }
+func (nullStore) Batch(context.Context, []store.Op) error   { return nil }
+
+// dbCodeError gives a store error its code: BAD_REQUEST for a key or value
+// outside the store's limits, TIMEOUT when the call's deadline passed,
+// UNAVAILABLE when the store did not answer, INTERNAL otherwise. The actor
+// goes on; nothing of the failed write was applied.
+func dbCodeError(fn string, err error) *protocol.CodeError {
+	code := protocol.Internal
+	switch {
+	case errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrValueTooLarge), errors.Is(err, store.ErrTooManyOps), errors.Is(err, store.ErrCrossGroup):
+		code = protocol.BadRequest
+	case errors.Is(err, context.DeadlineExceeded):
+		code = protocol.Timeout
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed):
+		code = protocol.Unavailable
+	}
+	return &protocol.CodeError{Code: code, Message: fmt.Sprintf("%s: %v", fn, err)}
+}
+
+// dbValue encodes v as a stored value (JSON).
+func (vm *VM) dbValue(fn string, v lua.LValue) []byte {
+	x, err := Export(v)
+	if err != nil {
+		vm.errorf("%s: %v", fn, err)
+	}
+	raw, err := json.Marshal(x)
+	if err != nil {
+		vm.errorf("%s: %v", fn, err)
+	}
+	return raw
+}
+
+// dbVersion reads a version argument: a whole number from 0.
+func (vm *VM) dbVersion(fn string, v lua.LValue) uint64 {
+	n, ok := v.(lua.LNumber)
+	if !ok || n < 0 || float64(n) != float64(uint64(n)) {
+		vm.errorf("%s: a version is a whole number from 0 (what mf.db.get returned), got %s", fn, v.String())
+	}
+	return uint64(n)
+}
+
+// luaDBCAS implements mf.db.cas(key, version, value): writes value (nil:
+// deletes the key) only if the key is at version (0: absent); returns true
+// if it wrote, false if the version did not match.
+func (vm *VM) luaDBCAS(L *lua.LState) int {
+	vm.mustRun("mf.db.cas")
+	key := vm.dbKey(L, "mf.db.cas")
+	op := store.Op{Key: key, Match: true, Version: vm.dbVersion("mf.db.cas", L.Get(2))}
+	if v := L.Get(3); v == lua.LNil {
+		op.Delete = true
+	} else {
+		op.Value = vm.dbValue("mf.db.cas", v)
+	}
+	return vm.dbBatch(L, "mf.db.cas", []store.Op{op})
+}
+
+// luaDBBatch implements mf.db.batch(ops): ops is a list of
+// {key=, value=} (a put), {key=, delete=true}, with an optional version=
+// that makes the whole batch conditional; all are written in one atomic
+// batch, or none. Returns true, or false when a version did not match.
+func (vm *VM) luaDBBatch(L *lua.LState) int {
+	vm.mustRun("mf.db.batch")
+	list := L.CheckTable(1)
+	var ops []store.Op
+	for i := 1; i <= list.Len(); i++ {
+		t, ok := list.RawGetInt(i).(*lua.LTable)
+		if !ok {
+			vm.errorf("mf.db.batch: op %d is not a table", i)
+		}
+		k, ok := t.RawGetString("key").(lua.LString)
+		if !ok || len(k) == 0 || len(k) > maxDBKey {
+			vm.errorf("mf.db.batch: op %d: the key must be a string of 1 to %d bytes", i, maxDBKey)
+		}
+		op := store.Op{Key: dbPrefix + string(k), Delete: lua.LVAsBool(t.RawGetString("delete"))}
+		if !op.Delete {
+			op.Value = vm.dbValue("mf.db.batch", t.RawGetString("value"))
+		}
+		if v := t.RawGetString("version"); v != lua.LNil {
+			op.Match, op.Version = true, vm.dbVersion("mf.db.batch", v)
+		}
+		ops = append(ops, op)
+	}
+	return vm.dbBatch(L, "mf.db.batch", ops)
+}
+
+// dbBatch applies ops; the Lua caller gets false on a version conflict.
+func (vm *VM) dbBatch(L *lua.LState, fn string, ops []store.Op) int {
+	return vm.dbRun(L, fn, func(ctx context.Context, s store.Store) (dbResult, error) {
+		err := s.Batch(ctx, ops)
+		if errors.Is(err, store.ErrConflict) {
+			return dbResult{false}, nil
+		}
+		return dbResult{true}, err
+	})
 }

@@ -428,6 +428,51 @@ end)`})
 	}
 }
 
+// TestDBVersions: mf.db.get's version, mf.db.cas and mf.db.batch, and
+// store errors as codes that leave the actor going.
+func TestDBVersions(t *testing.T) {
+	b := compile(t, map[string]string{"lobby/db.lua": `
+mf.handle("EchoReq", function(ctx, req)
+  if req.n == 1 then
+    local v, ver = mf.db.get("c")
+    assert(v == nil and ver == 0, "missing key: nil, 0")
+    assert(mf.db.cas("c", 0, 1) == true, "create")
+    assert(mf.db.cas("c", 0, 2) == false, "create again")
+    v, ver = mf.db.get("c")
+    assert(v == 1 and ver > 0, "after create")
+    assert(mf.db.cas("c", ver, v + 1) == true, "increment")
+    assert(mf.db.cas("c", ver, 99) == false, "stale version")
+    local _, ver2 = mf.db.get("c")
+    assert(mf.db.batch({ { key = "c", value = 10, version = ver2 }, { key = "d", value = "x" } }) == true, "batch")
+    assert(mf.db.batch({ { key = "d", delete = true }, { key = "c", value = 0, version = ver2 } }) == false, "stale batch")
+    assert(mf.db.get("d") == "x" and mf.db.get("c") == 10, "a failed batch wrote nothing")
+    assert(mf.db.cas("d", select(2, mf.db.get("d")), nil) == true, "conditional delete")
+    assert(mf.db.get("d") == nil)
+  end
+  if req.n == 2 then mf.db.put("big", string.rep("x", 16 * 1024 * 1024)) end -- 2 bytes over, as JSON
+  if req.n == 3 then mf.db.cas("c", -1, 1) end
+  if req.n == 4 then mf.db.batch({ "not a table" }) end
+  return "EchoAck", {}
+end)`})
+	st := openStore(t)
+	vm := newVM(t, b, "lobby", &script.Services{Store: st, Dev: true})
+	if a := request(t, vm, "EchoReq", "{ n = 1 }"); a.err != nil {
+		t.Fatal(a.err)
+	}
+	a := request(t, vm, "EchoReq", "{ n = 2 }")
+	if a.err == nil || a.err.Code != protocol.BadRequest || !strings.Contains(a.err.Message, "too large") {
+		t.Fatalf("a value over the store's limit: %v, want BAD_REQUEST", a.err)
+	}
+	for n, want := range map[string]string{"3": "a version is a whole number", "4": "op 1 is not a table"} {
+		if a := request(t, vm, "EchoReq", "{ n = "+n+" }"); a.err == nil || !strings.Contains(a.err.Message, want) {
+			t.Errorf("n=%s: %v, want %q", n, a.err, want)
+		}
+	}
+	if a := request(t, vm, "EchoReq", "{ n = 1 }"); a.err == nil || !strings.Contains(a.err.Message, "missing key") {
+		t.Fatalf("the actor after the errors: %v", a.err) // c exists now: the first assert fails
+	}
+}
+
 func TestPushAndLogin(t *testing.T) {
 	b := compile(t, map[string]string{
 		"lobby/p.lua": `mf.handle("EchoReq", function(ctx, req)

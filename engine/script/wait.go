@@ -222,6 +222,12 @@ func (vm *VM) Resume(a call.Answer) {
 	}
 	delete(vm.waits.byCall, a.ID)
 	args := []lua.LValue{lua.LTrue, Import(vm.L, a.Value)}
+	if values, ok := a.Value.(dbResult); ok { // several results
+		args = args[:1]
+		for _, v := range values {
+			args = append(args, Import(vm.L, v))
+		}
+	}
 	if a.Err != nil {
 		args = []lua.LValue{lua.LFalse, lua.LNumber(a.Err.Code), lua.LString(a.Err.Message)}
 	}
@@ -370,8 +376,11 @@ func (vm *VM) openWaits() {
 	})
 	result := L.NewFunction(func(L *lua.LState) int {
 		if lua.LVAsBool(L.Get(1)) {
-			L.Push(L.Get(2))
-			return 1
+			n := L.GetTop() - 1
+			for i := 2; i <= n+1; i++ {
+				L.Push(L.Get(i))
+			}
+			return n
 		}
 		vm.raiseCode("", &protocol.CodeError{Code: protocol.Code(L.CheckInt(2)), Message: L.CheckString(3)})
 		return 0

@@ -263,7 +263,7 @@ func FuzzBoltKeys(f *testing.F) {
 	f.Add("\xff\xff", []byte{0, 0xff})
 	f.Add("", []byte("x"))
 	f.Add(strings.Repeat("k", store.MaxKeyLen+1), []byte("x"))
-	s := openBolt(f, store.BoltConfig{Path: filepath.Join(f.TempDir(), "fuzz.db"), NoSync: true, BatchDelay: time.Microsecond})
+	s := openBolt(f, store.BoltConfig{Path: filepath.Join(f.TempDir(), "fuzz.db"), NoSync: true})
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
 		ctx := t.Context()
 		err := s.Put(ctx, key, value)
@@ -326,5 +326,38 @@ func BenchmarkBoltPut(b *testing.B) {
 				}
 			}
 		})
+	})
+}
+
+// BenchmarkBoltWriteAlone is a login's account creation (a batch of two puts) with nothing else
+// writing, durable (fsync): the cost of a write that has no company to share its sync with.
+func BenchmarkBoltWriteAlone(b *testing.B) {
+	s := openBolt(b, store.BoltConfig{Path: filepath.Join(b.TempDir(), "alone.db")})
+	ctx := context.Background()
+	value := bytes.Repeat([]byte("x"), 200)
+	for i := 0; b.Loop(); i++ {
+		ops := []store.Op{{Key: fmt.Sprintf("player/%d", i), Value: value}, {Key: fmt.Sprintf("account/guest/%d", i), Value: value}}
+		if err := s.Batch(ctx, ops); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBoltWriteTogether is 16 writers at once: the writes share transactions and syncs.
+func BenchmarkBoltWriteTogether(b *testing.B) {
+	s := openBolt(b, store.BoltConfig{Path: filepath.Join(b.TempDir(), "together.db")})
+	ctx := context.Background()
+	value := bytes.Repeat([]byte("x"), 200)
+	var n atomic.Int64
+	b.SetParallelism(8) // 16 goroutines on 2 CPUs
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			ops := []store.Op{{Key: fmt.Sprintf("player/%d", i), Value: value}, {Key: fmt.Sprintf("account/guest/%d", i), Value: value}}
+			if err := s.Batch(ctx, ops); err != nil {
+				b.Error(err)
+				return
+			}
+		}
 	})
 }

@@ -313,3 +313,96 @@ func BenchmarkQueuePush(b *testing.B) {
 	})
 	q.Close(nil)
 }
+
+// TestQueuePushNow pushes from several goroutines, half through PushNow with a write that takes
+// only part of some batches, and checks that every frame arrives once, each goroutine's in order,
+// and that idle pushes are written by the pusher.
+func TestQueuePushNow(t *testing.T) {
+	q := NewQueue(1 << 20)
+	var mu sync.Mutex
+	var out bytes.Buffer
+	tries, direct := 0, 0
+	q.SetTry(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		tries++
+		n := len(b)
+		if tries%3 == 0 {
+			n = len(b) / 2 // the peer's buffer is full after half
+		}
+		if n == len(b) {
+			direct++
+		}
+		out.Write(b[:n])
+		return n, nil
+	})
+	done := make(chan error)
+	go func() {
+		done <- q.Run(func(b []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			out.Write(b)
+			return nil
+		})
+	}()
+	const senders, each = 4, 500
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				f := Frame{MsgID: uint16(s), Seq: uint32(i), Payload: []byte{byte(i), 1, 2, 3}}
+				var err error
+				if i%2 == 0 {
+					_, err = q.PushNow(f)
+				} else {
+					err = q.Push(f)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	q.Close(nil)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	next := make([]uint32, senders)
+	r := NewReader(&out, 4096, DefaultMaxLength)
+	for n := 0; n < senders*each; n++ {
+		f, err := r.Next()
+		if err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		if f.Seq != next[f.MsgID] || f.Payload[0] != byte(f.Seq) {
+			t.Fatalf("sender %d: frame %d, want %d", f.MsgID, f.Seq, next[f.MsgID])
+		}
+		next[f.MsgID]++
+	}
+	if _, err := r.Next(); err == nil {
+		t.Fatal("more frames than were pushed")
+	}
+	if direct == 0 {
+		t.Fatal("no frame was written by its pusher")
+	}
+}
+
+func TestQueuePushNowIdleAndClosed(t *testing.T) {
+	q := NewQueue(1 << 20)
+	var got []byte
+	q.SetTry(func(b []byte) (int, error) { got = append(got, b...); return len(b), nil })
+	if n, err := q.PushNow(Frame{MsgID: 1, Payload: []byte("x")}); err != nil || n != len(got) || n == 0 {
+		t.Fatalf("idle push: %d %v, wrote %d", n, err, len(got))
+	}
+	q.Close(nil)
+	if err := q.Run(func([]byte) error { t.Fatal("nothing was left for the writer"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.PushNow(Frame{MsgID: 1}); err != ErrQueueClosed {
+		t.Fatalf("push after close: %v", err)
+	}
+}

@@ -6,6 +6,7 @@
 //	loadtest -scenario echo -conns 1000 -inflight 16 -duration 10s    # closed loop
 //	loadtest -scenario echo -conns 1000 -rate 50000                    # open loop, 50k req/s
 //	loadtest -scenario echo -baseline                                  # the raw echo baseline
+//	loadtest baseline -addr 127.0.0.1:7100 -admin 127.0.0.1:7180       # the raw echo as a server, its CPU on /metrics
 //	loadtest -transport kcp -addr 127.0.0.1:7003 -conns 100 -inflight 4  # echo over KCP
 //	loadtest -scenario arena -conns 8000 -room-size 8                  # 1000 rooms of 8 bots at 20 Hz
 //	loadtest -scenario idle -conns 10000 -local-ips 4                  # connect and hold
@@ -47,13 +48,21 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "baseline" {
 		fs := flag.NewFlagSet("baseline", flag.ExitOnError)
 		addr := fs.String("addr", "127.0.0.1:7100", "listen address")
+		admin := fs.String("admin", "", `address of a /metrics endpoint with this process's CPU ("" for none)`)
 		_ = fs.Parse(os.Args[2:])
 		b, err := startBaseline(*addr)
+		if err == nil && *admin != "" {
+			*admin, err = serveProcessMetrics(*admin)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadtest:", err)
 			os.Exit(1)
 		}
-		fmt.Println("raw echo baseline on", b.addr())
+		if *admin != "" {
+			fmt.Println("raw echo baseline on", b.addr(), "metrics on", *admin)
+		} else {
+			fmt.Println("raw echo baseline on", b.addr())
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		<-ctx.Done()

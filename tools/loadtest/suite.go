@@ -116,7 +116,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		return rep, nil
 	}
 	warmup, duration := c.window()
-	base, err := startBaseline("127.0.0.1:0")
+	base, err := startBaselineProcess(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		return nil, err
 	}
 	conns := c.scale(1000)
-	raw16, err := echo("raw baseline 1000×16", base.addr(), "", conns, 16, 0, "tcp", true)
+	raw16, err := echo("raw baseline 1000×16", base.addr, base.admin, conns, 16, 0, "tcp", true)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,8 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		return nil, err
 	}
 	e16.RatioToBaseline = e16.Throughput / raw16.Throughput
-	raw1, err := echo("raw baseline 1000×1", base.addr(), "", conns, 1, 0, "tcp", true)
+	cpu16 := cpuRatio(e16, raw16)
+	raw1, err := echo("raw baseline 1000×1", base.addr, base.admin, conns, 1, 0, "tcp", true)
 	if err != nil {
 		return nil, err
 	}
@@ -158,8 +159,9 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		return nil, err
 	}
 	e1.RatioToBaseline = e1.Throughput / raw1.Throughput
+	cpu1 := cpuRatio(e1, raw1)
 	rate := float64(c.scale(50000))
-	rawOpen, err := echo("raw baseline 50k/s", base.addr(), "", conns, 0, rate, "tcp", true)
+	rawOpen, err := echo("raw baseline 50k/s", base.addr, base.admin, conns, 0, rate, "tcp", true)
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +257,10 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		{"1. echo 1000×16", "≥ 250k RPC/s and ≥ 15% of raw", fmt.Sprintf("%.0f RPC/s, %.1f%% of raw (%.0f)", e16.Throughput, 100*e16.RatioToBaseline, raw16.Throughput),
 			e16.Throughput >= 250000 && e16.RatioToBaseline >= 0.15 && e16.Failed == 0},
 		{"2. echo 1000×1", "≥ 60k RPC/s", fmt.Sprintf("%.0f RPC/s (raw %.0f)", e1.Throughput, raw1.Throughput), e1.Throughput >= 60000 && e1.Failed == 0},
+		{"echo 1000×1, server CPU per RPC", "≤ 1.3× the raw echo's", cpu1.summary, cpu1.ratio > 0 && cpu1.ratio <= 1.3},
+		{"echo 1000×16, server CPU per RPC", "(for comparison)", cpu16.summary, cpu16.ratio > 0},
+		{"open loop 50k RPC/s, p99 against raw", "≤ 1.5× the raw echo's", fmt.Sprintf("%.2f× (%.2f ms against %.2f ms)", open.Latency.P99/rawOpen.Latency.P99, open.Latency.P99, rawOpen.Latency.P99),
+			open.Latency.P99 <= 1.5*rawOpen.Latency.P99 && open.Failed == 0},
 		{"3. open loop 50k RPC/s", "p99 ≤ 5 ms", fmt.Sprintf("p99 %.2f ms (raw baseline %.2f ms)", open.Latency.P99, rawOpen.Latency.P99), open.Latency.P99 <= 5 && open.Failed == 0},
 		{"4. idle connections", "≤ 16 KB each; 50k held", fmt.Sprintf("%.1f KB each, %d held (open file limit %d)", perConn/1024, idleConns, fileLimit()), perConn > 0 && perConn <= 16*1024 && idleConns >= 50000},
 		{"5. arena 1000 rooms × 8", "tick lateness p99 ≤ 10 ms", arenaSummary(arenas), false},
@@ -630,4 +636,28 @@ func parseGoBench(path string) []goBenchmark {
 		out = append(out, goBenchmark{Name: m[1], NsPerOp: ns, Extra: strings.Join(strings.Fields(m[3]), " ")})
 	}
 	return out
+}
+
+// cpuComparison is a run's server CPU per request against the raw echo's in the same run.
+type cpuComparison struct {
+	ratio   float64 // 0: not measured
+	summary string
+}
+
+// cpuRatio compares r's server CPU per request with raw's (both from their processes' /metrics),
+// and notes both on r.
+func cpuRatio(r, raw *result) cpuComparison {
+	per := func(x *result) float64 {
+		if x.Server == nil || x.Throughput <= 0 {
+			return 0
+		}
+		return x.Server.CPUPercent / 100 / x.Throughput * 1e6
+	}
+	us, rawUS := per(r), per(raw)
+	if us <= 0 || rawUS <= 0 {
+		return cpuComparison{summary: "not measured"}
+	}
+	c := cpuComparison{ratio: us / rawUS, summary: fmt.Sprintf("%.2f× (%.1f µs against %.1f µs)", us/rawUS, us, rawUS)}
+	r.Notes = "server CPU per RPC " + c.summary
+	return c
 }

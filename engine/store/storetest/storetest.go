@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moonforge/moonforge/engine/store"
 )
@@ -42,6 +43,14 @@ func RunConformance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"ConcurrentBatches", testConcurrentBatches},
 		{"CloseWhileWriting", testCloseWhileWriting},
+		{"Versions", testVersions},
+		{"CompareAndSet", testCompareAndSet},
+		{"ConditionalBatch", testConditionalBatch},
+		{"ConcurrentIncrements", testConcurrentIncrements},
+		{"TTL", testTTL},
+		{"BatchLimits", testBatchLimits},
+		{"Groups", testGroups},
+		{"Lease", testLease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,7 +232,7 @@ func testBatchAllOrNothing(t *testing.T, s store.Store) {
 	bad := [][]store.Op{
 		{{Key: "a", Value: []byte("1")}, {Key: "", Value: []byte("2")}},
 		{{Key: "keep", Delete: true}, {Key: strings.Repeat("k", store.MaxKeyLen+1), Delete: true}},
-		{{Key: "a", Value: []byte("1")}, {Key: "b", Value: make([]byte, store.MaxValueLen+1)}},
+		{{Key: "a", Value: []byte("1")}, {Key: "b", Value: make([]byte, s.Capabilities().MaxValueLen+1)}},
 	}
 	for i, ops := range bad {
 		err := s.Batch(ctx, ops)
@@ -382,11 +391,11 @@ func testLimits(t *testing.T, s store.Store) {
 	if !errors.Is(err, store.ErrInvalidKey) {
 		t.Errorf("Scan(%d-byte prefix) = %v, want ErrInvalidKey", len(tooLong), err)
 	}
-	biggest := bytes.Repeat([]byte{0xab}, store.MaxValueLen)
+	biggest := bytes.Repeat([]byte{0xab}, s.Capabilities().MaxValueLen)
 	mustPut(t, s, "biggest", biggest)
 	wantValue(t, s, "biggest", biggest)
 	if err := s.Put(ctx, "too-big", append(biggest, 0)); !errors.Is(err, store.ErrValueTooLarge) {
-		t.Errorf("Put(MaxValueLen+1 bytes) = %v, want ErrValueTooLarge", err)
+		t.Errorf("Put(Capabilities().MaxValueLen+1 bytes) = %v, want ErrValueTooLarge", err)
 	}
 	wantNotFound(t, s, "too-big")
 }
@@ -530,5 +539,309 @@ func testCloseWhileWriting(t *testing.T, s store.Store) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("Put racing Close: %v, want nil or ErrClosed", err)
+	}
+}
+
+func wantVersion(t *testing.T, s store.Store, key string, want []byte) uint64 {
+	t.Helper()
+	got, v, err := s.GetVersion(t.Context(), key)
+	if err != nil {
+		t.Fatalf("GetVersion(%q): %v", key, err)
+	}
+	if !bytes.Equal(got, want) || v == 0 {
+		t.Fatalf("GetVersion(%q) = %q, %d; want %q at a version above 0", key, got, v, want)
+	}
+	return v
+}
+
+func testVersions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, v, err := s.GetVersion(ctx, "k"); !errors.Is(err, store.ErrNotFound) || v != 0 {
+		t.Fatalf("GetVersion(missing) = %d, %v; want 0, ErrNotFound", v, err)
+	}
+	mustPut(t, s, "k", []byte("a"))
+	seen := map[uint64]bool{wantVersion(t, s, "k", []byte("a")): true}
+	for i := range 5 {
+		mustPut(t, s, "k", []byte("a")) // the same value: a new version all the same
+		v := wantVersion(t, s, "k", []byte("a"))
+		if seen[v] {
+			t.Fatalf("write %d: version %d seen before", i, v)
+		}
+		seen[v] = true
+	}
+	if err := s.Batch(ctx, []store.Op{{Key: "k", Value: []byte("b")}, {Key: "other", Value: nil}}); err != nil {
+		t.Fatal(err)
+	}
+	if v := wantVersion(t, s, "k", []byte("b")); seen[v] {
+		t.Fatalf("a batch left version %d, seen before", v)
+	}
+	wantVersion(t, s, "other", []byte{})
+}
+
+func testCompareAndSet(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := store.CompareAndSet(ctx, s, "k", 0, []byte("first")); err != nil {
+		t.Fatalf("CAS of an absent key at version 0: %v", err)
+	}
+	v := wantVersion(t, s, "k", []byte("first"))
+	if err := store.CompareAndSet(ctx, s, "k", 0, []byte("again")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CAS at version 0 of a present key = %v, want ErrConflict", err)
+	}
+	if err := store.CompareAndSet(ctx, s, "k", v+1000, []byte("wrong")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CAS at a wrong version = %v, want ErrConflict", err)
+	}
+	wantValue(t, s, "k", []byte("first"))
+	if err := store.CompareAndSet(ctx, s, "k", v, []byte("second")); err != nil {
+		t.Fatalf("CAS at the current version: %v", err)
+	}
+	if err := store.CompareAndSet(ctx, s, "k", v, []byte("stale")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CAS at the previous version = %v, want ErrConflict", err)
+	}
+	v2 := wantVersion(t, s, "k", []byte("second"))
+	err := s.Batch(ctx, []store.Op{{Key: "k", Delete: true, Match: true, Version: v2}})
+	if err != nil {
+		t.Fatalf("conditional delete: %v", err)
+	}
+	wantNotFound(t, s, "k")
+	if err := store.CompareAndSet(ctx, s, "k", 0, []byte("reborn")); err != nil {
+		t.Fatalf("CAS at version 0 after delete: %v", err)
+	}
+}
+
+// testConditionalBatch: a Check op fences a batch (the lease pattern), and a
+// failed condition writes nothing of the batch.
+func testConditionalBatch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	lease := store.PlayerKey("7", "lease")
+	data := store.PlayerKey("7", "data")
+	mustPut(t, s, lease, []byte("owner A"))
+	token := wantVersion(t, s, lease, []byte("owner A"))
+	mustPut(t, s, data, []byte("v0"))
+	fenced := func(token uint64, value string) error {
+		return s.Batch(ctx, []store.Op{
+			{Key: lease, Check: true, Version: token},
+			{Key: data, Value: []byte(value)},
+			{Key: store.PlayerKey("7", "log"), Value: []byte(value)},
+		})
+	}
+	if err := fenced(token, "by A"); err != nil {
+		t.Fatalf("fenced write with the current token: %v", err)
+	}
+	wantValue(t, s, data, []byte("by A"))
+	if v := wantVersion(t, s, lease, []byte("owner A")); v != token {
+		t.Fatalf("a Check op changed the version of its key: %d, was %d", v, token)
+	}
+	mustPut(t, s, lease, []byte("owner B"))
+	if err := fenced(token, "stale A"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("fenced write with a stale token = %v, want ErrConflict", err)
+	}
+	wantValue(t, s, data, []byte("by A"))
+	wantValue(t, s, store.PlayerKey("7", "log"), []byte("by A"))
+
+	mustPut(t, s, store.PlayerKey("7", "x"), []byte("x"))
+	vx := wantVersion(t, s, store.PlayerKey("7", "x"), []byte("x"))
+	err := s.Batch(ctx, []store.Op{
+		{Key: store.PlayerKey("7", "x"), Value: []byte("x2"), Match: true, Version: vx},
+		{Key: store.PlayerKey("7", "y"), Value: []byte("y"), Match: true, Version: 0},
+		{Key: store.PlayerKey("7", "x"), Value: []byte("x3")},
+	})
+	if err != nil {
+		t.Fatalf("two matching conditions: %v", err)
+	}
+	wantValue(t, s, store.PlayerKey("7", "x"), []byte("x3"))
+	err = s.Batch(ctx, []store.Op{
+		{Key: store.PlayerKey("7", "z"), Value: []byte("z")},
+		{Key: store.PlayerKey("7", "y"), Value: []byte("y2"), Match: true, Version: 0},
+	})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second condition failing = %v, want ErrConflict", err)
+	}
+	wantNotFound(t, s, store.PlayerKey("7", "z"))
+	wantValue(t, s, store.PlayerKey("7", "y"), []byte("y"))
+}
+
+// testConcurrentIncrements: read-modify-CAS loops from many goroutines lose
+// no increment.
+func testConcurrentIncrements(t *testing.T, s store.Store) {
+	const workers, each = 6, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if err := Increment(t.Context(), s, "counter"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	wantValue(t, s, "counter", []byte(fmt.Sprint(workers*each)))
+}
+
+// Increment adds one to the decimal counter at key with compare-and-set,
+// retrying on conflicts.
+func Increment(ctx context.Context, s store.Store, key string) error {
+	for {
+		raw, v, err := s.GetVersion(ctx, key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		n := 0
+		if len(raw) > 0 {
+			if _, err := fmt.Sscan(string(raw), &n); err != nil {
+				return fmt.Errorf("counter %q: %w", raw, err)
+			}
+		}
+		err = store.CompareAndSet(ctx, s, key, v, []byte(fmt.Sprint(n+1)))
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+}
+
+func testTTL(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const ttl = 400 * time.Millisecond
+	err := s.Batch(ctx, []store.Op{
+		{Key: "t/short", Value: []byte("s"), TTL: ttl},
+		{Key: "t/long", Value: []byte("l"), TTL: time.Hour},
+		{Key: "t/cleared", Value: []byte("c"), TTL: ttl},
+		{Key: "t/none", Value: []byte("n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "t/cleared", []byte("c2")) // a Put without TTL clears it
+	wantValue(t, s, "t/short", []byte("s"))
+	deadline := time.Now().Add(ttl + 10*time.Second + s.Capabilities().TTLResolution)
+	for {
+		_, err := s.Get(ctx, "t/short")
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("t/short still readable long after its TTL of %v", ttl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if keys, _ := scanAll(t, s, "t/"); !slices.Equal(keys, []string{"t/cleared", "t/long", "t/none"}) {
+		t.Fatalf("Scan after expiry = %q", keys)
+	}
+	if err := store.CompareAndSet(ctx, s, "t/short", 0, []byte("new")); err != nil {
+		t.Fatalf("CAS at version 0 of an expired key: %v", err)
+	}
+	wantValue(t, s, "t/short", []byte("new"))
+	wantValue(t, s, "t/cleared", []byte("c2"))
+}
+
+func testBatchLimits(t *testing.T, s store.Store) {
+	c := s.Capabilities()
+	if c.Backend == "" || c.MaxValueLen <= 0 || c.MaxValueLen > store.MaxValueLen || c.MaxBatchOps < 1000 || c.MaxBatchBytes < c.MaxValueLen+store.MaxKeyLen {
+		t.Fatalf("Capabilities = %+v out of range", c)
+	}
+	ops := make([]store.Op, c.MaxBatchOps+1)
+	for i := range ops {
+		ops[i] = store.Op{Key: fmt.Sprintf("l/%d", i), Value: []byte("v")}
+	}
+	if err := s.Batch(t.Context(), ops); !errors.Is(err, store.ErrTooManyOps) {
+		t.Fatalf("Batch of MaxBatchOps+1 ops = %v, want ErrTooManyOps", err)
+	}
+	if keys, _ := scanAll(t, s, "l/"); len(keys) != 0 {
+		t.Fatalf("a refused batch wrote %d keys", len(keys))
+	}
+	if err := s.Batch(t.Context(), []store.Op{{Key: "neg", Value: []byte("v"), TTL: -time.Second}}); err == nil {
+		t.Fatal("Batch with a negative TTL succeeded")
+	}
+}
+
+// testGroups: conditional batches within one player's group work on every
+// backend; across groups, only where AtomicBatch says so.
+func testGroups(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := store.PlayerKey("a", "data"), store.PlayerKey("b", "data")
+	if store.Group(a) != "p/{a}" || store.Group("plain") != "" || store.Group("x{}y") != "" {
+		t.Fatalf("Group: %q %q %q", store.Group(a), store.Group("plain"), store.Group("x{}y"))
+	}
+	if err := s.Batch(ctx, []store.Op{{Key: a, Value: []byte("1"), Match: true}, {Key: store.PlayerKey("a", "x"), Value: []byte("2")}}); err != nil {
+		t.Fatalf("conditional batch in one group: %v", err)
+	}
+	err := s.Batch(ctx, []store.Op{{Key: a, Value: []byte("3"), Match: true, Version: wantVersion(t, s, a, []byte("1"))}, {Key: b, Value: []byte("4")}})
+	switch {
+	case s.Capabilities().AtomicBatch && err != nil:
+		t.Fatalf("conditional batch across groups: %v", err)
+	case !s.Capabilities().AtomicBatch && !errors.Is(err, store.ErrCrossGroup):
+		t.Fatalf("conditional batch across groups = %v, want ErrCrossGroup", err)
+	case !s.Capabilities().AtomicBatch:
+		wantValue(t, s, a, []byte("1"))
+		wantNotFound(t, s, b)
+	}
+	if err := s.Batch(ctx, []store.Op{{Key: "g/1", Value: []byte("1")}, {Key: b, Value: []byte("5")}}); err != nil {
+		t.Fatalf("unconditional batch across groups: %v", err)
+	}
+	wantValue(t, s, b, []byte("5"))
+}
+
+// testLease: one owner at a time, takeover after expiry, and a stale
+// owner's writes refused.
+func testLease(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	key, data := store.PlayerKey("p1", "lease"), store.PlayerKey("p1", "data")
+	const ttl = 300 * time.Millisecond
+	a, err := store.Acquire(ctx, s, key, "node-a", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Batch(ctx, []store.Op{{Key: data, Value: []byte("a1")}}); err != nil {
+		t.Fatalf("write with the lease: %v", err)
+	}
+	if _, err := store.Acquire(ctx, s, key, "node-b", ttl); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("Acquire of a held lease = %v, want ErrLeaseHeld", err)
+	}
+	old := a.Token()
+	if err := a.Renew(ctx); err != nil || a.Token() == old {
+		t.Fatalf("Renew: %v, token %d -> %d", err, old, a.Token())
+	}
+	again, err := store.Acquire(ctx, s, key, "node-a", ttl)
+	if err != nil {
+		t.Fatalf("the owner acquiring again: %v", err)
+	}
+	if err := a.Batch(ctx, []store.Op{{Key: data, Value: []byte("stale")}}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("write with a superseded token = %v, want ErrLeaseLost", err)
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	b, err := store.Acquire(ctx, s, key, "node-b", ttl)
+	if err != nil {
+		t.Fatalf("Acquire of an expired lease: %v", err)
+	}
+	if b.Token() == again.Token() {
+		t.Fatalf("takeover reused token %d", b.Token())
+	}
+	if err := b.Batch(ctx, []store.Op{{Key: data, Value: []byte("b1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Batch(ctx, []store.Op{{Key: data, Value: []byte("a-late")}}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("write of the expired owner = %v, want ErrLeaseLost", err)
+	}
+	if err := again.Renew(ctx); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("Renew of the expired owner = %v, want ErrLeaseLost", err)
+	}
+	wantValue(t, s, data, []byte("b1"))
+	if err := b.Batch(ctx, []store.Op{{Key: data, Value: []byte("x"), Match: true, Version: 12345}}); !errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("another condition failing = %v, want ErrConflict but not ErrLeaseLost", err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Acquire(ctx, s, key, "node-c", ttl); err != nil {
+		t.Fatalf("Acquire after Release: %v", err)
 	}
 }

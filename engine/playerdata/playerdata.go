@@ -1,0 +1,454 @@
+// Package playerdata keeps players' data in memory on the node that serves
+// them and writes it behind to the store: one writer at a time per player
+// (a store.Lease with a fencing token), changes marked dirty and flushed on
+// an interval, on logout, on stop, and on demand (Save, for replies the
+// game marks as saved). A flush first goes to a local journal (on disk,
+// checksummed, bounded, in order), then to the store; while the store is
+// unreachable, flushes wait in the journal and are retried in order. A
+// journaled write whose lease was lost meanwhile is refused by the store's
+// fencing and reported (Config.OnLost), never applied over the new owner's
+// data.
+//
+// A player's keys are store.PlayerKey(id, name), all in the player's group,
+// so that a flush is one atomic batch on every backend; the lease is at
+// store.PlayerKey(id, "lease").
+package playerdata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/store"
+)
+
+// Config configures a Manager. Zero durations take their defaults.
+type Config struct {
+	Store store.Store
+	// Owner names this node in the leases it holds. Required.
+	Owner string
+	// Dir holds the journal (Dir/journal). Required.
+	Dir string
+	// FlushEvery is how often dirty players are flushed. Default 5s.
+	FlushEvery time.Duration
+	// LeaseTTL is how long a lease holds without renewal; it is renewed every
+	// third of it. Default 15s.
+	LeaseTTL time.Duration
+	// JournalMax bounds the journal file. Default 64 MiB.
+	JournalMax int64
+	// OnLost is told of each journaled write refused because the player's
+	// lease was lost. Default: a log line.
+	OnLost func(player string, err error)
+	Log    *slog.Logger
+}
+
+// Errors of a Manager.
+var (
+	// ErrNotLoaded: a player that this node has not loaded (or has unloaded).
+	ErrNotLoaded = errors.New("playerdata: player not loaded on this node")
+	// ErrPending: Save's write is in the journal, on this node's disk, but
+	// not yet in the store (unreachable); it will be applied in order when
+	// the store returns, unless the lease is lost meanwhile.
+	ErrPending = errors.New("playerdata: saved to the local journal; the store is unreachable")
+)
+
+// Manager holds the loaded players of one node. Safe for concurrent use; a
+// player's Data is used by one actor at a time (its own goroutine).
+type Manager struct {
+	cfg     Config
+	journal *Journal
+	mu      sync.Mutex
+	players map[string]*Data
+	drain   sync.Mutex // one drain of the journal at a time
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+// Data is one loaded player's records: name -> bytes. Get and Set never
+// touch the store or the disk.
+type Data struct {
+	id     string
+	lease  *store.Lease
+	mu     sync.Mutex
+	values map[string][]byte
+	dirty  map[string]bool
+}
+
+// Open opens the journal and starts the flush loop. Entries left in the
+// journal by a previous run are applied first, with their own tokens.
+func Open(cfg Config) (*Manager, error) {
+	if cfg.Store == nil || cfg.Owner == "" || cfg.Dir == "" {
+		return nil, errors.New("playerdata: Config needs Store, Owner and Dir")
+	}
+	if cfg.FlushEvery <= 0 {
+		cfg.FlushEvery = 5 * time.Second
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Second
+	}
+	if cfg.JournalMax <= 0 {
+		cfg.JournalMax = 64 << 20
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.OnLost == nil {
+		log := cfg.Log
+		cfg.OnLost = func(player string, err error) {
+			log.Error("playerdata: a journaled write was refused: the lease was lost", "player", player, "err", err)
+		}
+	}
+	j, recovered, discarded, err := OpenJournal(filepath.Join(cfg.Dir, "journal"), cfg.JournalMax)
+	if err != nil {
+		return nil, err
+	}
+	if discarded > 0 {
+		cfg.Log.Warn("playerdata: journal: dropped a torn tail (a write not acknowledged)", "bytes", discarded)
+	}
+	if len(recovered) > 0 {
+		cfg.Log.Info("playerdata: journal: applying writes left by the last run", "entries", len(recovered))
+	}
+	m := &Manager{cfg: cfg, journal: j, players: map[string]*Data{}, stop: make(chan struct{})}
+	m.done.Go(m.loop)
+	return m, nil
+}
+
+func leaseKey(player string) string { return store.PlayerKey(player, "lease") }
+
+// Load takes the player's lease and reads the player's records. It fails
+// with store.ErrLeaseHeld while another node holds the lease; loading a
+// player loaded already returns its Data.
+func (m *Manager) Load(ctx context.Context, player string) (*Data, error) {
+	if player == "" || strings.ContainsAny(player, "{}") {
+		return nil, fmt.Errorf("playerdata: bad player id %q", player)
+	}
+	m.mu.Lock()
+	d := m.players[player]
+	m.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	// Writes this node journaled for the player go first.
+	if err := m.Drain(ctx); err != nil {
+		return nil, err
+	}
+	l, err := store.Acquire(ctx, m.cfg.Store, leaseKey(player), m.cfg.Owner, m.cfg.LeaseTTL)
+	if err != nil {
+		return nil, err
+	}
+	d = &Data{id: player, lease: l, values: map[string][]byte{}, dirty: map[string]bool{}}
+	prefix := store.PlayerKey(player, "")
+	err = m.cfg.Store.Scan(ctx, prefix, func(k string, v []byte) error {
+		if name := k[len(prefix):]; name != "lease" {
+			d.values[name] = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = l.Release(ctx)
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if other := m.players[player]; other != nil { // loaded concurrently
+		_ = l.Release(ctx)
+		return other, nil
+	}
+	m.players[player] = d
+	return d, nil
+}
+
+// Get returns a copy of the record name, or nil.
+func (d *Data) Get(name string) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v, ok := d.values[name]; ok {
+		return append([]byte{}, v...)
+	}
+	return nil
+}
+
+// Names returns the names of the player's records, sorted.
+func (d *Data) Names() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Sorted(maps.Keys(d.values))
+}
+
+// Set changes the record name in memory and marks it dirty; value nil
+// deletes it.
+func (d *Data) Set(name string, value []byte) error {
+	if name == "" || name == "lease" || len(store.PlayerKey(d.id, name)) > store.MaxKeyLen {
+		return fmt.Errorf("%w: record name %q", store.ErrInvalidKey, name)
+	}
+	if len(value) > store.MaxValueLen {
+		return fmt.Errorf("%w: record %q of %d bytes", store.ErrValueTooLarge, name, len(value))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if value == nil {
+		delete(d.values, name)
+	} else {
+		d.values[name] = append([]byte{}, value...)
+	}
+	d.dirty[name] = true
+	return nil
+}
+
+// take returns the dirty records as ops and marks them clean.
+func (d *Data) take() []store.Op {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ops := make([]store.Op, 0, len(d.dirty))
+	for _, name := range slices.Sorted(maps.Keys(d.dirty)) {
+		v, ok := d.values[name]
+		ops = append(ops, store.Op{Key: store.PlayerKey(d.id, name), Value: v, Delete: !ok})
+	}
+	clear(d.dirty)
+	return ops
+}
+
+// flush journals the player's dirty records, if any; the caller drains.
+func (m *Manager) flush(d *Data) error {
+	ops := d.take()
+	if len(ops) == 0 {
+		return nil
+	}
+	_, err := m.journal.Append(Entry{Lease: leaseKey(d.id), Token: d.lease.Token(), Ops: ops})
+	if err != nil {
+		// Not journaled: mark the records dirty again for the next flush.
+		d.mu.Lock()
+		for _, op := range ops {
+			d.dirty[op.Key[len(store.PlayerKey(d.id, "")):]] = true
+		}
+		d.mu.Unlock()
+	}
+	return err
+}
+
+// Save flushes the player now and waits until the store has the write. If
+// the store is unreachable until ctx ends, the write stays journaled and
+// the error wraps ErrPending.
+func (m *Manager) Save(ctx context.Context, player string) error {
+	m.mu.Lock()
+	d := m.players[player]
+	m.mu.Unlock()
+	if d == nil {
+		return ErrNotLoaded
+	}
+	if err := m.flush(d); err != nil {
+		return err
+	}
+	for {
+		err := m.Drain(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrPending, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Unload saves the player and releases the lease (logout).
+func (m *Manager) Unload(ctx context.Context, player string) error {
+	if err := m.Save(ctx, player); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	d := m.players[player]
+	delete(m.players, player)
+	m.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	return d.lease.Release(ctx)
+}
+
+// Drain applies the journal's entries to the store: each player's in
+// order, players concurrently, and a player's consecutive entries under one
+// token as one batch. A player's chain stops at the first entry that the
+// store cannot take now, and Drain returns that error (it wraps
+// store.ErrUnavailable, or is the store's); an entry refused by fencing is
+// dropped and reported to OnLost.
+func (m *Manager) Drain(ctx context.Context) error {
+	m.drain.Lock()
+	defer m.drain.Unlock()
+	var chains [][]Entry
+	at := map[string]int{}
+	for _, e := range m.journal.Pending() {
+		i, ok := at[e.Lease]
+		if !ok {
+			i = len(chains)
+			at[e.Lease] = i
+			chains = append(chains, nil)
+		}
+		chains[i] = append(chains[i], e)
+	}
+	errs := make([]error, len(chains))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, chain := range chains {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = m.drainChain(ctx, chain)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// drainChain applies one player's entries in order.
+func (m *Manager) drainChain(ctx context.Context, chain []Entry) error {
+	for len(chain) > 0 {
+		n := 1
+		merged := chain[0]
+		for n < len(chain) && chain[n].Token == merged.Token {
+			merged.Ops = append(slices.Clip(merged.Ops), chain[n].Ops...)
+			n++
+		}
+		err := m.apply(ctx, merged)
+		if errors.Is(err, store.ErrConflict) {
+			player := playerOf(merged.Lease)
+			m.cfg.OnLost(player, err)
+			m.lost(player)
+		} else if err != nil {
+			return err
+		}
+		for _, e := range chain[:n] {
+			if err := m.journal.Ack(e.Seq); err != nil {
+				return err
+			}
+		}
+		chain = chain[n:]
+	}
+	return nil
+}
+
+// apply writes one entry, fenced by its token. When that token is stale
+// but the lease's record still names this node's Owner, no other owner has
+// held the lease since (an owner writes its name into the record, releasing
+// too), so the entry is applied with the current token: this covers renewals
+// made after the entry was journaled, before or across a restart.
+func (m *Manager) apply(ctx context.Context, e Entry) error {
+	token := e.Token
+	for attempt := 0; ; attempt++ {
+		err := m.cfg.Store.Batch(ctx, append([]store.Op{{Key: e.Lease, Check: true, Version: token}}, e.Ops...))
+		if !errors.Is(err, store.ErrConflict) || attempt == 3 {
+			return err
+		}
+		owner, current, rerr := store.LeaseOwner(ctx, m.cfg.Store, e.Lease)
+		if rerr != nil {
+			return rerr
+		}
+		if owner != m.cfg.Owner || current == token {
+			return err
+		}
+		token = current
+	}
+}
+
+// lost forgets a player whose lease another node took.
+func (m *Manager) lost(player string) {
+	m.mu.Lock()
+	delete(m.players, player)
+	m.mu.Unlock()
+}
+
+func playerOf(lease string) string {
+	g := store.Group(lease)
+	return strings.TrimSuffix(strings.TrimPrefix(g, "p/{"), "}")
+}
+
+// FlushAll journals every dirty player and drains the journal.
+func (m *Manager) FlushAll(ctx context.Context) error {
+	m.mu.Lock()
+	all := slices.Collect(maps.Values(m.players))
+	m.mu.Unlock()
+	var errs []error
+	for _, d := range all {
+		errs = append(errs, m.flush(d))
+	}
+	errs = append(errs, m.Drain(ctx))
+	return errors.Join(errs...)
+}
+
+// renew renews the leases due for it; a lease that cannot be renewed
+// because another node took it is reported and its player dropped.
+func (m *Manager) renew(ctx context.Context) {
+	m.mu.Lock()
+	all := slices.Collect(maps.Values(m.players))
+	m.mu.Unlock()
+	for _, d := range all {
+		if time.Until(d.lease.Until()) > m.cfg.LeaseTTL*2/3 {
+			continue
+		}
+		err := d.lease.Renew(ctx)
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrLeaseLost):
+			m.cfg.OnLost(d.id, err)
+			m.lost(d.id)
+		default:
+			m.cfg.Log.Warn("playerdata: lease renewal failed; retrying", "player", d.id, "err", err)
+		}
+	}
+}
+
+func (m *Manager) loop() {
+	flush := time.NewTicker(m.cfg.FlushEvery)
+	defer flush.Stop()
+	renew := time.NewTicker(m.cfg.LeaseTTL / 6)
+	defer renew.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseTTL/3)
+		select {
+		case <-m.stop:
+			cancel()
+			return
+		case <-flush.C:
+			if err := m.FlushAll(ctx); err != nil {
+				m.cfg.Log.Warn("playerdata: flush failed; the journal keeps the writes", "err", err)
+			}
+		case <-renew.C:
+			m.renew(ctx)
+		}
+		cancel()
+	}
+}
+
+// Close is the graceful stop (and drain): it flushes every player, waits
+// for the store until ctx ends, releases the leases and closes the journal.
+// Writes the store did not take stay in the journal for the next run.
+func (m *Manager) Close(ctx context.Context) error {
+	close(m.stop)
+	m.done.Wait()
+	err := m.FlushAll(ctx)
+	for errors.Is(err, store.ErrUnavailable) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		err = m.Drain(ctx)
+	}
+	m.mu.Lock()
+	all := slices.Collect(maps.Values(m.players))
+	clear(m.players)
+	m.mu.Unlock()
+	if err == nil {
+		for _, d := range all {
+			_ = d.lease.Release(ctx)
+		}
+	}
+	return errors.Join(err, m.journal.Close())
+}

@@ -1,0 +1,281 @@
+//go:build unix
+
+package playerdata_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/playerdata"
+	"github.com/moonforge/moonforge/engine/store"
+	"github.com/moonforge/moonforge/engine/store/storetest"
+)
+
+// redisStore opens a store on a durable redis-server of the test's own.
+func redisStore(t *testing.T) (store.Store, *storetest.Server) {
+	t.Helper()
+	srv := storetest.StartRedis(t, storetest.DurableRedis...)
+	s, err := store.OpenRedis(t.Context(), store.RedisConfig{Addrs: []string{srv.Addr}, DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, srv
+}
+
+func open(t *testing.T, cfg playerdata.Config) *playerdata.Manager {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	m, err := playerdata.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	return m
+}
+
+func wantStored(t *testing.T, s store.Store, player, name, want string) {
+	t.Helper()
+	got, err := s.Get(context.Background(), store.PlayerKey(player, name))
+	if err != nil || string(got) != want {
+		t.Fatalf("store has %s/%s = %q, %v; want %q", player, name, got, err, want)
+	}
+}
+
+func TestLoadSaveUnload(t *testing.T) {
+	ctx := t.Context()
+	s, err := store.OpenBolt(store.BoltConfig{Path: t.TempDir() + "/db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := open(t, playerdata.Config{Store: s, Owner: "node-a", FlushEvery: time.Hour})
+	b := open(t, playerdata.Config{Store: s, Owner: "node-b", FlushEvery: time.Hour})
+	d, err := a.Load(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Set("gold", []byte("10")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Set("lease", []byte("x")); !errors.Is(err, store.ErrInvalidKey) {
+		t.Fatalf("Set of the lease record: %v", err)
+	}
+	if _, err := s.Get(ctx, store.PlayerKey("p1", "gold")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Set wrote to the store at once: %v", err)
+	}
+	if err := a.Save(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	wantStored(t, s, "p1", "gold", "10")
+	if _, err := b.Load(ctx, "p1"); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("Load of a player another node holds: %v", err)
+	}
+	_ = d.Set("gold", []byte("11"))
+	_ = d.Set("bag", []byte("sword"))
+	if err := a.Unload(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := b.Load(ctx, "p1")
+	if err != nil {
+		t.Fatalf("Load after the other node's logout: %v", err)
+	}
+	if string(db.Get("gold")) != "11" || string(db.Get("bag")) != "sword" || len(db.Names()) != 2 {
+		t.Fatalf("loaded %v", db.Names())
+	}
+	_ = db.Set("bag", nil)
+	if err := b.Save(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, store.PlayerKey("p1", "bag")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a deleted record is still stored: %v", err)
+	}
+	if err := a.Save(ctx, "p1"); !errors.Is(err, playerdata.ErrNotLoaded) {
+		t.Fatalf("Save of an unloaded player: %v", err)
+	}
+}
+
+// TestStoreDownWritesWaitInOrder: while Redis is stopped, saves wait in the
+// journal; when it returns, all are applied, in order.
+func TestStoreDownWritesWaitInOrder(t *testing.T) {
+	ctx := t.Context()
+	s, srv := redisStore(t)
+	m := open(t, playerdata.Config{Store: s, Owner: "node-a", FlushEvery: time.Hour, LeaseTTL: time.Minute})
+	d, err := m.Load(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		_ = d.Set("n", []byte(strconv.Itoa(i)))
+		_ = d.Set(fmt.Sprintf("at%d", i), []byte("x"))
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		err := m.Save(short, "p")
+		cancel()
+		if !errors.Is(err, playerdata.ErrPending) {
+			t.Fatalf("Save %d with the store stopped = %v, want ErrPending", i, err)
+		}
+	}
+	if err := srv.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(ctx, "p"); err != nil {
+		t.Fatalf("Save once the store is back: %v", err)
+	}
+	wantStored(t, s, "p", "n", "5")
+	for i := 1; i <= 5; i++ {
+		wantStored(t, s, "p", fmt.Sprintf("at%d", i), "x")
+	}
+}
+
+// TestJournaledWriteOfLostLeaseIsRefused: a node dies with writes in its
+// journal; another node takes the player over and writes; the first node's
+// restart replays its journal, and the store refuses it by fencing.
+func TestJournaledWriteOfLostLeaseIsRefused(t *testing.T) {
+	ctx := t.Context()
+	s, srv := redisStore(t)
+	dir := t.TempDir()
+	a, err := playerdata.Open(playerdata.Config{Store: s, Owner: "node-a", Dir: dir, FlushEvery: time.Hour, LeaseTTL: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := a.Load(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.Signal(syscall.SIGSTOP)
+	_ = d.Set("n", []byte("from a"))
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	if err := a.Save(short, "p"); !errors.Is(err, playerdata.ErrPending) {
+		t.Fatalf("Save = %v, want ErrPending", err)
+	}
+	cancel()
+	a.Abandon() // killed
+	_ = srv.Signal(syscall.SIGCONT)
+
+	time.Sleep(400 * time.Millisecond) // a's lease expires
+	b := open(t, playerdata.Config{Store: s, Owner: "node-b", FlushEvery: time.Hour})
+	db, err := b.Load(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Set("n", []byte("from b"))
+	if err := b.Save(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+
+	var lost atomic.Int32
+	a2 := open(t, playerdata.Config{Store: s, Owner: "node-a", Dir: dir, FlushEvery: time.Hour,
+		OnLost: func(player string, err error) {
+			if player == "p" && errors.Is(err, store.ErrConflict) {
+				lost.Add(1)
+			}
+		}})
+	if err := a2.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lost.Load() != 1 {
+		t.Fatalf("OnLost called %d times, want 1", lost.Load())
+	}
+	wantStored(t, s, "p", "n", "from b")
+}
+
+// TestRestartReplaysJournal: a node dies with writes in its journal and
+// nobody takes the player over: its restart applies them, though the lease
+// was renewed meanwhile.
+func TestRestartReplaysJournal(t *testing.T) {
+	ctx := t.Context()
+	s, srv := redisStore(t)
+	dir := t.TempDir()
+	a, err := playerdata.Open(playerdata.Config{Store: s, Owner: "node-a", Dir: dir, FlushEvery: time.Hour, LeaseTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := a.Load(ctx, "p")
+	_ = srv.Signal(syscall.SIGSTOP)
+	_ = d.Set("n", []byte("journaled"))
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_ = a.Save(short, "p")
+	cancel()
+	a.Abandon()
+	_ = srv.Signal(syscall.SIGCONT)
+	if _, err := store.Acquire(ctx, s, store.PlayerKey("p", "lease"), "node-a", time.Minute); err != nil {
+		t.Fatal(err) // the same owner renews: the journaled token is now stale
+	}
+	a2 := open(t, playerdata.Config{Store: s, Owner: "node-a", Dir: dir, FlushEvery: time.Hour})
+	if err := a2.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantStored(t, s, "p", "n", "journaled")
+}
+
+// TestStoreRestartUnderLoadLosesNothing: Redis (appendfsync always) is
+// killed while players are saved in a loop, and restarted; every save that
+// returned nil is in the store afterwards, before anything is written again.
+func TestStoreRestartUnderLoadLosesNothing(t *testing.T) {
+	ctx := t.Context()
+	s, srv := redisStore(t)
+	m := open(t, playerdata.Config{Store: s, Owner: "node-a", FlushEvery: time.Hour, LeaseTTL: time.Minute})
+	const players = 4
+	acked := make([]atomic.Int64, players)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range players {
+		id := fmt.Sprint("p", p)
+		d, err := m.Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for i := int64(1); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = d.Set("n", []byte(strconv.FormatInt(i, 10)))
+				c, cancel := context.WithTimeout(ctx, time.Second)
+				err := m.Save(c, id)
+				cancel()
+				if err == nil {
+					acked[p].Store(i)
+				}
+			}
+		})
+	}
+	// Let every player have saves acknowledged (bounded: a loaded machine is slow).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		ready := true
+		for p := range players {
+			ready = ready && acked[p].Load() >= 5
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("saves were not acknowledged within a minute")
+		}
+	}
+	srv.Kill() // kill -9 in the middle of the saves
+	close(stop)
+	wg.Wait()
+	srv.Restart(t) // again on its append-only file
+	for p := range players {
+		got, err := s.Get(ctx, store.PlayerKey(fmt.Sprint("p", p), "n"))
+		n, _ := strconv.ParseInt(string(got), 10, 64)
+		if err != nil || n < acked[p].Load() || acked[p].Load() == 0 {
+			t.Fatalf("player %d: stored %q (%v), last acknowledged save %d", p, got, err, acked[p].Load())
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package mysqltest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/playerdata"
+	"github.com/moonforge/moonforge/engine/store"
+	"github.com/moonforge/moonforge/engine/store/storetest"
+)
+
+func openMySQL(t *testing.T, cfg store.MySQLConfig) *store.MySQLStore {
+	t.Helper()
+	s, err := store.OpenMySQL(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestMySQLConformance(t *testing.T) {
+	dsn := storetest.MySQLDSN(t)
+	storetest.RunConformance(t, func(t *testing.T) store.Store {
+		return openMySQL(t, store.MySQLConfig{DSN: dsn, Table: "kv_" + storetest.RandomName()})
+	})
+}
+
+func TestOpenMySQLErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, cfg := range []store.MySQLConfig{
+		{},
+		{DSN: "root@tcp(127.0.0.1:3306)/"},
+		{DSN: "root@tcp(127.0.0.1:3306)/test", Table: "bad name"},
+		{DSN: "not a dsn"},
+	} {
+		if _, err := store.OpenMySQL(ctx, cfg); err == nil {
+			t.Errorf("OpenMySQL(%+v): no error", cfg)
+		}
+	}
+	_, err := store.OpenMySQL(ctx, store.MySQLConfig{DSN: "root@tcp(127.0.0.1:" + fmt.Sprint(storetest.FreePort(t)) + ")/test"})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("nothing listening: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestMySQLRestartUnderLoadLosesNothing: a mariadbd of the test's own is
+// killed (SIGKILL) while players are saved through playerdata, and started
+// again on its data directory; every save that returned nil is there.
+func TestMySQLRestartUnderLoadLosesNothing(t *testing.T) {
+	ctx := t.Context()
+	srv, dsn := storetest.StartMariaDB(t)
+	s := openMySQL(t, store.MySQLConfig{DSN: dsn + "?timeout=500ms&readTimeout=1s&writeTimeout=1s"})
+	m, err := playerdata.Open(playerdata.Config{Store: s, Owner: "node-a", Dir: t.TempDir(), FlushEvery: time.Hour, LeaseTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	const players = 4
+	acked := make([]atomic.Int64, players)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range players {
+		id := fmt.Sprint("p", p)
+		d, err := m.Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for i := int64(1); ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = d.Set("n", []byte(strconv.FormatInt(i, 10)))
+				c, cancel := context.WithTimeout(ctx, time.Second)
+				if m.Save(c, id) == nil {
+					acked[p].Store(i)
+				}
+				cancel()
+			}
+		})
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		ready := true
+		for p := range players {
+			ready = ready && acked[p].Load() >= 5
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("saves were not acknowledged within a minute")
+		}
+	}
+	srv.Kill() // kill -9 in the middle of the saves
+	close(stop)
+	wg.Wait()
+	srv.Restart(t)
+	for p := range players {
+		var got []byte
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if got, err = s.Get(ctx, store.PlayerKey(fmt.Sprint("p", p), "n")); !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) {
+				break
+			}
+		}
+		n, _ := strconv.ParseInt(string(got), 10, 64)
+		if err != nil || n < acked[p].Load() {
+			t.Fatalf("player %d: stored %q (%v), last acknowledged save %d", p, got, err, acked[p].Load())
+		}
+	}
+}
