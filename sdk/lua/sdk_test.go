@@ -13,7 +13,6 @@ import (
 	"io"
 	"math"
 	"math/rand"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -300,13 +299,7 @@ func TestFailover(t *testing.T) {
 	for _, interp := range interps {
 		first, pid := startServerProcess(t)
 		second, _ := startServerProcess(t)
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		dead := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-		l.Close()
-		runScript(t, interp, "test/failover_test.lua", dead, first, second, strconv.Itoa(pid))
+		runScript(t, interp, "test/failover_test.lua", freePort(t), first, second, strconv.Itoa(pid))
 	}
 }
 
