@@ -183,7 +183,7 @@ namespace Moonforge.Tests
             var tried = new List<string>();
             var servers = new List<ScriptedServer>();
             var options = Options(servers, true, TimeSpan.Zero);
-            options.Endpoints = new[] { "dead:1", "a:2", "[::1]" };
+            options.Endpoints = new[] { "dead:1", "dead:4", "a:2", "[::1]" };
             options.Port = 3;
             options.TransportFactory = o =>
             {
@@ -197,13 +197,13 @@ namespace Moonforge.Tests
             };
             var client = new MoonforgeClient(options);
             client.ConnectAsync().Wait();
-            lock (servers) check.Equal("dead:1 a:2", string.Join(" ", tried), "endpoints tried by ConnectAsync");
+            lock (servers) check.Equal("dead:1 dead:4 a:2", string.Join(" ", tried), "endpoints tried by ConnectAsync");
             Server(servers, 0).Abort();
             check.True(Pump(client, () => Server(servers, 1) != null), "reconnects after a loss");
             Server(servers, 1).Abort();
             check.True(Pump(client, () => Server(servers, 2) != null), "reconnects after a second loss");
             client.Close();
-            lock (servers) check.Equal("dead:1 a:2 ::1:3 dead:1 a:2", string.Join(" ", tried), "endpoints tried in order, wrapping around");
+            lock (servers) check.Equal("dead:1 dead:4 a:2 ::1:3 dead:1 dead:4 a:2", string.Join(" ", tried), "endpoints tried in order, wrapping around");
             foreach (var bad in new[] { "host:0", "host:x", ":7001", "[::1", "[::1]x" })
             {
                 try

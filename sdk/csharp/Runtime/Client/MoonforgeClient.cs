@@ -179,9 +179,9 @@ namespace Moonforge
         /// <summary>
         /// Connects to the server. Completes (on a network thread) when the connection is up; Connected
         /// is raised at the next <see cref="Update"/>. Call it once; after a loss the client reconnects by
-        /// itself when <see cref="ClientOptions.Reconnect"/> is set.
+        /// itself when <see cref="ClientOptions.Reconnect"/> is set. With several
+        /// <see cref="ClientOptions.Endpoints"/> it tries them in order until one answers.
         /// </summary>
-        /// With several <see cref="ClientOptions.Endpoints"/> it tries them in order until one answers.
         /// <exception cref="MoonforgeException">Unavailable: no server can be reached.</exception>
         public async Task ConnectAsync(CancellationToken cancellationToken = default(CancellationToken))
         {
@@ -194,9 +194,10 @@ namespace Moonforge
             try
             {
                 Connection c = null;
+                int start = endpoint;
                 for (int i = 0; c == null; i++)
                 {
-                    int at = (endpoint + i) % endpoints.Count;
+                    int at = (start + i) % endpoints.Count;
                     try
                     {
                         c = await OpenAsync(at, cancellationToken).ConfigureAwait(false);
