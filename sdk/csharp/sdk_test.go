@@ -14,10 +14,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,10 +130,43 @@ func TestSDK(t *testing.T) {
 	}
 }
 
+// TestFailover runs the failover program against two real servers and a dead port: the client
+// skips the dead endpoint, plays on the first server, and carries on through the second when the
+// first is killed mid-session.
+func TestFailover(t *testing.T) {
+	mcs, mono := toolchain(t)
+	dir := t.TempDir()
+	_, exe := build(t, mcs, dir)
+	first, _, _, _, pid := startServerProcess(t, filepath.Join(dir, "first"))
+	second, _, _, _, _ := startServerProcess(t, filepath.Join(dir, "second"))
+	runTests(t, mono, exe, "failover", "127.0.0.1", deadPort(t), first, second, strconv.Itoa(pid))
+}
+
+// deadPort returns a loopback TCP port that nothing listens on.
+func deadPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
 // startServer builds moonforge and runs it on copies of lua/ and proto/ with loopback ports; it
 // returns the TCP, WebSocket, KCP and TCP over TLS ports from the "moonforge is running" line.
 func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort, tlsPort string) {
 	t.Helper()
+	tcpPort, wsPort, kcpPort, tlsPort, _ = startServerProcess(t, dir)
+	return
+}
+
+// startServerProcess is startServer, and returns the server's process id too.
+func startServerProcess(t *testing.T, dir string) (tcpPort, wsPort, kcpPort, tlsPort string, pid int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
@@ -200,13 +235,13 @@ func startServer(t *testing.T, dir string) (tcpPort, wsPort, kcpPort, tlsPort st
 	})
 	select {
 	case m := <-ports:
-		return m[1], m[2], m[4], m[3]
+		return m[1], m[2], m[4], m[3], srv.Process.Pid
 	case <-exited:
 		t.Fatalf("moonforge exited before serving:\n%s", serverLog())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not report running within 30s:\n%s", serverLog())
 	}
-	return "", "", "", ""
+	return "", "", "", "", 0
 }
 
 // unityStubs stands in for the parts of UnityEngine the sample uses, so that the sample is

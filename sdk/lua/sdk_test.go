@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -290,10 +291,35 @@ func TestEndToEndKCP(t *testing.T) {
 	}
 }
 
+// TestFailover runs test/failover_test.lua against two real servers and a dead port, on each
+// interpreter: the client skips the dead address, plays on the first server, and carries on
+// through the second when the first is killed mid-session.
+func TestFailover(t *testing.T) {
+	interps := lua(t)
+	for _, interp := range interps {
+		first, pid := startServerProcess(t)
+		second, _ := startServerProcess(t)
+		runScript(t, interp, "test/failover_test.lua", freePort(t), first, second, strconv.Itoa(pid))
+	}
+}
+
 // startServer builds moonforge, runs it on free loopback ports with a copy of the demo game, and
 // returns its TCP, KCP and TCP over TLS ports and the certificate to trust. The server is stopped
 // when the test ends.
 func startServer(t *testing.T) (tcpPort, kcpPort, tlsPort, cafile string) {
+	t.Helper()
+	tcpPort, kcpPort, tlsPort, cafile, _ = startServerWithPid(t)
+	return
+}
+
+// startServerProcess starts a server as startServer does and returns its TCP port and process id.
+func startServerProcess(t *testing.T) (tcpPort string, pid int) {
+	t.Helper()
+	tcpPort, _, _, _, pid = startServerWithPid(t)
+	return
+}
+
+func startServerWithPid(t *testing.T) (tcpPort, kcpPort, tlsPort, cafile string, pid int) {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -353,13 +379,13 @@ func startServer(t *testing.T) (tcpPort, kcpPort, tlsPort, cafile string) {
 	})
 	select {
 	case p := <-ports:
-		return p[0], p[1], p[2], filepath.Join(dir, "data", "dev-cert.pem")
+		return p[0], p[1], p[2], filepath.Join(dir, "data", "dev-cert.pem"), cmd.Process.Pid
 	case <-done:
 		t.Fatalf("moonforge exited before it was running:\n%s", log.text())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("moonforge did not start within 30s:\n%s", log.text())
 	}
-	return "", "", "", ""
+	return "", "", "", "", 0
 }
 
 // lockedLog keeps the server's log lines for failure messages; safe for concurrent use.

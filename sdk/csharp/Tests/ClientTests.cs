@@ -19,7 +19,7 @@ namespace Moonforge.Tests
         internal static int Run()
         {
             var check = new Check();
-            foreach (var test in new Action<Check>[] { ResultsOnlyInUpdate, ResumeAfterLoss, SilentServer, ConnectFailure, CancelWhileStarting, ThrowingLog, CloseCompletesAtOnce, LossCompletesAtOnce, HeartbeatNeverLeaks, BoundedUpdate, SimulatedLossAtOnce, NamedEvents, CatchAllPushes, RestoreSession, DefaultPorts })
+            foreach (var test in new Action<Check>[] { ResultsOnlyInUpdate, ResumeAfterLoss, SilentServer, ConnectFailure, CancelWhileStarting, ThrowingLog, CloseCompletesAtOnce, LossCompletesAtOnce, HeartbeatNeverLeaks, BoundedUpdate, SimulatedLossAtOnce, NamedEvents, CatchAllPushes, RestoreSession, DefaultPorts, Endpoints })
             {
                 try
                 {
@@ -175,6 +175,46 @@ namespace Moonforge.Tests
             check.True(Pump(client, () => events.Exists(e => e.Key == ClientEvent.Disconnected && e.Value.WillReconnect)), "a server silent for 3 heartbeat intervals counts as lost");
             check.True(Pump(client, () => Server(servers, 1) != null), "and the client reconnects");
             client.Close();
+        }
+
+        // Endpoints: ConnectAsync skips one that fails; each reconnect goes to the next, wrapping around.
+        private static void Endpoints(Check check)
+        {
+            var tried = new List<string>();
+            var servers = new List<ScriptedServer>();
+            var options = Options(servers, true, TimeSpan.Zero);
+            options.Endpoints = new[] { "dead:1", "dead:4", "a:2", "[::1]" };
+            options.Port = 3;
+            options.TransportFactory = o =>
+            {
+                var s = new ScriptedServer(true) { FailConnect = o.Host == "dead" };
+                lock (servers)
+                {
+                    tried.Add(o.Host + ":" + o.Port);
+                    if (!s.FailConnect) servers.Add(s);
+                }
+                return s;
+            };
+            var client = new MoonforgeClient(options);
+            client.ConnectAsync().Wait();
+            lock (servers) check.Equal("dead:1 dead:4 a:2", string.Join(" ", tried), "endpoints tried by ConnectAsync");
+            Server(servers, 0).Abort();
+            check.True(Pump(client, () => Server(servers, 1) != null), "reconnects after a loss");
+            Server(servers, 1).Abort();
+            check.True(Pump(client, () => Server(servers, 2) != null), "reconnects after a second loss");
+            client.Close();
+            lock (servers) check.Equal("dead:1 dead:4 a:2 ::1:3 dead:1 dead:4 a:2", string.Join(" ", tried), "endpoints tried in order, wrapping around");
+            foreach (var bad in new[] { "host:0", "host:x", ":7001", "[::1", "[::1]x" })
+            {
+                try
+                {
+                    new MoonforgeClient(new ClientOptions { Endpoints = new[] { bad } });
+                    check.Fail("endpoint " + bad + " accepted");
+                }
+                catch (ArgumentException)
+                {
+                }
+            }
         }
 
         private static void ConnectFailure(Check check)

@@ -58,8 +58,43 @@ local function report(msg)
   io.stderr:write("moonforge: ", tostring(msg), "\n")
 end
 
+-- parse_addresses returns the { host, port } to try, in order: options.addresses, else host:port.
+-- An address is "host:port", "[v6]:port", "host" (the port option's port) or { host =, port = }.
+local function parse_addresses(o)
+  if o.addresses == nil then
+    return { { host = o.host, port = o.port } }
+  end
+  if type(o.addresses) ~= "table" or #o.addresses == 0 then
+    error("moonforge.Client.new: addresses must be a non-empty list of \"host:port\"", 3)
+  end
+  local list = {}
+  for i, a in ipairs(o.addresses) do
+    local host, port
+    if type(a) == "table" then
+      host, port = a.host, a.port or o.port
+    elseif type(a) == "string" then
+      host, port = a:match("^%[([^%]]+)%]:?(%d*)$")
+      if not host then
+        host, port = a:match("^([^:]+):?(%d*)$")
+      end
+      port = tonumber(port) or (port == "" and o.port) or nil
+    end
+    port = tonumber(port)
+    if type(host) ~= "string" or host == "" or not port or port < 1 or port > 65535 or port % 1 ~= 0 then
+      error("moonforge.Client.new: addresses[" .. i .. "] is not host:port: " .. tostring(a), 3)
+    end
+    list[i] = { host = host, port = port }
+  end
+  return list
+end
+
 -- new returns an unconnected client. Options (all optional, see Client.DEFAULTS):
---   host, port (7001, 7003 for KCP, 7443 for TLS), transport ("tcp", "kcp": KCP over UDP, or "tls":
+--   host, port (7001, 7003 for KCP, 7443 for TLS);
+--   addresses: the servers (proxies) to use instead of host:port, in order: { "10.0.0.1:7001",
+--     "10.0.0.2:7001" } ("host" alone takes port). connect() moves down the list until one
+--     answers; every reconnect after a failure or a lost connection goes to the next address,
+--     wrapping around, with the usual back-off. Shuffle the list to spread players over servers;
+--   transport ("tcp", "kcp": KCP over UDP, or "tls":
 --   TCP over TLS with LuaSec), heartbeat, request_timeout, connect_timeout, reconnect,
 --   reconnect_delay, reconnect_max_delay, max_frame, codec;
 --   schema: a generated schema module (require("moonforge.generated.demo")), a sequence of them,
@@ -68,8 +103,8 @@ end
 --   socket: the LuaSocket module (default require("socket"));
 --   tls: for transport "tls", { cafile, capath, server_name, verify } (see moonforge.tls_transport);
 --   ssl: the LuaSec module (default require("ssl"));
---   on_error: function(message) called when a callback raises or a push cannot be decoded
---     (default: write to stderr); an error it raises is dropped.
+--   on_error: function(message) called when a callback raises, a push cannot be decoded or
+--     connect() moves past an address that failed (default: write to stderr); an error it raises is dropped.
 -- It raises an error for a bad option.
 function Client.new(options)
   options = options or {}
@@ -102,8 +137,11 @@ function Client.new(options)
       error("moonforge.Client.new: the schema lacks the framework message " .. name, 2)
     end
   end
+  local addresses = parse_addresses(o)
   local self = setmetatable({
     options = o,
+    addresses = addresses, -- { host, port } to try, in order
+    address = 1, -- index in addresses of the server connected to or tried last
     schema = schema,
     codec = codec_mod.new(schema, o.codec),
     transport = transport_mod.new(o.transport, { socket = o.socket, ssl = o.ssl, tls = o.tls }),
@@ -156,13 +194,24 @@ function Client:connect()
   self._closing = false
   self._kicked = nil
   self._attempts = 0
+  self._untried = #self.addresses - 1 -- addresses connect() still moves to at once on a failure
   return self:_dial()
 end
 
+-- _where names the current address, host:port.
+function Client:_where()
+  local a = self.addresses[self.address]
+  return a.host .. ":" .. tostring(a.port)
+end
+
 function Client:_dial()
-  local ok, err = self.transport:connect(self.options.host, self.options.port)
+  local a = self.addresses[self.address]
+  local ok, err = self.transport:connect(a.host, a.port)
   if not ok then
-    self:_lost("connect to " .. self.options.host .. ":" .. tostring(self.options.port) .. ": " .. tostring(err))
+    self:_lost("connect to " .. self:_where() .. ": " .. tostring(err))
+    if self.state == "connecting" then
+      return true -- on the next address
+    end
     return nil, errors.new(Code.UNAVAILABLE, tostring(err))
   end
   self.state = "connecting"
@@ -217,7 +266,8 @@ end
 --   "disconnected"    { reason, reconnecting = bool, retry_in = seconds when reconnecting }
 --   "resumed"         { player_id, replayed }: the session continues, no push lost
 --   "kicked"          { code, name, reason }: the server is closing the connection
---   "login_required"  { code, name, message }: the session could not be resumed; log in again
+--   "login_required"  { code, name, message, refresh_token }: the session could not be resumed;
+--                     log in again (refresh_token, the lost session's, can restore the player)
 -- It returns a function that removes the handler.
 function Client:on_event(fn)
   local list = self._event_handlers
@@ -447,9 +497,9 @@ function Client:_update()
     if status == "connected" then
       self:_connected(now)
     elseif status == nil then
-      self:_lost("connect to " .. self.options.host .. ":" .. tostring(self.options.port) .. ": " .. tostring(err))
+      self:_lost("connect to " .. self:_where() .. ": " .. tostring(err))
     elseif now >= self._connect_deadline then
-      self:_lost("connect to " .. self.options.host .. ":" .. tostring(self.options.port) .. ": timed out")
+      self:_lost("connect to " .. self:_where() .. ": timed out")
     end
   end
   if self.state == "connected" then
@@ -645,7 +695,9 @@ function Client:_connected(now)
   local reconnect = self._attempts > 0 or self._was_connected or false
   self._was_connected = true
   self._attempts = 0
-  self:_emit("connected", { host = self.options.host, port = self.options.port, reconnect = reconnect })
+  self._untried = 0
+  local a = self.addresses[self.address]
+  self:_emit("connected", { host = a.host, port = a.port, reconnect = reconnect })
   if self.session then
     self:_resume_session()
   else
@@ -713,10 +765,11 @@ function Client:_send_resume()
         self:_lost("resume: " .. err.message)
       end
     else
+      local refresh = self.session.refresh_token
       self.session = nil
       self.last_push_seq, self._received_seq = 0, 0
       self:_fail_outbox(errors.new(err.code, "session lost: " .. err.message, 0, err.remote))
-      self:_call_event("login_required", { code = err.code, name = err.name, message = err.message })
+      self:_call_event("login_required", { code = err.code, name = err.name, message = err.message, refresh_token = refresh })
     end
   end, true)
 end
@@ -729,13 +782,21 @@ function Client:_call_event(event, info)
 end
 
 -- _lost handles the end of a connection (or of an attempt): fails what was in flight, and
--- schedules a reconnection unless the client was closed or kicked for good.
+-- schedules a reconnection to the next address unless the client was closed or kicked for good.
+-- A failed attempt of connect() moves to the next untried address at once.
 function Client:_lost(reason)
   local was = self.state
   self.transport:close()
   self._reader = nil
   self._wbuf = {}
   self._resuming = false
+  if (self._untried or 0) > 0 and not self._closing and was ~= "connected" then
+    self._untried = self._untried - 1
+    self.address = self.address % #self.addresses + 1
+    self:_report(reason .. "; trying " .. self:_where())
+    self:_dial()
+    return
+  end
   local lost = errors.new(Code.UNAVAILABLE, "connection lost: " .. reason)
   for _, req in pairs(self._pending) do
     if req.sent or self._closing then
@@ -746,6 +807,7 @@ function Client:_lost(reason)
   local reconnect = self.options.reconnect and not self._closing and (kick == nil or RECONNECT_AFTER_KICK[kick])
     and (self._was_connected or was == "waiting" or self._attempts > 0)
   if reconnect then
+    self.address = self.address % #self.addresses + 1
     self._attempts = self._attempts + 1
     local delay = math.min(self.options.reconnect_max_delay, self.options.reconnect_delay * 2 ^ (self._attempts - 1))
     delay = delay * (0.75 + 0.5 * math.random())

@@ -323,6 +323,49 @@ T.test("after a lost connection: reconnect, resume, replayed pushes delivered on
   T.check(env.event("connected").reconnect, "reconnect flag")
 end)
 
+T.test("several addresses: connect skips a dead one; a lost connection resumes on the next, wrapping", function()
+  local dead = assert(socket.bind("127.0.0.1", 0))
+  local _, dead_port = dead:getsockname()
+  dead:close()
+  local b = Server.new()
+  local env = setup({ addresses = { "127.0.0.1:" .. dead_port, "127.0.0.1" }, port = nil })
+  env.client.addresses[2].port = env.server.port
+  env.client.addresses[3] = { host = "127.0.0.1", port = b.port }
+  local a, c = env.server, env.client
+  env.login()
+  T.equal(env.event("connected").port, a.port, "first connected port")
+  T.equal(#env.errors, 1, "reports of the dead address")
+  a:close()
+  env.pump("disconnected", function() return env.event("disconnected") ~= nil end)
+  env.now = env.now + 2
+  local rf
+  env.pump("ResumeReq on the next address", function()
+    b:poll()
+    rf = b:take("ResumeReq")
+    return rf ~= nil
+  end)
+  T.equal(decode("ResumeReq", rf.payload).token, "tok-1", "token resumed with")
+  b:reply(rf, "ResumeAck", { player_id = "p-1", replayed = 0 })
+  env.pump("resumed", function() return env.event("resumed") ~= nil end)
+  T.equal(env.event("connected").port, b.port, "reconnected port")
+  -- b goes away too: after the last address comes the first, which is dead, then a again.
+  b:close()
+  b.srv:close()
+  local again
+  for _ = 1, 3000 do
+    env.now = env.now + 1
+    c:update()
+    a:poll()
+    again = a:take("ResumeReq")
+    if again then
+      break
+    end
+    socket.sleep(0.001)
+  end
+  T.check(again ~= nil, "no ResumeReq back on the first live address")
+  T.equal(env.event("connected").port, a.port, "connected port after wrapping")
+end)
+
 T.test("a failed resume asks for a login and fails the queued requests", function()
   local env = setup()
   env.login()

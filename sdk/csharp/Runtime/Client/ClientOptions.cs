@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Globalization;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 
@@ -30,6 +32,69 @@ namespace Moonforge
             if (transport == Transport.WebSocket) return tls ? 7444 : 7002;
             if (transport == Transport.Kcp) return 7003;
             return tls ? 7443 : 7001;
+        }
+
+        /// <summary>The servers (proxies) to use, as "host:port" ("host" alone takes <see cref="Port"/>;
+        /// "[::1]:7001" for IPv6); null or empty (default) means <see cref="Host"/>:<see cref="Port"/> alone.
+        /// The client tries them in the order given: <see cref="MoonforgeClient.ConnectAsync"/> moves down
+        /// the list until one answers, and every reconnect after a failure or a lost connection starts on
+        /// the next one, wrapping around, with the usual back-off. A session resumes on the new server
+        /// when it knows the session; otherwise LoginRequired is raised. To spread players over the
+        /// servers, shuffle the list (or name a DNS name or load balancer in front of them).</summary>
+        public IList<string> Endpoints { get; set; }
+
+        // EndpointList returns the (host, port) pairs to try, in order. It throws ArgumentException for
+        // an entry that is not host[:port].
+        internal List<KeyValuePair<string, int>> EndpointList()
+        {
+            var list = new List<KeyValuePair<string, int>>();
+            if (Endpoints == null || Endpoints.Count == 0)
+            {
+                list.Add(new KeyValuePair<string, int>(Host, Port));
+                return list;
+            }
+            foreach (string e in Endpoints)
+            {
+                list.Add(ParseEndpoint(e, Port));
+            }
+            return list;
+        }
+
+        private static KeyValuePair<string, int> ParseEndpoint(string endpoint, int defaultPort)
+        {
+            string s = (endpoint ?? "").Trim();
+            string host = s;
+            string port = null;
+            int colon = s.LastIndexOf(':');
+            if (s.StartsWith("[", StringComparison.Ordinal))
+            {
+                int close = s.IndexOf(']');
+                if (close < 0 || (close + 1 < s.Length && s[close + 1] != ':')) throw new ArgumentException("endpoint \"" + endpoint + "\" is not host:port");
+                host = s.Substring(1, close - 1);
+                if (close + 1 < s.Length) port = s.Substring(close + 2);
+            }
+            else if (colon >= 0 && s.IndexOf(':') == colon)
+            {
+                host = s.Substring(0, colon);
+                port = s.Substring(colon + 1);
+            }
+            int p = defaultPort;
+            if (port != null && (!int.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out p) || p < 1 || p > 65535))
+            {
+                throw new ArgumentException("endpoint \"" + endpoint + "\" has a bad port");
+            }
+            if (host.Length == 0) throw new ArgumentException("endpoint \"" + endpoint + "\" has no host");
+            return new KeyValuePair<string, int>(host, p);
+        }
+
+        // At returns a copy of these options that connects to host:port alone, for a TransportFactory.
+        internal ClientOptions At(string host, int port)
+        {
+            var o = (ClientOptions)MemberwiseClone();
+            o.Host = host;
+            o.Port = port;
+            o.Endpoints = null;
+            return o;
         }
 
         /// <summary>TCP (default), WebSocket or KCP (over UDP; driven by <see cref="MoonforgeClient.Update"/>).</summary>
@@ -94,7 +159,8 @@ namespace Moonforge
         public Action<string> Log { get; set; }
 
         /// <summary>Makes the transport for each connection; null (default) builds one from Transport,
-        /// Host, Port, UseTls and WebSocketPath. For custom transports and tests.</summary>
+        /// Host, Port, UseTls and WebSocketPath. It gets a copy of the options whose Host and Port are the
+        /// endpoint being tried. For custom transports and tests.</summary>
         public Func<ClientOptions, ITransport> TransportFactory { get; set; }
     }
 }

@@ -11,9 +11,12 @@ namespace Moonforge
     // the game sees to the dispatch queue.
     public sealed partial class MoonforgeClient
     {
-        private async Task<Connection> OpenAsync(CancellationToken cancellationToken)
+        // OpenAsync connects to endpoints[at], which becomes the current endpoint.
+        private async Task<Connection> OpenAsync(int at, CancellationToken cancellationToken)
         {
-            ITransport t = options.TransportFactory != null ? options.TransportFactory(options) : CreateTransport();
+            endpoint = at;
+            ClientOptions o = options.At(endpoints[at].Key, endpoints[at].Value);
+            ITransport t = options.TransportFactory != null ? options.TransportFactory(o) : CreateTransport(o);
             using (var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.Token))
             {
                 cts.CancelAfter(options.ConnectTimeout);
@@ -26,13 +29,13 @@ namespace Moonforge
                     t.Dispose();
                     if (cancellationToken.IsCancellationRequested) throw new OperationCanceledException(cancellationToken);
                     string why = cts.IsCancellationRequested && !lifetime.IsCancellationRequested ? "timed out" : e.Message;
-                    throw new MoonforgeException(ErrorCode.Unavailable, "cannot connect to " + options.Host + ":" + options.Port + ": " + why, 0, e);
+                    throw new MoonforgeException(ErrorCode.Unavailable, "cannot connect to " + o.Host + ":" + o.Port + ": " + why, 0, e);
                 }
             }
             return new Connection(t, this);
         }
 
-        private ITransport CreateTransport()
+        private static ITransport CreateTransport(ClientOptions options)
         {
             if (options.Transport == Transport.WebSocket)
             {
@@ -483,6 +486,8 @@ namespace Moonforge
             }
         }
 
+        // ReconnectLoop tries the next endpoint on each attempt (the lost one was tried last), after the
+        // back-off delay.
         private async Task ReconnectLoop()
         {
             TimeSpan delay = options.ReconnectDelay;
@@ -500,7 +505,7 @@ namespace Moonforge
                 Exception why;
                 try
                 {
-                    Connection c = await OpenAsync(CancellationToken.None).ConfigureAwait(false);
+                    Connection c = await OpenAsync((endpoint + 1) % endpoints.Count, CancellationToken.None).ConfigureAwait(false);
                     Attach(c);
                     return;
                 }

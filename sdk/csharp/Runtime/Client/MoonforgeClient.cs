@@ -42,6 +42,8 @@ namespace Moonforge
         // The game's requests whose task is not complete yet, with their outcome once it is known and
         // queued for Update (null before): what Close completes at once.
         private readonly Dictionary<Pending, Action> open = new Dictionary<Pending, Action>();
+        private readonly List<KeyValuePair<string, int>> endpoints;
+        private int endpoint; // index in endpoints tried last; ConnectAsync and ReconnectLoop never run at once
         private Connection conn;
         private uint nextSeq;
         private uint lastPushSeq;
@@ -64,6 +66,7 @@ namespace Moonforge
         {
             if (options == null) throw new ArgumentNullException("options");
             this.options = options;
+            endpoints = options.EndpointList();
             messages = options.Messages ?? MessageTable.CreateDefault();
             logSink = options.Log ?? (s => Console.Error.WriteLine("moonforge: " + s));
             dispatch = new DispatchQueue(options.MaxQueuedWork);
@@ -176,9 +179,10 @@ namespace Moonforge
         /// <summary>
         /// Connects to the server. Completes (on a network thread) when the connection is up; Connected
         /// is raised at the next <see cref="Update"/>. Call it once; after a loss the client reconnects by
-        /// itself when <see cref="ClientOptions.Reconnect"/> is set.
+        /// itself when <see cref="ClientOptions.Reconnect"/> is set. With several
+        /// <see cref="ClientOptions.Endpoints"/> it tries them in order until one answers.
         /// </summary>
-        /// <exception cref="MoonforgeException">Unavailable: the server cannot be reached.</exception>
+        /// <exception cref="MoonforgeException">Unavailable: no server can be reached.</exception>
         public async Task ConnectAsync(CancellationToken cancellationToken = default(CancellationToken))
         {
             lock (gate)
@@ -189,7 +193,21 @@ namespace Moonforge
             }
             try
             {
-                Connection c = await OpenAsync(cancellationToken).ConfigureAwait(false);
+                Connection c = null;
+                int start = endpoint;
+                for (int i = 0; c == null; i++)
+                {
+                    int at = (start + i) % endpoints.Count;
+                    try
+                    {
+                        c = await OpenAsync(at, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (MoonforgeException e)
+                    {
+                        if (i + 1 >= endpoints.Count) throw;
+                        Log(e.Message + "; trying the next endpoint");
+                    }
+                }
                 Attach(c);
             }
             finally
