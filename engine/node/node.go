@@ -596,7 +596,6 @@ func (n *Node) claim(s *session.Session) {
 	}
 }
 
-// presence passes session ends to the rooms and removes the session from the directory.
 // sessionFollower follows this process's sessions for the rooms and the cluster's directories.
 type sessionFollower struct {
 	rooms *room.Manager

@@ -40,7 +40,22 @@ type Manager struct {
 	byPlayer map[string]*Session
 	follower atomic.Pointer[call.Notifier]
 	opened   func(s *Session)
+	// early: kicks that named a session not registered yet (by session id). A session is
+	// claimed in the cluster's directory (OnOpen) before it is registered, so a login on another
+	// proxy can displace it and send its kick in between; Open then ends it at once.
+	early map[string]earlyKick
 }
+
+// earlyKick is a kick that arrived before its session was registered.
+type earlyKick struct {
+	code   protocol.Code
+	reason string
+	at     time.Time
+}
+
+// earlyKickTTL bounds how long an early kick waits for its session; Open follows the claim within
+// the claim's own timeout (seconds).
+const earlyKickTTL = time.Minute
 
 // Follow sends the presence messages of every session to n from now on, from any goroutine, never
 // under a lock: call.SessionStarted at a login (after the end of the session it replaces),
@@ -68,7 +83,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.ReplayMaxBytes <= 0 {
 		cfg.ReplayMaxBytes = d.ReplayBytes
 	}
-	return &Manager{cfg: cfg, byID: map[string]*Session{}, byPlayer: map[string]*Session{}}
+	return &Manager{cfg: cfg, byID: map[string]*Session{}, byPlayer: map[string]*Session{}, early: map[string]earlyKick{}}
 }
 
 // Session is one login of a player. Its fields are guarded by its mutex.
@@ -119,6 +134,13 @@ func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame)
 		old.end("replaced", protocol.KickedDuplicateLogin, "the player logged in on another connection")
 	}
 	m.notify(s, call.SessionStarted, "")
+	m.mu.Lock()
+	k, kicked := m.early[s.ID]
+	delete(m.early, s.ID)
+	m.mu.Unlock()
+	if kicked {
+		m.Kick(playerID, s.ID, k.code, k.reason)
+	}
 	return s
 }
 
@@ -129,6 +151,9 @@ func (m *Manager) Kick(playerID, sessionID string, code protocol.Code, reason st
 	m.mu.Lock()
 	s := m.byPlayer[playerID]
 	if s == nil || sessionID != "" && s.ID != sessionID {
+		if sessionID != "" && m.byID[sessionID] == nil {
+			m.rememberEarlyKick(sessionID, code, reason)
+		}
 		m.mu.Unlock()
 		return false
 	}
@@ -141,6 +166,18 @@ func (m *Manager) Kick(playerID, sessionID string, code protocol.Code, reason st
 	}
 	s.end(reasonWord, code, reason)
 	return true
+}
+
+// rememberEarlyKick keeps a kick for a session that may still be registered (m.mu held), and
+// forgets those older than earlyKickTTL.
+func (m *Manager) rememberEarlyKick(sessionID string, code protocol.Code, reason string) {
+	now := time.Now()
+	for id, k := range m.early {
+		if now.Sub(k.at) > earlyKickTTL {
+			delete(m.early, id)
+		}
+	}
+	m.early[sessionID] = earlyKick{code: code, reason: reason, at: now}
 }
 
 // OnOpen sets fn, called on the goroutine of Open for each new session before it is registered

@@ -179,6 +179,37 @@ func TestDuplicateLoginKicksAndReplaces(t *testing.T) {
 	}
 }
 
+// A kick that names a session claimed elsewhere before it is registered here (a login on another
+// proxy displaced it in between) ends it as soon as it is registered: both logins never survive.
+func TestKickBeforeRegistrationEndsTheSession(t *testing.T) {
+	m := NewManager(Config{})
+	m.OnOpen(func(s *Session) {
+		if m.Kick(s.PlayerID, s.ID, protocol.KickedDuplicateLogin, "the player logged in on another proxy") {
+			t.Error("Kick found a session that is not registered yet")
+		}
+	})
+	c := &conn{}
+	s := m.Open("p1", c, ack(1))
+	if c.kicked != protocol.KickedDuplicateLogin {
+		t.Fatalf("connection kicked with %v, want KICKED_DUPLICATE_LOGIN", c.kicked)
+	}
+	if m.Get(s.ID) != nil || m.Count() != 0 {
+		t.Fatal("the displaced session is still held")
+	}
+	if len(m.early) != 0 {
+		t.Fatalf("%d early kicks kept after use", len(m.early))
+	}
+	m.OnOpen(nil)
+	if m.Kick("p2", "s-never", protocol.KickedDuplicateLogin, "") || len(m.early) != 1 {
+		t.Fatal("a kick for an unknown session is not kept")
+	}
+	m.early["s-never"] = earlyKick{at: time.Now().Add(-2 * earlyKickTTL)}
+	m.Kick("p3", "s-other", protocol.KickedDuplicateLogin, "")
+	if _, stale := m.early["s-never"]; stale || len(m.early) != 1 {
+		t.Fatalf("early kicks past their time are not forgotten: %v", m.early)
+	}
+}
+
 func TestExpiryAfterResumeWindow(t *testing.T) {
 	done := make(chan string, 8)
 	m := NewManager(Config{ResumeWindow: 20 * time.Millisecond})
