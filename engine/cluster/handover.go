@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,13 +68,9 @@ func (c *Cluster) Takeover(ctx context.Context, player, sessionID string) error 
 	if ce := ans.Err(); ce != nil {
 		return failed("%s", ce.Message)
 	}
-	var h bus.Handover
-	if err := proto.Unmarshal(ans.Payload, &h); err != nil || h.Session != sessionID || h.Player != player {
-		return failed("the proxy %s handed over a bad session", from.Proxy)
-	}
-	st := session.State{ID: h.Session, PlayerID: h.Player, PushSeq: h.PushSeq, Acked: h.Acked}
-	for _, p := range h.Replay {
-		st.Replay = append(st.Replay, session.Pushed{Seq: p.Seq, MsgID: uint16(p.MsgId), Payload: p.Payload})
+	st, err := handoverState(ans.Payload, sessionID, player)
+	if err != nil {
+		return failed("the proxy %s handed over a bad session: %v", from.Proxy, err)
 	}
 	c.deps.Adopt(st)
 	a.mu.Lock()
@@ -193,4 +190,30 @@ func (c *Cluster) sweepPushTargets(ctx context.Context, period time.Duration) {
 			return true
 		})
 	}
+}
+
+// handoverState decodes the session a proxy handed over (bus.Handover) and checks it against the
+// session asked for: the ids match, the acknowledged push is not beyond the last one, and the
+// replayed pushes are in strictly increasing seq order up to the last push.
+func handoverState(b []byte, sessionID, player string) (session.State, error) {
+	var h bus.Handover
+	if err := proto.Unmarshal(b, &h); err != nil {
+		return session.State{}, err
+	}
+	if h.Session != sessionID || h.Player != player {
+		return session.State{}, fmt.Errorf("session %q of player %q, want %q of %q", h.Session, h.Player, sessionID, player)
+	}
+	if h.Acked > h.PushSeq {
+		return session.State{}, fmt.Errorf("acknowledged push %d beyond the last push %d", h.Acked, h.PushSeq)
+	}
+	st := session.State{ID: h.Session, PlayerID: h.Player, PushSeq: h.PushSeq, Acked: h.Acked}
+	var prev uint32
+	for _, p := range h.Replay {
+		if p.Seq <= prev || p.Seq > h.PushSeq || p.MsgId > 0xffff {
+			return session.State{}, fmt.Errorf("replayed push %d (msg %d) out of order or range", p.Seq, p.MsgId)
+		}
+		prev = p.Seq
+		st.Replay = append(st.Replay, session.Pushed{Seq: p.Seq, MsgID: uint16(p.MsgId), Payload: p.Payload})
+	}
+	return st, nil
 }

@@ -7,8 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/moonforge/moonforge/engine/bus"
+	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/registry"
+	"github.com/moonforge/moonforge/engine/session"
+	"github.com/moonforge/moonforge/engine/wire"
 )
 
 // A push a sender made while the session directory named the old proxy, still on its way through
@@ -140,3 +145,42 @@ type noPlayers struct{}
 
 func (noPlayers) Push(string, uint16, []byte) bool { return false }
 func (noPlayers) PushAll(uint16, []byte) int       { return 0 }
+
+// FuzzHandoverState: whatever another proxy hands over, the state accepted is consistent (ids as
+// asked, acknowledged and replayed pushes within the last push, replay in increasing order), and
+// a manager adopts and resumes it without failing.
+func FuzzHandoverState(f *testing.F) {
+	good, _ := proto.Marshal(&bus.Handover{Session: "s1", Player: "p1", PushSeq: 3, Acked: 1,
+		Replay: []*bus.Pushed{{Seq: 2, MsgId: 2003, Payload: []byte("a")}, {Seq: 3, MsgId: 2003}}})
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0x02, 's', '1', 0x12, 0x02, 'p', '1', 0x18, 0x01, 0x20, 0x05})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := handoverState(b, "s1", "p1")
+		if err != nil {
+			return
+		}
+		if st.ID != "s1" || st.PlayerID != "p1" || st.Acked > st.PushSeq {
+			t.Fatalf("accepted %+v", st)
+		}
+		var prev uint32
+		for _, p := range st.Replay {
+			if p.Seq <= prev || p.Seq > st.PushSeq {
+				t.Fatalf("accepted replay %+v", st.Replay)
+			}
+			prev = p.Seq
+		}
+		m := session.NewManager(session.Config{ResumeWindow: time.Minute})
+		s := m.Adopt(st)
+		if err := s.Resume(st.PushSeq, discard{}, nil); err != nil {
+			t.Fatalf("resuming an adopted session: %v", err)
+		}
+		m.Shutdown()
+	})
+}
+
+// discard is a connection that drops what it is sent.
+type discard struct{}
+
+func (discard) Send(wire.Frame) error      { return nil }
+func (discard) Kick(protocol.Code, string) {}
