@@ -65,12 +65,18 @@ func TestAdmin(t *testing.T) {
 		Version     string `json:"version"`
 		Connections int    `json:"connections"`
 		Sessions    int    `json:"sessions"`
+		Bus         *struct {
+			PushesLost *uint64 `json:"pushes_lost"`
+		} `json:"bus"`
 	}
 	if err := json.Unmarshal(body, &st); code != http.StatusOK || err != nil {
 		t.Fatalf("/status: %d %v %s", code, err, body)
 	}
 	if st.Version == "" || st.Version != s.version || st.Connections != 2 || st.Sessions != 2 {
 		t.Errorf("/status: %s, want version %s, 2 connections, 2 sessions", body, s.version)
+	}
+	if st.Bus == nil || st.Bus.PushesLost == nil {
+		t.Errorf("/status: %s, want the bus counters with pushes_lost", body)
 	}
 
 	r := s.lastReload(t)

@@ -450,6 +450,7 @@ type Status struct {
 	Rooms       int            `json:"rooms"`
 	Actors      map[string]int `json:"actors_by_version"`
 	LastReload  reload.Result  `json:"last_reload"`
+	Bus         cluster.Stats  `json:"bus"` // messages this node sent and refused on the bus, pushes lost on it
 }
 
 // Status summarises the node.
@@ -463,6 +464,7 @@ func (n *Node) Status() Status {
 		Rooms:       n.rooms.Count(),
 		Actors:      map[string]int{},
 		LastReload:  n.reloader.Last(),
+		Bus:         n.cluster.Stats(),
 	}
 	n.system.Each(func(a *actor.Actor) { s.Actors[a.Version()]++ })
 	return s
