@@ -24,8 +24,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -214,6 +216,9 @@ func runFlags(fs *flag.FlagSet, ext script.Extensions, clusterNode bool) func([]
 			if len(cfg.Cluster.Roles) == 0 {
 				return usageError("node needs -role (or cluster.roles in the config)")
 			}
+			if err := checkRoles(cfg.Cluster.Roles, cfg.LuaDir); err != nil {
+				return err
+			}
 			if nodeID != "" {
 				cfg.Cluster.NodeID = nodeID
 			}
@@ -375,4 +380,23 @@ func adminRequest(addr, tokenFile string) (*http.Request, error) {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	return req, nil
+}
+
+// engineRoles are the roles a node may run without scripts of their own under lua/.
+var engineRoles = []string{"master", "proxy", "login", "lobby", "game", "micro"}
+
+// checkRoles refuses a role that is neither an engine role nor a directory of luaDir, so that a
+// typo (-role lobyy) does not start a node that serves nothing.
+func checkRoles(roles []string, luaDir string) error {
+	for _, role := range roles {
+		if slices.Contains(engineRoles, role) {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(luaDir, role)); err == nil && st.IsDir() {
+			continue
+		}
+		return fmt.Errorf("unknown role %q: not one of %s, nor a directory of lua_dir %q",
+			role, strings.Join(engineRoles, ", "), filepath.ToSlash(luaDir))
+	}
+	return nil
 }

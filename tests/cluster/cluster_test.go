@@ -462,6 +462,7 @@ func TestCommandFailures(t *testing.T) {
 	}{
 		{[]string{"node"}, 2, "node needs -role"},
 		{[]string{"node", "-role", "lobby", "extra"}, 2, "takes no arguments"},
+		{[]string{"node", "-role", "proxy,lobyy", "-lua", filepath.Join(built.root, "lua")}, 1, `unknown role "lobyy"`},
 		{[]string{"node", "-role", "lobby", "-id", "bad.id", "-lua", dir, "-proto", dir}, 1, "cluster.node_id"},
 		{[]string{"node", "-role", "lobby", "-nats", "nats://127.0.0.1:1", "-data", filepath.Join(dir, "d"), "-lua", filepath.Join(built.root, "lua"), "-proto", filepath.Join(built.root, "proto")}, 1, "nats://127.0.0.1:1"},
 		{[]string{"cluster"}, 2, "needs a subcommand"},
