@@ -2,6 +2,9 @@ package tests
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,4 +90,45 @@ func TestChatFlood(t *testing.T) {
 		t.Fatal("the flooder was never limited")
 	}
 	t.Logf("flooder: %d answered, %d RATE_LIMITED; %d normal requests all answered", answered.Load(), limited.Load(), players*each)
+}
+
+// TestChatLimit: the demo's chat takes a burst of 5 messages from a player, then refuses the next
+// with APP_1003 and a wait, while another player still chats; after the wait the first may again.
+func TestChatLimit(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{})
+	hasty, calm := s.dial(t, "tcp"), s.dial(t, "tcp")
+	guest(t, hasty, "hasty-chatter-0001")
+	guest(t, calm, "calm-chatter-00001")
+	for i := range 5 {
+		s.mustCall(t, hasty, "ChatSendReq", fmt.Sprintf(`{"text": "burst %d"}`, i), "ChatSendAck")
+	}
+	_, err := s.call(timeout(t, 5*time.Second), hasty, "ChatSendReq", `{"text": "one too many"}`)
+	if err == nil || !strings.Contains(err.Error(), "APP_1003") || !strings.Contains(err.Error(), "slow down: wait") {
+		t.Fatalf("6th message in a burst: %v, want APP_1003 slow down", err)
+	}
+	s.mustCall(t, calm, "ChatSendReq", `{"text": "still heard"}`, "ChatSendAck")
+	time.Sleep(1100 * time.Millisecond) // one message's worth of the limit
+	s.mustCall(t, hasty, "ChatSendReq", `{"text": "after the wait"}`, "ChatSendAck")
+}
+
+// busyChat is a prepare option for tests whose players chat faster than the demo's per-player
+// limit (lua/lobby/chat.lua: a burst of 5, then 1 per second): it raises the limit in the server's
+// copy of the script, as a game tunes its own.
+func busyChat(t testing.TB, dir string) {
+	path := filepath.Join(dir, "lua", "lobby", "chat.lua")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b)
+	for _, limit := range []string{"local PER_SECOND = 1 ", "local BURST = 5 "} {
+		if !strings.Contains(src, limit) {
+			t.Fatalf("%s: no %q to raise", path, limit)
+		}
+		src = strings.Replace(src, limit, strings.Fields(limit)[0]+" "+strings.Fields(limit)[1]+" = 1000 ", 1)
+	}
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

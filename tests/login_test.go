@@ -143,7 +143,7 @@ func TestChatPushes(t *testing.T) {
 	for _, transport := range []string{"tcp", "ws"} {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, options{})
+			s := startServer(t, options{prepare: busyChat})
 			sender := s.dial(t, "tcp")
 			senderAck := guest(t, sender, "sender")
 			listener := s.dial(t, transport)

@@ -41,7 +41,7 @@ func (s *server) stats(t testing.TB, device string) (chats, joins, moves uint64)
 // SIGKILL sent right after the server acknowledged them.
 func TestPersistence(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, options{})
+	s := startServer(t, options{prepare: busyChat})
 	const device = "keeper"
 
 	c := s.dial(t, "tcp")

@@ -144,7 +144,7 @@ func TestResumeNoLostPush(t *testing.T) {
 	for _, transport := range []string{"tcp", "ws"} {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, options{})
+			s := startServer(t, options{prepare: busyChat})
 			stopChat := chatter(t, s, "chatter")
 			a := s.dial(t, "tcp")
 			login := guest(t, a, "resumer")
@@ -239,7 +239,7 @@ func drained(c *client.Client) <-chan client.Push {
 // and bad tokens.
 func TestResumeRefused(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, options{config: "session:\n  replay_pushes: 8\n  resume_window: 1s\n"})
+	s := startServer(t, options{config: "session:\n  replay_pushes: 8\n  resume_window: 1s\n", prepare: busyChat})
 	ctx := timeout(t, 30*time.Second)
 
 	t.Run("overflow", func(t *testing.T) {

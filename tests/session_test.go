@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/moonforge/moonforge/engine/client"
@@ -139,5 +140,60 @@ func TestRateLimit(t *testing.T) {
 	r.send(frame{id: echoID, seq: 100})
 	if f := r.reply(100, 5*time.Second); f.id == protocol.MsgError {
 		t.Errorf("after retry_after_ms: %s", describeError(f))
+	}
+}
+
+// TestRateLimitBySize: a request counts against gate.rate_limit as 1 plus 1 per KiB of its
+// payload, so a burst of 20 takes one 16 KiB request (17) and refuses a second one at once, while a
+// small request still fits.
+func TestRateLimitBySize(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{config: "gate:\n  rate_limit: 10\n  rate_burst: 20\n"})
+	r := dialRaw(t, s, "tcp")
+	r.login("bulky", 1)
+	echoID := s.msgs.Schema.ByName("EchoReq").ID
+	big := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), make([]byte, 16<<10))
+	r.send(frame{id: echoID, seq: 2, payload: big})
+	r.send(frame{id: echoID, seq: 3, payload: big})
+	r.send(frame{id: echoID, seq: 4})
+	got := map[uint32]frame{}
+	for range 3 {
+		f := r.nextNonPush(5 * time.Second)
+		got[f.seq] = f
+	}
+	if f := got[2]; f.id == protocol.MsgError {
+		t.Errorf("first 16 KiB request: %s", describeError(f))
+	}
+	if f := got[3]; f.id != protocol.MsgError {
+		t.Errorf("second 16 KiB request right after the first: %v, want RATE_LIMITED", f)
+	}
+	if f := got[4]; f.id == protocol.MsgError {
+		t.Errorf("small request within the rest of the burst: %s", describeError(f))
+	}
+}
+
+// TestRefusalsPauseReading: a client that ignores RATE_LIMITED's retry hint is read more slowly.
+// From the 4th refusal in a row the server waits for the hint before it reads the next frame, so
+// nine requests at 1/s with a burst of 1 take over a second to be answered, and the pauses let a
+// second one through.
+func TestRefusalsPauseReading(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{config: "gate:\n  rate_limit: 1\n  rate_burst: 1\n"})
+	r := dialRaw(t, s, "tcp")
+	r.login("ignores-hints", 1)
+	echoID := s.msgs.Schema.ByName("EchoReq").ID
+	start := time.Now()
+	const n = 9
+	for seq := uint32(2); seq < 2+n; seq++ {
+		r.send(frame{id: echoID, seq: seq})
+	}
+	answered := 0
+	for range n {
+		if f := r.nextNonPush(10 * time.Second); f.id != protocol.MsgError {
+			answered++
+		}
+	}
+	if took := time.Since(start); took < 900*time.Millisecond || answered < 2 {
+		t.Errorf("%d requests over the rate answered in %s, %d served: want the reader paused (over 0.9 s, at least 2 served)", n, took, answered)
 	}
 }

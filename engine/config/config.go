@@ -59,7 +59,7 @@ type Gate struct {
 	RequestTimeout      time.Duration `yaml:"request_timeout"`
 	MaxUnauthenticated  int           `yaml:"max_unauthenticated"`
 	SendQueueBytes      int           `yaml:"send_queue_bytes"`
-	RateLimit           float64       `yaml:"rate_limit"` // requests per second per connection, 0 = off
+	RateLimit           float64       `yaml:"rate_limit"` // requests per second per connection (each 1 + 1 per KiB of payload), 0 = off
 	RateBurst           int           `yaml:"rate_burst"`
 	DisabledMethods     []string      `yaml:"disabled_login_methods"`
 	TLSTCP              string        `yaml:"tls_tcp"` // TCP over TLS listen address, "-" to disable

@@ -35,10 +35,11 @@ type conn struct {
 	queue     *wire.Queue
 	sess      atomic.Pointer[session.Session]
 
-	unauth     int           // reader only: requests refused before login
-	limiter    *rate.Limiter // reader only
-	loginTimer *time.Timer   // kicks the connection if it has not logged in in time
-	preLogin   *rate.Limiter // reader only: frames before login
+	unauth       int           // reader only: requests refused before login
+	refusedInRow int           // reader only: frames refused by the limits since the last accepted one
+	limiter      *rate.Limiter // reader only
+	loginTimer   *time.Timer   // kicks the connection if it has not logged in in time
+	preLogin     *rate.Limiter // reader only: frames before login
 
 	box         call.Address     // where the answers of this connection's requests go
 	pending     pending          // requests in flight
@@ -278,6 +279,7 @@ func (c *conn) handle(f wire.Frame) {
 		err.RetryAfterMs = 1000 / preLoginRate
 		c.g.warn("rate_limited", c.remote, "frame refused before login", "conn", c.id)
 		c.failFrame(f, "", err)
+		c.throttle(err)
 		return
 	}
 	switch f.MsgID {
@@ -313,11 +315,13 @@ func (c *conn) handle(f wire.Frame) {
 		c.failFrame(f, name, protocol.Errorf(protocol.Forbidden, "%s is sent by the server only", name))
 		return
 	}
-	if err := c.overLimit(now); err != nil {
+	if err := c.overLimit(now, len(f.Payload)); err != nil {
 		c.g.warn("rate_limited", c.remote, "request refused", "conn", c.id, "player", s.PlayerID, "error", err.Message)
 		c.failFrame(f, name, err)
+		c.throttle(err)
 		return
 	}
+	c.accepted()
 	deadline := now.Add(c.g.cfg.RequestTimeout)
 	id := c.add(inflight{seq: f.Seq, msg: name, received: now, deadline: deadline})
 	c.g.deps.Router.Route(&call.Request{

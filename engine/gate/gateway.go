@@ -40,7 +40,7 @@ type Config struct {
 	SendQueueBytes       int           // bytes waiting for a slow client before it is dropped; default 4 MiB
 	WriteTimeout         time.Duration // one batch write; default 10s
 	ReadBufferSize       int           // default 4 KiB
-	RateLimit            float64       // requests per second per connection; 0: no limit
+	RateLimit            float64       // requests per second per connection, each 1 + 1 per KiB of payload; 0: no limit
 	RateBurst            int           // default 2 × RateLimit
 	LoginTimeout         time.Duration // a connection not logged in by then is kicked; default 10s
 	MaxFrameBeforeLogin  int           // largest length field accepted before login; default 4 KiB

@@ -84,8 +84,9 @@ func (g *Gateway) refused(limit, remote string) {
 }
 
 // overLimit refuses a request over the connection's in-flight cap or its rate, with a retry hint;
-// reader goroutine only.
-func (c *conn) overLimit(now time.Time) *protocol.CodeError {
+// reader goroutine only. A request counts against the rate as 1 plus 1 per KiB of its payload
+// (at most the burst), so large frames cannot buy many times the work of small ones.
+func (c *conn) overLimit(now time.Time, payload int) *protocol.CodeError {
 	if n := c.inFlight(); n >= c.g.cfg.MaxInFlight {
 		err := protocol.Errorf(protocol.RateLimited, "%d requests already wait for their reply", n)
 		err.RetryAfterMs = inFlightRetryMs
@@ -94,7 +95,8 @@ func (c *conn) overLimit(now time.Time) *protocol.CodeError {
 	if c.limiter == nil {
 		return nil
 	}
-	if r := c.limiter.ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
+	cost := min(1+payload/1024, c.limiter.Burst())
+	if r := c.limiter.ReserveN(now, cost); !r.OK() || r.DelayFrom(now) > 0 {
 		delay := r.DelayFrom(now)
 		r.CancelAt(now)
 		err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
@@ -103,6 +105,28 @@ func (c *conn) overLimit(now time.Time) *protocol.CodeError {
 	}
 	return nil
 }
+
+// throttle is called on the reader after each frame the connection's limits refused, and
+// accepted after one they let through. From the refusedBeforePause-th refusal in a row on, the
+// reader waits for the refusal's retry hint (at most maxRefusalPause) before it reads the next
+// frame: a client that ignores the hint gets TCP's backpressure, not a stream of refusals that
+// costs the server as much as serving it would.
+func (c *conn) throttle(err *protocol.CodeError) {
+	c.refusedInRow++
+	if c.refusedInRow < refusedBeforePause {
+		return
+	}
+	c.g.warn("reader_paused", c.remote, "reading paused: the client ignores refusals", "conn", c.id, "in_a_row", c.refusedInRow)
+	time.Sleep(min(time.Duration(err.RetryAfterMs)*time.Millisecond, maxRefusalPause))
+}
+
+// accepted resets the count of refusals in a row; reader goroutine only.
+func (c *conn) accepted() { c.refusedInRow = 0 }
+
+const (
+	refusedBeforePause = 4
+	maxRefusalPause    = 500 * time.Millisecond
+)
 
 // inFlightRetryMs is the retry hint of a request refused by the in-flight cap: about one handler
 // round trip under load.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,21 +37,46 @@ func (a *abuseCounts) String() string {
 		a.conns.Load(), a.refused.Load(), a.kicked.Load(), a.limited.Load(), a.answered.Load())
 }
 
-// abuse runs every abuser until ctx ends. Each loop is bounded in count as well as in time.
-func abuse(ctx context.Context, addr string, n *abuseCounts) {
+// abuseKinds names the abusers of the catalogue, in the order abuse starts them.
+var abuseKinds = []string{"conn", "slow", "unfinished", "login", "chat", "decode"}
+
+// parseAbusers checks a comma-separated list of abuseKinds ("" or "all": every kind).
+func parseAbusers(list string) (map[string]bool, error) {
+	kinds := map[string]bool{}
+	if list == "" || list == "all" {
+		for _, k := range abuseKinds {
+			kinds[k] = true
+		}
+		return kinds, nil
+	}
+	for _, k := range strings.Split(list, ",") {
+		if !slices.Contains(abuseKinds, k) {
+			return nil, fmt.Errorf("unknown abuser %q (want all or some of %s)", k, strings.Join(abuseKinds, ", "))
+		}
+		kinds[k] = true
+	}
+	return kinds, nil
+}
+
+// abuse runs the abusers of the given kinds until ctx ends. Each loop is bounded in count as
+// well as in time.
+func abuse(ctx context.Context, addr string, kinds map[string]bool, n *abuseCounts) {
 	var wg sync.WaitGroup
-	run := func(workers int, f func(ctx context.Context, w int)) {
+	run := func(kind string, workers int, f func(ctx context.Context, w int)) {
+		if !kinds[kind] {
+			return
+		}
 		for w := range workers {
 			wg.Add(1)
 			go func() { defer wg.Done(); f(ctx, w) }()
 		}
 	}
-	run(4, func(ctx context.Context, _ int) { connFlood(ctx, addr, n) })
-	run(50, func(ctx context.Context, _ int) { slowSender(ctx, addr, n) })
-	run(50, func(ctx context.Context, w int) { unfinishedFrame(ctx, addr, n, w) })
-	run(10, func(ctx context.Context, w int) { loginFlood(ctx, addr, n, w) })
-	run(2, func(ctx context.Context, w int) { requestFlood(ctx, addr, n, w, msgChatSendReq, chatPayload()) })
-	run(2, func(ctx context.Context, w int) { requestFlood(ctx, addr, n, w, msgEchoReq, oversizedDecode()) })
+	run("conn", 4, func(ctx context.Context, _ int) { connFlood(ctx, addr, n) })
+	run("slow", 50, func(ctx context.Context, _ int) { slowSender(ctx, addr, n) })
+	run("unfinished", 50, func(ctx context.Context, w int) { unfinishedFrame(ctx, addr, n, w) })
+	run("login", 10, func(ctx context.Context, w int) { loginFlood(ctx, addr, n, w) })
+	run("chat", 2, func(ctx context.Context, w int) { requestFlood(ctx, addr, n, w, msgChatSendReq, chatPayload()) })
+	run("decode", 2, func(ctx context.Context, w int) { requestFlood(ctx, addr, n, w, msgEchoReq, oversizedDecode()) })
 	wg.Wait()
 }
 
@@ -236,6 +263,10 @@ func oversizedDecode() []byte {
 // abuseSoak measures the honest clients' open-loop echo alone, then beside the abusers, on one
 // server, and returns both results and a summary for the targets table.
 func abuseSoak(ctx context.Context, c suiteConfig, warmup, duration time.Duration) (calm, abused *result, summary string, ok bool, err error) {
+	kinds, err := parseAbusers(c.abusers)
+	if err != nil {
+		return nil, nil, "", false, err
+	}
 	srv, err := startServer(ctx, c, "abuse")
 	if err != nil {
 		return nil, nil, "", false, err
@@ -251,7 +282,7 @@ func abuseSoak(ctx context.Context, c suiteConfig, warmup, duration time.Duratio
 	actx, stop := context.WithCancel(ctx)
 	counts := &abuseCounts{}
 	done := make(chan struct{})
-	go func() { abuse(actx, srv.tcp, counts); close(done) }()
+	go func() { abuse(actx, srv.tcp, kinds, counts); close(done) }()
 	abused, err = measure(ctx, honest, 1)
 	stop()
 	<-done

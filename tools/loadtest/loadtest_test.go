@@ -84,3 +84,17 @@ func TestParseGoBenchAndReadmeSection(t *testing.T) {
 		t.Fatalf("%s", b)
 	}
 }
+
+func TestParseAbusers(t *testing.T) {
+	all, err := parseAbusers("all")
+	if err != nil || len(all) != len(abuseKinds) {
+		t.Errorf("all: %v %v", all, err)
+	}
+	some, err := parseAbusers("chat,decode")
+	if err != nil || len(some) != 2 || !some["chat"] || !some["decode"] {
+		t.Errorf("chat,decode: %v %v", some, err)
+	}
+	if _, err := parseAbusers("chat,typo"); err == nil || !strings.Contains(err.Error(), `unknown abuser "typo"`) {
+		t.Errorf("a typo: %v, want unknown abuser", err)
+	}
+}

@@ -33,6 +33,7 @@ type suiteConfig struct {
 	quick    bool   // short windows and small loads: a smoke test of the suite itself
 	lossOnly bool   // only the KCP and TCP loss comparison
 	cluster  bool   // only the cluster part
+	abusers  string // the soak's abusers, comma-separated kinds ("" or "all": every kind)
 }
 
 // report is what a suite run writes.
@@ -70,6 +71,7 @@ func suite(args []string) error {
 	fs.StringVar(&c.gobench, "gobench", "", "file with `go test -bench` output to include")
 	fs.BoolVar(&c.quick, "quick", false, "small loads and short windows (checks the suite, measures nothing)")
 	soakOnly := fs.Bool("soak", false, "run only the abuse soak and print its results")
+	fs.StringVar(&c.abusers, "abusers", "all", "the soak's abusers: all, or a comma-separated list of "+strings.Join(abuseKinds, ", "))
 	fs.BoolVar(&c.lossOnly, "loss-only", false, "run only the echo over KCP and TCP under loss")
 	fs.BoolVar(&c.cluster, "cluster-only", false, "run only the cluster part (bus echo, cluster echo, mf.call lobby to lobby, kill -9)")
 	_ = fs.Parse(args)
