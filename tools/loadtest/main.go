@@ -14,7 +14,8 @@
 //	loadtest -procs 4 ...                                              # the same load from 4 processes
 //	loadtest suite                                                     # the standard set (make bench)
 //
-// Scenarios: echo (a Lua handler returns its request), chat, arena, idle, login.
+// Scenarios: echo (a Lua handler returns its request), chat (at most one message per connection
+// per second: the demo's limit), arena, idle, login.
 package main
 
 import (
@@ -111,6 +112,11 @@ func single(args []string) error {
 	}
 	if *child {
 		return runChild(ctx, o, *startAt)
+	}
+	if o.Scenario == "chat" && o.Rate == 0 {
+		// The demo's chat takes a burst of 5 messages per player, then 1 per second.
+		o.Rate = float64(o.Conns)
+		fmt.Fprintf(os.Stderr, "chat: open loop at %g messages/s, one per connection per second (the demo's per-player limit)\n", o.Rate)
 	}
 	res, err := measure(ctx, o, *procs)
 	if err != nil {
