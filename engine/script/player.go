@@ -218,7 +218,9 @@ func (vm *VM) PlayerEnded(p call.Presence) {
 		defer cancel()
 		if err := m.Unload(ctx, p.PlayerID); err != nil {
 			log.Warn("player data not unloaded at session end; it stays loaded and is flushed", "player", p.PlayerID, "error", err)
+			return
 		}
+		log.Debug("player data unloaded", "player", p.PlayerID, "reason", p.Reason)
 	}()
 }
 
