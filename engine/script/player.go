@@ -32,11 +32,12 @@ type playerEntry struct {
 	saved []byte      // the encoding last given to data
 }
 
-// playerType returns the codec of the configured player message in the applied version.
+// playerType returns the codec of the configured player message in the applied version: the same
+// one while the schema's sources do not change, so that a reload of Lua alone converts nothing.
 func (vm *VM) playerType() (*luapb.Type, error) {
 	name := vm.svc.PlayerMessage
-	if vm.playerTyp == nil || vm.playerTypSchema != vm.bundle.Schema {
-		vm.playerTyp, vm.playerTypSchema = vm.bundle.Codecs.Type(name), vm.bundle.Schema
+	if hash := vm.bundle.Schema.Hash(); vm.playerTyp == nil || vm.playerTypSchema != hash {
+		vm.playerTyp, vm.playerTypSchema = vm.bundle.Codecs.Type(name), hash
 	}
 	if vm.playerTyp == nil {
 		return nil, protocol.Errorf(protocol.Internal, "mf.player.data: the player message %q (player.message) is not in the schema", name)

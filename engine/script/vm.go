@@ -15,7 +15,6 @@ import (
 	"github.com/moonforge/moonforge/engine/luapb"
 	"github.com/moonforge/moonforge/engine/playerdata"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/schema"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
@@ -103,8 +102,8 @@ type VM struct {
 	wrapWait   *lua.LFunction // the prelude's wrapper of waiting calls
 
 	players         map[string]*playerEntry // mf.player.data tables of the players this VM serves
-	playerTyp       *luapb.Type             // the player message's codec, of playerTypSchema
-	playerTypSchema *schema.Schema
+	playerTyp       *luapb.Type             // the player message's codec, of the schema whose hash is playerTypSchema
+	playerTypSchema string
 }
 
 // guard lets a watchdog goroutine interrupt a call that overran its deadline.
