@@ -73,7 +73,7 @@ func TestPlayerData(t *testing.T) {
 	s := startServer(t, options{config: "lua:\n  watch: false\nplayer:\n  flush_every: 1h\n"})
 
 	c := s.dial(t, "tcp")
-	guest(t, c, "hero")
+	hero := guest(t, c, "hero").PlayerId
 	const fresh = "name=player-"
 	if got := profile(t, s.msgs, c); !strings.HasPrefix(got, fresh) || !strings.HasSuffix(got, " level=1 xp=0 gold=100 items=[]") {
 		t.Fatalf("a new player's profile: %s", got)
@@ -87,9 +87,13 @@ func TestPlayerData(t *testing.T) {
 	_, err := s.call(timeout(t, 10*time.Second), c, "RenameReq", `{"name": ""}`)
 	expectCode(t, "an empty name", err, protocol.BadRequest)
 
-	// Logout: the session's end saves the data and releases the lease; a kill -9 after it loses
-	// nothing, and the next start takes the lease at once.
+	// Logout: the session's end saves the data and releases the lease (just after the LogoutAck,
+	// on a goroutine: the test waits for it); a kill -9 after it loses nothing, and the next start
+	// takes the lease at once.
 	logout(t, c)
+	if !s.log.waitFor(10*time.Second, `msg="player data unloaded"`, hero) {
+		t.Fatal("the player's data was not unloaded after the logout")
+	}
 	s.kill()
 	s.restart()
 	c = s.dial(t, "tcp")

@@ -204,7 +204,8 @@ func (vm *VM) settlePlayer(player string) error {
 // PlayerEnded takes the player's last changes and unloads the player's data from the node (a
 // save, then the lease released) when the player's session ended; on the player's actor of the
 // player role, as a presence message. The unload runs on a goroutine of its own; if it fails, the
-// data stays loaded and is saved by the Manager's flushes.
+// data stays loaded and is saved by the Manager's flushes. A session ended by the node's stop is
+// left to the stop, which closes the Manager after the actors.
 func (vm *VM) PlayerEnded(p call.Presence) {
 	if vm.svc == nil || vm.svc.PlayerData == nil || vm.role != vm.svc.PlayerRole {
 		return
@@ -213,6 +214,9 @@ func (vm *VM) PlayerEnded(p call.Presence) {
 		vm.log.Error("player data at session end", "player", p.PlayerID, "error", err)
 	}
 	delete(vm.players, p.PlayerID)
+	if p.Reason == "shutdown" {
+		return // the node's stop saves every player and releases the leases (Manager.Close)
+	}
 	m, log := vm.svc.PlayerData, vm.log
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
