@@ -18,6 +18,7 @@ import (
 
 const playerLua = `
 mf.handle("EchoReq", function(ctx, req)
+  if req.body == "nil" then mf.player.data(nil) end
   local me = mf.player.data(ctx)
   if req.body == "gold" then me.gold = me.gold + req.n end
   if req.body == "bad" then me.gold = "lots" end
@@ -159,6 +160,20 @@ func TestPlayerDataOnlyInThePlayerRole(t *testing.T) {
 	a := send(t, vm, "p1", "gold", 1)
 	if a.err == nil || !strings.Contains(a.err.Message, "role lobby") {
 		t.Fatalf("mf.player.data in role game: %+v", a.err)
+	}
+}
+
+// TestPlayerDataMisuse: a call without the handler's ctx is an error, and the actor goes on.
+func TestPlayerDataMisuse(t *testing.T) {
+	vm, _, _, resume := playerVM(t, "lobby")
+	a := send(t, vm, "p1", "nil", 0)
+	if a.err == nil || !strings.Contains(a.err.Message, "pass the handler's ctx") {
+		t.Fatalf("mf.player.data(nil): %+v", a.err)
+	}
+	b := send(t, vm, "p1", "gold", 1)
+	resume()
+	if n, _ := reply(t, vm, b); n != 1 {
+		t.Fatalf("the actor after a misuse: gold %d", n)
 	}
 }
 
