@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/ident"
@@ -62,6 +63,8 @@ var (
 	// not yet in the store (unreachable); it will be applied in order when
 	// the store returns, unless the lease is lost meanwhile.
 	ErrPending = errors.New("playerdata: saved to the local journal; the store is unreachable")
+	// ErrClosed: the Manager is closing or closed (the node stops); Close saves every player.
+	ErrClosed = errors.New("playerdata: the node is stopping")
 )
 
 // Manager holds the loaded players of one node. Safe for concurrent use; a
@@ -73,6 +76,7 @@ type Manager struct {
 	players map[string]*Data
 	busy    map[string]chan struct{} // players being loaded or unloaded; closed when done
 	drain   sync.Mutex               // one drain of the journal at a time
+	closing atomic.Bool              // set when Close starts
 	stop    chan struct{}
 	done    sync.WaitGroup
 }
@@ -173,6 +177,9 @@ func leaseKey(player string) string { return store.PlayerKey(player, "lease") }
 func (m *Manager) Load(ctx context.Context, player string) (*Data, error) {
 	if player == "" || strings.ContainsAny(player, "{}") {
 		return nil, fmt.Errorf("playerdata: bad player id %q", player)
+	}
+	if m.closing.Load() {
+		return nil, ErrClosed
 	}
 	if err := m.waitTurn(ctx, player); err != nil {
 		return nil, err
@@ -355,8 +362,12 @@ func (m *Manager) save(ctx context.Context, d *Data) error {
 // Unload saves the player and releases the lease (logout). If the save
 // fails, the player stays loaded (its lease renewed, its writes flushed by
 // the loop) and the error is returned; unloading a player not loaded does
-// nothing.
+// nothing. Once Close has started it returns ErrClosed: Close saves the
+// player.
 func (m *Manager) Unload(ctx context.Context, player string) error {
+	if m.closing.Load() {
+		return ErrClosed
+	}
 	if err := m.waitTurn(ctx, player); err != nil {
 		return err
 	}
@@ -534,6 +545,7 @@ func (m *Manager) loop() {
 // for the store until ctx ends, releases the leases and closes the journal.
 // Writes the store did not take stay in the journal for the next run.
 func (m *Manager) Close(ctx context.Context) error {
+	m.closing.Store(true)
 	close(m.stop)
 	m.done.Wait()
 	err := m.FlushAll(ctx)

@@ -204,8 +204,8 @@ func (vm *VM) settlePlayer(player string) error {
 // PlayerEnded takes the player's last changes and unloads the player's data from the node (a
 // save, then the lease released) when the player's session ended; on the player's actor of the
 // player role, as a presence message. The unload runs on a goroutine of its own; if it fails, the
-// data stays loaded and is saved by the Manager's flushes. A session ended by the node's stop is
-// left to the stop, which closes the Manager after the actors.
+// data stays loaded and is saved by the Manager's flushes; once the node's stop closes the
+// Manager, the Manager's Close saves the player instead.
 func (vm *VM) PlayerEnded(p call.Presence) {
 	if vm.svc == nil || vm.svc.PlayerData == nil || vm.role != vm.svc.PlayerRole {
 		return
@@ -214,14 +214,15 @@ func (vm *VM) PlayerEnded(p call.Presence) {
 		vm.log.Error("player data at session end", "player", p.PlayerID, "error", err)
 	}
 	delete(vm.players, p.PlayerID)
-	if p.Reason == "shutdown" {
-		return // the node's stop saves every player and releases the leases (Manager.Close)
-	}
 	m, log := vm.svc.PlayerData, vm.log
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := m.Unload(ctx, p.PlayerID); err != nil {
+		err := m.Unload(ctx, p.PlayerID)
+		if errors.Is(err, playerdata.ErrClosed) {
+			return // the node stops: its Manager.Close saves the player
+		}
+		if err != nil {
 			log.Warn("player data not unloaded at session end; it stays loaded and is flushed", "player", p.PlayerID, "error", err)
 			return
 		}
@@ -238,7 +239,7 @@ func playerCodeError(fn string, err error) *protocol.CodeError {
 		return ce
 	}
 	switch {
-	case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, store.ErrLeaseLost), errors.Is(err, playerdata.ErrNotLoaded):
+	case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, store.ErrLeaseLost), errors.Is(err, playerdata.ErrNotLoaded), errors.Is(err, playerdata.ErrClosed):
 		return &protocol.CodeError{Code: protocol.Unavailable, Message: fmt.Sprintf("%s: %v", fn, err), RetryAfterMs: 1000}
 	case errors.Is(err, playerdata.ErrPending), errors.Is(err, playerdata.ErrJournalFull):
 		return &protocol.CodeError{Code: protocol.Unavailable, Message: fmt.Sprintf("%s: %v", fn, err), RetryAfterMs: 1000}
