@@ -30,6 +30,7 @@ type Config struct {
 	Admin    Admin         `yaml:"admin"`
 	Lua      Lua           `yaml:"lua"`
 	Session  Session       `yaml:"session"`
+	Player   Player        `yaml:"player"`
 	Auth     Auth          `yaml:"auth"`
 	Store    store.Config  `yaml:"store"`
 	Cluster  Cluster       `yaml:"cluster"`
@@ -123,6 +124,17 @@ type Session struct {
 	// MaxRoomsPerPlayer bounds the open rooms whose first member was one player.
 	MaxRoomsPerPlayer int `yaml:"max_rooms_per_player"`
 	RoomMailboxes     int `yaml:"room_mailbox_size"`
+}
+
+// Player configures typed player data (mf.player.data, docs/persistence.md).
+type Player struct {
+	// Message is the full name of the proto message that holds a player's data.
+	Message string `yaml:"message"`
+	// Role is the role whose handlers hold players' data: the node running it keeps each
+	// player's data while the player's session lasts.
+	Role       string        `yaml:"role"`
+	FlushEvery time.Duration `yaml:"flush_every"` // write-behind interval of changed data
+	LeaseTTL   time.Duration `yaml:"lease_ttl"`   // one writer per player: the lease, renewed every third
 }
 
 // Auth configures logins and tokens.
@@ -231,6 +243,7 @@ func Default() Config {
 			MaxRoomsPerPlayer: 16,
 			RoomMailboxes:     256,
 		},
+		Player: Player{Message: "demo.PlayerData", Role: "lobby", FlushEvery: 5 * time.Second, LeaseTTL: 15 * time.Second},
 		Auth: Auth{
 			TokenTTL:          15 * time.Minute,
 			RefreshTTL:        30 * 24 * time.Hour,
@@ -401,6 +414,9 @@ func (c Config) Validate() error {
 	check(c.Session.ResumeWindow >= 0, "session.resume_window must not be negative")
 	check(c.Session.ReplayPushes >= 1, "session.replay_pushes must be at least 1")
 	check(c.Session.MaxRoomsPerPlayer >= 1, "session.max_rooms_per_player must be at least 1")
+	check(c.Player.Message != "" && c.Player.Role != "", "player.message and player.role must not be empty")
+	check(c.Player.FlushEvery >= 10*time.Millisecond, "player.flush_every must be at least 10ms")
+	check(c.Player.LeaseTTL >= time.Second, "player.lease_ttl must be at least 1s")
 	check(c.GCPercent >= 10, "gc_percent must be at least 10")
 	check(c.MemoryLimit == 0 || c.MemoryLimit >= 64<<20, "memory_limit must be 0 (none) or at least 64 MiB")
 	check(c.MemoryHighWater > 0 && c.MemoryHighWater <= 1, "memory_high_water must be above 0 and at most 1")

@@ -81,6 +81,9 @@ func TestLoadOverridesAndRejects(t *testing.T) {
 		"log:\n  format: xml\n":             "log.format",
 		"auth:\n  token_ttl: 1s\n":          "token_ttl",
 		"gate:\n  max_frame: 4\n":           "max_frame",
+		"player:\n  message: \"\"\n":        "player.message",
+		"player:\n  flush_every: 1ms\n":     "player.flush_every",
+		"player:\n  lease_ttl: 10ms\n":      "player.lease_ttl",
 		"nope: 1\ngate:\n  nada: 2\n":       "line 3: unknown option gate.nada",
 	} {
 		if _, err := Load(write(text)); err == nil || !strings.Contains(err.Error(), want) {

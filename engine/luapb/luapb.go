@@ -128,3 +128,36 @@ func (m *Message) Decode(L *lua.LState, b []byte) (*lua.LTable, error) {
 func (m *Message) Encode(dst []byte, t *lua.LTable) ([]byte, error) {
 	return encode(dst, m.codec, t)
 }
+
+// Type is the codec of any message type of a schema, with or without an id (a player's data
+// record, say). Like Message, safe for concurrent use with tables of the caller's own LState.
+type Type struct {
+	FullName string
+	codec    *codec
+}
+
+// Type returns the codec of the message type with the given full name, with or without an id;
+// nil if the schema has none (or cs is nil). It builds the codec on every call: keep the result.
+func (cs *Codecs) Type(fullName string) *Type {
+	if cs == nil || cs.Schema == nil {
+		return nil
+	}
+	md := cs.Schema.Describe(fullName)
+	if md == nil {
+		return nil
+	}
+	return &Type{FullName: fullName, codec: newCodecBuilder().message(md)}
+}
+
+// Decode is Message.Decode for this type.
+func (t *Type) Decode(L *lua.LState, b []byte) (*lua.LTable, error) {
+	if L == nil {
+		return nil, errors.New("luapb: Decode " + t.FullName + ": nil LState")
+	}
+	return decode(L, t.codec, b)
+}
+
+// Encode is Message.Encode for this type.
+func (t *Type) Encode(dst []byte, tb *lua.LTable) ([]byte, error) {
+	return encode(dst, t.codec, tb)
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/metrics"
+	"github.com/moonforge/moonforge/engine/playerdata"
 	"github.com/moonforge/moonforge/engine/presence"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/registry"
@@ -51,6 +53,8 @@ type Node struct {
 	registry    *registry.Registry
 	cluster     *cluster.Cluster
 	store       store.Store
+	players     *playerdata.Manager // nil unless the node runs cfg.Player.Role
+	online      *presence.Directory // this process's sessions
 	boxes       *call.Boxes
 	tokens      *auth.Tokens
 	revocations *auth.Revocations
@@ -123,6 +127,18 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		return fmt.Errorf("store (%s): %w", cfg.Store.Backend, err)
 	}
 	n.store = db
+	if n.runs(cfg.Player.Role) {
+		n.players, err = playerdata.Open(playerdata.Config{
+			Store:      db,
+			Dir:        filepath.Join(cfg.DataDir, "playerdata"),
+			FlushEvery: cfg.Player.FlushEvery,
+			LeaseTTL:   cfg.Player.LeaseTTL,
+			Log:        log.With("part", "playerdata"),
+		})
+		if err != nil {
+			return fmt.Errorf("player data: %w", err)
+		}
+	}
 	if err := n.join(); err != nil {
 		return err
 	}
@@ -165,6 +181,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		ReplayMaxBytes:  cfg.Session.ReplayBytes,
 	})
 	online := presence.NewDirectory()
+	n.online = online
 	svc := &script.Services{
 		Players:        n.cluster.Players(n.sessions),
 		Presence:       clusterPresence{online, n.cluster},
@@ -175,6 +192,9 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Observer:       n.metrics,
 		Boxes:          n.boxes,
 		Calls:          n.cluster,
+		PlayerData:     n.players,
+		PlayerRole:     cfg.Player.Role,
+		PlayerMessage:  cfg.Player.Message,
 	}
 	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics, MailboxBytes: cfg.Lua.MailboxBytes})
 	n.rooms = room.NewManager(room.Config{
@@ -203,7 +223,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	if err := local.Warm(n.cluster.Runs); err != nil {
 		return fmt.Errorf("scripts: %w", err)
 	}
-	n.router = router.New(versions, n.cluster, n.cluster)
+	n.router = router.New(versions, n.cluster, n.cluster).PlayerRole(cfg.Player.Role)
 	// The directory first: a room or a hook that reacts to a presence message reads it updated.
 	n.sessions.Follow(call.Notifiers{online, sessionFollower{n.rooms, n}, n.router})
 	inbox := router.New(versions, n.rooms, local)
@@ -371,7 +391,15 @@ func (n *Node) Stop(ctx context.Context) error {
 	if n.admin != nil {
 		_ = n.admin.Shutdown(ctx)
 	}
-	err := n.store.Close()
+	var err error
+	if n.players != nil {
+		// Every player's last changes, then the leases released; what the store does not take
+		// by the deadline stays in the journal for the next start.
+		if err = n.players.Close(ctx); err != nil {
+			n.log.Error("player data not all saved at stop; the journal keeps the rest", "error", err)
+		}
+	}
+	err = errors.Join(err, n.store.Close())
 	n.log.Info("stopped")
 	return err
 }
@@ -380,6 +408,11 @@ func (n *Node) Stop(ctx context.Context) error {
 func (n *Node) close() {
 	if n.system != nil {
 		n.system.Stop()
+	}
+	if n.players != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.players.Close(ctx)
+		cancel()
 	}
 	if n.store != nil {
 		_ = n.store.Close()
@@ -606,6 +639,9 @@ type sessionFollower struct {
 
 func (p sessionFollower) Notify(ev call.Presence) {
 	p.rooms.Notify(ev)
+	if ev.Event == call.SessionStarted {
+		p.n.preload(ev.PlayerID)
+	}
 	if ev.Event != call.SessionEnded {
 		return
 	}
@@ -619,6 +655,28 @@ func (p sessionFollower) Notify(ev call.Presence) {
 			_ = p.n.registry.ReleaseSession(ctx, ev.PlayerID, registry.Session{Proxy: p.n.id, Session: ev.SessionID})
 		}()
 	}
+}
+
+// preload loads a player's data when the player's session starts here and this node holds the
+// player role's data (moonforge run), on a goroutine of its own, so that the first
+// mf.player.data does not wait. A node of another role learns of no session start: its first
+// mf.player.data loads the data. The session's end unloads it (script.VM.PlayerEnded).
+func (n *Node) preload(player string) {
+	if n.players == nil || !n.reloader.Versions().Load().Routes.Roles()[n.cfg.Player.Role] {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Player.LeaseTTL)
+		defer cancel()
+		if _, err := n.players.Load(ctx, player); err != nil {
+			n.log.Debug("player data not loaded at session start; the first mf.player.data loads it", "player", player, "error", err)
+			return
+		}
+		// The session may have ended before the load began: then its end unloaded nothing.
+		if on, _ := n.online.Online(player); !on {
+			_ = n.players.Unload(ctx, player)
+		}
+	}()
 }
 
 // command runs a cluster command: "reload" (the scripts; the answer names the version now

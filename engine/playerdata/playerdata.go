@@ -20,19 +20,25 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Config configures a Manager. Zero durations take their defaults.
 type Config struct {
 	Store store.Store
-	// Owner names this node in the leases it holds. Required.
+	// Owner names this node in the leases it holds. "": the name kept in
+	// Dir/owner, made at the first Open, so that the next run on the same
+	// directory (after a kill -9 too) is the same owner: it applies the
+	// journal's entries and takes the leases it held at once.
 	Owner string
 	// Dir holds the journal (Dir/journal). Required.
 	Dir string
@@ -57,6 +63,8 @@ var (
 	// not yet in the store (unreachable); it will be applied in order when
 	// the store returns, unless the lease is lost meanwhile.
 	ErrPending = errors.New("playerdata: saved to the local journal; the store is unreachable")
+	// ErrClosed: the Manager is closing or closed (the node stops); Close saves every player.
+	ErrClosed = errors.New("playerdata: the node is stopping")
 )
 
 // Manager holds the loaded players of one node. Safe for concurrent use; a
@@ -66,7 +74,9 @@ type Manager struct {
 	journal *Journal
 	mu      sync.Mutex
 	players map[string]*Data
-	drain   sync.Mutex // one drain of the journal at a time
+	busy    map[string]chan struct{} // players being loaded or unloaded; closed when done
+	drain   sync.Mutex               // one drain of the journal at a time
+	closing atomic.Bool              // set when Close starts
 	stop    chan struct{}
 	done    sync.WaitGroup
 }
@@ -84,8 +94,15 @@ type Data struct {
 // Open opens the journal and starts the flush loop. Entries left in the
 // journal by a previous run are applied first, with their own tokens.
 func Open(cfg Config) (*Manager, error) {
-	if cfg.Store == nil || cfg.Owner == "" || cfg.Dir == "" {
-		return nil, errors.New("playerdata: Config needs Store, Owner and Dir")
+	if cfg.Store == nil || cfg.Dir == "" {
+		return nil, errors.New("playerdata: Config needs Store and Dir")
+	}
+	if cfg.Owner == "" {
+		owner, err := ownerOf(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Owner = owner
 	}
 	if cfg.FlushEvery <= 0 {
 		cfg.FlushEvery = 5 * time.Second
@@ -115,26 +132,65 @@ func Open(cfg Config) (*Manager, error) {
 	if len(recovered) > 0 {
 		cfg.Log.Info("playerdata: journal: applying writes left by the last run", "entries", len(recovered))
 	}
-	m := &Manager{cfg: cfg, journal: j, players: map[string]*Data{}, stop: make(chan struct{})}
+	m := &Manager{cfg: cfg, journal: j, players: map[string]*Data{}, busy: map[string]chan struct{}{}, stop: make(chan struct{})}
 	m.done.Go(m.loop)
 	return m, nil
+}
+
+// ownerOf returns the owner name kept in dir/owner, made if missing.
+func ownerOf(dir string) (string, error) {
+	path := filepath.Join(dir, "owner")
+	raw, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(raw))) > 0 {
+		return strings.TrimSpace(string(raw)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("playerdata: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("playerdata: %w", err)
+	}
+	owner := ident.New("journal-", 16)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("playerdata: %w", err)
+	}
+	_, err = f.WriteString(owner + "\n")
+	if err == nil {
+		err = f.Sync() // before any lease names it
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("playerdata: %w", err)
+	}
+	return owner, nil
 }
 
 func leaseKey(player string) string { return store.PlayerKey(player, "lease") }
 
 // Load takes the player's lease and reads the player's records. It fails
 // with store.ErrLeaseHeld while another node holds the lease; loading a
-// player loaded already returns its Data.
+// player loaded already returns its Data. Loads and unloads of one player
+// take turns: a Load during an Unload waits for it, then loads anew.
 func (m *Manager) Load(ctx context.Context, player string) (*Data, error) {
 	if player == "" || strings.ContainsAny(player, "{}") {
 		return nil, fmt.Errorf("playerdata: bad player id %q", player)
 	}
-	m.mu.Lock()
-	d := m.players[player]
-	m.mu.Unlock()
-	if d != nil {
+	if m.closing.Load() {
+		return nil, ErrClosed
+	}
+	if err := m.waitTurn(ctx, player); err != nil {
+		return nil, err
+	}
+	if d := m.players[player]; d != nil {
+		m.mu.Unlock()
 		return d, nil
 	}
+	done := m.take(player)
+	m.mu.Unlock()
+	defer done()
 	// Writes this node journaled for the player go first.
 	if err := m.Drain(ctx); err != nil {
 		return nil, err
@@ -143,7 +199,7 @@ func (m *Manager) Load(ctx context.Context, player string) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &Data{id: player, lease: l, values: map[string][]byte{}, dirty: map[string]bool{}}
+	d := &Data{id: player, lease: l, values: map[string][]byte{}, dirty: map[string]bool{}}
 	prefix := store.PlayerKey(player, "")
 	err = m.cfg.Store.Scan(ctx, prefix, func(k string, v []byte) error {
 		if name := k[len(prefix):]; name != "lease" {
@@ -156,13 +212,52 @@ func (m *Manager) Load(ctx context.Context, player string) (*Data, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if other := m.players[player]; other != nil { // loaded concurrently
-		_ = l.Release(ctx)
-		return other, nil
-	}
 	m.players[player] = d
+	m.mu.Unlock()
 	return d, nil
+}
+
+// waitTurn waits until no Load or Unload of player runs and returns with
+// m.mu held, or returns ctx's error without it.
+func (m *Manager) waitTurn(ctx context.Context, player string) error {
+	m.mu.Lock()
+	for {
+		ch, busy := m.busy[player]
+		if !busy {
+			return nil
+		}
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		m.mu.Lock()
+	}
+}
+
+// take marks player busy (m.mu held) and returns the function that ends
+// the turn.
+func (m *Manager) take(player string) func() {
+	ch := make(chan struct{})
+	m.busy[player] = ch
+	return func() {
+		m.mu.Lock()
+		delete(m.busy, player)
+		m.mu.Unlock()
+		close(ch)
+	}
+}
+
+// Loaded returns the player's Data if this node has it loaded and no Load
+// or Unload of it runs, else nil (then Load). It never blocks on the store.
+func (m *Manager) Loaded(player string) *Data {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, busy := m.busy[player]; busy {
+		return nil
+	}
+	return m.players[player]
 }
 
 // Get returns a copy of the record name, or nil.
@@ -237,12 +332,14 @@ func (m *Manager) flush(d *Data) error {
 // the store is unreachable until ctx ends, the write stays journaled and
 // the error wraps ErrPending.
 func (m *Manager) Save(ctx context.Context, player string) error {
-	m.mu.Lock()
-	d := m.players[player]
-	m.mu.Unlock()
+	d := m.Loaded(player)
 	if d == nil {
 		return ErrNotLoaded
 	}
+	return m.save(ctx, d)
+}
+
+func (m *Manager) save(ctx context.Context, d *Data) error {
 	if err := m.flush(d); err != nil {
 		return err
 	}
@@ -262,18 +359,32 @@ func (m *Manager) Save(ctx context.Context, player string) error {
 	}
 }
 
-// Unload saves the player and releases the lease (logout).
+// Unload saves the player and releases the lease (logout). If the save
+// fails, the player stays loaded (its lease renewed, its writes flushed by
+// the loop) and the error is returned; unloading a player not loaded does
+// nothing. Once Close has started it returns ErrClosed: Close saves the
+// player.
 func (m *Manager) Unload(ctx context.Context, player string) error {
-	if err := m.Save(ctx, player); err != nil {
+	if m.closing.Load() {
+		return ErrClosed
+	}
+	if err := m.waitTurn(ctx, player); err != nil {
+		return err
+	}
+	d := m.players[player]
+	if d == nil {
+		m.mu.Unlock()
+		return nil
+	}
+	done := m.take(player)
+	m.mu.Unlock()
+	defer done()
+	if err := m.save(ctx, d); err != nil {
 		return err
 	}
 	m.mu.Lock()
-	d := m.players[player]
 	delete(m.players, player)
 	m.mu.Unlock()
-	if d == nil {
-		return nil
-	}
 	return d.lease.Release(ctx)
 }
 
@@ -434,6 +545,7 @@ func (m *Manager) loop() {
 // for the store until ctx ends, releases the leases and closes the journal.
 // Writes the store did not take stay in the journal for the next run.
 func (m *Manager) Close(ctx context.Context) error {
+	m.closing.Store(true)
 	close(m.stop)
 	m.done.Wait()
 	err := m.FlushAll(ctx)

@@ -279,3 +279,62 @@ func TestStoreRestartUnderLoadLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerAndTurns: a Manager without an Owner keeps its name in its directory, so that the next
+// run is the same owner (it takes its leases back at once, even unreleased); loads and unloads of
+// one player racing on goroutines leave it either loaded with the lease held, or released.
+func TestOwnerAndTurns(t *testing.T) {
+	ctx := t.Context()
+	s, err := store.OpenBolt(store.BoltConfig{Path: t.TempDir() + "/db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dir := t.TempDir()
+	a, err := playerdata.Open(playerdata.Config{Store: s, Dir: dir, FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Load(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	owner, _, err := store.LeaseOwner(ctx, s, store.PlayerKey("p1", "lease"))
+	if err != nil || owner == "" {
+		t.Fatalf("lease owner %q, %v", owner, err)
+	}
+	a.Abandon() // as a kill -9: the lease stays taken
+	a, err = playerdata.Open(playerdata.Config{Store: s, Dir: dir, FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	if _, err := a.Load(ctx, "p1"); err != nil {
+		t.Fatalf("the next run on the same directory: %v", err)
+	}
+	if again, _, _ := store.LeaseOwner(ctx, s, store.PlayerKey("p1", "lease")); again != owner {
+		t.Fatalf("owner %q after a restart, want %q", again, owner)
+	}
+
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			for range 10 {
+				var err error
+				if i%2 == 0 {
+					_, err = a.Load(ctx, "p2")
+				} else {
+					err = a.Unload(ctx, "p2")
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b := open(t, playerdata.Config{Store: s, Owner: "node-b", FlushEvery: time.Hour})
+	_, err = b.Load(ctx, "p2")
+	if loaded := a.Loaded("p2") != nil; loaded != errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("loaded here %v, another node's load: %v", loaded, err)
+	}
+}

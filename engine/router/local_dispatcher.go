@@ -151,7 +151,8 @@ func (l *Local) Login(dst Destination, lg *call.Login) {
 	}
 }
 
-// Notify runs a role's mf.on_session_end hook for p on the role's actor of dst.Key.
+// Notify delivers the end of p's session to the role's actor of dst.Key: its mf.on_session_end
+// hook, and the unload of the player's data on the player's actor (script.VM.SessionEnded).
 func (l *Local) Notify(dst Destination, p call.Presence) {
 	a := l.actor(dst, func(err error) {
 		l.cfg.Log.Warn("session end not delivered", "role", dst.Role, "player", p.PlayerID, "error", err)
@@ -159,7 +160,7 @@ func (l *Local) Notify(dst Destination, p call.Presence) {
 	if a == nil {
 		return
 	}
-	if !a.Send(func(vm *script.VM) { vm.SessionEnded(p) }) {
+	if !a.Send(func(vm *script.VM) { vm.SessionEnded(p, dst.Key) }) {
 		l.cfg.Log.Warn("session end not delivered: the mailbox is full", "role", dst.Role, "player", p.PlayerID)
 	}
 }

@@ -29,6 +29,8 @@ type Router struct {
 	tables Tables
 	rooms  Rooms
 	disp   Dispatcher
+	// playerRole holds players' data (config player.role); "": none.
+	playerRole string
 }
 
 // New returns a router that decides with tables and rooms and delivers through disp.
@@ -84,15 +86,28 @@ func (r *Router) Login(l *call.Login) bool {
 }
 
 // Notify follows the sessions' presence messages (call.Notifier): when a session ends, each role
-// that registered mf.on_session_end gets it, on the actor its key (or else the player) picks.
+// that registered mf.on_session_end gets it, on the actor its key (or else the player) picks; and
+// the player role (see PlayerRole), if the scripts have it, on the player's actor, which unloads
+// the player's data (once when its hook is keyed by the player too).
 func (r *Router) Notify(p call.Presence) {
 	if p.Event != call.SessionEnded {
 		return
 	}
-	for role, key := range r.tables.Table().SessionEnd {
+	t := r.tables.Table()
+	for role, key := range t.SessionEnd {
 		if key == "" {
 			key = p.PlayerID
 		}
 		r.disp.Notify(Destination{Role: role, Key: key}, p)
 	}
+	if key, hooked := t.SessionEnd[r.playerRole]; r.playerRole != "" && (!hooked || key != "") && t.Roles()[r.playerRole] {
+		r.disp.Notify(Destination{Role: r.playerRole, Key: p.PlayerID}, p)
+	}
+}
+
+// PlayerRole names the role whose actors hold players' data (config player.role): Notify tells
+// it of each session's end. Call it before the router is used; it returns r.
+func (r *Router) PlayerRole(role string) *Router {
+	r.playerRole = role
+	return r
 }

@@ -55,7 +55,7 @@ func (vm *VM) openAPI() {
 	vm.mf.RawSetString("timer", vm.newTimerTable())
 	vm.mf.RawSetString("db", vm.newDBTable())
 	vm.mf.RawSetString("room", vm.newRoomTable())
-	vm.mf.RawSetString("player", vm.funcs(map[string]lua.LGFunction{"online": vm.luaPlayerOnline}, 0))
+	vm.mf.RawSetString("player", vm.newPlayerTable())
 	vm.mf.RawSetString("room_type", L.NewFunction(vm.luaRoomType))
 	vm.mf.RawSetString("ext", L.CreateTable(0, 0)) // filled by Apply
 	vm.openCalls()

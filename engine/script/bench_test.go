@@ -1,13 +1,17 @@
 package script_test
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/playerdata"
 	"github.com/moonforge/moonforge/engine/script"
+	"github.com/moonforge/moonforge/engine/store"
 )
 
 type discard struct{}
@@ -73,5 +77,44 @@ end)`}), loadSchema(t), nil)
 		j := rooms.joins[0]
 		rooms.joins = rooms.joins[:0]
 		vm.Resume(call.Answer{ID: j.ID, Value: float64(1)})
+	}
+}
+
+// BenchmarkPlayerDataTouch is BenchmarkDispatchEcho's message through a handler that changes a
+// loaded player's data (a PlayerData with a name and three items): against the echo, the cost of
+// mf.player.data and of the dirty check (encode, compare, hand the bytes to the Manager) at the
+// handler's end. Nothing is written to the store.
+func BenchmarkPlayerDataTouch(b *testing.B) {
+	t := &testing.T{}
+	bundle, err := script.Compile(writeTree(t, map[string]string{"lobby/p.lua": `
+mf.handle("EchoReq", function(ctx, req)
+	local me = mf.player.data(ctx)
+	if me.name == "" then me.name = "Ayla"; me.items = { "sword", "shield", "staff" } end
+	me.gold = me.gold + 1
+	return "EchoAck", { n = req.n, body = req.body }
+end)`}), loadSchema(t), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(b.TempDir(), "db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	m, err := playerdata.Open(playerdata.Config{Store: st, Dir: b.TempDir(), FlushEvery: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	if _, err := m.Load(context.Background(), "p1"); err != nil {
+		b.Fatal(err)
+	}
+	vm, req := echoRequest(b, bundle, &script.Services{PlayerData: m, PlayerRole: "lobby", PlayerMessage: "demo.PlayerData"})
+	vm.SetReplyTo(call.Address{Box: 1}, discard{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req.Deadline = time.Now().Add(time.Second)
+		vm.CallHandler(req)
 	}
 }

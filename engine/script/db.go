@@ -52,6 +52,11 @@ func (vm *VM) dbKey(L *lua.LState, fn string) string {
 // nil and 0.
 func (vm *VM) luaDBGet(L *lua.LState) int {
 	key := vm.dbKey(L, "mf.db.get")
+	if w := vm.handlerWrites(L); w != nil {
+		if op, ok := w.get(key); ok {
+			return pushResult(L, vm.bufferedRead(op))
+		}
+	}
 	return vm.dbRun(L, "mf.db.get", func(ctx context.Context, s store.Store) (dbResult, error) {
 		raw, version, err := s.GetVersion(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
@@ -68,23 +73,105 @@ func (vm *VM) luaDBGet(L *lua.LState) int {
 	})
 }
 
-// luaDBPut implements mf.db.put(key, value): durable when it returns.
+// luaDBPut implements mf.db.put(key, value): in a handler, buffered into the handler's batch;
+// elsewhere durable when it returns.
 func (vm *VM) luaDBPut(L *lua.LState) int {
 	vm.mustRun("mf.db.put")
 	key := vm.dbKey(L, "mf.db.put")
 	raw := vm.dbValue("mf.db.put", L.CheckAny(2))
+	if w := vm.handlerWrites(L); w != nil {
+		vm.buffer(w, "mf.db.put", store.Op{Key: key, Value: raw})
+		return pushResult(L, nil)
+	}
 	return vm.dbRun(L, "mf.db.put", func(ctx context.Context, s store.Store) (dbResult, error) {
 		return dbResult{}, s.Put(ctx, key, raw)
 	})
 }
 
-// luaDBDelete implements mf.db.delete(key).
+// luaDBDelete implements mf.db.delete(key), buffered like put.
 func (vm *VM) luaDBDelete(L *lua.LState) int {
 	vm.mustRun("mf.db.delete")
 	key := vm.dbKey(L, "mf.db.delete")
+	if w := vm.handlerWrites(L); w != nil {
+		vm.buffer(w, "mf.db.delete", store.Op{Key: key, Delete: true})
+		return pushResult(L, nil)
+	}
 	return vm.dbRun(L, "mf.db.delete", func(ctx context.Context, s store.Store) (dbResult, error) {
 		return dbResult{}, s.Delete(ctx, key)
 	})
+}
+
+// dbWrites are the mf.db puts and deletes of one handler, not yet committed: one op per key, the
+// last one written. Owned by the VM's goroutine.
+type dbWrites struct {
+	ops []store.Op
+	at  map[string]int // key -> index in ops
+}
+
+func (w *dbWrites) get(key string) (store.Op, bool) {
+	if i, ok := w.at[key]; ok {
+		return w.ops[i], true
+	}
+	return store.Op{}, false
+}
+
+// take returns the ops and empties w.
+func (w *dbWrites) take() []store.Op {
+	ops := w.ops
+	w.ops, w.at = nil, nil
+	return ops
+}
+
+// handlerWrites returns the write buffer of the handler running in L, or nil when L is not a
+// handler that can wait (the load phase, timers, room callbacks other than on_message): there
+// writes go to the store at once.
+func (vm *VM) handlerWrites(L *lua.LState) *dbWrites {
+	w := &vm.waits
+	if w.running == nil || !w.ours[L] || w.post == nil {
+		return nil
+	}
+	return &w.running.writes
+}
+
+// buffer adds op to the handler's batch, checked against the store's limits now so that the
+// error names the call that broke them.
+func (vm *VM) buffer(w *dbWrites, fn string, op store.Op) {
+	caps := vm.store().Capabilities()
+	if caps.MaxValueLen > 0 && len(op.Value) > caps.MaxValueLen {
+		vm.raiseCode(fn, dbCodeError(fn, fmt.Errorf("%w: %d bytes (at most %d)", store.ErrValueTooLarge, len(op.Value), caps.MaxValueLen)))
+	}
+	if i, ok := w.at[op.Key]; ok {
+		w.ops[i] = op
+		return
+	}
+	if caps.MaxBatchOps > 0 && len(w.ops) >= caps.MaxBatchOps {
+		vm.raiseCode(fn, dbCodeError(fn, fmt.Errorf("%w: a handler writes at most %d keys", store.ErrTooManyOps, caps.MaxBatchOps)))
+	}
+	if w.at == nil {
+		w.at = map[string]int{}
+	}
+	w.at[op.Key] = len(w.ops)
+	w.ops = append(w.ops, op)
+}
+
+// bufferedRead is what mf.db.get returns for a key the handler wrote: the written value and
+// version -1 (not known before the commit; it matches no version), or nil and 0 for a delete
+// (absent after the commit).
+func (vm *VM) bufferedRead(op store.Op) dbResult {
+	if op.Delete {
+		return dbResult{nil, 0.0}
+	}
+	var v any
+	_ = json.Unmarshal(op.Value, &v) // written by dbValue
+	return dbResult{v, -1.0}
+}
+
+// store returns the services' store, or one that takes every write (a VM without a store).
+func (vm *VM) store() store.Store {
+	if vm.svc == nil || vm.svc.Store == nil {
+		return nullStore{}
+	}
+	return vm.svc.Store
 }
 
 // dbResult is what a store call returns to Lua: plain data, one value each.
@@ -102,14 +189,20 @@ func (vm *VM) dbRun(L *lua.LState, fn string, op func(ctx context.Context, s sto
 		return pushResult(L, out)
 	}
 	s := vm.svc.Store
+	return vm.offActor(L, fn, dbCodeError, func(ctx context.Context) (dbResult, error) { return op(ctx, s) })
+}
+
+// offActor runs op, which may block, as dbRun describes: on a goroutine of its own while a
+// handler yields, or on the actor's goroutine elsewhere. code gives an error its code.
+func (vm *VM) offActor(L *lua.LState, fn string, code func(fn string, err error) *protocol.CodeError, op func(ctx context.Context) (dbResult, error)) int {
 	if w := &vm.waits; w.running != nil && w.ours[L] && w.post != nil {
 		c := vm.newCall(L, fn)
 		go func() {
 			ctx, cancel := context.WithDeadline(context.Background(), c.Deadline)
 			defer cancel()
-			out, err := op(ctx, s)
+			out, err := op(ctx)
 			if err != nil {
-				c.Fail(dbCodeError(fn, err))
+				c.Fail(code(fn, err))
 				return
 			}
 			c.Return(out)
@@ -118,9 +211,9 @@ func (vm *VM) dbRun(L *lua.LState, fn string, op func(ctx context.Context, s sto
 	}
 	ctx, cancel := vm.dbContext()
 	defer cancel()
-	out, err := op(ctx, s)
+	out, err := op(ctx)
 	if err != nil {
-		vm.raiseCode(fn, dbCodeError(fn, err))
+		vm.raiseCode(fn, code(fn, err))
 	}
 	return pushResult(L, out)
 }
@@ -145,6 +238,9 @@ func (nullStore) GetVersion(context.Context, string) ([]byte, uint64, error) {
 func (nullStore) Put(context.Context, string, []byte) error { return nil }
 func (nullStore) Delete(context.Context, string) error      { return nil }
 func (nullStore) Batch(context.Context, []store.Op) error   { return nil }
+func (nullStore) Capabilities() store.Capabilities {
+	return store.Capabilities{MaxValueLen: store.MaxValueLen, MaxBatchOps: 10000}
+}
 
 // dbCodeError gives a store error its code: BAD_REQUEST for a key or value
 // outside the store's limits, TIMEOUT when the call's deadline passed,
@@ -176,13 +272,17 @@ func (vm *VM) dbValue(fn string, v lua.LValue) []byte {
 	return raw
 }
 
-// dbVersion reads a version argument: a whole number from 0.
-func (vm *VM) dbVersion(fn string, v lua.LValue) uint64 {
+// dbVersion reads a version argument: a whole number from 0, or -1 (what mf.db.get returns for
+// a key the handler wrote), which matches no version: never is true then.
+func (vm *VM) dbVersion(fn string, v lua.LValue) (version uint64, never bool) {
 	n, ok := v.(lua.LNumber)
-	if !ok || n < 0 || float64(n) != float64(uint64(n)) {
-		vm.errorf("%s: a version is a whole number from 0 (what mf.db.get returned), got %s", fn, v.String())
+	if ok && n == -1 {
+		return 0, true
 	}
-	return uint64(n)
+	if !ok || n < 0 || float64(n) != float64(uint64(n)) {
+		vm.errorf("%s: a version is a whole number from 0, or -1 (what mf.db.get returned), got %s", fn, v.String())
+	}
+	return uint64(n), false
 }
 
 // luaDBCAS implements mf.db.cas(key, version, value): writes value (nil:
@@ -191,13 +291,14 @@ func (vm *VM) dbVersion(fn string, v lua.LValue) uint64 {
 func (vm *VM) luaDBCAS(L *lua.LState) int {
 	vm.mustRun("mf.db.cas")
 	key := vm.dbKey(L, "mf.db.cas")
-	op := store.Op{Key: key, Match: true, Version: vm.dbVersion("mf.db.cas", L.Get(2))}
+	version, never := vm.dbVersion("mf.db.cas", L.Get(2))
+	op := store.Op{Key: key, Match: true, Version: version}
 	if v := L.Get(3); v == lua.LNil {
 		op.Delete = true
 	} else {
 		op.Value = vm.dbValue("mf.db.cas", v)
 	}
-	return vm.dbBatch(L, "mf.db.cas", []store.Op{op})
+	return vm.dbBatch(L, "mf.db.cas", []store.Op{op}, never)
 }
 
 // luaDBBatch implements mf.db.batch(ops): ops is a list of
@@ -208,6 +309,7 @@ func (vm *VM) luaDBBatch(L *lua.LState) int {
 	vm.mustRun("mf.db.batch")
 	list := L.CheckTable(1)
 	var ops []store.Op
+	never := false
 	for i := 1; i <= list.Len(); i++ {
 		t, ok := list.RawGetInt(i).(*lua.LTable)
 		if !ok {
@@ -222,16 +324,32 @@ func (vm *VM) luaDBBatch(L *lua.LState) int {
 			op.Value = vm.dbValue("mf.db.batch", t.RawGetString("value"))
 		}
 		if v := t.RawGetString("version"); v != lua.LNil {
-			op.Match, op.Version = true, vm.dbVersion("mf.db.batch", v)
+			var n bool
+			op.Version, n = vm.dbVersion("mf.db.batch", v)
+			op.Match, never = true, never || n
 		}
 		ops = append(ops, op)
 	}
-	return vm.dbBatch(L, "mf.db.batch", ops)
+	return vm.dbBatch(L, "mf.db.batch", ops, never)
 }
 
-// dbBatch applies ops; the Lua caller gets false on a version conflict.
-func (vm *VM) dbBatch(L *lua.LState, fn string, ops []store.Op) int {
+// dbBatch applies ops; the Lua caller gets false on a version conflict, or at once when never
+// (a version that matches nothing). In a handler, the writes it buffered so far are committed
+// first, in a batch of their own, so that the store sees the handler's writes in order.
+func (vm *VM) dbBatch(L *lua.LState, fn string, ops []store.Op, never bool) int {
+	var earlier []store.Op
+	if w := vm.handlerWrites(L); w != nil {
+		earlier = w.take()
+	}
 	return vm.dbRun(L, fn, func(ctx context.Context, s store.Store) (dbResult, error) {
+		if len(earlier) > 0 {
+			if err := s.Batch(ctx, earlier); err != nil {
+				return nil, fmt.Errorf("committing the handler's earlier writes: %w", err)
+			}
+		}
+		if never {
+			return dbResult{false}, nil
+		}
 		err := s.Batch(ctx, ops)
 		if errors.Is(err, store.ErrConflict) {
 			return dbResult{false}, nil

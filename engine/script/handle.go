@@ -35,7 +35,7 @@ func (vm *VM) CallHandler(req *call.Request) {
 		return
 	}
 	ctx := vm.L.NewUserData()
-	ctx.Value = requestContext{req: req, msg: msg.Name}
+	ctx.Value = requestContext{req: req, msg: msg.Name, keyed: h.key != ""}
 	ctx.Metatable = vm.ctxMeta
 	vm.runRequest(req, h.fn, msg.FullName, ctx, body)
 }
@@ -43,8 +43,9 @@ func (vm *VM) CallHandler(req *call.Request) {
 // requestContext is the Go side of a handler's ctx: a read-only object whose fields are read by
 // ctxIndex. It costs one allocation, where a table with four string keys costs about ten.
 type requestContext struct {
-	req *call.Request
-	msg string
+	req   *call.Request
+	msg   string
+	keyed bool // its handler has opts.key: it runs on the key's actor, not the player's
 }
 
 // ctxIndex implements ctx.player_id, ctx.session_id, ctx.seq and ctx.msg.
@@ -74,43 +75,41 @@ func ctxNewIndex(L *lua.LState) int {
 	return 0
 }
 
-// reply turns a handler's (name, table) result into the reply of its request, encoded with the
-// schema of the version the handler ran on. A result that cannot be a reply fails the request
-// with INTERNAL, naming the handler's file:line (and the field path, for an encoding error).
-func (vm *VM) reply(r *run, name, result lua.LValue) {
+// encodeReply turns a handler's (name, table) result into its reply, encoded with the schema of
+// the version the handler ran on. A result that cannot be a reply fails the request with
+// INTERNAL, naming the handler's file:line (and the field path, for an encoding error), and ok is
+// false.
+func (vm *VM) encodeReply(r *run, name, result lua.LValue) (msgID uint16, payload []byte, ok bool) {
 	req := r.req
-	if req.Seq == 0 {
-		return
-	}
 	fail := func(format string, args ...any) {
 		detail := fmt.Sprintf("%s (handler at %s:%d): ", r.what, r.fn.Proto.SourceName, r.fn.Proto.LineDefined) + fmt.Sprintf(format, args...)
 		vm.log.Error("bad reply", "call", r.what, "error", detail)
 		req.Fail(vm.internal(detail))
 	}
-	n, ok := name.(lua.LString)
-	if !ok {
+	n, isName := name.(lua.LString)
+	if !isName {
 		fail("returned no reply: return a message name and a table")
-		return
+		return 0, nil, false
 	}
 	msg := r.bundle.Codecs.ByName(string(n))
 	if msg == nil {
 		fail("replied with %q, which has no msg_id in the schema", string(n))
-		return
+		return 0, nil, false
 	}
 	body, _ := result.(*lua.LTable)
 	if body == nil {
 		if result != lua.LNil {
 			fail("the reply body must be a table, got %s", result.Type())
-			return
+			return 0, nil, false
 		}
 		body = vm.L.CreateTable(0, 0)
 	}
 	payload, err := msg.Encode(nil, body)
 	if err != nil {
 		fail("%v", err)
-		return
+		return 0, nil, false
 	}
-	req.Reply(msg.ID, payload)
+	return msg.ID, payload, true
 }
 
 func (vm *VM) observe(what string, start time.Time, code protocol.Code) {

@@ -49,12 +49,24 @@ func (vm *VM) luaOnSessionEnd(L *lua.LState) int {
 	return 0
 }
 
-// SessionEnded runs the role's mf.on_session_end hook for a presence message whose session ended.
-// Errors are logged.
-func (vm *VM) SessionEnded(p call.Presence) {
-	if vm.sessionEnd == nil {
-		return
+// SessionEnded handles a presence message whose session ended, delivered to this VM's actor for
+// key: it runs the role's mf.on_session_end hook if key is the hook's (its opts.key, else the
+// player), then, on the player's actor of the player role, unloads the player's data (PlayerEnded)
+// unless the session was replaced by the player's next one. Errors are logged.
+func (vm *VM) SessionEnded(p call.Presence, key string) {
+	hookKey := vm.sessionEndKey
+	if hookKey == "" {
+		hookKey = p.PlayerID
 	}
+	if vm.sessionEnd != nil && key == hookKey {
+		vm.runSessionEnd(p)
+	}
+	if key == p.PlayerID && p.Reason != "replaced" {
+		vm.PlayerEnded(p)
+	}
+}
+
+func (vm *VM) runSessionEnd(p call.Presence) {
 	what := "mf.on_session_end"
 	if _, err := vm.protectedCall(vm.sessionEnd, 0, vm.limit(time.Now(), time.Time{}), lua.LString(p.PlayerID), lua.LString(p.Reason)); err != nil {
 		vm.callError(err, what, time.Time{})

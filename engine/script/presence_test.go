@@ -59,7 +59,7 @@ end)`}
 	if got := replyField(t, vm, send(t, vm, "p1", "online", 0), "body"); got != "truefalsefalse" {
 		t.Fatalf("mf.player.online: %s", got)
 	}
-	vm.SessionEnded(call.Presence{PlayerID: "p9", Event: call.SessionEnded, Reason: "expired"})
+	vm.SessionEnded(call.Presence{PlayerID: "p9", Event: call.SessionEnded, Reason: "expired"}, "k")
 	if got := replyField(t, vm, send(t, vm, "p1", "ended", 0), "body"); got != "p9:expired" {
 		t.Fatalf("mf.on_session_end: %s", got)
 	}

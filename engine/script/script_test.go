@@ -450,7 +450,7 @@ mf.handle("EchoReq", function(ctx, req)
     assert(mf.db.get("d") == nil)
   end
   if req.n == 2 then mf.db.put("big", string.rep("x", 16 * 1024 * 1024)) end -- 2 bytes over, as JSON
-  if req.n == 3 then mf.db.cas("c", -1, 1) end
+  if req.n == 3 then mf.db.cas("c", -2, 1) end
   if req.n == 4 then mf.db.batch({ "not a table" }) end
   return "EchoAck", {}
 end)`})

@@ -13,6 +13,7 @@ import (
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/luapb"
+	"github.com/moonforge/moonforge/engine/playerdata"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/store"
 )
@@ -31,6 +32,11 @@ type Services struct {
 	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default: config.Default
 	LoadTimeout    time.Duration // limit of running a role's chunks; default 5s
 	Observer       Observer      // optional
+	// PlayerData holds the players' data of this node (mf.player.data); nil: not available. Only
+	// the handlers of PlayerRole reach it, and only on the player's own actor.
+	PlayerData    *playerdata.Manager
+	PlayerRole    string
+	PlayerMessage string // full name of the player's proto message
 }
 
 // Observer receives handler timings for metrics. Calls come from actor goroutines.
@@ -94,6 +100,10 @@ type VM struct {
 	ret        [2]lua.LValue  // results of the last protected call
 	waits      waits          // handlers suspended in their coroutines
 	wrapWait   *lua.LFunction // the prelude's wrapper of waiting calls
+
+	players         map[string]*playerEntry // mf.player.data tables of the players this VM serves
+	playerTyp       *luapb.Type             // the player message's codec, of the schema whose hash is playerTypSchema
+	playerTypSchema string
 }
 
 // guard lets a watchdog goroutine interrupt a call that overran its deadline.
@@ -126,6 +136,7 @@ func NewVM(role string, svc *Services) *VM {
 		serves:         map[string]*lua.LFunction{},
 		required:       map[string]lua.LValue{},
 		rooms:          map[*lua.LTable]RoomHandle{},
+		players:        map[string]*playerEntry{},
 	}
 	vm.log = slog.Default()
 	if svc != nil && svc.Log != nil {

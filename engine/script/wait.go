@@ -11,6 +11,7 @@ import (
 
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Handlers that wait. A handler (mf.handle, a room's on_message) runs in a coroutine of its own.
@@ -70,6 +71,12 @@ type run struct {
 	deadline time.Time
 	start    time.Time
 	children []*lua.LState // coroutines of its pcall and xpcall calls
+	writes   dbWrites      // its mf.db puts and deletes, committed when it returns
+	player   bool          // it used mf.player.data: its changes are taken when it ends
+	// While its writes commit: the handler is over, its reply encoded and held until then.
+	committing bool
+	replyID    uint16
+	payload    []byte
 }
 
 type queuedRun struct {
@@ -172,15 +179,20 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 	if err != nil && r.co.ctx.Err() != nil {
 		err = errDeadline{limit: r.deadline}
 	}
+	if r.player {
+		if perr := vm.settlePlayer(r.req.PlayerID); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	vm.release(r.co, state == lua.ResumeOK)
 	vm.end(r)
 	if err != nil {
+		r.writes.take() // a handler that fails writes nothing
 		ce := vm.callError(err, r.what, r.req.Deadline)
 		vm.observe(r.what, r.start, ce.Code)
 		r.req.Fail(ce)
 		return false
 	}
-	vm.observe(r.what, r.start, 0)
 	var name, body lua.LValue = lua.LNil, lua.LNil
 	if len(out) > 0 {
 		name = out[0]
@@ -188,8 +200,56 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 	if len(out) > 1 {
 		body = out[1]
 	}
-	vm.reply(r, name, body)
+	if r.req.Seq != 0 {
+		var ok bool
+		if r.replyID, r.payload, ok = vm.encodeReply(r, name, body); !ok {
+			r.writes.take()
+			vm.observe(r.what, r.start, protocol.Internal)
+			return false
+		}
+	}
+	if ops := r.writes.take(); len(ops) > 0 {
+		vm.commit(r, ops)
+		return true
+	}
+	vm.finish(r, nil)
 	return false
+}
+
+// commit applies a finished handler's writes in one store batch off the actor; the handler's
+// reply waits for it (Resume), and so do the player's next requests.
+func (vm *VM) commit(r *run, ops []store.Op) {
+	w := &vm.waits
+	w.nextCall++
+	c := &call.Call{ID: w.nextCall, Deadline: r.deadline, ReplyTo: w.replyTo, Post: w.post}
+	r.committing = true
+	w.byCall[c.ID] = r
+	if _, ok := w.queued[r.req.PlayerID]; !ok {
+		w.queued[r.req.PlayerID] = nil
+	}
+	s := vm.store()
+	go func() {
+		ctx, cancel := context.WithDeadline(context.Background(), c.Deadline)
+		defer cancel()
+		if err := s.Batch(ctx, ops); err != nil {
+			c.Fail(dbCodeError("committing the handler's mf.db writes", err))
+			return
+		}
+		c.Return(nil)
+	}()
+}
+
+// finish answers a handler that is over: its encoded reply, or err (its commit failed).
+func (vm *VM) finish(r *run, err *protocol.CodeError) {
+	if err != nil {
+		vm.observe(r.what, r.start, err.Code)
+		r.req.Fail(err)
+		return
+	}
+	vm.observe(r.what, r.start, 0)
+	if r.req.Seq != 0 {
+		r.req.Reply(r.replyID, r.payload)
+	}
 }
 
 // next runs the requests that waited for a player's handler to finish, until one waits.
@@ -221,6 +281,11 @@ func (vm *VM) Resume(a call.Answer) {
 		return
 	}
 	delete(vm.waits.byCall, a.ID)
+	if r.committing {
+		vm.finish(r, a.Err)
+		vm.next(r.req.PlayerID)
+		return
+	}
 	args := []lua.LValue{lua.LTrue, Import(vm.L, a.Value)}
 	if values, ok := a.Value.(dbResult); ok { // several results
 		args = args[:1]
@@ -254,8 +319,10 @@ func (vm *VM) expireWaits(now time.Time) {
 			continue
 		}
 		delete(vm.waits.byCall, id)
-		vm.release(r.co, false)
-		vm.end(r)
+		if !r.committing {
+			vm.release(r.co, false)
+			vm.end(r)
+		}
 		ce := vm.callError(errDeadline{limit: r.deadline}, r.what, r.req.Deadline)
 		vm.observe(r.what, r.start, ce.Code)
 		r.req.Fail(ce)

@@ -735,6 +735,544 @@ namespace Demo
         public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
     }
 
+    /// <summary>PlayerData is what the demo keeps for each player.</summary>
+    public sealed partial class PlayerData : global::Moonforge.IMessage
+    {
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (string name).</summary>
+        public string Name
+        {
+            get { return _name; }
+            set { _name = value ?? ""; }
+        }
+
+        private string _name = "";
+
+        /// <summary>Field 2 (uint32 level).</summary>
+        public uint Level { get; set; }
+
+        /// <summary>Field 3 (uint64 xp).</summary>
+        public ulong Xp { get; set; }
+
+        /// <summary>Field 4 (uint64 gold).</summary>
+        public ulong Gold { get; set; }
+
+        /// <summary>Field 5 (repeated string items).</summary>
+        public global::System.Collections.Generic.List<string> Items { get; } = new global::System.Collections.Generic.List<string>();
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (Name.Length != 0)
+            {
+                w.WriteTag(10);
+                w.WriteString(Name);
+            }
+            if (Level != 0)
+            {
+                w.WriteTag(16);
+                w.WriteUInt32(Level);
+            }
+            if (Xp != 0)
+            {
+                w.WriteTag(24);
+                w.WriteUInt64(Xp);
+            }
+            if (Gold != 0)
+            {
+                w.WriteTag(32);
+                w.WriteUInt64(Gold);
+            }
+            foreach (var item in Items)
+            {
+                w.WriteTag(42);
+                w.WriteString(item);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 10:
+                        Name = r.ReadString();
+                        break;
+                    case 16:
+                        Level = r.ReadUInt32();
+                        break;
+                    case 24:
+                        Xp = r.ReadUInt64();
+                        break;
+                    case 32:
+                        Gold = r.ReadUInt64();
+                        break;
+                    case 42:
+                        Items.Add(r.ReadString());
+                        break;
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (Name.Length != 0)
+            {
+                w.Name("name");
+                w.Value(Name);
+            }
+            if (Level != 0)
+            {
+                w.Name("level");
+                w.Value(Level);
+            }
+            if (Xp != 0)
+            {
+                w.Name("xp");
+                w.Value(Xp);
+            }
+            if (Gold != 0)
+            {
+                w.Name("gold");
+                w.Value(Gold);
+            }
+            if (Items.Count != 0)
+            {
+                w.Name("items");
+                w.BeginArray();
+                foreach (var item in Items) w.Value(item);
+                w.EndArray();
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>ProfileReq asks for the player's data.</summary>
+    public sealed partial class ProfileReq : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of ProfileReq on the wire.</summary>
+        public const ushort MessageId = 2201;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>ProfileAck holds the player's data.</summary>
+    public sealed partial class ProfileAck : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of ProfileAck on the wire.</summary>
+        public const ushort MessageId = 2202;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (message data).</summary>
+        public global::Demo.PlayerData Data { get; set; }
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (Data != null)
+            {
+                w.WriteTag(10);
+                w.WriteMessage(Data);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 10:
+                    {
+                        var item = Data ?? (Data = new global::Demo.PlayerData());
+                        r.ReadMessage(item);
+                        break;
+                    }
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (Data != null)
+            {
+                w.Name("data");
+                w.Value(Data);
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>RenameReq sets the player's name (1 to 24 bytes); the answer is a ProfileAck.</summary>
+    public sealed partial class RenameReq : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of RenameReq on the wire.</summary>
+        public const ushort MessageId = 2203;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (string name).</summary>
+        public string Name
+        {
+            get { return _name; }
+            set { _name = value ?? ""; }
+        }
+
+        private string _name = "";
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (Name.Length != 0)
+            {
+                w.WriteTag(10);
+                w.WriteString(Name);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 10:
+                        Name = r.ReadString();
+                        break;
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (Name.Length != 0)
+            {
+                w.Name("name");
+                w.Value(Name);
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>QuestDoneReq rewards a finished quest with xp (a level every 100) and gold; the answer is a ProfileAck.</summary>
+    public sealed partial class QuestDoneReq : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of QuestDoneReq on the wire.</summary>
+        public const ushort MessageId = 2205;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (uint32 xp).</summary>
+        public uint Xp { get; set; }
+
+        /// <summary>Field 2 (uint32 gold).</summary>
+        public uint Gold { get; set; }
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (Xp != 0)
+            {
+                w.WriteTag(8);
+                w.WriteUInt32(Xp);
+            }
+            if (Gold != 0)
+            {
+                w.WriteTag(16);
+                w.WriteUInt32(Gold);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 8:
+                        Xp = r.ReadUInt32();
+                        break;
+                    case 16:
+                        Gold = r.ReadUInt32();
+                        break;
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (Xp != 0)
+            {
+                w.Name("xp");
+                w.Value(Xp);
+            }
+            if (Gold != 0)
+            {
+                w.Name("gold");
+                w.Value(Gold);
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>BuyReq buys an item for gold; the answer comes once the purchase is saved.</summary>
+    public sealed partial class BuyReq : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of BuyReq on the wire.</summary>
+        public const ushort MessageId = 2207;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (string item).</summary>
+        public string Item
+        {
+            get { return _item; }
+            set { _item = value ?? ""; }
+        }
+
+        private string _item = "";
+
+        /// <summary>Field 2 (uint32 price).</summary>
+        public uint Price { get; set; }
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (Item.Length != 0)
+            {
+                w.WriteTag(10);
+                w.WriteString(Item);
+            }
+            if (Price != 0)
+            {
+                w.WriteTag(16);
+                w.WriteUInt32(Price);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 10:
+                        Item = r.ReadString();
+                        break;
+                    case 16:
+                        Price = r.ReadUInt32();
+                        break;
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (Item.Length != 0)
+            {
+                w.Name("item");
+                w.Value(Item);
+            }
+            if (Price != 0)
+            {
+                w.Name("price");
+                w.Value(Price);
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
+    /// <summary>BuyAck gives the gold left and the player's items.</summary>
+    public sealed partial class BuyAck : global::Moonforge.IMessage
+    {
+        /// <summary>The message id of BuyAck on the wire.</summary>
+        public const ushort MessageId = 2208;
+
+        private global::Moonforge.UnknownFields _unknownFields;
+
+        /// <summary>Field 1 (uint64 gold).</summary>
+        public ulong Gold { get; set; }
+
+        /// <summary>Field 2 (repeated string items).</summary>
+        public global::System.Collections.Generic.List<string> Items { get; } = new global::System.Collections.Generic.List<string>();
+
+        /// <summary>Fields read that this schema does not know, written back after the known ones; null when none.</summary>
+        public global::Moonforge.UnknownFields UnknownFields { get { return _unknownFields; } }
+
+        /// <summary>Appends the encoding as protobuf-go's deterministic marshalling does: fields outside oneofs
+        /// by number, then the oneofs, then the unknown fields.</summary>
+        public void WriteTo(global::Moonforge.ProtoWriter w)
+        {
+            if (Gold != 0)
+            {
+                w.WriteTag(8);
+                w.WriteUInt64(Gold);
+            }
+            foreach (var item in Items)
+            {
+                w.WriteTag(18);
+                w.WriteString(item);
+            }
+            w.WriteUnknown(_unknownFields);
+        }
+
+        /// <summary>Reads fields up to the reader's limit and merges them in; a known field with another
+        /// wire type than declared is kept as an unknown field, as protobuf-go does.</summary>
+        public void MergeFrom(global::Moonforge.ProtoReader r)
+        {
+            while (r.ReadTag())
+            {
+                switch (r.Tag)
+                {
+                    case 8:
+                        Gold = r.ReadUInt64();
+                        break;
+                    case 18:
+                        Items.Add(r.ReadString());
+                        break;
+                    default:
+                        r.ReadUnknown(ref _unknownFields);
+                        break;
+                }
+            }
+        }
+
+        /// <summary>Writes the message as protojson does (proto field names, defaults left out).</summary>
+        public void WriteJson(global::Moonforge.JsonWriter w)
+        {
+            w.BeginObject();
+            if (Gold != 0)
+            {
+                w.Name("gold");
+                w.Value(Gold);
+            }
+            if (Items.Count != 0)
+            {
+                w.Name("items");
+                w.BeginArray();
+                foreach (var item in Items) w.Value(item);
+                w.EndArray();
+            }
+            w.EndObject();
+        }
+
+        /// <summary>The message as JSON, for logs.</summary>
+        public override string ToString() { return global::Moonforge.Proto.ToJson(this); }
+    }
+
     /// <summary>Vec2 is a position or a direction on the arena's field.</summary>
     public sealed partial class Vec2 : global::Moonforge.IMessage
     {
@@ -1559,6 +2097,12 @@ namespace Demo
             table.Add<global::Demo.ChatHistoryAck>(2005, "demo.ChatHistoryAck", () => new global::Demo.ChatHistoryAck());
             table.Add<global::Demo.StatsReq>(2101, "demo.StatsReq", () => new global::Demo.StatsReq());
             table.Add<global::Demo.StatsAck>(2102, "demo.StatsAck", () => new global::Demo.StatsAck());
+            table.Add<global::Demo.ProfileReq>(2201, "demo.ProfileReq", () => new global::Demo.ProfileReq());
+            table.Add<global::Demo.ProfileAck>(2202, "demo.ProfileAck", () => new global::Demo.ProfileAck());
+            table.Add<global::Demo.RenameReq>(2203, "demo.RenameReq", () => new global::Demo.RenameReq());
+            table.Add<global::Demo.QuestDoneReq>(2205, "demo.QuestDoneReq", () => new global::Demo.QuestDoneReq());
+            table.Add<global::Demo.BuyReq>(2207, "demo.BuyReq", () => new global::Demo.BuyReq());
+            table.Add<global::Demo.BuyAck>(2208, "demo.BuyAck", () => new global::Demo.BuyAck());
             table.Add<global::Demo.ArenaJoinReq>(3001, "demo.ArenaJoinReq", () => new global::Demo.ArenaJoinReq());
             table.Add<global::Demo.ArenaJoinAck>(3002, "demo.ArenaJoinAck", () => new global::Demo.ArenaJoinAck());
             table.Add<global::Demo.ArenaLeaveReq>(3003, "demo.ArenaLeaveReq", () => new global::Demo.ArenaLeaveReq());
@@ -1584,6 +2128,13 @@ namespace Demo
                 case "demo.PlayerStats": return new global::Demo.PlayerStats();
                 case "demo.StatsReq": return new global::Demo.StatsReq();
                 case "demo.StatsAck": return new global::Demo.StatsAck();
+                case "demo.PlayerData": return new global::Demo.PlayerData();
+                case "demo.ProfileReq": return new global::Demo.ProfileReq();
+                case "demo.ProfileAck": return new global::Demo.ProfileAck();
+                case "demo.RenameReq": return new global::Demo.RenameReq();
+                case "demo.QuestDoneReq": return new global::Demo.QuestDoneReq();
+                case "demo.BuyReq": return new global::Demo.BuyReq();
+                case "demo.BuyAck": return new global::Demo.BuyAck();
                 case "demo.Vec2": return new global::Demo.Vec2();
                 case "demo.ArenaJoinReq": return new global::Demo.ArenaJoinReq();
                 case "demo.ArenaJoinAck": return new global::Demo.ArenaJoinAck();
@@ -1660,6 +2211,30 @@ namespace Demo
         public static global::System.Threading.Tasks.Task<global::Demo.StatsAck> StatsAsync(this global::Moonforge.MoonforgeClient client, global::Demo.StatsReq request, global::System.TimeSpan timeout, global::System.Threading.CancellationToken cancellationToken = default(global::System.Threading.CancellationToken))
         {
             return client.RequestAsync<global::Demo.StatsAck>(request, timeout, cancellationToken);
+        }
+
+        /// <summary>Sends ProfileReq and completes with its ProfileAck (see MoonforgeClient.RequestAsync).</summary>
+        public static global::System.Threading.Tasks.Task<global::Demo.ProfileAck> ProfileAsync(this global::Moonforge.MoonforgeClient client, global::Demo.ProfileReq request, global::System.Threading.CancellationToken cancellationToken = default(global::System.Threading.CancellationToken))
+        {
+            return client.RequestAsync<global::Demo.ProfileAck>(request, null, cancellationToken);
+        }
+
+        /// <summary>Sends ProfileReq and completes with its ProfileAck, failing with TIMEOUT after timeout.</summary>
+        public static global::System.Threading.Tasks.Task<global::Demo.ProfileAck> ProfileAsync(this global::Moonforge.MoonforgeClient client, global::Demo.ProfileReq request, global::System.TimeSpan timeout, global::System.Threading.CancellationToken cancellationToken = default(global::System.Threading.CancellationToken))
+        {
+            return client.RequestAsync<global::Demo.ProfileAck>(request, timeout, cancellationToken);
+        }
+
+        /// <summary>Sends BuyReq and completes with its BuyAck (see MoonforgeClient.RequestAsync).</summary>
+        public static global::System.Threading.Tasks.Task<global::Demo.BuyAck> BuyAsync(this global::Moonforge.MoonforgeClient client, global::Demo.BuyReq request, global::System.Threading.CancellationToken cancellationToken = default(global::System.Threading.CancellationToken))
+        {
+            return client.RequestAsync<global::Demo.BuyAck>(request, null, cancellationToken);
+        }
+
+        /// <summary>Sends BuyReq and completes with its BuyAck, failing with TIMEOUT after timeout.</summary>
+        public static global::System.Threading.Tasks.Task<global::Demo.BuyAck> BuyAsync(this global::Moonforge.MoonforgeClient client, global::Demo.BuyReq request, global::System.TimeSpan timeout, global::System.Threading.CancellationToken cancellationToken = default(global::System.Threading.CancellationToken))
+        {
+            return client.RequestAsync<global::Demo.BuyAck>(request, timeout, cancellationToken);
         }
 
         /// <summary>Sends ArenaJoinReq and completes with its ArenaJoinAck (see MoonforgeClient.RequestAsync).</summary>

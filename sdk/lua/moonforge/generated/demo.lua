@@ -73,6 +73,26 @@
 ---@class demo.StatsReq
 ---@class demo.StatsAck
 ---@field stats? demo.PlayerStats
+---@class demo.PlayerData
+---@field name string
+---@field level integer
+---@field xp integer|string
+---@field gold integer|string
+---@field items string[]
+---@class demo.ProfileReq
+---@class demo.ProfileAck
+---@field data? demo.PlayerData
+---@class demo.RenameReq
+---@field name string
+---@class demo.QuestDoneReq
+---@field xp integer
+---@field gold integer
+---@class demo.BuyReq
+---@field item string
+---@field price integer
+---@class demo.BuyAck
+---@field gold integer|string
+---@field items string[]
 ---@class demo.Vec2
 ---@field x number
 ---@field y number
@@ -130,6 +150,12 @@ M.ids = {
   ["demo.ChatHistoryAck"] = 2005,
   ["demo.StatsReq"] = 2101,
   ["demo.StatsAck"] = 2102,
+  ["demo.ProfileReq"] = 2201,
+  ["demo.ProfileAck"] = 2202,
+  ["demo.RenameReq"] = 2203,
+  ["demo.QuestDoneReq"] = 2205,
+  ["demo.BuyReq"] = 2207,
+  ["demo.BuyAck"] = 2208,
   ["demo.ArenaJoinReq"] = 3001,
   ["demo.ArenaJoinAck"] = 3002,
   ["demo.ArenaLeaveReq"] = 3003,
@@ -236,6 +262,32 @@ M.messages = {
   ["demo.StatsAck"] = {
     { name = "stats", number = 1, type = "message", message = "demo.PlayerStats" },
   },
+  ["demo.PlayerData"] = {
+    { name = "name", number = 1, type = "string" },
+    { name = "level", number = 2, type = "uint32" },
+    { name = "xp", number = 3, type = "uint64" },
+    { name = "gold", number = 4, type = "uint64" },
+    { name = "items", number = 5, type = "string", repeated = true },
+  },
+  ["demo.ProfileReq"] = {},
+  ["demo.ProfileAck"] = {
+    { name = "data", number = 1, type = "message", message = "demo.PlayerData" },
+  },
+  ["demo.RenameReq"] = {
+    { name = "name", number = 1, type = "string" },
+  },
+  ["demo.QuestDoneReq"] = {
+    { name = "xp", number = 1, type = "uint32" },
+    { name = "gold", number = 2, type = "uint32" },
+  },
+  ["demo.BuyReq"] = {
+    { name = "item", number = 1, type = "string" },
+    { name = "price", number = 2, type = "uint32" },
+  },
+  ["demo.BuyAck"] = {
+    { name = "gold", number = 1, type = "uint64" },
+    { name = "items", number = 2, type = "string", repeated = true },
+  },
   ["demo.Vec2"] = {
     { name = "x", number = 1, type = "float" },
     { name = "y", number = 2, type = "float" },
@@ -282,6 +334,8 @@ M.requests = {
   { "chat_send", "demo.ChatSendReq", "demo.ChatSendAck" },
   { "chat_history", "demo.ChatHistoryReq", "demo.ChatHistoryAck" },
   { "stats", "demo.StatsReq", "demo.StatsAck" },
+  { "profile", "demo.ProfileReq", "demo.ProfileAck" },
+  { "buy", "demo.BuyReq", "demo.BuyAck" },
   { "arena_join", "demo.ArenaJoinReq", "demo.ArenaJoinAck" },
   { "arena_leave", "demo.ArenaLeaveReq", "demo.ArenaLeaveAck" },
   { "arena_move", "demo.ArenaMoveReq", "demo.ArenaMoveAck" },
@@ -330,6 +384,26 @@ end
 function M.helpers.stats(client, msg, cb)
   if cb then return client:request("demo.StatsReq", msg, cb) end
   return client:await("demo.StatsReq", msg)
+end
+
+--- Sends demo.ProfileReq and receives demo.ProfileAck.
+---@param client moonforge.Client
+---@param msg demo.ProfileReq
+---@param cb? fun(err: moonforge.Error|nil, reply: demo.ProfileAck|nil)
+---@return demo.ProfileAck|nil reply, moonforge.Error|nil err when awaited
+function M.helpers.profile(client, msg, cb)
+  if cb then return client:request("demo.ProfileReq", msg, cb) end
+  return client:await("demo.ProfileReq", msg)
+end
+
+--- Sends demo.BuyReq and receives demo.BuyAck.
+---@param client moonforge.Client
+---@param msg demo.BuyReq
+---@param cb? fun(err: moonforge.Error|nil, reply: demo.BuyAck|nil)
+---@return demo.BuyAck|nil reply, moonforge.Error|nil err when awaited
+function M.helpers.buy(client, msg, cb)
+  if cb then return client:request("demo.BuyReq", msg, cb) end
+  return client:await("demo.BuyReq", msg)
 end
 
 --- Sends demo.ArenaJoinReq and receives demo.ArenaJoinAck.
@@ -389,7 +463,7 @@ M.descriptor = table.concat({
   "eshToken\"\158\001\010\010RefreshAck\018\020\010\005token\024\001 \001(\009R\005token\018\"\010",
   "\013expires_at_ms\024\002 \001(\003R\011expiresAtMs\018#\010\013refresh_tok",
   "en\024\003 \001(\009R\012refreshToken\0181\010\021refresh_expires_at_ms\024",
-  "\004 \001(\003R\018refreshExpiresAtMsb\006proto3\010\150\010\010\015demo/demo.",
+  "\004 \001(\003R\018refreshExpiresAtMsb\006proto3\010\135\013\010\015demo/demo.",
   "proto\018\004demo\026\024moonforge/protocol.proto\"+\010\007EchoReq",
   "\018\018\010\004body\024\001 \001(\012R\004body\018\012\010\001n\024\002 \001(\003R\001n\"+\010\007EchoAck\018\018\010",
   "\004body\024\001 \001(\012R\004body\018\012\010\001n\024\002 \001(\003R\001n\"!\010\011ChatSendReq\018\018",
@@ -402,21 +476,29 @@ M.descriptor = table.concat({
   "ats_sent\024\001 \001(\013R\009chatsSent\018\031\010\011arena_joins\024\002 \001(\013R\010",
   "arenaJoins\018\031\010\011arena_moves\024\003 \001(\013R\010arenaMoves\"\010\010\008S",
   "tatsReq\"3\010\008StatsAck\018'\010\005stats\024\001 \001(\0112\017.demo.Player",
-  "StatsR\005stats\"\"\010\004Vec2\018\012\010\001x\024\001 \001(\002R\001x\018\012\010\001y\024\002 \001(\002R\001y",
-  "\"B\010\012ArenaJoinReq\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\025\010\008new",
-  "_room\024\002 \001(\008R\007newRoom\"_\010\012ArenaJoinAck\018\023\010\007room_id\024",
-  "\001 \001(\009R\006roomId\018\028\010\003pos\024\002 \001(\0112\010.demo.Vec2R\003pos\018\024\010\007p",
-  "layers\024\003 \003(\009R\007players\"\015\010\013ArenaLeaveReq\"%\010\013ArenaL",
-  "eaveAck\018\020\010\005moves\024\001 \001(\013R\005moves\",\010\012ArenaMoveReq\018\028\010",
-  "\003dir\024\001 \001(\0112\010.demo.Vec2R\003dir\",\010\012ArenaMoveAck\018\028\010\003p",
-  "os\024\001 \001(\0112\010.demo.Vec2R\003pos\"K\010\011ArenaPlayer\018\014\010\002id\024\001",
-  " \001(\009R\002id\018\028\010\003pos\024\002 \001(\0112\010.demo.Vec2R\003pos\018\014\010\002hp\024\003 \001",
-  "(\005R\002hp\"f\010\010ArenaState\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\018\010",
-  "\004tick\024\002 \001(\004R\004tick\018+\010\007players\024\003 \003(\0112\017.demo.ArenaP",
-  "layerR\007players\"\161\001\010\010ArenaEvent\018\023\010\007room_id\024\001 \001(\009R\006",
-  "roomId\018\027\010\009player_id\024\002 \001(\009R\008playerId\018)\010\004kind\024\003 \001(",
-  "\0142\021.demo.ArenaEvent.KindR\004kind\"2\010\004Kind\018\020\010\016KIND_U",
-  "NSPECIFIED\016\000\018\010\010\006JOINED\016\001\018\008\010\004LEFT\016\002b\006proto3",
+  "StatsR\005stats\"p\010\010PlayerData\018\018\010\004name\024\001 \001(\009R\004name\018\020",
+  "\010\005level\024\002 \001(\013R\005level\018\014\010\002xp\024\003 \001(\004R\002xp\018\018\010\004gold\024\004 \001",
+  "(\004R\004gold\018\020\010\005items\024\005 \003(\009R\005items\"\012\010\010ProfileReq\"2\010\010",
+  "ProfileAck\018$\010\004data\024\001 \001(\0112\016.demo.PlayerDataR\004data",
+  "\"\031\010\009RenameReq\018\018\010\004name\024\001 \001(\009R\004name\"2\010\012QuestDoneRe",
+  "q\018\014\010\002xp\024\001 \001(\013R\002xp\018\018\010\004gold\024\002 \001(\013R\004gold\"2\010\006BuyReq\018",
+  "\018\010\004item\024\001 \001(\009R\004item\018\020\010\005price\024\002 \001(\013R\005price\"2\010\006Buy",
+  "Ack\018\018\010\004gold\024\001 \001(\004R\004gold\018\020\010\005items\024\002 \003(\009R\005items\"\"\010",
+  "\004Vec2\018\012\010\001x\024\001 \001(\002R\001x\018\012\010\001y\024\002 \001(\002R\001y\"B\010\012ArenaJoinRe",
+  "q\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\025\010\008new_room\024\002 \001(\008R\007ne",
+  "wRoom\"_\010\012ArenaJoinAck\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\028",
+  "\010\003pos\024\002 \001(\0112\010.demo.Vec2R\003pos\018\024\010\007players\024\003 \003(\009R\007p",
+  "layers\"\015\010\013ArenaLeaveReq\"%\010\013ArenaLeaveAck\018\020\010\005move",
+  "s\024\001 \001(\013R\005moves\",\010\012ArenaMoveReq\018\028\010\003dir\024\001 \001(\0112\010.de",
+  "mo.Vec2R\003dir\",\010\012ArenaMoveAck\018\028\010\003pos\024\001 \001(\0112\010.demo",
+  ".Vec2R\003pos\"K\010\011ArenaPlayer\018\014\010\002id\024\001 \001(\009R\002id\018\028\010\003pos",
+  "\024\002 \001(\0112\010.demo.Vec2R\003pos\018\014\010\002hp\024\003 \001(\005R\002hp\"f\010\010Arena",
+  "State\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\018\010\004tick\024\002 \001(\004R\004ti",
+  "ck\018+\010\007players\024\003 \003(\0112\017.demo.ArenaPlayerR\007players\"",
+  "\161\001\010\010ArenaEvent\018\023\010\007room_id\024\001 \001(\009R\006roomId\018\027\010\009playe",
+  "r_id\024\002 \001(\009R\008playerId\018)\010\004kind\024\003 \001(\0142\021.demo.ArenaE",
+  "vent.KindR\004kind\"2\010\004Kind\018\020\010\016KIND_UNSPECIFIED\016\000\018\010\010",
+  "\006JOINED\016\001\018\008\010\004LEFT\016\002b\006proto3",
 })
 
 return M
