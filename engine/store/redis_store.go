@@ -30,6 +30,46 @@ type RedisConfig struct {
 	// go-redis's defaults (5s and 3s).
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WaitReplicas, when positive, makes every write batch wait (Redis'
+	// WAIT) until that many replicas have received it before it is
+	// acknowledged; a batch that fewer replicas took within WaitTimeout
+	// fails with ErrUnavailable (it is applied on the master, and a failover
+	// may lose it). Redis' replication is asynchronous: without it, an
+	// acknowledged write not yet replicated is lost when Sentinel promotes a
+	// replica. Single node and Sentinel only.
+	WaitReplicas int `yaml:"wait_replicas"`
+	// WaitTimeout bounds that wait; 0: 1s. It must be shorter than
+	// ReadTimeout.
+	WaitTimeout time.Duration `yaml:"wait_timeout"`
+}
+
+// waitTimeout is WaitTimeout or its default.
+func (c RedisConfig) waitTimeout() time.Duration {
+	if c.WaitTimeout > 0 {
+		return c.WaitTimeout
+	}
+	return time.Second
+}
+
+// validate checks the options that do not need a server.
+func (c RedisConfig) validate() error {
+	readTimeout := c.ReadTimeout
+	if readTimeout == 0 {
+		readTimeout = 3 * time.Second // go-redis' default
+	}
+	switch {
+	case len(c.Addrs) == 0:
+		return errors.New("store: RedisConfig.Addrs is empty")
+	case strings.ContainsAny(c.Prefix, "{}"):
+		return fmt.Errorf("store: redis prefix %q must not contain { or }", c.Prefix)
+	case c.WaitReplicas < 0:
+		return fmt.Errorf("store: redis wait_replicas %d is negative", c.WaitReplicas)
+	case c.WaitReplicas > 0 && (c.Cluster || c.MasterName == "" && len(c.Addrs) > 1):
+		return errors.New("store: redis wait_replicas is for a single node or Sentinel, not Cluster")
+	case c.WaitReplicas > 0 && c.waitTimeout() >= readTimeout:
+		return fmt.Errorf("store: redis wait_timeout %v must be shorter than read_timeout %v", c.waitTimeout(), readTimeout)
+	}
+	return nil
 }
 
 // RedisStore is the Store on Redis. Each key is a hash (field v: the value,
@@ -40,13 +80,18 @@ type RedisConfig struct {
 // of every master (holding their names in memory) and sorts them, and
 // batches are atomic only within one group.
 //
-// Durable is true only when the server (the master, on Sentinel) reports
-// appendonly yes and appendfsync always at open; see docs/persistence.md.
+// Durable is true only when an acknowledged write survives a kill -9 of the
+// server: the server (every master, on Cluster) reports appendonly yes and
+// appendfsync always at open, and a failover cannot lose it: on Sentinel,
+// WaitReplicas is at least 1; on Cluster, no master has a replica at open.
+// See docs/persistence.md.
 type RedisStore struct {
 	life
 	rdb     redis.UniversalClient
 	cluster bool
 	prefix  string
+	wait    int           // WaitReplicas
+	waitFor time.Duration // WaitTimeout
 	caps    Capabilities
 }
 
@@ -92,11 +137,8 @@ return 0
 
 // OpenRedis connects to Redis and checks it with a PING.
 func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
-	if len(cfg.Addrs) == 0 {
-		return nil, errors.New("store: RedisConfig.Addrs is empty")
-	}
-	if strings.ContainsAny(cfg.Prefix, "{}") {
-		return nil, fmt.Errorf("store: redis prefix %q must not contain { or }", cfg.Prefix)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	opts := &redis.UniversalOptions{
 		Addrs:         cfg.Addrs,
@@ -111,7 +153,7 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
 	}
 	rdb := redis.NewUniversalClient(opts)
 	_, cluster := rdb.(*redis.ClusterClient)
-	s := &RedisStore{rdb: rdb, cluster: cluster, prefix: cfg.Prefix}
+	s := &RedisStore{rdb: rdb, cluster: cluster, prefix: cfg.Prefix, wait: cfg.WaitReplicas, waitFor: cfg.waitTimeout()}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("store: redis %s: %w", strings.Join(cfg.Addrs, ","), redisErr(err))
@@ -119,7 +161,7 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
 	s.caps = Capabilities{
 		Backend:       "redis",
 		AtomicBatch:   !cluster,
-		Durable:       s.fsyncAlways(ctx),
+		Durable:       s.fsyncAlways(ctx) && (cfg.MasterName == "" || s.wait > 0),
 		MaxValueLen:   MaxValueLen,
 		MaxBatchOps:   10000,
 		MaxBatchBytes: 64 << 20,
@@ -128,7 +170,8 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
 }
 
 // fsyncAlways reports whether the server says appendonly yes and
-// appendfsync always (on Cluster: every master).
+// appendfsync always (on Cluster: every master, none with a replica, since
+// the Cluster's failover may lose what was not replicated).
 func (s *RedisStore) fsyncAlways(ctx context.Context) bool {
 	check := func(ctx context.Context, c *redis.Client) error {
 		conf, err := c.ConfigGet(ctx, "append*").Result()
@@ -137,6 +180,15 @@ func (s *RedisStore) fsyncAlways(ctx context.Context) bool {
 		}
 		if conf["appendonly"] != "yes" || conf["appendfsync"] != "always" {
 			return errors.New("not fsynced")
+		}
+		if s.cluster {
+			info, err := c.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "connected_slaves:0\r\n") {
+				return errors.New("a master with replicas")
+			}
 		}
 		return nil
 	}
@@ -156,15 +208,31 @@ func (s *RedisStore) dataKey(key string) string { return s.prefix + "k:" + key }
 func (s *RedisStore) indexKey() string          { return s.prefix + "i" }
 
 // redisErr maps a client error: a server's error reply stays as it is,
-// anything else (connection refused or reset, timeouts) wraps
-// ErrUnavailable.
+// unless it says the server cannot take the command now (see
+// redisTransient); that and anything else (connection refused or reset,
+// timeouts) wraps ErrUnavailable.
 func redisErr(err error) error {
 	var reply redis.Error
 	switch {
-	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &reply) && !strings.HasPrefix(reply.Error(), "LOADING"):
+	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &reply) && !redisTransient(reply.Error()):
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// redisTransient reports whether an error reply means that the command was
+// not run because of the server's state, not because of the command: a
+// server loading its data, a replica (a master demoted by a failover), a
+// replica that lost its master, a Cluster slot down, moving or migrating,
+// too few replicas for min-replicas-to-write. go-redis retries these a few
+// times; when they last longer the store is unavailable for the while.
+func redisTransient(reply string) bool {
+	kind, _, _ := strings.Cut(reply, " ")
+	switch kind {
+	case "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "NOREPLICAS":
+		return true
+	}
+	return false
 }
 
 // Get implements Store.
@@ -268,11 +336,53 @@ func (s *RedisStore) runBatch(ctx context.Context, ops []Op, indexed bool) error
 	if indexed {
 		keys = append(keys, s.indexKey())
 	}
+	if s.wait > 0 {
+		return s.runBatchReplicated(ctx, ops, keys, args)
+	}
 	res, err := redisBatch.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return fmt.Errorf("store: batch of %d ops: %w", len(ops), redisErr(err))
 	}
 	return batchResult(res, ops)
+}
+
+// runBatchReplicated runs the batch script and WAIT in one pipeline, so on
+// one connection: WAIT counts the replicas that have this connection's
+// writes. The script's digest first, its text when the server lacks it (a
+// promoted replica's script cache is empty).
+func (s *RedisStore) runBatchReplicated(ctx context.Context, ops []Op, keys []string, args []any) error {
+	run := func(eval func(redis.Pipeliner) *redis.Cmd) (*redis.Cmd, *redis.IntCmd, error) {
+		var script *redis.Cmd
+		var wait *redis.IntCmd
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			script = eval(p)
+			wait = redis.NewIntCmd(ctx, "wait", s.wait, s.waitFor.Milliseconds())
+			return p.Process(ctx, wait)
+		})
+		return script, wait, err
+	}
+	script, wait, err := run(func(p redis.Pipeliner) *redis.Cmd { return redisBatch.EvalSha(ctx, p, keys, args...) })
+	if redis.HasErrorPrefix(script.Err(), "NOSCRIPT") {
+		script, wait, err = run(func(p redis.Pipeliner) *redis.Cmd { return redisBatch.Eval(ctx, p, keys, args...) })
+	}
+	if err := script.Err(); err != nil {
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), redisErr(err))
+	}
+	if err != nil {
+		return fmt.Errorf("store: batch of %d ops, waiting for replicas: %w", len(ops), redisErr(err))
+	}
+	res, err := script.Slice()
+	if err != nil {
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), err)
+	}
+	if err := batchResult(res, ops); err != nil {
+		return err
+	}
+	if n := wait.Val(); n < int64(s.wait) {
+		return fmt.Errorf("%w: batch of %d ops applied on the master but received by %d of %d replicas within %v; a failover may lose it",
+			ErrUnavailable, len(ops), n, s.wait, s.waitFor)
+	}
+	return nil
 }
 
 // redisOpArgs are the four script arguments of op: kind (p, d or c), the
