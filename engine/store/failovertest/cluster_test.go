@@ -1,0 +1,167 @@
+package failovertest
+
+import (
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/moonforge/moonforge/engine/store"
+	"github.com/moonforge/moonforge/engine/store/storetest"
+)
+
+// clusterNode is one node of a test's Redis Cluster, with a client of its
+// own (not the store's) for the test's checks.
+type clusterNode struct {
+	srv *storetest.Server
+	c   *redis.Client
+	id  string
+}
+
+func clusterNodes(t *testing.T, servers []*storetest.Server) []clusterNode {
+	t.Helper()
+	nodes := make([]clusterNode, len(servers))
+	for i, srv := range servers {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		t.Cleanup(func() { _ = c.Close() })
+		id, err := c.ClusterMyID(t.Context()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = clusterNode{srv: srv, c: c, id: id}
+	}
+	return nodes
+}
+
+// playersInSlots returns n player ids whose group's hash slot is below
+// slots, as the server computes it.
+func playersInSlots(t *testing.T, c *redis.Client, n int, slots int64) []string {
+	t.Helper()
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		if i > 100000 {
+			t.Fatal("no player ids in the slots")
+		}
+		id := fmt.Sprint("r", i)
+		slot, err := c.ClusterKeySlot(t.Context(), store.PlayerKey(id, "a")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slot < slots {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// errorCount returns how many error replies of kind (MOVED, ASK, TRYAGAIN)
+// the node sent, from INFO errorstats.
+func errorCount(t *testing.T, n clusterNode, kind string) int {
+	text, err := n.c.Info(t.Context(), "errorstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(text, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "errorstat_"+kind+":count="); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
+
+// TestClusterReshardUnderLoad moves slots between the masters of a Redis
+// Cluster with redis-cli --cluster reshard, twice (the first master's
+// lowest 300 slots to the second, then to the third), while players whose
+// groups are in those slots write two keys per batch through the store.
+// Then one player's slot is moved back to the first by hand and held half
+// migrated (its keys moved) while the writes go on. go-redis follows the
+// MOVED and ASK redirections (and retries TRYAGAIN) by itself: the writes
+// go on, no batch is applied in part, nothing acknowledged is lost, and
+// the players' keys end where their slots are.
+func TestClusterReshardUnderLoad(t *testing.T) {
+	ctx := t.Context()
+	const moved = 300
+	nodes := clusterNodes(t, storetest.StartRedisCluster(t, 3, 0, 5*time.Second, storetest.DurableRedis...))
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.srv.Addr)
+	}
+	s := openRedis(t, store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "reshard:", ReadTimeout: time.Second})
+	if c := s.Capabilities(); !c.Durable {
+		t.Fatalf("a cluster without replicas, appendfsync always: %+v", c)
+	}
+	players := playersInSlots(t, nodes[0].c, 6, moved)
+	load := pairLoad(s, players)
+	load.WaitAcked(t, 5)
+	for _, hop := range [][2]int{{0, 1}, {1, 2}} {
+		from, to := nodes[hop[0]], nodes[hop[1]]
+		cmd := exec.Command("redis-cli", "--cluster", "reshard", from.srv.Addr, "--cluster-from", from.id, "--cluster-to", to.id,
+			"--cluster-slots", fmt.Sprint(moved), "--cluster-yes", "--cluster-pipeline", "1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("redis-cli --cluster reshard %d→%d: %v\n%s", hop[0], hop[1], err, out)
+		}
+		load.WaitAcked(t, 5) // through the new owner
+	}
+	// A slot held half migrated, by hand: the writes of its player are
+	// redirected with ASK to the importing master meanwhile.
+	slot, err := nodes[2].c.ClusterKeySlot(ctx, store.PlayerKey(players[0], "a")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := nodes[2], nodes[0]
+	host, port, _ := strings.Cut(to.srv.Addr, ":")
+	for _, step := range []func() error{
+		func() error { return to.c.Do(ctx, "cluster", "setslot", slot, "importing", from.id).Err() },
+		func() error { return from.c.Do(ctx, "cluster", "setslot", slot, "migrating", to.id).Err() },
+		func() error {
+			keys, err := from.c.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+			if err != nil || len(keys) == 0 {
+				return fmt.Errorf("keys in slot %d: %v, %v", slot, keys, err)
+			}
+			args := []any{"migrate", host, port, "", 0, 5000, "keys"}
+			for _, k := range keys {
+				args = append(args, k)
+			}
+			return from.c.Do(ctx, args...).Err()
+		},
+		func() error { load.WaitAcked(t, 5); return nil }, // through ASK
+		func() error { return to.c.Do(ctx, "cluster", "setslot", slot, "node", to.id).Err() },
+		func() error { return from.c.Do(ctx, "cluster", "setslot", slot, "node", to.id).Err() },
+		func() error { load.WaitAcked(t, 5); return nil },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("moving slot %d by hand: %v", slot, err)
+		}
+	}
+	load.Stop()
+	if lost := checkPairs(t, s, players, load); sum(lost) != 0 {
+		t.Errorf("acknowledged writes lost per player: %v", lost)
+	}
+	for i, p := range players {
+		owner := nodes[2]
+		if i == 0 {
+			owner = nodes[0]
+		}
+		for _, name := range []string{"a", "b"} {
+			key := "reshard:k:" + store.PlayerKey(p, name)
+			if n, err := owner.c.Exists(ctx, key).Result(); err != nil || n != 1 {
+				t.Errorf("player %s's key %s is not on its master after the moves: %v, %v", p, name, n, err)
+			}
+		}
+	}
+	redirects := map[string]int{}
+	for _, n := range nodes {
+		for _, kind := range []string{"MOVED", "ASK", "TRYAGAIN"} {
+			redirects[kind] += errorCount(t, n, kind)
+		}
+	}
+	if redirects["MOVED"] == 0 || redirects["ASK"] == 0 {
+		t.Errorf("the masters sent %v: the test did not move the slots under the store", redirects)
+	}
+	t.Logf("%d writes failed (each as unavailable); the masters sent %v", load.Failed(), redirects)
+}
