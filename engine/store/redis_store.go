@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ type RedisConfig struct {
 	// fails with ErrUnavailable (it is applied on the master, and a failover
 	// may lose it). Redis' replication is asynchronous: without it, an
 	// acknowledged write not yet replicated is lost when Sentinel promotes a
-	// replica. Single node and Sentinel only.
+	// replica, or when Redis Cluster fails a master over.
 	WaitReplicas int `yaml:"wait_replicas"`
 	// WaitTimeout bounds that wait; 0: 1s. It must be shorter than
 	// ReadTimeout.
@@ -64,8 +65,6 @@ func (c RedisConfig) validate() error {
 		return fmt.Errorf("store: redis prefix %q must not contain { or }", c.Prefix)
 	case c.WaitReplicas < 0:
 		return fmt.Errorf("store: redis wait_replicas %d is negative", c.WaitReplicas)
-	case c.WaitReplicas > 0 && (c.Cluster || c.MasterName == "" && len(c.Addrs) > 1):
-		return errors.New("store: redis wait_replicas is for a single node or Sentinel, not Cluster")
 	case c.WaitReplicas > 0 && c.waitTimeout() >= readTimeout:
 		return fmt.Errorf("store: redis wait_timeout %v must be shorter than read_timeout %v", c.waitTimeout(), readTimeout)
 	}
@@ -83,7 +82,8 @@ func (c RedisConfig) validate() error {
 // Durable is true only when an acknowledged write survives a kill -9 of the
 // server: the server (every master, on Cluster) reports appendonly yes and
 // appendfsync always at open, and a failover cannot lose it: on Sentinel,
-// WaitReplicas is at least 1; on Cluster, no master has a replica at open.
+// WaitReplicas is at least 1; on Cluster, WaitReplicas is at least 1 or no
+// master has a replica at open.
 // See docs/persistence.md.
 type RedisStore struct {
 	life
@@ -170,8 +170,9 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
 }
 
 // fsyncAlways reports whether the server says appendonly yes and
-// appendfsync always (on Cluster: every master, none with a replica, since
-// the Cluster's failover may lose what was not replicated).
+// appendfsync always (on Cluster: every master, and without WaitReplicas
+// none with a replica, since the Cluster's failover may lose what was not
+// replicated).
 func (s *RedisStore) fsyncAlways(ctx context.Context) bool {
 	check := func(ctx context.Context, c *redis.Client) error {
 		conf, err := c.ConfigGet(ctx, "append*").Result()
@@ -181,7 +182,7 @@ func (s *RedisStore) fsyncAlways(ctx context.Context) bool {
 		if conf["appendonly"] != "yes" || conf["appendfsync"] != "always" {
 			return errors.New("not fsynced")
 		}
-		if s.cluster {
+		if s.cluster && s.wait == 0 {
 			info, err := c.Info(ctx, "replication").Result()
 			if err != nil {
 				return err
@@ -220,6 +221,19 @@ func redisErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
+// failed maps err with redisErr. On Cluster, an unavailable server also
+// makes the client reload the slots' masters: go-redis does so by itself on
+// a redirection and every minute, but not when a master stops answering,
+// so without it the store would call a failed master until the minute is
+// up, long after the Cluster has promoted its replica.
+func (s *RedisStore) failed(err error) error {
+	err = redisErr(err)
+	if c, ok := s.rdb.(*redis.ClusterClient); ok && errors.Is(err, ErrUnavailable) {
+		c.ReloadState(context.Background())
+	}
+	return err
+}
+
 // redisTransient reports whether an error reply means that the command was
 // not run because of the server's state, not because of the command: a
 // server loading its data, a replica (a master demoted by a failover), a
@@ -252,7 +266,7 @@ func (s *RedisStore) GetVersion(ctx context.Context, key string) ([]byte, uint64
 	defer s.leave()
 	res, err := s.rdb.HMGet(ctx, s.dataKey(key), "v", "n").Result()
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: get %s: %w", quoteStart(key), redisErr(err))
+		return nil, 0, fmt.Errorf("store: get %s: %w", quoteStart(key), s.failed(err))
 	}
 	v, ok := res[0].(string)
 	if !ok {
@@ -341,20 +355,96 @@ func (s *RedisStore) runBatch(ctx context.Context, ops []Op, indexed bool) error
 	}
 	res, err := redisBatch.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		return fmt.Errorf("store: batch of %d ops: %w", len(ops), redisErr(err))
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
 	}
 	return batchResult(res, ops)
 }
 
 // runBatchReplicated runs the batch script and WAIT in one pipeline, so on
 // one connection: WAIT counts the replicas that have this connection's
-// writes. The script's digest first, its text when the server lacks it (a
-// promoted replica's script cache is empty).
+// writes. On Cluster the pipeline goes to the master of the batch's slot,
+// following the Cluster's redirections here (go-redis follows them only
+// for commands it routes itself).
 func (s *RedisStore) runBatchReplicated(ctx context.Context, ops []Op, keys []string, args []any) error {
+	c, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return s.replicated(ctx, s.rdb, false, ops, keys, args)
+	}
+	for attempt := 0; ; attempt++ {
+		node, err := c.MasterForKey(ctx, keys[0])
+		asking := false
+		if err == nil {
+			err = s.replicated(ctx, node, false, ops, keys, args)
+		}
+		if addr, ok := askTarget(err); ok {
+			// The slot is migrating and the keys have left: the importing
+			// master takes the batch after ASKING.
+			err = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+				if m.Options().Addr != addr {
+					return nil
+				}
+				asking = true
+				return s.replicated(ctx, m, true, ops, keys, args)
+			})
+			if err == nil && !asking {
+				err = fmt.Errorf("%w: batch of %d ops: ASK to %s, not a known master", ErrUnavailable, len(ops), addr)
+			}
+		}
+		if !clusterRetry(err) {
+			return err
+		}
+		if attempt == 9 || ctx.Err() != nil {
+			return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
+		}
+		// The slot moved, is moving, or its master is failing over.
+		c.ReloadState(ctx)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(10*time.Millisecond<<attempt, 200*time.Millisecond)):
+		}
+	}
+}
+
+// askTarget returns the address of an ASK redirection.
+func askTarget(err error) (string, bool) {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return "", false
+	}
+	f := strings.Fields(reply.Error())
+	if len(f) != 3 || f[0] != "ASK" {
+		return "", false
+	}
+	return f[2], true
+}
+
+// clusterRetry reports whether a replicated batch on Cluster failed before
+// its script ran, in a way that a later attempt may not: a redirection, a
+// slot down or migrating, a master that could not be reached.
+func clusterRetry(err error) bool {
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		kind, _, _ := strings.Cut(reply.Error(), " ")
+		return kind == "MOVED" || kind == "ASK" || kind == "TRYAGAIN" || kind == "CLUSTERDOWN"
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// replicated runs the batch script and WAIT in one pipeline on c, after
+// ASKING when asking: the script's digest first, its text when the server
+// lacks it (a promoted replica's script cache is empty). A redirection or
+// an unreached server comes back as go-redis reports it (see
+// clusterRetry); every other error is mapped.
+func (s *RedisStore) replicated(ctx context.Context, c redis.Cmdable, asking bool, ops []Op, keys []string, args []any) error {
 	run := func(eval func(redis.Pipeliner) *redis.Cmd) (*redis.Cmd, *redis.IntCmd, error) {
 		var script *redis.Cmd
 		var wait *redis.IntCmd
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if asking {
+				p.Do(ctx, "asking")
+			}
 			script = eval(p)
 			wait = redis.NewIntCmd(ctx, "wait", s.wait, s.waitFor.Milliseconds())
 			return p.Process(ctx, wait)
@@ -366,10 +456,13 @@ func (s *RedisStore) runBatchReplicated(ctx context.Context, ops []Op, keys []st
 		script, wait, err = run(func(p redis.Pipeliner) *redis.Cmd { return redisBatch.Eval(ctx, p, keys, args...) })
 	}
 	if err := script.Err(); err != nil {
-		return fmt.Errorf("store: batch of %d ops: %w", len(ops), redisErr(err))
+		if s.cluster && clusterRetry(err) {
+			return err
+		}
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
 	}
 	if err != nil {
-		return fmt.Errorf("store: batch of %d ops, waiting for replicas: %w", len(ops), redisErr(err))
+		return fmt.Errorf("store: batch of %d ops, waiting for replicas: %w", len(ops), s.failed(err))
 	}
 	res, err := script.Slice()
 	if err != nil {
@@ -459,7 +552,7 @@ func (s *RedisStore) zrange(ctx context.Context, from, to string) ([]string, err
 	defer s.leave()
 	members, err := s.rdb.ZRangeByLex(ctx, s.indexKey(), &redis.ZRangeBy{Min: from, Max: to, Count: scanChunkKeys}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("store: scan: %w", redisErr(err))
+		return nil, fmt.Errorf("store: scan: %w", s.failed(err))
 	}
 	return members, nil
 }
@@ -501,7 +594,7 @@ func (s *RedisStore) readMany(ctx context.Context, keys []string) ([][]byte, err
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("store: scan: %w", redisErr(err))
+		return nil, fmt.Errorf("store: scan: %w", s.failed(err))
 	}
 	out := make([][]byte, len(keys))
 	for i, c := range cmds {
@@ -534,7 +627,7 @@ func (s *RedisStore) scanCluster(ctx context.Context, prefix string, fn func(key
 	})
 	s.leave()
 	if err != nil {
-		return fmt.Errorf("store: scan: %w", redisErr(err))
+		return fmt.Errorf("store: scan: %w", s.failed(err))
 	}
 	slices.Sort(keys)
 	for chunk := range slices.Chunk(keys, scanChunkKeys) {

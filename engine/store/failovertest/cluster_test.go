@@ -1,6 +1,7 @@
 package failovertest
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -97,7 +98,7 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 	}
 	players := playersInSlots(t, nodes[0].c, 6, moved)
 	load := pairLoad(s, players)
-	load.WaitAcked(t, 5)
+	load.WaitAcked(t, 5, time.Minute)
 	for _, hop := range [][2]int{{0, 1}, {1, 2}} {
 		from, to := nodes[hop[0]], nodes[hop[1]]
 		cmd := exec.Command("redis-cli", "--cluster", "reshard", from.srv.Addr, "--cluster-from", from.id, "--cluster-to", to.id,
@@ -105,7 +106,7 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("redis-cli --cluster reshard %d→%d: %v\n%s", hop[0], hop[1], err, out)
 		}
-		load.WaitAcked(t, 5) // through the new owner
+		load.WaitAcked(t, 5, time.Minute) // through the new owner
 	}
 	// A slot held half migrated, by hand: the writes of its player are
 	// redirected with ASK to the importing master meanwhile.
@@ -129,10 +130,10 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 			}
 			return from.c.Do(ctx, args...).Err()
 		},
-		func() error { load.WaitAcked(t, 5); return nil }, // through ASK
+		func() error { load.WaitAcked(t, 5, time.Minute); return nil }, // through ASK
 		func() error { return to.c.Do(ctx, "cluster", "setslot", slot, "node", to.id).Err() },
 		func() error { return from.c.Do(ctx, "cluster", "setslot", slot, "node", to.id).Err() },
-		func() error { load.WaitAcked(t, 5); return nil },
+		func() error { load.WaitAcked(t, 5, time.Minute); return nil },
 	} {
 		if err := step(); err != nil {
 			t.Fatalf("moving slot %d by hand: %v", slot, err)
@@ -164,4 +165,98 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 		t.Errorf("the masters sent %v: the test did not move the slots under the store", redirects)
 	}
 	t.Logf("%d writes failed (each as unavailable); the masters sent %v", load.Failed(), redirects)
+}
+
+// TestClusterFailover kills (SIGKILL) a master of a Redis Cluster of three
+// masters with two replicas each while two stores write to players of that
+// master's slots: one with WaitReplicas 1, one without. A replica is
+// promoted and the writes of both go on by themselves; no batch is applied
+// in part; with WaitReplicas no acknowledged write is lost, and a lease
+// taken over before the failover still fences its old owner after it.
+// Without WaitReplicas a write acknowledged but not yet replicated may be
+// lost (the test reports how many were).
+func TestClusterFailover(t *testing.T) {
+	ctx := t.Context()
+	servers := storetest.StartRedisCluster(t, 3, 2, time.Second, append(storetest.DurableRedis, storetest.FastReplication...)...)
+	var addrs []string
+	for _, srv := range servers {
+		addrs = append(addrs, srv.Addr)
+	}
+	cfg := store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "async:", DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second}
+	async := openRedis(t, cfg)
+	cfg.Prefix, cfg.WaitReplicas, cfg.WaitTimeout = "wait:", 1, 500*time.Millisecond
+	waiting := openRedis(t, cfg)
+	if async.Capabilities().Durable || !waiting.Capabilities().Durable {
+		t.Fatalf("Durable on a Cluster with replicas: %v without WaitReplicas (want false), %v with (want true)",
+			async.Capabilities().Durable, waiting.Capabilities().Durable)
+	}
+
+	// The players, and a lease, all on the master of the first player.
+	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer rc.Close()
+	masterOf := func(player string) string {
+		m, err := rc.MasterForKey(ctx, store.PlayerKey(player, "a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Options().Addr
+	}
+	victim := masterOf("f0")
+	var players []string
+	for i := 0; len(players) < 5; i++ {
+		if id := fmt.Sprint("f", i); masterOf(id) == victim {
+			players = append(players, id)
+		}
+	}
+	leased := players[4]
+	players = players[:4]
+	leaseKey := store.PlayerKey(leased, "lease")
+	old, err := store.Acquire(ctx, waiting, leaseKey, "node-a", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	owner, err := store.Acquire(ctx, waiting, leaseKey, "node-b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	loads := map[string]*storetest.WriteLoad{"async": pairLoad(async, players), "wait": pairLoad(waiting, players)}
+	for _, l := range loads {
+		l.WaitAcked(t, 5, time.Minute)
+	}
+	for _, srv := range servers {
+		if srv.Addr == victim {
+			srv.Kill() // kill -9 in the middle of the writes
+		}
+	}
+	killed := time.Now()
+	for _, l := range loads {
+		// Resumed on the promoted replica, well before go-redis would
+		// reload the slots' masters by itself (every minute).
+		l.WaitAcked(t, 5, 30*time.Second)
+	}
+	resumed := time.Since(killed)
+	for _, l := range loads {
+		l.Stop()
+	}
+	rc.ReloadState(ctx)
+	waitUntil(t, "the Cluster's new master for the players", func() bool {
+		m, err := rc.MasterForKey(ctx, store.PlayerKey(players[0], "a"))
+		return err == nil && m.Options().Addr != victim
+	})
+	if lost := checkPairs(t, waiting, players, loads["wait"]); sum(lost) != 0 {
+		t.Errorf("with WaitReplicas 1, acknowledged writes lost per player: %v", lost)
+	}
+	lostAsync := checkPairs(t, async, players, loads["async"])
+	t.Logf("writes resumed %v after the kill; failed writes: %d with WaitReplicas, %d without; acknowledged writes lost without WaitReplicas: %d",
+		resumed.Round(time.Millisecond), loads["wait"].Failed(), loads["async"].Failed(), sum(lostAsync))
+
+	put := []store.Op{{Key: store.PlayerKey(leased, "data"), Value: []byte("x")}}
+	if err := old.Batch(ctx, put); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("a write with the stale token after the failover: %v, want ErrLeaseLost", err)
+	}
+	if err := owner.Batch(ctx, put); err != nil {
+		t.Errorf("the owner's write after the failover: %v", err)
+	}
 }

@@ -132,12 +132,12 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	loads := map[string]*storetest.WriteLoad{"async": pairLoad(async, players), "wait": pairLoad(waiting, players)}
 	for _, l := range loads {
-		l.WaitAcked(t, 5)
+		l.WaitAcked(t, 5, time.Minute)
 	}
 	setup.master.Kill() // kill -9 in the middle of the writes
 	killed := time.Now()
 	for _, l := range loads {
-		l.WaitAcked(t, 5) // resumed on the promoted replica
+		l.WaitAcked(t, 5, time.Minute) // resumed on the promoted replica
 	}
 	resumed := time.Since(killed)
 	for _, l := range loads {

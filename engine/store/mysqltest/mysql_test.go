@@ -77,7 +77,7 @@ func TestMySQLRestartUnderLoadLosesNothing(t *testing.T) {
 		_ = data[p].Set("n", []byte(strconv.FormatInt(i, 10)))
 		return m.Save(ctx, fmt.Sprint("p", p))
 	})
-	load.WaitAcked(t, 5)
+	load.WaitAcked(t, 5, time.Minute)
 	srv.Kill() // kill -9 in the middle of the saves
 	load.Stop()
 	srv.Restart(t)

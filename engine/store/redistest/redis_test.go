@@ -149,8 +149,6 @@ func TestRedisWaitReplicas(t *testing.T) {
 func TestRedisWaitReplicasOptions(t *testing.T) {
 	for _, cfg := range []store.RedisConfig{
 		{Addrs: []string{"127.0.0.1:1"}, WaitReplicas: -1},
-		{Addrs: []string{"127.0.0.1:1"}, WaitReplicas: 1, Cluster: true},
-		{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}, WaitReplicas: 1},
 		{Addrs: []string{"127.0.0.1:1"}, WaitReplicas: 1, WaitTimeout: 3 * time.Second},
 		{Addrs: []string{"127.0.0.1:1"}, WaitReplicas: 1, WaitTimeout: time.Second, ReadTimeout: time.Second},
 	} {

@@ -61,15 +61,15 @@ func StartWriteLoad(writers int, timeout time.Duration, write func(ctx context.C
 }
 
 // WaitAcked waits until every writer has had n more writes acknowledged
-// than when it was called; it fails the test after a minute (a loaded
-// machine is slow).
-func (l *WriteLoad) WaitAcked(t testing.TB, n int64) {
+// than when it was called; it fails the test after within (a bound of
+// liveness: leave room for a loaded machine).
+func (l *WriteLoad) WaitAcked(t testing.TB, n int64, within time.Duration) {
 	t.Helper()
 	from := make([]int64, len(l.acked))
 	for w := range l.acked {
 		from[w] = l.acked[w].Load()
 	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
 		ready := true
 		for w := range l.acked {
 			ready = ready && l.acked[w].Load() >= from[w]+n
@@ -80,7 +80,7 @@ func (l *WriteLoad) WaitAcked(t testing.TB, n int64) {
 		if time.Now().After(deadline) {
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			t.Fatalf("writes were not acknowledged within a minute (%d failed, the last with: %v)", l.failed.Load(), l.last)
+			t.Fatalf("writes were not acknowledged within %v (%d failed, the last with: %v)", within, l.failed.Load(), l.last)
 		}
 	}
 }
