@@ -350,31 +350,38 @@ func (s *RedisStore) runBatch(ctx context.Context, ops []Op, indexed bool) error
 	if indexed {
 		keys = append(keys, s.indexKey())
 	}
+	return s.runScript(ctx, redisBatch, ops, keys, args)
+}
+
+// runScript runs a batch script (redisBatch, or the tiered store's) for
+// ops and turns its reply into nil or a conflict; with WaitReplicas, only
+// once the replicas have the batch.
+func (s *RedisStore) runScript(ctx context.Context, script *redis.Script, ops []Op, keys []string, args []any) error {
 	if s.wait > 0 {
-		return s.runBatchReplicated(ctx, ops, keys, args)
+		return s.runReplicated(ctx, script, ops, keys, args)
 	}
-	res, err := redisBatch.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := script.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
 	}
 	return batchResult(res, ops)
 }
 
-// runBatchReplicated runs the batch script and WAIT in one pipeline, so on
+// runReplicated runs the batch script and WAIT in one pipeline, so on
 // one connection: WAIT counts the replicas that have this connection's
 // writes. On Cluster the pipeline goes to the master of the batch's slot,
 // following the Cluster's redirections here (go-redis follows them only
 // for commands it routes itself).
-func (s *RedisStore) runBatchReplicated(ctx context.Context, ops []Op, keys []string, args []any) error {
+func (s *RedisStore) runReplicated(ctx context.Context, script *redis.Script, ops []Op, keys []string, args []any) error {
 	c, ok := s.rdb.(*redis.ClusterClient)
 	if !ok {
-		return s.replicated(ctx, s.rdb, false, ops, keys, args)
+		return s.replicated(ctx, s.rdb, false, script, ops, keys, args)
 	}
 	for attempt := 0; ; attempt++ {
 		node, err := c.MasterForKey(ctx, keys[0])
 		asking := false
 		if err == nil {
-			err = s.replicated(ctx, node, false, ops, keys, args)
+			err = s.replicated(ctx, node, false, script, ops, keys, args)
 		}
 		if addr, ok := askTarget(err); ok {
 			// The slot is migrating and the keys have left: the importing
@@ -384,7 +391,7 @@ func (s *RedisStore) runBatchReplicated(ctx context.Context, ops []Op, keys []st
 					return nil
 				}
 				asking = true
-				return s.replicated(ctx, m, true, ops, keys, args)
+				return s.replicated(ctx, m, true, script, ops, keys, args)
 			})
 			if err == nil && !asking {
 				err = fmt.Errorf("%w: batch of %d ops: ASK to %s, not a known master", ErrUnavailable, len(ops), addr)
@@ -432,30 +439,30 @@ func clusterRetry(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// replicated runs the batch script and WAIT in one pipeline on c, after
+// replicated runs a batch script and WAIT in one pipeline on c, after
 // ASKING when asking: the script's digest first, its text when the server
 // lacks it (a promoted replica's script cache is empty). A redirection or
 // an unreached server comes back as go-redis reports it (see
 // clusterRetry); every other error is mapped.
-func (s *RedisStore) replicated(ctx context.Context, c redis.Cmdable, asking bool, ops []Op, keys []string, args []any) error {
+func (s *RedisStore) replicated(ctx context.Context, c redis.Cmdable, asking bool, script *redis.Script, ops []Op, keys []string, args []any) error {
 	run := func(eval func(redis.Pipeliner) *redis.Cmd) (*redis.Cmd, *redis.IntCmd, error) {
-		var script *redis.Cmd
+		var ran *redis.Cmd
 		var wait *redis.IntCmd
 		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			if asking {
 				p.Do(ctx, "asking")
 			}
-			script = eval(p)
+			ran = eval(p)
 			wait = redis.NewIntCmd(ctx, "wait", s.wait, s.waitFor.Milliseconds())
 			return p.Process(ctx, wait)
 		})
-		return script, wait, err
+		return ran, wait, err
 	}
-	script, wait, err := run(func(p redis.Pipeliner) *redis.Cmd { return redisBatch.EvalSha(ctx, p, keys, args...) })
-	if redis.HasErrorPrefix(script.Err(), "NOSCRIPT") {
-		script, wait, err = run(func(p redis.Pipeliner) *redis.Cmd { return redisBatch.Eval(ctx, p, keys, args...) })
+	ran, wait, err := run(func(p redis.Pipeliner) *redis.Cmd { return script.EvalSha(ctx, p, keys, args...) })
+	if redis.HasErrorPrefix(ran.Err(), "NOSCRIPT") {
+		ran, wait, err = run(func(p redis.Pipeliner) *redis.Cmd { return script.Eval(ctx, p, keys, args...) })
 	}
-	if err := script.Err(); err != nil {
+	if err := ran.Err(); err != nil {
 		if s.cluster && clusterRetry(err) {
 			return err
 		}
@@ -464,7 +471,7 @@ func (s *RedisStore) replicated(ctx context.Context, c redis.Cmdable, asking boo
 	if err != nil {
 		return fmt.Errorf("store: batch of %d ops, waiting for replicas: %w", len(ops), s.failed(err))
 	}
-	res, err := script.Slice()
+	res, err := ran.Slice()
 	if err != nil {
 		return fmt.Errorf("store: batch of %d ops: %w", len(ops), err)
 	}
