@@ -1,7 +1,6 @@
 package failovertest
 
 import (
-	"errors"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -92,7 +91,7 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 	for _, n := range nodes {
 		addrs = append(addrs, n.srv.Addr)
 	}
-	s := openRedis(t, store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "reshard:", ReadTimeout: time.Second})
+	s := storetest.OpenRedis(t, store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "reshard:", ReadTimeout: time.Second})
 	if c := s.Capabilities(); !c.Durable {
 		t.Fatalf("a cluster without replicas, appendfsync always: %+v", c)
 	}
@@ -183,9 +182,9 @@ func TestClusterFailover(t *testing.T) {
 		addrs = append(addrs, srv.Addr)
 	}
 	cfg := store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "async:", DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second}
-	async := openRedis(t, cfg)
+	async := storetest.OpenRedis(t, cfg)
 	cfg.Prefix, cfg.WaitReplicas, cfg.WaitTimeout = "wait:", 1, 500*time.Millisecond
-	waiting := openRedis(t, cfg)
+	waiting := storetest.OpenRedis(t, cfg)
 	if async.Capabilities().Durable || !waiting.Capabilities().Durable {
 		t.Fatalf("Durable on a Cluster with replicas: %v without WaitReplicas (want false), %v with (want true)",
 			async.Capabilities().Durable, waiting.Capabilities().Durable)
@@ -208,55 +207,24 @@ func TestClusterFailover(t *testing.T) {
 			players = append(players, id)
 		}
 	}
-	leased := players[4]
-	players = players[:4]
-	leaseKey := store.PlayerKey(leased, "lease")
-	old, err := store.Acquire(ctx, waiting, leaseKey, "node-a", 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(150 * time.Millisecond)
-	owner, err := store.Acquire(ctx, waiting, leaseKey, "node-b", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	loads := map[string]*storetest.WriteLoad{"async": pairLoad(async, players), "wait": pairLoad(waiting, players)}
-	for _, l := range loads {
-		l.WaitAcked(t, 5, time.Minute)
-	}
-	for _, srv := range servers {
-		if srv.Addr == victim {
-			srv.Kill() // kill -9 in the middle of the writes
-		}
-	}
-	killed := time.Now()
-	for _, l := range loads {
-		// Resumed on the promoted replica, well before go-redis would
-		// reload the slots' masters by itself (every minute).
-		l.WaitAcked(t, 5, 30*time.Second)
-	}
-	resumed := time.Since(killed)
-	for _, l := range loads {
-		l.Stop()
-	}
-	rc.ReloadState(ctx)
-	waitUntil(t, "the Cluster's new master for the players", func() bool {
-		m, err := rc.MasterForKey(ctx, store.PlayerKey(players[0], "a"))
-		return err == nil && m.Options().Addr != victim
-	})
-	if lost := checkPairs(t, waiting, players, loads["wait"]); sum(lost) != 0 {
-		t.Errorf("with WaitReplicas 1, acknowledged writes lost per player: %v", lost)
-	}
-	lostAsync := checkPairs(t, async, players, loads["async"])
-	t.Logf("writes resumed %v after the kill; failed writes: %d with WaitReplicas, %d without; acknowledged writes lost without WaitReplicas: %d",
-		resumed.Round(time.Millisecond), loads["wait"].Failed(), loads["async"].Failed(), sum(lostAsync))
-
-	put := []store.Op{{Key: store.PlayerKey(leased, "data"), Value: []byte("x")}}
-	if err := old.Batch(ctx, put); !errors.Is(err, store.ErrLeaseLost) {
-		t.Errorf("a write with the stale token after the failover: %v, want ErrLeaseLost", err)
-	}
-	if err := owner.Batch(ctx, put); err != nil {
-		t.Errorf("the owner's write after the failover: %v", err)
-	}
+	failover{
+		async: async, waiting: waiting, players: players[:4], leased: players[4],
+		kill: func() {
+			for _, srv := range servers {
+				if srv.Addr == victim {
+					srv.Kill()
+				}
+			}
+		},
+		promoted: func() {
+			rc.ReloadState(ctx)
+			waitUntil(t, "the Cluster's new master for the players", func() bool {
+				m, err := rc.MasterForKey(ctx, store.PlayerKey(players[0], "a"))
+				return err == nil && m.Options().Addr != victim
+			})
+		},
+		// Well before go-redis would reload the slots' masters by itself
+		// (every minute).
+		within: 30 * time.Second,
+	}.run(t)
 }

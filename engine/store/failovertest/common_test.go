@@ -11,20 +11,6 @@ import (
 	"github.com/moonforge/moonforge/engine/store/storetest"
 )
 
-func openRedis(t *testing.T, cfg store.RedisConfig) *store.RedisStore {
-	t.Helper()
-	s, err := store.OpenRedis(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
-}
-
 // writeTimeout bounds each write of a load: longer than a failover's
 // detection, so that a write may wait through it.
 const writeTimeout = 2 * time.Second
@@ -76,4 +62,69 @@ func sum(n []int64) int64 {
 		s += x
 	}
 	return s
+}
+
+// failover is the scenario of the failover tests: stores writing through
+// the same servers with and without WaitReplicas, a master killed.
+type failover struct {
+	async, waiting store.Store
+	players        []string // the writers' players, on the master killed
+	leased         string   // a player whose lease is taken over before the kill, on that master
+	kill           func()   // kills the master (SIGKILL)
+	promoted       func()   // waits until the servers name another master
+	within         time.Duration
+}
+
+// run takes the leased player's lease as node-a, lets it expire and takes it
+// as node-b; runs the writers, kills the master in the middle of their
+// writes and waits (up to within) until both stores' writes resume. Then no
+// batch may be applied in part; with WaitReplicas no acknowledged write may
+// be lost; node-a's stale token must be refused and node-b's accepted.
+func (f failover) run(t *testing.T) {
+	ctx := t.Context()
+	leaseKey := store.PlayerKey(f.leased, "lease")
+	old, err := store.Acquire(ctx, f.waiting, leaseKey, "node-a", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	owner, err := store.Acquire(ctx, f.waiting, leaseKey, "node-b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	loads := map[string]*storetest.WriteLoad{"async": pairLoad(f.async, f.players), "wait": pairLoad(f.waiting, f.players)}
+	for _, l := range loads {
+		l.WaitAcked(t, 5, time.Minute)
+	}
+	f.kill()
+	killed := time.Now()
+	for _, l := range loads {
+		l.WaitAcked(t, 5, f.within) // resumed on the promoted replica
+	}
+	resumed := time.Since(killed)
+	for _, l := range loads {
+		l.Stop()
+	}
+	f.promoted()
+	if lost := checkPairs(t, f.waiting, f.players, loads["wait"]); sum(lost) != 0 {
+		t.Errorf("with WaitReplicas 1, acknowledged writes lost per player: %v", lost)
+	}
+	lostAsync := checkPairs(t, f.async, f.players, loads["async"])
+	t.Logf("writes resumed %v after the kill; failed writes: %d with WaitReplicas, %d without; acknowledged writes lost without WaitReplicas: %d",
+		resumed.Round(time.Millisecond), loads["wait"].Failed(), loads["async"].Failed(), sum(lostAsync))
+
+	put := []store.Op{{Key: store.PlayerKey(f.leased, "data"), Value: []byte("x")}}
+	if err := old.Batch(ctx, put); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("a write with the stale token after the failover: %v, want ErrLeaseLost", err)
+	}
+	if err := old.Renew(ctx); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("renewing the stale lease after the failover: %v, want ErrLeaseLost", err)
+	}
+	if err := owner.Batch(ctx, put); err != nil {
+		t.Errorf("the owner's write after the failover: %v", err)
+	}
+	if _, err := store.Acquire(ctx, f.waiting, leaseKey, "node-a", time.Minute); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Errorf("node-a acquiring the lease node-b holds, after the failover: %v, want ErrLeaseHeld", err)
+	}
 }

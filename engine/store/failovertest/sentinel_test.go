@@ -80,7 +80,7 @@ func startSentinelSetup(t *testing.T) *sentinelSetup {
 // open opens a store through the Sentinels with the key prefix and
 // WaitReplicas given.
 func (s *sentinelSetup) open(t *testing.T, prefix string, waitReplicas int) *store.RedisStore {
-	return openRedis(t, store.RedisConfig{Addrs: s.sentinels, MasterName: masterName, Prefix: prefix,
+	return storetest.OpenRedis(t, store.RedisConfig{Addrs: s.sentinels, MasterName: masterName, Prefix: prefix,
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WaitReplicas: waitReplicas, WaitTimeout: 500 * time.Millisecond})
 }
 
@@ -105,7 +105,6 @@ func (s *sentinelSetup) promoted(t *testing.T) {
 // writes not yet replicated when the master died may be lost (on loopback
 // the replicas are rarely behind: the test reports how many were).
 func TestSentinelFailover(t *testing.T) {
-	ctx := t.Context()
 	setup := startSentinelSetup(t)
 	async := setup.open(t, "async:", 0)
 	waiting := setup.open(t, "wait:", 1)
@@ -114,57 +113,16 @@ func TestSentinelFailover(t *testing.T) {
 			async.Capabilities().Durable, waiting.Capabilities().Durable)
 	}
 
-	// A lease taken over before the failover: node-a's token is stale.
-	leaseKey := store.PlayerKey("leased", "lease")
-	old, err := store.Acquire(ctx, waiting, leaseKey, "node-a", 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(150 * time.Millisecond)
-	owner, err := store.Acquire(ctx, waiting, leaseKey, "node-b", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	players := make([]string, 4)
 	for i := range players {
 		players[i] = fmt.Sprint("p", i)
 	}
-	loads := map[string]*storetest.WriteLoad{"async": pairLoad(async, players), "wait": pairLoad(waiting, players)}
-	for _, l := range loads {
-		l.WaitAcked(t, 5, time.Minute)
-	}
-	setup.master.Kill() // kill -9 in the middle of the writes
-	killed := time.Now()
-	for _, l := range loads {
-		l.WaitAcked(t, 5, time.Minute) // resumed on the promoted replica
-	}
-	resumed := time.Since(killed)
-	for _, l := range loads {
-		l.Stop()
-	}
-	setup.promoted(t)
-	if lost := checkPairs(t, waiting, players, loads["wait"]); sum(lost) != 0 {
-		t.Errorf("with WaitReplicas 1, acknowledged writes lost per player: %v", lost)
-	}
-	lostAsync := checkPairs(t, async, players, loads["async"])
-	t.Logf("writes resumed %v after the kill; failed writes: %d with WaitReplicas, %d without; acknowledged writes lost without WaitReplicas: %d",
-		resumed.Round(time.Millisecond), loads["wait"].Failed(), loads["async"].Failed(), sum(lostAsync))
-
-	// Fencing holds across the failover.
-	put := []store.Op{{Key: store.PlayerKey("leased", "data"), Value: []byte("x")}}
-	if err := old.Batch(ctx, put); !errors.Is(err, store.ErrLeaseLost) {
-		t.Errorf("a write with the stale token after the failover: %v, want ErrLeaseLost", err)
-	}
-	if err := old.Renew(ctx); !errors.Is(err, store.ErrLeaseLost) {
-		t.Errorf("renewing the stale lease after the failover: %v, want ErrLeaseLost", err)
-	}
-	if err := owner.Batch(ctx, put); err != nil {
-		t.Errorf("the owner's write after the failover: %v", err)
-	}
-	if _, err := store.Acquire(ctx, waiting, leaseKey, "node-a", time.Minute); !errors.Is(err, store.ErrLeaseHeld) {
-		t.Errorf("node-a acquiring the lease node-b holds, after the failover: %v, want ErrLeaseHeld", err)
-	}
+	failover{
+		async: async, waiting: waiting, players: players, leased: "leased",
+		kill:     setup.master.Kill,
+		promoted: func() { setup.promoted(t) },
+		within:   time.Minute,
+	}.run(t)
 }
 
 // TestSentinelFailoverWindowOfLoss makes the window of loss of

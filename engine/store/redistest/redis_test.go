@@ -12,24 +12,10 @@ import (
 	"github.com/moonforge/moonforge/engine/store/storetest"
 )
 
-func openRedis(t *testing.T, cfg store.RedisConfig) *store.RedisStore {
-	t.Helper()
-	s, err := store.OpenRedis(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
-}
-
 func TestRedisConformance(t *testing.T) {
 	srv := storetest.StartRedis(t, storetest.DurableRedis...)
 	storetest.RunConformance(t, func(t *testing.T) store.Store {
-		s := openRedis(t, store.RedisConfig{Addrs: []string{srv.Addr}, Prefix: "mf:" + storetest.RandomName() + ":"})
+		s := storetest.OpenRedis(t, store.RedisConfig{Addrs: []string{srv.Addr}, Prefix: "mf:" + storetest.RandomName() + ":"})
 		if c := s.Capabilities(); !c.Durable || !c.AtomicBatch {
 			t.Fatalf("capabilities of a single node with appendfsync always: %+v", c)
 		}
@@ -39,7 +25,7 @@ func TestRedisConformance(t *testing.T) {
 
 func TestRedisNotDurableWithoutFsync(t *testing.T) {
 	srv := storetest.StartRedis(t)
-	s := openRedis(t, store.RedisConfig{Addrs: []string{srv.Addr}})
+	s := storetest.OpenRedis(t, store.RedisConfig{Addrs: []string{srv.Addr}})
 	if s.Capabilities().Durable {
 		t.Fatal("a Redis without appendonly reports Durable")
 	}
@@ -70,7 +56,7 @@ func TestRedisClusterConformance(t *testing.T) {
 		addrs = append(addrs, srv.Addr)
 	}
 	storetest.RunConformance(t, func(t *testing.T) store.Store {
-		s := openRedis(t, store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "c" + storetest.RandomName() + ":"})
+		s := storetest.OpenRedis(t, store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "c" + storetest.RandomName() + ":"})
 		if c := s.Capabilities(); c.AtomicBatch || !c.Durable {
 			t.Fatalf("capabilities of a cluster with appendfsync always: %+v", c)
 		}
@@ -85,7 +71,7 @@ func TestRedisSentinelConformance(t *testing.T) {
 	master := storetest.StartRedis(t, storetest.DurableRedis...)
 	sentinel := storetest.StartSentinel(t, master.Addr, "mf", 1, 5*time.Second)
 	storetest.RunConformance(t, func(t *testing.T) store.Store {
-		s := openRedis(t, store.RedisConfig{Addrs: []string{sentinel.Addr}, MasterName: "mf", Prefix: "s" + storetest.RandomName() + ":"})
+		s := storetest.OpenRedis(t, store.RedisConfig{Addrs: []string{sentinel.Addr}, MasterName: "mf", Prefix: "s" + storetest.RandomName() + ":"})
 		if c := s.Capabilities(); !c.AtomicBatch || c.Durable {
 			t.Fatalf("capabilities through Sentinel without wait_replicas (a failover may lose a write): %+v", c)
 		}
@@ -101,12 +87,12 @@ func TestRedisStateErrorsAreUnavailable(t *testing.T) {
 	master := storetest.StartRedis(t, append(storetest.FastReplication, "--min-replicas-to-write", "1")...)
 	host, port, _ := strings.Cut(master.Addr, ":")
 	replica := storetest.StartRedis(t, "--replicaof", host, port)
-	s := openRedis(t, store.RedisConfig{Addrs: []string{replica.Addr}})
+	s := storetest.OpenRedis(t, store.RedisConfig{Addrs: []string{replica.Addr}})
 	if err := s.Put(t.Context(), "k", []byte("v")); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "READONLY") {
 		t.Errorf("Put on a replica: %v, want ErrUnavailable (READONLY)", err)
 	}
 	replica.Kill() // the master now counts no good replica
-	s = openRedis(t, store.RedisConfig{Addrs: []string{master.Addr}})
+	s = storetest.OpenRedis(t, store.RedisConfig{Addrs: []string{master.Addr}})
 	if err := s.Put(t.Context(), "k", []byte("v")); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "NOREPLICAS") {
 		t.Errorf("Put on a master without its replica: %v, want ErrUnavailable (NOREPLICAS)", err)
 	}
@@ -119,7 +105,7 @@ func TestRedisWaitReplicas(t *testing.T) {
 	ctx := t.Context()
 	master := storetest.StartRedis(t, append(storetest.DurableRedis, storetest.FastReplication...)...)
 	cfg := store.RedisConfig{Addrs: []string{master.Addr}, WaitReplicas: 1, WaitTimeout: 200 * time.Millisecond}
-	s := openRedis(t, cfg)
+	s := storetest.OpenRedis(t, cfg)
 	err := s.Put(ctx, "k", []byte("alone"))
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
 		t.Fatalf("Put without a replica: %v, want ErrUnavailable (0 of 1 replicas)", err)
@@ -137,7 +123,7 @@ func TestRedisWaitReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Put with a replica: %v", err)
 	}
-	r := openRedis(t, store.RedisConfig{Addrs: []string{replica.Addr}})
+	r := storetest.OpenRedis(t, store.RedisConfig{Addrs: []string{replica.Addr}})
 	if v, err := r.Get(ctx, "k"); err != nil || string(v) != "replicated" {
 		t.Fatalf("the replica has %q, %v right after the acknowledged Put", v, err)
 	}

@@ -1,0 +1,24 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/moonforge/moonforge/engine/store"
+)
+
+// OpenRedis opens a Redis store for the test and closes it at its end.
+func OpenRedis(t testing.TB, cfg store.RedisConfig) *store.RedisStore {
+	t.Helper()
+	s, err := store.OpenRedis(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
