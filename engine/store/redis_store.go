@@ -378,39 +378,47 @@ func (s *RedisStore) runReplicated(ctx context.Context, script *redis.Script, op
 		return s.replicated(ctx, s.rdb, false, script, ops, keys, args)
 	}
 	for attempt := 0; ; attempt++ {
-		node, err := c.MasterForKey(ctx, keys[0])
-		asking := false
-		if err == nil {
-			err = s.replicated(ctx, node, false, script, ops, keys, args)
-		}
-		if addr, ok := askTarget(err); ok {
-			// The slot is migrating and the keys have left: the importing
-			// master takes the batch after ASKING.
-			err = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-				if m.Options().Addr != addr {
-					return nil
-				}
-				asking = true
-				return s.replicated(ctx, m, true, script, ops, keys, args)
-			})
-			if err == nil && !asking {
-				err = fmt.Errorf("%w: batch of %d ops: ASK to %s, not a known master", ErrUnavailable, len(ops), addr)
-			}
-		}
+		err := s.replicatedOnSlot(ctx, c, script, ops, keys, args)
 		if !clusterRetry(err) {
 			return err
 		}
-		if attempt == 9 || ctx.Err() != nil {
-			return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
-		}
 		// The slot moved, is moving, or its master is failing over.
 		c.ReloadState(ctx)
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(min(10*time.Millisecond<<attempt, 200*time.Millisecond)):
+		if attempt < 9 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(10*time.Millisecond<<attempt, 200*time.Millisecond)):
+				continue
+			}
 		}
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
 	}
+}
+
+// replicatedOnSlot runs replicated on the master of the batch's slot, or
+// after ASKING on the master it is migrating to when its keys have left.
+func (s *RedisStore) replicatedOnSlot(ctx context.Context, c *redis.ClusterClient, script *redis.Script, ops []Op, keys []string, args []any) error {
+	node, err := c.MasterForKey(ctx, keys[0])
+	if err != nil {
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
+	}
+	err = s.replicated(ctx, node, false, script, ops, keys, args)
+	addr, ok := askTarget(err)
+	if !ok {
+		return err
+	}
+	asked := false
+	err = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		if m.Options().Addr != addr {
+			return nil
+		}
+		asked = true
+		return s.replicated(ctx, m, true, script, ops, keys, args)
+	})
+	if err == nil && !asked {
+		err = fmt.Errorf("%w: batch of %d ops: ASK to %s, not a known master", ErrUnavailable, len(ops), addr)
+	}
+	return err
 }
 
 // askTarget returns the address of an ASK redirection.

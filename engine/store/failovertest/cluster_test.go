@@ -77,27 +77,38 @@ func errorCount(t *testing.T, n clusterNode, kind string) int {
 // TestClusterReshardUnderLoad moves slots between the masters of a Redis
 // Cluster with redis-cli --cluster reshard, twice (the first master's
 // lowest 300 slots to the second, then to the third), while players whose
-// groups are in those slots write two keys per batch through the store.
+// groups are in those slots write two keys per batch through two stores,
+// with and without WaitReplicas (each master has a replica).
 // Then one player's slot is moved back to the first by hand and held half
 // migrated (its keys moved) while the writes go on. go-redis follows the
-// MOVED and ASK redirections (and retries TRYAGAIN) by itself: the writes
-// go on, no batch is applied in part, nothing acknowledged is lost, and
-// the players' keys end where their slots are.
+// MOVED and ASK redirections (and retries TRYAGAIN) by itself, and the
+// store with WaitReplicas follows them itself: the writes go on, no batch
+// is applied in part, nothing acknowledged is lost, and the players' keys
+// end where their slots are.
 func TestClusterReshardUnderLoad(t *testing.T) {
 	ctx := t.Context()
 	const moved = 300
-	nodes := clusterNodes(t, storetest.StartRedisCluster(t, 3, 0, 5*time.Second, storetest.DurableRedis...))
+	all := clusterNodes(t, storetest.StartRedisCluster(t, 3, 1, 5*time.Second, append(storetest.DurableRedis, storetest.FastReplication...)...))
+	nodes := all[:3] // the masters
 	var addrs []string
-	for _, n := range nodes {
+	for _, n := range all {
 		addrs = append(addrs, n.srv.Addr)
 	}
-	s := storetest.OpenRedis(t, store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "reshard:", ReadTimeout: time.Second})
-	if c := s.Capabilities(); !c.Durable {
-		t.Fatalf("a cluster without replicas, appendfsync always: %+v", c)
-	}
+	cfg := store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "async:", ReadTimeout: time.Second}
+	stores := map[string]store.Store{"async:": storetest.OpenRedis(t, cfg)}
+	cfg.Prefix, cfg.WaitReplicas, cfg.WaitTimeout = "wait:", 1, 500*time.Millisecond
+	stores["wait:"] = storetest.OpenRedis(t, cfg)
 	players := playersInSlots(t, nodes[0].c, 6, moved)
-	load := pairLoad(s, players)
-	load.WaitAcked(t, 5, time.Minute)
+	loads := map[string]*storetest.WriteLoad{}
+	for prefix, s := range stores {
+		loads[prefix] = pairLoad(s, players)
+	}
+	waitAcked := func() {
+		for _, l := range loads {
+			l.WaitAcked(t, 5, time.Minute)
+		}
+	}
+	waitAcked()
 	for _, hop := range [][2]int{{0, 1}, {1, 2}} {
 		from, to := nodes[hop[0]], nodes[hop[1]]
 		cmd := exec.Command("redis-cli", "--cluster", "reshard", from.srv.Addr, "--cluster-from", from.id, "--cluster-to", to.id,
@@ -105,7 +116,7 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("redis-cli --cluster reshard %d→%d: %v\n%s", hop[0], hop[1], err, out)
 		}
-		load.WaitAcked(t, 5, time.Minute) // through the new owner
+		waitAcked() // through the new owner
 	}
 	// A slot held half migrated, by hand: the writes of its player are
 	// redirected with ASK to the importing master meanwhile.
@@ -129,28 +140,29 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 			}
 			return from.c.Do(ctx, args...).Err()
 		},
-		func() error { load.WaitAcked(t, 5, time.Minute); return nil }, // through ASK
+		func() error { waitAcked(); return nil }, // through ASK
 		func() error { return to.c.Do(ctx, "cluster", "setslot", slot, "node", to.id).Err() },
 		func() error { return from.c.Do(ctx, "cluster", "setslot", slot, "node", to.id).Err() },
-		func() error { load.WaitAcked(t, 5, time.Minute); return nil },
+		func() error { waitAcked(); return nil },
 	} {
 		if err := step(); err != nil {
 			t.Fatalf("moving slot %d by hand: %v", slot, err)
 		}
 	}
-	load.Stop()
-	if lost := checkPairs(t, s, players, load); sum(lost) != 0 {
-		t.Errorf("acknowledged writes lost per player: %v", lost)
+	for prefix, l := range loads {
+		l.Stop()
+		if lost := checkPairs(t, stores[prefix], players, l); sum(lost) != 0 {
+			t.Errorf("store %s: acknowledged writes lost per player: %v", prefix, lost)
+		}
 	}
 	for i, p := range players {
 		owner := nodes[2]
 		if i == 0 {
 			owner = nodes[0]
 		}
-		for _, name := range []string{"a", "b"} {
-			key := "reshard:k:" + store.PlayerKey(p, name)
+		for _, key := range []string{"async:k:" + store.PlayerKey(p, "a"), "wait:k:" + store.PlayerKey(p, "b")} {
 			if n, err := owner.c.Exists(ctx, key).Result(); err != nil || n != 1 {
-				t.Errorf("player %s's key %s is not on its master after the moves: %v, %v", p, name, n, err)
+				t.Errorf("player %s's key %s is not on its master after the moves: %v, %v", p, key, n, err)
 			}
 		}
 	}
@@ -163,7 +175,7 @@ func TestClusterReshardUnderLoad(t *testing.T) {
 	if redirects["MOVED"] == 0 || redirects["ASK"] == 0 {
 		t.Errorf("the masters sent %v: the test did not move the slots under the store", redirects)
 	}
-	t.Logf("%d writes failed (each as unavailable); the masters sent %v", load.Failed(), redirects)
+	t.Logf("writes failed (each as unavailable): %d without WaitReplicas, %d with; the masters sent %v", loads["async:"].Failed(), loads["wait:"].Failed(), redirects)
 }
 
 // TestClusterFailover kills (SIGKILL) a master of a Redis Cluster of three

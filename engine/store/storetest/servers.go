@@ -167,18 +167,31 @@ func StartRedisCluster(t testing.TB, masters, replicas int, nodeTimeout time.Dur
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	for _, addr := range addrs {
+	var ordered, replicaNodes []*Server
+	for _, srv := range nodes {
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			info, _ := exec.Command("redis-cli", "-u", "redis://"+addr, "cluster", "info").Output()
+			info, _ := exec.Command("redis-cli", "-u", "redis://"+srv.Addr, "cluster", "info").Output()
 			if strings.Contains(string(info), "cluster_state:ok") {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("the cluster did not become ready at %s: %s", addr, info)
+				t.Fatalf("the cluster did not become ready at %s: %s", srv.Addr, info)
 			}
 		}
+		role, err := exec.Command("redis-cli", "-u", "redis://"+srv.Addr, "role").Output()
+		if err != nil {
+			t.Fatalf("redis-cli role: %v", err)
+		}
+		if strings.HasPrefix(string(role), "master") {
+			ordered = append(ordered, srv)
+		} else {
+			replicaNodes = append(replicaNodes, srv)
+		}
 	}
-	return nodes
+	if len(ordered) != masters {
+		t.Fatalf("the cluster has %d masters, want %d", len(ordered), masters)
+	}
+	return append(ordered, replicaNodes...)
 }
 
 // DurableRedis are the redis-server arguments under which an acknowledged
