@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/moonforge/moonforge/engine/store"
 	"github.com/moonforge/moonforge/engine/store/storetest"
@@ -127,4 +130,29 @@ func (f failover) run(t *testing.T) {
 	if _, err := store.Acquire(ctx, f.waiting, leaseKey, "node-a", time.Minute); !errors.Is(err, store.ErrLeaseHeld) {
 		t.Errorf("node-a acquiring the lease node-b holds, after the failover: %v, want ErrLeaseHeld", err)
 	}
+}
+
+// waitUntil polls cond every 50 ms and fails the test when it does not hold
+// within a minute (a loaded machine is slow).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+	}
+}
+
+// info returns the field of INFO section on the server at addr, "" when it
+// does not answer.
+func info(addr, section, field string) string {
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second})
+	defer c.Close()
+	text, _ := c.Info(context.Background(), section).Result()
+	for _, line := range strings.Split(text, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return v
+		}
+	}
+	return ""
 }

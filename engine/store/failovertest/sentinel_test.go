@@ -1,7 +1,8 @@
+//go:build unix
+
 package failovertest
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -16,31 +17,6 @@ import (
 	"github.com/moonforge/moonforge/engine/store"
 	"github.com/moonforge/moonforge/engine/store/storetest"
 )
-
-// waitUntil polls cond every 50 ms and fails the test when it does not hold
-// within a minute (a loaded machine is slow).
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within a minute", what)
-		}
-	}
-}
-
-// info returns the field of INFO section on the server at addr, "" when it
-// does not answer.
-func info(addr, section, field string) string {
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second})
-	defer c.Close()
-	text, _ := c.Info(context.Background(), section).Result()
-	for _, line := range strings.Split(text, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return v
-		}
-	}
-	return ""
-}
 
 // sentinelSetup is a master, two replicas and three Sentinels (quorum 2,
 // a master is down after 1 s without an answer), each server durable
