@@ -16,15 +16,7 @@ import (
 func openMySQL(t *testing.T, cfg store.MySQLConfig) *store.MySQLStore {
 	t.Helper()
 	s, err := store.OpenMySQL(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return storetest.Opened(t, s, err)
 }
 
 func TestMySQLConformance(t *testing.T) {

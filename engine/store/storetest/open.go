@@ -8,10 +8,10 @@ import (
 	"github.com/moonforge/moonforge/engine/store"
 )
 
-// OpenRedis opens a Redis store for the test and closes it at its end.
-func OpenRedis(t testing.TB, cfg store.RedisConfig) *store.RedisStore {
+// Opened returns s, the result of opening a store, failing the test on
+// err, and closes it at the test's end.
+func Opened[S store.Store](t testing.TB, s S, err error) S {
 	t.Helper()
-	s, err := store.OpenRedis(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,4 +21,11 @@ func OpenRedis(t testing.TB, cfg store.RedisConfig) *store.RedisStore {
 		}
 	})
 	return s
+}
+
+// OpenRedis opens a Redis store for the test and closes it at its end.
+func OpenRedis(t testing.TB, cfg store.RedisConfig) *store.RedisStore {
+	t.Helper()
+	s, err := store.OpenRedis(context.Background(), cfg)
+	return Opened(t, s, err)
 }

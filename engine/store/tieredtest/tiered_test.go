@@ -16,15 +16,7 @@ import (
 func openTiered(t *testing.T, cfg store.TieredConfig) *store.TieredStore {
 	t.Helper()
 	s, err := store.OpenTiered(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return storetest.Opened(t, s, err)
 }
 
 func config(t *testing.T, redisAddr, dsn string) store.TieredConfig {
