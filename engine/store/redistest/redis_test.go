@@ -147,3 +147,39 @@ func TestRedisWaitReplicasOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisWaitReplicasConformance runs the suite through WaitReplicas 1
+// (the script and WAIT pipelined), on a master with a replica and on a
+// Cluster of three masters with a replica each.
+func TestRedisWaitReplicasConformance(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		master := storetest.StartRedis(t, append(storetest.DurableRedis, storetest.FastReplication...)...)
+		host, port, _ := strings.Cut(master.Addr, ":")
+		storetest.StartRedis(t, "--replicaof", host, port)
+		storetest.RunConformance(t, func(t *testing.T) store.Store {
+			s := storetest.OpenRedis(t, store.RedisConfig{Addrs: []string{master.Addr}, Prefix: "w" + storetest.RandomName() + ":", WaitReplicas: 1})
+			for deadline := time.Now().Add(time.Minute); s.Put(t.Context(), "sync", nil) != nil; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the replica did not sync within a minute")
+				}
+			}
+			if err := s.Delete(t.Context(), "sync"); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		var addrs []string
+		for _, srv := range storetest.StartRedisCluster(t, 3, 1, 15*time.Second, append(storetest.DurableRedis, storetest.FastReplication...)...) {
+			addrs = append(addrs, srv.Addr)
+		}
+		storetest.RunConformance(t, func(t *testing.T) store.Store {
+			s := storetest.OpenRedis(t, store.RedisConfig{Addrs: addrs, Cluster: true, Prefix: "w" + storetest.RandomName() + ":", WaitReplicas: 1})
+			if c := s.Capabilities(); c.AtomicBatch || !c.Durable {
+				t.Fatalf("capabilities of a cluster with replicas and WaitReplicas: %+v", c)
+			}
+			return s
+		})
+	})
+}

@@ -148,7 +148,8 @@ func StartSentinel(t testing.TB, masterAddr, name string, quorum int, downAfter 
 // StartRedisCluster starts a Redis Cluster of its own: masters masters,
 // each with replicas replicas, every node started with extra arguments
 // (such as DurableRedis...) and a node timeout of nodeTimeout, and waits
-// until it serves every slot. The masters come first in the result.
+// until it serves every slot and every replica has synced. The masters
+// come first in the result.
 func StartRedisCluster(t testing.TB, masters, replicas int, nodeTimeout time.Duration, extra ...string) []*Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
@@ -184,8 +185,17 @@ func StartRedisCluster(t testing.TB, masters, replicas int, nodeTimeout time.Dur
 		}
 		if strings.HasPrefix(string(role), "master") {
 			ordered = append(ordered, srv)
-		} else {
-			replicaNodes = append(replicaNodes, srv)
+			continue
+		}
+		replicaNodes = append(replicaNodes, srv)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			info, _ := exec.Command("redis-cli", "-u", "redis://"+srv.Addr, "info", "replication").Output()
+			if strings.Contains(string(info), "master_link_status:up") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the replica %s did not sync: %s", srv.Addr, info)
+			}
 		}
 	}
 	if len(ordered) != masters {
