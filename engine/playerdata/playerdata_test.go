@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -228,54 +227,27 @@ func TestStoreRestartUnderLoadLosesNothing(t *testing.T) {
 	s, srv := redisStore(t)
 	m := open(t, playerdata.Config{Store: s, Owner: "node-a", FlushEvery: time.Hour, LeaseTTL: time.Minute})
 	const players = 4
-	acked := make([]atomic.Int64, players)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	data := make([]*playerdata.Data, players)
 	for p := range players {
-		id := fmt.Sprint("p", p)
-		d, err := m.Load(ctx, id)
+		d, err := m.Load(ctx, fmt.Sprint("p", p))
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() {
-			for i := int64(1); ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_ = d.Set("n", []byte(strconv.FormatInt(i, 10)))
-				c, cancel := context.WithTimeout(ctx, time.Second)
-				err := m.Save(c, id)
-				cancel()
-				if err == nil {
-					acked[p].Store(i)
-				}
-			}
-		})
+		data[p] = d
 	}
-	// Let every player have saves acknowledged (bounded: a loaded machine is slow).
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		ready := true
-		for p := range players {
-			ready = ready && acked[p].Load() >= 5
-		}
-		if ready {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("saves were not acknowledged within a minute")
-		}
-	}
+	load := storetest.StartWriteLoad(players, time.Second, func(ctx context.Context, p int, i int64) error {
+		_ = data[p].Set("n", []byte(strconv.FormatInt(i, 10)))
+		return m.Save(ctx, fmt.Sprint("p", p))
+	})
+	load.WaitAcked(t, 5, time.Minute)
 	srv.Kill() // kill -9 in the middle of the saves
-	close(stop)
-	wg.Wait()
+	load.Stop()
 	srv.Restart(t) // again on its append-only file
 	for p := range players {
 		got, err := s.Get(ctx, store.PlayerKey(fmt.Sprint("p", p), "n"))
 		n, _ := strconv.ParseInt(string(got), 10, 64)
-		if err != nil || n < acked[p].Load() || acked[p].Load() == 0 {
-			t.Fatalf("player %d: stored %q (%v), last acknowledged save %d", p, got, err, acked[p].Load())
+		if err != nil || n < load.Acked(p) || load.Acked(p) == 0 {
+			t.Fatalf("player %d: stored %q (%v), last acknowledged save %d", p, got, err, load.Acked(p))
 		}
 	}
 }

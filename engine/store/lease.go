@@ -44,6 +44,10 @@ type Lease struct {
 	mu    sync.Mutex
 	token uint64
 	until time.Time
+	// unsure is the record of the last write that failed with
+	// ErrUnavailable: it may have been applied (a timeout after the
+	// server ran it, or Redis' wait_replicas not met).
+	unsure []byte
 }
 
 type leaseRecord struct {
@@ -91,8 +95,12 @@ func (l *Lease) write(ctx context.Context, version uint64) error {
 	until := time.Now().Add(l.ttl)
 	raw, _ := json.Marshal(leaseRecord{Owner: l.owner, Until: until.UnixMilli()})
 	if err := CompareAndSet(ctx, l.store, l.key, version, raw); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			l.unsure = raw
+		}
 		return err
 	}
+	l.unsure = nil
 	got, token, err := l.store.GetVersion(ctx, l.key)
 	if err != nil {
 		return err
@@ -119,15 +127,40 @@ func (l *Lease) Until() time.Time {
 }
 
 // Renew extends the lease by its TTL from now, changing the token. It fails
-// with ErrLeaseLost when another owner took it over.
+// with ErrLeaseLost when another owner took it over. A renewal that failed
+// as unavailable but was applied is found by the next one (the record is
+// still the one it wrote), which renews from there.
 func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	unsure := l.unsure
 	err := l.write(ctx, l.token)
+	if errors.Is(err, ErrConflict) && !errors.Is(err, ErrLeaseLost) {
+		if ok, rerr := l.renewUnsure(ctx, unsure); ok {
+			err = rerr
+		}
+	}
 	if errors.Is(err, ErrConflict) && !errors.Is(err, ErrLeaseLost) {
 		return fmt.Errorf("%w: %s", ErrLeaseLost, quoteStart(l.key))
 	}
 	return err
+}
+
+// renewUnsure renews the lease from the record's version when the record
+// is still unsure, the one a write that failed as unavailable tried to
+// write: it was applied, and no other owner has written since. ok reports
+// whether it was; err is the renewal's. Renewing (rather than taking that
+// version as the token) makes the token one whose write was acknowledged:
+// with Redis' wait_replicas, one that a failover keeps.
+func (l *Lease) renewUnsure(ctx context.Context, unsure []byte) (ok bool, err error) {
+	if unsure == nil {
+		return false, nil
+	}
+	raw, version, err := l.store.GetVersion(ctx, l.key)
+	if err != nil || string(raw) != string(unsure) {
+		return false, nil
+	}
+	return true, l.write(ctx, version)
 }
 
 // Batch applies ops with the lease's token as a condition: all of them, or
@@ -139,6 +172,15 @@ func (l *Lease) Batch(ctx context.Context, ops []Op) error {
 	fenced := make([]Op, 0, len(ops)+1)
 	fenced = append(fenced, Op{Key: l.key, Check: true, Version: l.token})
 	err := l.store.Batch(ctx, append(fenced, ops...))
+	if errors.Is(err, ErrConflict) {
+		if ok, rerr := l.renewUnsure(ctx, l.unsure); ok {
+			err = rerr
+			if rerr == nil {
+				fenced[0].Version = l.token
+				err = l.store.Batch(ctx, append(fenced, ops...))
+			}
+		}
+	}
 	if !errors.Is(err, ErrConflict) {
 		return err
 	}

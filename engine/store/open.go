@@ -46,7 +46,7 @@ func (c Config) Validate() error {
 		case c.Redis.Cluster && c.Redis.MasterName != "":
 			return fmt.Errorf("store.redis: cluster and master_name exclude each other")
 		}
-		return nil
+		return c.Redis.validate()
 	}
 	needMySQL := func() error {
 		if c.MySQL.DSN == "" {

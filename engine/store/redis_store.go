@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,44 @@ type RedisConfig struct {
 	// go-redis's defaults (5s and 3s).
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WaitReplicas, when positive, makes every write batch wait (Redis'
+	// WAIT) until that many replicas have received it before it is
+	// acknowledged; a batch that fewer replicas took within WaitTimeout
+	// fails with ErrUnavailable (it is applied on the master, and a failover
+	// may lose it). Redis' replication is asynchronous: without it, an
+	// acknowledged write not yet replicated is lost when Sentinel promotes a
+	// replica, or when Redis Cluster fails a master over.
+	WaitReplicas int `yaml:"wait_replicas"`
+	// WaitTimeout bounds that wait; 0: 1s. It must be shorter than
+	// ReadTimeout.
+	WaitTimeout time.Duration `yaml:"wait_timeout"`
+}
+
+// waitTimeout is WaitTimeout or its default.
+func (c RedisConfig) waitTimeout() time.Duration {
+	if c.WaitTimeout > 0 {
+		return c.WaitTimeout
+	}
+	return time.Second
+}
+
+// validate checks the options that do not need a server.
+func (c RedisConfig) validate() error {
+	readTimeout := c.ReadTimeout
+	if readTimeout == 0 {
+		readTimeout = 3 * time.Second // go-redis' default
+	}
+	switch {
+	case len(c.Addrs) == 0:
+		return errors.New("store: RedisConfig.Addrs is empty")
+	case strings.ContainsAny(c.Prefix, "{}"):
+		return fmt.Errorf("store: redis prefix %q must not contain { or }", c.Prefix)
+	case c.WaitReplicas < 0:
+		return fmt.Errorf("store: redis wait_replicas %d is negative", c.WaitReplicas)
+	case c.WaitReplicas > 0 && c.waitTimeout() >= readTimeout:
+		return fmt.Errorf("store: redis wait_timeout %v must be shorter than read_timeout %v", c.waitTimeout(), readTimeout)
+	}
+	return nil
 }
 
 // RedisStore is the Store on Redis. Each key is a hash (field v: the value,
@@ -40,13 +79,19 @@ type RedisConfig struct {
 // of every master (holding their names in memory) and sorts them, and
 // batches are atomic only within one group.
 //
-// Durable is true only when the server (the master, on Sentinel) reports
-// appendonly yes and appendfsync always at open; see docs/persistence.md.
+// Durable is true only when an acknowledged write survives a kill -9 of the
+// server: the server (every master, on Cluster) reports appendonly yes and
+// appendfsync always at open, and a failover cannot lose it: on Sentinel,
+// WaitReplicas is at least 1; on Cluster, WaitReplicas is at least 1 or no
+// master has a replica at open.
+// See docs/persistence.md.
 type RedisStore struct {
 	life
 	rdb     redis.UniversalClient
 	cluster bool
 	prefix  string
+	wait    int           // WaitReplicas
+	waitFor time.Duration // WaitTimeout
 	caps    Capabilities
 }
 
@@ -92,11 +137,8 @@ return 0
 
 // OpenRedis connects to Redis and checks it with a PING.
 func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
-	if len(cfg.Addrs) == 0 {
-		return nil, errors.New("store: RedisConfig.Addrs is empty")
-	}
-	if strings.ContainsAny(cfg.Prefix, "{}") {
-		return nil, fmt.Errorf("store: redis prefix %q must not contain { or }", cfg.Prefix)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	opts := &redis.UniversalOptions{
 		Addrs:         cfg.Addrs,
@@ -111,7 +153,7 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
 	}
 	rdb := redis.NewUniversalClient(opts)
 	_, cluster := rdb.(*redis.ClusterClient)
-	s := &RedisStore{rdb: rdb, cluster: cluster, prefix: cfg.Prefix}
+	s := &RedisStore{rdb: rdb, cluster: cluster, prefix: cfg.Prefix, wait: cfg.WaitReplicas, waitFor: cfg.waitTimeout()}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("store: redis %s: %w", strings.Join(cfg.Addrs, ","), redisErr(err))
@@ -119,7 +161,7 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
 	s.caps = Capabilities{
 		Backend:       "redis",
 		AtomicBatch:   !cluster,
-		Durable:       s.fsyncAlways(ctx),
+		Durable:       s.fsyncAlways(ctx) && (cfg.MasterName == "" || s.wait > 0),
 		MaxValueLen:   MaxValueLen,
 		MaxBatchOps:   10000,
 		MaxBatchBytes: 64 << 20,
@@ -128,7 +170,9 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*RedisStore, error) {
 }
 
 // fsyncAlways reports whether the server says appendonly yes and
-// appendfsync always (on Cluster: every master).
+// appendfsync always (on Cluster: every master, and without WaitReplicas
+// none with a replica, since the Cluster's failover may lose what was not
+// replicated).
 func (s *RedisStore) fsyncAlways(ctx context.Context) bool {
 	check := func(ctx context.Context, c *redis.Client) error {
 		conf, err := c.ConfigGet(ctx, "append*").Result()
@@ -137,6 +181,15 @@ func (s *RedisStore) fsyncAlways(ctx context.Context) bool {
 		}
 		if conf["appendonly"] != "yes" || conf["appendfsync"] != "always" {
 			return errors.New("not fsynced")
+		}
+		if s.cluster && s.wait == 0 {
+			info, err := c.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "connected_slaves:0\r\n") {
+				return errors.New("a master with replicas")
+			}
 		}
 		return nil
 	}
@@ -156,15 +209,44 @@ func (s *RedisStore) dataKey(key string) string { return s.prefix + "k:" + key }
 func (s *RedisStore) indexKey() string          { return s.prefix + "i" }
 
 // redisErr maps a client error: a server's error reply stays as it is,
-// anything else (connection refused or reset, timeouts) wraps
-// ErrUnavailable.
+// unless it says the server cannot take the command now (see
+// redisTransient); that and anything else (connection refused or reset,
+// timeouts) wraps ErrUnavailable.
 func redisErr(err error) error {
 	var reply redis.Error
 	switch {
-	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &reply) && !strings.HasPrefix(reply.Error(), "LOADING"):
+	case err == nil, errors.Is(err, context.Canceled), errors.As(err, &reply) && !redisTransient(reply.Error()):
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// failed maps err with redisErr. On Cluster, an unavailable server also
+// makes the client reload the slots' masters: go-redis does so by itself on
+// a redirection and every minute, but not when a master stops answering,
+// so without it the store would call a failed master until the minute is
+// up, long after the Cluster has promoted its replica.
+func (s *RedisStore) failed(err error) error {
+	err = redisErr(err)
+	if c, ok := s.rdb.(*redis.ClusterClient); ok && errors.Is(err, ErrUnavailable) {
+		c.ReloadState(context.Background())
+	}
+	return err
+}
+
+// redisTransient reports whether an error reply means that the command was
+// not run because of the server's state, not because of the command: a
+// server loading its data, a replica (a master demoted by a failover), a
+// replica that lost its master, a Cluster slot down, moving or migrating,
+// too few replicas for min-replicas-to-write. go-redis retries these a few
+// times; when they last longer the store is unavailable for the while.
+func redisTransient(reply string) bool {
+	kind, _, _ := strings.Cut(reply, " ")
+	switch kind {
+	case "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "NOREPLICAS":
+		return true
+	}
+	return false
 }
 
 // Get implements Store.
@@ -184,7 +266,7 @@ func (s *RedisStore) GetVersion(ctx context.Context, key string) ([]byte, uint64
 	defer s.leave()
 	res, err := s.rdb.HMGet(ctx, s.dataKey(key), "v", "n").Result()
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: get %s: %w", quoteStart(key), redisErr(err))
+		return nil, 0, fmt.Errorf("store: get %s: %w", quoteStart(key), s.failed(err))
 	}
 	v, ok := res[0].(string)
 	if !ok {
@@ -268,11 +350,147 @@ func (s *RedisStore) runBatch(ctx context.Context, ops []Op, indexed bool) error
 	if indexed {
 		keys = append(keys, s.indexKey())
 	}
-	res, err := redisBatch.Run(ctx, s.rdb, keys, args...).Slice()
+	return s.runScript(ctx, redisBatch, ops, keys, args)
+}
+
+// runScript runs a batch script (redisBatch, or the tiered store's) for
+// ops and turns its reply into nil or a conflict; with WaitReplicas, only
+// once the replicas have the batch.
+func (s *RedisStore) runScript(ctx context.Context, script *redis.Script, ops []Op, keys []string, args []any) error {
+	if s.wait > 0 {
+		return s.runReplicated(ctx, script, ops, keys, args)
+	}
+	res, err := script.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		return fmt.Errorf("store: batch of %d ops: %w", len(ops), redisErr(err))
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
 	}
 	return batchResult(res, ops)
+}
+
+// runReplicated runs the batch script and WAIT in one pipeline, so on
+// one connection: WAIT counts the replicas that have this connection's
+// writes. On Cluster the pipeline goes to the master of the batch's slot,
+// following the Cluster's redirections here (go-redis follows them only
+// for commands it routes itself).
+func (s *RedisStore) runReplicated(ctx context.Context, script *redis.Script, ops []Op, keys []string, args []any) error {
+	c, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return s.replicated(ctx, s.rdb, false, script, ops, keys, args)
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.replicatedOnSlot(ctx, c, script, ops, keys, args)
+		if !clusterRetry(err) {
+			return err
+		}
+		// The slot moved, is moving, or its master is failing over.
+		c.ReloadState(ctx)
+		if attempt < 9 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(10*time.Millisecond<<attempt, 200*time.Millisecond)):
+				continue
+			}
+		}
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
+	}
+}
+
+// replicatedOnSlot runs replicated on the master of the batch's slot, or
+// after ASKING on the master it is migrating to when its keys have left.
+func (s *RedisStore) replicatedOnSlot(ctx context.Context, c *redis.ClusterClient, script *redis.Script, ops []Op, keys []string, args []any) error {
+	node, err := c.MasterForKey(ctx, keys[0])
+	if err != nil {
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
+	}
+	err = s.replicated(ctx, node, false, script, ops, keys, args)
+	addr, ok := askTarget(err)
+	if !ok {
+		return err
+	}
+	asked := false
+	err = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		if m.Options().Addr != addr {
+			return nil
+		}
+		asked = true
+		return s.replicated(ctx, m, true, script, ops, keys, args)
+	})
+	if err == nil && !asked {
+		err = fmt.Errorf("%w: batch of %d ops: ASK to %s, not a known master", ErrUnavailable, len(ops), addr)
+	}
+	return err
+}
+
+// askTarget returns the address of an ASK redirection.
+func askTarget(err error) (string, bool) {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return "", false
+	}
+	f := strings.Fields(reply.Error())
+	if len(f) != 3 || f[0] != "ASK" {
+		return "", false
+	}
+	return f[2], true
+}
+
+// clusterRetry reports whether a replicated batch on Cluster failed before
+// its script ran, in a way that a later attempt may not: a redirection, a
+// slot down or migrating, a master that could not be reached.
+func clusterRetry(err error) bool {
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		kind, _, _ := strings.Cut(reply.Error(), " ")
+		return kind == "MOVED" || kind == "ASK" || kind == "TRYAGAIN" || kind == "CLUSTERDOWN"
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// replicated runs a batch script and WAIT in one pipeline on c, after
+// ASKING when asking: the script's digest first, its text when the server
+// lacks it (a promoted replica's script cache is empty). A redirection or
+// an unreached server comes back as go-redis reports it (see
+// clusterRetry); every other error is mapped.
+func (s *RedisStore) replicated(ctx context.Context, c redis.Cmdable, asking bool, script *redis.Script, ops []Op, keys []string, args []any) error {
+	run := func(eval func(redis.Pipeliner) *redis.Cmd) (*redis.Cmd, *redis.IntCmd, error) {
+		var ran *redis.Cmd
+		var wait *redis.IntCmd
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if asking {
+				p.Do(ctx, "asking")
+			}
+			ran = eval(p)
+			wait = redis.NewIntCmd(ctx, "wait", s.wait, s.waitFor.Milliseconds())
+			return p.Process(ctx, wait)
+		})
+		return ran, wait, err
+	}
+	ran, wait, err := run(func(p redis.Pipeliner) *redis.Cmd { return script.EvalSha(ctx, p, keys, args...) })
+	if redis.HasErrorPrefix(ran.Err(), "NOSCRIPT") {
+		ran, wait, err = run(func(p redis.Pipeliner) *redis.Cmd { return script.Eval(ctx, p, keys, args...) })
+	}
+	if err := ran.Err(); err != nil {
+		if s.cluster && clusterRetry(err) {
+			return err
+		}
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), s.failed(err))
+	}
+	if err != nil {
+		return fmt.Errorf("store: batch of %d ops, waiting for replicas: %w", len(ops), s.failed(err))
+	}
+	res, err := ran.Slice()
+	if err != nil {
+		return fmt.Errorf("store: batch of %d ops: %w", len(ops), err)
+	}
+	if err := batchResult(res, ops); err != nil {
+		return err
+	}
+	if n := wait.Val(); n < int64(s.wait) {
+		return fmt.Errorf("%w: batch of %d ops applied on the master but received by %d of %d replicas within %v; a failover may lose it",
+			ErrUnavailable, len(ops), n, s.wait, s.waitFor)
+	}
+	return nil
 }
 
 // redisOpArgs are the four script arguments of op: kind (p, d or c), the
@@ -349,7 +567,7 @@ func (s *RedisStore) zrange(ctx context.Context, from, to string) ([]string, err
 	defer s.leave()
 	members, err := s.rdb.ZRangeByLex(ctx, s.indexKey(), &redis.ZRangeBy{Min: from, Max: to, Count: scanChunkKeys}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("store: scan: %w", redisErr(err))
+		return nil, fmt.Errorf("store: scan: %w", s.failed(err))
 	}
 	return members, nil
 }
@@ -391,7 +609,7 @@ func (s *RedisStore) readMany(ctx context.Context, keys []string) ([][]byte, err
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("store: scan: %w", redisErr(err))
+		return nil, fmt.Errorf("store: scan: %w", s.failed(err))
 	}
 	out := make([][]byte, len(keys))
 	for i, c := range cmds {
@@ -424,7 +642,7 @@ func (s *RedisStore) scanCluster(ctx context.Context, prefix string, fn func(key
 	})
 	s.leave()
 	if err != nil {
-		return fmt.Errorf("store: scan: %w", redisErr(err))
+		return fmt.Errorf("store: scan: %w", s.failed(err))
 	}
 	slices.Sort(keys)
 	for chunk := range slices.Chunk(keys, scanChunkKeys) {

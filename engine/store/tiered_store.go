@@ -248,11 +248,7 @@ func (s *TieredStore) Batch(ctx context.Context, ops []Op) error {
 		args = append(args, redisOpArgs(op)...)
 	}
 	keys = append(keys, s.dirtyKey())
-	res, err := tieredBatch.Run(ctx, s.front.rdb, keys, args...).Slice()
-	if err != nil {
-		return fmt.Errorf("store: batch of %d ops: %w", len(ops), redisErr(err))
-	}
-	return batchResult(res, ops)
+	return s.front.runScript(ctx, tieredBatch, ops, keys, args)
 }
 
 // Scan implements Store: it writes back what changed, then scans MySQL.

@@ -15,15 +15,7 @@ func TestMongoConformance(t *testing.T) {
 	url := storetest.MongoURL(t)
 	storetest.RunConformance(t, func(t *testing.T) store.Store {
 		s, err := store.OpenMongo(t.Context(), store.MongoConfig{URL: url, Database: storetest.MongoDatabase(t, url)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-				t.Errorf("Close: %v", err)
-			}
-		})
-		return s
+		return storetest.Opened(t, s, err)
 	})
 }
 

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,15 +16,7 @@ import (
 func openMySQL(t *testing.T, cfg store.MySQLConfig) *store.MySQLStore {
 	t.Helper()
 	s, err := store.OpenMySQL(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return storetest.Opened(t, s, err)
 }
 
 func TestMySQLConformance(t *testing.T) {
@@ -67,46 +57,21 @@ func TestMySQLRestartUnderLoadLosesNothing(t *testing.T) {
 	}
 	defer m.Close(context.Background())
 	const players = 4
-	acked := make([]atomic.Int64, players)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	data := make([]*playerdata.Data, players)
 	for p := range players {
-		id := fmt.Sprint("p", p)
-		d, err := m.Load(ctx, id)
+		d, err := m.Load(ctx, fmt.Sprint("p", p))
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() {
-			for i := int64(1); ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_ = d.Set("n", []byte(strconv.FormatInt(i, 10)))
-				c, cancel := context.WithTimeout(ctx, time.Second)
-				if m.Save(c, id) == nil {
-					acked[p].Store(i)
-				}
-				cancel()
-			}
-		})
+		data[p] = d
 	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		ready := true
-		for p := range players {
-			ready = ready && acked[p].Load() >= 5
-		}
-		if ready {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("saves were not acknowledged within a minute")
-		}
-	}
+	load := storetest.StartWriteLoad(players, time.Second, func(ctx context.Context, p int, i int64) error {
+		_ = data[p].Set("n", []byte(strconv.FormatInt(i, 10)))
+		return m.Save(ctx, fmt.Sprint("p", p))
+	})
+	load.WaitAcked(t, 5, time.Minute)
 	srv.Kill() // kill -9 in the middle of the saves
-	close(stop)
-	wg.Wait()
+	load.Stop()
 	srv.Restart(t)
 	for p := range players {
 		var got []byte
@@ -117,8 +82,8 @@ func TestMySQLRestartUnderLoadLosesNothing(t *testing.T) {
 			}
 		}
 		n, _ := strconv.ParseInt(string(got), 10, 64)
-		if err != nil || n < acked[p].Load() {
-			t.Fatalf("player %d: stored %q (%v), last acknowledged save %d", p, got, err, acked[p].Load())
+		if err != nil || n < load.Acked(p) {
+			t.Fatalf("player %d: stored %q (%v), last acknowledged save %d", p, got, err, load.Acked(p))
 		}
 	}
 }

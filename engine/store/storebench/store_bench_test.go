@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,6 +157,43 @@ func BenchmarkWriteBehind(b *testing.B) {
 				_ = players[g].Set("state", state)
 				_ = players[g].Set("n", []byte(strconv.Itoa(i)))
 				return m.Save(ctx, fmt.Sprint("w", g))
+			})
+		})
+	}
+}
+
+// BenchmarkRedisWaitReplicas: the cost of WaitReplicas 1 on a master with
+// one replica (both appendfsync always), beside the same master without
+// it, in the same run.
+func BenchmarkRedisWaitReplicas(b *testing.B) {
+	ctx := context.Background()
+	master := storetest.StartRedis(b, append(storetest.DurableRedis, storetest.FastReplication...)...)
+	host, port, _ := strings.Cut(master.Addr, ":")
+	storetest.StartRedis(b, append(storetest.DurableRedis, "--replicaof", host, port)...)
+	value := make([]byte, 512)
+	for _, wait := range []int{0, 1} {
+		s, err := store.OpenRedis(ctx, store.RedisConfig{Addrs: []string{master.Addr}, Prefix: fmt.Sprint("w", wait, ":"), WaitReplicas: wait})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		for deadline := time.Now().Add(time.Minute); s.Put(ctx, "k/0", value) != nil; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatal("the replica did not sync within a minute")
+			}
+		}
+		b.Run(fmt.Sprint("wait", wait, "/put"), func(b *testing.B) {
+			parallel(b, func(ctx context.Context, _, i int) error {
+				return s.Put(ctx, fmt.Sprintf("k/%d", i%1000), value)
+			})
+		})
+		b.Run(fmt.Sprint("wait", wait, "/batch10"), func(b *testing.B) {
+			parallel(b, func(ctx context.Context, _, i int) error {
+				ops := make([]store.Op, 10)
+				for j := range ops {
+					ops[j] = store.Op{Key: store.PlayerKey(strconv.Itoa(i%100), strconv.Itoa(j)), Value: value}
+				}
+				return s.Batch(ctx, ops)
 			})
 		})
 	}

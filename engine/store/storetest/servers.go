@@ -121,8 +121,10 @@ func StartRedis(t testing.TB, extra ...string) *Server {
 }
 
 // StartSentinel starts a Redis Sentinel of its own on a free port that
-// monitors the master at masterAddr under name.
-func StartSentinel(t testing.TB, masterAddr, name string) *Server {
+// monitors the master at masterAddr under name: quorum Sentinels must agree
+// that the master is down, after downAfter without an answer, to fail it
+// over.
+func StartSentinel(t testing.TB, masterAddr, name string, quorum int, downAfter time.Duration) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -132,7 +134,8 @@ func StartSentinel(t testing.TB, masterAddr, name string) *Server {
 	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: t.TempDir()}
 	host, mport, _ := strings.Cut(masterAddr, ":")
 	conf := filepath.Join(s.dir, "sentinel.conf") // Sentinel rewrites it: its state
-	text := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\n", name, host, mport, name)
+	text := fmt.Sprintf("sentinel monitor %[1]s %[2]s %[3]s %[4]d\nsentinel down-after-milliseconds %[1]s %[5]d\nsentinel failover-timeout %[1]s %[6]d\n",
+		name, host, mport, quorum, downAfter.Milliseconds(), 4*downAfter.Milliseconds())
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -142,9 +145,73 @@ func StartSentinel(t testing.TB, masterAddr, name string) *Server {
 	return s
 }
 
+// StartRedisCluster starts a Redis Cluster of its own: masters masters,
+// each with replicas replicas, every node started with extra arguments
+// (such as DurableRedis...) and a node timeout of nodeTimeout, and waits
+// until it serves every slot and every replica has synced. The masters
+// come first in the result.
+func StartRedisCluster(t testing.TB, masters, replicas int, nodeTimeout time.Duration, extra ...string) []*Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		Missing(t, "redis-cli is not installed (Debian package redis-tools)")
+	}
+	var nodes []*Server
+	var addrs []string
+	for range masters * (1 + replicas) {
+		args := append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", fmt.Sprint(nodeTimeout.Milliseconds())}, extra...)
+		srv := StartRedis(t, args...)
+		nodes = append(nodes, srv)
+		addrs = append(addrs, srv.Addr)
+	}
+	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", fmt.Sprint(replicas), "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	var ordered, replicaNodes []*Server
+	for _, srv := range nodes {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			info, _ := exec.Command("redis-cli", "-u", "redis://"+srv.Addr, "cluster", "info").Output()
+			if strings.Contains(string(info), "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cluster did not become ready at %s: %s", srv.Addr, info)
+			}
+		}
+		role, err := exec.Command("redis-cli", "-u", "redis://"+srv.Addr, "role").Output()
+		if err != nil {
+			t.Fatalf("redis-cli role: %v", err)
+		}
+		if strings.HasPrefix(string(role), "master") {
+			ordered = append(ordered, srv)
+			continue
+		}
+		replicaNodes = append(replicaNodes, srv)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			info, _ := exec.Command("redis-cli", "-u", "redis://"+srv.Addr, "info", "replication").Output()
+			if strings.Contains(string(info), "master_link_status:up") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the replica %s did not sync: %s", srv.Addr, info)
+			}
+		}
+	}
+	if len(ordered) != masters {
+		t.Fatalf("the cluster has %d masters, want %d", len(ordered), masters)
+	}
+	return append(ordered, replicaNodes...)
+}
+
 // DurableRedis are the redis-server arguments under which an acknowledged
 // write survives a kill -9 of the server.
 var DurableRedis = []string{"--appendonly", "yes", "--appendfsync", "always"}
+
+// FastReplication are redis-server arguments for a master whose replicas
+// should sync at once: a full sync starts without Redis' default delay of
+// 5 s, which waits for more replicas.
+var FastReplication = []string{"--repl-diskless-sync-delay", "0"}
 
 // StartMariaDB starts a mariadbd of its own on a free port, with a fresh
 // data directory and a database mf, and returns it and the database's DSN.

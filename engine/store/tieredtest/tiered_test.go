@@ -3,6 +3,7 @@ package tieredtest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,15 +16,7 @@ import (
 func openTiered(t *testing.T, cfg store.TieredConfig) *store.TieredStore {
 	t.Helper()
 	s, err := store.OpenTiered(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return storetest.Opened(t, s, err)
 }
 
 func config(t *testing.T, redisAddr, dsn string) store.TieredConfig {
@@ -124,5 +117,30 @@ func TestTieredErrors(t *testing.T) {
 	_, err = store.OpenTiered(ctx, store.TieredConfig{Front: store.RedisConfig{Addrs: []string{srv.Addr}}, Back: store.MySQLConfig{DSN: "root@tcp(127.0.0.1:1)/x"}})
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("no MySQL: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestTieredWaitReplicas: the front's wait_replicas holds for the tiered
+// store's writes too: without a replica a write fails with ErrUnavailable
+// after the wait, with one it is acknowledged.
+func TestTieredWaitReplicas(t *testing.T) {
+	ctx := t.Context()
+	srv := storetest.StartRedis(t, append(storetest.DurableRedis, storetest.FastReplication...)...)
+	cfg := config(t, srv.Addr, storetest.MySQLDSN(t))
+	cfg.Front.WaitReplicas, cfg.Front.WaitTimeout = 1, 100*time.Millisecond
+	s := openTiered(t, cfg)
+	if err := s.Put(ctx, "k", []byte("v")); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Put without the replica the front waits for: %v, want ErrUnavailable", err)
+	}
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	storetest.StartRedis(t, "--replicaof", host, port)
+	var err error
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if err = s.Put(ctx, "k", []byte("v")); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("Put with a replica: %v", err)
 	}
 }
