@@ -57,6 +57,9 @@ func (vm *VM) luaDBGet(L *lua.LState) int {
 			return pushResult(L, vm.bufferedRead(op))
 		}
 	}
+	if op, ok := vm.commits.pending(key); ok {
+		return pushResult(L, vm.bufferedRead(op))
+	}
 	return vm.dbRun(L, "mf.db.get", func(ctx context.Context, s store.Store) (dbResult, error) {
 		raw, version, err := s.GetVersion(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
@@ -83,7 +86,7 @@ func (vm *VM) luaDBPut(L *lua.LState) int {
 		vm.buffer(w, "mf.db.put", store.Op{Key: key, Value: raw})
 		return pushResult(L, nil)
 	}
-	return vm.dbRun(L, "mf.db.put", func(ctx context.Context, s store.Store) (dbResult, error) {
+	return vm.dbWrite(L, "mf.db.put", func(ctx context.Context, s store.Store) (dbResult, error) {
 		return dbResult{}, s.Put(ctx, key, raw)
 	})
 }
@@ -96,7 +99,7 @@ func (vm *VM) luaDBDelete(L *lua.LState) int {
 		vm.buffer(w, "mf.db.delete", store.Op{Key: key, Delete: true})
 		return pushResult(L, nil)
 	}
-	return vm.dbRun(L, "mf.db.delete", func(ctx context.Context, s store.Store) (dbResult, error) {
+	return vm.dbWrite(L, "mf.db.delete", func(ctx context.Context, s store.Store) (dbResult, error) {
 		return dbResult{}, s.Delete(ctx, key)
 	})
 }
@@ -113,6 +116,22 @@ func (w *dbWrites) get(key string) (store.Op, bool) {
 		return w.ops[i], true
 	}
 	return store.Op{}, false
+}
+
+// set adds op, replacing the op of its key if there is one, and returns how many bytes of keys
+// and values that adds.
+func (w *dbWrites) set(op store.Op) int {
+	if i, ok := w.at[op.Key]; ok {
+		old := w.ops[i]
+		w.ops[i] = op
+		return len(op.Value) - len(old.Value)
+	}
+	if w.at == nil {
+		w.at = map[string]int{}
+	}
+	w.at[op.Key] = len(w.ops)
+	w.ops = append(w.ops, op)
+	return len(op.Key) + len(op.Value)
 }
 
 // take returns the ops and empties w.
@@ -140,18 +159,10 @@ func (vm *VM) buffer(w *dbWrites, fn string, op store.Op) {
 	if caps.MaxValueLen > 0 && len(op.Value) > caps.MaxValueLen {
 		vm.raiseCode(fn, dbCodeError(fn, fmt.Errorf("%w: %d bytes (at most %d)", store.ErrValueTooLarge, len(op.Value), caps.MaxValueLen)))
 	}
-	if i, ok := w.at[op.Key]; ok {
-		w.ops[i] = op
-		return
-	}
-	if caps.MaxBatchOps > 0 && len(w.ops) >= caps.MaxBatchOps {
+	if _, ok := w.at[op.Key]; !ok && caps.MaxBatchOps > 0 && len(w.ops) >= caps.MaxBatchOps {
 		vm.raiseCode(fn, dbCodeError(fn, fmt.Errorf("%w: a handler writes at most %d keys", store.ErrTooManyOps, caps.MaxBatchOps)))
 	}
-	if w.at == nil {
-		w.at = map[string]int{}
-	}
-	w.at[op.Key] = len(w.ops)
-	w.ops = append(w.ops, op)
+	w.set(op)
 }
 
 // bufferedRead is what mf.db.get returns for a key the handler wrote: the written value and
@@ -190,6 +201,16 @@ func (vm *VM) dbRun(L *lua.LState, fn string, op func(ctx context.Context, s sto
 	}
 	s := vm.svc.Store
 	return vm.offActor(L, fn, dbCodeError, func(ctx context.Context) (dbResult, error) { return op(ctx, s) })
+}
+
+// dbWrite runs a store write in its turn after the VM's earlier writes (writeQueued).
+func (vm *VM) dbWrite(L *lua.LState, fn string, op func(ctx context.Context, s store.Store) (dbResult, error)) int {
+	if vm.svc == nil || vm.svc.Store == nil {
+		out, _ := op(context.Background(), nullStore{})
+		return pushResult(L, out)
+	}
+	s := vm.svc.Store
+	return vm.writeQueued(L, fn, dbCodeError, func(ctx context.Context) (dbResult, error) { return op(ctx, s) })
 }
 
 // offActor runs op, which may block, as dbRun describes: on a goroutine of its own while a
@@ -341,7 +362,7 @@ func (vm *VM) dbBatch(L *lua.LState, fn string, ops []store.Op, never bool) int 
 	if w := vm.handlerWrites(L); w != nil {
 		earlier = w.take()
 	}
-	return vm.dbRun(L, fn, func(ctx context.Context, s store.Store) (dbResult, error) {
+	return vm.dbWrite(L, fn, func(ctx context.Context, s store.Store) (dbResult, error) {
 		if len(earlier) > 0 {
 			if err := s.Batch(ctx, earlier); err != nil {
 				return nil, fmt.Errorf("committing the handler's earlier writes: %w", err)
