@@ -55,10 +55,12 @@ type commitItem struct {
 	err      *protocol.CodeError
 }
 
-// enqueue appends it and starts the applier if none runs. VM goroutine, mu held.
+// enqueue appends it and starts the applier if none runs; an item that starts the applier is
+// in flight at once (nothing joins it). VM goroutine, mu held.
 func (q *commits) enqueue(it *commitItem, s store.Store) {
 	q.items = append(q.items, it)
 	if q.idle == nil {
+		it.started = true
 		q.idle = make(chan struct{})
 		go q.applyAll(s)
 	}

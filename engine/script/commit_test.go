@@ -1,0 +1,189 @@
+package script_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/script"
+	"github.com/moonforge/moonforge/engine/store"
+)
+
+// heldStore holds its first batch until the test releases it; the other calls go through at
+// once, so a write that does not wait for the held one overtakes it.
+type heldStore struct {
+	store.Store
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *heldStore) Batch(ctx context.Context, ops []store.Op) error {
+	first := false
+	h.once.Do(func() { first = true })
+	if first {
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return h.Store.Batch(ctx, ops)
+}
+
+func (h *heldStore) Put(ctx context.Context, key string, value []byte) error {
+	return h.Batch(ctx, []store.Op{{Key: key, Value: value}})
+}
+
+// orderLua writes one key from several players' handlers on one actor, and a history list.
+const orderLua = `
+local m = mf.module("order")
+mf.handle("EchoReq", function(ctx, req)
+  if req.body == "put" then
+    m.hist = m.hist or {}
+    table.insert(m.hist, req.n)
+    mf.db.put("k", req.n)
+    mf.db.put("hist", m.hist)
+  elseif req.body == "get" then
+    local v, ver = mf.db.get("k")
+    return "EchoAck", { n = v or 0, body = tostring(ver) }
+  elseif req.body == "cas" then
+    return "EchoAck", { n = req.n, body = tostring(mf.db.cas("k", 0, req.n)) }
+  elseif req.body == "timer" then
+    mf.timer.after(0, function() mf.db.put("k", req.n) end)
+  end
+  return "EchoAck", { n = req.n }
+end)`
+
+// answering gives a VM its calls' answers through a channel; pump resumes the VM with them
+// until done says so.
+func answering(t *testing.T, vm *script.VM) (pump func(done func() bool)) {
+	answers := make(chan call.Answer, 64)
+	vm.SetReplyTo(call.Address{Box: 1}, posted(func(a call.Answer) { answers <- a }))
+	return func(done func() bool) {
+		t.Helper()
+		for !done() {
+			select {
+			case a := <-answers:
+				vm.Resume(a)
+			case <-time.After(10 * time.Second):
+				t.Fatal("no answer from the store")
+			}
+		}
+	}
+}
+
+func stored(t *testing.T, s store.Store, key string) string {
+	t.Helper()
+	v, err := s.Get(context.Background(), "lua/"+key)
+	if err != nil {
+		return err.Error()
+	}
+	return string(v)
+}
+
+// TestCommitsKeepTheActorsOrder: while the first handler's commit is held, the next handlers'
+// writes of the same keys wait for it instead of overtaking it, so the store ends with the last
+// value the actor wrote; a mf.db.cas waits for the writes before it too.
+func TestCommitsKeepTheActorsOrder(t *testing.T) {
+	held := &heldStore{Store: openStore(t), release: make(chan struct{})}
+	vm := newVM(t, compile(t, map[string]string{"lobby/o.lua": orderLua}), "lobby", &script.Services{Store: held, HandlerTimeout: 10 * time.Second})
+	pump := answering(t, vm)
+
+	first := send(t, vm, "p1", "put", 1)
+	second := send(t, vm, "p2", "put", 2)
+	cas := send(t, vm, "p3", "cas", 3) // k is written ahead of it: the cas must not find it absent
+	close(held.release)
+	pump(func() bool { return first.count() == 1 && second.count() == 1 && cas.count() == 1 })
+	if got := stored(t, held.Store, "k"); got != "2" {
+		t.Fatalf("stored k = %s; want 2, the last value written", got)
+	}
+	if got := stored(t, held.Store, "hist"); got != "[1,2]" {
+		t.Fatalf("stored history = %s; want [1,2]", got)
+	}
+	if n, body := reply(t, vm, cas); n != 3 || body != "false" {
+		t.Fatalf("cas at version 0 after queued writes of k: %s; want false", body)
+	}
+}
+
+// TestTimerWriteWaitsForQueuedCommits: a timer's put, made after a handler's writes, is applied
+// after them.
+func TestTimerWriteWaitsForQueuedCommits(t *testing.T) {
+	held := &heldStore{Store: openStore(t), release: make(chan struct{})}
+	vm := newVM(t, compile(t, map[string]string{"lobby/o.lua": orderLua}), "lobby", &script.Services{Store: held, HandlerTimeout: 10 * time.Second})
+	pump := answering(t, vm)
+	first := send(t, vm, "p1", "put", 1)
+	send(t, vm, "p2", "timer", 7)
+	go func() {
+		time.Sleep(20 * time.Millisecond) // the timer's put blocks the actor until the queue is applied
+		close(held.release)
+	}()
+	vm.RunTimers(time.Now().Add(time.Second))
+	pump(func() bool { return first.count() == 1 })
+	if got := stored(t, held.Store, "k"); got != "7" {
+		t.Fatalf("stored k = %s; want 7, the timer's later write", got)
+	}
+}
+
+// TestGroupCommit: the writes of the handlers that finish while a commit is out are one batch;
+// their replies come when it is applied, mf.db.get reads the queued value meanwhile, and a batch
+// that fails fails every handler in it, the actor going on.
+func TestGroupCommit(t *testing.T) {
+	vm, gated, _ := gatedVM(t, map[string]string{"lobby/o.lua": orderLua})
+	pump := answering(t, vm)
+	open := func() { gated.gate <- struct{}{} }
+
+	a := send(t, vm, "p1", "put", 1)
+	b := send(t, vm, "p2", "put", 2)
+	c := send(t, vm, "p3", "put", 3)
+	g := send(t, vm, "p4", "get", 0)
+	if n, body := reply(t, vm, g); n != 3 || body != "-1" {
+		t.Fatalf("mf.db.get of a queued write: n=%d version %s; want 3, -1", n, body)
+	}
+	open()
+	pump(func() bool { return a.count() == 1 })
+	if b.count() != 0 || c.count() != 0 {
+		t.Fatal("a handler was answered before its writes were applied")
+	}
+	if got := stored(t, gated.Store, "k"); got != "1" {
+		t.Fatalf("after the first batch k = %s; want 1", got)
+	}
+	open()
+	pump(func() bool { return b.count() == 1 && c.count() == 1 })
+	if b.err != nil || c.err != nil {
+		t.Fatalf("group batch answers: %v, %v", b.err, c.err)
+	}
+	batches := gated.applied()
+	if len(batches) != 2 || len(batches[1]) != 2 {
+		t.Fatalf("batches applied: %d, the second of %d ops; want 2, the second of 2 (k, hist)", len(batches), len(batches[len(batches)-1]))
+	}
+	if got := stored(t, gated.Store, "hist"); got != "[1,2,3]" {
+		t.Fatalf("stored history = %s; want [1,2,3]", got)
+	}
+
+	d := send(t, vm, "p1", "put", 4)
+	e := send(t, vm, "p2", "put", 5)
+	f := send(t, vm, "p3", "put", 6)
+	open()
+	pump(func() bool { return d.count() == 1 })
+	gated.setDown(true)
+	open()
+	pump(func() bool { return e.count() == 1 && f.count() == 1 })
+	for _, x := range []*answer{e, f} {
+		if x.err == nil || x.err.Code != protocol.Unavailable {
+			t.Fatalf("a handler of the failed batch: %+v; want UNAVAILABLE", x.err)
+		}
+	}
+	if got := stored(t, gated.Store, "k"); got != "4" || len(gated.applied()) != 3 {
+		t.Fatalf("after the failed batch k = %s, %d batches; want 4, 3", got, len(gated.applied()))
+	}
+	gated.setDown(false)
+	h := send(t, vm, "p2", "put", 8)
+	open()
+	pump(func() bool { return h.count() == 1 })
+	if got := stored(t, gated.Store, "hist"); h.err != nil || got != "[1,2,3,4,5,6,8]" {
+		t.Fatalf("after the store returned: %v, history %s", h.err, got)
+	}
+}
