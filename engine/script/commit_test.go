@@ -12,18 +12,24 @@ import (
 	"github.com/moonforge/moonforge/engine/store"
 )
 
-// heldStore holds its first batch until the test releases it; the other calls go through at
-// once, so a write that does not wait for the held one overtakes it.
+// heldStore holds its first batch until the test releases it (holding is closed when it
+// arrives); the other calls go through at once, so a write that does not wait for the held one
+// overtakes it.
 type heldStore struct {
 	store.Store
-	release chan struct{}
-	once    sync.Once
+	holding, release chan struct{}
+	once             sync.Once
+}
+
+func newHeldStore(t *testing.T) *heldStore {
+	return &heldStore{Store: openStore(t), holding: make(chan struct{}), release: make(chan struct{})}
 }
 
 func (h *heldStore) Batch(ctx context.Context, ops []store.Op) error {
 	first := false
 	h.once.Do(func() { first = true })
 	if first {
+		close(h.holding)
 		select {
 		case <-h.release:
 		case <-ctx.Done():
@@ -88,13 +94,15 @@ func stored(t *testing.T, s store.Store, key string) string {
 // writes of the same keys wait for it instead of overtaking it, so the store ends with the last
 // value the actor wrote; a mf.db.cas waits for the writes before it too.
 func TestCommitsKeepTheActorsOrder(t *testing.T) {
-	held := &heldStore{Store: openStore(t), release: make(chan struct{})}
+	held := newHeldStore(t)
 	vm := newVM(t, compile(t, map[string]string{"lobby/o.lua": orderLua}), "lobby", &script.Services{Store: held, HandlerTimeout: 10 * time.Second})
 	pump := answering(t, vm)
 
 	first := send(t, vm, "p1", "put", 1)
+	<-held.holding
 	second := send(t, vm, "p2", "put", 2)
 	cas := send(t, vm, "p3", "cas", 3) // k is written ahead of it: the cas must not find it absent
+	time.Sleep(50 * time.Millisecond)  // writes that do not wait for the held one reach the store meanwhile
 	close(held.release)
 	pump(func() bool { return first.count() == 1 && second.count() == 1 && cas.count() == 1 })
 	if got := stored(t, held.Store, "k"); got != "2" {
@@ -111,10 +119,11 @@ func TestCommitsKeepTheActorsOrder(t *testing.T) {
 // TestTimerWriteWaitsForQueuedCommits: a timer's put, made after a handler's writes, is applied
 // after them.
 func TestTimerWriteWaitsForQueuedCommits(t *testing.T) {
-	held := &heldStore{Store: openStore(t), release: make(chan struct{})}
+	held := newHeldStore(t)
 	vm := newVM(t, compile(t, map[string]string{"lobby/o.lua": orderLua}), "lobby", &script.Services{Store: held, HandlerTimeout: 10 * time.Second})
 	pump := answering(t, vm)
 	first := send(t, vm, "p1", "put", 1)
+	<-held.holding
 	send(t, vm, "p2", "timer", 7)
 	go func() {
 		time.Sleep(20 * time.Millisecond) // the timer's put blocks the actor until the queue is applied
