@@ -34,9 +34,81 @@ type commits struct {
 	mu    sync.Mutex
 	items []*commitItem
 	idle  chan struct{} // closed when the applier goroutine exits; nil when none runs
-	// groups are the group batches whose answer the VM's goroutine has not taken yet, by call
-	// id. VM goroutine only.
-	groups map[uint64]*commitItem
+	// VM goroutine only:
+	groups  map[uint64]*commitItem // the group batches whose answer is not taken yet, by call id
+	seq     uint64                 // the last write made (made)
+	latest  map[string]madeWrite   // the last write made of a key, while a buffered write may be older
+	pruneAt int                    // the size of latest at which prune runs
+}
+
+// madeWrite is a write of a key in the VM's order: its op (a put or delete), or for a
+// conditional write (cas, batch with versions), drop: its outcome is not known in advance.
+type madeWrite struct {
+	op   store.Op
+	seq  uint64
+	drop bool
+}
+
+// made returns the place of a write made now in the VM's order.
+func (q *commits) made() uint64 {
+	q.seq++
+	return q.seq
+}
+
+// note records op, made at seq, as the last write of its key.
+func (q *commits) note(op store.Op, seq uint64, conditional bool) {
+	if q.latest == nil {
+		q.latest = map[string]madeWrite{}
+	}
+	q.latest[op.Key] = madeWrite{op: store.Op{Key: op.Key, Value: op.Value, Delete: op.Delete}, seq: seq, drop: conditional}
+}
+
+// order turns a handler's buffered writes, taken to be committed, into the ops that keep the
+// VM's order of writes: a buffered write of a key that was written again since (by a handler
+// that committed first, a timer, a cas) is replaced by that later write, or left out when the
+// later one was conditional; the others become the last writes of their keys.
+func (vm *VM) order(ops []store.Op, seqs []uint64) []store.Op {
+	q := &vm.commits
+	out := ops[:0]
+	for i, op := range ops {
+		if m, ok := q.latest[op.Key]; ok && m.seq > seqs[i] {
+			if m.drop {
+				continue
+			}
+			op = m.op
+		} else {
+			q.note(op, seqs[i], false)
+		}
+		out = append(out, op)
+	}
+	vm.prune()
+	return out
+}
+
+// prune forgets the last writes that no buffered write is older than, once latest has grown.
+func (vm *VM) prune() {
+	q := &vm.commits
+	if len(q.latest) < q.pruneAt {
+		return
+	}
+	oldest, found := uint64(0), false
+	consider := func(w *dbWrites) {
+		if s, ok := w.oldest(); ok && (!found || s < oldest) {
+			oldest, found = s, true
+		}
+	}
+	for _, r := range vm.waits.byCall {
+		consider(&r.writes)
+	}
+	if r := vm.waits.running; r != nil {
+		consider(&r.writes)
+	}
+	for k, m := range q.latest {
+		if !found || m.seq <= oldest {
+			delete(q.latest, k)
+		}
+	}
+	q.pruneAt = 2*len(q.latest) + 256
 }
 
 // commitItem is one store round trip of the queue.
@@ -152,7 +224,7 @@ func (vm *VM) commit(r *run, ops []store.Op) {
 		q.enqueue(it, s)
 	}
 	for _, op := range ops {
-		it.size += it.writes.set(op)
+		it.size += it.writes.set(op, 0)
 	}
 	it.runs = append(it.runs, r)
 	if r.deadline.After(it.deadline) {

@@ -196,3 +196,32 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatalf("after the store returned: %v, history %s", h.err, got)
 	}
 }
+
+// TestBufferedWriteOlderThanACommit: a handler that put a key and then waited commits after a
+// later handler that put the same key; the store keeps the later value.
+func TestBufferedWriteOlderThanACommit(t *testing.T) {
+	rooms := &calls{}
+	st := openStore(t)
+	vm := newVM(t, compile(t, map[string]string{"lobby/o.lua": `
+local m = mf.module("o")
+mf.handle("EchoReq", function(ctx, req)
+  m.n = req.n
+  mf.db.put("k", m.n)
+  if req.body == "wait" then mf.room.join("r1", ctx.player_id) end
+  return "EchoAck", { n = req.n }
+end)`}), "lobby", &script.Services{Store: st, Rooms: rooms, HandlerTimeout: 10 * time.Second})
+	pump := answering(t, vm)
+	older := send(t, vm, "p1", "wait", 1)
+	later := send(t, vm, "p2", "put", 2)
+	pump(func() bool { return later.count() == 1 })
+	for _, j := range rooms.take() {
+		j.Return(map[string]any{"n": 0})
+	}
+	pump(func() bool { return older.count() == 1 })
+	if older.err != nil || later.err != nil {
+		t.Fatalf("answers: %v, %v", older.err, later.err)
+	}
+	if got := stored(t, st, "k"); got != "2" {
+		t.Fatalf("stored k = %s; want 2, the value put last", got)
+	}
+}

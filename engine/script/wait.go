@@ -208,7 +208,7 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 			return false
 		}
 	}
-	if ops := r.writes.take(); len(ops) > 0 {
+	if ops := vm.order(r.writes.take()); len(ops) > 0 {
 		vm.commit(r, ops)
 		return true
 	}
