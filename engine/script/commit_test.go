@@ -2,23 +2,35 @@ package script_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/playerdata"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/script"
 	"github.com/moonforge/moonforge/engine/store"
 )
 
-// heldStore holds its first batch until the test releases it (holding is closed when it
-// arrives); the other calls go through at once, so a write that does not wait for the held one
-// overtakes it.
+// heldStore holds its first batch (with holdKey set: the first that writes holdKey) until the
+// test releases it (holding is closed when it arrives); the other calls go through at once, so a
+// write that does not wait for the held one overtakes it. done lists the keys of each batch
+// applied, in order.
 type heldStore struct {
 	store.Store
 	holding, release chan struct{}
+	holdKey          string
 	once             sync.Once
+	mu               sync.Mutex
+	done             [][]string
+}
+
+func (h *heldStore) applied() [][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.done)
 }
 
 func newHeldStore(t *testing.T) *heldStore {
@@ -27,7 +39,9 @@ func newHeldStore(t *testing.T) *heldStore {
 
 func (h *heldStore) Batch(ctx context.Context, ops []store.Op) error {
 	first := false
-	h.once.Do(func() { first = true })
+	if h.holdKey == "" || slices.ContainsFunc(ops, func(op store.Op) bool { return op.Key == h.holdKey }) {
+		h.once.Do(func() { first = true })
+	}
 	if first {
 		close(h.holding)
 		select {
@@ -36,7 +50,17 @@ func (h *heldStore) Batch(ctx context.Context, ops []store.Op) error {
 			return ctx.Err()
 		}
 	}
-	return h.Store.Batch(ctx, ops)
+	err := h.Store.Batch(ctx, ops)
+	if err == nil {
+		var keys []string
+		for _, op := range ops {
+			keys = append(keys, op.Key)
+		}
+		h.mu.Lock()
+		h.done = append(h.done, keys)
+		h.mu.Unlock()
+	}
+	return err
 }
 
 func (h *heldStore) Put(ctx context.Context, key string, value []byte) error {
@@ -223,5 +247,53 @@ end)`}), "lobby", &script.Services{Store: st, Rooms: rooms, HandlerTimeout: 10 *
 	}
 	if got := stored(t, st, "k"); got != "2" {
 		t.Fatalf("stored k = %s; want 2, the value put last", got)
+	}
+}
+
+// TestPlayerSaveAfterEarlierWrites: mf.player.save takes its turn after the mf.db writes of the
+// actor's earlier handlers.
+func TestPlayerSaveAfterEarlierWrites(t *testing.T) {
+	held := newHeldStore(t)
+	held.holdKey = "lua/k"
+	m, err := playerdata.Open(playerdata.Config{Store: held, Dir: t.TempDir(), FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	vm := newVM(t, compile(t, map[string]string{"lobby/p.lua": `
+mf.handle("EchoReq", function(ctx, req)
+  if req.body == "put" then
+    mf.db.put("k", req.n)
+    return "EchoAck", { n = req.n }
+  end
+  local me = mf.player.data(ctx)
+  me.gold = me.gold + req.n
+  if req.body == "save" then mf.player.save(ctx) end
+  return "EchoAck", { n = me.gold }
+end)`}), "lobby", &script.Services{Store: held, PlayerData: m, PlayerRole: "lobby", PlayerMessage: "demo.PlayerData", HandlerTimeout: 10 * time.Second})
+	pump := answering(t, vm)
+	load := send(t, vm, "p2", "gold", 1)
+	pump(func() bool { return load.count() == 1 })
+
+	put := send(t, vm, "p1", "put", 5)
+	<-held.holding
+	save := send(t, vm, "p2", "save", 2)
+	time.Sleep(50 * time.Millisecond) // a save that does not wait reaches the store meanwhile
+	close(held.release)
+	pump(func() bool { return put.count() == 1 && save.count() == 1 })
+	if put.err != nil || save.err != nil {
+		t.Fatalf("answers: %v, %v", put.err, save.err)
+	}
+	k, data := -1, -1
+	for i, keys := range held.applied() {
+		if slices.Contains(keys, "lua/k") {
+			k = i
+		}
+		if slices.Contains(keys, store.PlayerKey("p2", "data")) {
+			data = i
+		}
+	}
+	if k < 0 || data < k {
+		t.Fatalf("batches applied %v: the save (%d) before the earlier handler's write (%d)", held.applied(), data, k)
 	}
 }
