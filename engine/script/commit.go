@@ -25,8 +25,10 @@ import (
 //   - writes outside handlers (the load phase, timers, room callbacks): an item of their own that
 //     the VM's goroutine waits for, blocked; with the queue empty they run at once on it.
 //
-// mf.db.get of a key written by a group batch not yet applied reads the queued value (version
-// -1), as a handler reads its own buffered writes.
+// A handler's put takes its place in that order when it is called, not when the handler
+// returns: a buffered write of a key that the VM wrote again since is committed with the later
+// write (order). mf.db.get of a key written by a group batch not yet applied reads the queued
+// value (version -1), as a handler reads its own buffered writes.
 
 // commits is a VM's queue of store writes. The VM's goroutine appends items; the applier
 // goroutine, while one runs, applies items[0] and removes it. Both hold mu for the fields.
