@@ -297,3 +297,27 @@ end)`}), "lobby", &script.Services{Store: held, PlayerData: m, PlayerRole: "lobb
 		t.Fatalf("batches applied %v: the save (%d) before the earlier handler's write (%d)", held.applied(), data, k)
 	}
 }
+
+// TestCloseAppliesTheQueue: a VM that closes with commits queued applies them and answers their
+// handlers before it is gone.
+func TestCloseAppliesTheQueue(t *testing.T) {
+	gated := &gatedStore{Store: openStore(t), gate: make(chan struct{}, 1)}
+	vm := script.NewVM("lobby", &script.Services{Store: gated, HandlerTimeout: 10 * time.Second})
+	if err := vm.Apply(compile(t, map[string]string{"lobby/o.lua": orderLua})); err != nil {
+		t.Fatal(err)
+	}
+	answering(t, vm)
+	a := send(t, vm, "p1", "put", 1)
+	b := send(t, vm, "p2", "put", 2)
+	go func() {
+		gated.gate <- struct{}{}
+		gated.gate <- struct{}{}
+	}()
+	vm.Close()
+	if a.count() != 1 || b.count() != 1 || a.err != nil || b.err != nil {
+		t.Fatalf("answers after Close: %d %v, %d %v; want both replies", a.count(), a.err, b.count(), b.err)
+	}
+	if got := stored(t, gated.Store, "hist"); got != "[1,2]" {
+		t.Fatalf("stored history = %s; want [1,2]", got)
+	}
+}
