@@ -2,7 +2,9 @@ package script_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,4 +119,77 @@ end)`}), loadSchema(t), nil)
 		req.Deadline = time.Now().Add(time.Second)
 		vm.CallHandler(req)
 	}
+}
+
+// countingStore counts the store batches.
+type countingStore struct {
+	store.Store
+	batches atomic.Int64
+}
+
+func (c *countingStore) Batch(ctx context.Context, ops []store.Op) error {
+	c.batches.Add(1)
+	return c.Store.Batch(ctx, ops)
+}
+
+// replied is a reply poster that names its player.
+type replied struct {
+	player int
+	to     chan int
+}
+
+func (r replied) Post(call.Answer) { r.to <- r.player }
+
+// BenchmarkSharedKeyCommits: 16 players, each with one request in flight, on one actor whose
+// handler writes a key they share and one of the player's own (as the chat demo does), on the
+// embedded store (an fsync per commit). Reports the store batches per handler.
+func BenchmarkSharedKeyCommits(b *testing.B) {
+	const players = 16
+	bundle, err := script.Compile(writeTree(&testing.T{}, map[string]string{"lobby/k.lua": `
+local m = mf.module("k")
+mf.handle("EchoReq", function(ctx, req)
+  m.n = (m.n or 0) + 1
+  mf.db.put("shared", m.n)
+  mf.db.put("own/" .. ctx.player_id, m.n)
+  return "EchoAck", { n = m.n }
+end)`}), loadSchema(&testing.T{}), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bolt, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(b.TempDir(), "db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bolt.Close()
+	st := &countingStore{Store: bolt}
+	vm, req := echoRequest(b, bundle, &script.Services{Store: st, HandlerTimeout: 10 * time.Second})
+	answers := make(chan call.Answer, 4*players)
+	vm.SetReplyTo(call.Address{Box: 1}, posted(func(a call.Answer) { answers <- a }))
+	replies := make(chan int, 4*players)
+	send := func(p int) {
+		r := *req
+		r.PlayerID, r.Deadline, r.Post = fmt.Sprintf("p%d", p), time.Now().Add(10*time.Second), replied{p, replies}
+		vm.CallHandler(&r)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent, done := 0, 0
+	for p := 0; p < players && sent < b.N; p++ {
+		send(p)
+		sent++
+	}
+	for done < b.N {
+		select {
+		case a := <-answers:
+			vm.Resume(a)
+		case p := <-replies:
+			done++
+			if sent < b.N {
+				send(p)
+				sent++
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(st.batches.Load())/float64(b.N), "batches/op")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -57,6 +58,9 @@ func (vm *VM) luaDBGet(L *lua.LState) int {
 			return pushResult(L, vm.bufferedRead(op))
 		}
 	}
+	if op, ok := vm.commits.pending(key); ok {
+		return pushResult(L, vm.bufferedRead(op))
+	}
 	return vm.dbRun(L, "mf.db.get", func(ctx context.Context, s store.Store) (dbResult, error) {
 		raw, version, err := s.GetVersion(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
@@ -83,7 +87,8 @@ func (vm *VM) luaDBPut(L *lua.LState) int {
 		vm.buffer(w, "mf.db.put", store.Op{Key: key, Value: raw})
 		return pushResult(L, nil)
 	}
-	return vm.dbRun(L, "mf.db.put", func(ctx context.Context, s store.Store) (dbResult, error) {
+	vm.commits.note(store.Op{Key: key, Value: raw}, vm.commits.made(), false)
+	return vm.dbWrite(L, "mf.db.put", func(ctx context.Context, s store.Store) (dbResult, error) {
 		return dbResult{}, s.Put(ctx, key, raw)
 	})
 }
@@ -96,15 +101,18 @@ func (vm *VM) luaDBDelete(L *lua.LState) int {
 		vm.buffer(w, "mf.db.delete", store.Op{Key: key, Delete: true})
 		return pushResult(L, nil)
 	}
-	return vm.dbRun(L, "mf.db.delete", func(ctx context.Context, s store.Store) (dbResult, error) {
+	vm.commits.note(store.Op{Key: key, Delete: true}, vm.commits.made(), false)
+	return vm.dbWrite(L, "mf.db.delete", func(ctx context.Context, s store.Store) (dbResult, error) {
 		return dbResult{}, s.Delete(ctx, key)
 	})
 }
 
 // dbWrites are the mf.db puts and deletes of one handler, not yet committed: one op per key, the
-// last one written. Owned by the VM's goroutine.
+// last one written, with its place in the VM's order of writes (commits.seq). Owned by the VM's
+// goroutine.
 type dbWrites struct {
 	ops []store.Op
+	seq []uint64       // of each op
 	at  map[string]int // key -> index in ops
 }
 
@@ -115,11 +123,36 @@ func (w *dbWrites) get(key string) (store.Op, bool) {
 	return store.Op{}, false
 }
 
-// take returns the ops and empties w.
-func (w *dbWrites) take() []store.Op {
-	ops := w.ops
-	w.ops, w.at = nil, nil
-	return ops
+// set adds op made at seq, replacing the op of its key if there is one, and returns how many
+// bytes of keys and values that adds.
+func (w *dbWrites) set(op store.Op, seq uint64) int {
+	if i, ok := w.at[op.Key]; ok {
+		old := w.ops[i]
+		w.ops[i], w.seq[i] = op, seq
+		return len(op.Value) - len(old.Value)
+	}
+	if w.at == nil {
+		w.at = map[string]int{}
+	}
+	w.at[op.Key] = len(w.ops)
+	w.ops = append(w.ops, op)
+	w.seq = append(w.seq, seq)
+	return len(op.Key) + len(op.Value)
+}
+
+// take returns the ops and their seqs, and empties w.
+func (w *dbWrites) take() ([]store.Op, []uint64) {
+	ops, seq := w.ops, w.seq
+	w.ops, w.seq, w.at = nil, nil, nil
+	return ops, seq
+}
+
+// oldest returns the seq of w's oldest op, if it has any.
+func (w *dbWrites) oldest() (uint64, bool) {
+	if len(w.seq) == 0 {
+		return 0, false
+	}
+	return slices.Min(w.seq), true
 }
 
 // handlerWrites returns the write buffer of the handler running in L, or nil when L is not a
@@ -140,18 +173,10 @@ func (vm *VM) buffer(w *dbWrites, fn string, op store.Op) {
 	if caps.MaxValueLen > 0 && len(op.Value) > caps.MaxValueLen {
 		vm.raiseCode(fn, dbCodeError(fn, fmt.Errorf("%w: %d bytes (at most %d)", store.ErrValueTooLarge, len(op.Value), caps.MaxValueLen)))
 	}
-	if i, ok := w.at[op.Key]; ok {
-		w.ops[i] = op
-		return
-	}
-	if caps.MaxBatchOps > 0 && len(w.ops) >= caps.MaxBatchOps {
+	if _, ok := w.at[op.Key]; !ok && caps.MaxBatchOps > 0 && len(w.ops) >= caps.MaxBatchOps {
 		vm.raiseCode(fn, dbCodeError(fn, fmt.Errorf("%w: a handler writes at most %d keys", store.ErrTooManyOps, caps.MaxBatchOps)))
 	}
-	if w.at == nil {
-		w.at = map[string]int{}
-	}
-	w.at[op.Key] = len(w.ops)
-	w.ops = append(w.ops, op)
+	w.set(op, vm.commits.made())
 }
 
 // bufferedRead is what mf.db.get returns for a key the handler wrote: the written value and
@@ -190,6 +215,16 @@ func (vm *VM) dbRun(L *lua.LState, fn string, op func(ctx context.Context, s sto
 	}
 	s := vm.svc.Store
 	return vm.offActor(L, fn, dbCodeError, func(ctx context.Context) (dbResult, error) { return op(ctx, s) })
+}
+
+// dbWrite runs a store write in its turn after the VM's earlier writes (writeQueued).
+func (vm *VM) dbWrite(L *lua.LState, fn string, op func(ctx context.Context, s store.Store) (dbResult, error)) int {
+	if vm.svc == nil || vm.svc.Store == nil {
+		out, _ := op(context.Background(), nullStore{})
+		return pushResult(L, out)
+	}
+	s := vm.svc.Store
+	return vm.writeQueued(L, fn, dbCodeError, func(ctx context.Context) (dbResult, error) { return op(ctx, s) })
 }
 
 // offActor runs op, which may block, as dbRun describes: on a goroutine of its own while a
@@ -339,9 +374,15 @@ func (vm *VM) luaDBBatch(L *lua.LState) int {
 func (vm *VM) dbBatch(L *lua.LState, fn string, ops []store.Op, never bool) int {
 	var earlier []store.Op
 	if w := vm.handlerWrites(L); w != nil {
-		earlier = w.take()
+		earlier = vm.order(w.take())
 	}
-	return vm.dbRun(L, fn, func(ctx context.Context, s store.Store) (dbResult, error) {
+	if !never {
+		seq, conditional := vm.commits.made(), slices.ContainsFunc(ops, func(op store.Op) bool { return op.Match || op.Check })
+		for _, op := range ops {
+			vm.commits.note(op, seq, conditional)
+		}
+	}
+	return vm.dbWrite(L, fn, func(ctx context.Context, s store.Store) (dbResult, error) {
 		if len(earlier) > 0 {
 			if err := s.Batch(ctx, earlier); err != nil {
 				return nil, fmt.Errorf("committing the handler's earlier writes: %w", err)

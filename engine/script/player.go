@@ -170,7 +170,7 @@ func (vm *VM) luaPlayerSave(L *lua.LState) int {
 		vm.raiseCode("mf.player.save", err)
 	}
 	m := vm.svc.PlayerData
-	return vm.offActor(L, "mf.player.save", playerCodeError, func(ctx context.Context) (dbResult, error) {
+	return vm.writeQueued(L, "mf.player.save", playerCodeError, func(ctx context.Context) (dbResult, error) {
 		return nil, m.Save(ctx, player)
 	})
 }

@@ -99,6 +99,7 @@ type VM struct {
 	mainCancel context.CancelFunc
 	ret        [2]lua.LValue  // results of the last protected call
 	waits      waits          // handlers suspended in their coroutines
+	commits    commits        // the store writes not applied yet, in order (commit.go)
 	wrapWait   *lua.LFunction // the prelude's wrapper of waiting calls
 
 	players         map[string]*playerEntry // mf.player.data tables of the players this VM serves
@@ -152,8 +153,10 @@ func NewVM(role string, svc *Services) *VM {
 	return vm
 }
 
-// Close releases the Lua state.
+// Close waits until the VM's queued store writes are applied, answers their handlers, and
+// releases the Lua state.
 func (vm *VM) Close() {
+	vm.closeCommits()
 	vm.abandonWaits()
 	vm.mainCancel()
 	vm.L.Close()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/protocol"
-	"github.com/moonforge/moonforge/engine/store"
 )
 
 // Handlers that wait. A handler (mf.handle, a room's on_message) runs in a coroutine of its own.
@@ -75,6 +74,7 @@ type run struct {
 	player   bool          // it used mf.player.data: its changes are taken when it ends
 	// While its writes commit: the handler is over, its reply encoded and held until then.
 	committing bool
+	waitID     uint64 // its entry in byCall while it commits
 	replyID    uint16
 	payload    []byte
 }
@@ -208,35 +208,12 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 			return false
 		}
 	}
-	if ops := r.writes.take(); len(ops) > 0 {
+	if ops := vm.order(r.writes.take()); len(ops) > 0 {
 		vm.commit(r, ops)
 		return true
 	}
 	vm.finish(r, nil)
 	return false
-}
-
-// commit applies a finished handler's writes in one store batch off the actor; the handler's
-// reply waits for it (Resume), and so do the player's next requests.
-func (vm *VM) commit(r *run, ops []store.Op) {
-	w := &vm.waits
-	w.nextCall++
-	c := &call.Call{ID: w.nextCall, Deadline: r.deadline, ReplyTo: w.replyTo, Post: w.post}
-	r.committing = true
-	w.byCall[c.ID] = r
-	if _, ok := w.queued[r.req.PlayerID]; !ok {
-		w.queued[r.req.PlayerID] = nil
-	}
-	s := vm.store()
-	go func() {
-		ctx, cancel := context.WithDeadline(context.Background(), c.Deadline)
-		defer cancel()
-		if err := s.Batch(ctx, ops); err != nil {
-			c.Fail(dbCodeError("committing the handler's mf.db writes", err))
-			return
-		}
-		c.Return(nil)
-	}()
 }
 
 // finish answers a handler that is over: its encoded reply, or err (its commit failed).
@@ -276,16 +253,16 @@ func (vm *VM) next(player string) {
 // Resume continues the handler that waits for a's call with its answer; an answer whose handler
 // is gone (its deadline passed) is ignored.
 func (vm *VM) Resume(a call.Answer) {
+	if it, ok := vm.commits.groups[a.ID]; ok {
+		delete(vm.commits.groups, a.ID)
+		vm.settle(it, a.Err, false)
+		return
+	}
 	r, ok := vm.waits.byCall[a.ID]
 	if !ok {
 		return
 	}
 	delete(vm.waits.byCall, a.ID)
-	if r.committing {
-		vm.finish(r, a.Err)
-		vm.next(r.req.PlayerID)
-		return
-	}
 	args := []lua.LValue{lua.LTrue, Import(vm.L, a.Value)}
 	if values, ok := a.Value.(dbResult); ok { // several results
 		args = args[:1]
