@@ -44,6 +44,7 @@ type Deps struct {
 	Boxes   *call.Boxes                                                          // answers arriving from the bus are posted here
 	Local   router.Dispatcher                                                    // this process's actors and rooms
 	Rooms   router.Rooms                                                         // this process's rooms
+	Seats   call.Notifier                                                        // this process's rooms, for the presence of their players whose sessions live elsewhere
 	Login   login.Service                                                        // this node's login service: the logins proxies forward to a login node
 	Inbox   *router.Router                                                       // decides requests arriving from the bus, delivering them locally
 	Schema  Schema                                                               // the schema in force: msg ids a request from the bus may name

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/bus"
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/registry"
 	"github.com/moonforge/moonforge/engine/script"
 )
@@ -64,6 +66,27 @@ func (c *Cluster) Where(player string) (roomID, roomType string) {
 	}
 	seat, _ := c.seats.Of(player)
 	return seat.Room, seat.Type
+}
+
+// Seated forwards a presence message of a session held here (call.Notifier) to the node that holds
+// the player's room, when the room directory names another node: its rooms run on_disconnect,
+// on_reconnect, or on_leave with "offline" as they do for the sessions of their own process. One
+// way (KIND_PRESENCE without a role); a node that cannot be reached loses it (logged once).
+func (c *Cluster) Seated(p call.Presence) {
+	if c.seats == nil || p.Event == call.SessionMoved {
+		return
+	}
+	if id, _ := c.deps.Rooms.Where(p.PlayerID); id != "" {
+		return // a room of this process: its manager follows the sessions itself
+	}
+	seat, ok := c.seats.Of(p.PlayerID)
+	if !ok || seat.Node == c.cfg.Node {
+		return
+	}
+	e := &bus.Envelope{Kind: bus.Kind_KIND_PRESENCE, Source: c.cfg.Node, Target: seat.Node, Player: p.PlayerID, Session: p.SessionID, Event: p.Event, Reason: p.Reason}
+	if err := c.nc.Publish(bus.NodeSubject(seat.Node), bus.Encode(e)); err != nil {
+		c.logOnce("presence", "cannot forward a presence message to a room's node", err)
+	}
 }
 
 // HasSession reports whether the session directory knows a session of player, on any proxy.

@@ -175,6 +175,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Observer:       n.metrics,
 		Boxes:          n.boxes,
 		Calls:          n.cluster,
+		Node:           n.id,
 	}
 	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics, MailboxBytes: cfg.Lua.MailboxBytes})
 	n.rooms = room.NewManager(room.Config{
@@ -207,7 +208,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	// The directory first: a room or a hook that reacts to a presence message reads it updated.
 	n.sessions.Follow(call.Notifiers{online, sessionFollower{n.rooms, n}, n.router})
 	inbox := router.New(versions, n.rooms, local)
-	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
+	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Seats: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
 		Push: n.sessions.Push, PushAll: n.sessions.PushAll, Kick: n.kick, Command: n.command,
 		Handover: n.sessions.Handover, Adopt: func(st session.State) { n.sessions.Adopt(st) },
 		Tables: versions, Call: local.Call}
@@ -606,6 +607,7 @@ type sessionFollower struct {
 
 func (p sessionFollower) Notify(ev call.Presence) {
 	p.rooms.Notify(ev)
+	p.n.cluster.Seated(ev)
 	if ev.Event != call.SessionEnded {
 		return
 	}

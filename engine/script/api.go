@@ -30,6 +30,9 @@ func (vm *VM) openAPI() {
 		"on_session_end": vm.luaOnSessionEnd,
 	}, 14)
 	vm.mf.RawSetString("role", lua.LString(vm.role))
+	if vm.svc != nil {
+		vm.mf.RawSetString("node", lua.LString(vm.svc.Node))
+	}
 	vm.mf.RawSetString("version", lua.LString(""))
 	vm.mf.RawSetString("dev", lua.LBool(vm.svc != nil && vm.svc.Dev))
 

@@ -31,6 +31,7 @@ type Services struct {
 	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default: config.Default
 	LoadTimeout    time.Duration // limit of running a role's chunks; default 5s
 	Observer       Observer      // optional
+	Node           string        // mf.node: this node's id in the cluster ("" alone)
 }
 
 // Observer receives handler timings for metrics. Calls come from actor goroutines.
