@@ -69,27 +69,29 @@ type Schema interface {
 
 // Cluster is a node's membership. Safe for concurrent use.
 type Cluster struct {
-	cfg       Config
-	deps      Deps
-	log       *slog.Logger
-	nc        *nats.Conn
-	view      *registry.View
-	policies  map[string]balance.Policy
-	sticky    sync.Map // role + "/" + key -> node id: where a policy placed a key (affinity)
-	pushSeq   sync.Map // proxy id -> *atomic.Uint32: this node's push sequence per proxy
-	pushSeen  sync.Map // sender id -> *atomic.Uint32: the last push sequence received per sender
-	pushLost  atomic.Uint64
-	moved     sync.Map // player -> *moved: sessions this proxy handed over (pushes forwarded)
-	adopting  sync.Map // player -> *adoption: takeovers in progress on this proxy
-	lastProxy sync.Map // player -> proxy id: where this node last pushed to the player (pushTo)
-	seats     *registry.Live[registry.Seat]
-	sessions  *registry.Live[registry.Session]
-	seatOps   chan seatOp
-	subs      []*nats.Subscription
-	cancel    context.CancelFunc
-	kept      chan struct{}
-	draining  atomic.Bool
-	started   atomic.Bool // set once Start has set deps and the view
+	cfg        Config
+	deps       Deps
+	log        *slog.Logger
+	nc         *nats.Conn
+	view       *registry.View
+	policies   map[string]balance.Policy
+	sticky     sync.Map // role + "/" + key -> node id: where a policy placed a key (affinity)
+	placeOps   chan placeOp
+	placements *registry.Live[registry.Placement] // the placements of every node, by role + "/" + key
+	pushSeq    sync.Map                           // proxy id -> *atomic.Uint32: this node's push sequence per proxy
+	pushSeen   sync.Map                           // sender id -> *atomic.Uint32: the last push sequence received per sender
+	pushLost   atomic.Uint64
+	moved      sync.Map // player -> *moved: sessions this proxy handed over (pushes forwarded)
+	adopting   sync.Map // player -> *adoption: takeovers in progress on this proxy
+	lastProxy  sync.Map // player -> proxy id: where this node last pushed to the player (pushTo)
+	seats      *registry.Live[registry.Seat]
+	sessions   *registry.Live[registry.Session]
+	seatOps    chan seatOp
+	subs       []*nats.Subscription
+	cancel     context.CancelFunc
+	kept       chan struct{}
+	draining   atomic.Bool
+	started    atomic.Bool // set once Start has set deps and the view
 
 	logged sync.Map // problem kind -> struct{}: each bad input kind is logged once
 	bad    atomic.Uint64
@@ -103,7 +105,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	c := &Cluster{cfg: cfg, log: cfg.Log, nc: cfg.Fabric.Conn, policies: map[string]balance.Policy{}, seatOps: make(chan seatOp, 4096)}
+	c := &Cluster{cfg: cfg, log: cfg.Log, nc: cfg.Fabric.Conn, policies: map[string]balance.Policy{}, seatOps: make(chan seatOp, 4096), placeOps: make(chan placeOp, 4096)}
 	for role, name := range cfg.Balance {
 		p, err := balance.New(name)
 		if err != nil {
@@ -133,7 +135,12 @@ func (c *Cluster) Start(deps Deps, period time.Duration) error {
 		cancel()
 		return err
 	}
+	if c.placements, err = c.cfg.Registry.WatchPlacements(ctx); err != nil {
+		cancel()
+		return err
+	}
 	go c.writeSeats(ctx)
+	go c.placeLoop(ctx)
 	go c.sweepPushTargets(ctx, time.Minute)
 	subscribe := func(subject, queue string, h nats.MsgHandler) {
 		if err != nil {

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -37,7 +39,7 @@ func (c *Cluster) Dispatch(dst router.Destination, req *call.Request) {
 	}
 	node := dst.Node
 	if node == "" {
-		node = c.pick(dst.Role, dst.Key, req.MsgID)
+		node = c.pick(dst.Role, dst.Key, req.MsgID, true)
 		if node == "" {
 			req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "no live node of role " + dst.Role + " handles " + req.Msg, RetryAfterMs: 1000})
 			return
@@ -58,7 +60,7 @@ func (c *Cluster) Login(dst router.Destination, l *call.Login) {
 		c.deps.Local.Login(dst, l)
 		return
 	}
-	node := c.pick(dst.Role, dst.Key, 0)
+	node := c.pick(dst.Role, dst.Key, 0, false)
 	if node == "" {
 		l.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "no live node of role " + dst.Role, RetryAfterMs: 1000})
 		return
@@ -83,19 +85,37 @@ func (c *Cluster) request(subject string, e *bus.Envelope, from call.Address, id
 }
 
 // pick returns a live, not draining node of role that handles msgID (0: any), by the role's
-// policy; a key keeps the node it was placed on while that node lives (affinity). "" if none.
-func (c *Cluster) pick(role, key string, msgID uint16) string {
-	return c.pickWith(role, key, func(r registry.Record) bool { return msgID == 0 || r.HandlesMsg(msgID) })
+// policy; a key keeps the node it was placed on while that node lives (affinity), on every node
+// when shared (the placements bucket). "" if none.
+func (c *Cluster) pick(role, key string, msgID uint16, shared bool) string {
+	return c.pickWith(role, key, shared, func(r registry.Record) bool { return msgID == 0 || r.HandlesMsg(msgID) })
 }
 
-// pickWith is pick among the nodes that ok accepts.
-func (c *Cluster) pickWith(role, key string, ok func(registry.Record) bool) string {
+// pickWith is pick among the nodes that ok accepts. A key is looked up here first (sticky), then
+// in the placements that any node made (shared); a new placement is kept here at once and
+// written to the bucket by compare-and-set behind it (placeLoop): a placement that another node
+// wrote first wins, and this node follows it from then on.
+func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Record) bool) string {
 	sticky := role + "/" + key
+	usable := func(id string) bool {
+		r, live := c.view.Get(id)
+		return live && r.Has(role) && r.State == registry.StateUp && ok(r)
+	}
 	if id, found := c.sticky.Load(sticky); found {
-		if r, live := c.view.Get(id.(string)); live && r.State == registry.StateUp && ok(r) {
-			return r.ID
+		if usable(id.(string)) {
+			return id.(string)
 		}
 		c.sticky.Delete(sticky)
+	}
+	shared = shared && key != "" && c.placements != nil
+	if shared {
+		_, shared = registry.PlacementKey(role, key)
+	}
+	if shared {
+		if p, found := c.placements.Of(sticky); found && usable(p.Node) {
+			c.sticky.Store(sticky, p.Node)
+			return p.Node
+		}
 	}
 	recs := c.view.Select(func(r registry.Record) bool {
 		return r.Has(role) && r.State == registry.StateUp && ok(r)
@@ -111,11 +131,53 @@ func (c *Cluster) pickWith(role, key string, ok func(registry.Record) bool) stri
 	if key != "" {
 		c.sticky.Store(sticky, id)
 	}
+	if shared {
+		c.queuePlace(placeOp{key: sticky, node: id, usable: usable})
+	}
 	return id
 }
 
-// Forget drops the placements kept for a player whose session ended.
-func (c *Cluster) Forget(player string) {
+// placeOp is one write to the placements bucket: a placement made here (usable tells which
+// placement written meanwhile elsewhere to follow instead), or a removal (del).
+type placeOp struct {
+	key, node string
+	usable    func(node string) bool
+	del       bool
+}
+
+func (c *Cluster) queuePlace(op placeOp) {
+	select {
+	case c.placeOps <- op:
+	default:
+		c.logOnce("place-queue", "the placements queue is full; a placement stays on this node", nil)
+	}
+}
+
+// placeLoop writes the placements in order until ctx ends.
+func (c *Cluster) placeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case op := <-c.placeOps:
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if op.del {
+				if err := c.cfg.Registry.Unplace(wctx, op.key, op.node); err != nil {
+					c.logOnce("place-write", "cannot write the placements", err)
+				}
+			} else if won, err := c.cfg.Registry.Place(wctx, op.key, op.node, op.usable); err != nil {
+				c.logOnce("place-write", "cannot write the placements", err)
+			} else if won != op.node {
+				c.sticky.Store(op.key, won)
+			}
+			cancel()
+		}
+	}
+}
+
+// Forget drops the placements kept here for a player whose session ended; released (the player
+// is gone, not logged in elsewhere) drops its shared placements too.
+func (c *Cluster) Forget(player string, released bool) {
 	if player == "" || c.view == nil {
 		return
 	}
@@ -126,7 +188,14 @@ func (c *Cluster) Forget(player string) {
 		}
 	}
 	for role := range roles {
-		c.sticky.Delete(role + "/" + player)
+		key := role + "/" + player
+		c.sticky.Delete(key)
+		if !released || c.placements == nil {
+			continue
+		}
+		if p, ok := c.placements.Of(key); ok {
+			c.queuePlace(placeOp{key: key, node: p.Node, del: true})
+		}
 	}
 }
 
@@ -201,7 +270,7 @@ func (s logins) Login(l *call.Login) {
 		s.local.Login(l)
 		return
 	}
-	node := c.pick("login", l.Account, 0)
+	node := c.pick("login", l.Account, 0, false)
 	if node == "" {
 		s.local.Login(l)
 		return
@@ -222,7 +291,7 @@ func (c *Cluster) Notify(dst router.Destination, p call.Presence) {
 		c.deps.Local.Notify(dst, p)
 		return
 	}
-	node := c.pick(dst.Role, dst.Key, 0)
+	node := c.pick(dst.Role, dst.Key, 0, true)
 	if node == "" {
 		c.logOnce("presence", "no live node of role "+dst.Role+" for a session-end hook", nil)
 		return

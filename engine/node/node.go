@@ -611,10 +611,11 @@ func (p sessionFollower) Notify(ev call.Presence) {
 	if ev.Event != call.SessionEnded {
 		return
 	}
-	p.n.cluster.Forget(ev.PlayerID)
-	// A replaced session's entry is its successor's; a node that stops leaves its entries to be
+	// A replaced session's entries are its successor's; a node that stops leaves its entries to be
 	// overwritten by the players' next logins.
-	if p.n.clustered() && ev.Reason != "replaced" && ev.Reason != "shutdown" {
+	released := ev.Reason != "replaced" && ev.Reason != "shutdown"
+	p.n.cluster.Forget(ev.PlayerID, released)
+	if p.n.clustered() && released {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
