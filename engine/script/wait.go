@@ -13,7 +13,8 @@ import (
 	"github.com/moonforge/moonforge/engine/protocol"
 )
 
-// Handlers that wait. A handler (mf.handle, a room's on_message) runs in a coroutine of its own.
+// Handlers that wait. A handler (mf.handle, a room's on_message, a function served with mf.serve)
+// runs in a coroutine of its own.
 // A call that needs another actor's answer (mf.room.join, mf.room.leave) posts its request with
 // the actor's reply address and yields; the actor serves other messages meanwhile, and when the
 // answer arrives (Resume) the handler continues where it stopped. The rules:
@@ -21,7 +22,8 @@ import (
 //   - The handler's deadline (lua.handler_timeout, or the request's if earlier) spans the wait: at
 //     the deadline the request is answered and the coroutine is dropped; a later answer is ignored.
 //   - A player's next request waits until that player's suspended one has finished, so a player's
-//     requests are handled in order; other players' messages run meanwhile.
+//     requests are handled in order; other players' messages run meanwhile. Served calls are not
+//     ordered: each runs when it arrives.
 //   - A reload while a handler waits lets it finish on the code it started with (its closures),
 //     and its reply is encoded with the schema of that version.
 //   - Module tables (mf.module) are shared: another handler may change them during the wait. That
@@ -60,16 +62,41 @@ type coroutine struct {
 	cancel context.CancelFunc
 }
 
-// run is one handler call in its coroutine.
+// run is one handler call in its coroutine: a request's, or a served call's.
 type run struct {
 	co       coroutine
-	req      *call.Request
-	bundle   *Bundle // the version it started on
+	req      *call.Request // nil for a served call
+	served   *call.Call    // the call a served function answers (mf.serve); nil for a request
+	bundle   *Bundle       // the version it started on
 	fn       *lua.LFunction
 	what     string
 	deadline time.Time
 	start    time.Time
 	children []*lua.LState // coroutines of its pcall and xpcall calls
+}
+
+// fail answers r's request or served call with an error.
+func (r *run) fail(ce *protocol.CodeError) {
+	if r.served != nil {
+		r.served.Fail(ce)
+		return
+	}
+	r.req.Fail(ce)
+}
+
+// outer is the deadline r's caller set.
+func (r *run) outer() time.Time {
+	if r.served != nil {
+		return r.served.Deadline
+	}
+	return r.req.Deadline
+}
+
+// finished runs what waited for r (the next requests of its player) once r is over.
+func (vm *VM) finished(r *run) {
+	if r.req != nil {
+		vm.next(r.req.PlayerID)
+	}
 }
 
 type queuedRun struct {
@@ -162,6 +189,9 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 		if len(out) == 2 && out[0] == w.marker {
 			id := uint64(out[1].(lua.LNumber))
 			w.byCall[id] = r
+			if r.req == nil {
+				return true
+			}
 			if _, ok := w.queued[r.req.PlayerID]; !ok {
 				w.queued[r.req.PlayerID] = nil
 			}
@@ -175,9 +205,15 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 	vm.release(r.co, state == lua.ResumeOK)
 	vm.end(r)
 	if err != nil {
-		ce := vm.callError(err, r.what, r.req.Deadline)
-		vm.observe(r.what, r.start, ce.Code)
-		r.req.Fail(ce)
+		ce := vm.callError(err, r.what, r.outer())
+		if r.req != nil {
+			vm.observe(r.what, r.start, ce.Code)
+		}
+		r.fail(ce)
+		return false
+	}
+	if r.served != nil {
+		vm.returnServed(r, out)
 		return false
 	}
 	vm.observe(r.what, r.start, 0)
@@ -232,7 +268,7 @@ func (vm *VM) Resume(a call.Answer) {
 		args = []lua.LValue{lua.LFalse, lua.LNumber(a.Err.Code), lua.LString(a.Err.Message)}
 	}
 	if !vm.step(r, nil, args...) {
-		vm.next(r.req.PlayerID)
+		vm.finished(r)
 	}
 }
 
@@ -256,10 +292,12 @@ func (vm *VM) expireWaits(now time.Time) {
 		delete(vm.waits.byCall, id)
 		vm.release(r.co, false)
 		vm.end(r)
-		ce := vm.callError(errDeadline{limit: r.deadline}, r.what, r.req.Deadline)
-		vm.observe(r.what, r.start, ce.Code)
-		r.req.Fail(ce)
-		vm.next(r.req.PlayerID)
+		ce := vm.callError(errDeadline{limit: r.deadline}, r.what, r.outer())
+		if r.req != nil {
+			vm.observe(r.what, r.start, ce.Code)
+		}
+		r.fail(ce)
+		vm.finished(r)
 	}
 }
 
@@ -270,7 +308,7 @@ func (vm *VM) Waiting() int { return len(vm.waits.byCall) }
 func (vm *VM) abandonWaits() {
 	for id, r := range vm.waits.byCall {
 		delete(vm.waits.byCall, id)
-		r.req.Fail(protocol.Errorf(protocol.Unavailable, "the actor stopped"))
+		r.fail(protocol.Errorf(protocol.Unavailable, "the actor stopped"))
 	}
 	for p, q := range vm.waits.queued {
 		for _, n := range q {
@@ -285,7 +323,7 @@ func (vm *VM) abandonWaits() {
 func (vm *VM) newCall(L *lua.LState, fn string) *call.Call {
 	w := &vm.waits
 	if w.running == nil || !w.ours[L] {
-		vm.errorf("%s waits for an answer: call it from a handler (mf.handle or a room's on_message), not from a timer, a callback or a coroutine of the script", fn)
+		vm.errorf("%s waits for an answer: call it from a handler (mf.handle, mf.serve or a room's on_message), not from a timer, a callback or a coroutine of the script", fn)
 	}
 	if w.post == nil {
 		vm.errorf("%s: this VM has no reply address", fn)

@@ -267,15 +267,23 @@ func (e *env) call(c *client.Client, target, name, via string, n int64) (int64, 
 	return m.Get(fields.ByName("n")).Int(), m.Get(fields.ByName("role")).String(), nil
 }
 
-// mf.call from a lobby to the game role, direct and through the master; UNAVAILABLE at once
+// mf.call from a lobby to the game role, direct and through the master; a served function on the
+// game node that itself calls a third node (micro) and returns its answer; UNAVAILABLE at once
 // when no game node lives.
 func TestCalls(t *testing.T) {
 	e := newEnv(t)
 	e.start("proxy-1", "proxy")
 	e.start("lobby-1", "lobby")
 	e.start("game-1", "game")
-	e.waitNodes("proxy-1", "lobby-1", "game-1")
+	e.start("micro-1", "micro")
+	e.waitNodes("proxy-1", "lobby-1", "game-1", "micro-1")
 	c, _ := e.dial("proxy-1", "caller")
+	for _, via := range []string{"", "master"} {
+		n, role, err := e.call(c, "game", "relay", via, 5)
+		if err != nil || n != 16 || role != "game>micro" {
+			t.Fatalf("mf.call of a served function that waits, via %q: %d %q %v", via, n, role, err)
+		}
+	}
 	for _, via := range []string{"", "master"} {
 		n, role, err := e.call(c, "game", "double", via, 21)
 		if err != nil || n != 42 || role != "game" {
