@@ -178,7 +178,7 @@ func (c *Cluster) placeLoop(ctx context.Context) {
 // Forget drops the placements kept here for a player whose session ended; released (the player
 // is gone, not logged in elsewhere) drops its shared placements too.
 func (c *Cluster) Forget(player string, released bool) {
-	if player == "" || c.view == nil {
+	if player == "" || !c.started.Load() {
 		return
 	}
 	roles := map[string]bool{}

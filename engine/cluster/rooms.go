@@ -73,7 +73,7 @@ func (c *Cluster) Where(player string) (roomID, roomType string) {
 // on_reconnect, or on_leave with "offline" as they do for the sessions of their own process. One
 // way (KIND_PRESENCE without a role); a node that cannot be reached loses it (logged once).
 func (c *Cluster) Seated(p call.Presence) {
-	if c.seats == nil || p.Event == call.SessionMoved {
+	if !c.started.Load() || c.seats == nil || p.Event == call.SessionMoved {
 		return
 	}
 	if id, _ := c.deps.Rooms.Where(p.PlayerID); id != "" {
