@@ -129,17 +129,23 @@ func TestLobbyAffinityAcrossProxies(t *testing.T) {
 
 // Logins through a proxy are spread over two lobby processes by the policy its config names:
 // round robin and least load (the lobbies report no load of their own players, so least load
-// counts its own placements) each put half of 200 players on each lobby, within 10%.
+// counts its own placements) each put half of 200 players on each lobby, weighted round robin a
+// quarter on lobby-1 (weight 1) and three quarters on lobby-2 (weight 3), each within 10% of its
+// ideal count.
 func TestBalancingPolicies(t *testing.T) {
 	e := newEnv(t)
 	e.start("proxy-rr", "proxy", "-c", e.configFile("rr.yaml", "  balance:\n    lobby: round_robin\n"))
 	e.start("proxy-ll", "proxy", "-c", e.configFile("ll.yaml", "  balance:\n    lobby: least_load\n"))
+	e.start("proxy-w", "proxy", "-c", e.configFile("w.yaml", "  balance:\n    lobby: weighted\n"))
 	e.start("lobby-1", "lobby")
-	e.start("lobby-2", "lobby")
-	e.waitNodes("proxy-rr", "proxy-ll", "lobby-1", "lobby-2")
+	e.start("lobby-2", "lobby", "-c", e.configFile("heavy.yaml", "  weight: 3\n"))
+	e.waitNodes("proxy-rr", "proxy-ll", "proxy-w", "lobby-1", "lobby-2")
 
 	const players, parallel = 200, 8
-	for _, proxy := range []string{"proxy-rr", "proxy-ll"} {
+	for _, c := range []struct {
+		proxy  string
+		share1 int // lobby-1's ideal share of the players, in percent
+	}{{"proxy-rr", 50}, {"proxy-ll", 50}, {"proxy-w", 25}} {
 		var mu sync.Mutex
 		count := map[string]int{}
 		var wg sync.WaitGroup
@@ -149,7 +155,7 @@ func TestBalancingPolicies(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := range next {
-					node, err := e.placeOne(proxy, i)
+					node, err := e.placeOne(c.proxy, i)
 					mu.Lock()
 					if err != nil {
 						count["error: "+err.Error()]++
@@ -165,13 +171,14 @@ func TestBalancingPolicies(t *testing.T) {
 		}
 		close(next)
 		wg.Wait()
-		t.Logf("%s: %v", proxy, count)
-		if len(count) != 2 {
-			t.Fatalf("%s placed %d players on %v, want the two lobbies", proxy, players, count)
+		t.Logf("%s: %v", c.proxy, count)
+		if len(count) != 2 || count["lobby-1"]+count["lobby-2"] != players {
+			t.Fatalf("%s placed %d players on %v, want the two lobbies", c.proxy, players, count)
 		}
-		for node, n := range count {
-			if n < players/2-players/20 || n > players/2+players/20 {
-				t.Errorf("%s placed %d of %d players on %s, want %d ± 10%%", proxy, n, players, node, players/2)
+		for node, share := range map[string]int{"lobby-1": c.share1, "lobby-2": 100 - c.share1} {
+			ideal := players * share / 100
+			if n := count[node]; n < ideal-ideal/10 || n > ideal+ideal/10 {
+				t.Errorf("%s placed %d of %d players on %s, want %d ± 10%%", c.proxy, n, players, node, ideal)
 			}
 		}
 	}
