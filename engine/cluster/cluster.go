@@ -75,8 +75,7 @@ type Cluster struct {
 	nc         *nats.Conn
 	view       *registry.View
 	policies   map[string]balance.Policy
-	sticky     sync.Map // role + "/" + key -> node id: where a policy placed a key (affinity)
-	placeOps   chan placeOp
+	sticky     sync.Map                           // role + "/" + key -> node id: where a policy placed a key (affinity)
 	placements *registry.Live[registry.Placement] // the placements of every node, by role + "/" + key
 	pushSeq    sync.Map                           // proxy id -> *atomic.Uint32: this node's push sequence per proxy
 	pushSeen   sync.Map                           // sender id -> *atomic.Uint32: the last push sequence received per sender
@@ -86,7 +85,7 @@ type Cluster struct {
 	lastProxy  sync.Map // player -> proxy id: where this node last pushed to the player (pushTo)
 	seats      *registry.Live[registry.Seat]
 	sessions   *registry.Live[registry.Session]
-	seatOps    chan seatOp
+	writes     chan write // directory writes (seats, rooms, placements), in order
 	subs       []*nats.Subscription
 	cancel     context.CancelFunc
 	kept       chan struct{}
@@ -105,7 +104,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	c := &Cluster{cfg: cfg, log: cfg.Log, nc: cfg.Fabric.Conn, policies: map[string]balance.Policy{}, seatOps: make(chan seatOp, 4096), placeOps: make(chan placeOp, 4096)}
+	c := &Cluster{cfg: cfg, log: cfg.Log, nc: cfg.Fabric.Conn, policies: map[string]balance.Policy{}, writes: make(chan write, 8192)}
 	for role, name := range cfg.Balance {
 		p, err := balance.New(name)
 		if err != nil {
@@ -139,8 +138,7 @@ func (c *Cluster) Start(deps Deps, period time.Duration) error {
 		cancel()
 		return err
 	}
-	go c.writeSeats(ctx)
-	go c.placeLoop(ctx)
+	go c.writeLoop(ctx)
 	go c.sweepPushTargets(ctx, time.Minute)
 	subscribe := func(subject, queue string, h nats.MsgHandler) {
 		if err != nil {

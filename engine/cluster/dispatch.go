@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -93,7 +92,7 @@ func (c *Cluster) pick(role, key string, msgID uint16, shared bool) string {
 
 // pickWith is pick among the nodes that ok accepts. A key is looked up here first (sticky), then
 // in the placements that any node made (shared); a new placement is kept here at once and
-// written to the bucket by compare-and-set behind it (placeLoop): a placement that another node
+// written to the bucket by compare-and-set behind it (writeLoop): a placement that another node
 // wrote first wins, and this node follows it from then on.
 func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Record) bool) string {
 	sticky := role + "/" + key
@@ -132,47 +131,15 @@ func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Recor
 		c.sticky.Store(sticky, id)
 	}
 	if shared {
-		c.queuePlace(placeOp{key: sticky, node: id, usable: usable})
+		c.queueWrite("the placements", func(ctx context.Context) error {
+			won, err := c.cfg.Registry.Place(ctx, sticky, id, usable)
+			if err == nil && won != id {
+				c.sticky.Store(sticky, won) // another node placed the key first: follow it
+			}
+			return err
+		})
 	}
 	return id
-}
-
-// placeOp is one write to the placements bucket: a placement made here (usable tells which
-// placement written meanwhile elsewhere to follow instead), or a removal (del).
-type placeOp struct {
-	key, node string
-	usable    func(node string) bool
-	del       bool
-}
-
-func (c *Cluster) queuePlace(op placeOp) {
-	select {
-	case c.placeOps <- op:
-	default:
-		c.logOnce("place-queue", "the placements queue is full; a placement stays on this node", nil)
-	}
-}
-
-// placeLoop writes the placements in order until ctx ends.
-func (c *Cluster) placeLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case op := <-c.placeOps:
-			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			if op.del {
-				if err := c.cfg.Registry.Unplace(wctx, op.key, op.node); err != nil {
-					c.logOnce("place-write", "cannot write the placements", err)
-				}
-			} else if won, err := c.cfg.Registry.Place(wctx, op.key, op.node, op.usable); err != nil {
-				c.logOnce("place-write", "cannot write the placements", err)
-			} else if won != op.node {
-				c.sticky.Store(op.key, won)
-			}
-			cancel()
-		}
-	}
 }
 
 // Forget drops the placements kept here for a player whose session ended; released (the player
@@ -194,7 +161,7 @@ func (c *Cluster) Forget(player string, released bool) {
 			continue
 		}
 		if p, ok := c.placements.Of(key); ok {
-			c.queuePlace(placeOp{key: key, node: p.Node, del: true})
+			c.queueWrite("the placements", func(ctx context.Context) error { return c.cfg.Registry.Unplace(ctx, key, p.Node) })
 		}
 	}
 }

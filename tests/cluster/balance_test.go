@@ -114,11 +114,7 @@ func TestLobbyAffinityAcrossProxies(t *testing.T) {
 	_ = resumer.Close() // the first player's connection drops; it resumes through proxy-2
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := client.Dial(ctx, client.Config{Addr: e.nodes["proxy-2"].tcp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := e.connect("proxy-2")
 	if res, err := b.Resume(ctx, token, resumer.LastPushSeq()); err != nil || res.PlayerId != resumerAck {
 		t.Fatalf("resume on proxy-2: %v %+v", err, res)
 	}

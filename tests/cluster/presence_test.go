@@ -79,11 +79,7 @@ func TestRoomPresenceOnAnotherNode(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := client.Dial(ctx, client.Config{Addr: e.nodes["proxy-2"].tcp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := e.connect("proxy-2")
 	if _, err := b.Resume(ctx, ack.Token, a.LastPushSeq()); err != nil {
 		t.Fatalf("resume on proxy-2: %v", err)
 	}

@@ -3,7 +3,6 @@
 package cluster
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -13,23 +12,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// output collects a process's output lines.
-type output struct {
-	mu   sync.Mutex
-	text strings.Builder
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.text.String()
-}
 
 // waitMatch waits up to 30 s for re to match the output and returns the submatches of the last match.
 func (o *output) waitMatch(t *testing.T, re *regexp.Regexp, after int) []string {
@@ -75,15 +61,7 @@ nodes:
 	out := &output{}
 	pr, pw := io.Pipe()
 	up.Stdout, up.Stderr = pw, pw
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			out.mu.Lock()
-			out.text.WriteString(sc.Text() + "\n")
-			out.mu.Unlock()
-		}
-	}()
+	go out.read(pr, nil)
 	if err := up.Start(); err != nil {
 		t.Fatal(err)
 	}
