@@ -96,13 +96,9 @@ func (c *Cluster) pick(role, key string, msgID uint16, shared bool) string {
 // wrote first wins, and this node follows it from then on.
 func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Record) bool) string {
 	sticky := role + "/" + key
-	usable := func(id string) bool {
-		r, live := c.view.Get(id)
-		return live && r.Has(role) && r.State == registry.StateUp && ok(r)
-	}
 	if id, found := c.sticky.Load(sticky); found {
-		if usable(id.(string)) {
-			return id.(string)
+		if r, up := c.up(role, id.(string)); up && ok(r) {
+			return r.ID
 		}
 		c.sticky.Delete(sticky)
 	}
@@ -111,9 +107,11 @@ func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Recor
 		_, shared = registry.PlacementKey(role, key)
 	}
 	if shared {
-		if p, found := c.placements.Of(sticky); found && usable(p.Node) {
-			c.sticky.Store(sticky, p.Node)
-			return p.Node
+		if p, found := c.placements.Of(sticky); found {
+			if r, up := c.up(role, p.Node); up && ok(r) {
+				c.sticky.Store(sticky, r.ID)
+				return r.ID
+			}
 		}
 	}
 	recs := c.view.Select(func(r registry.Record) bool {
@@ -132,7 +130,7 @@ func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Recor
 	}
 	if shared {
 		c.queueWrite("the placements", func(ctx context.Context) error {
-			won, err := c.cfg.Registry.Place(ctx, sticky, id, usable)
+			won, err := c.cfg.Registry.Place(ctx, sticky, id, func(n string) bool { _, up := c.up(role, n); return up })
 			if err == nil && won != id {
 				c.sticky.Store(sticky, won) // another node placed the key first: follow it
 			}
@@ -140,6 +138,12 @@ func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Recor
 		})
 	}
 	return id
+}
+
+// up returns the record of node id if it is live, runs role and is not draining.
+func (c *Cluster) up(role, id string) (registry.Record, bool) {
+	r, live := c.view.Get(id)
+	return r, live && r.Has(role) && r.State == registry.StateUp
 }
 
 // Forget drops the placements kept here for a player whose session ended; released (the player
