@@ -17,6 +17,7 @@ import (
 	"github.com/moonforge/moonforge/engine/bus"
 	"github.com/moonforge/moonforge/engine/client"
 	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/registry"
 )
 
 // load keeps clients sending echoes and records every outcome.
@@ -371,6 +372,21 @@ func TestThreeMasters(t *testing.T) {
 	c, _ := e.dial("proxy-1", "three")
 	if err := e.echo(c, 1); err != nil {
 		t.Fatal(err)
+	}
+	// The proxy and the lobby (replicas 1 in their config) left the masters' buckets replicated.
+	nc, err := nats.Connect(e.url, nats.UserInfo("mf", "cluster-test-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{registry.NodesBucket, registry.SessionsBucket, registry.RoomsBucket, registry.PlacementsBucket} {
+		if si, err := js.StreamInfo("KV_" + b); err != nil || si.Config.Replicas != 3 {
+			t.Fatalf("bucket %s after the other nodes joined: %v %+v", b, err, si)
+		}
 	}
 	e.kill9("master-1")
 	end := time.Now().Add(30 * time.Second)
