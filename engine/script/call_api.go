@@ -157,8 +157,7 @@ func (vm *VM) CallServe(c *call.Call) {
 	if c.PlayerID != "" {
 		ctx.RawSetString("player_id", lua.LString(c.PlayerID))
 	}
-	r := &run{co: vm.newCoroutine(), served: c, bundle: vm.bundle, fn: fn, what: "mf.serve " + c.Name, start: now, deadline: vm.limit(now, c.Deadline)}
-	vm.step(r, fn, ctx, Import(L, c.Args))
+	vm.begin(run{served: c, bundle: vm.bundle, fn: fn, what: "mf.serve " + c.Name, start: now, deadline: vm.limit(now, c.Deadline)}, ctx, Import(L, c.Args))
 }
 
 // returnServed answers a served call with the function's first result (plain data).

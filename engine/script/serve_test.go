@@ -135,3 +135,29 @@ func TestServedFunctionWaitErrors(t *testing.T) {
 		t.Fatalf("the served call was answered %d times", n)
 	}
 }
+
+// BenchmarkCallServe is one served call that does not wait, run in its coroutine: the cost of
+// serving an mf.call on the served side, without the bus.
+func BenchmarkCallServe(b *testing.B) {
+	t := &testing.T{}
+	calls := &heldCalls{}
+	bundle, err := script.Compile(writeTree(t, map[string]string{"game/relay.lua": relay}), loadSchema(t), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	vm := script.NewVM("game", &script.Services{Calls: calls, HandlerTimeout: 5 * time.Second})
+	defer vm.Close()
+	if err := vm.Apply(bundle); err != nil {
+		b.Fatal(err)
+	}
+	vm.SetReplyTo(call.Address{Box: 1}, posted(func(call.Answer) {}))
+	got := &served{}
+	c := &call.Call{Name: "now", Args: map[string]any{"n": 7.0}, Post: got}
+	b.ReportAllocs()
+	for range b.N {
+		vm.CallServe(c)
+	}
+	if n, _, err := got.get(); n != b.N || err != nil {
+		b.Fatalf("%d answers for %d calls: %v", n, b.N, err)
+	}
+}

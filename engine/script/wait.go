@@ -164,16 +164,23 @@ func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args
 // start runs a handler until it returns or waits; true if it waits.
 func (vm *VM) start(req *call.Request, fn *lua.LFunction, what string, args ...lua.LValue) bool {
 	now := time.Now()
+	return vm.begin(run{req: req, bundle: vm.bundle, fn: fn, what: what, start: now, deadline: vm.limit(now, req.Deadline)}, args...)
+}
+
+// begin runs a handler or served function described by set (all but its coroutine) in a
+// coroutine until it returns or waits; true if it waits.
+func (vm *VM) begin(set run, args ...lua.LValue) bool {
 	r := vm.waits.spare
 	if r == nil {
 		r = &run{}
 	}
 	vm.waits.spare = nil
-	*r = run{co: vm.newCoroutine(), req: req, bundle: vm.bundle, fn: fn, what: what, start: now, deadline: vm.limit(now, req.Deadline)}
-	if vm.step(r, fn, args...) {
+	*r = set
+	r.co = vm.newCoroutine()
+	if vm.step(r, r.fn, args...) {
 		return true
 	}
-	vm.waits.spare = r // a run that did not wait is free again (most handlers never wait); start overwrites it
+	vm.waits.spare = r // a run that did not wait is free again (most handlers never wait); begin overwrites it
 	return false
 }
 
