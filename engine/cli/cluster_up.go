@@ -195,6 +195,9 @@ func (s *supervisor) run(ctx context.Context) error {
 			return nil
 		case x := <-s.exited:
 			delete(s.running, x.node.ID)
+			if ctx.Err() != nil { // Ctrl-C reached the node too: it stops with the others
+				continue
+			}
 			s.exitedNode(x)
 		case n := <-s.due:
 			s.waiting--
@@ -205,7 +208,7 @@ func (s *supervisor) run(ctx context.Context) error {
 				s.exitedNode(exit{node: n, err: err})
 			}
 		}
-		if len(s.running) == 0 && s.waiting == 0 {
+		if ctx.Err() == nil && len(s.running) == 0 && s.waiting == 0 {
 			return fmt.Errorf("every node was given up (%s)", strings.Join(s.givenUp, ", "))
 		}
 	}
