@@ -47,8 +47,12 @@ func TestPlacementsAcrossProxies(t *testing.T) {
 	}
 	waitFor(t, "p1's new placement on proxy-a", func() bool {
 		_, ok := a.view.Get(gone)
-		return !ok && a.pick("lobby", "p1", 0, true) == moved
+		p, _ := a.placements.Of("lobby/p1")
+		return !ok && p.Node == moved
 	})
+	if got := a.pick("lobby", "p1", 0, true); got != moved {
+		t.Fatalf("p1 on %s through proxy-a, %s through proxy-b", got, moved)
+	}
 	a.Forget("p1", true) // the player's session ended: its placement goes
 	waitFor(t, "p1's placement removed", func() bool { _, ok := b.placements.Of("lobby/p1"); return !ok })
 }
