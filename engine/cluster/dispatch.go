@@ -38,7 +38,7 @@ func (c *Cluster) Dispatch(dst router.Destination, req *call.Request) {
 	}
 	node := dst.Node
 	if node == "" {
-		node = c.pick(dst.Role, dst.Key, req.MsgID, true)
+		node = c.pick(dst.Role, dst.Key, req.MsgID, shareWrite)
 		if node == "" {
 			req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "no live node of role " + dst.Role + " handles " + req.Msg, RetryAfterMs: 1000})
 			return
@@ -59,7 +59,7 @@ func (c *Cluster) Login(dst router.Destination, l *call.Login) {
 		c.deps.Local.Login(dst, l)
 		return
 	}
-	node := c.pick(dst.Role, dst.Key, 0, false)
+	node := c.pick(dst.Role, dst.Key, 0, shareNone)
 	if node == "" {
 		l.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "no live node of role " + dst.Role, RetryAfterMs: 1000})
 		return
@@ -83,18 +83,27 @@ func (c *Cluster) request(subject string, e *bus.Envelope, from call.Address, id
 	c.sent.Add(1)
 }
 
+// sharing says whether a pick uses the placements bucket, shared by every node.
+type sharing int
+
+const (
+	shareNone  sharing = iota // the placement is kept on this node only (logins, keyed by account)
+	shareRead                 // a shared placement is followed, none is made (a session's end)
+	shareWrite                // a shared placement is followed, or made (a player's work)
+)
+
 // pick returns a live, not draining node of role that handles msgID (0: any), by the role's
 // policy; a key keeps the node it was placed on while that node lives (affinity), on every node
 // when shared (the placements bucket). "" if none.
-func (c *Cluster) pick(role, key string, msgID uint16, shared bool) string {
-	return c.pickWith(role, key, shared, func(r registry.Record) bool { return msgID == 0 || r.HandlesMsg(msgID) })
+func (c *Cluster) pick(role, key string, msgID uint16, share sharing) string {
+	return c.pickWith(role, key, share, func(r registry.Record) bool { return msgID == 0 || r.HandlesMsg(msgID) })
 }
 
 // pickWith is pick among the nodes that ok accepts. A key is looked up here first (sticky), then
 // in the placements that any node made (shared); a new placement is kept here at once and
 // written to the bucket by compare-and-set behind it (writeLoop): a placement that another node
 // wrote first wins, and this node follows it from then on.
-func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Record) bool) string {
+func (c *Cluster) pickWith(role, key string, share sharing, ok func(registry.Record) bool) string {
 	sticky := role + "/" + key
 	if id, found := c.sticky.Load(sticky); found {
 		if r, up := c.up(role, id.(string)); up && ok(r) {
@@ -102,7 +111,7 @@ func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Recor
 		}
 		c.sticky.Delete(sticky)
 	}
-	shared = shared && key != "" && c.placements != nil
+	shared := share != shareNone && key != "" && c.placements != nil
 	if shared {
 		_, shared = registry.PlacementKey(role, key)
 	}
@@ -128,7 +137,7 @@ func (c *Cluster) pickWith(role, key string, shared bool, ok func(registry.Recor
 	if key != "" {
 		c.sticky.Store(sticky, id)
 	}
-	if shared {
+	if shared && share == shareWrite {
 		c.queueWrite("the placements", func(ctx context.Context) error {
 			won, err := c.cfg.Registry.Place(ctx, sticky, id, func(n string) bool { _, up := c.up(role, n); return up })
 			if err == nil && won != id {
@@ -241,7 +250,7 @@ func (s logins) Login(l *call.Login) {
 		s.local.Login(l)
 		return
 	}
-	node := c.pick("login", l.Account, 0, false)
+	node := c.pick("login", l.Account, 0, shareNone)
 	if node == "" {
 		s.local.Login(l)
 		return
@@ -262,7 +271,7 @@ func (c *Cluster) Notify(dst router.Destination, p call.Presence) {
 		c.deps.Local.Notify(dst, p)
 		return
 	}
-	node := c.pick(dst.Role, dst.Key, 0, true)
+	node := c.pick(dst.Role, dst.Key, 0, shareRead)
 	if node == "" {
 		c.logOnce("presence", "no live node of role "+dst.Role+" for a session-end hook", nil)
 		return

@@ -20,7 +20,7 @@ func TestPlacementsAcrossProxies(t *testing.T) {
 	})
 	first := map[string]string{}
 	for _, p := range []string{"p1", "p2", "p3", "p4"} {
-		first[p] = a.pick("lobby", p, 0, true)
+		first[p] = a.pick("lobby", p, 0, shareWrite)
 	}
 	if first["p1"] == first["p2"] {
 		t.Fatalf("round robin put p1 and p2 on one node: %v", first)
@@ -34,14 +34,14 @@ func TestPlacementsAcrossProxies(t *testing.T) {
 		return true
 	})
 	for _, p := range []string{"p4", "p3", "p2", "p1"} { // proxy-b's own turn would differ
-		if got := b.pick("lobby", p, 0, true); got != first[p] {
+		if got := b.pick("lobby", p, 0, shareWrite); got != first[p] {
 			t.Errorf("%s: %s on proxy-a, %s on proxy-b", p, first[p], got)
 		}
 	}
 	gone := first["p1"]
 	lobbies[gone].Stop(time.Second) // its record is removed: every view drops it
 	waitFor(t, gone+" gone from proxy-b's view", func() bool { _, ok := b.view.Get(gone); return !ok })
-	moved := b.pick("lobby", "p1", 0, true)
+	moved := b.pick("lobby", "p1", 0, shareWrite)
 	if moved == gone || moved == "" {
 		t.Fatalf("p1 stays on %q after %s left", moved, gone)
 	}
@@ -50,7 +50,7 @@ func TestPlacementsAcrossProxies(t *testing.T) {
 		p, _ := a.placements.Of("lobby/p1")
 		return !ok && p.Node == moved
 	})
-	if got := a.pick("lobby", "p1", 0, true); got != moved {
+	if got := a.pick("lobby", "p1", 0, shareWrite); got != moved {
 		t.Fatalf("p1 on %s through proxy-a, %s through proxy-b", got, moved)
 	}
 	a.Forget("p1", true) // the player's session ended: its placement goes
@@ -63,13 +63,13 @@ func BenchmarkPickPlaced(b *testing.B) {
 	_, start := fabric(b, map[string]string{"lobby": "round_robin"})
 	p := start("proxy-a", "proxy", nil)
 	start("lobby-1", "lobby", nil)
-	for p.pick("lobby", "p1", 0, true) == "" {
+	for p.pick("lobby", "p1", 0, shareWrite) == "" {
 		time.Sleep(time.Millisecond)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if p.pick("lobby", "p1", 0, true) == "" {
+		if p.pick("lobby", "p1", 0, shareWrite) == "" {
 			b.Fatal("no node")
 		}
 	}
