@@ -39,8 +39,9 @@ const (
 	Kind_KIND_KICK         Kind = 7  // mf.kick of a player through its proxy
 	Kind_KIND_COMMAND      Kind = 8  // a cluster command (reload, drain) from the master
 	Kind_KIND_LOGIN_METHOD Kind = 9  // a custom login method's Lua check (answered with the account id)
-	Kind_KIND_PRESENCE     Kind = 10 // a session's end for a role's mf.on_session_end hook (one-way)
-	Kind_KIND_HANDOVER     Kind = 11 // a proxy asks the proxy holding session of player for it (answered with Handover)
+	Kind_KIND_PRESENCE     Kind = 10 // a presence message (one-way): with role, a session's end for that role's mf.on_session_end
+	// hook; without, for the room of the node that holds the player's seat
+	Kind_KIND_HANDOVER Kind = 11 // a proxy asks the proxy holding session of player for it (answered with Handover)
 )
 
 // Enum value maps for Kind.

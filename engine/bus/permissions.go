@@ -17,7 +17,7 @@ func RoleUsers(user, pass string) []*server.User {
 	for _, role := range Roles {
 		pub := []string{
 			prefix + "node.*", prefix + "role.*", prefix + "bcast.*", prefix + "reply.>", prefix + "proxy.*", MasterSubject,
-			"$JS.API.>", "$KV.mf_nodes.>", "$KV.mf_sessions.>", "$KV.mf_rooms.>", "_INBOX.>", "$JS.ACK.>", "$JS.FC.>",
+			"$JS.API.>", "$KV.mf_nodes.>", "$KV.mf_sessions.>", "$KV.mf_rooms.>", "$KV.mf_placements.>", "_INBOX.>", "$JS.ACK.>", "$JS.FC.>",
 		}
 		sub := []string{
 			prefix + "node.*", prefix + "reply.>", prefix + "cmd.>", "_INBOX.>",

@@ -106,7 +106,7 @@ func (c *Cluster) resolve(target, name, key string) (subject, local string, err 
 	if _, ok := c.view.Get(target); ok {
 		return bus.NodeSubject(target), "", nil
 	}
-	node := c.pickWith(target, key, func(r registry.Record) bool { return slices.Contains(r.Calls, name) })
+	node := c.pickWith(target, key, shareWrite, func(r registry.Record) bool { return slices.Contains(r.Calls, name) })
 	if node == "" {
 		return "", "", &protocol.CodeError{Code: protocol.Unavailable, Message: "no live node of " + target + " serves " + name, RetryAfterMs: 1000}
 	}

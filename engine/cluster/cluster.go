@@ -44,6 +44,7 @@ type Deps struct {
 	Boxes   *call.Boxes                                                          // answers arriving from the bus are posted here
 	Local   router.Dispatcher                                                    // this process's actors and rooms
 	Rooms   router.Rooms                                                         // this process's rooms
+	Seats   call.Notifier                                                        // this process's rooms, for the presence of their players whose sessions live elsewhere
 	Login   login.Service                                                        // this node's login service: the logins proxies forward to a login node
 	Inbox   *router.Router                                                       // decides requests arriving from the bus, delivering them locally
 	Schema  Schema                                                               // the schema in force: msg ids a request from the bus may name
@@ -68,27 +69,28 @@ type Schema interface {
 
 // Cluster is a node's membership. Safe for concurrent use.
 type Cluster struct {
-	cfg       Config
-	deps      Deps
-	log       *slog.Logger
-	nc        *nats.Conn
-	view      *registry.View
-	policies  map[string]balance.Policy
-	sticky    sync.Map // role + "/" + key -> node id: where a policy placed a key (affinity)
-	pushSeq   sync.Map // proxy id -> *atomic.Uint32: this node's push sequence per proxy
-	pushSeen  sync.Map // sender id -> *atomic.Uint32: the last push sequence received per sender
-	pushLost  atomic.Uint64
-	moved     sync.Map // player -> *moved: sessions this proxy handed over (pushes forwarded)
-	adopting  sync.Map // player -> *adoption: takeovers in progress on this proxy
-	lastProxy sync.Map // player -> proxy id: where this node last pushed to the player (pushTo)
-	seats     *registry.Live[registry.Seat]
-	sessions  *registry.Live[registry.Session]
-	seatOps   chan seatOp
-	subs      []*nats.Subscription
-	cancel    context.CancelFunc
-	kept      chan struct{}
-	draining  atomic.Bool
-	started   atomic.Bool // set once Start has set deps and the view
+	cfg        Config
+	deps       Deps
+	log        *slog.Logger
+	nc         *nats.Conn
+	view       *registry.View
+	policies   map[string]balance.Policy
+	sticky     sync.Map                           // role + "/" + key -> node id: where a policy placed a key (affinity)
+	placements *registry.Live[registry.Placement] // the placements of every node, by role + "/" + key
+	pushSeq    sync.Map                           // proxy id -> *atomic.Uint32: this node's push sequence per proxy
+	pushSeen   sync.Map                           // sender id -> *atomic.Uint32: the last push sequence received per sender
+	pushLost   atomic.Uint64
+	moved      sync.Map // player -> *moved: sessions this proxy handed over (pushes forwarded)
+	adopting   sync.Map // player -> *adoption: takeovers in progress on this proxy
+	lastProxy  sync.Map // player -> proxy id: where this node last pushed to the player (pushTo)
+	seats      *registry.Live[registry.Seat]
+	sessions   *registry.Live[registry.Session]
+	writes     chan write // directory writes (seats, rooms, placements), in order
+	subs       []*nats.Subscription
+	cancel     context.CancelFunc
+	kept       chan struct{}
+	draining   atomic.Bool
+	started    atomic.Bool // set once Start has set deps and the view
 
 	logged sync.Map // problem kind -> struct{}: each bad input kind is logged once
 	bad    atomic.Uint64
@@ -102,7 +104,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	c := &Cluster{cfg: cfg, log: cfg.Log, nc: cfg.Fabric.Conn, policies: map[string]balance.Policy{}, seatOps: make(chan seatOp, 4096)}
+	c := &Cluster{cfg: cfg, log: cfg.Log, nc: cfg.Fabric.Conn, policies: map[string]balance.Policy{}, writes: make(chan write, 8192)}
 	for role, name := range cfg.Balance {
 		p, err := balance.New(name)
 		if err != nil {
@@ -132,7 +134,11 @@ func (c *Cluster) Start(deps Deps, period time.Duration) error {
 		cancel()
 		return err
 	}
-	go c.writeSeats(ctx)
+	if c.placements, err = c.cfg.Registry.WatchPlacements(ctx); err != nil {
+		cancel()
+		return err
+	}
+	go c.writeLoop(ctx)
 	go c.sweepPushTargets(ctx, time.Minute)
 	subscribe := func(subject, queue string, h nats.MsgHandler) {
 		if err != nil {

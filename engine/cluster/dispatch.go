@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 
 	"github.com/nats-io/nats.go"
@@ -37,7 +38,7 @@ func (c *Cluster) Dispatch(dst router.Destination, req *call.Request) {
 	}
 	node := dst.Node
 	if node == "" {
-		node = c.pick(dst.Role, dst.Key, req.MsgID)
+		node = c.pick(dst.Role, dst.Key, req.MsgID, shareWrite)
 		if node == "" {
 			req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "no live node of role " + dst.Role + " handles " + req.Msg, RetryAfterMs: 1000})
 			return
@@ -58,7 +59,7 @@ func (c *Cluster) Login(dst router.Destination, l *call.Login) {
 		c.deps.Local.Login(dst, l)
 		return
 	}
-	node := c.pick(dst.Role, dst.Key, 0)
+	node := c.pick(dst.Role, dst.Key, 0, shareNone)
 	if node == "" {
 		l.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "no live node of role " + dst.Role, RetryAfterMs: 1000})
 		return
@@ -82,20 +83,45 @@ func (c *Cluster) request(subject string, e *bus.Envelope, from call.Address, id
 	c.sent.Add(1)
 }
 
+// sharing says whether a pick uses the placements bucket, shared by every node.
+type sharing int
+
+const (
+	shareNone  sharing = iota // the placement is kept on this node only (logins, keyed by account)
+	shareRead                 // a shared placement is followed, none is made (a session's end)
+	shareWrite                // a shared placement is followed, or made (a player's work)
+)
+
 // pick returns a live, not draining node of role that handles msgID (0: any), by the role's
-// policy; a key keeps the node it was placed on while that node lives (affinity). "" if none.
-func (c *Cluster) pick(role, key string, msgID uint16) string {
-	return c.pickWith(role, key, func(r registry.Record) bool { return msgID == 0 || r.HandlesMsg(msgID) })
+// policy; a key keeps the node it was placed on while that node lives (affinity), on every node
+// when shared (the placements bucket). "" if none.
+func (c *Cluster) pick(role, key string, msgID uint16, share sharing) string {
+	return c.pickWith(role, key, share, func(r registry.Record) bool { return msgID == 0 || r.HandlesMsg(msgID) })
 }
 
-// pickWith is pick among the nodes that ok accepts.
-func (c *Cluster) pickWith(role, key string, ok func(registry.Record) bool) string {
+// pickWith is pick among the nodes that ok accepts. A key is looked up here first (sticky), then
+// in the placements that any node made (shared); a new placement is kept here at once and
+// written to the bucket by compare-and-set behind it (writeLoop): a placement that another node
+// wrote first wins, and this node follows it from then on.
+func (c *Cluster) pickWith(role, key string, share sharing, ok func(registry.Record) bool) string {
 	sticky := role + "/" + key
 	if id, found := c.sticky.Load(sticky); found {
-		if r, live := c.view.Get(id.(string)); live && r.State == registry.StateUp && ok(r) {
+		if r, up := c.up(role, id.(string)); up && ok(r) {
 			return r.ID
 		}
 		c.sticky.Delete(sticky)
+	}
+	shared := share != shareNone && key != "" && c.placements != nil
+	if shared {
+		_, shared = registry.PlacementKey(role, key)
+	}
+	if shared {
+		if p, found := c.placements.Of(sticky); found {
+			if r, up := c.up(role, p.Node); up && ok(r) {
+				c.sticky.Store(sticky, r.ID)
+				return r.ID
+			}
+		}
 	}
 	recs := c.view.Select(func(r registry.Record) bool {
 		return r.Has(role) && r.State == registry.StateUp && ok(r)
@@ -111,12 +137,28 @@ func (c *Cluster) pickWith(role, key string, ok func(registry.Record) bool) stri
 	if key != "" {
 		c.sticky.Store(sticky, id)
 	}
+	if shared && share == shareWrite {
+		c.queueWrite("the placements", func(ctx context.Context) error {
+			won, err := c.cfg.Registry.Place(ctx, sticky, id, func(n string) bool { _, up := c.up(role, n); return up })
+			if err == nil && won != id {
+				c.sticky.Store(sticky, won) // another node placed the key first: follow it
+			}
+			return err
+		})
+	}
 	return id
 }
 
-// Forget drops the placements kept for a player whose session ended.
-func (c *Cluster) Forget(player string) {
-	if player == "" || c.view == nil {
+// up returns the record of node id if it is live, runs role and is not draining.
+func (c *Cluster) up(role, id string) (registry.Record, bool) {
+	r, live := c.view.Get(id)
+	return r, live && r.Has(role) && r.State == registry.StateUp
+}
+
+// Forget drops the placements kept here for a player whose session ended; released (the player
+// is gone, not logged in elsewhere) drops its shared placements too.
+func (c *Cluster) Forget(player string, released bool) {
+	if player == "" || !c.started.Load() {
 		return
 	}
 	roles := map[string]bool{}
@@ -126,7 +168,14 @@ func (c *Cluster) Forget(player string) {
 		}
 	}
 	for role := range roles {
-		c.sticky.Delete(role + "/" + player)
+		key := role + "/" + player
+		c.sticky.Delete(key)
+		if !released || c.placements == nil {
+			continue
+		}
+		if p, ok := c.placements.Of(key); ok {
+			c.queueWrite("the placements", func(ctx context.Context) error { return c.cfg.Registry.Unplace(ctx, key, p.Node) })
+		}
 	}
 }
 
@@ -201,7 +250,7 @@ func (s logins) Login(l *call.Login) {
 		s.local.Login(l)
 		return
 	}
-	node := c.pick("login", l.Account, 0)
+	node := c.pick("login", l.Account, 0, shareNone)
 	if node == "" {
 		s.local.Login(l)
 		return
@@ -222,7 +271,7 @@ func (c *Cluster) Notify(dst router.Destination, p call.Presence) {
 		c.deps.Local.Notify(dst, p)
 		return
 	}
-	node := c.pick(dst.Role, dst.Key, 0)
+	node := c.pick(dst.Role, dst.Key, 0, shareRead)
 	if node == "" {
 		c.logOnce("presence", "no live node of role "+dst.Role+" for a session-end hook", nil)
 		return

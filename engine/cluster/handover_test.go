@@ -22,7 +22,7 @@ import (
 // the earlier one.
 func TestPushAfterAMoveKeepsTheSendersOrder(t *testing.T) {
 	ctx := context.Background()
-	reg, start := fabric(t)
+	reg, start := fabric(t, nil)
 	// The old proxy no longer holds the session: it forwards, slowly.
 	old := start("proxy-a", "proxy", func(string, uint16, []byte) bool { time.Sleep(200 * time.Millisecond); return false })
 	old.moved.Store("p1", &moved{proxy: "proxy-b"})
@@ -59,7 +59,7 @@ func TestPushAfterAMoveKeepsTheSendersOrder(t *testing.T) {
 // new session, not to the old one still on the first proxy.
 func TestPushAfterAReplacingLoginGoesToTheNewSession(t *testing.T) {
 	ctx := context.Background()
-	reg, start := fabric(t)
+	reg, start := fabric(t, nil)
 	var mu sync.Mutex
 	var got []string
 	record := func(proxy string) func(string, uint16, []byte) bool {
@@ -87,8 +87,9 @@ func TestPushAfterAReplacingLoginGoesToTheNewSession(t *testing.T) {
 	waitGot(t, &mu, &got, "[a:first b:second]")
 }
 
-// fabric starts an embedded bus and registry; start adds a member with a Push of its own.
-func fabric(t *testing.T) (*registry.Registry, func(id, role string, push func(string, uint16, []byte) bool) *Cluster) {
+// fabric starts an embedded bus and registry; start adds a member with a Push of its own and the
+// balancing policies of balance.
+func fabric(t testing.TB, balance map[string]string) (*registry.Registry, func(id, role string, push func(string, uint16, []byte) bool) *Cluster) {
 	f, err := bus.Open(bus.Options{DataDir: t.TempDir(), MaxPayload: 1 << 20, Name: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func fabric(t *testing.T) (*registry.Registry, func(id, role string, push func(s
 		t.Fatal(err)
 	}
 	return reg, func(id, role string, push func(string, uint16, []byte) bool) *Cluster {
-		c, err := New(Config{Node: id, Roles: []string{role}, Fabric: f, Registry: reg})
+		c, err := New(Config{Node: id, Roles: []string{role}, Fabric: f, Registry: reg, Balance: balance})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -38,12 +38,18 @@ func (c *Cluster) onMessage(m *nats.Msg) {
 	case bus.Kind_KIND_COMMAND:
 		go c.onCommand(m, e)
 	case bus.Kind_KIND_PRESENCE:
+		p := call.Presence{PlayerID: e.Player, SessionID: e.Session, Event: e.Event, Reason: e.Reason}
+		if e.Role == "" {
+			if c.deps.Seats != nil {
+				c.deps.Seats.Notify(p)
+			}
+			return
+		}
 		if !c.Runs(e.Role) {
 			c.refuse(m, "presence", protocol.BadRequest, errors.New("this node does not run role "+e.Role))
 			return
 		}
-		c.deps.Local.Notify(router.Destination{Role: e.Role, Key: e.Key},
-			call.Presence{PlayerID: e.Player, SessionID: e.Session, Event: e.Event, Reason: e.Reason})
+		c.deps.Local.Notify(router.Destination{Role: e.Role, Key: e.Key}, p)
 	case bus.Kind_KIND_HANDOVER:
 		c.onHandover(m, e)
 	case bus.Kind_KIND_KICK:

@@ -4,51 +4,60 @@ import (
 	"context"
 	"time"
 
+	"github.com/moonforge/moonforge/engine/bus"
+	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/registry"
 	"github.com/moonforge/moonforge/engine/script"
 )
 
-// seatOp is one write to the room directory: a seat (player set) or a room (player "").
-type seatOp struct {
-	player, room, typ string
-	in                bool
+// Room records a room of this process opening or closing in the room directory (room.Directory).
+func (c *Cluster) Room(room string, open bool) {
+	c.queueWrite("the room directory", func(ctx context.Context) error {
+		if open {
+			return c.cfg.Registry.PlaceRoom(ctx, room, c.cfg.Node)
+		}
+		return c.cfg.Registry.RemoveRoom(ctx, room)
+	})
 }
 
-// Room records a room of this process opening or closing in the room directory (room.Directory).
-func (c *Cluster) Room(room string, open bool) { c.Member("", room, "", open) }
-
 // Member records a player entering or leaving a room of this process in the room directory
-// (room.Directory). It never blocks: the writes are queued, in order, for one writer goroutine.
+// (room.Directory). It never blocks: the writes are queued, in order (writeLoop).
 func (c *Cluster) Member(player, room, roomType string, in bool) {
+	c.queueWrite("the room directory", func(ctx context.Context) error {
+		if in {
+			return c.cfg.Registry.Seat(ctx, player, registry.Seat{Room: room, Type: roomType, Node: c.cfg.Node})
+		}
+		return c.cfg.Registry.Unseat(ctx, player, room)
+	})
+}
+
+// write is one write to a directory in KV (seats, rooms, placements), run by writeLoop.
+type write struct {
+	what string // the directory, for the log
+	do   func(ctx context.Context) error
+}
+
+// queueWrite queues a write for writeLoop; it never blocks (a full queue drops it, logged once).
+func (c *Cluster) queueWrite(what string, do func(ctx context.Context) error) {
 	select {
-	case c.seatOps <- seatOp{player, room, roomType, in}:
+	case c.writes <- write{what, do}:
 	default:
-		c.logOnce("seat-queue", "the room directory's queue is full; a seat was not recorded", nil)
+		c.logOnce("write-queue", "the queue of directory writes is full; a write to "+what+" was dropped", nil)
 	}
 }
 
-func (c *Cluster) writeSeats(ctx context.Context) {
+// writeLoop runs the queued directory writes in order until ctx ends.
+func (c *Cluster) writeLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case op := <-c.seatOps:
+		case w := <-c.writes:
 			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			var err error
-			switch {
-			case op.player == "" && op.in:
-				err = c.cfg.Registry.PlaceRoom(wctx, op.room, c.cfg.Node)
-			case op.player == "":
-				err = c.cfg.Registry.RemoveRoom(wctx, op.room)
-			case op.in:
-				err = c.cfg.Registry.Seat(wctx, op.player, registry.Seat{Room: op.room, Type: op.typ, Node: c.cfg.Node})
-			default:
-				err = c.cfg.Registry.Unseat(wctx, op.player, op.room)
+			if err := w.do(wctx); err != nil {
+				c.logOnce("write", "cannot write "+w.what, err)
 			}
 			cancel()
-			if err != nil {
-				c.logOnce("seat-write", "cannot write the room directory", err)
-			}
 		}
 	}
 }
@@ -64,6 +73,27 @@ func (c *Cluster) Where(player string) (roomID, roomType string) {
 	}
 	seat, _ := c.seats.Of(player)
 	return seat.Room, seat.Type
+}
+
+// Seated forwards a presence message of a session held here (call.Notifier) to the node that holds
+// the player's room, when the room directory names another node: its rooms run on_disconnect,
+// on_reconnect, or on_leave with "offline" as they do for the sessions of their own process. One
+// way (KIND_PRESENCE without a role); a node that cannot be reached loses it (logged once).
+func (c *Cluster) Seated(p call.Presence) {
+	if !c.started.Load() || c.seats == nil || p.Event == call.SessionMoved {
+		return
+	}
+	if id, _ := c.deps.Rooms.Where(p.PlayerID); id != "" {
+		return // a room of this process: its manager follows the sessions itself
+	}
+	seat, ok := c.seats.Of(p.PlayerID)
+	if !ok || seat.Node == c.cfg.Node {
+		return
+	}
+	e := &bus.Envelope{Kind: bus.Kind_KIND_PRESENCE, Source: c.cfg.Node, Target: seat.Node, Player: p.PlayerID, Session: p.SessionID, Event: p.Event, Reason: p.Reason}
+	if err := c.nc.Publish(bus.NodeSubject(seat.Node), bus.Encode(e)); err != nil {
+		c.logOnce("presence", "cannot forward a presence message to a room's node", err)
+	}
 }
 
 // HasSession reports whether the session directory knows a session of player, on any proxy.

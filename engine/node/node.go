@@ -195,6 +195,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		PlayerData:     n.players,
 		PlayerRole:     cfg.Player.Role,
 		PlayerMessage:  cfg.Player.Message,
+		Node:           n.id,
 	}
 	n.system = actor.NewSystem(actor.SystemConfig{Services: svc, Versions: versions, Log: log.With("part", "actor"), Observer: n.metrics, MailboxBytes: cfg.Lua.MailboxBytes})
 	n.rooms = room.NewManager(room.Config{
@@ -227,7 +228,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	// The directory first: a room or a hook that reacts to a presence message reads it updated.
 	n.sessions.Follow(call.Notifiers{online, sessionFollower{n.rooms, n}, n.router})
 	inbox := router.New(versions, n.rooms, local)
-	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
+	n.clusterDeps = cluster.Deps{Boxes: n.boxes, Local: local, Rooms: n.rooms, Seats: n.rooms, Inbox: inbox, Schema: versions, Record: n.record,
 		Push: n.sessions.Push, PushAll: n.sessions.PushAll, Kick: n.kick, Command: n.command,
 		Handover: n.sessions.Handover, Adopt: func(st session.State) { n.sessions.Adopt(st) },
 		Tables: versions, Call: local.Call}
@@ -642,13 +643,15 @@ func (p sessionFollower) Notify(ev call.Presence) {
 	if ev.Event == call.SessionStarted {
 		p.n.preload(ev.PlayerID)
 	}
+	p.n.cluster.Seated(ev)
 	if ev.Event != call.SessionEnded {
 		return
 	}
-	p.n.cluster.Forget(ev.PlayerID)
-	// A replaced session's entry is its successor's; a node that stops leaves its entries to be
+	// A replaced session's entries are its successor's; a node that stops leaves its entries to be
 	// overwritten by the players' next logins.
-	if p.n.clustered() && ev.Reason != "replaced" && ev.Reason != "shutdown" {
+	released := ev.Reason != "replaced" && ev.Reason != "shutdown"
+	p.n.cluster.Forget(ev.PlayerID, released)
+	if p.n.clustered() && released {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()

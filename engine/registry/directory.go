@@ -135,9 +135,10 @@ type Live[T any] struct {
 	entries map[string]T
 }
 
-// watchLive follows the keys of kv under prefix until ctx ends.
-func watchLive[T any](ctx context.Context, kv jetstream.KeyValue, prefix string) (*Live[T], error) {
-	w, err := kv.Watch(ctx, prefix+"*")
+// watchLive follows the keys of kv under prefix (prefix+tail: "*" one token, ">" any) until ctx
+// ends.
+func watchLive[T any](ctx context.Context, kv jetstream.KeyValue, prefix, tail string) (*Live[T], error) {
+	w, err := kv.Watch(ctx, prefix+tail)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func watchLive[T any](ctx context.Context, kv jetstream.KeyValue, prefix string)
 	case <-ready:
 		return l, nil
 	case <-time.After(5 * time.Second):
-		return nil, fmt.Errorf("registry: the watcher of %s sent no initial state within 5s", prefix+"*")
+		return nil, fmt.Errorf("registry: the watcher of %s sent no initial state within 5s", prefix+tail)
 	}
 }
 
@@ -188,12 +189,12 @@ func (l *Live[T]) Each(fn func(key string, v T)) {
 
 // WatchSeats follows the players' seats until ctx ends.
 func (r *Registry) WatchSeats(ctx context.Context) (*Live[Seat], error) {
-	return watchLive[Seat](ctx, r.rooms, "player.")
+	return watchLive[Seat](ctx, r.rooms, "player.", "*")
 }
 
 // WatchSessions follows the session directory until ctx ends.
 func (r *Registry) WatchSessions(ctx context.Context) (*Live[Session], error) {
-	return watchLive[Session](ctx, r.sessions, "")
+	return watchLive[Session](ctx, r.sessions, "", "*")
 }
 
 // ErrMoved is MoveSession's answer when the player's entry is no longer the one to move.

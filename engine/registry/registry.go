@@ -1,7 +1,8 @@
 // Package registry is the cluster's directory in JetStream KV buckets, so that it outlives any one
 // process (a master that stops loses nothing): node records (refreshed every heartbeat, gone
 // NodeTTL after their writer stops, every watcher told at once), the session directory (player ->
-// proxy, claimed by compare-and-set) and the room directory (room -> game node).
+// proxy, claimed by compare-and-set), the room directory (room -> game node) and the placements
+// (role and player -> node, chosen once by compare-and-set).
 package registry
 
 import (
@@ -22,6 +23,10 @@ const (
 	NodesBucket    = "mf_nodes"
 	SessionsBucket = "mf_sessions"
 	RoomsBucket    = "mf_rooms"
+	// PlacementsBucket keeps where balancing placed each player per role, so that a player keeps
+	// its node across proxies whatever the policy. An entry lives PlacementTTL after its write.
+	PlacementsBucket = "mf_placements"
+	PlacementTTL     = 24 * time.Hour
 )
 
 // Node states.
@@ -69,9 +74,10 @@ type Config struct {
 
 // Registry reads and writes the buckets. Safe for concurrent use.
 type Registry struct {
-	nodes    jetstream.KeyValue
-	sessions jetstream.KeyValue
-	rooms    jetstream.KeyValue
+	nodes      jetstream.KeyValue
+	sessions   jetstream.KeyValue
+	rooms      jetstream.KeyValue
+	placements jetstream.KeyValue
 }
 
 // Open creates the buckets if needed (every node may; the first wins) and returns the registry.
@@ -94,22 +100,30 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Registry, e
 
 func create(ctx context.Context, js jetstream.JetStream, cfg Config) (*Registry, error) {
 	r := &Registry{}
-	var err error
-	if r.nodes, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: NodesBucket, Description: "Moonforge node records", TTL: cfg.NodeTTL,
-		LimitMarkerTTL: time.Minute, Replicas: cfg.Replicas, Storage: jetstream.MemoryStorage,
-	}); err != nil {
-		return nil, fmt.Errorf("registry: bucket %s: %w", NodesBucket, err)
-	}
-	if r.sessions, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: SessionsBucket, Description: "Moonforge sessions: player -> proxy", Replicas: cfg.Replicas,
-	}); err != nil {
-		return nil, fmt.Errorf("registry: bucket %s: %w", SessionsBucket, err)
-	}
-	if r.rooms, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: RoomsBucket, Description: "Moonforge rooms: room -> game node", Replicas: cfg.Replicas,
-	}); err != nil {
-		return nil, fmt.Errorf("registry: bucket %s: %w", RoomsBucket, err)
+	for _, b := range []struct {
+		kv  *jetstream.KeyValue
+		cfg jetstream.KeyValueConfig
+	}{
+		{&r.nodes, jetstream.KeyValueConfig{Bucket: NodesBucket, Description: "Moonforge node records", TTL: cfg.NodeTTL,
+			LimitMarkerTTL: time.Minute, Storage: jetstream.MemoryStorage}},
+		{&r.sessions, jetstream.KeyValueConfig{Bucket: SessionsBucket, Description: "Moonforge sessions: player -> proxy"}},
+		{&r.rooms, jetstream.KeyValueConfig{Bucket: RoomsBucket, Description: "Moonforge rooms: room -> game node"}},
+		{&r.placements, jetstream.KeyValueConfig{Bucket: PlacementsBucket, Description: "Moonforge placements: role/player -> node",
+			TTL: PlacementTTL, LimitMarkerTTL: time.Minute}},
+	} {
+		b.cfg.Replicas = cfg.Replicas
+		// A node configured for fewer copies (a proxy beside three masters) never scales a
+		// replicated bucket down: that would leave it on one server, lost with that server.
+		if s, err := js.Stream(ctx, "KV_"+b.cfg.Bucket); err == nil {
+			if info, err := s.Info(ctx); err == nil && info.Config.Replicas > b.cfg.Replicas {
+				b.cfg.Replicas = info.Config.Replicas
+			}
+		}
+		kv, err := js.CreateOrUpdateKeyValue(ctx, b.cfg)
+		if err != nil {
+			return nil, fmt.Errorf("registry: bucket %s: %w", b.cfg.Bucket, err)
+		}
+		*b.kv = kv
 	}
 	return r, nil
 }

@@ -236,6 +236,9 @@ func (m *Manager) Notify(p call.Presence) {
 			m.log.Warn("could not remove an offline player from its room", "player", p.PlayerID, "error", err)
 		}
 	case call.SessionDetached, call.SessionResumed, call.SessionStarted:
+		if p.Event == call.SessionStarted && p.Reason == "moved" {
+			return // a proxy took the session over, detached: its resume follows
+		}
 		if !r.actor.Send(func(vm *script.VM) {
 			vm.RoomPresence(r, p.PlayerID, p.Event)
 			r.settle(vm)

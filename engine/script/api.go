@@ -30,6 +30,11 @@ func (vm *VM) openAPI() {
 		"on_session_end": vm.luaOnSessionEnd,
 	}, 14)
 	vm.mf.RawSetString("role", lua.LString(vm.role))
+	node := ""
+	if vm.svc != nil {
+		node = vm.svc.Node
+	}
+	vm.mf.RawSetString("node", lua.LString(node))
 	vm.mf.RawSetString("version", lua.LString(""))
 	vm.mf.RawSetString("dev", lua.LBool(vm.svc != nil && vm.svc.Dev))
 

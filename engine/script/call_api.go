@@ -97,6 +97,8 @@ func (vm *VM) luaCall(L *lua.LState) int {
 	}
 	if r := vm.waits.running; r != nil && r.req != nil {
 		c.PlayerID = r.req.PlayerID
+	} else if r != nil && r.served != nil {
+		c.PlayerID = r.served.PlayerID
 	}
 	calls.Call(c, via)
 	return vm.await(L, c.ID)
@@ -135,14 +137,17 @@ func (vm *VM) luaKick(L *lua.LState) int {
 	return 1
 }
 
-// CallServe runs the function mf.serve registered for c.Name and answers c with its result.
+// CallServe runs the function mf.serve registered for c.Name and answers c with its result. The
+// function runs in a coroutine, like a handler: it may wait (mf.call, mf.db, ...), and the actor
+// serves other messages meanwhile.
 func (vm *VM) CallServe(c *call.Call) {
 	fn, ok := vm.serves[c.Name]
 	if !ok {
 		c.Fail(protocol.Errorf(protocol.Unavailable, "role %s serves no %q", vm.role, c.Name))
 		return
 	}
-	if !c.Deadline.IsZero() && time.Now().After(c.Deadline) {
+	now := time.Now()
+	if !c.Deadline.IsZero() && now.After(c.Deadline) {
 		c.Fail(protocol.Errorf(protocol.Timeout, "the call arrived past its deadline"))
 		return
 	}
@@ -152,16 +157,21 @@ func (vm *VM) CallServe(c *call.Call) {
 	if c.PlayerID != "" {
 		ctx.RawSetString("player_id", lua.LString(c.PlayerID))
 	}
-	what := "mf.serve " + c.Name
-	out, err := vm.protectedCall(fn, 1, vm.limit(time.Now(), c.Deadline), ctx, Import(L, c.Args))
-	if err != nil {
-		c.Fail(vm.callError(err, what, c.Deadline))
-		return
+	vm.begin(run{served: c, bundle: vm.bundle, fn: fn, what: "mf.serve " + c.Name, start: now, deadline: vm.limit(now, c.Deadline)}, ctx, Import(L, c.Args))
+}
+
+// exportServed keeps the result a served function returned in r.result, for when its writes are
+// committed; false when the result cannot travel (the call is answered with the error).
+func (vm *VM) exportServed(r *run, out []lua.LValue) bool {
+	var result lua.LValue = lua.LNil
+	if len(out) > 0 {
+		result = out[0]
 	}
-	v, err := Export(out[0])
+	v, err := Export(result)
 	if err != nil {
-		c.Fail(vm.internal(what + " returned " + err.Error()))
-		return
+		r.served.Fail(vm.internal(r.what + " returned " + err.Error()))
+		return false
 	}
-	c.Return(v)
+	r.result = v
+	return true
 }

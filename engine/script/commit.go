@@ -205,8 +205,10 @@ func (vm *VM) commit(r *run, ops []store.Op) {
 	r.waitID = w.nextCall
 	r.committing = true
 	w.byCall[r.waitID] = r
-	if _, ok := w.queued[r.req.PlayerID]; !ok {
-		w.queued[r.req.PlayerID] = nil
+	if r.req != nil {
+		if _, ok := w.queued[r.req.PlayerID]; !ok {
+			w.queued[r.req.PlayerID] = nil
+		}
 	}
 	s := vm.store()
 	caps := s.Capabilities()
@@ -263,7 +265,7 @@ func (vm *VM) settle(it *commitItem, err *protocol.CodeError, closing bool) {
 	}
 	if !closing {
 		for _, r := range live {
-			vm.next(r.req.PlayerID)
+			vm.finished(r)
 		}
 	}
 }

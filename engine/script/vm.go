@@ -32,6 +32,7 @@ type Services struct {
 	HandlerTimeout time.Duration // limit of one handler, callback or timer call; default: config.Default
 	LoadTimeout    time.Duration // limit of running a role's chunks; default 5s
 	Observer       Observer      // optional
+	Node           string        // mf.node: this node's id in the cluster ("" alone)
 	// PlayerData holds the players' data of this node (mf.player.data); nil: not available. Only
 	// the handlers of PlayerRole reach it, and only on the player's own actor.
 	PlayerData    *playerdata.Manager

@@ -13,7 +13,8 @@ import (
 	"github.com/moonforge/moonforge/engine/protocol"
 )
 
-// Handlers that wait. A handler (mf.handle, a room's on_message) runs in a coroutine of its own.
+// Handlers that wait. A handler (mf.handle, a room's on_message, a function served with mf.serve)
+// runs in a coroutine of its own.
 // A call that needs another actor's answer (mf.room.join, mf.room.leave) posts its request with
 // the actor's reply address and yields; the actor serves other messages meanwhile, and when the
 // answer arrives (Resume) the handler continues where it stopped. The rules:
@@ -21,7 +22,8 @@ import (
 //   - The handler's deadline (lua.handler_timeout, or the request's if earlier) spans the wait: at
 //     the deadline the request is answered and the coroutine is dropped; a later answer is ignored.
 //   - A player's next request waits until that player's suspended one has finished, so a player's
-//     requests are handled in order; other players' messages run meanwhile.
+//     requests are handled in order; other players' messages run meanwhile. Served calls are not
+//     ordered: each runs when it arrives.
 //   - A reload while a handler waits lets it finish on the code it started with (its closures),
 //     and its reply is encoded with the schema of that version.
 //   - Module tables (mf.module) are shared: another handler may change them during the wait. That
@@ -60,11 +62,12 @@ type coroutine struct {
 	cancel context.CancelFunc
 }
 
-// run is one handler call in its coroutine.
+// run is one handler call in its coroutine: a request's, or a served call's.
 type run struct {
 	co       coroutine
-	req      *call.Request
-	bundle   *Bundle // the version it started on
+	req      *call.Request // nil for a served call
+	served   *call.Call    // the call a served function answers (mf.serve); nil for a request
+	bundle   *Bundle       // the version it started on
 	fn       *lua.LFunction
 	what     string
 	deadline time.Time
@@ -77,6 +80,31 @@ type run struct {
 	waitID     uint64 // its entry in byCall while it commits
 	replyID    uint16
 	payload    []byte
+	result     any // a served function's result, exported
+}
+
+// fail answers r's request or served call with an error.
+func (r *run) fail(ce *protocol.CodeError) {
+	if r.served != nil {
+		r.served.Fail(ce)
+		return
+	}
+	r.req.Fail(ce)
+}
+
+// outer is the deadline r's caller set.
+func (r *run) outer() time.Time {
+	if r.served != nil {
+		return r.served.Deadline
+	}
+	return r.req.Deadline
+}
+
+// finished runs what waited for r (the next requests of its player) once r is over.
+func (vm *VM) finished(r *run) {
+	if r.req != nil {
+		vm.next(r.req.PlayerID)
+	}
 }
 
 type queuedRun struct {
@@ -144,16 +172,23 @@ func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args
 // start runs a handler until it returns or waits; true if it waits.
 func (vm *VM) start(req *call.Request, fn *lua.LFunction, what string, args ...lua.LValue) bool {
 	now := time.Now()
+	return vm.begin(run{req: req, bundle: vm.bundle, fn: fn, what: what, start: now, deadline: vm.limit(now, req.Deadline)}, args...)
+}
+
+// begin runs a handler or served function described by set (all but its coroutine) in a
+// coroutine until it returns or waits; true if it waits.
+func (vm *VM) begin(set run, args ...lua.LValue) bool {
 	r := vm.waits.spare
 	if r == nil {
 		r = &run{}
 	}
 	vm.waits.spare = nil
-	*r = run{co: vm.newCoroutine(), req: req, bundle: vm.bundle, fn: fn, what: what, start: now, deadline: vm.limit(now, req.Deadline)}
-	if vm.step(r, fn, args...) {
+	*r = set
+	r.co = vm.newCoroutine()
+	if vm.step(r, r.fn, args...) {
 		return true
 	}
-	vm.waits.spare = r // a run that did not wait is free again (most handlers never wait); start overwrites it
+	vm.waits.spare = r // a run that did not wait is free again (most handlers never wait); begin overwrites it
 	return false
 }
 
@@ -169,6 +204,9 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 		if len(out) == 2 && out[0] == w.marker {
 			id := uint64(out[1].(lua.LNumber))
 			w.byCall[id] = r
+			if r.req == nil {
+				return true
+			}
 			if _, ok := w.queued[r.req.PlayerID]; !ok {
 				w.queued[r.req.PlayerID] = nil
 			}
@@ -179,7 +217,7 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 	if err != nil && r.co.ctx.Err() != nil {
 		err = errDeadline{limit: r.deadline}
 	}
-	if r.player {
+	if r.player && r.req != nil {
 		if perr := vm.settlePlayer(r.req.PlayerID); perr != nil && err == nil {
 			err = perr
 		}
@@ -188,19 +226,20 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 	vm.end(r)
 	if err != nil {
 		r.writes.take() // a handler that fails writes nothing
-		ce := vm.callError(err, r.what, r.req.Deadline)
-		vm.observe(r.what, r.start, ce.Code)
-		r.req.Fail(ce)
+		ce := vm.callError(err, r.what, r.outer())
+		if r.req != nil {
+			vm.observe(r.what, r.start, ce.Code)
+		}
+		r.fail(ce)
 		return false
 	}
-	var name, body lua.LValue = lua.LNil, lua.LNil
-	if len(out) > 0 {
-		name = out[0]
-	}
-	if len(out) > 1 {
-		body = out[1]
-	}
-	if r.req.Seq != 0 {
+	if r.served != nil {
+		if !vm.exportServed(r, out) {
+			r.writes.take()
+			return false
+		}
+	} else if r.req.Seq != 0 {
+		name, body := replyOf(out)
 		var ok bool
 		if r.replyID, r.payload, ok = vm.encodeReply(r, name, body); !ok {
 			r.writes.take()
@@ -216,8 +255,29 @@ func (vm *VM) step(r *run, fn *lua.LFunction, args ...lua.LValue) bool {
 	return false
 }
 
-// finish answers a handler that is over: its encoded reply, or err (its commit failed).
+// replyOf is a handler's reply: the message name and the table it returned.
+func replyOf(out []lua.LValue) (name, body lua.LValue) {
+	name, body = lua.LNil, lua.LNil
+	if len(out) > 0 {
+		name = out[0]
+	}
+	if len(out) > 1 {
+		body = out[1]
+	}
+	return name, body
+}
+
+// finish answers a handler or served function that is over: its reply or result, or err (its
+// commit failed).
 func (vm *VM) finish(r *run, err *protocol.CodeError) {
+	if r.served != nil {
+		if err != nil {
+			r.served.Fail(err)
+			return
+		}
+		r.served.Return(r.result)
+		return
+	}
 	if err != nil {
 		vm.observe(r.what, r.start, err.Code)
 		r.req.Fail(err)
@@ -274,7 +334,7 @@ func (vm *VM) Resume(a call.Answer) {
 		args = []lua.LValue{lua.LFalse, lua.LNumber(a.Err.Code), lua.LString(a.Err.Message)}
 	}
 	if !vm.step(r, nil, args...) {
-		vm.next(r.req.PlayerID)
+		vm.finished(r)
 	}
 }
 
@@ -300,10 +360,12 @@ func (vm *VM) expireWaits(now time.Time) {
 			vm.release(r.co, false)
 			vm.end(r)
 		}
-		ce := vm.callError(errDeadline{limit: r.deadline}, r.what, r.req.Deadline)
-		vm.observe(r.what, r.start, ce.Code)
-		r.req.Fail(ce)
-		vm.next(r.req.PlayerID)
+		ce := vm.callError(errDeadline{limit: r.deadline}, r.what, r.outer())
+		if r.req != nil {
+			vm.observe(r.what, r.start, ce.Code)
+		}
+		r.fail(ce)
+		vm.finished(r)
 	}
 }
 
@@ -314,7 +376,7 @@ func (vm *VM) Waiting() int { return len(vm.waits.byCall) }
 func (vm *VM) abandonWaits() {
 	for id, r := range vm.waits.byCall {
 		delete(vm.waits.byCall, id)
-		r.req.Fail(protocol.Errorf(protocol.Unavailable, "the actor stopped"))
+		r.fail(protocol.Errorf(protocol.Unavailable, "the actor stopped"))
 	}
 	for p, q := range vm.waits.queued {
 		for _, n := range q {
@@ -329,7 +391,7 @@ func (vm *VM) abandonWaits() {
 func (vm *VM) newCall(L *lua.LState, fn string) *call.Call {
 	w := &vm.waits
 	if w.running == nil || !w.ours[L] {
-		vm.errorf("%s waits for an answer: call it from a handler (mf.handle or a room's on_message), not from a timer, a callback or a coroutine of the script", fn)
+		vm.errorf("%s waits for an answer: call it from a handler (mf.handle, mf.serve or a room's on_message), not from a timer, a callback or a coroutine of the script", fn)
 	}
 	if w.post == nil {
 		vm.errorf("%s: this VM has no reply address", fn)

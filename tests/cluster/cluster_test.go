@@ -17,6 +17,7 @@ import (
 	"github.com/moonforge/moonforge/engine/bus"
 	"github.com/moonforge/moonforge/engine/client"
 	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/registry"
 )
 
 // load keeps clients sending echoes and records every outcome.
@@ -267,15 +268,23 @@ func (e *env) call(c *client.Client, target, name, via string, n int64) (int64, 
 	return m.Get(fields.ByName("n")).Int(), m.Get(fields.ByName("role")).String(), nil
 }
 
-// mf.call from a lobby to the game role, direct and through the master; UNAVAILABLE at once
+// mf.call from a lobby to the game role, direct and through the master; a served function on the
+// game node that itself calls a third node (micro) and returns its answer; UNAVAILABLE at once
 // when no game node lives.
 func TestCalls(t *testing.T) {
 	e := newEnv(t)
 	e.start("proxy-1", "proxy")
 	e.start("lobby-1", "lobby")
 	e.start("game-1", "game")
-	e.waitNodes("proxy-1", "lobby-1", "game-1")
+	e.start("micro-1", "micro")
+	e.waitNodes("proxy-1", "lobby-1", "game-1", "micro-1")
 	c, _ := e.dial("proxy-1", "caller")
+	for _, via := range []string{"", "master"} {
+		n, role, err := e.call(c, "game", "relay", via, 5)
+		if err != nil || n != 16 || role != "game>micro" {
+			t.Fatalf("mf.call of a served function that waits, via %q: %d %q %v", via, n, role, err)
+		}
+	}
 	for _, via := range []string{"", "master"} {
 		n, role, err := e.call(c, "game", "double", via, 21)
 		if err != nil || n != 42 || role != "game" {
@@ -363,6 +372,21 @@ func TestThreeMasters(t *testing.T) {
 	c, _ := e.dial("proxy-1", "three")
 	if err := e.echo(c, 1); err != nil {
 		t.Fatal(err)
+	}
+	// The proxy and the lobby (replicas 1 in their config) left the masters' buckets replicated.
+	nc, err := nats.Connect(e.url, nats.UserInfo("mf", "cluster-test-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{registry.NodesBucket, registry.SessionsBucket, registry.RoomsBucket, registry.PlacementsBucket} {
+		if si, err := js.StreamInfo("KV_" + b); err != nil || si.Config.Replicas != 3 {
+			t.Fatalf("bucket %s after the other nodes joined: %v %+v", b, err, si)
+		}
 	}
 	e.kill9("master-1")
 	end := time.Now().Add(30 * time.Second)

@@ -91,14 +91,35 @@ type node struct {
 	done  chan struct{}
 	ready chan string // the TCP address, once the node serves
 	err   error
-	mu    sync.Mutex
-	log   strings.Builder
+	out   output
 }
 
-func (n *node) logText() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.log.String()
+func (n *node) logText() string { return n.out.String() }
+
+// output collects a process's output. Safe for concurrent use.
+type output struct {
+	mu   sync.Mutex
+	text strings.Builder
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.text.String()
+}
+
+// read appends every line of r to o and hands it to each (if not nil), until r ends.
+func (o *output) read(r io.Reader, each func(line string)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		o.mu.Lock()
+		o.text.WriteString(sc.Text() + "\n")
+		o.mu.Unlock()
+		if each != nil {
+			each(sc.Text())
+		}
+	}
 }
 
 func freePort(t *testing.T) string {
@@ -171,26 +192,18 @@ func (e *env) startAsync(id, role string, extra ...string) {
 	n.cmd.SysProcAttr = procAttr()
 	pr, pw := io.Pipe()
 	n.cmd.Stdout, n.cmd.Stderr = pw, pw
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			n.mu.Lock()
-			n.log.WriteString(line + "\n")
-			n.mu.Unlock()
-			if strings.Contains(line, `msg="moonforge is running"`) {
-				tcp := ""
-				if m := tcpField.FindStringSubmatch(line); m != nil {
-					tcp = m[1]
-				}
-				select {
-				case ready <- tcp:
-				default:
-				}
+	go n.out.read(pr, func(line string) {
+		if strings.Contains(line, `msg="moonforge is running"`) {
+			tcp := ""
+			if m := tcpField.FindStringSubmatch(line); m != nil {
+				tcp = m[1]
+			}
+			select {
+			case ready <- tcp:
+			default:
 			}
 		}
-	}()
+	})
 	if err := n.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -259,8 +272,8 @@ func (e *env) waitNodesFor(limit time.Duration, want ...string) string {
 	}
 }
 
-// dial connects to a proxy and logs in as a guest of device.
-func (e *env) dial(proxy, device string) (*client.Client, *protocol.LoginAck) {
+// connect opens a connection to a proxy, closed when the test ends.
+func (e *env) connect(proxy string) *client.Client {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -269,6 +282,15 @@ func (e *env) dial(proxy, device string) (*client.Client, *protocol.LoginAck) {
 		e.t.Fatalf("dial %s: %v", proxy, err)
 	}
 	e.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// dial connects to a proxy and logs in as a guest of device.
+func (e *env) dial(proxy, device string) (*client.Client, *protocol.LoginAck) {
+	e.t.Helper()
+	c := e.connect(proxy)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	ack, err := c.Login(ctx, "guest", "cluster-test-device-"+device, "", nil) // device ids are 16 bytes or more
 	if err != nil {
 		e.t.Fatalf("login on %s: %v", proxy, err)

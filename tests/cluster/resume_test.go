@@ -117,11 +117,7 @@ func TestResumeOnAnotherProxy(t *testing.T) {
 	before.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := client.Dial(ctx, client.Config{Addr: e.nodes["proxy-2"].tcp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := e.connect("proxy-2")
 	after := collect(t, e, b)
 	res, err := b.Resume(ctx, ack.Token, last)
 	if err != nil {
@@ -159,11 +155,7 @@ func TestResumeOnAnotherProxy(t *testing.T) {
 	}
 
 	// The directory names proxy-2 now: a second resume of the same token elsewhere finds no session.
-	c, err := client.Dial(ctx, client.Config{Addr: e.nodes["proxy-1"].tcp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := e.connect("proxy-1")
 	if _, err := c.Resume(ctx, res.Token, 0); err == nil {
 		// Allowed: proxy-2 hands it back (b is kicked); then b must have been kicked.
 		select {
