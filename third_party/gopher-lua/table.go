@@ -41,7 +41,7 @@ func newLTable(acap int, hcap int) *LTable {
 		tb.array = make([]LValue, 0, acap)
 	}
 	if hcap != 0 {
-		tb.strdict = make(map[string]LValue, hcap)
+		tb.hash = make([]hashEntry, 0, hcap)
 	}
 	return tb
 }
@@ -148,30 +148,15 @@ func (tb *LTable) RawSet(key LValue, value LValue) {
 	switch v := key.(type) {
 	case LNumber:
 		if isArrayKey(v) {
-			if tb.array == nil {
-				tb.array = make([]LValue, 0, defaultArrayCap)
-			}
-			index := int(v) - 1
-			alen := len(tb.array)
-			switch {
-			case index == alen:
-				tb.array = append(tb.array, value)
-			case index > alen:
-				for i := 0; i < (index - alen); i++ {
-					tb.array = append(tb.array, LNil)
-				}
-				tb.array = append(tb.array, value)
-			case index < alen:
-				tb.array[index] = value
-			}
+			tb.setArray(int(v)-1, value)
 			return
 		}
 	case LString:
-		tb.RawSetString(string(v), value)
+		// key is already boxed: a new entry keeps it as it is, without a copy of the string header.
+		tb.setHash(tb.findString(string(v)), key, value)
 		return
 	}
-
-	tb.RawSetH(key, value)
+	tb.setHash(tb.find(key), key, value)
 }
 
 // RawSetInt sets a given LValue at a position `key` without the __newindex metamethod.
@@ -180,10 +165,14 @@ func (tb *LTable) RawSetInt(key int, value LValue) {
 		tb.RawSetH(LNumber(key), value)
 		return
 	}
+	tb.setArray(key-1, value)
+}
+
+// setArray sets the array slot index (0-based), growing the array part with nils up to it.
+func (tb *LTable) setArray(index int, value LValue) {
 	if tb.array == nil {
-		tb.array = make([]LValue, 0, 32)
+		tb.array = make([]LValue, 0, defaultArrayCap)
 	}
-	index := key - 1
 	alen := len(tb.array)
 	switch {
 	case index == alen:
@@ -200,51 +189,21 @@ func (tb *LTable) RawSetInt(key int, value LValue) {
 
 // RawSetString sets a given LValue to a given string index without the __newindex metamethod.
 func (tb *LTable) RawSetString(key string, value LValue) {
-	if tb.strdict == nil {
-		tb.strdict = make(map[string]LValue, defaultHashCap)
-	}
-	if tb.keys == nil {
-		tb.keys = []LValue{}
-		tb.k2i = map[LValue]int{}
-	}
-
-	if value == LNil {
-		// TODO tb.keys and tb.k2i should also be removed
-		delete(tb.strdict, key)
-	} else {
-		tb.strdict[key] = value
-		lkey := LString(key)
-		if _, ok := tb.k2i[lkey]; !ok {
-			tb.k2i[lkey] = len(tb.keys)
-			tb.keys = append(tb.keys, lkey)
-		}
+	if i := tb.findString(key); i >= 0 {
+		tb.setEntry(i, value)
+	} else if value != LNil {
+		tb.insert(LString(key), value)
 	}
 }
 
 // RawSetH sets a given LValue to a given index without the __newindex metamethod.
+// Unlike RawSet, a number key always goes to the hash part.
 func (tb *LTable) RawSetH(key LValue, value LValue) {
 	if s, ok := key.(LString); ok {
-		tb.RawSetString(string(s), value)
+		tb.setHash(tb.findString(string(s)), key, value)
 		return
 	}
-	if tb.dict == nil {
-		tb.dict = make(map[LValue]LValue, len(tb.strdict))
-	}
-	if tb.keys == nil {
-		tb.keys = []LValue{}
-		tb.k2i = map[LValue]int{}
-	}
-
-	if value == LNil {
-		// TODO tb.keys and tb.k2i should also be removed
-		delete(tb.dict, key)
-	} else {
-		tb.dict[key] = value
-		if _, ok := tb.k2i[key]; !ok {
-			tb.k2i[key] = len(tb.keys)
-			tb.keys = append(tb.keys, key)
-		}
-	}
+	tb.setHash(tb.find(key), key, value)
 }
 
 // RawGet returns an LValue associated with a given key without __index metamethod.
@@ -252,9 +211,6 @@ func (tb *LTable) RawGet(key LValue) LValue {
 	switch v := key.(type) {
 	case LNumber:
 		if isArrayKey(v) {
-			if tb.array == nil {
-				return LNil
-			}
 			index := int(v) - 1
 			if index >= len(tb.array) {
 				return LNil
@@ -262,126 +218,223 @@ func (tb *LTable) RawGet(key LValue) LValue {
 			return tb.array[index]
 		}
 	case LString:
-		if tb.strdict == nil {
-			return LNil
-		}
-		if ret, ok := tb.strdict[string(v)]; ok {
-			return ret
-		}
-		return LNil
+		return tb.RawGetString(string(v))
 	}
-	if tb.dict == nil {
-		return LNil
-	}
-	if v, ok := tb.dict[key]; ok {
-		return v
+	if i := tb.find(key); i >= 0 {
+		return tb.hash[i].value
 	}
 	return LNil
 }
 
 // RawGetInt returns an LValue at position `key` without __index metamethod.
 func (tb *LTable) RawGetInt(key int) LValue {
-	if tb.array == nil {
-		return LNil
-	}
-	index := int(key) - 1
+	index := key - 1
 	if index >= len(tb.array) || index < 0 {
 		return LNil
 	}
 	return tb.array[index]
 }
 
-// RawGet returns an LValue associated with a given key without __index metamethod.
+// RawGetH returns an LValue associated with a given key in the hash part without __index
+// metamethod.
 func (tb *LTable) RawGetH(key LValue) LValue {
-	if s, sok := key.(LString); sok {
-		if tb.strdict == nil {
-			return LNil
-		}
-		if v, vok := tb.strdict[string(s)]; vok {
-			return v
-		}
-		return LNil
+	if s, ok := key.(LString); ok {
+		return tb.RawGetString(string(s))
 	}
-	if tb.dict == nil {
-		return LNil
-	}
-	if v, ok := tb.dict[key]; ok {
-		return v
+	if i := tb.find(key); i >= 0 {
+		return tb.hash[i].value
 	}
 	return LNil
 }
 
 // RawGetString returns an LValue associated with a given key without __index metamethod.
 func (tb *LTable) RawGetString(key string) LValue {
-	if tb.strdict == nil {
-		return LNil
-	}
-	if v, vok := tb.strdict[string(key)]; vok {
-		return v
+	if i := tb.findString(key); i >= 0 {
+		return tb.hash[i].value
 	}
 	return LNil
 }
 
 // ForEach iterates over this table of elements, yielding each in turn to a given function.
 func (tb *LTable) ForEach(cb func(LValue, LValue)) {
-	if tb.array != nil {
-		for i, v := range tb.array {
-			if v != LNil {
-				cb(LNumber(i+1), v)
-			}
+	for i, v := range tb.array {
+		if v != LNil {
+			cb(LNumber(i+1), v)
 		}
 	}
-	if tb.strdict != nil {
-		for k, v := range tb.strdict {
-			if v != LNil {
-				cb(LString(k), v)
-			}
-		}
-	}
-	if tb.dict != nil {
-		for k, v := range tb.dict {
-			if v != LNil {
-				cb(k, v)
-			}
+	// The callback may change the table: read the hash part afresh at each step.
+	for i := 0; i < len(tb.hash); i++ {
+		if e := tb.hash[i]; e.value != LNil {
+			cb(e.key, e.value)
 		}
 	}
 }
 
 // This function is equivalent to lua_next ( http://www.lua.org/manual/5.1/manual.html#lua_next ).
+// The array part comes first, then the hash part in the order its keys were first set. A key that
+// is in neither part ends the traversal (LNil, LNil).
 func (tb *LTable) Next(key LValue) (LValue, LValue) {
-	init := false
-	if key == LNil {
-		key = LNumber(0)
-		init = true
-	}
-
-	if init || key != LNumber(0) {
-		if kv, ok := key.(LNumber); ok && isInteger(kv) && int(kv) >= 0 && kv < LNumber(MaxArrayIndex) {
-			index := int(kv)
-			if tb.array != nil {
-				for ; index < len(tb.array); index++ {
-					if v := tb.array[index]; v != LNil {
-						return LNumber(index + 1), v
-					}
-				}
-			}
-			if tb.array == nil || index == len(tb.array) {
-				if (tb.dict == nil || len(tb.dict) == 0) && (tb.strdict == nil || len(tb.strdict) == 0) {
-					return LNil, LNil
-				}
-				key = tb.keys[0]
-				if v := tb.RawGetH(key); v != LNil {
-					return key, v
-				}
+	start := 0 // the position in the hash part to look from
+	if n, ok := key.(LNumber); key == LNil || ok && isArrayKey(n) {
+		index := 0
+		if key != LNil {
+			if index = int(n); index > len(tb.array) {
+				return LNil, LNil
 			}
 		}
+		for ; index < len(tb.array); index++ {
+			if v := tb.array[index]; v != LNil {
+				return LNumber(index + 1), v
+			}
+		}
+	} else {
+		i := tb.findKey(key)
+		if i < 0 {
+			return LNil, LNil
+		}
+		start = i + 1
 	}
-
-	for i := tb.k2i[key] + 1; i < len(tb.keys); i++ {
-		key := tb.keys[i]
-		if v := tb.RawGetH(key); v != LNil {
-			return key, v
+	for i := start; i < len(tb.hash); i++ {
+		if e := tb.hash[i]; e.value != LNil {
+			return e.key, e.value
 		}
 	}
 	return LNil, LNil
+}
+
+// The hash part.
+//
+// Every key outside the array part is an entry of tb.hash, in the order it was first set. Small
+// tables (up to smallHash entries) are searched linearly, which costs no allocation beyond the
+// entries' slice; larger ones keep an index from key to position (strIndex for string keys,
+// index for the others). A key set to nil stays as a dead entry (value LNil), so that Next can
+// continue from it while a traversal clears fields, as Lua allows; dead entries are removed when
+// a new key needs room and at least a quarter of the entries are dead (assigning to a new key
+// during a traversal is undefined in Lua, so no traversal can be relying on them then).
+
+// smallHash is the number of hash entries up to which a table has no index.
+const smallHash = 8
+
+type hashEntry struct {
+	key   LValue
+	value LValue
+}
+
+// indexed reports whether the hash part has outgrown the linear search.
+func (tb *LTable) indexed() bool { return len(tb.hash) > smallHash }
+
+// findString returns the position of the string key s in the hash part, or -1.
+func (tb *LTable) findString(s string) int {
+	if tb.indexed() {
+		if i, ok := tb.strIndex[s]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range tb.hash {
+		if k, ok := tb.hash[i].key.(LString); ok && string(k) == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// find returns the position of key, which is not an LString, in the hash part, or -1.
+func (tb *LTable) find(key LValue) int {
+	if tb.indexed() {
+		if i, ok := tb.index[key]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range tb.hash {
+		if tb.hash[i].key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// findKey returns the position of any key in the hash part, or -1.
+func (tb *LTable) findKey(key LValue) int {
+	if s, ok := key.(LString); ok {
+		return tb.findString(string(s))
+	}
+	return tb.find(key)
+}
+
+// setHash sets key to value, where i is key's position in the hash part (or -1 if absent).
+func (tb *LTable) setHash(i int, key LValue, value LValue) {
+	if i >= 0 {
+		tb.setEntry(i, value)
+	} else if value != LNil {
+		tb.insert(key, value)
+	}
+}
+
+// setEntry sets the value of the entry at i, counting the entries that die or live again.
+func (tb *LTable) setEntry(i int, value LValue) {
+	e := &tb.hash[i]
+	if was, is := e.value == LNil, value == LNil; was != is {
+		if is {
+			tb.dead++
+		} else {
+			tb.dead--
+		}
+	}
+	e.value = value
+}
+
+// insert adds a key that is in neither part, with a non-nil value.
+func (tb *LTable) insert(key LValue, value LValue) {
+	if len(tb.hash) == cap(tb.hash) && tb.dead > 0 && tb.dead >= len(tb.hash)/4 {
+		tb.compact()
+	}
+	tb.hash = append(tb.hash, hashEntry{key: key, value: value})
+	switch n := len(tb.hash); {
+	case n == smallHash+1:
+		tb.reindex()
+	case n > smallHash+1:
+		tb.indexKey(key, n-1)
+	}
+}
+
+// compact removes the dead entries of the hash part, keeping the order of the others.
+func (tb *LTable) compact() {
+	live := tb.hash[:0]
+	for _, e := range tb.hash {
+		if e.value != LNil {
+			live = append(live, e)
+		}
+	}
+	clear(tb.hash[len(live):])
+	tb.hash = live
+	tb.dead = 0
+	tb.reindex()
+}
+
+// reindex rebuilds the index of the hash part, or drops it when the part is small.
+func (tb *LTable) reindex() {
+	tb.strIndex, tb.index = nil, nil
+	if !tb.indexed() {
+		return
+	}
+	for i, e := range tb.hash {
+		tb.indexKey(e.key, i)
+	}
+}
+
+// indexKey records that key is at position i of the hash part.
+func (tb *LTable) indexKey(key LValue, i int) {
+	if s, ok := key.(LString); ok {
+		if tb.strIndex == nil {
+			tb.strIndex = make(map[string]int, cap(tb.hash))
+		}
+		tb.strIndex[string(s)] = i
+		return
+	}
+	if tb.index == nil {
+		tb.index = make(map[LValue]int)
+	}
+	tb.index[key] = i
 }

@@ -143,11 +143,11 @@ func (nm LNumber) Format(f fmt.State, c rune) {
 type LTable struct {
 	Metatable LValue
 
-	array   []LValue
-	dict    map[LValue]LValue
-	strdict map[string]LValue
-	keys    []LValue
-	k2i     map[LValue]int
+	array    []LValue
+	hash     []hashEntry    // keys outside the array part, in the order first set (see table.go)
+	strIndex map[string]int // position in hash of each string key, once hash is indexed
+	index    map[LValue]int // position in hash of each other key, once hash is indexed
+	dead     int            // entries of hash whose value is nil
 }
 
 func (tb *LTable) String() string   { return fmt.Sprintf("table: %p", tb) }
