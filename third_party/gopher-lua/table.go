@@ -35,13 +35,38 @@ func newLTable(acap int, hcap int) *LTable {
 	if hcap < 0 {
 		hcap = 0
 	}
-	tb := &LTable{}
+	var tb *LTable
+	// A small hash part is allocated with the table, in one allocation.
+	switch {
+	case hcap == 0:
+		tb = &LTable{}
+	case hcap <= 2:
+		t := &struct {
+			LTable
+			entries [2]hashEntry
+		}{}
+		tb = &t.LTable
+		tb.hash = t.entries[:0]
+	case hcap <= 4:
+		t := &struct {
+			LTable
+			entries [4]hashEntry
+		}{}
+		tb = &t.LTable
+		tb.hash = t.entries[:0]
+	case hcap <= smallHash:
+		t := &struct {
+			LTable
+			entries [smallHash]hashEntry
+		}{}
+		tb = &t.LTable
+		tb.hash = t.entries[:0]
+	default:
+		tb = &LTable{hash: make([]hashEntry, 0, hcap)}
+	}
 	tb.Metatable = LNil
 	if acap != 0 {
 		tb.array = make([]LValue, 0, acap)
-	}
-	if hcap != 0 {
-		tb.hash = make([]hashEntry, 0, hcap)
 	}
 	return tb
 }
