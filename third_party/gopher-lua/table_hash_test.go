@@ -148,3 +148,21 @@ func BenchmarkTableGlobalLookup(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTableConstructor is a Lua function that builds a table with two string keys, as a
+// handler builds its reply.
+func BenchmarkTableConstructor(b *testing.B) {
+	L := NewState()
+	defer L.Close()
+	if err := L.DoString(`function make(x) return { n = x, body = "b" } end`); err != nil {
+		b.Fatal(err)
+	}
+	fn := L.GetGlobal("make")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		L.Push(fn)
+		L.Push(LNumber(1))
+		L.Call(1, 1)
+		L.Pop(1)
+	}
+}
