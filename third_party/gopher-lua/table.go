@@ -415,7 +415,14 @@ func (tb *LTable) insert(key LValue, value LValue) {
 	if len(tb.hash) == cap(tb.hash) && tb.dead > 0 && tb.dead >= len(tb.hash)/4 {
 		tb.compact()
 	}
-	tb.hash = append(tb.hash, hashEntry{key: key, value: value})
+	if old := tb.hash; len(old) == cap(old) {
+		tb.hash = append(old, hashEntry{key: key, value: value})
+		// The old entries may be the ones allocated with the table, which lives on: drop their
+		// references, or a value removed later would stay reachable through them.
+		clear(old)
+	} else {
+		tb.hash = append(old, hashEntry{key: key, value: value})
+	}
 	switch n := len(tb.hash); {
 	case n == smallHash+1:
 		tb.reindex()

@@ -122,6 +122,24 @@ func TestTableNextOrder(t *testing.T) {
 	}
 }
 
+// TestTableGrowthDropsOldEntries: when the hash part outgrows the entries allocated with the
+// table, those entries no longer hold its keys and values.
+func TestTableGrowthDropsOldEntries(t *testing.T) {
+	tb := newLTable(0, 2)
+	tb.RawSetString("a", LString("x"))
+	tb.RawSetString("b", LString("y"))
+	inline := tb.hash[:2:2]
+	tb.RawSetString("c", LString("z"))
+	if inline[0] != (hashEntry{}) || inline[1] != (hashEntry{}) {
+		t.Errorf("the table's first entries still hold %v after growth", inline)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if tb.RawGetString(k) == LNil {
+			t.Errorf("lost %s", k)
+		}
+	}
+}
+
 func BenchmarkTableSmallStringKeys(b *testing.B) {
 	keys := []LValue{LString("text"), LString("count"), LString("ok")}
 	b.ReportAllocs()
