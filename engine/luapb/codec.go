@@ -33,6 +33,7 @@ type codec struct {
 // field describes one field of a message, or the key or value of a map entry.
 type field struct {
 	name     string
+	key      lua.LValue // name as a Lua string, boxed once: a table key that costs no allocation
 	num      protowire.Number
 	index    int
 	kind     protoreflect.Kind
@@ -156,6 +157,7 @@ func (b *codecBuilder) message(md protoreflect.MessageDescriptor) *codec {
 func (b *codecBuilder) field(fd protoreflect.FieldDescriptor) *field {
 	f := &field{
 		name:  string(fd.Name()),
+		key:   lua.LString(fd.Name()),
 		num:   fd.Number(),
 		kind:  fd.Kind(),
 		oneof: -1,

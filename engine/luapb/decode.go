@@ -112,7 +112,7 @@ func (d *decoder) message(c *codec, t *lua.LTable, b []byte, depth int, merge bo
 				if f.oneof >= 0 {
 					clearOneof(c, t, f)
 				}
-				t.RawSetString(f.name, v)
+				t.RawSet(f.key, v)
 			}
 		}
 		if err != nil {
@@ -134,9 +134,9 @@ func (d *decoder) message(c *codec, t *lua.LTable, b []byte, depth int, merge bo
 		}
 		switch {
 		case f.implicit:
-			t.RawSetString(f.name, f.zero)
+			t.RawSet(f.key, f.zero)
 		case f.list || f.isMap():
-			t.RawSetString(f.name, d.L.CreateTable(0, 0))
+			t.RawSet(f.key, d.L.CreateTable(0, 0))
 		}
 	}
 	return nil
@@ -156,7 +156,7 @@ func (d *decoder) listTable(t *lua.LTable, f *field, fresh bool) *lua.LTable {
 	} else {
 		lt = d.L.CreateTable(4, 0)
 	}
-	t.RawSetString(f.name, lt)
+	t.RawSet(f.key, lt)
 	return lt
 }
 
@@ -189,7 +189,7 @@ func (d *decoder) subMessage(c *codec, f *field, t *lua.LTable, typ protowire.Ty
 	if f.oneof >= 0 {
 		clearOneof(c, t, f)
 	}
-	t.RawSetString(f.name, st)
+	t.RawSet(f.key, st)
 	return n, nil
 }
 
@@ -353,11 +353,11 @@ func scalar(f *field, typ protowire.Type, b []byte) (lua.LValue, int, error) {
 		case protoreflect.EnumKind:
 			return f.enum.value(protoreflect.EnumNumber(int32(v))), n, nil
 		case protoreflect.Int32Kind:
-			return lua.LNumber(int32(v)), n, nil
+			return number(float64(int32(v))), n, nil
 		case protoreflect.Uint32Kind:
-			return lua.LNumber(uint32(v)), n, nil
+			return number(float64(uint32(v))), n, nil
 		case protoreflect.Sint32Kind:
-			return lua.LNumber(int32(protowire.DecodeZigZag(v & math.MaxUint32))), n, nil
+			return number(float64(int32(protowire.DecodeZigZag(v & math.MaxUint32)))), n, nil
 		case protoreflect.Sint64Kind:
 			return int64Value(protowire.DecodeZigZag(v)), n, nil
 		case protoreflect.Uint64Kind:
@@ -374,9 +374,9 @@ func scalar(f *field, typ protowire.Type, b []byte) (lua.LValue, int, error) {
 		case protoreflect.FloatKind:
 			return lua.LNumber(math.Float32frombits(v)), n, nil
 		case protoreflect.Sfixed32Kind:
-			return lua.LNumber(int32(v)), n, nil
+			return number(float64(int32(v))), n, nil
 		default: // Fixed32Kind
-			return lua.LNumber(v), n, nil
+			return number(float64(v)), n, nil
 		}
 	case protowire.Fixed64Type:
 		v, n := protowire.ConsumeFixed64(b)
@@ -403,17 +403,36 @@ func scalar(f *field, typ protowire.Type, b []byte) (lua.LValue, int, error) {
 	}
 }
 
+// smallInts are the Lua numbers 0 to len(smallInts)-1, boxed once: decoding a small integer costs
+// no allocation.
+var smallInts = func() (v [1024]lua.LValue) {
+	for i := range v {
+		v[i] = lua.LNumber(i)
+	}
+	return v
+}()
+
+// number is x as a Lua value, without an allocation when x is a small non-negative integer.
+func number(x float64) lua.LValue {
+	if x >= 0 && x < float64(len(smallInts)) {
+		if i := int(x); float64(i) == x {
+			return smallInts[i]
+		}
+	}
+	return lua.LNumber(x)
+}
+
 // int64Value is v as a Lua number when exactly representable, else as a decimal string.
 func int64Value(v int64) lua.LValue {
 	if v >= -maxExact && v <= maxExact {
-		return lua.LNumber(v)
+		return number(float64(v))
 	}
 	return lua.LString(strconv.FormatInt(v, 10))
 }
 
 func uint64Value(v uint64) lua.LValue {
 	if v <= maxExact {
-		return lua.LNumber(v)
+		return number(float64(v))
 	}
 	return lua.LString(strconv.FormatUint(v, 10))
 }

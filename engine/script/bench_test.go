@@ -43,6 +43,22 @@ func echoRequest(b *testing.B, bundle *script.Bundle, svc *script.Services) (*sc
 // the reply.
 func BenchmarkDispatchEcho(b *testing.B) {
 	bundle, err := script.Compile("../../lua", loadSchema(&testing.T{}), nil)
+	benchDispatch(b, bundle, err)
+}
+
+// BenchmarkDispatchNewReply is BenchmarkDispatchEcho with a handler that builds its reply table,
+// as most handlers do, instead of returning the request's.
+func BenchmarkDispatchNewReply(b *testing.B) {
+	t := &testing.T{}
+	bundle, err := script.Compile(writeTree(t, map[string]string{"lobby/r.lua": `
+mf.handle("EchoReq", function(ctx, req)
+	return "EchoAck", { n = req.n + 1, body = req.body }
+end)`}), loadSchema(t), nil)
+	benchDispatch(b, bundle, err)
+}
+
+// benchDispatch runs b.N EchoReq requests through bundle's handler (err: bundle's compile error).
+func benchDispatch(b *testing.B, bundle *script.Bundle, err error) {
 	if err != nil {
 		b.Fatal(err)
 	}

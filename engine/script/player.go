@@ -49,9 +49,9 @@ func (vm *VM) playerType() (*luapb.Type, error) {
 // on the player's actor of the player role, and returns the player's id.
 func (vm *VM) playerCtx(L *lua.LState, fn string) string {
 	ud, ok := L.Get(1).(*lua.LUserData)
-	var c requestContext
+	var c *requestContext
 	if ok {
-		c, ok = ud.Value.(requestContext)
+		c, ok = ud.Value.(*requestContext)
 	}
 	w := &vm.waits
 	switch {

@@ -365,8 +365,10 @@ func (vm *VM) handlerTimeout() time.Duration {
 	if vm.svc != nil && vm.svc.HandlerTimeout > 0 {
 		return vm.svc.HandlerTimeout
 	}
-	return config.Default().Lua.HandlerTimeout
+	return defaultHandlerTimeout
 }
+
+var defaultHandlerTimeout = config.Default().Lua.HandlerTimeout
 
 // limit is the deadline of a call starting now under an outer deadline (zero: none).
 func (vm *VM) limit(now, outer time.Time) time.Time {
