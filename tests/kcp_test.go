@@ -26,7 +26,7 @@ import (
 // session over KCP, then over TCP again, and checks that no push is lost or repeated.
 func TestKCPResumeAcrossTransports(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, options{})
+	s := startServer(t, options{prepare: busyChat})
 	stop := chatter(t, s, "kcp-chatter")
 	defer stop()
 	a := s.dial(t, "tcp")
@@ -86,7 +86,7 @@ func TestKCPIdleClose(t *testing.T) {
 // order, at 0%, 5% and 20% loss.
 func TestKCPLoss(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, options{})
+	s := startServer(t, options{prepare: busyChat})
 	stop := chatter(t, s, "loss-chatter")
 	defer stop()
 	for _, loss := range []float64{0, 0.05, 0.20} {

@@ -94,7 +94,8 @@ func (l *pushLog) collectRaw(r *rawConn, d time.Duration) {
 	}
 }
 
-// chatter keeps a client sending chat messages until stopped.
+// chatter keeps a client sending chat messages until stopped, 40 a second: its server needs
+// busyChat.
 func chatter(t testing.TB, s *server, device string) (stop func()) {
 	c := s.dial(t, "tcp")
 	guest(t, c, device)
