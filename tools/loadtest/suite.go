@@ -33,6 +33,7 @@ type suiteConfig struct {
 	quick    bool   // short windows and small loads: a smoke test of the suite itself
 	lossOnly bool   // only the KCP and TCP loss comparison
 	cluster  bool   // only the cluster part
+	echoOnly bool   // only the echo part (raw and Lua echo at 1000×16, 1000×1 and 50k/s open loop)
 	abusers  string // the soak's abusers, comma-separated kinds ("" or "all": every kind)
 }
 
@@ -73,6 +74,7 @@ func suite(args []string) error {
 	soakOnly := fs.Bool("soak", false, "run only the abuse soak and print its results")
 	fs.StringVar(&c.abusers, "abusers", "all", "the soak's abusers: all, or a comma-separated list of "+strings.Join(abuseKinds, ", "))
 	fs.BoolVar(&c.lossOnly, "loss-only", false, "run only the echo over KCP and TCP under loss")
+	fs.BoolVar(&c.echoOnly, "echo-only", false, "run only the echo part (1000×16, 1000×1, 50k/s open loop, each beside the raw echo)")
 	fs.BoolVar(&c.cluster, "cluster-only", false, "run only the cluster part (bus echo, cluster echo, mf.call lobby to lobby, kill -9)")
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -183,6 +185,21 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 		return nil, err
 	}
 	open.Notes = fmt.Sprintf("raw baseline p99 at the same rate: %.2f ms", rawOpen.Latency.P99)
+	echoTargets := []target{
+		{"1. echo 1000×16", "≥ 250k RPC/s and ≥ 15% of raw", fmt.Sprintf("%.0f RPC/s, %.1f%% of raw (%.0f)", e16.Throughput, 100*e16.RatioToBaseline, raw16.Throughput),
+			e16.Throughput >= 250000 && e16.RatioToBaseline >= 0.15 && e16.Failed == 0},
+		{"2. echo 1000×1", "≥ 60k RPC/s", fmt.Sprintf("%.0f RPC/s (raw %.0f)", e1.Throughput, raw1.Throughput), e1.Throughput >= 60000 && e1.Failed == 0},
+		{"echo 1000×1, server CPU per RPC", "≤ 1.3× the raw echo's", cpu1.summary, cpu1.ratio > 0 && cpu1.ratio <= 1.3},
+		{"echo 1000×16, server CPU per RPC", "(for comparison)", cpu16.summary, cpu16.ratio > 0},
+		{"open loop 50k RPC/s, p99 against raw", "≤ 1.5× the raw echo's", fmt.Sprintf("%.2f× (%.2f ms against %.2f ms)", open.Latency.P99/rawOpen.Latency.P99, open.Latency.P99, rawOpen.Latency.P99),
+			open.Latency.P99 <= 1.5*rawOpen.Latency.P99 && open.Failed == 0},
+		{"3. open loop 50k RPC/s", "p99 ≤ 5 ms", fmt.Sprintf("p99 %.2f ms (raw baseline %.2f ms)", open.Latency.P99, rawOpen.Latency.P99), open.Latency.P99 <= 5 && open.Failed == 0},
+	}
+	if c.echoOnly {
+		srv.stop()
+		rep.Targets = echoTargets
+		return rep, nil
+	}
 	if ws, err := echo("echo WebSocket 1000×16", srv.ws, srv.admin, conns, 16, 0, "ws", false); err == nil {
 		ws.RatioToBaseline = ws.Throughput / raw16.Throughput
 	} else {
@@ -266,21 +283,13 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	}
 	rep.Results = append(rep.Results, calm, abused)
 
-	rep.Targets = []target{
-		{"1. echo 1000×16", "≥ 250k RPC/s and ≥ 15% of raw", fmt.Sprintf("%.0f RPC/s, %.1f%% of raw (%.0f)", e16.Throughput, 100*e16.RatioToBaseline, raw16.Throughput),
-			e16.Throughput >= 250000 && e16.RatioToBaseline >= 0.15 && e16.Failed == 0},
-		{"2. echo 1000×1", "≥ 60k RPC/s", fmt.Sprintf("%.0f RPC/s (raw %.0f)", e1.Throughput, raw1.Throughput), e1.Throughput >= 60000 && e1.Failed == 0},
-		{"echo 1000×1, server CPU per RPC", "≤ 1.3× the raw echo's", cpu1.summary, cpu1.ratio > 0 && cpu1.ratio <= 1.3},
-		{"echo 1000×16, server CPU per RPC", "(for comparison)", cpu16.summary, cpu16.ratio > 0},
-		{"open loop 50k RPC/s, p99 against raw", "≤ 1.5× the raw echo's", fmt.Sprintf("%.2f× (%.2f ms against %.2f ms)", open.Latency.P99/rawOpen.Latency.P99, open.Latency.P99, rawOpen.Latency.P99),
-			open.Latency.P99 <= 1.5*rawOpen.Latency.P99 && open.Failed == 0},
-		{"3. open loop 50k RPC/s", "p99 ≤ 5 ms", fmt.Sprintf("p99 %.2f ms (raw baseline %.2f ms)", open.Latency.P99, rawOpen.Latency.P99), open.Latency.P99 <= 5 && open.Failed == 0},
+	rep.Targets = append(echoTargets, []target{
 		{"4. idle connections", "≤ 16 KB each; 50k held", fmt.Sprintf("%.1f KB each, %d held (open file limit %d)", perConn/1024, idleConns, fileLimit()), perConn > 0 && perConn <= 16*1024 && idleConns >= 50000},
 		{"5. arena 1000 rooms × 8", "tick lateness p99 ≤ 10 ms", arenaSummary(arenas), false},
 		{"6. reload under load", "0 failed, every actor on the new version ≤ 1 s, 1000 rooms", reload.summary, reload.ok},
 		{"7. abuse soak", "honest clients: 0 failed, p99 ≤ 2× without the abuse", soak, soakOK},
 		clusterRun.target,
-	}
+	}...)
 	rep.Targets = append(rep.Targets, lossTargets(losses)...)
 	return rep, nil
 }
