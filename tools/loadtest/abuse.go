@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -30,6 +36,72 @@ const (
 // abuseCounts is what the abusers did, for the report.
 type abuseCounts struct {
 	conns, refused, kicked, limited, answered atomic.Int64
+}
+
+// abuseProcess is the abuse catalogue run by a process of its own (`loadtest abuse`), so that
+// what the abusers cost their own process (the connection flood's sockets, the 1 MiB frames)
+// does not slow the process that measures the honest clients.
+type abuseProcess struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startAbusers starts `loadtest abuse` against addr with the given kinds.
+func startAbusers(ctx context.Context, addr, kinds string) (*abuseProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	p := &abuseProcess{cmd: exec.CommandContext(ctx, exe, "abuse", "-addr", addr, "-abusers", kinds)}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("abusers: %w", err)
+	}
+	return p, nil
+}
+
+// stop ends the abusers and returns what they did.
+func (p *abuseProcess) stop() (*abuseCounts, error) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("abusers: %w", err)
+	}
+	var r abuseReport
+	if err := json.Unmarshal(p.out.Bytes(), &r); err != nil {
+		return nil, fmt.Errorf("abusers' report %q: %w", p.out.String(), err)
+	}
+	n := &abuseCounts{}
+	n.conns.Store(r.Conns)
+	n.refused.Store(r.Refused)
+	n.kicked.Store(r.Kicked)
+	n.limited.Store(r.Limited)
+	n.answered.Store(r.Answered)
+	return n, nil
+}
+
+// abuseReport is what `loadtest abuse` prints when it stops.
+type abuseReport struct {
+	Conns, Refused, Kicked, Limited, Answered int64
+}
+
+// runAbusers is `loadtest abuse`: the catalogue against -addr until SIGTERM or SIGINT, then its
+// counts as JSON on stdout.
+func runAbusers(args []string) error {
+	fs := flag.NewFlagSet("abuse", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:7001", "gateway address (TCP)")
+	list := fs.String("abusers", "all", "all, or a comma-separated list of "+strings.Join(abuseKinds, ", "))
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	kinds, err := parseAbusers(*list)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n := &abuseCounts{}
+	abuse(ctx, *addr, kinds, n)
+	return json.NewEncoder(os.Stdout).Encode(abuseReport{n.conns.Load(), n.refused.Load(), n.kicked.Load(), n.limited.Load(), n.answered.Load()})
 }
 
 func (a *abuseCounts) String() string {
@@ -263,8 +335,7 @@ func oversizedDecode() []byte {
 // abuseSoak measures the honest clients' open-loop echo alone, then beside the abusers, on one
 // server, and returns both results and a summary for the targets table.
 func abuseSoak(ctx context.Context, c suiteConfig, warmup, duration time.Duration) (calm, abused *result, summary string, ok bool, err error) {
-	kinds, err := parseAbusers(c.abusers)
-	if err != nil {
+	if _, err := parseAbusers(c.abusers); err != nil {
 		return nil, nil, "", false, err
 	}
 	srv, err := startServer(ctx, c, "abuse")
@@ -279,13 +350,15 @@ func abuseSoak(ctx context.Context, c suiteConfig, warmup, duration time.Duratio
 		return nil, nil, "", false, fmt.Errorf("honest load alone: %w", err)
 	}
 	calm.Name = fmt.Sprintf("soak: %d honest clients alone", honest.Conns)
-	actx, stop := context.WithCancel(ctx)
-	counts := &abuseCounts{}
-	done := make(chan struct{})
-	go func() { abuse(actx, srv.tcp, kinds, counts); close(done) }()
+	abusers, err := startAbusers(ctx, srv.tcp, c.abusers)
+	if err != nil {
+		return nil, nil, "", false, err
+	}
 	abused, err = measure(ctx, honest, 1)
-	stop()
-	<-done
+	counts, aerr := abusers.stop()
+	if err == nil && aerr != nil {
+		err = aerr
+	}
 	if err != nil {
 		return nil, nil, "", false, fmt.Errorf("honest load beside the abusers: %w", err)
 	}

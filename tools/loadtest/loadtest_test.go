@@ -98,3 +98,14 @@ func TestParseAbusers(t *testing.T) {
 		t.Errorf("a typo: %v, want unknown abuser", err)
 	}
 }
+
+// TestRunAbusersRefusesBadFlags: `loadtest abuse` with an unknown abuser or flag returns an error
+// before it starts anything.
+func TestRunAbusersRefusesBadFlags(t *testing.T) {
+	if err := runAbusers([]string{"-abusers", "chat,typo"}); err == nil || !strings.Contains(err.Error(), `unknown abuser "typo"`) {
+		t.Errorf("-abusers chat,typo: %v", err)
+	}
+	if err := runAbusers([]string{"-no-such-flag"}); err == nil {
+		t.Error("-no-such-flag: no error")
+	}
+}

@@ -46,6 +46,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "abuse" {
+		if err := runAbusers(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "baseline" {
 		fs := flag.NewFlagSet("baseline", flag.ExitOnError)
 		addr := fs.String("addr", "127.0.0.1:7100", "listen address")
