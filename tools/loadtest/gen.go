@@ -189,7 +189,7 @@ func (c *conn) call(ctx context.Context, msgID uint16, payload []byte) (wire.Fra
 		if f.MsgID == protocol.MsgError {
 			var e protocol.Error
 			_ = proto.Unmarshal(f.Payload, &e)
-			return f, fmt.Errorf("%s: %s", protocol.Code(e.Code), e.Message)
+			return f, &replyError{code: protocol.Code(e.Code), message: e.Message}
 		}
 		return f, nil
 	case <-c.closed:
@@ -199,7 +199,14 @@ func (c *conn) call(ctx context.Context, msgID uint16, payload []byte) (wire.Fra
 	}
 }
 
-// login logs in as a guest (the raw baseline answers anything).
+// replyError is an Error frame the server answered a request with.
+type replyError struct {
+	code    protocol.Code
+	message string
+}
+
+func (e *replyError) Error() string { return fmt.Sprintf("%s: %s", e.code, e.message) }
+
 // login logs in as a guest; it gives up after 10 s (KCP has no handshake: a wrong address shows
 // only as silence).
 func (c *conn) login(ctx context.Context, device string) error {

@@ -36,6 +36,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/moonforge/moonforge/engine/process"
+	"github.com/moonforge/moonforge/engine/protocol"
 )
 
 func main() {
@@ -132,6 +133,9 @@ func single(args []string) error {
 	printTable(os.Stdout, []*result{res})
 	if len(res.Errors) > 0 {
 		fmt.Printf("errors by code: %v\n", res.Errors)
+	}
+	if o.Scenario == "login" && res.Errors[protocol.RateLimited.String()] > 0 {
+		fmt.Println("logins refused RATE_LIMITED: the server limits new guest accounts per address (auth.guests_per_ip_minute); on a test server set it to 0, as `loadtest suite` does")
 	}
 	if *jsonOut != "" {
 		return writeJSON(*jsonOut, res)

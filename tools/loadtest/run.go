@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand"
@@ -439,7 +440,10 @@ func (l *load) runLogins(ctx context.Context) (*result, *hdrhistogram.Histogram,
 				if !measuring.Load() {
 					continue
 				}
-				if err != nil {
+				if re := (*replyError)(nil); errors.As(err, &re) {
+					l.st.fail(re.code)
+					continue
+				} else if err != nil {
 					l.st.failed.Add(1)
 					continue
 				}
@@ -463,7 +467,7 @@ func (l *load) runLogins(ctx context.Context) (*result, *hdrhistogram.Histogram,
 		hist.Merge(h)
 	}
 	done := l.st.done.Load()
-	return &result{Options: l.o, Requests: done, Failed: l.st.failed.Load(), Throughput: float64(done) / elapsed.Seconds(), Seconds: elapsed.Seconds()}, hist, nil
+	return &result{Options: l.o, Requests: done, Failed: l.st.failed.Load(), Errors: l.st.errorsByCode(), Throughput: float64(done) / elapsed.Seconds(), Seconds: elapsed.Seconds()}, hist, nil
 }
 
 func (l *load) mark(start bool) {
