@@ -250,3 +250,26 @@ func TestLoginServiceThatNeverAnswersTimesOut(t *testing.T) {
 		t.Fatalf("login after a timed-out one: %v", err)
 	}
 }
+
+// The answer to a connection's only request in flight is written by the goroutine that delivers
+// it (wire.Queue.PushNow). That write must not depend on the write deadline the writer goroutine
+// set for its own last write: once the writer has been idle longer than WriteTimeout, answers
+// must still arrive (they were lost, reported as written, before).
+func TestLoneAnswersArriveAfterTheWriterIdledPastItsDeadline(t *testing.T) {
+	f := start(t, Config{WriteTimeout: 50 * time.Millisecond})
+	c := f.dial(t)
+	if _, err := c.Login(ctx(t), "guest", "dev1", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if i == 1 {
+			time.Sleep(150 * time.Millisecond) // the deadline of the writer's last write, the LoginAck's, passes
+		}
+		rctx, cancel := context.WithTimeout(ctx(t), 3*time.Second)
+		reply, err := c.Request(rctx, echoID, []byte("hi"))
+		cancel()
+		if err != nil || string(reply.Payload) != "hi" {
+			t.Fatalf("request %d after the writer's deadline: %v %v", i, reply, err)
+		}
+	}
+}

@@ -120,6 +120,13 @@ func runLoad(ctx context.Context, o options) (*result, *hdrhistogram.Histogram, 
 	for l.st.sent.Load() > l.st.done.Load() && time.Now().Before(drainUntil) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A request still unanswered after the drain lost its reply (or its connection): a failure
+	// that the latency histogram cannot show.
+	errs := l.st.errorsByCode()
+	if lost := l.st.sent.Load() - l.st.done.Load(); lost > 0 {
+		failed += lost
+		errs["NO_REPLY"] = lost
+	}
 	l.closeAll()
 	hist := newHistogram()
 	for _, c := range l.conns {
@@ -133,7 +140,7 @@ func runLoad(ctx context.Context, o options) (*result, *hdrhistogram.Histogram, 
 		Throughput: float64(done) / elapsed.Seconds(),
 		Pushes:     pushes,
 		PushRate:   float64(pushes) / elapsed.Seconds(),
-		Errors:     l.st.errorsByCode(),
+		Errors:     errs,
 		Seconds:    elapsed.Seconds(),
 	}
 	return res, hist, nil
