@@ -35,6 +35,11 @@ type suiteConfig struct {
 	cluster  bool   // only the cluster part
 	echoOnly bool   // only the echo part (raw and Lua echo at 1000×16, 1000×1 and 50k/s open loop)
 	abusers  string // the soak's abusers, comma-separated kinds ("" or "all": every kind)
+	// niceAbusers runs the soak's abusers at the lowest CPU priority.
+	niceAbusers bool
+	// soakRounds is how many times the soak measures the honest load alone and beside the
+	// abusers, alternately: one pair of runs on a shared 2-core machine swings by several times.
+	soakRounds int
 }
 
 // report is what a suite run writes.
@@ -73,6 +78,8 @@ func suite(args []string) error {
 	fs.BoolVar(&c.quick, "quick", false, "small loads and short windows (checks the suite, measures nothing)")
 	soakOnly := fs.Bool("soak", false, "run only the abuse soak and print its results")
 	fs.StringVar(&c.abusers, "abusers", "all", "the soak's abusers: all, or a comma-separated list of "+strings.Join(abuseKinds, ", "))
+	fs.BoolVar(&c.niceAbusers, "nice-abusers", true, "run the soak's abusers at the lowest CPU priority (nice 19): attackers do not share the server's cores")
+	fs.IntVar(&c.soakRounds, "soak-rounds", 3, "rounds of the soak, each the honest load alone then beside the abusers; the medians are compared")
 	fs.BoolVar(&c.lossOnly, "loss-only", false, "run only the echo over KCP and TCP under loss")
 	fs.BoolVar(&c.echoOnly, "echo-only", false, "run only the echo part (1000×16, 1000×1, 50k/s open loop, each beside the raw echo)")
 	fs.BoolVar(&c.cluster, "cluster-only", false, "run only the cluster part (bus echo, cluster echo, mf.call lobby to lobby, kill -9)")
