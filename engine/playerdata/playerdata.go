@@ -49,8 +49,9 @@ type Config struct {
 	LeaseTTL time.Duration
 	// JournalMax bounds the journal file. Default 64 MiB.
 	JournalMax int64
-	// OnLost is told of each journaled write refused because the player's
-	// lease was lost. Default: a log line.
+	// OnLost is told of each journaled write refused and each renewal
+	// refused because the player's lease was lost; it may be called from
+	// several goroutines at once. Default: a log line.
 	OnLost func(player string, err error)
 	Log    *slog.Logger
 }
@@ -503,21 +504,34 @@ func (m *Manager) renew(ctx context.Context) {
 	m.mu.Lock()
 	all := slices.Collect(maps.Values(m.players))
 	m.mu.Unlock()
+	// Renewals run side by side, so that each costs the node a share of a store round trip (and
+	// of a commit, which the embedded store groups): one after another, a node holding thousands
+	// of players could not renew them all within a lease's lifetime.
+	sem := make(chan struct{}, renewers)
+	var wg sync.WaitGroup
 	for _, d := range all {
 		if time.Until(d.lease.Until()) > m.cfg.LeaseTTL*2/3 {
 			continue
 		}
-		err := d.lease.Renew(ctx)
-		switch {
-		case err == nil:
-		case errors.Is(err, store.ErrLeaseLost):
-			m.cfg.OnLost(d.id, err)
-			m.lost(d.id)
-		default:
-			m.cfg.Log.Warn("playerdata: lease renewal failed; retrying", "player", d.id, "err", err)
-		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			err := d.lease.Renew(ctx)
+			switch {
+			case err == nil:
+			case errors.Is(err, store.ErrLeaseLost):
+				m.cfg.OnLost(d.id, err)
+				m.lost(d.id)
+			default:
+				m.cfg.Log.Warn("playerdata: lease renewal failed; retrying", "player", d.id, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 }
+
+// renewers bounds the lease renewals (and Close's releases) in flight at once.
+const renewers = 32
 
 func (m *Manager) loop() {
 	flush := time.NewTicker(m.cfg.FlushEvery)
@@ -558,9 +572,16 @@ func (m *Manager) Close(ctx context.Context) error {
 	clear(m.players)
 	m.mu.Unlock()
 	if err == nil {
+		sem := make(chan struct{}, renewers)
+		var wg sync.WaitGroup
 		for _, d := range all {
-			_ = d.lease.Release(ctx)
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				_ = d.lease.Release(ctx)
+			})
 		}
+		wg.Wait()
 	}
 	return errors.Join(err, m.journal.Close())
 }

@@ -311,3 +311,61 @@ func TestOwnerAndTurns(t *testing.T) {
 		t.Fatalf("loaded here %v, another node's load: %v", loaded, err)
 	}
 }
+
+// distantStore is a store whose batches (and so lease renewals) each take a fixed time, as over a
+// network or behind an fsync of their own.
+type distantStore struct {
+	store.Store
+	delay time.Duration
+}
+
+func (s distantStore) Batch(ctx context.Context, ops []store.Op) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.Batch(ctx, ops)
+}
+
+// TestManyLeasesStayRenewed: a node holding many players keeps every lease when each renewal
+// takes a store round trip. One renewal after another, 800 renewals of 5 ms need 4 s, more than
+// the 3 s a lease lasts, and leases were lost (and with them the players' later writes).
+func TestManyLeasesStayRenewed(t *testing.T) {
+	ctx := t.Context()
+	bolt, err := store.OpenBolt(store.BoltConfig{Path: t.TempDir() + "/db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bolt.Close()
+	var lost atomic.Int64
+	m := open(t, playerdata.Config{Store: distantStore{bolt, 5 * time.Millisecond}, Owner: "node-a",
+		FlushEvery: time.Hour, LeaseTTL: 3 * time.Second, OnLost: func(string, error) { lost.Add(1) }})
+	const players = 800
+	var wg sync.WaitGroup
+	errs := make(chan error, players)
+	sem := make(chan struct{}, 32)
+	for i := range players {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := m.Load(ctx, fmt.Sprintf("p%d", i)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("load: %v", err)
+	}
+	time.Sleep(7 * time.Second) // more than two leases' lifetimes
+	if n := lost.Load(); n > 0 {
+		t.Fatalf("%d of %d leases lost", n, players)
+	}
+	for i := range players {
+		if d := m.Loaded(fmt.Sprintf("p%d", i)); d == nil {
+			t.Fatalf("p%d is no longer loaded", i)
+		}
+	}
+}
