@@ -350,7 +350,7 @@ func abuseSoak(ctx context.Context, c suiteConfig, warmup, duration time.Duratio
 	if _, err := parseAbusers(c.abusers); err != nil {
 		return nil, nil, "", false, err
 	}
-	srv, err := startServer(ctx, c, "abuse")
+	srv, err := startServer(ctx, c, "abuse", "")
 	if err != nil {
 		return nil, nil, "", false, err
 	}

@@ -45,7 +45,7 @@ func clusterBench(ctx context.Context, c suiteConfig, rep *report, echo echoFunc
 		}
 	}()
 	startWith := func(c suiteConfig, id, role string, extra ...string) (*server, error) {
-		s, err := startServer(ctx, c, id, append([]string{"-role", role, "-id", id}, extra...)...)
+		s, err := startServer(ctx, c, id, "", append([]string{"-role", role, "-id", id}, extra...)...)
 		if err == nil {
 			nodes = append(nodes, s)
 			defer func() { rss = append(rss, fmt.Sprintf("%s %.0f MB", role, rssMB(s.pid()))) }()

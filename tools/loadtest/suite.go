@@ -157,7 +157,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	}
 
 	// Echo: throughput with many requests in flight, with one, and latency under a fixed rate.
-	srv, err := startServer(ctx, c, "echo")
+	srv, err := startServer(ctx, c, "echo", "")
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	// Idle connections: what each costs in server RSS, on a fresh server, as many as the open
 	// file limit allows up to the target's 50k (spread over processes and source addresses).
 	idleConns := c.scale(min(50000, fileLimit()-500))
-	srv, err = startServer(ctx, c, "idle")
+	srv, err = startServer(ctx, c, "idle", "")
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +251,7 @@ func runSuite(ctx context.Context, c suiteConfig) (*report, error) {
 	// machine sustains and at 2.5 times that (bench/README.md: why not 1000 rooms here).
 	var arenas []*result
 	for _, rooms := range []int{100, 250} {
-		srv, err = startServer(ctx, c, "arena")
+		srv, err = startServer(ctx, c, "arena", "")
 		if err != nil {
 			return nil, err
 		}
@@ -333,8 +333,9 @@ var runningLine = regexp.MustCompile(`moonforge is running.* tcp=(\S+) ws=(\S+) 
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
 // startServer runs the binary under test on loopback ports, with copies of the scripts and a
-// temporary data directory, and waits until it says it is running.
-func startServer(ctx context.Context, c suiteConfig, name string, node ...string) (*server, error) {
+// temporary data directory, and waits until it says it is running; config is YAML added to its
+// configuration file ("" for none).
+func startServer(ctx context.Context, c suiteConfig, name, config string, node ...string) (*server, error) {
 	dir, err := os.MkdirTemp("", "moonforge-bench-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -346,15 +347,15 @@ func startServer(ctx context.Context, c suiteConfig, name string, node ...string
 	}
 	// Every load client logs in from loopback: the per-address guest creation limit would refuse
 	// all but the first few.
-	config := filepath.Join(dir, "bench.yaml")
-	if err := os.WriteFile(config, []byte("auth:\n  guests_per_ip_minute: 0\n"), 0o644); err != nil {
+	path := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(path, []byte("auth:\n  guests_per_ip_minute: 0\n"+config), 0o644); err != nil {
 		return nil, err
 	}
 	args := []string{"run"}
 	if len(node) > 0 { // a cluster node: moonforge node <node...>
 		args = append([]string{"node"}, node...)
 	}
-	args = append(args, "-config", config, "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(dir, "lua"),
+	args = append(args, "-config", path, "-data", filepath.Join(dir, "data"), "-lua", filepath.Join(dir, "lua"),
 		"-proto", filepath.Join(dir, "proto"), "-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-kcp", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	cmd := exec.CommandContext(ctx, c.server, args...)
 	stderr, err := cmd.StderrPipe()
@@ -447,7 +448,7 @@ type reloadOutcome struct {
 // file in the middle of it, and measures how long until every actor runs the new version, and
 // whether any request failed.
 func reloadUnderLoad(ctx context.Context, c suiteConfig, conns int) (*reloadOutcome, error) {
-	srv, err := startServer(ctx, c, "reload")
+	srv, err := startServer(ctx, c, "reload", "")
 	if err != nil {
 		return nil, err
 	}
