@@ -59,7 +59,7 @@ test-release: release ## make release, then check every archive's contents, bina
 	MOONFORGE_DIST=$(CURDIR)/dist MOONFORGE_COMMIT=$(COMMIT) $(GO) test -count=1 -run TestDist -v ./tools/release
 
 .PHONY: bench
-bench: build ## run the benchmark suite (about 6 minutes): bench/results/<date>.json and .md, README table; store backends in bin/storebench.txt
+bench: build ## run the benchmark suite (about 12 minutes): bench/results/<date>.json and .md, README table; store backends in bin/storebench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./engine/wire ./engine/luapb ./engine/script ./engine/room ./engine/bus | tee $(BIN)/gobench.txt
 	$(BIN)/loadtest suite -server $(BIN)/moonforge -gobench $(BIN)/gobench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -timeout 20m ./engine/store/storebench | tee $(BIN)/storebench.txt
