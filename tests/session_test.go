@@ -144,8 +144,10 @@ func TestRateLimit(t *testing.T) {
 }
 
 // TestRateLimitBySize: a request counts against gate.rate_limit as 1 plus 1 per KiB of its
-// payload, so a burst of 20 takes one 16 KiB request (17) and refuses a second one at once, while a
-// small request still fits.
+// payload, and a large one the rate cannot take yet waits in the socket until it can, instead of
+// being read and refused: at 10/s with a burst of 20, two 16 KiB requests (17 each) are both
+// served, the second about 1.4 s after the first, and a small one right behind them finds the
+// bucket empty.
 func TestRateLimitBySize(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, options{config: "gate:\n  rate_limit: 10\n  rate_burst: 20\n"})
@@ -157,18 +159,21 @@ func TestRateLimitBySize(t *testing.T) {
 	r.send(frame{id: echoID, seq: 3, payload: big})
 	r.send(frame{id: echoID, seq: 4})
 	got := map[uint32]frame{}
+	at := map[uint32]time.Time{}
 	for range 3 {
 		f := r.nextNonPush(5 * time.Second)
-		got[f.seq] = f
+		got[f.seq], at[f.seq] = f, time.Now()
 	}
-	if f := got[2]; f.id == protocol.MsgError {
-		t.Errorf("first 16 KiB request: %s", describeError(f))
+	for _, seq := range []uint32{2, 3} {
+		if f := got[seq]; f.id == protocol.MsgError {
+			t.Errorf("16 KiB request %d: %s", seq, describeError(f))
+		}
 	}
-	if f := got[3]; f.id != protocol.MsgError {
-		t.Errorf("second 16 KiB request right after the first: %v, want RATE_LIMITED", f)
+	if wait := at[3].Sub(at[2]); wait < time.Second {
+		t.Errorf("the second 16 KiB request was answered %s after the first, want it held until the rate takes it (about 1.4 s)", wait)
 	}
-	if f := got[4]; f.id == protocol.MsgError {
-		t.Errorf("small request within the rest of the burst: %s", describeError(f))
+	if f := got[4]; f.id != protocol.MsgError {
+		t.Errorf("small request right after the bucket was spent: %v, want RATE_LIMITED", f)
 	}
 }
 

@@ -247,6 +247,8 @@ func (t *kcpTransport) buffered() int { return t.reader.Buffered() }
 
 func (t *kcpTransport) setMaxFrame(n int) { t.reader.SetMaxLength(n) }
 
+func (t *kcpTransport) setPace(pace func(int)) { t.reader.SetPace(pace) }
+
 func (t *kcpTransport) write(batch []byte) error {
 	_, err := t.s.Write(batch)
 	return err

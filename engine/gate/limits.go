@@ -145,6 +145,36 @@ func (c *conn) loginExpired() {
 func (c *conn) loggedIn() {
 	c.loginTimer.Stop()
 	c.t.setMaxFrame(c.g.cfg.MaxFrame)
+	if c.limiter != nil {
+		c.t.setPace(c.pace)
+	}
+}
+
+// Pacing of large frames (conn.pace).
+const (
+	paceFrom = 1024            // payload bytes from which a frame costs more than one request
+	maxPace  = 2 * time.Second // the longest a frame's payload waits in the socket
+)
+
+// pace holds a large frame's payload in the socket until the connection's rate can take it;
+// reader goroutine only, after login, over TCP and KCP (a WebSocket message is read whole). A
+// client that sends large frames faster than gate.rate_limit is slowed by backpressure instead
+// of having them read and then refused: reading a refused megabyte costs the server (and, on
+// loopback, the machine) about what serving it would. Small frames are not paced: over the rate
+// they are refused, which is cheaper than holding the reader.
+func (c *conn) pace(payload int) {
+	if payload < paceFrom {
+		return
+	}
+	now := time.Now()
+	r := c.limiter.ReserveN(now, min(1+payload/1024, c.limiter.Burst()))
+	delay := r.DelayFrom(now)
+	r.CancelAt(now)
+	if delay <= 0 {
+		return
+	}
+	time.Sleep(min(delay+time.Millisecond, maxPace))
+	c.t.setReadDeadline(time.Now().Add(3 * c.g.cfg.Heartbeat)) // the wait is not the peer's silence
 }
 
 // shedding refuses a new login while the node sheds load (memory above its high-water mark).

@@ -26,6 +26,9 @@ type transport interface {
 	closeWrite()
 	// setMaxFrame changes the largest frame accepted from the next one on; reader goroutine only.
 	setMaxFrame(n int)
+	// setPace makes next call pace with a frame's payload size before it reads the payload
+	// (wire.Reader.SetPace); a transport that reads whole messages ignores it.
+	setPace(pace func(payload int))
 	setReadDeadline(t time.Time)
 	setWriteDeadline(t time.Time)
 	close() error
@@ -49,6 +52,8 @@ func (t *tcpTransport) next() (wire.Frame, int, error) {
 func (t *tcpTransport) buffered() int { return t.reader.Buffered() }
 
 func (t *tcpTransport) setMaxFrame(n int) { t.reader.SetMaxLength(n) }
+
+func (t *tcpTransport) setPace(pace func(int)) { t.reader.SetPace(pace) }
 
 func (t *tcpTransport) write(batch []byte) error {
 	_, err := t.nc.Write(batch)
@@ -95,6 +100,8 @@ func (t *wsTransport) next() (wire.Frame, int, error) {
 func (t *wsTransport) buffered() int { return 0 }
 
 func (t *wsTransport) setMaxFrame(n int) { t.maxFrame = n }
+
+func (t *wsTransport) setPace(func(int)) {}
 
 func (t *wsTransport) write(batch []byte) error {
 	return wire.Frames(batch, func(bare []byte) error {

@@ -148,6 +148,30 @@ func TestReaderSetMaxLength(t *testing.T) {
 	}
 }
 
+// SetPace's function learns each payload's size once the header is read, before the payload
+// is: what the stream has delivered then is the header and one buffer's worth at most.
+func TestReaderPace(t *testing.T) {
+	payload := make([]byte, 100000)
+	stream := append(AppendStream(nil, Frame{MsgID: 9, Seq: 1, Payload: payload}), AppendStream(nil, Frame{MsgID: 9, Seq: 2})...)
+	src := bytes.NewReader(stream)
+	r := NewReader(src, 4096, DefaultMaxLength)
+	var paced []int
+	r.SetPace(func(n int) {
+		paced = append(paced, n)
+		if read := len(stream) - src.Len(); read > 4096 {
+			t.Errorf("pace called after %d bytes were read", read)
+		}
+	})
+	for range 2 {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(paced) != 1 || paced[0] != len(payload) {
+		t.Fatalf("paced %v, want [%d] (an empty payload is not paced)", paced, len(payload))
+	}
+}
+
 func TestParseBareViolations(t *testing.T) {
 	if _, err := ParseBare([]byte{0, 1, 0, 0}, DefaultMaxLength); err == nil {
 		t.Fatal("short message accepted")

@@ -11,6 +11,7 @@ import (
 type Reader struct {
 	br        *bufio.Reader
 	maxLength int
+	pace      func(payload int)
 }
 
 // NewReader reads frames from r through a buffer of bufSize bytes, refusing frames whose length
@@ -43,6 +44,9 @@ func (r *Reader) Next() (Frame, error) {
 		return Frame{}, err
 	}
 	if n := int(length) - HeaderSize; n > 0 {
+		if r.pace != nil {
+			r.pace(n)
+		}
 		if f.Payload, err = readGrowing(r.br, n); err != nil {
 			return Frame{}, endOfStream(err, 1)
 		}
@@ -53,6 +57,11 @@ func (r *Reader) Next() (Frame, error) {
 // SetMaxLength changes the largest length field accepted from the next frame on (the gateway
 // raises it after login).
 func (r *Reader) SetMaxLength(maxLength int) { r.maxLength = maxLength }
+
+// SetPace makes Next call pace with a frame's payload size once its header is read and before
+// its payload is; pace may block, leaving the payload in the stream (over TCP, the peer then
+// meets backpressure). nil: no pacing. Called on the reader's goroutine.
+func (r *Reader) SetPace(pace func(payload int)) { r.pace = pace }
 
 // growStep is the payload size allocated at once; a longer payload's buffer doubles as its bytes
 // arrive, so that a peer announcing a large frame and sending nothing holds no large buffer.
