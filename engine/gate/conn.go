@@ -87,10 +87,9 @@ func (c *conn) serve() {
 		}
 		c.finish()
 	}()
-	idle := 3 * c.g.cfg.Heartbeat
 	for {
 		if !c.kicked.Load() && c.t.buffered() == 0 {
-			c.t.setReadDeadline(time.Now().Add(idle)) // the next read may wait on the socket
+			c.t.setReadDeadline(time.Now().Add(c.idleTimeout())) // the next read may wait on the socket
 		}
 		f, n, err := c.t.next()
 		if err != nil {
@@ -104,6 +103,9 @@ func (c *conn) serve() {
 		c.handle(f)
 	}
 }
+
+// idleTimeout is how long a connection may stay without a frame: three heartbeats.
+func (c *conn) idleTimeout() time.Duration { return 3 * c.g.cfg.Heartbeat }
 
 // readFailed decides how a connection ends after a read error.
 func (c *conn) readFailed(err error) {
@@ -123,7 +125,7 @@ func (c *conn) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
-		c.Kick(protocol.IdleTimeout, fmt.Sprintf("no frame for %s", 3*c.g.cfg.Heartbeat))
+		c.Kick(protocol.IdleTimeout, fmt.Sprintf("no frame for %s", c.idleTimeout()))
 		c.drain()
 	case errors.Is(err, io.EOF):
 		// The client sent everything it will send (it may have only half-closed): its requests

@@ -95,8 +95,7 @@ func (c *conn) overLimit(now time.Time, payload int) *protocol.CodeError {
 	if c.limiter == nil {
 		return nil
 	}
-	cost := min(1+payload/1024, c.limiter.Burst())
-	if r := c.limiter.ReserveN(now, cost); !r.OK() || r.DelayFrom(now) > 0 {
+	if r := c.limiter.ReserveN(now, c.cost(payload)); !r.OK() || r.DelayFrom(now) > 0 {
 		delay := r.DelayFrom(now)
 		r.CancelAt(now)
 		err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
@@ -167,14 +166,20 @@ func (c *conn) pace(payload int) {
 		return
 	}
 	now := time.Now()
-	r := c.limiter.ReserveN(now, min(1+payload/1024, c.limiter.Burst()))
+	r := c.limiter.ReserveN(now, c.cost(payload))
 	delay := r.DelayFrom(now)
 	r.CancelAt(now)
 	if delay <= 0 {
 		return
 	}
 	time.Sleep(min(delay+time.Millisecond, maxPace))
-	c.t.setReadDeadline(time.Now().Add(3 * c.g.cfg.Heartbeat)) // the wait is not the peer's silence
+	c.t.setReadDeadline(time.Now().Add(c.idleTimeout())) // the wait is not the peer's silence
+}
+
+// cost is what a request of payload bytes takes from the connection's rate: 1, plus 1 per KiB,
+// at most the burst.
+func (c *conn) cost(payload int) int {
+	return min(1+payload/1024, c.limiter.Burst())
 }
 
 // shedding refuses a new login while the node sheds load (memory above its high-water mark).

@@ -410,16 +410,7 @@ func (m *Manager) Drain(ctx context.Context) error {
 		chains[i] = append(chains[i], e)
 	}
 	errs := make([]error, len(chains))
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	for i, chain := range chains {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = m.drainChain(ctx, chain)
-		})
-	}
-	wg.Wait()
+	inParallel(len(chains), func(i int) { errs[i] = m.drainChain(ctx, chains[i]) })
 	return errors.Join(errs...)
 }
 
@@ -504,34 +495,40 @@ func (m *Manager) renew(ctx context.Context) {
 	m.mu.Lock()
 	all := slices.Collect(maps.Values(m.players))
 	m.mu.Unlock()
-	// Renewals run side by side, so that each costs the node a share of a store round trip (and
-	// of a commit, which the embedded store groups): one after another, a node holding thousands
-	// of players could not renew them all within a lease's lifetime.
-	sem := make(chan struct{}, renewers)
-	var wg sync.WaitGroup
-	for _, d := range all {
-		if time.Until(d.lease.Until()) > m.cfg.LeaseTTL*2/3 {
-			continue
+	due := slices.DeleteFunc(all, func(d *Data) bool { return time.Until(d.lease.Until()) > m.cfg.LeaseTTL*2/3 })
+	// Side by side, each renewal costs the node a share of a store round trip (and of a commit,
+	// which the embedded store groups): one after another, a node holding thousands of players
+	// could not renew them all within a lease's lifetime.
+	inParallel(len(due), func(i int) {
+		d := due[i]
+		err := d.lease.Renew(ctx)
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrLeaseLost):
+			m.cfg.OnLost(d.id, err)
+			m.lost(d.id)
+		default:
+			m.cfg.Log.Warn("playerdata: lease renewal failed; retrying", "player", d.id, "err", err)
 		}
+	})
+}
+
+// parallelism bounds the store calls a Manager makes at once for different players.
+const parallelism = 32
+
+// inParallel calls fn(0) to fn(n-1), parallelism at a time, and returns when all have returned.
+func inParallel(n int, fn func(i int)) {
+	sem := make(chan struct{}, parallelism)
+	var wg sync.WaitGroup
+	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			err := d.lease.Renew(ctx)
-			switch {
-			case err == nil:
-			case errors.Is(err, store.ErrLeaseLost):
-				m.cfg.OnLost(d.id, err)
-				m.lost(d.id)
-			default:
-				m.cfg.Log.Warn("playerdata: lease renewal failed; retrying", "player", d.id, "err", err)
-			}
+			fn(i)
 		})
 	}
 	wg.Wait()
 }
-
-// renewers bounds the lease renewals (and Close's releases) in flight at once.
-const renewers = 32
 
 func (m *Manager) loop() {
 	flush := time.NewTicker(m.cfg.FlushEvery)
@@ -572,16 +569,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	clear(m.players)
 	m.mu.Unlock()
 	if err == nil {
-		sem := make(chan struct{}, renewers)
-		var wg sync.WaitGroup
-		for _, d := range all {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				_ = d.lease.Release(ctx)
-			})
-		}
-		wg.Wait()
+		inParallel(len(all), func(i int) { _ = all[i].lease.Release(ctx) })
 	}
 	return errors.Join(err, m.journal.Close())
 }
