@@ -387,17 +387,24 @@ func abuseSoak(ctx context.Context, c suiteConfig, warmup, duration time.Duratio
 	calm, abused = medianP99(calms), medianP99(abuseds)
 	calm.Name = fmt.Sprintf("soak: %d honest clients alone (median p99 of %d)", honest.Conns, rounds)
 	abused.Name = fmt.Sprintf("soak: %d honest clients beside the abusers (median p99 of %d)", honest.Conns, rounds)
-	failed := int64(0)
+	failed, errs := int64(0), map[string]int64{}
 	for _, r := range abuseds {
 		failed += r.Failed
+		for code, n := range r.Errors {
+			errs[code] += n
+		}
 	}
 	ratio := abused.Latency.P99 / max(calm.Latency.P99, 0.001)
 	priority := "the abusers at normal CPU priority"
 	if c.niceAbusers {
 		priority = "the abusers at the lowest CPU priority (nice 19)"
 	}
-	summary = fmt.Sprintf("honest p99 %.2f ms beside the abusers, %.2f ms alone (%.1f×; medians of %d alternating rounds: %s beside, %s alone); %d failed %v; %s; %s",
-		abused.Latency.P99, calm.Latency.P99, ratio, rounds, p99s(abuseds), p99s(calms), failed, abused.Errors, abused.Notes, priority)
+	summary = fmt.Sprintf("honest p99 %.2f ms beside the abusers, %.2f ms alone (%.1f×; medians of %d alternating rounds: %s beside, %s alone); %d failed",
+		abused.Latency.P99, calm.Latency.P99, ratio, rounds, p99s(abuseds), p99s(calms), failed)
+	if len(errs) > 0 {
+		summary += fmt.Sprintf(" %v", errs)
+	}
+	summary += "; " + abused.Notes + "; " + priority
 	return calm, abused, summary, failed == 0 && ratio <= 2, nil
 }
 

@@ -109,3 +109,21 @@ func TestRunAbusersRefusesBadFlags(t *testing.T) {
 		t.Error("-no-such-flag: no error")
 	}
 }
+
+func TestMedianP99(t *testing.T) {
+	var rs []*result
+	for _, p99 := range []float64{9, 2, 30} {
+		r := &result{}
+		r.Latency.P99 = p99
+		rs = append(rs, r)
+	}
+	if m := medianP99(rs); m.Latency.P99 != 9 {
+		t.Fatalf("median of 9, 2, 30: %v", m.Latency.P99)
+	}
+	if rs[0].Latency.P99 != 9 || rs[1].Latency.P99 != 2 {
+		t.Fatal("medianP99 reordered its argument")
+	}
+	if got := p99s(rs); got != "9.0, 2.0, 30.0 ms" {
+		t.Fatalf("p99s: %q", got)
+	}
+}
