@@ -39,8 +39,7 @@ type Actor struct {
 	cfg     Config
 	sys     *System
 	vm      *script.VM
-	mailbox chan Task
-	stop    chan struct{}
+	mailbox chan queued
 	stopped atomic.Bool
 	done    chan struct{}
 	queued  atomic.Int64    // bytes of the tasks sent with SendBytes and not yet run
@@ -50,7 +49,15 @@ type Actor struct {
 	box     call.Address // where the answers of the VM's calls arrive
 	mu      sync.Mutex
 	answers []call.Answer // arrived, not yet given to the VM
-	wake    chan struct{} // signalled when answers arrive
+	wake    chan struct{} // signalled when answers arrive, a version is published, or Stop is called
+}
+
+// queued is a task in the mailbox (run, or handle with req) and the bytes it holds.
+type queued struct {
+	run    Task
+	handle RequestTask
+	req    *call.Request
+	bytes  int
 }
 
 // Deliver takes the answer of a call the actor's VM made (call.Inbox): it is queued outside the
@@ -59,6 +66,11 @@ func (a *Actor) Deliver(ans call.Answer) {
 	a.mu.Lock()
 	a.answers = append(a.answers, ans)
 	a.mu.Unlock()
+	a.poke()
+}
+
+// poke wakes the actor's goroutine to look at its answers, the version in force and Stop.
+func (a *Actor) poke() {
 	select {
 	case a.wake <- struct{}{}:
 	default:
@@ -81,12 +93,14 @@ func (a *Actor) Role() string { return a.cfg.Role }
 
 // Send queues a task. It never blocks: false means the mailbox is full or the actor stopped, and
 // the caller answers UNAVAILABLE. Safe for concurrent use.
-func (a *Actor) Send(t Task) bool {
+func (a *Actor) Send(t Task) bool { return a.send(queued{run: t}) }
+
+func (a *Actor) send(q queued) bool {
 	if a.stopped.Load() {
 		return false
 	}
 	select {
-	case a.mailbox <- t:
+	case a.mailbox <- q:
 		return true
 	default:
 		return false
@@ -96,13 +110,25 @@ func (a *Actor) Send(t Task) bool {
 // SendBytes is Send for a task that holds n bytes (a request's payload): it is also refused
 // while the mailbox's queued bytes would pass the system's MailboxBytes, so that clients cannot
 // park unbounded memory in a queue. Safe for concurrent use.
-func (a *Actor) SendBytes(t Task, n int) bool {
-	if a.queued.Add(int64(n)) > a.sys.maxBytes && n > 0 {
-		a.queued.Add(-int64(n))
+func (a *Actor) SendBytes(t Task, n int) bool { return a.sendSized(queued{run: t, bytes: n}) }
+
+// RequestTask handles a client request on the actor's goroutine. SendRequest takes it with the
+// request apart, so that a plain function queues a request without allocating a closure.
+type RequestTask func(vm *script.VM, req *call.Request)
+
+// SendRequest queues handle(vm, req) like SendBytes, for the bytes of req's payload.
+func (a *Actor) SendRequest(handle RequestTask, req *call.Request) bool {
+	return a.sendSized(queued{handle: handle, req: req, bytes: len(req.Payload)})
+}
+
+func (a *Actor) sendSized(q queued) bool {
+	n := int64(q.bytes)
+	if a.queued.Add(n) > a.sys.maxBytes && n > 0 {
+		a.queued.Add(-n)
 		return false
 	}
-	if !a.Send(func(vm *script.VM) { a.queued.Add(-int64(n)); t(vm) }) {
-		a.queued.Add(-int64(n))
+	if !a.send(q) {
+		a.queued.Add(-n)
 		return false
 	}
 	return true
@@ -123,7 +149,7 @@ func (a *Actor) Version() string {
 // Stop asks the actor to finish the tasks already queued and exit; it does not wait (see Done).
 func (a *Actor) Stop() {
 	if a.stopped.CompareAndSwap(false, true) {
-		close(a.stop)
+		a.poke()
 	}
 }
 
@@ -151,22 +177,33 @@ func (a *Actor) run() {
 	timer.Stop()
 	defer timer.Stop()
 	var armed time.Time // when timer fires; zero: stopped
+	// The wait watches as few channels as it can (each costs a lock when the actor parks): the
+	// mailbox and wake always, the timer when armed, the ticker in rooms. A new version and Stop
+	// come through wake.
 	for {
 		armed = a.armTimer(timer, armed)
+		var fire <-chan time.Time
+		if !armed.IsZero() {
+			fire = timer.C
+		}
 		select {
-		case t := <-a.mailbox:
+		case q := <-a.mailbox:
 			changed = a.maybeApply(changed)
-			a.safely("task", func() { t(a.vm) })
+			a.runTask(q)
 			a.drain(changed)
-		case <-changed:
-			changed = a.maybeApply(changed)
 		case <-a.wake:
 			changed = a.maybeApply(changed)
-			for _, ans := range a.takeAnswers() {
-				a.safely("answer", func() { a.vm.Resume(ans) })
+			if answers := a.takeAnswers(); len(answers) > 0 {
+				for _, ans := range answers {
+					a.safely("answer", func() { a.vm.Resume(ans) })
+				}
+				a.afterRun()
 			}
-			a.afterRun()
-		case now := <-timer.C:
+			if a.stopped.Load() {
+				a.finish()
+				return
+			}
+		case now := <-fire:
 			armed = time.Time{}
 			changed = a.maybeApply(changed)
 			a.safely("timers", func() { a.vm.RunTimers(now) })
@@ -177,21 +214,37 @@ func (a *Actor) run() {
 			dt, late := now.Sub(last), now.Sub(at)
 			last = now
 			a.safely("tick", func() { a.cfg.OnTick(a.vm, dt, late) })
-		case <-a.stop:
-			for {
-				select {
-				case t := <-a.mailbox:
-					a.safely("task", func() { t(a.vm) })
-					continue
-				default:
-				}
-				break
-			}
-			if a.cfg.OnStop != nil {
-				a.safely("stop", func() { a.cfg.OnStop(a.vm) })
-			}
+		}
+	}
+}
+
+// runTask runs one task from the mailbox.
+func (a *Actor) runTask(q queued) {
+	if q.bytes != 0 {
+		a.queued.Add(-int64(q.bytes))
+	}
+	a.safely("task", func() {
+		if q.handle != nil {
+			q.handle(a.vm, q.req)
 			return
 		}
+		q.run(a.vm)
+	})
+}
+
+// finish runs the tasks still in the mailbox, then OnStop; after Stop.
+func (a *Actor) finish() {
+	for {
+		select {
+		case q := <-a.mailbox:
+			a.runTask(q)
+			continue
+		default:
+		}
+		break
+	}
+	if a.cfg.OnStop != nil {
+		a.safely("stop", func() { a.cfg.OnStop(a.vm) })
 	}
 }
 
@@ -216,8 +269,8 @@ func (a *Actor) drain(changed <-chan struct{}) {
 		default:
 		}
 		select {
-		case t := <-a.mailbox:
-			a.safely("task", func() { t(a.vm) })
+		case q := <-a.mailbox:
+			a.runTask(q)
 		default:
 			return
 		}

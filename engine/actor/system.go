@@ -71,8 +71,9 @@ func NewSystem(cfg SystemConfig) *System {
 		actors:   map[*Actor]struct{}{},
 		quit:     make(chan struct{}),
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watch(cfg.WatchInterval)
+	go s.announceVersions()
 	return s
 }
 
@@ -92,8 +93,7 @@ func (s *System) Spawn(cfg Config) (*Actor, error) {
 		cfg:     cfg,
 		sys:     s,
 		vm:      vm,
-		mailbox: make(chan Task, cfg.MailboxSize),
-		stop:    make(chan struct{}),
+		mailbox: make(chan queued, cfg.MailboxSize),
 		done:    make(chan struct{}),
 		changed: changed,
 		wake:    make(chan struct{}, 1),
@@ -146,6 +146,21 @@ func (s *System) Stop() {
 	}
 	close(s.quit)
 	s.wg.Wait()
+}
+
+// announceVersions wakes every actor when a new version is published, so that an idle actor
+// applies it without waiting for work (a busy one looks before each task).
+func (s *System) announceVersions() {
+	defer s.wg.Done()
+	for {
+		_, changed := s.versions.Current()
+		select {
+		case <-s.quit:
+			return
+		case <-changed:
+			s.Each(func(a *Actor) { a.poke() })
+		}
+	}
 }
 
 // watch interrupts calls that have overrun their deadline.

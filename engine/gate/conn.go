@@ -37,6 +37,7 @@ type conn struct {
 
 	unauth       int           // reader only: requests refused before login
 	refusedInRow int           // reader only: frames refused by the limits since the last accepted one
+	idleUntil    time.Time     // reader only: the read deadline extendIdle set last
 	limiter      *rate.Limiter // reader only
 	loginTimer   *time.Timer   // kicks the connection if it has not logged in in time
 	preLogin     *rate.Limiter // reader only: frames before login
@@ -61,7 +62,6 @@ func newConn(g *Gateway, transport, remote string, t transport) *conn {
 		queue:     wire.NewQueue(g.cfg.SendQueueBytes),
 		written:   make(chan struct{}),
 
-		pending:     pending{entries: map[uint64]inflight{}},
 		loginAnswer: make(chan call.Answer, 1),
 	}
 	if g.cfg.RateLimit > 0 {
@@ -87,25 +87,40 @@ func (c *conn) serve() {
 		}
 		c.finish()
 	}()
+	last := time.Now() // when the last frame arrived
 	for {
 		if !c.kicked.Load() && c.t.buffered() == 0 {
-			c.t.setReadDeadline(time.Now().Add(c.idleTimeout())) // the next read may wait on the socket
+			c.extendIdle(last) // the next read may wait on the socket
 		}
 		f, n, err := c.t.next()
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
+		last = time.Now()
 		c.g.obs.Traffic(n, 0)
 		if c.kicked.Load() {
 			continue // draining until the peer closes or the linger ends
 		}
-		c.handle(f)
+		c.handle(f, last)
 	}
 }
 
 // idleTimeout is how long a connection may stay without a frame: three heartbeats.
 func (c *conn) idleTimeout() time.Duration { return 3 * c.g.cfg.Heartbeat }
+
+// extendIdle makes the socket's read deadline at least the idle timeout after now (the last
+// frame's arrival); reader only.
+// The deadline is moved only when it falls short, and then an eighth of the timeout further, so
+// that a busy connection resets its timer once in a while instead of before every read: a silent
+// connection is kicked between one and 1.125 idle timeouts after its last frame.
+func (c *conn) extendIdle(now time.Time) {
+	idle := c.idleTimeout()
+	if want := now.Add(idle); c.idleUntil.Before(want) {
+		c.idleUntil = want.Add(idle / 8)
+		c.t.setReadDeadline(c.idleUntil)
+	}
+}
 
 // readFailed decides how a connection ends after a read error.
 func (c *conn) readFailed(err error) {
@@ -270,8 +285,8 @@ func (c *conn) reply(seq uint32, msgID uint16, m proto.Message) {
 	_ = c.Send(wire.Frame{MsgID: msgID, Flags: wire.FlagReply, Seq: seq, Payload: payload})
 }
 
-// handle processes one frame from the client; on the reader goroutine.
-func (c *conn) handle(f wire.Frame) {
+// handle processes one frame from the client, which arrived at now; on the reader goroutine.
+func (c *conn) handle(f wire.Frame, now time.Time) {
 	if f.IsReply() {
 		c.g.warn("reply_from_client", c.remote, "dropped a REPLY frame from a client: clients answer nothing", "conn", c.id, "msg_id", f.MsgID)
 		return
@@ -307,7 +322,6 @@ func (c *conn) handle(f wire.Frame) {
 		c.logout(f, s)
 		return
 	}
-	now := time.Now()
 	name, declared := c.g.deps.Schema.MsgName(f.MsgID)
 	switch {
 	case !declared:

@@ -117,6 +117,7 @@ func (c *conn) throttle(err *protocol.CodeError) {
 	}
 	c.g.warn("reader_paused", c.remote, "reading paused: the client ignores refusals", "conn", c.id, "in_a_row", c.refusedInRow)
 	time.Sleep(min(time.Duration(err.RetryAfterMs)*time.Millisecond, maxRefusalPause))
+	c.extendIdle(time.Now()) // the pause is not the peer's silence
 }
 
 // accepted resets the count of refusals in a row; reader goroutine only.
@@ -173,7 +174,7 @@ func (c *conn) pace(payload int) {
 		return
 	}
 	time.Sleep(min(delay+time.Millisecond, maxPace))
-	c.t.setReadDeadline(time.Now().Add(c.idleTimeout())) // the wait is not the peer's silence
+	c.extendIdle(time.Now()) // the wait is not the peer's silence
 }
 
 // cost is what a request of payload bytes takes from the connection's rate: 1, plus 1 per KiB,

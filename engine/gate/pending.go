@@ -2,6 +2,7 @@ package gate
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/call"
@@ -22,12 +23,24 @@ type inflight struct {
 // the first of the handler's answer and TIMEOUT at the deadline. A later answer is dropped and
 // counted. Safe for concurrent use: requests are added by the reader, answers come from any
 // goroutine, TIMEOUTs from the table's timer.
+//
+// A request's id names its slot (the low 32 bits) and the count of requests added before it (the
+// high bits), so an answer finds its request without hashing, and a late answer finds its slot
+// reused by another id. Freed slots are reused last-in first-out: a client with one request at a
+// time always uses slot 0, which stays in the CPU's cache.
 type pending struct {
-	mu      sync.Mutex
-	next    uint64
-	entries map[uint64]inflight
-	timer   *time.Timer
-	armed   time.Time // when the timer fires; zero when it is not armed
+	mu    sync.Mutex
+	next  uint64
+	slots []slot   // a request in flight, or a free slot (id 0)
+	free  []uint32 // indexes of the free slots
+	count atomic.Int32
+	timer *time.Timer
+	armed time.Time // when the timer fires; zero when it is not armed
+}
+
+type slot struct {
+	id uint64
+	f  inflight
 }
 
 // add records a request and returns its id.
@@ -35,8 +48,17 @@ func (c *conn) add(f inflight) uint64 {
 	p := &c.pending
 	p.mu.Lock()
 	p.next++
-	id := p.next
-	p.entries[id] = f
+	var i uint32
+	if n := len(p.free); n > 0 {
+		i = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		i = uint32(len(p.slots))
+		p.slots = append(p.slots, slot{})
+	}
+	id := p.next<<32 | uint64(i)
+	p.slots[i] = slot{id: id, f: f}
+	p.count.Add(1)
 	// Deadlines are the receipt time plus one fixed timeout, so they mostly come in order: the
 	// timer is re-armed only when this deadline is earlier than the one it waits for.
 	if p.armed.IsZero() || f.deadline.Before(p.armed) {
@@ -44,6 +66,13 @@ func (c *conn) add(f inflight) uint64 {
 	}
 	p.mu.Unlock()
 	return id
+}
+
+// remove frees slot i; under p.mu.
+func (p *pending) remove(i uint32) {
+	p.slots[i] = slot{}
+	p.free = append(p.free, i)
+	p.count.Add(-1)
 }
 
 // arm sets the timer to fire at t; under p.mu.
@@ -61,22 +90,19 @@ func (p *pending) arm(t time.Time, expire func()) {
 // answered already (or timed out).
 func (c *conn) take(id uint64) (f inflight, last, ok bool) {
 	p := &c.pending
+	i := uint32(id)
 	p.mu.Lock()
-	f, ok = p.entries[id]
-	if ok {
-		delete(p.entries, id)
+	if ok = int(i) < len(p.slots) && p.slots[i].id == id; ok {
+		f = p.slots[i].f
+		p.remove(i)
 	}
-	last = len(p.entries) == 0
+	last = p.count.Load() == 0
 	p.mu.Unlock()
 	return f, last, ok
 }
 
 // inFlight returns the number of requests waiting for their answer.
-func (c *conn) inFlight() int {
-	c.pending.mu.Lock()
-	defer c.pending.mu.Unlock()
-	return len(c.pending.entries)
-}
+func (c *conn) inFlight() int { return int(c.pending.count.Load()) }
 
 // expire answers TIMEOUT to every request past its deadline; on the timer's goroutine.
 func (c *conn) expire() {
@@ -85,12 +111,14 @@ func (c *conn) expire() {
 	var late []inflight
 	var next time.Time
 	p.mu.Lock()
-	for id, f := range p.entries {
-		if !now.Before(f.deadline) {
-			late = append(late, f)
-			delete(p.entries, id)
-		} else if next.IsZero() || f.deadline.Before(next) {
-			next = f.deadline
+	for i, s := range p.slots {
+		switch {
+		case s.id == 0:
+		case !now.Before(s.f.deadline):
+			late = append(late, s.f)
+			p.remove(uint32(i))
+		case next.IsZero() || s.f.deadline.Before(next):
+			next = s.f.deadline
 		}
 	}
 	p.armed = time.Time{}

@@ -314,14 +314,11 @@ func (m *Manager) Deliver(roomID string, req *call.Request) {
 		req.Fail(protocol.Errorf(protocol.BadRequest, "not in a room"))
 		return
 	}
-	ok := r.actor.Send(func(vm *script.VM) {
-		if req.Expired(time.Now()) {
-			req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
-			return
-		}
+	// The request's deadline is checked on the actor, before its handler runs (VM.RoomMessage).
+	ok := r.actor.SendBytes(func(vm *script.VM) {
 		vm.RoomMessage(r, req)
 		r.settle(vm)
-	})
+	}, len(req.Payload))
 	if !ok {
 		req.Fail(protocol.Errorf(protocol.Unavailable, "room %s is busy", r.id))
 	}

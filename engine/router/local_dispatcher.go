@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/moonforge/moonforge/engine/actor"
 	"github.com/moonforge/moonforge/engine/call"
@@ -118,13 +117,8 @@ func (l *Local) Dispatch(dst Destination, req *call.Request) {
 	if a == nil {
 		return
 	}
-	if !a.SendBytes(func(vm *script.VM) {
-		if req.Expired(time.Now()) {
-			req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
-			return
-		}
-		vm.CallHandler(req)
-	}, len(req.Payload)) {
+	// The request's deadline is checked on the actor, before its handler runs (VM.CallHandler).
+	if !a.SendRequest((*script.VM).CallHandler, req) {
 		req.Fail(&protocol.CodeError{Code: protocol.Unavailable, Message: "the handler's mailbox is full", RetryAfterMs: 100})
 	}
 }

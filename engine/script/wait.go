@@ -169,9 +169,14 @@ func (vm *VM) runRequest(req *call.Request, fn *lua.LFunction, what string, args
 	vm.start(req, fn, what, args...)
 }
 
-// start runs a handler until it returns or waits; true if it waits.
+// start runs a handler until it returns or waits; true if it waits. A request past its deadline
+// (its client had TIMEOUT from the gateway) is failed instead: its handler does not run.
 func (vm *VM) start(req *call.Request, fn *lua.LFunction, what string, args ...lua.LValue) bool {
 	now := time.Now()
+	if req.Expired(now) {
+		req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
+		return false
+	}
 	return vm.begin(run{req: req, bundle: vm.bundle, fn: fn, what: what, start: now, deadline: vm.limit(now, req.Deadline)}, args...)
 }
 
@@ -300,10 +305,6 @@ func (vm *VM) next(player string) {
 		}
 		w.queued[player] = q[1:]
 		n := q[0]
-		if n.req.Expired(time.Now()) {
-			n.req.Fail(protocol.Errorf(protocol.Timeout, "no reply within the request deadline"))
-			continue
-		}
 		if vm.start(n.req, n.fn, n.what, n.args...) {
 			return
 		}
