@@ -22,7 +22,7 @@ func (noObserver) Applied(string, bool, time.Duration) {}
 // SystemConfig configures a System.
 type SystemConfig struct {
 	Services      *script.Services
-	Versions      *script.Versions
+	Versions      *script.Versions // required: the version in force, and new ones to apply
 	Log           *slog.Logger
 	Observer      Observer      // optional
 	WatchInterval time.Duration // how often overrunning calls are looked for; default 20ms

@@ -104,13 +104,17 @@ func (vm *VM) encodeReply(r *run, name, result lua.LValue) (msgID uint16, payloa
 		}
 		body = vm.L.CreateTable(0, 0)
 	}
-	payload, err := msg.Encode(nil, body)
+	payload, err := msg.Encode(make([]byte, 0, replyCap), body)
 	if err != nil {
 		fail("%v", err)
 		return 0, nil, false
 	}
 	return msg.ID, payload, true
 }
+
+// replyCap is the capacity an encoded reply starts with: most replies fit, so their encoding
+// does not grow the buffer.
+const replyCap = 64
 
 func (vm *VM) observe(what string, start time.Time, code protocol.Code) {
 	if vm.svc != nil && vm.svc.Observer != nil {

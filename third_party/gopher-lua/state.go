@@ -2153,6 +2153,8 @@ func (ls *LState) Status(th *LState) string {
 	return status
 }
 
+// Resume runs th (starting it with fn and args, or continuing it with args) until it returns,
+// yields or fails. The returned values are valid until the next Resume on ls: the slice is reused.
 func (ls *LState) Resume(th *LState, fn *LFunction, args ...LValue) (ResumeState, error, []LValue) {
 	isstarted := th.isStarted()
 	if !isstarted {
@@ -2196,13 +2198,14 @@ func (ls *LState) Resume(th *LState, fn *LFunction, args ...LValue) (ResumeState
 	top := ls.GetTop()
 	threadRun(th)
 	haserror := LVIsFalse(ls.Get(top + 1))
-	ret := make([]LValue, 0, ls.GetTop())
+	ret := ls.resumed[:0] // reused: valid until the next Resume on ls
 	for idx := top + 2; idx <= ls.GetTop(); idx++ {
 		ret = append(ret, ls.Get(idx))
 	}
 	if len(ret) == 0 {
 		ret = append(ret, LNil)
 	}
+	ls.resumed = ret
 	ls.SetTop(top)
 
 	if haserror {
@@ -2256,8 +2259,13 @@ func (ls *LState) SetMx(mx int) {
 	}()
 }
 
-// SetContext set a context ctx to this LState. The provided ctx must be non-nil.
+// SetContext set a context ctx to this LState. The provided ctx must be non-nil. A context the
+// state derived itself (NewThread's) is cancelled and forgotten: ctx's owner cancels ctx.
 func (ls *LState) SetContext(ctx context.Context) {
+	if ls.ctxCancelFn != nil {
+		ls.ctxCancelFn()
+		ls.ctxCancelFn = nil
+	}
 	ls.mainLoop = mainLoopWithContext
 	ls.ctx = ctx
 }

@@ -195,6 +195,7 @@ type LState struct {
 	mainLoop     func(*LState, *callFrame)
 	ctx          context.Context
 	ctxCancelFn  context.CancelFunc
+	resumed      []LValue // the results of the last Resume, reused by the next
 }
 
 func (ls *LState) String() string   { return fmt.Sprintf("thread: %p", ls) }
