@@ -64,6 +64,9 @@ func (b *Boxes) Open(in Inbox) Address {
 		}
 	}
 	b.opened++
+	if b.opened<<32 == 0 { // wrapped: 0 is no box
+		b.opened++
+	}
 	id := b.opened<<32 | uint64(i)
 	b.slot(i).Store(&box{id: id, in: in})
 	return Address{Node: b.node, Box: id}

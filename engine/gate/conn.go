@@ -89,7 +89,7 @@ func (c *conn) serve() {
 	}()
 	last := time.Now() // when the last frame arrived
 	for {
-		if !c.kicked.Load() && c.t.buffered() == 0 {
+		if c.t.buffered() == 0 {
 			c.extendIdle(last) // the next read may wait on the socket
 		}
 		f, n, err := c.t.next()
@@ -103,6 +103,9 @@ func (c *conn) serve() {
 			continue // draining until the peer closes or the linger ends
 		}
 		c.handle(f, last)
+		if f.MsgID < protocol.FirstAppMsgID {
+			last = time.Now() // a login waits for its answer: the wait is not the peer's silence
+		}
 	}
 }
 
@@ -110,11 +113,13 @@ func (c *conn) serve() {
 func (c *conn) idleTimeout() time.Duration { return 3 * c.g.cfg.Heartbeat }
 
 // extendIdle makes the socket's read deadline at least the idle timeout after now (the last
-// frame's arrival); reader only.
-// The deadline is moved only when it falls short, and then an eighth of the timeout further, so
+// frame's arrival, or the end of a wait of the reader's own); reader only. The deadline is moved only when it falls short, and then an eighth of the timeout further, so
 // that a busy connection resets its timer once in a while instead of before every read: a silent
 // connection is kicked between one and 1.125 idle timeouts after its last frame.
 func (c *conn) extendIdle(now time.Time) {
+	if c.kicked.Load() {
+		return // the kick set the deadline of the drain
+	}
 	idle := c.idleTimeout()
 	if want := now.Add(idle); c.idleUntil.Before(want) {
 		c.idleUntil = want.Add(idle / 8)

@@ -48,14 +48,17 @@ func (r *fakeRouter) Route(req *call.Request) {
 	}
 }
 
-// fakeLogin accepts every method but "bad" (refused) and "silent" (never answered).
+// fakeLogin accepts every method but "bad" (refused) and "silent" (never answered); "slow"
+// answers after 300 ms.
 type fakeLogin struct{}
 
-func (fakeLogin) Login(l *call.Login) {
+func (f fakeLogin) Login(l *call.Login) {
 	switch l.Method {
 	case "bad":
 		l.Fail(protocol.Errorf(protocol.Unauthenticated, "refused"))
 	case "silent":
+	case "slow":
+		time.AfterFunc(300*time.Millisecond, func() { l.Method = "guest"; f.Login(l) })
 	default:
 		payload, _ := proto.Marshal(&protocol.LoginAck{PlayerId: "p-" + l.Account, Created: true})
 		l.Answer(call.Answer{MsgID: protocol.MsgLoginAck, Payload: payload})
@@ -271,5 +274,32 @@ func TestLoneAnswersArriveAfterTheWriterIdledPastItsDeadline(t *testing.T) {
 		if err != nil || string(reply.Payload) != "hi" {
 			t.Fatalf("request %d after the writer's deadline: %v %v", i, reply, err)
 		}
+	}
+}
+
+// The idle timeout counts the peer's silence, not the reader's own waits: a login that takes
+// longer than the idle timeout does not get its connection kicked as idle right after it, while a
+// connection that then stays silent is kicked with IDLE_TIMEOUT, between one and 1.125 idle
+// timeouts after its last frame (plus scheduling).
+func TestIdleTimeoutCountsOnlyThePeersSilence(t *testing.T) {
+	f := start(t, Config{Heartbeat: 40 * time.Millisecond, RequestTimeout: time.Second}) // idle: 120 ms
+	c := f.dial(t)
+	if _, err := c.Login(ctx(t), "slow", "dev1", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	if reply, err := c.Request(ctx(t), echoID, []byte("hi")); err != nil || string(reply.Payload) != "hi" {
+		t.Fatalf("the first request after a login slower than the idle timeout: %v %v", reply, err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a silent connection was not kicked")
+	}
+	if k := c.Kicked(); k == nil || protocol.Code(k.Code) != protocol.IdleTimeout {
+		t.Fatalf("kick %v, want IDLE_TIMEOUT", k)
+	}
+	if took := time.Since(sent); took < 120*time.Millisecond {
+		t.Fatalf("kicked %v after the last frame, before the idle timeout", took)
 	}
 }

@@ -48,6 +48,9 @@ func (c *conn) add(f inflight) uint64 {
 	p := &c.pending
 	p.mu.Lock()
 	p.next++
+	if p.next<<32 == 0 { // wrapped: id 0 marks a free slot
+		p.next++
+	}
 	var i uint32
 	if n := len(p.free); n > 0 {
 		i = p.free[n-1]
