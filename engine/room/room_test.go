@@ -209,6 +209,17 @@ func TestMessagesAndTicks(t *testing.T) {
 	if got := <-answers; got != uint16(protocol.BadRequest) {
 		t.Fatalf("move by a player in no room: %d", got)
 	}
+	// A message larger than the mailbox's byte bound (16 MiB by default) is refused at once.
+	m.Deliver(id, &call.Request{MsgID: move.ID, Seq: 3, PlayerID: "a", Deadline: soon(), Post: r, Payload: make([]byte, 17<<20)})
+	if got := <-answers; got != uint16(protocol.Unavailable) {
+		t.Fatalf("a message over the mailbox's bytes: %d", got)
+	}
+	// A message that waited past its deadline is answered TIMEOUT; its handler does not run (the
+	// move count checked at the leave below stays 1).
+	m.Deliver(id, &call.Request{MsgID: move.ID, Seq: 4, PlayerID: "a", Deadline: time.Now().Add(-time.Millisecond), Post: r})
+	if got := <-answers; got != uint16(protocol.Timeout) {
+		t.Fatalf("a message past its deadline: %d", got)
+	}
 	waitFor(t, func() bool { return p.count("a") >= 5 }) // ArenaState at 50 Hz
 	left, err := leave(m, "a")
 	if err != nil || left.(map[string]any)["moves"] != 1.0 {
