@@ -81,6 +81,21 @@ func TestKCPIdleClose(t *testing.T) {
 	t.Logf("the silent conversation was forgotten after %s", time.Since(start).Round(100*time.Millisecond))
 }
 
+// TestKCPSessionOutlivesItsOpeningDeadline: until its first whole frame a KCP conversation's
+// read deadline is the login timeout; a session that has logged in must then get the idle
+// timeout, even when it stays silent past the login timeout (it was kicked there when the gateway
+// kept the first deadline it set).
+func TestKCPSessionOutlivesItsOpeningDeadline(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, options{config: "gate:\n  heartbeat: 2s\n  login_timeout: 500ms\n"})
+	c := s.dial(t, "kcp")
+	guest(t, c, "kcp-opened")
+	time.Sleep(1500 * time.Millisecond) // past the login timeout, within the idle timeout (6 s)
+	if _, err := c.Ping(timeout(t, 5*time.Second)); err != nil {
+		t.Fatalf("a logged-in KCP session silent past the login timeout: %v (kick %v)", err, c.Kicked())
+	}
+}
+
 // TestKCPLoss runs a client through a relay that drops, duplicates, reorders and delays
 // datagrams, and checks that every request is answered exactly once and every push arrives in
 // order, at 0%, 5% and 20% loss.

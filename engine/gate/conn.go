@@ -122,8 +122,7 @@ func (c *conn) extendIdle(now time.Time) {
 	}
 	idle := c.idleTimeout()
 	if want := now.Add(idle); c.idleUntil.Before(want) {
-		c.idleUntil = want.Add(idle / 8)
-		c.t.setReadDeadline(c.idleUntil)
+		c.idleUntil = c.t.setReadDeadline(want.Add(idle / 8)) // KCP sets an earlier one until its first frame
 	}
 }
 

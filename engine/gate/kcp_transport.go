@@ -260,11 +260,12 @@ func (t *kcpTransport) discard() { _, _ = io.Copy(io.Discard, t.s) }
 // (the Kick) until the reader's linger ends.
 func (t *kcpTransport) closeWrite() {}
 
-func (t *kcpTransport) setReadDeadline(d time.Time) {
+func (t *kcpTransport) setReadDeadline(d time.Time) time.Time {
 	if !t.opened.Load() && d.After(t.openBy) {
 		d = t.openBy
 	}
 	_ = t.s.SetReadDeadline(d)
+	return d
 }
 
 func (t *kcpTransport) setWriteDeadline(d time.Time) { _ = t.s.SetWriteDeadline(d) }

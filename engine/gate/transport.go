@@ -29,7 +29,9 @@ type transport interface {
 	// setPace makes next call pace with a frame's payload size before it reads the payload
 	// (wire.Reader.SetPace); a transport that reads whole messages ignores it.
 	setPace(pace func(payload int))
-	setReadDeadline(t time.Time)
+	// setReadDeadline sets the read deadline, or an earlier one (KCP before its first frame), and
+	// returns the one it set.
+	setReadDeadline(t time.Time) time.Time
 	setWriteDeadline(t time.Time)
 	close() error
 }
@@ -68,9 +70,9 @@ func (t *tcpTransport) closeWrite() {
 	}
 }
 
-func (t *tcpTransport) setReadDeadline(d time.Time)  { _ = t.nc.SetReadDeadline(d) }
-func (t *tcpTransport) setWriteDeadline(d time.Time) { _ = t.nc.SetWriteDeadline(d) }
-func (t *tcpTransport) close() error                 { return t.nc.Close() }
+func (t *tcpTransport) setReadDeadline(d time.Time) time.Time { _ = t.nc.SetReadDeadline(d); return d }
+func (t *tcpTransport) setWriteDeadline(d time.Time)          { _ = t.nc.SetWriteDeadline(d) }
+func (t *tcpTransport) close() error                          { return t.nc.Close() }
 
 type wsTransport struct {
 	ws       *websocket.Conn
@@ -121,6 +123,6 @@ func (t *wsTransport) closeWrite() {
 	_ = t.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 }
 
-func (t *wsTransport) setReadDeadline(d time.Time)  { _ = t.ws.SetReadDeadline(d) }
-func (t *wsTransport) setWriteDeadline(d time.Time) { _ = t.ws.SetWriteDeadline(d) }
-func (t *wsTransport) close() error                 { return t.ws.Close() }
+func (t *wsTransport) setReadDeadline(d time.Time) time.Time { _ = t.ws.SetReadDeadline(d); return d }
+func (t *wsTransport) setWriteDeadline(d time.Time)          { _ = t.ws.SetWriteDeadline(d) }
+func (t *wsTransport) close() error                          { return t.ws.Close() }
