@@ -128,12 +128,9 @@ func (vm *VM) newCoroutine() coroutine {
 		w.idle = w.idle[:n-1]
 		return c
 	}
-	th, parentCancel := vm.L.NewThread()
+	th, _ := vm.L.NewThread()
 	ctx, cancel := context.WithCancel(context.Background())
-	th.SetContext(ctx)
-	if parentCancel != nil {
-		parentCancel()
-	}
+	th.SetContext(ctx) // also cancels the context NewThread derived from the VM's
 	w.ours[th] = true
 	return coroutine{th: th, ctx: ctx, cancel: cancel}
 }
