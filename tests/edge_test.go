@@ -26,10 +26,10 @@ func TestLoginTimeout(t *testing.T) {
 	s := startServer(t, options{config: "gate:\n  login_timeout: 600ms\n"})
 	for _, transport := range []string{"tcp", "ws"} {
 		t.Run(transport, func(t *testing.T) {
+			start := time.Now() // before r connects: its login timeout counts from its accept
 			r := dialRaw(t, s, transport)
 			in := dialRaw(t, s, transport)
 			in.login("in-time-"+transport, 1)
-			start := time.Now()
 			var kick *protocol.Kick
 			for seq := uint32(1); kick == nil; seq++ {
 				if time.Since(start) > 10*time.Second {
