@@ -535,20 +535,25 @@ func (m *Manager) loop() {
 	defer flush.Stop()
 	renew := time.NewTicker(m.cfg.LeaseTTL / 6)
 	defer renew.Stop()
+	// Each round's budget starts when the round does.
+	budget := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), m.cfg.LeaseTTL/3)
+	}
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaseTTL/3)
 		select {
 		case <-m.stop:
-			cancel()
 			return
 		case <-flush.C:
+			ctx, cancel := budget()
 			if err := m.FlushAll(ctx); err != nil {
 				m.cfg.Log.Warn("playerdata: flush failed; the journal keeps the writes", "err", err)
 			}
+			cancel()
 		case <-renew.C:
+			ctx, cancel := budget()
 			m.renew(ctx)
+			cancel()
 		}
-		cancel()
 	}
 }
 

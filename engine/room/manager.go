@@ -148,8 +148,8 @@ func (m *Manager) Join(c *call.Call) {
 		}
 	}
 	m.mu.Lock()
-	r := m.rooms[c.Target]
-	cur := m.byPlayer[c.PlayerID]
+	r := m.open(c.Target)
+	cur := m.roomOf(c.PlayerID)
 	m.mu.Unlock()
 	switch {
 	case r == nil:
@@ -187,7 +187,7 @@ func (m *Manager) Join(c *call.Call) {
 // on_leave returned. It returns at once.
 func (m *Manager) Leave(c *call.Call) {
 	m.mu.Lock()
-	r := m.byPlayer[c.PlayerID]
+	r := m.roomOf(c.PlayerID)
 	m.mu.Unlock()
 	if r == nil {
 		c.Fail(protocol.Errorf(protocol.BadRequest, "not in a room"))
@@ -202,7 +202,7 @@ func (m *Manager) Leave(c *call.Call) {
 // returns at once; the room's actor answers.
 func (m *Manager) Call(c *call.Call) {
 	m.mu.Lock()
-	r := m.rooms[c.Target]
+	r := m.open(c.Target)
 	m.mu.Unlock()
 	if r == nil {
 		c.Fail(protocol.Errorf(protocol.BadRequest, "no room %q", c.Target))
@@ -222,7 +222,7 @@ func (m *Manager) Call(c *call.Call) {
 // on_disconnect, a resume or a new login on_reconnect.
 func (m *Manager) Notify(p call.Presence) {
 	m.mu.Lock()
-	r := m.byPlayer[p.PlayerID]
+	r := m.roomOf(p.PlayerID)
 	m.mu.Unlock()
 	if r == nil {
 		return
@@ -267,7 +267,7 @@ func (m *Manager) leave(r *Room, playerID, reason string, then func(out any)) er
 func (m *Manager) Where(playerID string) (string, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.byPlayer[playerID]; r != nil {
+	if r := m.roomOf(playerID); r != nil {
 		return r.id, r.rt.Name
 	}
 	return "", ""
@@ -277,7 +277,7 @@ func (m *Manager) Where(playerID string) (string, string) {
 func (m *Manager) Of(playerID string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r := m.byPlayer[playerID]; r != nil {
+	if r := m.roomOf(playerID); r != nil {
 		return r.id
 	}
 	return ""
@@ -308,7 +308,7 @@ func (m *Manager) Count() int {
 // answers at once with BAD_REQUEST when the room is gone and UNAVAILABLE when its mailbox is full.
 func (m *Manager) Deliver(roomID string, req *call.Request) {
 	m.mu.Lock()
-	r := m.rooms[roomID]
+	r := m.open(roomID)
 	m.mu.Unlock()
 	if r == nil {
 		req.Fail(protocol.Errorf(protocol.BadRequest, "not in a room"))
@@ -359,6 +359,23 @@ func (m *Manager) Stop() {
 	for _, r := range rooms {
 		<-r.actor.Done()
 	}
+}
+
+// open returns the room with that id, or nil when there is none or it closed (its players
+// leave, on_close runs); m.mu held.
+func (m *Manager) open(id string) *Room {
+	if r := m.rooms[id]; r != nil && !r.closed {
+		return r
+	}
+	return nil
+}
+
+// roomOf returns the player's room, or nil when it is in none or its room closed; m.mu held.
+func (m *Manager) roomOf(playerID string) *Room {
+	if r := m.byPlayer[playerID]; r != nil && !r.closed {
+		return r
+	}
+	return nil
 }
 
 func (m *Manager) forget(r *Room) {

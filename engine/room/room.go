@@ -18,7 +18,7 @@ type Room struct {
 	actor *actor.Actor
 
 	members map[string]struct{} // guarded by m.mu
-	closed  bool                // guarded by m.mu
+	closed  bool                // guarded by m.mu; set when the room starts closing
 
 	removals []string // room goroutine only
 	closing  bool     // room goroutine only
@@ -71,7 +71,7 @@ func (r *Room) join(vm *script.VM, c *call.Call) (any, error) {
 	m := r.m
 	m.mu.Lock()
 	full := len(r.members) >= r.rt.MaxPlayers
-	_, taken := m.byPlayer[c.PlayerID]
+	taken := m.roomOf(c.PlayerID) != nil
 	closed := r.closed || r.closing
 	m.mu.Unlock()
 	switch {
@@ -133,6 +133,11 @@ func (r *Room) settle(vm *script.VM) {
 		r.leave(vm, p, "removed")
 	}
 	if r.closing {
+		// Closed from now on: requests for it are answered as for a room that is gone, while its
+		// players leave and on_close runs (OnStop).
+		r.m.mu.Lock()
+		r.closed = true
+		r.m.mu.Unlock()
 		r.actor.Stop()
 	}
 }

@@ -26,7 +26,13 @@ function arena.on_join(room, player, args)
   player.moves = 0
   return { count = #roster(room) }
 end
-function arena.on_leave(room, player, reason) return { moves = player.moves, reason = reason } end
+function arena.on_leave(room, player, reason)
+  if reason == "closed" and room.state.slow_close then
+    local t = os.clock()
+    while os.clock() - t < 0.3 do end -- a slow goodbye keeps the room closing
+  end
+  return { moves = player.moves, reason = reason }
+end
 function arena.on_message(room, player, name, msg)
   player.moves = player.moves + 1
   return "ArenaMoveAck", { pos = { x = player.moves } }
@@ -45,6 +51,7 @@ function arena.on_call(room, name, args)
     return true
   end
   if name == "close" then room:close() return "closing" end
+  if name == "slow close" then room.state.slow_close = true room:close() return "closing" end
   mf.error(1601, "no call " .. name)
 end
 local still = mf.room_type("still", { tick_hz = 0 })
@@ -341,6 +348,45 @@ func TestTimerRunsInTheRoomAndStopsWithIt(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // ten periods of the timer
 	if p.count("w") != n {
 		t.Fatalf("the timer ran after its room closed: %d pushes, then %d", n, p.count("w"))
+	}
+}
+
+// A room that is closing (its players leaving, on_close to run) is answered for as one that is
+// gone: its players are in no room, and a call to it is BAD_REQUEST, not UNAVAILABLE as from a
+// busy room. A lobby asking for a player's room right after a duel ended got UNAVAILABLE.
+func TestClosingRoomIsGone(t *testing.T) {
+	m, _, _ := setup(t)
+	id, _ := m.Create("duel", nil)
+	if _, err := join(m, id, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roomCall(m, id, "slow close", nil); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for err == nil {
+		_, err = roomCall(m, id, "log", nil)
+	}
+	if code(err) != protocol.BadRequest {
+		t.Fatalf("a call to a closing room: %v, want BAD_REQUEST", err)
+	}
+	if m.Count() != 1 {
+		t.Fatal("the room ended before its slow on_leave: the test did not see it closing")
+	}
+	if got := m.Of("a"); got != "" {
+		t.Fatalf("a player of a closing room is in room %q", got)
+	}
+	if _, err := leave(m, "a"); code(err) != protocol.BadRequest {
+		t.Fatalf("leaving a closing room: %v, want BAD_REQUEST", err)
+	}
+	// The player may join another room at once; the closing one still says goodbye.
+	other, _ := m.Create("duel", nil)
+	if _, err := join(m, other, "a", nil); err != nil {
+		t.Fatalf("joining another room while the last one closes: %v", err)
+	}
+	waitFor(t, func() bool { return m.Count() == 1 })
+	if got := m.Of("a"); got != other {
+		t.Fatalf("after the old room ended, the player is in %q, want %q", got, other)
 	}
 }
 

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -44,10 +46,12 @@ type Lease struct {
 	mu    sync.Mutex
 	token uint64
 	until time.Time
-	// unsure is the record of the last write that failed with
-	// ErrUnavailable: it may have been applied (a timeout after the
-	// server ran it, or Redis' wait_replicas not met).
-	unsure []byte
+	// unsure holds the records of the writes since the last acknowledged
+	// one whose outcome is unknown: each failed other than by a conflict
+	// (a timeout after the server ran it, Redis' wait_replicas not met), or
+	// was applied and reading its token back failed. At most one of them
+	// was applied: each was conditional on the same token.
+	unsure [][]byte
 }
 
 type leaseRecord struct {
@@ -95,16 +99,17 @@ func (l *Lease) write(ctx context.Context, version uint64) error {
 	until := time.Now().Add(l.ttl)
 	raw, _ := json.Marshal(leaseRecord{Owner: l.owner, Until: until.UnixMilli()})
 	if err := CompareAndSet(ctx, l.store, l.key, version, raw); err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			l.unsure = raw
+		if !errors.Is(err, ErrConflict) {
+			l.remember(raw) // a timeout may come after the store applied it
 		}
 		return err
 	}
-	l.unsure = nil
 	got, token, err := l.store.GetVersion(ctx, l.key)
 	if err != nil {
+		l.remember(raw) // applied, but its token is unknown
 		return err
 	}
+	l.unsure = nil
 	if string(got) != string(raw) { // taken over between the write and the read
 		return fmt.Errorf("%w: %s", ErrLeaseLost, quoteStart(l.key))
 	}
@@ -128,15 +133,15 @@ func (l *Lease) Until() time.Time {
 
 // Renew extends the lease by its TTL from now, changing the token. It fails
 // with ErrLeaseLost when another owner took it over. A renewal that failed
-// as unavailable but was applied is found by the next one (the record is
-// still the one it wrote), which renews from there.
+// but was applied (a timeout, or its token could not be read back) is found
+// by the next one (the record is still the one it wrote), which renews from
+// there.
 func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	unsure := l.unsure
 	err := l.write(ctx, l.token)
 	if errors.Is(err, ErrConflict) && !errors.Is(err, ErrLeaseLost) {
-		if ok, rerr := l.renewUnsure(ctx, unsure); ok {
+		if ok, rerr := l.renewUnsure(ctx); ok {
 			err = rerr
 		}
 	}
@@ -146,18 +151,30 @@ func (l *Lease) Renew(ctx context.Context) error {
 	return err
 }
 
+// maxUnsure bounds the unsure records a lease keeps: as many failed
+// renewals in a row outlast any lease's TTL.
+const maxUnsure = 8
+
+// remember adds raw to the unsure records.
+func (l *Lease) remember(raw []byte) {
+	if len(l.unsure) == maxUnsure {
+		l.unsure = l.unsure[1:]
+	}
+	l.unsure = append(l.unsure, raw)
+}
+
 // renewUnsure renews the lease from the record's version when the record
-// is still unsure, the one a write that failed as unavailable tried to
-// write: it was applied, and no other owner has written since. ok reports
-// whether it was; err is the renewal's. Renewing (rather than taking that
-// version as the token) makes the token one whose write was acknowledged:
-// with Redis' wait_replicas, one that a failover keeps.
-func (l *Lease) renewUnsure(ctx context.Context, unsure []byte) (ok bool, err error) {
-	if unsure == nil {
+// is one of the unsure ones: that write was applied, and no other owner
+// has written since. ok reports whether it was; err is the renewal's.
+// Renewing (rather than taking that version as the token) makes the token
+// one whose write was acknowledged: with Redis' wait_replicas, one that a
+// failover keeps.
+func (l *Lease) renewUnsure(ctx context.Context) (ok bool, err error) {
+	if len(l.unsure) == 0 {
 		return false, nil
 	}
 	raw, version, err := l.store.GetVersion(ctx, l.key)
-	if err != nil || string(raw) != string(unsure) {
+	if err != nil || !slices.ContainsFunc(l.unsure, func(u []byte) bool { return bytes.Equal(u, raw) }) {
 		return false, nil
 	}
 	return true, l.write(ctx, version)
@@ -173,7 +190,7 @@ func (l *Lease) Batch(ctx context.Context, ops []Op) error {
 	fenced = append(fenced, Op{Key: l.key, Check: true, Version: l.token})
 	err := l.store.Batch(ctx, append(fenced, ops...))
 	if errors.Is(err, ErrConflict) {
-		if ok, rerr := l.renewUnsure(ctx, l.unsure); ok {
+		if ok, rerr := l.renewUnsure(ctx); ok {
 			err = rerr
 			if rerr == nil {
 				fenced[0].Version = l.token
