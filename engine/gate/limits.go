@@ -180,7 +180,10 @@ func (c *conn) pace(payload int) {
 // cost is what a request of payload bytes takes from the connection's rate: 1, plus 1 per KiB,
 // at most the burst.
 func (c *conn) cost(payload int) int {
-	return min(1+payload/1024, c.limiter.Burst())
+	if payload < 1024 {
+		return 1 // most requests: no call to the limiter's Burst, which takes its lock
+	}
+	return min(1+payload/1024, c.g.cfg.RateBurst)
 }
 
 // shedding refuses a new login while the node sheds load (memory above its high-water mark).
