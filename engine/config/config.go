@@ -135,6 +135,10 @@ type Player struct {
 	Role       string        `yaml:"role"`
 	FlushEvery time.Duration `yaml:"flush_every"` // write-behind interval of changed data
 	LeaseTTL   time.Duration `yaml:"lease_ttl"`   // one writer per player: the lease, renewed every third
+	// OrphanAfter is how long a player's data stays loaded while the player has no session
+	// anywhere (a session's end that never reached this node, an unload that failed) before the
+	// node unloads it.
+	OrphanAfter time.Duration `yaml:"orphan_after"`
 }
 
 // Auth configures logins and tokens.
@@ -243,7 +247,7 @@ func Default() Config {
 			MaxRoomsPerPlayer: 16,
 			RoomMailboxes:     256,
 		},
-		Player: Player{Message: "demo.PlayerData", Role: "lobby", FlushEvery: 5 * time.Second, LeaseTTL: 15 * time.Second},
+		Player: Player{Message: "demo.PlayerData", Role: "lobby", FlushEvery: 5 * time.Second, LeaseTTL: 15 * time.Second, OrphanAfter: time.Minute},
 		Auth: Auth{
 			TokenTTL:          15 * time.Minute,
 			RefreshTTL:        30 * 24 * time.Hour,
@@ -417,6 +421,7 @@ func (c Config) Validate() error {
 	check(c.Player.Message != "" && c.Player.Role != "", "player.message and player.role must not be empty")
 	check(c.Player.FlushEvery >= 10*time.Millisecond, "player.flush_every must be at least 10ms")
 	check(c.Player.LeaseTTL >= time.Second, "player.lease_ttl must be at least 1s")
+	check(c.Player.OrphanAfter > 0, "player.orphan_after must be positive")
 	check(c.GCPercent >= 10, "gc_percent must be at least 10")
 	check(c.MemoryLimit == 0 || c.MemoryLimit >= 64<<20, "memory_limit must be 0 (none) or at least 64 MiB")
 	check(c.MemoryHighWater > 0 && c.MemoryHighWater <= 1, "memory_high_water must be above 0 and at most 1")

@@ -84,6 +84,7 @@ func TestLoadOverridesAndRejects(t *testing.T) {
 		"player:\n  message: \"\"\n":        "player.message",
 		"player:\n  flush_every: 1ms\n":     "player.flush_every",
 		"player:\n  lease_ttl: 10ms\n":      "player.lease_ttl",
+		"player:\n  orphan_after: 0s\n":     "player.orphan_after",
 		"nope: 1\ngate:\n  nada: 2\n":       "line 3: unknown option gate.nada",
 	} {
 		if _, err := Load(write(text)); err == nil || !strings.Contains(err.Error(), want) {

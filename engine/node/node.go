@@ -53,8 +53,9 @@ type Node struct {
 	registry    *registry.Registry
 	cluster     *cluster.Cluster
 	store       store.Store
-	players     *playerdata.Manager // nil unless the node runs cfg.Player.Role
-	online      *presence.Directory // this process's sessions
+	players     *playerdata.Manager  // nil unless the node runs cfg.Player.Role
+	orphans     map[string]time.Time // loaded players seen without a session, since; upkeep only
+	online      *presence.Directory  // this process's sessions
 	boxes       *call.Boxes
 	tokens      *auth.Tokens
 	revocations *auth.Revocations
@@ -68,6 +69,7 @@ type Node struct {
 	sessions    *session.Manager
 	rooms       *room.Manager
 	router      *router.Router
+	local       *router.Local
 	clusterDeps cluster.Deps
 	gate        *gate.Gateway
 	admin       *admin.Server
@@ -224,6 +226,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	if err := local.Warm(n.cluster.Runs); err != nil {
 		return fmt.Errorf("scripts: %w", err)
 	}
+	n.local = local
 	n.router = router.New(versions, n.cluster, n.cluster).PlayerRole(cfg.Player.Role)
 	// The directory first: a room or a hook that reacts to a presence message reads it updated.
 	n.sessions.Follow(call.Notifiers{online, sessionFollower{n.rooms, n}, n.router})
@@ -482,6 +485,7 @@ type Status struct {
 	Connections int            `json:"connections"`
 	Sessions    int            `json:"sessions"`
 	Rooms       int            `json:"rooms"`
+	Players     int            `json:"players_loaded"` // players whose data this node holds
 	Actors      map[string]int `json:"actors_by_version"`
 	LastReload  reload.Result  `json:"last_reload"`
 	Bus         cluster.Stats  `json:"bus"` // messages this node sent and refused on the bus, pushes lost on it
@@ -501,6 +505,9 @@ func (n *Node) Status() Status {
 		Bus:         n.cluster.Stats(),
 	}
 	n.system.Each(func(a *actor.Actor) { s.Actors[a.Version()]++ })
+	if n.players != nil {
+		s.Players = len(n.players.Players())
+	}
 	return s
 }
 

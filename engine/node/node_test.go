@@ -536,3 +536,49 @@ func TestStoreBackends(t *testing.T) {
 		t.Fatalf("a node whose store is down: %v", err)
 	}
 }
+
+// TestOrphanedPlayerDataIsUnloaded: a player whose data is loaded here without a session anywhere
+// (its session's end never reached the player's actor) is saved and unloaded after
+// player.orphan_after; a player with a session keeps its data.
+func TestOrphanedPlayerDataIsUnloaded(t *testing.T) {
+	e := start(t, func(c *config.Config) { c.Player.OrphanAfter = 100 * time.Millisecond })
+	players := node.PlayerData(e.n)
+
+	a := e.dial(t, "tcp")
+	ack, err := a.Login(ctx(t), "guest", "orphan-test-device-online", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.call(t, a, "RenameReq", `{"name": "kept"}`); err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := players.Load(ctx(t), "p-orphan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := orphan.Set("notes", []byte("written before the unload")); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.n.Status().Players; got != 2 {
+		t.Fatalf("players loaded: %d, want 2", got)
+	}
+
+	deadline := time.Now().Add(15 * time.Second)
+	for players.Loaded("p-orphan") != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the orphaned player is still loaded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if players.Loaded(ack.PlayerId) == nil {
+		t.Fatal("a player with a session was unloaded")
+	}
+	// Saved, and the lease released: loading it again finds the record.
+	again, err := players.Load(ctx(t), "p-orphan")
+	if err != nil {
+		t.Fatalf("load after the unload: %v", err)
+	}
+	if got := string(again.Get("notes")); got != "written before the unload" {
+		t.Fatalf("the orphan's record after the unload: %q", got)
+	}
+}

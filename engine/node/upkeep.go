@@ -14,7 +14,7 @@ import (
 	"github.com/moonforge/moonforge/engine/cert"
 )
 
-// upkeepEvery is how often the node sweeps the revocation list and looks for changed key files.
+// upkeepEvery is how often the node looks for changed key files and orphaned player data.
 const upkeepEvery = 2 * time.Second
 
 // sweepEvery is how often expired revocation entries are deleted.
@@ -39,8 +39,8 @@ func (n *Node) loadTokens() (*auth.Tokens, error) {
 	return n.tokens, err
 }
 
-// upkeep runs until Stop: it re-reads the key file when it changes (rotation without a restart)
-// and sweeps expired revocation entries.
+// upkeep runs until Stop: it re-reads the key file when it changes (rotation without a restart),
+// sweeps expired revocation entries and unloads orphaned player data.
 func (n *Node) upkeep() {
 	keysMod := modTime(n.keysFile)
 	lastSweep := time.Time{}
@@ -64,6 +64,7 @@ func (n *Node) upkeep() {
 				n.log.Info("memory below the high-water mark again: logins and rooms accepted", "heap_bytes", heap)
 			}
 		}
+		n.unloadOrphans(time.Now())
 		if m := modTime(n.keysFile); os.Getenv(auth.KeyEnv) == "" && !m.Equal(keysMod) {
 			keysMod = m
 			n.reloadKeys()

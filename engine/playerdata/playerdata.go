@@ -261,6 +261,19 @@ func (m *Manager) Loaded(player string) *Data {
 	return m.players[player]
 }
 
+// Players returns the ids of the players loaded (not being loaded or unloaded), in no order.
+func (m *Manager) Players() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.players))
+	for id := range m.players {
+		if _, busy := m.busy[id]; !busy {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Get returns a copy of the record name, or nil.
 func (d *Data) Get(name string) []byte {
 	d.mu.Lock()

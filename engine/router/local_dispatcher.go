@@ -145,6 +145,17 @@ func (l *Local) Login(dst Destination, lg *call.Login) {
 	}
 }
 
+// Orphaned unloads the data of a player that has no session anywhere from the player's actor of
+// role (script.VM.PlayerEnded, reason "orphaned"), when its session's end never reached it. It
+// reports false when the actor's mailbox is full.
+func (l *Local) Orphaned(role, player string) bool {
+	a := l.actor(Destination{Role: role, Key: player}, func(err error) {
+		l.cfg.Log.Warn("orphaned player data not unloaded", "role", role, "player", player, "error", err)
+	})
+	p := call.Presence{PlayerID: player, Event: call.SessionEnded, Reason: "orphaned"}
+	return a != nil && a.Send(func(vm *script.VM) { vm.PlayerEnded(p) })
+}
+
 // Notify delivers the end of p's session to the role's actor of dst.Key: its mf.on_session_end
 // hook, and the unload of the player's data on the player's actor (script.VM.SessionEnded).
 func (l *Local) Notify(dst Destination, p call.Presence) {
