@@ -364,7 +364,7 @@ func TestClosingRoomIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err error
-	for err == nil {
+	for deadline := time.Now().Add(5 * time.Second); err == nil && time.Now().Before(deadline); {
 		_, err = roomCall(m, id, "log", nil)
 	}
 	if code(err) != protocol.BadRequest {
