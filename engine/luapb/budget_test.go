@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 
@@ -50,5 +52,36 @@ message Many {
 	flood := bytes.Repeat([]byte{0x0a, 0x00}, 50000) // 100 KB for 3 million entries
 	if _, err := m.Decode(L, flood); !errors.Is(err, errTooBig) {
 		t.Fatalf("50000 empty wide items: %v, want over budget", err)
+	}
+}
+
+// TestLongDecodeYields: a payload of half a million unknown fields takes milliseconds to decode;
+// the decoder lets other goroutines run in between rather than holding its thread until Go's
+// preemption (10 ms). With one thread, a goroutine that only yields gets to run once per yield.
+func TestLongDecodeYields(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	m := testMessage(t, testSchema(t), "test.Scalars")
+	payload := bytes.Repeat([]byte{0xfa, 0x07, 0x00}, 500_000) // unknown field 127, empty
+	L := lua.NewState()
+	defer L.Close()
+	var done atomic.Bool
+	turns := make(chan int)
+	go func() {
+		n := 0
+		for !done.Load() {
+			n++
+			runtime.Gosched()
+		}
+		turns <- n
+	}()
+	runtime.Gosched() // let it start
+	_, err := m.Decode(L, payload)
+	done.Store(true)
+	n := <-turns
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(payload) / 3 / yieldEvery / 2; n < want {
+		t.Fatalf("another goroutine ran %d times during the decode, want at least %d", n, want)
 	}
 }

@@ -2,6 +2,7 @@ package luapb
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,11 +24,25 @@ const (
 	decodePerByte = 16
 )
 
+// yieldEvery is how many fields a decode reads between yields of its thread (runtime.Gosched):
+// Go preempts a running goroutine only after 10 ms, and a payload of half a million fields takes
+// about that long, which would hold one of the process's GOMAXPROCS threads from every other
+// connection and actor. A few thousand fields take tens of microseconds.
+const yieldEvery = 4096
+
 // decoder holds the state of one Decode call. It is confined to the calling goroutine.
 type decoder struct {
 	L      *lua.LState
 	holes  int // nil slots created so far by sparse integer map keys
 	budget int // table entries the call may still build
+	fields int // fields read so far, for yieldEvery
+}
+
+// read counts one field or packed element read, and yields the thread every yieldEvery of them.
+func (d *decoder) read() {
+	if d.fields++; d.fields%yieldEvery == 0 {
+		runtime.Gosched()
+	}
 }
 
 // pendingEntry is a map entry whose integer key would leave holes in the table's array part if
@@ -64,6 +79,7 @@ func (d *decoder) message(c *codec, t *lua.LTable, b []byte, depth int, merge bo
 	}
 	var pending []pendingEntry
 	for len(b) > 0 {
+		d.read()
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return malformed(n)
@@ -218,6 +234,7 @@ func (d *decoder) list(f *field, lt *lua.LTable, typ protowire.Type, b []byte, d
 			return 0, malformed(n)
 		}
 		for len(v) > 0 {
+			d.read()
 			x, m, err := scalar(f, f.wire, v)
 			if err != nil {
 				return 0, at(err, indexSegment(lt.Len()+1))
