@@ -79,7 +79,7 @@ func suite(args []string) error {
 	soakOnly := fs.Bool("soak", false, "run only the abuse soak and print its results")
 	fs.StringVar(&c.abusers, "abusers", "all", "the soak's abusers: all, or a comma-separated list of "+strings.Join(abuseKinds, ", "))
 	fs.BoolVar(&c.niceAbusers, "nice-abusers", true, "run the soak's abusers at the lowest CPU priority (nice 19): attackers do not share the server's cores")
-	fs.IntVar(&c.soakRounds, "soak-rounds", 3, "rounds of the soak, each the honest load alone then beside the abusers; the medians are compared")
+	fs.IntVar(&c.soakRounds, "soak-rounds", 5, "rounds of the soak, each the honest load alone then beside the abusers; the medians are compared")
 	fs.BoolVar(&c.lossOnly, "loss-only", false, "run only the echo over KCP and TCP under loss")
 	fs.BoolVar(&c.echoOnly, "echo-only", false, "run only the echo part (1000×16, 1000×1, 50k/s open loop, each beside the raw echo)")
 	fs.BoolVar(&c.cluster, "cluster-only", false, "run only the cluster part (bus echo, cluster echo, mf.call lobby to lobby, kill -9)")
