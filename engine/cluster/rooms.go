@@ -96,14 +96,26 @@ func (c *Cluster) Seated(p call.Presence) {
 	}
 }
 
-// HasSession reports whether the session directory knows a session of player, on any proxy.
-// False when the process keeps no session directory (a node alone).
-func (c *Cluster) HasSession(player string) bool {
-	if c.sessions == nil {
-		return false
+// Attached records a drop or a resume of a session held here (call.Notifier) in the session
+// directory, the entry's Detached flag, for mf.player.online on other nodes. It never blocks: the
+// writes are queued, in order (writeLoop).
+func (c *Cluster) Attached(p call.Presence) {
+	if !c.started.Load() || c.cfg.Registry == nil || (p.Event != call.SessionDetached && p.Event != call.SessionResumed) {
+		return
 	}
-	_, ok := c.sessions.Of(player)
-	return ok
+	s := registry.Session{Proxy: c.cfg.Node, Session: p.SessionID, Detached: p.Event == call.SessionDetached}
+	c.queueWrite("the session directory", func(ctx context.Context) error {
+		return c.cfg.Registry.MarkSession(ctx, p.PlayerID, s)
+	})
+}
+
+// SessionOf returns the session directory's entry of player, on any proxy. ok is false when the
+// process keeps no session directory (a node alone).
+func (c *Cluster) SessionOf(player string) (s registry.Session, ok bool) {
+	if c.sessions == nil {
+		return registry.Session{}, false
+	}
+	return c.sessions.Of(player)
 }
 
 // Players returns the script.Players of this node: a push goes to the player's session here, or

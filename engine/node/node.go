@@ -651,6 +651,7 @@ func (p sessionFollower) Notify(ev call.Presence) {
 		p.n.preload(ev.PlayerID)
 	}
 	p.n.cluster.Seated(ev)
+	p.n.cluster.Attached(ev)
 	if ev.Event != call.SessionEnded {
 		return
 	}
@@ -736,8 +737,8 @@ func (n *Node) directory() room.Directory {
 }
 
 // clusterPresence answers mf.player.online and room joins: from this process's sessions, else
-// from the cluster's session directory, which knows a session on another proxy but not whether
-// its connection is bound (reported as bound).
+// from the cluster's session directory, whose entry of a session on another proxy says whether its
+// connection dropped (marked by that proxy a few milliseconds after the drop or the resume).
 type clusterPresence struct {
 	local *presence.Directory
 	c     *cluster.Cluster
@@ -747,6 +748,6 @@ func (p clusterPresence) Online(player string) (online, connected bool) {
 	if online, connected = p.local.Online(player); online {
 		return online, connected
 	}
-	on := p.c.HasSession(player)
-	return on, on
+	s, on := p.c.SessionOf(player)
+	return on, on && !s.Detached
 }

@@ -12,11 +12,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Session is a player's entry in the session directory: the proxy that holds its session.
+// Session is a player's entry in the session directory: the proxy that holds its session, and
+// whether the session's connection dropped and it awaits a resume.
 type Session struct {
-	Proxy   string `json:"proxy"`
-	Session string `json:"session"`
+	Proxy    string `json:"proxy"`
+	Session  string `json:"session"`
+	Detached bool   `json:"detached,omitempty"`
 }
+
+// Is reports whether s and o name the same session on the same proxy, attached or not.
+func (s Session) Is(o Session) bool { return s.Proxy == o.Proxy && s.Session == o.Session }
 
 // ClaimSession makes s the player's session and returns the one it replaced (ok false if none).
 // Compare-and-set: of two racing claims each replaces exactly what was there when it wrote, so
@@ -68,15 +73,44 @@ func (r *Registry) SessionOf(ctx context.Context, player string) (Session, bool,
 
 // ReleaseSession removes the player's entry if it is still s (a newer login's entry stays).
 func (r *Registry) ReleaseSession(ctx context.Context, player string, s Session) error {
-	e, err := r.sessions.Get(ctx, player)
-	if err != nil {
-		return nil
+	for {
+		e, err := r.sessions.Get(ctx, player)
+		if err != nil {
+			return nil
+		}
+		var cur Session
+		if json.Unmarshal(e.Value(), &cur) != nil || !cur.Is(s) {
+			return nil
+		}
+		err = r.sessions.Delete(ctx, player, jetstream.LastRevision(e.Revision()))
+		if !errors.Is(err, jetstream.ErrKeyExists) || ctx.Err() != nil {
+			return err
+		}
+		// Its Detached flag changed meanwhile: look again.
 	}
-	var cur Session
-	if json.Unmarshal(e.Value(), &cur) != nil || cur != s {
-		return nil
+}
+
+// MarkSession sets the Detached flag of the player's entry to s.Detached if the entry is still s's
+// session (a newer login's or a moved session's entry stays as it is).
+func (r *Registry) MarkSession(ctx context.Context, player string, s Session) error {
+	for {
+		e, err := r.sessions.Get(ctx, player)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var cur Session
+		if json.Unmarshal(e.Value(), &cur) != nil || !cur.Is(s) || cur.Detached == s.Detached {
+			return nil
+		}
+		b, _ := json.Marshal(s)
+		_, err = r.sessions.Update(ctx, player, b, e.Revision())
+		if !errors.Is(err, jetstream.ErrKeyExists) || ctx.Err() != nil {
+			return err
+		}
 	}
-	return r.sessions.Delete(ctx, player, jetstream.LastRevision(e.Revision()))
 }
 
 // PlaceRoom records that room lives on node.
@@ -203,22 +237,26 @@ var ErrMoved = errors.New("registry: the player's session entry changed")
 // MoveSession replaces the player's entry from with to, by compare-and-set: ErrMoved if the entry
 // is not from (a login elsewhere replaced it meanwhile).
 func (r *Registry) MoveSession(ctx context.Context, player string, from, to Session) error {
-	e, err := r.sessions.Get(ctx, player)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return ErrMoved
-	}
-	if err != nil {
-		return err
-	}
-	var cur Session
-	if json.Unmarshal(e.Value(), &cur) != nil || cur != from {
-		return ErrMoved
-	}
 	b, _ := json.Marshal(to)
-	if _, err := r.sessions.Update(ctx, player, b, e.Revision()); errors.Is(err, jetstream.ErrKeyExists) {
-		return ErrMoved
-	} else if err != nil {
-		return err
+	for {
+		e, err := r.sessions.Get(ctx, player)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return ErrMoved
+		}
+		if err != nil {
+			return err
+		}
+		var cur Session
+		if json.Unmarshal(e.Value(), &cur) != nil || !cur.Is(from) {
+			return ErrMoved
+		}
+		_, err = r.sessions.Update(ctx, player, b, e.Revision())
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Only its Detached flag changed meanwhile (the old proxy marked the drop): look again.
 	}
-	return nil
 }

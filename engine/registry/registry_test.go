@@ -181,3 +181,50 @@ func TestMoveSession(t *testing.T) {
 		t.Fatalf("a stale move: %v", err)
 	}
 }
+
+// A proxy marks its entry detached and attached again; a mark never touches another session's
+// entry, and a move or a release still finds an entry whose flag changed since it was read.
+func TestMarkSession(t *testing.T) {
+	r := open(t, time.Second)
+	ctx := context.Background()
+	one := Session{Proxy: "proxy-1", Session: "s1"}
+	dropped := Session{Proxy: "proxy-1", Session: "s1", Detached: true}
+	if err := r.MarkSession(ctx, "p1", dropped); err != nil {
+		t.Fatalf("mark of no entry: %v", err)
+	}
+	if _, ok, _ := r.SessionOf(ctx, "p1"); ok {
+		t.Fatal("a mark created an entry")
+	}
+	if _, _, err := r.ClaimSession(ctx, "p1", one); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.MarkSession(ctx, "p1", dropped); err != nil {
+		t.Fatal(err)
+	}
+	if s, _, _ := r.SessionOf(ctx, "p1"); s != dropped {
+		t.Fatalf("entry %v after the drop's mark", s)
+	}
+	if err := r.MarkSession(ctx, "p1", Session{Proxy: "proxy-2", Session: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _, _ := r.SessionOf(ctx, "p1"); s != dropped {
+		t.Fatalf("another proxy's mark changed the entry to %v", s)
+	}
+	// The mover read the entry before the drop was marked.
+	two := Session{Proxy: "proxy-2", Session: "s1"}
+	if err := r.MoveSession(ctx, "p1", one, two); err != nil {
+		t.Fatalf("move after the drop's mark: %v", err)
+	}
+	if s, _, _ := r.SessionOf(ctx, "p1"); s != two {
+		t.Fatalf("entry %v after the move", s)
+	}
+	if err := r.MarkSession(ctx, "p1", Session{Proxy: "proxy-2", Session: "s1", Detached: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ReleaseSession(ctx, "p1", two); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok, _ := r.SessionOf(ctx, "p1"); ok {
+		t.Fatalf("entry %v left after the release", s)
+	}
+}

@@ -28,3 +28,8 @@ end)
 mf.handle("RoomEventsReq", function(ctx, req)
   return "RoomEventsAck", { events = mf.room.call(req.room_id, "events") }
 end)
+
+mf.handle("OnlineReq", function(ctx, req)
+  local online, connected = mf.player.online(req.player)
+  return "OnlineAck", { state = (online and "online" or "offline") .. (connected and ",connected" or "") }
+end)
