@@ -127,3 +127,17 @@ func TestMedianP99(t *testing.T) {
 		t.Fatalf("p99s: %q", got)
 	}
 }
+
+func TestMedianOfCPUPairs(t *testing.T) {
+	first := cpuComparison{ratio: 1.8, summary: "1.80× (18.0 µs against 10.0 µs)"}
+	m := medianOf(first, []float64{1.8, 1.2, 1.4})
+	if m.ratio != 1.4 {
+		t.Fatalf("median of 1.8, 1.2, 1.4: %v", m.ratio)
+	}
+	if want := "1.40×, median of 3 alternating pairs (1.80, 1.20, 1.40; the first pair: 1.80× (18.0 µs against 10.0 µs))"; m.summary != want {
+		t.Fatalf("summary %q", m.summary)
+	}
+	if m := medianOf(first, []float64{1.8, 0, 1.4}); m != first {
+		t.Fatalf("a pair not measured: %+v", m)
+	}
+}
