@@ -7,28 +7,33 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/moonforge/moonforge/engine/call"
+	"github.com/moonforge/moonforge/engine/luapb"
 	"github.com/moonforge/moonforge/engine/protocol"
 )
 
 // HasHandler reports whether the applied version handles a message (by full name).
 func (vm *VM) HasHandler(fullName string) bool {
-	_, ok := vm.handlers[fullName]
+	msg := vm.bundle.Codecs.ByName(fullName)
+	if msg == nil {
+		return false
+	}
+	_, ok := vm.handlers[msg.ID]
 	return ok
 }
 
 // CallHandler runs the mf.handle handler of req's message and answers req: the handler's reply,
 // or Error with the code it raised, DECODE_FAILED, INTERNAL, TIMEOUT or UNAVAILABLE.
 func (vm *VM) CallHandler(req *call.Request) {
-	msg := vm.bundle.Codecs.ByID(req.MsgID)
-	if msg == nil {
-		req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in the schema of version %s", req.MsgID, vm.Version()))
-		return
-	}
-	h, ok := vm.handlers[msg.FullName]
+	h, ok := vm.handlers[req.MsgID]
 	if !ok {
-		req.Fail(protocol.Errorf(protocol.Unavailable, "no handler for %s in version %s", msg.FullName, vm.Version()))
+		if msg := vm.bundle.Codecs.ByID(req.MsgID); msg != nil {
+			req.Fail(protocol.Errorf(protocol.Unavailable, "no handler for %s in version %s", msg.FullName, vm.Version()))
+		} else {
+			req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in the schema of version %s", req.MsgID, vm.Version()))
+		}
 		return
 	}
+	msg := h.msg
 	body, err := msg.Decode(vm.L, req.Payload)
 	if err != nil {
 		req.Fail(&protocol.CodeError{Code: protocol.DecodeFailed, Message: err.Error()})
@@ -91,7 +96,7 @@ func (vm *VM) encodeReply(r *run, name, result lua.LValue) (msgID uint16, payloa
 		fail("returned no reply: return a message name and a table")
 		return 0, nil, false
 	}
-	msg := r.bundle.Codecs.ByName(string(n))
+	msg := vm.replyCodec(r.bundle, string(n))
 	if msg == nil {
 		fail("replied with %q, which has no msg_id in the schema", string(n))
 		return 0, nil, false
@@ -110,6 +115,20 @@ func (vm *VM) encodeReply(r *run, name, result lua.LValue) (msgID uint16, payloa
 		return 0, nil, false
 	}
 	return msg.ID, payload, true
+}
+
+// replyCodec returns the codec of the message named name in bundle b, or nil. The last one found
+// is kept: a handler replies with the same message each time, and the schema's map by name is
+// seldom in the CPU's caches when a request arrives.
+func (vm *VM) replyCodec(b *Bundle, name string) *luapb.Message {
+	if c := &vm.lastReply; c.bundle == b && c.name == name {
+		return c.msg
+	}
+	msg := b.Codecs.ByName(name)
+	if msg != nil {
+		vm.lastReply = lastReply{bundle: b, name: name, msg: msg}
+	}
+	return msg
 }
 
 // replyCap is the capacity an encoded reply starts with: most replies fit, so their encoding

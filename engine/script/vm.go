@@ -69,6 +69,13 @@ type handler struct {
 	where string
 }
 
+// lastReply is a reply's codec found by name in a bundle (VM.replyCodec).
+type lastReply struct {
+	bundle *Bundle
+	name   string
+	msg    *luapb.Message
+}
+
 // VM is one Lua state with the mf API. It is owned by one goroutine: every method except
 // Interrupt must be called from that goroutine.
 type VM struct {
@@ -85,7 +92,8 @@ type VM struct {
 	modules        map[string]*lua.LTable // mf.module tables, kept across reloads
 	roomTypeTables map[string]*lua.LTable // mf.room_type tables, kept across reloads
 	roomTypeDecls  map[string]RoomType
-	handlers       map[string]handler // by message full name
+	handlers       map[uint16]handler // by message id
+	lastReply      lastReply          // the codec of the last reply encoded (replyCodec)
 	logins         map[string]*lua.LFunction
 	sessionEnd     *lua.LFunction            // mf.on_session_end
 	sessionEndKey  string                    // its partition key
@@ -133,7 +141,7 @@ func NewVM(role string, svc *Services) *VM {
 		modules:        map[string]*lua.LTable{},
 		roomTypeTables: map[string]*lua.LTable{},
 		roomTypeDecls:  map[string]RoomType{},
-		handlers:       map[string]handler{},
+		handlers:       map[uint16]handler{},
 		logins:         map[string]*lua.LFunction{},
 		serves:         map[string]*lua.LFunction{},
 		required:       map[string]lua.LValue{},
@@ -183,7 +191,7 @@ func (vm *VM) Bundle() *Bundle { return vm.bundle }
 func (vm *VM) Apply(b *Bundle) error {
 	prev := struct {
 		bundle   *Bundle
-		handlers map[string]handler
+		handlers map[uint16]handler
 		logins   map[string]*lua.LFunction
 		onEnd    *lua.LFunction
 		onEndKey string
@@ -193,7 +201,7 @@ func (vm *VM) Apply(b *Bundle) error {
 		timers   []*timer
 	}{vm.bundle, vm.handlers, vm.logins, vm.sessionEnd, vm.sessionEndKey, vm.serves, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
 	vm.bundle = b
-	vm.handlers = map[string]handler{}
+	vm.handlers = map[uint16]handler{}
 	vm.logins = map[string]*lua.LFunction{}
 	vm.sessionEnd, vm.sessionEndKey = nil, ""
 	vm.serves = map[string]*lua.LFunction{}
