@@ -3,9 +3,12 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -153,5 +156,40 @@ func TestRevocations(t *testing.T) {
 	*now = now.Add(tok.RefreshTTL() + time.Second)
 	if n, err := r.Sweep(ctx); err != nil || n != 3 {
 		t.Fatalf("sweep after expiry: %d %v, want 3", n, err)
+	}
+}
+
+// Two processes sharing a store (here two lists over one store, each with nothing in memory the
+// other sees) are given the same refresh token at once: exactly one use passes.
+func TestRefreshTokenUsedOnceAcrossProcesses(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "db"))
+	ctx := context.Background()
+	tok, _ := testTokens(t, time.Minute)
+	lists := []*Revocations{NewRevocations(s, tok.RefreshTTL()), NewRevocations(s, tok.RefreshTTL())}
+	for i := range 40 {
+		token, _ := tok.IssueRefresh("p1", fmt.Sprintf("s%d", i))
+		c, err := tok.VerifyRefresh(token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var passed atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, r := range lists {
+			wg.Go(func() {
+				<-start
+				switch err := r.UseRefresh(ctx, c); {
+				case err == nil:
+					passed.Add(1)
+				case !errors.Is(err, ErrRevokedToken):
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := passed.Load(); n != 1 {
+			t.Fatalf("token %d: %d uses passed, want 1", i, n)
+		}
 	}
 }

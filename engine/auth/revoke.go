@@ -26,7 +26,6 @@ type Revocations struct {
 	store store.Store
 	ttl   time.Duration // how long an entry must outlive its revocation: the longest token life
 	now   func() time.Time
-	locks keyLocks // refresh token ids being used, for single use within a process
 }
 
 // NewRevocations returns the list over s, whose entries live for ttl (pass Tokens.RefreshTTL).
@@ -68,8 +67,8 @@ func (r *Revocations) Check(ctx context.Context, c Claims) error {
 }
 
 // UseRefresh checks a refresh token's revocation and marks it used: a second use is
-// ErrRevokedToken. Within one process two concurrent uses cannot both pass; across processes
-// they could in a short window, until the store has compare-and-set.
+// ErrRevokedToken, on any process sharing the store (the mark is written by compare-and-set, so
+// of two uses at once exactly one passes).
 func (r *Revocations) UseRefresh(ctx context.Context, c Claims) error {
 	if c.Kind != Refresh {
 		return ErrBadToken
@@ -78,17 +77,14 @@ func (r *Revocations) UseRefresh(ctx context.Context, c Claims) error {
 		return err
 	}
 	key := usedRefresh + hex.EncodeToString([]byte(c.ID))
-	unlock, err := r.locks.lock(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if _, err := r.store.Get(ctx, key); err == nil {
+	err := store.CompareAndSet(ctx, r.store, key, 0, binary.BigEndian.AppendUint64(nil, uint64(c.ExpiresAt.UnixMilli())))
+	switch {
+	case errors.Is(err, store.ErrConflict):
 		return ErrRevokedToken
-	} else if !errors.Is(err, store.ErrNotFound) {
+	case err != nil:
 		return fmt.Errorf("auth: revocation list: %w", err)
 	}
-	return r.store.Put(ctx, key, binary.BigEndian.AppendUint64(nil, uint64(c.ExpiresAt.UnixMilli())))
+	return nil
 }
 
 // Sweep deletes the entries past their expiry and returns how many it deleted.
