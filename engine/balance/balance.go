@@ -17,7 +17,7 @@ import (
 type Candidate struct {
 	ID     string
 	Weight int // >= 1
-	Load   int // reported work (sessions and queued tasks; connections for a proxy)
+	Load   int // reported work (sessions and queued tasks; connections for a proxy) and the keys placed on it
 }
 
 // Policy picks one candidate for key (a player id). Candidates are sorted by ID and not empty.

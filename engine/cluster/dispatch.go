@@ -131,7 +131,7 @@ func (c *Cluster) pickWith(role, key string, share sharing, ok func(registry.Rec
 	}
 	cands := make([]balance.Candidate, len(recs))
 	for i, r := range recs {
-		cands[i] = balance.Candidate{ID: r.ID, Weight: r.Weight, Load: r.Load.Sessions + r.Load.Mailbox + r.Load.Connections}
+		cands[i] = balance.Candidate{ID: r.ID, Weight: r.Weight, Load: r.Load.Sessions + r.Load.Mailbox + r.Load.Connections + c.placed(role, r.ID)}
 	}
 	id := c.policy(role).Pick(key, cands)
 	if key != "" {
@@ -147,6 +147,15 @@ func (c *Cluster) pickWith(role, key string, share sharing, ok func(registry.Rec
 		})
 	}
 	return id
+}
+
+// placed is how many keys of role the placements bucket puts on node: a lobby's players, whose
+// sessions live on the proxies.
+func (c *Cluster) placed(role, node string) int {
+	if c.placements == nil {
+		return 0
+	}
+	return c.placements.Count(registry.PlacedOn(role, node))
 }
 
 // up returns the record of node id if it is live, runs role and is not draining.

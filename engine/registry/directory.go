@@ -163,20 +163,23 @@ func (r *Registry) Unseat(ctx context.Context, player, room string) error {
 	return r.rooms.Delete(ctx, "player."+player, jetstream.LastRevision(e.Revision()))
 }
 
-// Live is a live copy of a directory's entries, kept by a bucket watcher. Safe for concurrent use.
+// Live is a live copy of a directory's entries, kept by a bucket watcher, with the number of
+// entries in each group when it has a grouping. Safe for concurrent use.
 type Live[T any] struct {
 	mu      sync.RWMutex
 	entries map[string]T
+	group   func(key string, v T) string // nil: no counts
+	counts  map[string]int               // entries by group
 }
 
 // watchLive follows the keys of kv under prefix (prefix+tail: "*" one token, ">" any) until ctx
-// ends.
-func watchLive[T any](ctx context.Context, kv jetstream.KeyValue, prefix, tail string) (*Live[T], error) {
+// ends; group, if not nil, names the group each entry is counted in (Live.Count).
+func watchLive[T any](ctx context.Context, kv jetstream.KeyValue, prefix, tail string, group func(key string, v T) string) (*Live[T], error) {
 	w, err := kv.Watch(ctx, prefix+tail)
 	if err != nil {
 		return nil, err
 	}
-	l := &Live[T]{entries: map[string]T{}}
+	l := &Live[T]{entries: map[string]T{}, group: group, counts: map[string]int{}}
 	ready := make(chan struct{})
 	go func() {
 		defer func() { _ = w.Stop() }()
@@ -188,8 +191,14 @@ func watchLive[T any](ctx context.Context, kv jetstream.KeyValue, prefix, tail s
 			key := strings.TrimPrefix(e.Key(), prefix)
 			var v T
 			l.mu.Lock()
+			if old, had := l.entries[key]; had && l.group != nil {
+				l.counts[l.group(key, old)]--
+			}
 			if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &v) == nil {
 				l.entries[key] = v
+				if l.group != nil {
+					l.counts[l.group(key, v)]++
+				}
 			} else {
 				delete(l.entries, key)
 			}
@@ -212,6 +221,13 @@ func (l *Live[T]) Of(key string) (T, bool) {
 	return v, ok
 }
 
+// Count returns how many entries are in group (0 without a grouping).
+func (l *Live[T]) Count(group string) int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.counts[group]
+}
+
 // Each calls fn for every entry, under a read lock.
 func (l *Live[T]) Each(fn func(key string, v T)) {
 	l.mu.RLock()
@@ -223,12 +239,12 @@ func (l *Live[T]) Each(fn func(key string, v T)) {
 
 // WatchSeats follows the players' seats until ctx ends.
 func (r *Registry) WatchSeats(ctx context.Context) (*Live[Seat], error) {
-	return watchLive[Seat](ctx, r.rooms, "player.", "*")
+	return watchLive[Seat](ctx, r.rooms, "player.", "*", nil)
 }
 
 // WatchSessions follows the session directory until ctx ends.
 func (r *Registry) WatchSessions(ctx context.Context) (*Live[Session], error) {
-	return watchLive[Session](ctx, r.sessions, "", "*")
+	return watchLive[Session](ctx, r.sessions, "", "*", nil)
 }
 
 // ErrMoved is MoveSession's answer when the player's entry is no longer the one to move.

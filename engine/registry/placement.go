@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -73,7 +74,14 @@ func (r *Registry) Unplace(ctx context.Context, k, node string) error {
 	return r.placements.Delete(ctx, k, jetstream.LastRevision(e.Revision()))
 }
 
-// WatchPlacements follows the placements until ctx ends.
+// WatchPlacements follows the placements until ctx ends. Its Count of PlacedOn(role, node) is how
+// many keys of role are placed on node.
 func (r *Registry) WatchPlacements(ctx context.Context) (*Live[Placement], error) {
-	return watchLive[Placement](ctx, r.placements, "", ">")
+	return watchLive(ctx, r.placements, "", ">", func(k string, p Placement) string {
+		role, _, _ := strings.Cut(k, "/")
+		return PlacedOn(role, p.Node)
+	})
 }
+
+// PlacedOn is the group of the placements of role on node (Live.Count).
+func PlacedOn(role, node string) string { return role + "/" + node }

@@ -8,7 +8,8 @@ import (
 )
 
 // Of racing placements of one key exactly one is written and every racer learns it; an entry
-// naming a node that left is replaced; a removal leaves another node's entry; watchers follow.
+// naming a node that left is replaced; a removal leaves another node's entry; watchers follow and
+// count the entries of each node.
 func TestPlace(t *testing.T) {
 	r := open(t, time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -64,6 +65,9 @@ func TestPlace(t *testing.T) {
 		}
 	}
 	waitLive("lobby-9")
+	if n, m := live.Count(PlacedOn("lobby", "lobby-9")), live.Count(PlacedOn("lobby", won[0])); n != 1 || m != 0 {
+		t.Fatalf("placements counted on lobby-9: %d, on %s (replaced): %d; want 1 and 0", n, won[0], m)
+	}
 	if err := r.Unplace(ctx, k, "lobby-1"); err != nil { // not the node in place: kept
 		t.Fatal(err)
 	}
@@ -72,6 +76,9 @@ func TestPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLive("")
+	if n := live.Count(PlacedOn("lobby", "lobby-9")); n != 0 {
+		t.Fatalf("%d placements counted on lobby-9 after its removal", n)
+	}
 	for _, bad := range []string{"", "a.b", "a b", "a*", "a>"} {
 		if _, ok := PlacementKey("lobby", bad); ok {
 			t.Errorf("%q was taken as a placement key", bad)

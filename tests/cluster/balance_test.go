@@ -124,8 +124,7 @@ func TestLobbyAffinityAcrossProxies(t *testing.T) {
 }
 
 // Logins through a proxy are spread over two lobby processes by the policy its config names:
-// round robin and least load (the lobbies report no load of their own players, so least load
-// counts its own placements) each put half of 200 players on each lobby, weighted round robin a
+// round robin and least load each put half of 200 players on each lobby, weighted round robin a
 // quarter on lobby-1 (weight 1) and three quarters on lobby-2 (weight 3), each within 10% of its
 // ideal count.
 func TestBalancingPolicies(t *testing.T) {
@@ -177,6 +176,38 @@ func TestBalancingPolicies(t *testing.T) {
 				t.Errorf("%s placed %d of %d players on %s, want %d ± 10%%", c.proxy, n, players, node, ideal)
 			}
 		}
+	}
+}
+
+// Least load counts the players that the placements bucket puts on each lobby, whichever proxy
+// placed them: with players kept on lobby-1, placed through another proxy while it was the only
+// lobby, the next logins through a least-load proxy go to lobby-2 until the two are even.
+func TestLeastLoadCountsEveryProxysPlayers(t *testing.T) {
+	e := newEnv(t)
+	e.start("proxy-1", "proxy")
+	e.start("proxy-ll", "proxy", "-c", e.configFile("ll.yaml", "  balance:\n    lobby: least_load\n"))
+	e.start("lobby-1", "lobby")
+	e.waitNodes("proxy-1", "proxy-ll", "lobby-1")
+	const kept = 40
+	for i := range kept {
+		c, _ := e.dial("proxy-1", fmt.Sprintf("kept-on-lobby-1-%d", i)) // connected until the test ends
+		if node, err := e.ask(c, "WhereReq", `{}`, "node"); node != "lobby-1" {
+			t.Fatalf("player %d on %q (%v) with lobby-1 alone", i, node, err)
+		}
+	}
+	e.start("lobby-2", "lobby")
+	e.waitNodes("lobby-2")
+	count := map[string]int{}
+	for i := range kept {
+		node, err := e.placeOne("proxy-ll", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count[node]++
+	}
+	t.Logf("proxy-ll: %v", count)
+	if count["lobby-2"] < kept*9/10 {
+		t.Fatalf("least load put %v of %d new players on the lobbies, want at least %d on lobby-2, which had none", count, kept, kept*9/10)
 	}
 }
 
