@@ -76,6 +76,7 @@ type Cluster struct {
 	view       *registry.View
 	policies   map[string]balance.Policy
 	sticky     sync.Map                           // role + "/" + key -> node id: where a policy placed a key (affinity)
+	unseen     sync.Map                           // role + "/" + key -> node id: placements made here that the watcher has not shown yet
 	placements *registry.Live[registry.Placement] // the placements of every node, by role + "/" + key
 	pushSeq    sync.Map                           // proxy id -> *atomic.Uint32: this node's push sequence per proxy
 	pushSeen   sync.Map                           // sender id -> *atomic.Uint32: the last push sequence received per sender

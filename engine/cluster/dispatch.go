@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -138,8 +139,12 @@ func (c *Cluster) pickWith(role, key string, share sharing, ok func(registry.Rec
 		c.sticky.Store(sticky, id)
 	}
 	if shared && share == shareWrite {
+		c.unseen.Store(sticky, id)
 		c.queueWrite("the placements", func(ctx context.Context) error {
 			won, err := c.cfg.Registry.Place(ctx, sticky, id, func(n string) bool { _, up := c.up(role, n); return up })
+			if err != nil {
+				c.unseen.Delete(sticky)
+			}
 			if err == nil && won != id {
 				c.sticky.Store(sticky, won) // another node placed the key first: follow it
 			}
@@ -149,13 +154,23 @@ func (c *Cluster) pickWith(role, key string, share sharing, ok func(registry.Rec
 	return id
 }
 
-// placed is how many keys of role the placements bucket puts on node: a lobby's players, whose
-// sessions live on the proxies.
+// placed is how many keys of role the placements bucket puts on node (a lobby's players, whose
+// sessions live on the proxies), counting at once the placements made here that the bucket's
+// watcher has not shown yet: a policy that counts placements sees each of its picks on the next.
 func (c *Cluster) placed(role, node string) int {
 	if c.placements == nil {
 		return 0
 	}
-	return c.placements.Count(registry.PlacedOn(role, node))
+	n := c.placements.Count(registry.PlacedOn(role, node))
+	c.unseen.Range(func(k, v any) bool {
+		if _, seen := c.placements.Of(k.(string)); seen {
+			c.unseen.Delete(k)
+		} else if v == node && strings.HasPrefix(k.(string), role+"/") {
+			n++
+		}
+		return true
+	})
+	return n
 }
 
 // up returns the record of node id if it is live, runs role and is not draining.
@@ -179,6 +194,7 @@ func (c *Cluster) Forget(player string, released bool) {
 	for role := range roles {
 		key := role + "/" + player
 		c.sticky.Delete(key)
+		c.unseen.Delete(key)
 		if !released || c.placements == nil {
 			continue
 		}
