@@ -71,46 +71,50 @@ func (r *Registry) SessionOf(ctx context.Context, player string) (Session, bool,
 	return s, true, nil
 }
 
-// ReleaseSession removes the player's entry if it is still s (a newer login's entry stays).
-func (r *Registry) ReleaseSession(ctx context.Context, player string, s Session) error {
+// changeSession calls write with the player's entry and its revision while the entry names s's
+// session (Session.Is), and reads it again when write's compare-and-set finds that the entry
+// changed meanwhile (its Detached flag, if it still names s). found is false when the entry is
+// absent or names another session; write is then not called.
+func (r *Registry) changeSession(ctx context.Context, player string, s Session, write func(cur Session, revision uint64) error) (found bool, err error) {
 	for {
 		e, err := r.sessions.Get(ctx, player)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false, nil
+		}
 		if err != nil {
-			return nil
+			return false, err
 		}
 		var cur Session
 		if json.Unmarshal(e.Value(), &cur) != nil || !cur.Is(s) {
-			return nil
+			return false, nil
 		}
-		err = r.sessions.Delete(ctx, player, jetstream.LastRevision(e.Revision()))
+		err = write(cur, e.Revision())
 		if !errors.Is(err, jetstream.ErrKeyExists) || ctx.Err() != nil {
-			return err
+			return true, err
 		}
-		// Its Detached flag changed meanwhile: look again.
 	}
+}
+
+// ReleaseSession removes the player's entry if it is still s (a newer login's entry stays).
+func (r *Registry) ReleaseSession(ctx context.Context, player string, s Session) error {
+	_, err := r.changeSession(ctx, player, s, func(_ Session, revision uint64) error {
+		return r.sessions.Delete(ctx, player, jetstream.LastRevision(revision))
+	})
+	return err
 }
 
 // MarkSession sets the Detached flag of the player's entry to s.Detached if the entry is still s's
 // session (a newer login's or a moved session's entry stays as it is).
 func (r *Registry) MarkSession(ctx context.Context, player string, s Session) error {
-	for {
-		e, err := r.sessions.Get(ctx, player)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+	b, _ := json.Marshal(s)
+	_, err := r.changeSession(ctx, player, s, func(cur Session, revision uint64) error {
+		if cur.Detached == s.Detached {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		var cur Session
-		if json.Unmarshal(e.Value(), &cur) != nil || !cur.Is(s) || cur.Detached == s.Detached {
-			return nil
-		}
-		b, _ := json.Marshal(s)
-		_, err = r.sessions.Update(ctx, player, b, e.Revision())
-		if !errors.Is(err, jetstream.ErrKeyExists) || ctx.Err() != nil {
-			return err
-		}
-	}
+		_, err := r.sessions.Update(ctx, player, b, revision)
+		return err
+	})
+	return err
 }
 
 // PlaceRoom records that room lives on node.
@@ -254,25 +258,12 @@ var ErrMoved = errors.New("registry: the player's session entry changed")
 // is not from (a login elsewhere replaced it meanwhile).
 func (r *Registry) MoveSession(ctx context.Context, player string, from, to Session) error {
 	b, _ := json.Marshal(to)
-	for {
-		e, err := r.sessions.Get(ctx, player)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return ErrMoved
-		}
-		if err != nil {
-			return err
-		}
-		var cur Session
-		if json.Unmarshal(e.Value(), &cur) != nil || !cur.Is(from) {
-			return ErrMoved
-		}
-		_, err = r.sessions.Update(ctx, player, b, e.Revision())
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// Only its Detached flag changed meanwhile (the old proxy marked the drop): look again.
+	found, err := r.changeSession(ctx, player, from, func(_ Session, revision uint64) error {
+		_, err := r.sessions.Update(ctx, player, b, revision)
+		return err
+	})
+	if err == nil && !found {
+		return ErrMoved
 	}
+	return err
 }
