@@ -144,15 +144,24 @@ func TestRateLimit(t *testing.T) {
 }
 
 // TestRateLimitBySize: a request counts against gate.rate_limit as 1 plus 1 per KiB of its
-// payload, and a large one the rate cannot take yet waits in the socket until it can, instead of
-// being read and refused: at 10/s with a burst of 20, two 16 KiB requests (17 each) are both
-// served, the second about 1.4 s after the first, and a small one right behind them finds the
-// bucket empty.
+// payload, and a large one the rate cannot take yet waits until it can, instead of being refused
+// (over TCP in the socket, over WebSocket read, with the next message in the socket): at 10/s with
+// a burst of 20, two 16 KiB requests (17 each) are both served, the second about 1.4 s after the
+// first, and a small one right behind them finds the bucket empty.
 func TestRateLimitBySize(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, options{config: "gate:\n  rate_limit: 10\n  rate_burst: 20\n"})
-	r := dialRaw(t, s, "tcp")
-	r.login("bulky", 1)
+	for _, transport := range []string{"tcp", "ws"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			rateLimitBySize(t, s, transport)
+		})
+	}
+}
+
+func rateLimitBySize(t *testing.T, s *server, transport string) {
+	r := dialRaw(t, s, transport)
+	r.login("bulky-"+transport, 1)
 	echoID := s.msgs.Schema.ByName("EchoReq").ID
 	big := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), make([]byte, 16<<10))
 	r.send(frame{id: echoID, seq: 2, payload: big})

@@ -157,11 +157,12 @@ const (
 )
 
 // pace holds a large frame's payload in the socket until the connection's rate can take it;
-// reader goroutine only, after login, over TCP and KCP (a WebSocket message is read whole). A
-// client that sends large frames faster than gate.rate_limit is slowed by backpressure instead
-// of having them read and then refused: reading a refused megabyte costs the server (and, on
-// loopback, the machine) about what serving it would. Small frames are not paced: over the rate
-// they are refused, which is cheaper than holding the reader.
+// reader goroutine only, after login. Over WebSocket, whose message length is known only once
+// the message is read, the frame waits read and the next one stays in the socket. A client that
+// sends large frames faster than gate.rate_limit is slowed by backpressure instead of having them
+// read and then refused: reading a refused megabyte costs the server (and, on loopback, the
+// machine) about what serving it would. Small frames are not paced: over the rate they are
+// refused, which is cheaper than holding the reader.
 func (c *conn) pace(payload int) {
 	if payload < paceFrom {
 		return

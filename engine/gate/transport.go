@@ -26,8 +26,9 @@ type transport interface {
 	closeWrite()
 	// setMaxFrame changes the largest frame accepted from the next one on; reader goroutine only.
 	setMaxFrame(n int)
-	// setPace makes next call pace with a frame's payload size before it reads the payload
-	// (wire.Reader.SetPace); a transport that reads whole messages ignores it.
+	// setPace makes next call pace with a frame's payload size before it returns the frame:
+	// before it reads the payload where the stream allows (wire.Reader.SetPace), else once the
+	// whole message is read (WebSocket). nil: no pacing.
 	setPace(pace func(payload int))
 	// setReadDeadline sets the read deadline, or an earlier one (KCP before its first frame), and
 	// returns the one it set.
@@ -77,6 +78,7 @@ func (t *tcpTransport) close() error                          { return t.nc.Clos
 type wsTransport struct {
 	ws       *websocket.Conn
 	maxFrame int
+	pace     func(payload int)
 }
 
 func (t *wsTransport) next() (wire.Frame, int, error) {
@@ -96,6 +98,11 @@ func (t *wsTransport) next() (wire.Frame, int, error) {
 		return wire.Frame{}, 0, err
 	}
 	f, err := wire.ParseBare(b, t.maxFrame)
+	if err == nil && t.pace != nil && len(f.Payload) > 0 {
+		// A message's length is known only once it is read, so the wait comes after the read:
+		// the next message stays in the socket meanwhile.
+		t.pace(len(f.Payload))
+	}
 	return f, len(b), err
 }
 
@@ -103,7 +110,7 @@ func (t *wsTransport) buffered() int { return 0 }
 
 func (t *wsTransport) setMaxFrame(n int) { t.maxFrame = n }
 
-func (t *wsTransport) setPace(func(int)) {}
+func (t *wsTransport) setPace(pace func(int)) { t.pace = pace }
 
 func (t *wsTransport) write(batch []byte) error {
 	return wire.Frames(batch, func(bare []byte) error {
