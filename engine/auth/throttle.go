@@ -37,7 +37,7 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 
 // Throttle counts failed logins per key with a growing delay and a temporary lockout, as
 // Nakama and most identity services do. It is in memory and per process: each node throttles
-// what it sees. It is safe for concurrent use.
+// what it sees (Failures counts across the nodes sharing a store). It is safe for concurrent use.
 type Throttle struct {
 	cfg ThrottleConfig
 	now func() time.Time
@@ -84,15 +84,20 @@ func (t *Throttle) Failed(key string) time.Duration {
 	}
 	f.count++
 	f.last = now
-	var wait time.Duration
-	switch {
-	case f.count >= t.cfg.Failures:
-		wait = t.cfg.Lockout
-	case f.count > t.cfg.Free:
-		wait = min(t.cfg.Delay<<min(f.count-t.cfg.Free-1, 30), t.cfg.Lockout)
-	}
+	wait := t.cfg.waitAfter(f.count)
 	f.until = now.Add(wait)
 	return wait
+}
+
+// waitAfter is the wait a key's count-th failure in a row imposes.
+func (c ThrottleConfig) waitAfter(count int) time.Duration {
+	switch {
+	case count >= c.Failures:
+		return c.Lockout
+	case count > c.Free:
+		return min(c.Delay<<min(count-c.Free-1, 30), c.Lockout)
+	}
+	return 0
 }
 
 // Succeeded forgets the key's failures.

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/moonforge/moonforge/engine/auth"
 	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/store"
 )
 
 // ipFactor is how many more failures an IP may have than one account: players share addresses.
@@ -18,13 +20,19 @@ const ipFactor = 5
 // account creation per IP. Safe for concurrent use.
 type loginGuard struct {
 	accounts *auth.Throttle
+	shared   *auth.Failures // the accounts' failures on every node sharing the store; nil: none
 	ips      *auth.Throttle
 	guests   *ipRates // nil: no limit
 }
 
-func newLoginGuard(cfg Config) *loginGuard {
+// newLoginGuard returns the guard; failures, if not nil, is the store shared with the other nodes
+// in which the failures per account are counted too.
+func newLoginGuard(cfg Config, failures store.Store) *loginGuard {
 	per := auth.ThrottleConfig{Delay: cfg.LoginFailureDelay, Failures: cfg.LoginLockoutFailures, Lockout: cfg.LoginLockout}
 	g := &loginGuard{accounts: auth.NewThrottle(per)}
+	if failures != nil {
+		g.shared = auth.NewFailures(failures, per)
+	}
 	per.Free, per.Failures = 3*ipFactor, max(per.Failures, 10)*ipFactor
 	g.ips = auth.NewThrottle(per)
 	if cfg.GuestsPerIPMinute > 0 {
@@ -41,31 +49,57 @@ func accountKey(method, account string) string {
 	return method + "/" + account
 }
 
-// loginAllowed refuses an attempt while its account or IP waits after failures.
-func (c *conn) loginAllowed(method, account string) *protocol.CodeError {
+// loginAllowed refuses an attempt while its account or IP waits after failures; onRecord tells
+// whether the shared store holds failures of the account (loginDone forgets them on a success).
+// A store that cannot be read leaves the node's own counts to decide.
+func (c *conn) loginAllowed(method, account string) (err *protocol.CodeError, onRecord bool) {
 	wait := c.g.guard.ips.Wait(hostOf(c.remote))
 	if key := accountKey(method, account); key != "" {
 		wait = max(wait, c.g.guard.accounts.Wait(key))
+		if shared := c.g.guard.shared; shared != nil && wait == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			w, seen, serr := shared.Wait(ctx, key)
+			cancel()
+			if serr != nil {
+				c.g.log.Warn("login failures not read: this node's own counts apply", "conn", c.id, "error", serr)
+			}
+			wait, onRecord = w, seen
+		}
 	}
 	if wait == 0 {
-		return nil
+		return nil, onRecord
 	}
-	err := protocol.Errorf(protocol.RateLimited, "too many failed logins: try again in %s", wait.Round(time.Second))
+	err = protocol.Errorf(protocol.RateLimited, "too many failed logins: try again in %s", wait.Round(time.Second))
 	err.RetryAfterMs = uint32(min(wait.Milliseconds()+1, 1<<31))
-	return err
+	return err, onRecord
 }
 
 // loginDone counts a refused login (UNAUTHENTICATED) against its account and IP, and forgets the
-// account's failures after a success.
-func (c *conn) loginDone(method, account string, cerr *protocol.CodeError) {
+// account's failures after a success (in the shared store if they are on record there).
+func (c *conn) loginDone(method, account string, cerr *protocol.CodeError, onRecord bool) {
 	key := accountKey(method, account)
+	shared := c.g.guard.shared
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
 	switch {
 	case cerr == nil && key != "":
 		c.g.guard.accounts.Succeeded(key)
+		if shared != nil && onRecord {
+			if err := shared.Succeeded(ctx, key); err != nil {
+				c.g.log.Warn("login failures not forgotten", "conn", c.id, "error", err)
+			}
+		}
 	case cerr != nil && cerr.Code == protocol.Unauthenticated:
 		wait := c.g.guard.ips.Failed(hostOf(c.remote))
 		if key != "" {
 			wait = max(wait, c.g.guard.accounts.Failed(key))
+			if shared != nil {
+				w, err := shared.Failed(ctx, key)
+				if err != nil {
+					c.g.log.Warn("login failure not counted in the store: this node's own count applies", "conn", c.id, "error", err)
+				}
+				wait = max(wait, w)
+			}
 		}
 		if wait > 0 {
 			c.g.warn("login_throttled", c.remote, "failed logins delayed", "conn", c.id, "method", method, "wait", wait)

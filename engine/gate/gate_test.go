@@ -99,20 +99,28 @@ type fixture struct {
 
 func start(t *testing.T, cfg Config) *fixture {
 	t.Helper()
+	return startWith(t, cfg, func(*Deps) {})
+}
+
+// startWith starts a gateway whose dependencies edit may change.
+func startWith(t *testing.T, cfg Config, edit func(*Deps)) *fixture {
+	t.Helper()
 	tokens, err := auth.NewTokens([]auth.Key{{ID: "k1", Secret: make([]byte, 32)}}, time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{router: &fakeRouter{mode: "echo"}, obs: &counts{codes: map[protocol.Code]int{}}}
 	cfg.TCPAddr, cfg.WSAddr, cfg.KCP.Addr = "127.0.0.1:0", "-", "-"
-	f.g = New(cfg, Deps{
+	deps := Deps{
 		Sessions: session.NewManager(session.Config{}),
 		Tokens:   tokens,
 		Login:    fakeLogin{},
 		Router:   f.router,
 		Schema:   fakeSchema{},
 		Observer: f.obs,
-	})
+	}
+	edit(&deps)
+	f.g = New(cfg, deps)
 	if err := f.g.Start(); err != nil {
 		t.Fatal(err)
 	}

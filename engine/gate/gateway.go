@@ -24,6 +24,7 @@ import (
 	"github.com/moonforge/moonforge/engine/login"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/session"
+	"github.com/moonforge/moonforge/engine/store"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
@@ -155,14 +156,17 @@ type Deps struct {
 	Sessions    *session.Manager
 	Tokens      *auth.Tokens      // for resume, refresh, and the tokens of a LoginAck
 	Revocations *auth.Revocations // revoked tokens (logout)
-	Login       login.Service     // checks LoginReqs
-	Router      Router
-	Boxes       *call.Boxes // the connections' reply addresses
-	Schema      Schema      // the schema in force
-	Log         *slog.Logger
-	Observer    Observer    // optional
-	TLS         *tls.Config // serves the TLS listeners; nil: they stay closed
-	Shedding    func() bool // optional: true while new logins are refused (memory)
+	// LoginFailures, optional, is the store in which failed logins per account are counted for
+	// every node sharing it; nil: each node counts its own.
+	LoginFailures store.Store
+	Login         login.Service // checks LoginReqs
+	Router        Router
+	Boxes         *call.Boxes // the connections' reply addresses
+	Schema        Schema      // the schema in force
+	Log           *slog.Logger
+	Observer      Observer    // optional
+	TLS           *tls.Config // serves the TLS listeners; nil: they stay closed
+	Shedding      func() bool // optional: true while new logins are refused (memory)
 	// Takeover, optional, brings a session this process does not hold from the proxy that holds
 	// it (a cluster), for a resume; blocks up to ctx's deadline; a *protocol.CodeError if not.
 	Takeover func(ctx context.Context, playerID, sessionID string) error
@@ -206,7 +210,7 @@ func New(cfg Config, deps Deps) *Gateway {
 	}
 	g := &Gateway{cfg: cfg, deps: deps, log: deps.Log, obs: deps.Observer, boxes: deps.Boxes, conns: map[*conn]struct{}{}}
 	g.limits = newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)
-	g.guard = newLoginGuard(cfg)
+	g.guard = newLoginGuard(cfg, deps.LoginFailures)
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   cfg.ReadBufferSize,

@@ -29,7 +29,8 @@ func (c *conn) login(f wire.Frame) {
 		answer(protocol.Errorf(protocol.DecodeFailed, "LoginReq: %v", err))
 		return
 	}
-	if cerr := c.loginAllowed(req.Method, req.Account); cerr != nil {
+	cerr, onRecord := c.loginAllowed(req.Method, req.Account)
+	if cerr != nil {
 		answer(cerr)
 		c.ignoredRetryHint()
 		return
@@ -62,7 +63,7 @@ func (c *conn) login(f wire.Frame) {
 	if a.Err == nil && (a.MsgID != protocol.MsgLoginAck || proto.Unmarshal(a.Payload, &ack) != nil || ack.PlayerId == "") {
 		a.Err = protocol.Errorf(protocol.Internal, "the login service answered no player")
 	}
-	c.loginDone(req.Method, req.Account, a.Err)
+	c.loginDone(req.Method, req.Account, a.Err, onRecord)
 	if a.Err != nil {
 		c.g.warn("login_refused", c.remote, "login refused", "conn", c.id, "method", req.Method, "code", a.Err.Code.String(), "error", a.Err.Message)
 		answer(a.Err)
