@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/store/storetest"
 )
 
 // TestGuestDeviceIDs: PROTOCOL.md's 16 to 128 bytes; anything else is BAD_REQUEST.
@@ -192,4 +194,27 @@ func TestRoomsPerPlayer(t *testing.T) {
 	guest(t, other, "room-maker")
 	s.mustCall(t, other, "HallReq", `{}`, "HallAck")
 	rooms("4")
+}
+
+// TestLoginThrottleAcrossServers: two servers on one Redis store count an account's failed
+// logins together, so a guesser spreading attempts over both is locked out as through one.
+func TestLoginThrottleAcrossServers(t *testing.T) {
+	t.Parallel()
+	redis := storetest.StartRedis(t)
+	config := "store:\n  backend: redis\n  redis:\n    addrs: [" + redis.Addr + "]\n    prefix: \"throttle-test:\"\n" +
+		"auth:\n  lockout_failures: 3\n  lockout: 1m\n"
+	servers := []*server{startServer(t, options{config: config}), startServer(t, options{config: config})}
+	ctx := timeout(t, 60*time.Second)
+	if _, err := servers[0].dial(t, "tcp").Login(ctx, "password", "victim", "right password", map[string]string{"register": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, via := range []int{0, 1, 0} { // the third failure locks the account
+		_, err := servers[via].dial(t, "tcp").Login(ctx, "password", "victim", "wrong", nil)
+		expectCode(t, fmt.Sprintf("failure %d, through server %d", i+1, via), err, protocol.Unauthenticated)
+	}
+	_, err := servers[1].dial(t, "tcp").Login(ctx, "password", "victim", "right password", nil)
+	ce := expectCode(t, "the right password through the server that saw one failure", err, protocol.RateLimited)
+	if ce.RetryAfterMs < 50_000 {
+		t.Fatalf("retry_after_ms %d, want the lockout's minute", ce.RetryAfterMs)
+	}
 }
