@@ -61,7 +61,7 @@ func (c *conn) loginAllowed(method, account string) (err *protocol.CodeError, on
 			w, seen, serr := shared.Wait(ctx, key)
 			cancel()
 			if serr != nil {
-				c.g.log.Warn("login failures not read: this node's own counts apply", "conn", c.id, "error", serr)
+				c.g.warn("login_failures_store", c.remote, "login failures not read: this node's own counts apply", "conn", c.id, "error", serr)
 			}
 			wait, onRecord = w, seen
 		}
@@ -86,7 +86,7 @@ func (c *conn) loginDone(method, account string, cerr *protocol.CodeError, onRec
 		c.g.guard.accounts.Succeeded(key)
 		if shared != nil && onRecord {
 			if err := shared.Succeeded(ctx, key); err != nil {
-				c.g.log.Warn("login failures not forgotten", "conn", c.id, "error", err)
+				c.g.warn("login_failures_store", c.remote, "login failures not forgotten", "conn", c.id, "error", err)
 			}
 		}
 	case cerr != nil && cerr.Code == protocol.Unauthenticated:
@@ -96,7 +96,7 @@ func (c *conn) loginDone(method, account string, cerr *protocol.CodeError, onRec
 			if shared != nil {
 				w, err := shared.Failed(ctx, key)
 				if err != nil {
-					c.g.log.Warn("login failure not counted in the store: this node's own count applies", "conn", c.id, "error", err)
+					c.g.warn("login_failures_store", c.remote, "login failure not counted in the store: this node's own count applies", "conn", c.id, "error", err)
 				}
 				wait = max(wait, w)
 			}
