@@ -20,21 +20,27 @@ const ipFactor = 5
 // account creation per IP. Safe for concurrent use.
 type loginGuard struct {
 	accounts *auth.Throttle
-	shared   *auth.Failures // the accounts' failures on every node sharing the store; nil: none
 	ips      *auth.Throttle
 	guests   *ipRates // nil: no limit
+
+	// The failures of logins that name an account, per account and per IP, on every node sharing
+	// the store; nil: none.
+	sharedAccounts, sharedIPs *auth.Failures
 }
 
 // newLoginGuard returns the guard; failures, if not nil, is the store shared with the other nodes
-// in which the failures per account are counted too.
+// in which the failures of logins that name an account are counted too.
 func newLoginGuard(cfg Config, failures store.Store) *loginGuard {
 	per := auth.ThrottleConfig{Delay: cfg.LoginFailureDelay, Failures: cfg.LoginLockoutFailures, Lockout: cfg.LoginLockout}
 	g := &loginGuard{accounts: auth.NewThrottle(per)}
 	if failures != nil {
-		g.shared = auth.NewFailures(failures, per)
+		g.sharedAccounts = auth.NewFailures(failures, per)
 	}
 	per.Free, per.Failures = 3*ipFactor, max(per.Failures, 10)*ipFactor
 	g.ips = auth.NewThrottle(per)
+	if failures != nil {
+		g.sharedIPs = auth.NewFailures(failures, per)
+	}
 	if cfg.GuestsPerIPMinute > 0 {
 		g.guests = &ipRates{every: rate.Every(time.Minute / time.Duration(cfg.GuestsPerIPMinute)), burst: cfg.GuestsPerIPMinute}
 	}
@@ -49,21 +55,22 @@ func accountKey(method, account string) string {
 	return method + "/" + account
 }
 
-// loginAllowed refuses an attempt while its account or IP waits after failures; onRecord tells
-// whether the shared store holds failures of the account (loginDone forgets them on a success).
-// A store that cannot be read leaves the node's own counts to decide.
+// loginAllowed refuses an attempt while its account or IP waits after failures. For a login
+// that names an account, the counts of every node sharing the store decide too; onRecord tells
+// whether they hold failures of the account (loginDone forgets them on a success). A store that
+// cannot be read leaves the node's own counts to decide.
 func (c *conn) loginAllowed(method, account string) (err *protocol.CodeError, onRecord bool) {
-	wait := c.g.guard.ips.Wait(hostOf(c.remote))
+	ip := hostOf(c.remote)
+	wait := c.g.guard.ips.Wait(ip)
 	if key := accountKey(method, account); key != "" {
 		wait = max(wait, c.g.guard.accounts.Wait(key))
-		if shared := c.g.guard.shared; shared != nil && wait == 0 {
+		if g := c.g.guard; g.sharedAccounts != nil && wait == 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-			w, seen, serr := shared.Wait(ctx, key)
-			cancel()
-			if serr != nil {
-				c.g.warn("login_failures_store", c.remote, "login failures not read: this node's own counts apply", "conn", c.id, "error", serr)
+			wait, onRecord = c.sharedWait(ctx, g.sharedAccounts, "account/"+key)
+			if wait == 0 {
+				wait, _ = c.sharedWait(ctx, g.sharedIPs, "ip/"+ip)
 			}
-			wait, onRecord = w, seen
+			cancel()
 		}
 	}
 	if wait == 0 {
@@ -74,37 +81,51 @@ func (c *conn) loginAllowed(method, account string) (err *protocol.CodeError, on
 	return err, onRecord
 }
 
+// sharedWait reads a wait from the shared counts; 0 if the store cannot be read.
+func (c *conn) sharedWait(ctx context.Context, f *auth.Failures, key string) (time.Duration, bool) {
+	wait, seen, err := f.Wait(ctx, key)
+	if err != nil {
+		c.g.warn("login_failures_store", c.remote, "login failures not read: this node's own counts apply", "conn", c.id, "error", err)
+	}
+	return wait, seen
+}
+
 // loginDone counts a refused login (UNAUTHENTICATED) against its account and IP, and forgets the
 // account's failures after a success (in the shared store if they are on record there).
 func (c *conn) loginDone(method, account string, cerr *protocol.CodeError, onRecord bool) {
-	key := accountKey(method, account)
-	shared := c.g.guard.shared
+	ip, key, g := hostOf(c.remote), accountKey(method, account), c.g.guard
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	switch {
 	case cerr == nil && key != "":
-		c.g.guard.accounts.Succeeded(key)
-		if shared != nil && onRecord {
-			if err := shared.Succeeded(ctx, key); err != nil {
+		g.accounts.Succeeded(key)
+		if g.sharedAccounts != nil && onRecord {
+			if err := g.sharedAccounts.Succeeded(ctx, "account/"+key); err != nil {
 				c.g.warn("login_failures_store", c.remote, "login failures not forgotten", "conn", c.id, "error", err)
 			}
 		}
 	case cerr != nil && cerr.Code == protocol.Unauthenticated:
-		wait := c.g.guard.ips.Failed(hostOf(c.remote))
+		wait := g.ips.Failed(ip)
 		if key != "" {
-			wait = max(wait, c.g.guard.accounts.Failed(key))
-			if shared != nil {
-				w, err := shared.Failed(ctx, key)
-				if err != nil {
-					c.g.warn("login_failures_store", c.remote, "login failure not counted in the store: this node's own count applies", "conn", c.id, "error", err)
-				}
-				wait = max(wait, w)
+			wait = max(wait, g.accounts.Failed(key))
+			if g.sharedAccounts != nil {
+				wait = max(wait, c.sharedFailed(ctx, g.sharedAccounts, "account/"+key), c.sharedFailed(ctx, g.sharedIPs, "ip/"+ip))
 			}
 		}
 		if wait > 0 {
 			c.g.warn("login_throttled", c.remote, "failed logins delayed", "conn", c.id, "method", method, "wait", wait)
 		}
 	}
+}
+
+// sharedFailed counts a failure in the shared counts and returns the wait it imposes; 0 if the
+// store cannot be written.
+func (c *conn) sharedFailed(ctx context.Context, f *auth.Failures, key string) time.Duration {
+	wait, err := f.Failed(ctx, key)
+	if err != nil {
+		c.g.warn("login_failures_store", c.remote, "login failure not counted in the store: this node's own count applies", "conn", c.id, "error", err)
+	}
+	return wait
 }
 
 // MayCreateGuest takes one guest account creation from the budget of a client address
