@@ -156,8 +156,8 @@ type Deps struct {
 	Sessions    *session.Manager
 	Tokens      *auth.Tokens      // for resume, refresh, and the tokens of a LoginAck
 	Revocations *auth.Revocations // revoked tokens (logout)
-	// LoginFailures, optional, is the store in which failed logins per account are counted for
-	// every node sharing it; nil: each node counts its own.
+	// LoginFailures, optional, is the store in which the failed logins that name an account are
+	// counted, per account and per IP, for every node sharing it; nil: each node counts its own.
 	LoginFailures store.Store
 	Login         login.Service // checks LoginReqs
 	Router        Router
