@@ -35,30 +35,45 @@ type Config struct {
 }
 
 // Actor is one goroutine with one VM and a mailbox.
+//
+// The actor waits on its mailbox alone (rooms also on their ticker): a receive on one channel
+// costs far less than a select over several. Whatever else needs the actor (answers of its calls,
+// its timers, a new version, Stop) sets events and, unless one is already queued, puts a wake
+// marker in the mailbox; the actor looks at events after every batch of tasks. The mailbox has
+// one slot more than MailboxSize for that marker: load counts the tasks, so that they never take
+// it.
 type Actor struct {
 	cfg     Config
 	sys     *System
 	vm      *script.VM
 	mailbox chan queued
+	load    atomic.Int64 // tasks queued and not yet taken (times taskUnit), plus the bytes they hold
 	stopped atomic.Bool
 	done    chan struct{}
-	queued  atomic.Int64    // bytes of the tasks sent with SendBytes and not yet run
 	version atomic.Value    // string: the version the VM runs
 	changed <-chan struct{} // closed when the version the VM was loaded with is replaced
 
-	box     call.Address // where the answers of the VM's calls arrive
-	mu      sync.Mutex
-	answers []call.Answer // arrived, not yet given to the VM
-	wake    chan struct{} // signalled when answers arrive, a version is published, or Stop is called
+	box      call.Address // where the answers of the VM's calls arrive
+	mu       sync.Mutex
+	answers  []call.Answer // arrived, not yet given to the VM
+	events   atomic.Bool   // answers arrived, a timer is due, a version was published, or Stop
+	marked   atomic.Bool   // a wake marker is in the mailbox
+	timerDue atomic.Bool   // the timer of the VM's next timer or wait deadline fired
 }
 
-// queued is a task in the mailbox (run, or handle with req) and the bytes it holds.
+// taskUnit is one task in Actor.load; the bytes of the queued tasks stay below it.
+const taskUnit = 1 << 40
+
+// queued is a task in the mailbox (run, or handle with req) and the bytes it holds; one with
+// neither is a wake marker.
 type queued struct {
 	run    Task
 	handle RequestTask
 	req    *call.Request
 	bytes  int
 }
+
+func (q queued) isTask() bool { return q.run != nil || q.handle != nil }
 
 // Deliver takes the answer of a call the actor's VM made (call.Inbox): it is queued outside the
 // mailbox, so it is never refused, and given to the VM (VM.Resume) on the actor's goroutine.
@@ -69,11 +84,17 @@ func (a *Actor) Deliver(ans call.Answer) {
 	a.poke()
 }
 
-// poke wakes the actor's goroutine to look at its answers, the version in force and Stop.
+// poke makes the actor look at its events (answers, its timer, the version in force, Stop) after
+// its current tasks, or at once if it waits. Safe for concurrent use; never blocks.
 func (a *Actor) poke() {
+	a.events.Store(true)
+	if !a.marked.CompareAndSwap(false, true) {
+		return // the marker in the mailbox will wake it
+	}
 	select {
-	case a.wake <- struct{}{}:
+	case a.mailbox <- queued{}:
 	default:
+		a.marked.Store(false) // cannot happen (a slot is kept for it); the actor has tasks anyway
 	}
 }
 
@@ -99,10 +120,17 @@ func (a *Actor) send(q queued) bool {
 	if a.stopped.Load() {
 		return false
 	}
+	n := taskUnit + int64(q.bytes)
+	load := a.load.Add(n)
+	if load/taskUnit > int64(cap(a.mailbox)-1) || (q.bytes > 0 && load%taskUnit > a.sys.maxBytes) {
+		a.load.Add(-n)
+		return false
+	}
 	select {
 	case a.mailbox <- q:
 		return true
-	default:
+	default: // cannot happen: load keeps a slot for every counted task
+		a.load.Add(-n)
 		return false
 	}
 }
@@ -110,7 +138,7 @@ func (a *Actor) send(q queued) bool {
 // SendBytes is Send for a task that holds n bytes (a request's payload): it is also refused
 // while the mailbox's queued bytes would pass the system's MailboxBytes, so that clients cannot
 // park unbounded memory in a queue. Safe for concurrent use.
-func (a *Actor) SendBytes(t Task, n int) bool { return a.sendSized(queued{run: t, bytes: n}) }
+func (a *Actor) SendBytes(t Task, n int) bool { return a.send(queued{run: t, bytes: n}) }
 
 // RequestTask handles a client request on the actor's goroutine. SendRequest takes it with the
 // request apart, so that a plain function queues a request without allocating a closure.
@@ -118,27 +146,14 @@ type RequestTask func(vm *script.VM, req *call.Request)
 
 // SendRequest queues handle(vm, req) like SendBytes, for the bytes of req's payload.
 func (a *Actor) SendRequest(handle RequestTask, req *call.Request) bool {
-	return a.sendSized(queued{handle: handle, req: req, bytes: len(req.Payload)})
-}
-
-func (a *Actor) sendSized(q queued) bool {
-	n := int64(q.bytes)
-	if a.queued.Add(n) > a.sys.maxBytes && n > 0 {
-		a.queued.Add(-n)
-		return false
-	}
-	if !a.send(q) {
-		a.queued.Add(-n)
-		return false
-	}
-	return true
+	return a.send(queued{handle: handle, req: req, bytes: len(req.Payload)})
 }
 
 // QueuedBytes returns the bytes of the queued tasks sent with SendBytes.
-func (a *Actor) QueuedBytes() int64 { return a.queued.Load() }
+func (a *Actor) QueuedBytes() int64 { return a.load.Load() % taskUnit }
 
 // Depth returns the number of queued tasks.
-func (a *Actor) Depth() int { return len(a.mailbox) }
+func (a *Actor) Depth() int { return int(a.load.Load() / taskUnit) }
 
 // Version returns the script version the actor runs.
 func (a *Actor) Version() string {
@@ -173,56 +188,66 @@ func (a *Actor) run() {
 		defer ticker.Stop()
 		tick = ticker.C
 	}
-	timer := time.NewTimer(time.Hour)
+	timer := time.AfterFunc(time.Hour, func() {
+		a.timerDue.Store(true)
+		a.poke()
+	})
 	timer.Stop()
 	defer timer.Stop()
 	var armed time.Time // when timer fires; zero: stopped
-	// The wait watches as few channels as it can (each costs a lock when the actor parks): the
-	// mailbox and wake always, the timer when armed, the ticker in rooms. A new version and Stop
-	// come through wake.
 	for {
 		armed = a.armTimer(timer, armed)
-		var fire <-chan time.Time
-		if !armed.IsZero() {
-			fire = timer.C
+		var q queued
+		taken := true // q came from the mailbox
+		if tick == nil {
+			q = <-a.mailbox
+		} else {
+			select {
+			case q = <-a.mailbox:
+			case at := <-tick:
+				taken = false
+				changed = a.maybeApply(changed)
+				now := time.Now()
+				dt, late := now.Sub(last), now.Sub(at)
+				last = now
+				a.safely("tick", func() { a.cfg.OnTick(a.vm, dt, late) })
+			}
 		}
-		select {
-		case q := <-a.mailbox:
+		switch {
+		case taken && q.isTask():
 			changed = a.maybeApply(changed)
 			a.runTask(q)
 			a.drain(changed)
-		case <-a.wake:
-			changed = a.maybeApply(changed)
-			if answers := a.takeAnswers(); len(answers) > 0 {
-				for _, ans := range answers {
-					a.safely("answer", func() { a.vm.Resume(ans) })
-				}
-				a.afterRun()
+		case taken:
+			a.marked.Store(false)
+		}
+		if !a.events.Load() {
+			continue
+		}
+		a.events.Store(false)
+		changed = a.maybeApply(changed)
+		if answers := a.takeAnswers(); len(answers) > 0 {
+			for _, ans := range answers {
+				a.safely("answer", func() { a.vm.Resume(ans) })
 			}
-			if a.stopped.Load() {
-				a.finish()
-				return
-			}
-		case now := <-fire:
+			a.afterRun()
+		}
+		if a.timerDue.Swap(false) {
 			armed = time.Time{}
-			changed = a.maybeApply(changed)
+			now := time.Now()
 			a.safely("timers", func() { a.vm.RunTimers(now) })
 			a.afterRun()
-		case at := <-tick:
-			changed = a.maybeApply(changed)
-			now := time.Now()
-			dt, late := now.Sub(last), now.Sub(at)
-			last = now
-			a.safely("tick", func() { a.cfg.OnTick(a.vm, dt, late) })
+		}
+		if a.stopped.Load() {
+			a.finish()
+			return
 		}
 	}
 }
 
-// runTask runs one task from the mailbox.
+// runTask runs one task taken from the mailbox.
 func (a *Actor) runTask(q queued) {
-	if q.bytes != 0 {
-		a.queued.Add(-int64(q.bytes))
-	}
+	a.load.Add(-(taskUnit + int64(q.bytes)))
 	a.safely("task", func() {
 		if q.handle != nil {
 			q.handle(a.vm, q.req)
@@ -237,7 +262,9 @@ func (a *Actor) finish() {
 	for {
 		select {
 		case q := <-a.mailbox:
-			a.runTask(q)
+			if q.isTask() {
+				a.runTask(q)
+			}
 			continue
 		default:
 		}
@@ -254,13 +281,13 @@ func (a *Actor) afterRun() {
 	}
 }
 
-// drainBatch bounds the tasks an actor runs in a row before it looks at answers, timers, ticks and
+// drainBatch bounds the tasks an actor runs in a row before it looks at its events, its timer and
 // a new version again.
 const drainBatch = 32
 
 // drain runs the tasks already in the mailbox, up to drainBatch, without a new version (one that
-// arrives meanwhile is applied after them): each costs a channel receive, not a wait in the
-// actor's full select and a timer re-arm.
+// arrives meanwhile is applied after them) and up to a wake marker: each costs a channel receive,
+// not a wait and a timer re-arm.
 func (a *Actor) drain(changed <-chan struct{}) {
 	for range drainBatch {
 		select {
@@ -270,6 +297,10 @@ func (a *Actor) drain(changed <-chan struct{}) {
 		}
 		select {
 		case q := <-a.mailbox:
+			if !q.isTask() {
+				a.marked.Store(false)
+				return
+			}
 			a.runTask(q)
 		default:
 			return

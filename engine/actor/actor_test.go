@@ -277,3 +277,38 @@ mf.handle("EchoReq", function(ctx, req) return "EchoAck", { n = m.ticks } end)`)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// An answer or Stop that arrives while the actor is busy takes no task's place in its mailbox, and
+// is seen after the tasks queued before it.
+func TestEventsReachABusyActor(t *testing.T) {
+	b := bundle(t, withDelta("1"))
+	sys, _ := newSystem(t, b, &script.Services{})
+	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby", MailboxSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	a.Send(func(*script.VM) { close(started); <-release })
+	<-started
+	a.Deliver(call.Answer{ID: 12345}) // an answer no handler waits for: the VM drops it
+	var ran atomic.Int32
+	accepted := 0
+	for range 10 {
+		if a.Send(func(*script.VM) { ran.Add(1) }) {
+			accepted++
+		}
+	}
+	if accepted != 2 {
+		t.Fatalf("a mailbox of 2 with an answer waiting accepted %d tasks", accepted)
+	}
+	a.Stop()
+	close(release)
+	select {
+	case <-a.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the actor did not stop")
+	}
+	if ran.Load() != 2 {
+		t.Fatalf("%d of the 2 queued tasks ran before the actor stopped", ran.Load())
+	}
+}

@@ -93,10 +93,9 @@ func (s *System) Spawn(cfg Config) (*Actor, error) {
 		cfg:     cfg,
 		sys:     s,
 		vm:      vm,
-		mailbox: make(chan queued, cfg.MailboxSize),
+		mailbox: make(chan queued, cfg.MailboxSize+1), // a slot for the wake marker
 		done:    make(chan struct{}),
 		changed: changed,
-		wake:    make(chan struct{}, 1),
 	}
 	if s.svc != nil && s.svc.Boxes != nil {
 		a.box = s.svc.Boxes.Open(a)

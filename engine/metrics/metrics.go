@@ -5,7 +5,9 @@
 package metrics
 
 import (
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,20 +44,69 @@ type Metrics struct {
 	late        prometheus.Counter
 	datagrams   *prometheus.CounterVec
 
-	// Children of the vectors above, looked up once per label set: WithLabelValues hashes its
-	// labels on every call, which the per-request path should not pay.
-	answered sync.Map // answerKey → answerObs
-	handled  sync.Map // message name → prometheus.Observer
+	// Children of the vectors above by message name, made on first use: WithLabelValues hashes
+	// its labels on every call, which the per-request path should not pay.
+	answers  byName[*answerObs]
+	handlers byName[prometheus.Observer]
 }
 
-type answerKey struct {
-	msg  string
-	code protocol.Code
+// byName maps message names to values made once per name. The map is replaced, never changed, so
+// that a lookup takes no lock.
+type byName[T any] struct {
+	m  atomic.Pointer[map[string]T]
+	mu sync.Mutex // orders the replacements
 }
 
+// get returns the value of name, made by newValue on its first use.
+func (b *byName[T]) get(name string, newValue func() T) T {
+	if m := b.m.Load(); m != nil {
+		if v, ok := (*m)[name]; ok {
+			return v
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var old map[string]T
+	if m := b.m.Load(); m != nil {
+		old = *m
+	}
+	if v, ok := old[name]; ok {
+		return v
+	}
+	v := newValue()
+	next := maps.Clone(old)
+	if next == nil {
+		next = map[string]T{}
+	}
+	next[name] = v
+	b.m.Store(&next)
+	return v
+}
+
+// answerObs holds one message's children of requests and latency.
 type answerObs struct {
-	count   prometheus.Counter
 	latency prometheus.Observer
+	codes   [protocol.BadRequest + 1]atomic.Pointer[prometheus.Counter] // OK and the framework's codes
+	others  sync.Map                                                    // protocol.Code → prometheus.Counter: a script's codes
+}
+
+// count returns the counter of answers with code, made on its first use.
+func (o *answerObs) count(m *Metrics, msg string, code protocol.Code) prometheus.Counter {
+	newCounter := func() prometheus.Counter { return m.requests.WithLabelValues(msg, codeLabel(code)) }
+	if int(code) >= len(o.codes) {
+		c, ok := o.others.Load(code)
+		if !ok {
+			c, _ = o.others.LoadOrStore(code, newCounter())
+		}
+		return c.(prometheus.Counter)
+	}
+	slot := &o.codes[code]
+	if c := slot.Load(); c != nil {
+		return *c
+	}
+	c := newCounter()
+	slot.CompareAndSwap(nil, &c)
+	return *slot.Load()
 }
 
 // New registers every collector, the Go runtime's and the process's included.
@@ -141,17 +192,9 @@ func (m *Metrics) Connections(transport string, delta int) {
 
 // Answered implements gate.Observer.
 func (m *Metrics) Answered(msg string, code protocol.Code, took time.Duration) {
-	key := answerKey{msg, code}
-	v, ok := m.answered.Load(key)
-	if !ok {
-		v, _ = m.answered.LoadOrStore(key, answerObs{
-			count:   m.requests.WithLabelValues(msg, codeLabel(code)),
-			latency: m.latency.WithLabelValues(msg),
-		})
-	}
-	obs := v.(answerObs)
-	obs.count.Inc()
-	obs.latency.Observe(took.Seconds())
+	o := m.answers.get(msg, func() *answerObs { return &answerObs{latency: m.latency.WithLabelValues(msg)} })
+	o.count(m, msg, code).Inc()
+	o.latency.Observe(took.Seconds())
 }
 
 // Warned implements gate.Observer.
@@ -180,11 +223,7 @@ func (m *Metrics) DatagramDropped(reason string) {
 
 // Handled implements script.Observer.
 func (m *Metrics) Handled(msg string, took time.Duration, _ protocol.Code) {
-	v, ok := m.handled.Load(msg)
-	if !ok {
-		v, _ = m.handled.LoadOrStore(msg, m.handler.WithLabelValues(msg))
-	}
-	v.(prometheus.Observer).Observe(took.Seconds())
+	m.handlers.get(msg, func() prometheus.Observer { return m.handler.WithLabelValues(msg) }).Observe(took.Seconds())
 }
 
 // Applied implements actor.Observer.
