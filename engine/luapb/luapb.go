@@ -67,7 +67,7 @@ import (
 // concurrent use; a hot reload builds new Codecs with the new schema.
 type Codecs struct {
 	Schema *schema.Schema
-	byID   map[uint16]*Message
+	byID   []*Message // by schema.Message.Index
 	byName map[string]*Message
 }
 
@@ -76,11 +76,11 @@ func New(s *schema.Schema) *Codecs {
 	if s == nil {
 		return nil
 	}
-	cs := &Codecs{Schema: s, byID: map[uint16]*Message{}, byName: map[string]*Message{}}
+	cs := &Codecs{Schema: s, byID: make([]*Message, len(s.Messages())), byName: map[string]*Message{}}
 	b := newCodecBuilder()
 	for _, m := range s.Messages() {
 		lm := &Message{Message: m, codec: b.message(m.Desc)}
-		cs.byID[m.ID] = lm
+		cs.byID[m.Index] = lm
 		cs.byName[m.FullName] = lm
 		if s.ByName(m.Name) == m {
 			cs.byName[m.Name] = lm
@@ -94,7 +94,10 @@ func (cs *Codecs) ByID(id uint16) *Message {
 	if cs == nil {
 		return nil
 	}
-	return cs.byID[id]
+	if m := cs.Schema.ByID(id); m != nil {
+		return cs.byID[m.Index]
+	}
+	return nil
 }
 
 // ByName is schema.Schema.ByName with the message's codec; nil if none (or cs is nil).

@@ -129,7 +129,6 @@ func hashSources(paths []string, sources map[string][]byte) string {
 func build(files []protoreflect.FileDescriptor) (*Schema, []source.Problem) {
 	s := &Schema{
 		files:  files,
-		byID:   make(map[uint16]*Message),
 		byName: make(map[string]*Message),
 		descs:  make(map[protoreflect.FullName]protoreflect.MessageDescriptor),
 	}
@@ -166,7 +165,11 @@ func build(files []protoreflect.FileDescriptor) (*Schema, []source.Problem) {
 	}
 	slices.SortFunc(s.messages, func(x, y *Message) int { return int(x.ID) - int(y.ID) })
 	shortCount := make(map[string]int)
-	for _, m := range s.messages {
+	if n := len(s.messages); n > 0 {
+		s.byID = make([]*Message, int(s.messages[n-1].ID)+1)
+	}
+	for i, m := range s.messages {
+		m.Index = i
 		s.byID[m.ID] = m
 		s.byName[m.FullName] = m
 		shortCount[m.Name]++

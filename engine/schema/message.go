@@ -6,6 +6,7 @@ import "google.golang.org/protobuf/reflect/protoreflect"
 // Its Lua table codec is in package luapb.
 type Message struct {
 	ID       uint16
+	Index    int    // its place in Schema.Messages
 	Name     string // short name, e.g. "ChatSendReq"
 	FullName string // e.g. "demo.ChatSendReq"
 	Desc     protoreflect.MessageDescriptor

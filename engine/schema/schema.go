@@ -11,14 +11,17 @@ type Schema struct {
 	files    []protoreflect.FileDescriptor
 	hash     string
 	messages []*Message // sorted by id
-	byID     map[uint16]*Message
+	byID     []*Message // by id, up to the highest: a request's lookup is an index
 	byName   map[string]*Message
 	descs    map[protoreflect.FullName]protoreflect.MessageDescriptor
 }
 
-// ByID returns the message with the given id, or nil if the schema has none.
+// ByID returns the message with the given id, or nil if the schema (or s) has none.
 func (s *Schema) ByID(id uint16) *Message {
-	return s.byID[id]
+	if s != nil && int(id) < len(s.byID) {
+		return s.byID[id]
+	}
+	return nil
 }
 
 // ByName returns a message that has an id by its full name ("demo.ChatSendReq") or by its short
@@ -27,8 +30,12 @@ func (s *Schema) ByName(name string) *Message {
 	return s.byName[name]
 }
 
-// Messages returns every message that has an id, sorted by id. The caller must not modify the slice.
+// Messages returns every message that has an id, sorted by id (none for a nil s). The caller must
+// not modify the slice.
 func (s *Schema) Messages() []*Message {
+	if s == nil {
+		return nil
+	}
 	return s.messages
 }
 

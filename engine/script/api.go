@@ -112,7 +112,7 @@ func (vm *VM) luaHandle(L *lua.LState) int {
 	if msg.ID < protocol.FirstAppMsgID {
 		vm.errorf("mf.handle: %s is a framework message; the gateway handles it", msg.FullName)
 	}
-	if prev, ok := vm.handlers[msg.ID]; ok {
+	if prev := vm.handlers[msg.Index]; prev.fn != nil {
 		vm.errorf("mf.handle: %s already has a handler (at %s)", msg.FullName, prev.where)
 	}
 	h := handler{fn: fn, msg: msg, where: vm.where()}
@@ -130,7 +130,7 @@ func (vm *VM) luaHandle(L *lua.LState) int {
 			}
 		})
 	}
-	vm.handlers[msg.ID] = h
+	vm.handlers[msg.Index] = h
 	return 0
 }
 

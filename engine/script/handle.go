@@ -17,17 +17,20 @@ func (vm *VM) HasHandler(fullName string) bool {
 	if msg == nil {
 		return false
 	}
-	_, ok := vm.handlers[msg.ID]
-	return ok
+	return vm.handlers[msg.Index].fn != nil
 }
 
 // CallHandler runs the mf.handle handler of req's message and answers req: the handler's reply,
 // or Error with the code it raised, DECODE_FAILED, INTERNAL, TIMEOUT or UNAVAILABLE.
 func (vm *VM) CallHandler(req *call.Request) {
-	h, ok := vm.handlers[req.MsgID]
-	if !ok {
-		if msg := vm.bundle.Codecs.ByID(req.MsgID); msg != nil {
-			req.Fail(protocol.Errorf(protocol.Unavailable, "no handler for %s in version %s", msg.FullName, vm.Version()))
+	var h handler
+	declared := vm.bundle.Schema.ByID(req.MsgID)
+	if declared != nil {
+		h = vm.handlers[declared.Index]
+	}
+	if h.fn == nil {
+		if declared != nil {
+			req.Fail(protocol.Errorf(protocol.Unavailable, "no handler for %s in version %s", declared.FullName, vm.Version()))
 		} else {
 			req.Fail(protocol.Errorf(protocol.UnknownMessage, "message %d is not in the schema of version %s", req.MsgID, vm.Version()))
 		}

@@ -92,7 +92,7 @@ type VM struct {
 	modules        map[string]*lua.LTable // mf.module tables, kept across reloads
 	roomTypeTables map[string]*lua.LTable // mf.room_type tables, kept across reloads
 	roomTypeDecls  map[string]RoomType
-	handlers       map[uint16]handler // by message id
+	handlers       []handler // by the message's schema.Message.Index; fn nil: none
 	lastReply      lastReply          // the codec of the last reply encoded (replyCodec)
 	logins         map[string]*lua.LFunction
 	sessionEnd     *lua.LFunction            // mf.on_session_end
@@ -141,7 +141,6 @@ func NewVM(role string, svc *Services) *VM {
 		modules:        map[string]*lua.LTable{},
 		roomTypeTables: map[string]*lua.LTable{},
 		roomTypeDecls:  map[string]RoomType{},
-		handlers:       map[uint16]handler{},
 		logins:         map[string]*lua.LFunction{},
 		serves:         map[string]*lua.LFunction{},
 		required:       map[string]lua.LValue{},
@@ -191,7 +190,7 @@ func (vm *VM) Bundle() *Bundle { return vm.bundle }
 func (vm *VM) Apply(b *Bundle) error {
 	prev := struct {
 		bundle   *Bundle
-		handlers map[uint16]handler
+		handlers []handler
 		logins   map[string]*lua.LFunction
 		onEnd    *lua.LFunction
 		onEndKey string
@@ -201,7 +200,7 @@ func (vm *VM) Apply(b *Bundle) error {
 		timers   []*timer
 	}{vm.bundle, vm.handlers, vm.logins, vm.sessionEnd, vm.sessionEndKey, vm.serves, vm.roomTypeDecls, vm.required, vm.timers.takeLoadTime()}
 	vm.bundle = b
-	vm.handlers = map[uint16]handler{}
+	vm.handlers = make([]handler, len(b.Schema.Messages()))
 	vm.logins = map[string]*lua.LFunction{}
 	vm.sessionEnd, vm.sessionEndKey = nil, ""
 	vm.serves = map[string]*lua.LFunction{}
@@ -311,6 +310,9 @@ func (vm *VM) protectedCall(fn *lua.LFunction, nret int, deadline time.Time, arg
 func (vm *VM) handlerList() []struct{ name, key, where string } {
 	var out []struct{ name, key, where string }
 	for _, h := range vm.handlers {
+		if h.fn == nil {
+			continue
+		}
 		out = append(out, struct{ name, key, where string }{h.msg.FullName, h.key, h.where})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
