@@ -93,7 +93,7 @@ type VM struct {
 	roomTypeTables map[string]*lua.LTable // mf.room_type tables, kept across reloads
 	roomTypeDecls  map[string]RoomType
 	handlers       []handler // by the message's schema.Message.Index; fn nil: none
-	lastReply      lastReply          // the codec of the last reply encoded (replyCodec)
+	lastReply      lastReply // the codec of the last reply encoded (replyCodec)
 	logins         map[string]*lua.LFunction
 	sessionEnd     *lua.LFunction            // mf.on_session_end
 	sessionEndKey  string                    // its partition key
