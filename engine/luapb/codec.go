@@ -30,6 +30,20 @@ type codec struct {
 	oneofs []string // names of real (non-synthetic) oneofs, by field.oneof
 }
 
+// fieldNamed returns the field called name, or nil. A small message's fields are compared in turn:
+// cheaper than hashing the name.
+func (c *codec) fieldNamed(name string) *field {
+	if len(c.fields) > 8 {
+		return c.byName[name]
+	}
+	for _, f := range c.fields {
+		if f.name == name {
+			return f
+		}
+	}
+	return nil
+}
+
 // field describes one field of a message, or the key or value of a map entry.
 type field struct {
 	name     string

@@ -40,7 +40,7 @@ func encodeMessage(b []byte, c *codec, t *lua.LTable, depth int) ([]byte, error)
 	var unknown []lua.LValue
 	t.ForEach(func(k, v lua.LValue) {
 		if s, ok := k.(lua.LString); ok {
-			if f := c.byName[string(s)]; f != nil {
+			if f := c.fieldNamed(string(s)); f != nil {
 				slots[f.index] = v
 				return
 			}
