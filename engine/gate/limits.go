@@ -88,21 +88,32 @@ func (g *Gateway) refused(limit, remote string) {
 // (at most the burst), so large frames cannot buy many times the work of small ones.
 func (c *conn) overLimit(now time.Time, payload int) *protocol.CodeError {
 	if n := c.inFlight(); n >= c.g.cfg.MaxInFlight {
-		err := protocol.Errorf(protocol.RateLimited, "%d requests already wait for their reply", n)
-		err.RetryAfterMs = inFlightRetryMs
-		return err
+		return tooManyInFlight(n)
 	}
 	if c.limiter == nil {
 		return nil
 	}
-	if r := c.limiter.ReserveN(now, c.cost(payload)); !r.OK() || r.DelayFrom(now) > 0 {
-		delay := r.DelayFrom(now)
-		r.CancelAt(now)
-		err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
-		err.RetryAfterMs = uint32(delay.Milliseconds()) + 1
-		return err
+	if cost := c.cost(payload); !c.limiter.AllowN(now, cost) {
+		return c.overRate(now, cost)
 	}
 	return nil
+}
+
+func tooManyInFlight(n int) *protocol.CodeError {
+	err := protocol.Errorf(protocol.RateLimited, "%d requests already wait for their reply", n)
+	err.RetryAfterMs = inFlightRetryMs
+	return err
+}
+
+// overRate returns the refusal of a request of cost over the connection's rate at now, with the
+// wait until the rate would take it.
+func (c *conn) overRate(now time.Time, cost int) *protocol.CodeError {
+	r := c.limiter.ReserveN(now, cost)
+	delay := r.DelayFrom(now)
+	r.CancelAt(now)
+	err := protocol.Errorf(protocol.RateLimited, "more than %g requests per second", c.g.cfg.RateLimit)
+	err.RetryAfterMs = uint32(delay.Milliseconds()) + 1
+	return err
 }
 
 // throttle is called on the reader after each frame the connection's limits refused, and

@@ -72,6 +72,11 @@ func (l *Local) pool(role string) (*actor.Pool, error) {
 	if p, ok := (*l.pools.Load())[role]; ok {
 		return p, nil
 	}
+	return l.newPool(role)
+}
+
+// newPool starts the pool of role, unless another goroutine did meanwhile.
+func (l *Local) newPool(role string) (*actor.Pool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	pools := *l.pools.Load()
@@ -94,16 +99,25 @@ func (l *Local) pool(role string) (*actor.Pool, error) {
 // actor returns the actor of dst's role and key, or answers fail and returns nil.
 func (l *Local) actor(dst Destination, fail func(error)) *actor.Actor {
 	if dst.Node != "" {
-		fail(protocol.Errorf(protocol.Unavailable, "node %s is not reachable from this process", dst.Node))
+		fail(unreachable(dst.Node))
 		return nil
 	}
 	p, err := l.pool(dst.Role)
 	if err != nil {
-		l.cfg.Log.Error("cannot start actors", "role", dst.Role, "error", err)
-		fail(protocol.Errorf(protocol.Unavailable, "role %s cannot run", dst.Role))
+		fail(l.cannotRun(dst.Role, err))
 		return nil
 	}
 	return p.Actor(route.Pick(dst.Key, p.Size()))
+}
+
+func unreachable(node string) error {
+	return protocol.Errorf(protocol.Unavailable, "node %s is not reachable from this process", node)
+}
+
+// cannotRun logs why role's actors cannot start and returns the caller's answer.
+func (l *Local) cannotRun(role string, err error) error {
+	l.cfg.Log.Error("cannot start actors", "role", role, "error", err)
+	return protocol.Errorf(protocol.Unavailable, "role %s cannot run", role)
 }
 
 // Dispatch puts req in its actor's mailbox (or its room's). A full mailbox answers UNAVAILABLE at

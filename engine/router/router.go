@@ -45,7 +45,7 @@ func New(tables Tables, rooms Rooms, disp Dispatcher) *Router {
 func (r *Router) Decide(req *call.Request) (Destination, error) {
 	rt, ok := r.tables.Table().Messages[req.MsgID]
 	if !ok {
-		return Destination{}, protocol.Errorf(protocol.Unavailable, "no handler for %s", req.Msg)
+		return Destination{}, noHandler(req)
 	}
 	if len(rt.Rooms) > 0 {
 		id, typ := r.rooms.Where(req.PlayerID)
@@ -53,7 +53,7 @@ func (r *Router) Decide(req *call.Request) (Destination, error) {
 			return Destination{Room: id}, nil
 		}
 		if rt.Role == "" {
-			return Destination{}, protocol.Errorf(protocol.BadRequest, "%s goes to a room of type %s; the player is in none", req.Msg, strings.Join(rt.Rooms, " or "))
+			return Destination{}, inNoRoom(req, rt)
 		}
 	}
 	key := req.PlayerID
@@ -61,6 +61,14 @@ func (r *Router) Decide(req *call.Request) (Destination, error) {
 		key = rt.Key
 	}
 	return Destination{Role: rt.Role, Key: key}, nil
+}
+
+func noHandler(req *call.Request) error {
+	return protocol.Errorf(protocol.Unavailable, "no handler for %s", req.Msg)
+}
+
+func inNoRoom(req *call.Request, rt route.Route) error {
+	return protocol.Errorf(protocol.BadRequest, "%s goes to a room of type %s; the player is in none", req.Msg, strings.Join(rt.Rooms, " or "))
 }
 
 // Route decides req's destination and dispatches it, or answers it at once with the error of
