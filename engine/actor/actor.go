@@ -61,7 +61,8 @@ type Actor struct {
 	timerDue atomic.Bool   // the timer of the VM's next timer or wait deadline fired
 }
 
-// taskUnit is one task in Actor.load; the bytes of the queued tasks stay below it.
+// taskUnit is one task in Actor.load; the bytes of the queued tasks stay below it
+// (config.Validate bounds lua.mailbox_bytes at 2^36 and the mailbox sizes at 2^20).
 const taskUnit = 1 << 40
 
 // queued is a task in the mailbox (run, or handle with req) and the bytes it holds; one with

@@ -59,6 +59,9 @@ func TestLoadOverridesAndRejects(t *testing.T) {
 	for text, want := range map[string]string{
 		"gate:\n  hearbeat: 1s\n":                                     "line 2: unknown option gate.hearbeat",
 		"lua:\n  pool_size: 0\n":                                      "lua.pool_size must be between",
+		"lua:\n  mailbox_size: 2000000\n":                             "lua.mailbox_size must be between",
+		"lua:\n  mailbox_bytes: 100000000000\n":                       "lua.mailbox_bytes must be between",
+		"session:\n  room_mailbox_size: 2000000\n":                    "session.room_mailbox_size must be at most",
 		"gate:\n  heartbeat: soon\n":                                  `line 2: gate.heartbeat: "soon" is not a duration`,
 		"gate:\n  heartbeat: 10\n":                                    `line 2: gate.heartbeat: "10" is not a duration (like 10s`,
 		"gate:\n  heartbeat: [1s]\n":                                  "gate.heartbeat: a list is not a duration",
