@@ -31,9 +31,9 @@ type inflight struct {
 type pending struct {
 	mu    sync.Mutex
 	next  uint64
-	slots []slot   // a request in flight, or a free slot (id 0)
-	free  []uint32 // indexes of the free slots
-	count atomic.Int32
+	slots []slot       // a request in flight, or a free slot (id 0)
+	free  []uint32     // indexes of the free slots
+	count atomic.Int32 // requests added and not yet answered: a request counts until its answer is queued
 	timer *time.Timer
 	armed time.Time // when the timer fires; zero when it is not armed
 }
@@ -71,12 +71,16 @@ func (c *conn) add(f inflight) uint64 {
 	return id
 }
 
-// remove frees slot i; under p.mu.
+// remove frees slot i; under p.mu. The request still counts as in flight until its answer is
+// queued (answered).
 func (p *pending) remove(i uint32) {
 	p.slots[i] = slot{}
 	p.free = append(p.free, i)
-	p.count.Add(-1)
 }
+
+// answered ends the count of a request removed from the table once its answer is queued, so that
+// a connection that waits for its requests (a half-closed one) closes only after their answers.
+func (p *pending) answered() { p.count.Add(-1) }
 
 // arm sets the timer to fire at t; under p.mu.
 func (p *pending) arm(t time.Time, expire func()) {
@@ -89,19 +93,19 @@ func (p *pending) arm(t time.Time, expire func()) {
 	p.timer.Reset(d)
 }
 
-// take removes and returns request id and whether it was the last in flight; false if it was
-// answered already (or timed out).
-func (c *conn) take(id uint64) (f inflight, last, ok bool) {
+// take removes and returns request id and whether it was the only one in flight; false if it was
+// answered already (or timed out). The caller queues the answer, then calls pending.answered.
+func (c *conn) take(id uint64) (f inflight, only, ok bool) {
 	p := &c.pending
 	i := uint32(id)
 	p.mu.Lock()
 	if ok = int(i) < len(p.slots) && p.slots[i].id == id; ok {
 		f = p.slots[i].f
 		p.remove(i)
+		only = p.count.Load() == 1
 	}
-	last = p.count.Load() == 0
 	p.mu.Unlock()
-	return f, last, ok
+	return f, only, ok
 }
 
 // inFlight returns the number of requests waiting for their answer.
@@ -131,6 +135,7 @@ func (c *conn) expire() {
 	p.mu.Unlock()
 	for _, f := range late {
 		c.answer(f, call.Answer{Err: protocol.Errorf(protocol.Timeout, "no reply within the request deadline")}, false)
+		p.answered()
 	}
 }
 
@@ -149,12 +154,13 @@ func (c *conn) stopTimer() {
 // wire.Queue.PushNow): with one request at a time nothing would batch with it, and waking the
 // writer costs a goroutine switch. With more in flight it goes to the writer, to batch.
 func (c *conn) Deliver(a call.Answer) {
-	f, last, ok := c.take(a.ID)
+	f, only, ok := c.take(a.ID)
 	if !ok {
 		c.g.obs.Late()
 		return
 	}
-	c.answer(f, a, last)
+	c.answer(f, a, only)
+	c.pending.answered()
 }
 
 // answer sends a request's one answer; now: write it at once if the writer is idle.
