@@ -128,16 +128,24 @@ func TestActorRunsTasksAndSurvivesEndlessLoop(t *testing.T) {
 	}
 }
 
-func TestMailboxFullRefuses(t *testing.T) {
+// busyActor returns an actor with a mailbox of size whose goroutine is in a task that runs until
+// release is closed.
+func busyActor(t *testing.T, size int) (a *actor.Actor, release chan struct{}) {
+	t.Helper()
 	b := bundle(t, withDelta("1"))
 	sys, _ := newSystem(t, b, &script.Services{})
-	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby", MailboxSize: 2})
+	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby", MailboxSize: size})
 	if err != nil {
 		t.Fatal(err)
 	}
 	started, release := make(chan struct{}), make(chan struct{})
 	a.Send(func(*script.VM) { close(started); <-release })
 	<-started
+	return a, release
+}
+
+func TestMailboxFullRefuses(t *testing.T) {
+	a, release := busyActor(t, 2)
 	accepted := 0
 	for i := 0; i < 10; i++ {
 		if a.Send(func(*script.VM) {}) {
@@ -281,15 +289,7 @@ mf.handle("EchoReq", function(ctx, req) return "EchoAck", { n = m.ticks } end)`)
 // An answer or Stop that arrives while the actor is busy takes no task's place in its mailbox, and
 // is seen after the tasks queued before it.
 func TestEventsReachABusyActor(t *testing.T) {
-	b := bundle(t, withDelta("1"))
-	sys, _ := newSystem(t, b, &script.Services{})
-	a, err := sys.Spawn(actor.Config{Name: "a", Role: "lobby", MailboxSize: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	started, release := make(chan struct{}), make(chan struct{})
-	a.Send(func(*script.VM) { close(started); <-release })
-	<-started
+	a, release := busyActor(t, 2)
 	a.Deliver(call.Answer{ID: 12345}) // an answer no handler waits for: the VM drops it
 	var ran atomic.Int32
 	accepted := 0
