@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,5 +142,32 @@ func TestMedianOfCPUPairs(t *testing.T) {
 	}
 	if m := medianOf(first, []float64{1.8, 0, 1.4}); m != first {
 		t.Fatalf("a pair not measured: %+v", m)
+	}
+}
+
+// An abuser's connection ends with a reset, which leaves no TIME_WAIT state on the abusers' side:
+// the server reads ECONNRESET, not the end of the stream.
+func TestAbusersCloseWithAReset(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := dialAbuser(context.Background(), ln.Addr().String(), &abuseCounts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if got := server.RemoteAddr().(*net.TCPAddr).IP.String(); got != abuserIP {
+		t.Errorf("the abuser connects from %s, want %s", got, abuserIP)
+	}
+	c.Close()
+	_ = server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := server.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the server read %v after the abuser closed, want ECONNRESET", err)
 	}
 }
