@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,6 +155,9 @@ func TestAbusersCloseWithAReset(t *testing.T) {
 	}
 	defer ln.Close()
 	c, err := dialAbuser(context.Background(), ln.Addr().String(), &abuseCounts{})
+	if err != nil && runtime.GOOS != "linux" {
+		t.Skipf("%s is not a loopback address here (on Linux all of 127/8 is): %v", abuserIP, err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
