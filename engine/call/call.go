@@ -44,10 +44,12 @@ type Request struct {
 	Payload   []byte // protobuf encoding of MsgID's message; owned by the request
 	PlayerID  string
 	SessionID string
-	Received  time.Time
-	Deadline  time.Time // the sender answers TIMEOUT at this time if no answer came
-	ReplyTo   Address
-	Post      Poster // process-local
+	// PlayerHash is route.Hash(PlayerID) when the sender knew it, 0 when not; process-local.
+	PlayerHash uint64
+	Received   time.Time
+	Deadline   time.Time // the sender answers TIMEOUT at this time if no answer came
+	ReplyTo    Address
+	Post       Poster // process-local
 }
 
 // Reply answers r with a message.

@@ -50,6 +50,8 @@ type conn struct {
 	graceful    atomic.Bool  // the client half-closed: answer what is pending, then close
 	reason      atomic.Value // string: why the connection closed, for the log
 	written     chan struct{}
+	bytesIn     atomic.Uint64 // frame bytes received; added by the reader
+	bytesOut    atomic.Uint64 // frame bytes written
 }
 
 func newConn(g *Gateway, transport, remote string, t transport) *conn {
@@ -105,7 +107,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		last = time.Now()
-		c.g.obs.Traffic(n, 0)
+		c.bytesIn.Add(uint64(n))
 		if c.kicked.Load() {
 			continue // draining until the peer closes or the linger ends
 		}
@@ -216,7 +218,7 @@ func (c *conn) writeLoop() {
 		if err := c.t.write(batch); err != nil {
 			return err
 		}
-		c.g.obs.Traffic(0, len(batch))
+		c.bytesOut.Add(uint64(len(batch)))
 		return nil
 	})
 	if err == nil && c.kicked.Load() {
@@ -243,7 +245,7 @@ func (c *conn) Send(f wire.Frame) error {
 func (c *conn) sendNow(f wire.Frame) {
 	n, err := c.queue.PushNow(f)
 	if n > 0 {
-		c.g.obs.Traffic(0, n)
+		c.bytesOut.Add(uint64(n))
 	}
 	if errors.Is(err, wire.ErrQueueFull) {
 		c.abort(fmt.Sprintf("send queue over %d bytes: the client does not read", c.g.cfg.SendQueueBytes))
@@ -320,17 +322,18 @@ func (c *conn) handle(f wire.Frame, now time.Time) {
 	deadline := now.Add(c.g.cfg.RequestTimeout)
 	id := c.add(inflight{seq: f.Seq, msg: name, received: now, deadline: deadline})
 	c.g.deps.Router.Route(&call.Request{
-		ID:        id,
-		MsgID:     f.MsgID,
-		Msg:       name,
-		Seq:       f.Seq,
-		Payload:   f.Payload,
-		PlayerID:  s.PlayerID,
-		SessionID: s.ID,
-		Received:  now,
-		Deadline:  deadline,
-		ReplyTo:   c.box,
-		Post:      c.g.boxes,
+		ID:         id,
+		MsgID:      f.MsgID,
+		Msg:        name,
+		Seq:        f.Seq,
+		Payload:    f.Payload,
+		PlayerID:   s.PlayerID,
+		SessionID:  s.ID,
+		PlayerHash: s.PlayerHash,
+		Received:   now,
+		Deadline:   deadline,
+		ReplyTo:    c.box,
+		Post:       c.g.boxes,
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/moonforge/moonforge/engine/client"
 	"github.com/moonforge/moonforge/engine/protocol"
 	"github.com/moonforge/moonforge/engine/session"
+	"github.com/moonforge/moonforge/engine/wire"
 )
 
 const echoID = 1001 // the one application message of the fake schema
@@ -73,7 +74,6 @@ type counts struct {
 }
 
 func (c *counts) Connections(string, int) {}
-func (c *counts) Traffic(int, int)        {}
 func (c *counts) Warned(string, bool)     {}
 func (c *counts) Answered(_ string, code protocol.Code, _ time.Duration) {
 	c.mu.Lock()
@@ -309,5 +309,36 @@ func TestIdleTimeoutCountsOnlyThePeersSilence(t *testing.T) {
 	}
 	if took := time.Since(sent); took < 120*time.Millisecond {
 		t.Fatalf("kicked %v after the last frame, before the idle timeout", took)
+	}
+}
+
+// Traffic counts each frame's bytes (length prefix, header, payload) both ways, and keeps the
+// bytes of a connection after it closes.
+func TestTrafficCountsFrameBytesPastTheConnectionsClose(t *testing.T) {
+	f := start(t, Config{})
+	c := f.dial(t)
+	if _, err := c.Login(ctx(t), "guest", "dev1", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	in0, out0 := f.g.Traffic()
+	if in0 == 0 || out0 == 0 {
+		t.Fatalf("after a login: %d bytes in, %d out", in0, out0)
+	}
+	if _, err := c.Request(ctx(t), echoID, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	const frame = 4 + wire.HeaderSize + 100
+	in1, out1 := f.g.Traffic()
+	if in1-in0 != frame || out1-out0 != frame {
+		t.Fatalf("an echo of 100 bytes: %d bytes in, %d out; want %d each", in1-in0, out1-out0, frame)
+	}
+	_ = c.Close()
+	for deadline := time.Now().Add(5 * time.Second); f.g.Count() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection did not close")
+		}
+	}
+	if in2, out2 := f.g.Traffic(); in2 != in1 || out2 != out1 {
+		t.Fatalf("after the close: %d bytes in, %d out; want %d and %d", in2, out2, in1, out1)
 	}
 }

@@ -135,7 +135,6 @@ type Observer interface {
 	Connections(transport string, delta int)
 	// Answered reports a request's outcome: code 0 for a reply.
 	Answered(msg string, code protocol.Code, took time.Duration)
-	Traffic(in, out int)
 	// Warned counts a per-connection warning of a kind (conn_limit, bad_frame, login_refused,
 	// rate_limited, ...); logged is false when sampling dropped it from the log.
 	Warned(kind string, logged bool)
@@ -147,7 +146,6 @@ type noObserver struct{}
 
 func (noObserver) Connections(string, int)                       {}
 func (noObserver) Answered(string, protocol.Code, time.Duration) {}
-func (noObserver) Traffic(int, int)                              {}
 func (noObserver) Warned(string, bool)                           {}
 func (noObserver) Late()                                         {}
 
@@ -192,6 +190,7 @@ type Gateway struct {
 	httpSrvs  []*http.Server
 	kcp       *kcpListener
 	conns     map[*conn]struct{}
+	closed    traffic // the bytes of the connections no longer in conns
 	closing   bool
 	wg        sync.WaitGroup
 }
@@ -370,6 +369,23 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 }
 
 // track registers a new connection; false if the gateway is shutting down.
+// traffic is a count of frame bytes received from and sent to clients.
+type traffic struct{ in, out uint64 }
+
+// Traffic returns the frame bytes received from and sent to clients since the gateway started.
+// Each connection counts its own bytes, so the request path touches no counter that other
+// connections share; the sum is made here, when metrics are read.
+func (g *Gateway) Traffic() (in, out uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	in, out = g.closed.in, g.closed.out
+	for c := range g.conns {
+		in += c.bytesIn.Load()
+		out += c.bytesOut.Load()
+	}
+	return in, out
+}
+
 func (g *Gateway) track(c *conn) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -383,6 +399,8 @@ func (g *Gateway) track(c *conn) bool {
 
 func (g *Gateway) untrack(c *conn) {
 	g.mu.Lock()
+	g.closed.in += c.bytesIn.Load()
+	g.closed.out += c.bytesOut.Load()
 	delete(g.conns, c)
 	g.mu.Unlock()
 	g.limits.release(c.remote)

@@ -24,6 +24,8 @@ type Gauges struct {
 	Mailboxes func() (total, deepest int)
 	// Undelivered counts answers whose box was closed (call.Boxes.Dropped).
 	Undelivered func() uint64
+	// Traffic returns the frame bytes received from and sent to clients (gate.Gateway.Traffic).
+	Traffic func() (in, out uint64)
 }
 
 // Metrics holds the collectors. Its methods are safe for concurrent use.
@@ -34,8 +36,6 @@ type Metrics struct {
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	handler     *prometheus.HistogramVec
-	bytesIn     prometheus.Counter
-	bytesOut    prometheus.Counter
 	reloads     *prometheus.CounterVec
 	applies     *prometheus.CounterVec
 	tickLate    *prometheus.HistogramVec
@@ -127,8 +127,6 @@ func New(g Gauges) *Metrics {
 			Name: "moonforge_handler_seconds", Help: "Time spent in Lua handlers, by message.",
 			Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 14),
 		}, []string{"msg"}),
-		bytesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "moonforge_received_bytes_total", Help: "Frame bytes received from clients."}),
-		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "moonforge_sent_bytes_total", Help: "Frame bytes sent to clients."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "moonforge_reloads_total", Help: "Script and schema reloads by result (applied, rejected, unchanged).",
 		}, []string{"result"}),
@@ -155,7 +153,7 @@ func New(g Gauges) *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.connections, m.requests, m.latency, m.handler, m.bytesIn, m.bytesOut,
+		m.connections, m.requests, m.latency, m.handler,
 		m.reloads, m.applies, m.tickLate, m.version, m.warnings, m.late, m.datagrams,
 	)
 	gauge := func(name, help string, f func() float64) {
@@ -169,6 +167,14 @@ func New(g Gauges) *Metrics {
 	}
 	if g.Undelivered != nil {
 		gauge("moonforge_undelivered_answers", "Answers dropped because their requester was gone (a closed connection).", func() float64 { return float64(g.Undelivered()) })
+	}
+	if g.Traffic != nil {
+		in := func() float64 { b, _ := g.Traffic(); return float64(b) }
+		out := func() float64 { _, b := g.Traffic(); return float64(b) }
+		m.Registry.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "moonforge_received_bytes_total", Help: "Frame bytes received from clients."}, in),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "moonforge_sent_bytes_total", Help: "Frame bytes sent to clients."}, out),
+		)
 	}
 	if g.Mailboxes != nil {
 		gauge("moonforge_mailbox_depth", "Tasks queued in all actor mailboxes.", func() float64 { t, _ := g.Mailboxes(); return float64(t) })
@@ -204,16 +210,6 @@ func (m *Metrics) Warned(kind string, logged bool) {
 		l = "true"
 	}
 	m.warnings.WithLabelValues(kind, l).Inc()
-}
-
-// Traffic implements gate.Observer.
-func (m *Metrics) Traffic(in, out int) {
-	if in > 0 {
-		m.bytesIn.Add(float64(in))
-	}
-	if out > 0 {
-		m.bytesOut.Add(float64(out))
-	}
 }
 
 // DatagramDropped implements gate.DatagramObserver.

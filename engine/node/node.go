@@ -161,6 +161,7 @@ func (n *Node) build(ext script.Extensions) (err error) {
 		Sessions:    func() int { return n.sessions.Count() },
 		Rooms:       func() int { return n.rooms.Count() },
 		Mailboxes:   n.mailboxes,
+		Traffic:     n.traffic,
 	})
 	n.reloader, err = reload.Start(reload.Config{
 		LuaDir:   cfg.LuaDir,
@@ -477,6 +478,14 @@ func (n *Node) mailboxes() (total, deepest int) {
 		deepest = max(deepest, d)
 	})
 	return total, deepest
+}
+
+// traffic is the gateway's byte counts, for metrics (none before the gateway exists).
+func (n *Node) traffic() (in, out uint64) {
+	if n.gate == nil {
+		return 0, 0
+	}
+	return n.gate.Traffic()
 }
 
 // Status is the node summary shown at admin /status.

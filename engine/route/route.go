@@ -74,4 +74,7 @@ func Hash(key string) uint64 {
 }
 
 // Pick returns the index in [0, n) that key maps to among n actors (n > 0).
-func Pick(key string, n int) int { return int(Hash(key) % uint64(n)) }
+func Pick(key string, n int) int { return PickHash(Hash(key), n) }
+
+// PickHash is Pick of a key whose Hash is h.
+func PickHash(h uint64, n int) int { return int(h % uint64(n)) }

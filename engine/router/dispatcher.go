@@ -7,7 +7,9 @@ type Destination struct {
 	Node string // "" is this process; a cluster names the node that holds the role or room
 	Role string // role whose scripts handle it
 	Key  string // partition key within the role's actor pool (route.Pick); "" for a room
-	Room string // room id, for a room message
+	// KeyHash is route.Hash(Key) when the decider knew it, 0 when not.
+	KeyHash uint64
+	Room    string // room id, for a room message
 }
 
 // Dispatcher delivers decided requests. Implementations never block the caller (a connection's

@@ -107,7 +107,11 @@ func (l *Local) actor(dst Destination, fail func(error)) *actor.Actor {
 		fail(l.cannotRun(dst.Role, err))
 		return nil
 	}
-	return p.Actor(route.Pick(dst.Key, p.Size()))
+	h := dst.KeyHash
+	if h == 0 {
+		h = route.Hash(dst.Key)
+	}
+	return p.Actor(route.PickHash(h, p.Size()))
 }
 
 func unreachable(node string) error {

@@ -56,11 +56,10 @@ func (r *Router) Decide(req *call.Request) (Destination, error) {
 			return Destination{}, inNoRoom(req, rt)
 		}
 	}
-	key := req.PlayerID
 	if rt.Key != "" {
-		key = rt.Key
+		return Destination{Role: rt.Role, Key: rt.Key}, nil
 	}
-	return Destination{Role: rt.Role, Key: key}, nil
+	return Destination{Role: rt.Role, Key: req.PlayerID, KeyHash: req.PlayerHash}, nil
 }
 
 func noHandler(req *call.Request) error {

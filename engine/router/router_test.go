@@ -71,6 +71,18 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// The player's hash, computed once per session, goes with the player's key and no other.
+func TestDecidePassesThePlayersHash(t *testing.T) {
+	r := New(fakeTables{table()}, fakeRooms{}, &recorder{})
+	h := route.Hash("p1")
+	if got, _ := r.Decide(&call.Request{MsgID: 1001, PlayerID: "p1", PlayerHash: h}); got != (Destination{Role: "lobby", Key: "p1", KeyHash: h}) {
+		t.Errorf("keyed by the player: %+v", got)
+	}
+	if got, _ := r.Decide(&call.Request{MsgID: 1002, PlayerID: "p1", PlayerHash: h}); got != (Destination{Role: "lobby", Key: "chat"}) {
+		t.Errorf("keyed by a name: %+v", got)
+	}
+}
+
 // answers records the answers of requests that Route refused itself.
 type answers struct{ codes []protocol.Code }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/moonforge/moonforge/engine/config"
 	"github.com/moonforge/moonforge/engine/ident"
 	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/route"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
@@ -90,7 +91,10 @@ func NewManager(cfg Config) *Manager {
 type Session struct {
 	ID       string
 	PlayerID string
-	m        *Manager
+	// PlayerHash is route.Hash(PlayerID), which places the player's requests on a role's actors;
+	// computed once, not on every request.
+	PlayerHash uint64
+	m          *Manager
 
 	mu      sync.Mutex
 	conn    Conn
@@ -113,7 +117,7 @@ type Pushed struct {
 // reply; nil for a one-way login) before any push can reach the session. A previous session of the player ends
 // ("replaced") and its connection, if any, is kicked with KICKED_DUPLICATE_LOGIN.
 func (m *Manager) Open(playerID string, c Conn, ack func(s *Session) wire.Frame) *Session {
-	s := &Session{ID: ident.New("s", 24), PlayerID: playerID, m: m, conn: c}
+	s := &Session{ID: ident.New("s", 24), PlayerID: playerID, PlayerHash: route.Hash(playerID), m: m, conn: c}
 	if m.opened != nil {
 		m.opened(s)
 	}
@@ -404,7 +408,7 @@ func (m *Manager) Handover(playerID, sessionID string) (State, error) {
 // Adopt installs a session handed over by another proxy, detached: it waits ResumeWindow for the
 // Resume its client asked for. A session of the same player held here ends ("replaced").
 func (m *Manager) Adopt(st State) *Session {
-	s := &Session{ID: st.ID, PlayerID: st.PlayerID, m: m, pushSeq: st.PushSeq, acked: st.Acked, replay: st.Replay}
+	s := &Session{ID: st.ID, PlayerID: st.PlayerID, PlayerHash: route.Hash(st.PlayerID), m: m, pushSeq: st.PushSeq, acked: st.Acked, replay: st.Replay}
 	for _, p := range st.Replay {
 		s.bytes += len(p.Payload)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moonforge/moonforge/engine/call"
 	"github.com/moonforge/moonforge/engine/protocol"
+	"github.com/moonforge/moonforge/engine/route"
 	"github.com/moonforge/moonforge/engine/wire"
 )
 
@@ -343,5 +344,16 @@ func TestAdoptedSessionExpires(t *testing.T) {
 			t.Fatal("the adopted session never expired")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A session carries its player's route hash, however it began.
+func TestSessionsCarryThePlayersHash(t *testing.T) {
+	m := NewManager(Config{})
+	if s := m.Open("p1", &conn{}, ack(1)); s.PlayerHash != route.Hash("p1") {
+		t.Errorf("opened: %x", s.PlayerHash)
+	}
+	if s := m.Adopt(State{ID: "s2", PlayerID: "p2"}); s.PlayerHash != route.Hash("p2") {
+		t.Errorf("adopted: %x", s.PlayerHash)
 	}
 }
