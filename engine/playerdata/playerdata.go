@@ -54,6 +54,12 @@ type Config struct {
 	// several goroutines at once. Default: a log line.
 	OnLost func(player string, err error)
 	Log    *slog.Logger
+	// Parallelism bounds the store calls made at once for different players
+	// (lease renewals, flushes, releases). Default: 32, a networked store's
+	// share of connections; 1024 for the embedded store, whose commits group
+	// the writes that wait together under one fsync, so that more at once
+	// means fewer commits.
+	Parallelism int
 }
 
 // Errors of a Manager.
@@ -113,6 +119,12 @@ func Open(cfg Config) (*Manager, error) {
 	}
 	if cfg.JournalMax <= 0 {
 		cfg.JournalMax = 64 << 20
+	}
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = 32
+		if cfg.Store.Capabilities().Backend == "bolt" {
+			cfg.Parallelism = 1024
+		}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -423,7 +435,7 @@ func (m *Manager) Drain(ctx context.Context) error {
 		chains[i] = append(chains[i], e)
 	}
 	errs := make([]error, len(chains))
-	inParallel(len(chains), func(i int) { errs[i] = m.drainChain(ctx, chains[i]) })
+	inParallel(len(chains), m.cfg.Parallelism, func(i int) { errs[i] = m.drainChain(ctx, chains[i]) })
 	return errors.Join(errs...)
 }
 
@@ -512,7 +524,7 @@ func (m *Manager) renew(ctx context.Context) {
 	// Side by side, each renewal costs the node a share of a store round trip (and of a commit,
 	// which the embedded store groups): one after another, a node holding thousands of players
 	// could not renew them all within a lease's lifetime.
-	inParallel(len(due), func(i int) {
+	inParallel(len(due), m.cfg.Parallelism, func(i int) {
 		d := due[i]
 		err := d.lease.Renew(ctx)
 		switch {
@@ -526,12 +538,9 @@ func (m *Manager) renew(ctx context.Context) {
 	})
 }
 
-// parallelism bounds the store calls a Manager makes at once for different players.
-const parallelism = 32
-
-// inParallel calls fn(0) to fn(n-1), parallelism at a time, and returns when all have returned.
-func inParallel(n int, fn func(i int)) {
-	sem := make(chan struct{}, parallelism)
+// inParallel calls fn(0) to fn(n-1), limit at a time, and returns when all have returned.
+func inParallel(n, limit int, fn func(i int)) {
+	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i := range n {
 		sem <- struct{}{}
@@ -587,7 +596,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	clear(m.players)
 	m.mu.Unlock()
 	if err == nil {
-		inParallel(len(all), func(i int) { _ = all[i].lease.Release(ctx) })
+		inParallel(len(all), m.cfg.Parallelism, func(i int) { _ = all[i].lease.Release(ctx) })
 	}
 	return errors.Join(err, m.journal.Close())
 }

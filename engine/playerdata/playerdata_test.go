@@ -328,6 +328,62 @@ func (s distantStore) Batch(ctx context.Context, ops []store.Op) error {
 	return s.Store.Batch(ctx, ops)
 }
 
+// Capabilities names no embedded backend: the store is across a network.
+func (s distantStore) Capabilities() store.Capabilities {
+	c := s.Store.Capabilities()
+	c.Backend = "distant"
+	return c
+}
+
+// peakStore counts the most Batch calls in progress at once; each takes a while, so that the
+// calls a Manager makes together overlap.
+type peakStore struct {
+	store.Store
+	backend   string
+	now, peak atomic.Int64
+}
+
+func (s *peakStore) Batch(ctx context.Context, ops []store.Op) error {
+	n := s.now.Add(1)
+	defer s.now.Add(-1)
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+	}
+	time.Sleep(time.Millisecond)
+	return s.Store.Batch(ctx, ops)
+}
+
+func (s *peakStore) Capabilities() store.Capabilities {
+	c := s.Store.Capabilities()
+	c.Backend = s.backend
+	return c
+}
+
+// Renewals go to the embedded store all together, where its group commit gives them a few
+// commits (an fsync each) instead of one per 32; to a networked store 32 at a time.
+func TestRenewalsTogetherOnTheEmbeddedStore(t *testing.T) {
+	for backend, want := range map[string][2]int64{"bolt": {33, 200}, "distant": {2, 32}} {
+		t.Run(backend, func(t *testing.T) {
+			bolt, err := store.OpenBolt(store.BoltConfig{Path: t.TempDir() + "/db"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bolt.Close()
+			s := &peakStore{Store: bolt, backend: backend}
+			m := open(t, playerdata.Config{Store: s, Owner: "node-a", FlushEvery: time.Hour, LeaseTTL: time.Second})
+			for i := range 200 {
+				if _, err := m.Load(t.Context(), fmt.Sprintf("p%d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.peak.Store(0)
+			time.Sleep(900 * time.Millisecond) // the renewal rounds come every 1/6 s: the leases are renewed in them
+			if p := s.peak.Load(); p < want[0] || p > want[1] {
+				t.Fatalf("%d renewals at once; want %d to %d", p, want[0], want[1])
+			}
+		})
+	}
+}
+
 // TestManyLeasesStayRenewed: a node holding many players keeps every lease when each renewal
 // takes a store round trip. One renewal after another, 800 renewals of 5 ms need 4 s, more than
 // the 3 s a lease lasts, and leases were lost (and with them the players' later writes).
