@@ -368,7 +368,6 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 	}
 }
 
-// track registers a new connection; false if the gateway is shutting down.
 // traffic is a count of frame bytes received from and sent to clients.
 type traffic struct{ in, out uint64 }
 
@@ -386,6 +385,7 @@ func (g *Gateway) Traffic() (in, out uint64) {
 	return in, out
 }
 
+// track registers a new connection; false if the gateway is shutting down.
 func (g *Gateway) track(c *conn) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
