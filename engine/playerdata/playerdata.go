@@ -56,9 +56,9 @@ type Config struct {
 	Log    *slog.Logger
 	// Parallelism bounds the store calls made at once for different players
 	// (lease renewals, flushes, releases). Default: 32, a networked store's
-	// share of connections; 1024 for the embedded store, whose commits group
-	// the writes that wait together under one fsync, so that more at once
-	// means fewer commits.
+	// share of connections; 1024 for a store whose commits group the writes
+	// made at once (Capabilities.GroupCommit: the embedded store), so that
+	// more at once means fewer commits and fsyncs.
 	Parallelism int
 }
 
@@ -122,7 +122,7 @@ func Open(cfg Config) (*Manager, error) {
 	}
 	if cfg.Parallelism <= 0 {
 		cfg.Parallelism = 32
-		if cfg.Store.Capabilities().Backend == "bolt" {
+		if cfg.Store.Capabilities().GroupCommit {
 			cfg.Parallelism = 1024
 		}
 	}

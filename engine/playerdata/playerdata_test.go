@@ -328,10 +328,10 @@ func (s distantStore) Batch(ctx context.Context, ops []store.Op) error {
 	return s.Store.Batch(ctx, ops)
 }
 
-// Capabilities names no embedded backend: the store is across a network.
+// Capabilities has no group commit: the store is across a network.
 func (s distantStore) Capabilities() store.Capabilities {
 	c := s.Store.Capabilities()
-	c.Backend = "distant"
+	c.GroupCommit = false
 	return c
 }
 
@@ -339,8 +339,8 @@ func (s distantStore) Capabilities() store.Capabilities {
 // calls a Manager makes together overlap.
 type peakStore struct {
 	store.Store
-	backend   string
-	now, peak atomic.Int64
+	groupCommit bool
+	now, peak   atomic.Int64
 }
 
 func (s *peakStore) Batch(ctx context.Context, ops []store.Op) error {
@@ -354,21 +354,21 @@ func (s *peakStore) Batch(ctx context.Context, ops []store.Op) error {
 
 func (s *peakStore) Capabilities() store.Capabilities {
 	c := s.Store.Capabilities()
-	c.Backend = s.backend
+	c.GroupCommit = s.groupCommit
 	return c
 }
 
-// Renewals go to the embedded store all together, where its group commit gives them a few
-// commits (an fsync each) instead of one per 32; to a networked store 32 at a time.
+// Renewals go to a store with a group commit (the embedded one) all together, so that they take
+// a few commits (an fsync each) instead of one per handful; to a networked store 32 at a time.
 func TestRenewalsTogetherOnTheEmbeddedStore(t *testing.T) {
-	for backend, want := range map[string][2]int64{"bolt": {33, 200}, "distant": {2, 32}} {
-		t.Run(backend, func(t *testing.T) {
+	for name, want := range map[string][2]int64{"group commit": {33, 200}, "networked": {2, 32}} {
+		t.Run(name, func(t *testing.T) {
 			bolt, err := store.OpenBolt(store.BoltConfig{Path: t.TempDir() + "/db"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer bolt.Close()
-			s := &peakStore{Store: bolt, backend: backend}
+			s := &peakStore{Store: bolt, groupCommit: name == "group commit"}
 			m := open(t, playerdata.Config{Store: s, Owner: "node-a", FlushEvery: time.Hour, LeaseTTL: time.Second})
 			for i := range 200 {
 				if _, err := m.Load(t.Context(), fmt.Sprintf("p%d", i)); err != nil {

@@ -94,6 +94,7 @@ var boltCaps = Capabilities{
 	MaxValueLen:   MaxValueLen,
 	MaxBatchOps:   100000,
 	MaxBatchBytes: 64 << 20,
+	GroupCommit:   true,
 }
 
 // OpenBolt opens, or creates, the bbolt file at cfg.Path. It blocks for up

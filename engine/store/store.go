@@ -137,6 +137,10 @@ type Capabilities struct {
 	// TTLResolution is how late an expired key may still be read at worst;
 	// 0 when it is never seen after its TTL.
 	TTLResolution time.Duration
+	// GroupCommit: writes made at once share commits (and their fsync), so
+	// a caller with many writes to make gains from making them together
+	// rather than a few at a time.
+	GroupCommit bool
 }
 
 // Op is one write of a Batch: a Put of Value at Key, a Delete of Key when
