@@ -313,22 +313,20 @@ func TestIdleTimeoutCountsOnlyThePeersSilence(t *testing.T) {
 }
 
 // Traffic counts each frame's bytes (length prefix, header, payload) both ways, and keeps the
-// bytes of a connection after it closes.
+// bytes of a connection after it closes. A written frame is counted once its write returns, which
+// may be after the client has read it: the counts are awaited, not read once.
 func TestTrafficCountsFrameBytesPastTheConnectionsClose(t *testing.T) {
 	f := start(t, Config{})
 	c := f.dial(t)
 	if _, err := c.Login(ctx(t), "guest", "dev1", "", nil); err != nil {
 		t.Fatal(err)
 	}
-	in0, out0 := f.g.Traffic()
-	if in0 == 0 || out0 == 0 {
-		t.Fatalf("after a login: %d bytes in, %d out", in0, out0)
-	}
+	in0, out0 := awaitTraffic(t, f.g, func(in, out uint64) bool { return in > 0 && out > 0 })
 	if _, err := c.Request(ctx(t), echoID, make([]byte, 100)); err != nil {
 		t.Fatal(err)
 	}
 	const frame = 4 + wire.HeaderSize + 100
-	in1, out1 := f.g.Traffic()
+	in1, out1 := awaitTraffic(t, f.g, func(in, out uint64) bool { return in-in0 >= frame && out-out0 >= frame })
 	if in1-in0 != frame || out1-out0 != frame {
 		t.Fatalf("an echo of 100 bytes: %d bytes in, %d out; want %d each", in1-in0, out1-out0, frame)
 	}
@@ -340,5 +338,18 @@ func TestTrafficCountsFrameBytesPastTheConnectionsClose(t *testing.T) {
 	}
 	if in2, out2 := f.g.Traffic(); in2 != in1 || out2 != out1 {
 		t.Fatalf("after the close: %d bytes in, %d out; want %d and %d", in2, out2, in1, out1)
+	}
+}
+
+// awaitTraffic returns g's byte counts once done holds for them, failing t after 5 s.
+func awaitTraffic(t *testing.T, g *Gateway, done func(in, out uint64) bool) (in, out uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if in, out = g.Traffic(); done(in, out) {
+			return in, out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("traffic stayed at %d bytes in, %d out", in, out)
+		}
 	}
 }
