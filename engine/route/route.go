@@ -4,6 +4,8 @@
 // (a proxy) can route to it. Hash places a key on a pool's actors the same way in every process.
 package route
 
+import "sync/atomic"
+
 // Route says where a client message is handled: by the sender's room when it is of one of Rooms,
 // otherwise by Role's handler (none: the sender is told it is in no such room).
 type Route struct {
@@ -22,7 +24,8 @@ func (r Route) InRooms(roomType string) bool {
 	return false
 }
 
-// Table is the routing table of one script version. Immutable once built; safe for concurrent use.
+// Table is the routing table of one script version. Immutable once built (its first Message
+// lookup indexes Messages); safe for concurrent use.
 type Table struct {
 	Version  string            `json:"version"`  // the script version it was built from
 	Messages map[uint16]Route  `json:"messages"` // by msg id
@@ -30,6 +33,34 @@ type Table struct {
 	Calls    map[string]string `json:"calls"`    // mf.serve name → role
 	// SessionEnd: the roles that registered mf.on_session_end → its partition key ("": the player).
 	SessionEnd map[string]string `json:"session_end,omitempty"`
+
+	byID atomic.Pointer[[]*Route] // Messages by id, up to the highest: a request's lookup is an index
+}
+
+// Message returns the route of client message id; false if the table has none.
+func (t *Table) Message(id uint16) (Route, bool) {
+	byID := t.byID.Load()
+	if byID == nil {
+		byID = t.index()
+	}
+	if int(id) >= len(*byID) || (*byID)[id] == nil {
+		return Route{}, false
+	}
+	return *(*byID)[id], true
+}
+
+// index builds the table's index by id. Goroutines that race build equal ones; one is kept.
+func (t *Table) index() *[]*Route {
+	highest := -1
+	for id := range t.Messages {
+		highest = max(highest, int(id))
+	}
+	byID := make([]*Route, highest+1)
+	for id, r := range t.Messages {
+		byID[id] = &r
+	}
+	t.byID.CompareAndSwap(nil, &byID)
+	return t.byID.Load()
 }
 
 // New returns an empty table for a version.

@@ -23,11 +23,31 @@ func TestTableRoundTripsThroughJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(*tab, back) {
-		t.Fatalf("round trip changed the table:\n%+v\n%+v", *tab, back)
+	if !reflect.DeepEqual(tab, &back) {
+		t.Fatalf("round trip changed the table:\n%+v\n%+v", tab, &back)
 	}
 	if got := back.Roles(); !reflect.DeepEqual(got, map[string]bool{"lobby": true, "login": true, "matchmaker": true}) {
 		t.Fatalf("Roles = %v", got)
+	}
+}
+
+// Message finds every route of Messages by its id, and none for ids between, above or below them.
+func TestMessageLooksUpEveryRouteByID(t *testing.T) {
+	tab := New("v1")
+	tab.Messages[1001] = Route{Role: "lobby"}
+	tab.Messages[2002] = Route{Role: "lobby", Rooms: []string{"arena"}}
+	for id, want := range tab.Messages {
+		if got, ok := tab.Message(id); !ok || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Message(%d) = %+v %v, want %+v", id, got, ok, want)
+		}
+	}
+	for _, id := range []uint16{0, 1000, 1002, 2001, 2003, 65535} {
+		if got, ok := tab.Message(id); ok {
+			t.Fatalf("Message(%d) = %+v, want none", id, got)
+		}
+	}
+	if _, ok := New("empty").Message(0); ok {
+		t.Fatal("an empty table has a route for id 0")
 	}
 }
 

@@ -43,7 +43,7 @@ func New(tables Tables, rooms Rooms, disp Dispatcher) *Router {
 // UNAVAILABLE when nothing takes the message, BAD_REQUEST for a message that only rooms take from
 // a player in no room of those types.
 func (r *Router) Decide(req *call.Request) (Destination, error) {
-	rt, ok := r.tables.Table().Messages[req.MsgID]
+	rt, ok := r.tables.Table().Message(req.MsgID)
 	if !ok {
 		return Destination{}, noHandler(req)
 	}
