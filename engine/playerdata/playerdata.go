@@ -515,7 +515,8 @@ func (m *Manager) FlushAll(ctx context.Context) error {
 }
 
 // renew renews the leases due for it; a lease that cannot be renewed
-// because another node took it is reported and its player dropped.
+// because another node took it is reported and its player dropped. Other
+// failures are retried in the next round.
 func (m *Manager) renew(ctx context.Context) {
 	m.mu.Lock()
 	all := slices.Collect(maps.Values(m.players))
@@ -524,6 +525,11 @@ func (m *Manager) renew(ctx context.Context) {
 	// Side by side, each renewal costs the node a share of a store round trip (and of a commit,
 	// which the embedded store groups): one after another, a node holding thousands of players
 	// could not renew them all within a lease's lifetime.
+	var (
+		mu     sync.Mutex
+		failed int
+		first  error // the first failure, for the log
+	)
 	inParallel(len(due), m.cfg.Parallelism, func(i int) {
 		d := due[i]
 		err := d.lease.Renew(ctx)
@@ -533,9 +539,17 @@ func (m *Manager) renew(ctx context.Context) {
 			m.cfg.OnLost(d.id, err)
 			m.lost(d.id)
 		default:
-			m.cfg.Log.Warn("playerdata: lease renewal failed; retrying", "player", d.id, "err", err)
+			mu.Lock()
+			if failed++; first == nil {
+				first = fmt.Errorf("player %s: %w", d.id, err)
+			}
+			mu.Unlock()
 		}
 	})
+	if failed > 0 {
+		// One line per round: a store that is down fails every renewal of every player.
+		m.cfg.Log.Warn("playerdata: lease renewals failed; retrying", "failed", failed, "due", len(due), "first", first)
+	}
 }
 
 // inParallel calls fn(0) to fn(n-1), limit at a time, and returns when all have returned.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -423,5 +424,78 @@ func TestManyLeasesStayRenewed(t *testing.T) {
 		if d := m.Loaded(fmt.Sprintf("p%d", i)); d == nil {
 			t.Fatalf("p%d is no longer loaded", i)
 		}
+	}
+}
+
+// downStore fails every write once down is set, as a store that went away does.
+type downStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (s *downStore) Batch(ctx context.Context, ops []store.Op) error {
+	if s.down.Load() {
+		return store.ErrUnavailable
+	}
+	return s.Store.Batch(ctx, ops)
+}
+
+// warnings counts the log records of one message and keeps their "failed" attributes.
+type warnings struct {
+	msg    string
+	mu     sync.Mutex
+	failed []int64
+}
+
+func (w *warnings) Enabled(context.Context, slog.Level) bool { return true }
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler       { return w }
+func (w *warnings) WithGroup(string) slog.Handler            { return w }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != w.msg {
+		return nil
+	}
+	var failed int64
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "failed" {
+			failed = a.Value.Int64()
+		}
+		return true
+	})
+	w.mu.Lock()
+	w.failed = append(w.failed, failed)
+	w.mu.Unlock()
+	return nil
+}
+
+// A store that is down fails the renewal of every player in every round: that is one log line
+// per round, with the count, not one per player.
+func TestFailedRenewalsLoggedOncePerRound(t *testing.T) {
+	bolt, err := store.OpenBolt(store.BoltConfig{Path: t.TempDir() + "/db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bolt.Close()
+	s := &downStore{Store: bolt}
+	w := &warnings{msg: "playerdata: lease renewals failed; retrying"}
+	const players = 50
+	m := open(t, playerdata.Config{Store: s, Owner: "node-a", FlushEvery: time.Hour, LeaseTTL: 1200 * time.Millisecond, Log: slog.New(w)})
+	for i := range players {
+		if _, err := m.Load(t.Context(), fmt.Sprintf("p%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.down.Store(true)
+	time.Sleep(time.Second) // the leases fall due after 400 ms; rounds come every 200 ms
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.failed) == 0 || len(w.failed) > 6 {
+		t.Fatalf("%d warnings in 1 s of renewal rounds every 200 ms; want one per round", len(w.failed))
+	}
+	var most int64
+	for _, n := range w.failed {
+		most = max(most, n)
+	}
+	if most != players {
+		t.Fatalf("failed counts per round %v; want a round with all %d", w.failed, players)
 	}
 }
