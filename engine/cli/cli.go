@@ -248,6 +248,10 @@ func run(cfg config.Config, ext script.Extensions) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
+	if limit := defaultMemoryLimit(cfg.MemoryLimit, hostMemory); limit > 0 {
+		debug.SetMemoryLimit(limit)
+		log.Debug("Go soft memory limit: three quarters of the memory there is (memory_limit: 0)", "bytes", limit)
+	}
 	if files, ok := process.FileLimit(); ok && files < minFileLimit {
 		log.Warn("the open file limit bounds the connections; raise the hard limit (ulimit -Hn)", "limit", files)
 	}

@@ -36,7 +36,10 @@ type Config struct {
 	Cluster  Cluster       `yaml:"cluster"`
 	Shutdown time.Duration `yaml:"shutdown_timeout"` // how long a graceful stop may take
 	// GCPercent is Go's GOGC: how much the heap may grow between collections. Above Go's 100 it
-	// trades memory for CPU; the gateway and the Lua tables allocate per request.
+	// trades memory for CPU and for the latency of the requests a collection delays: the gateway
+	// and the Lua tables allocate per request, and on a small machine each collection holds
+	// requests back for a few milliseconds. With MemoryLimit 0, run sets a soft memory limit of
+	// three quarters of the memory there is, so that a large GCPercent cannot outgrow it.
 	GCPercent int `yaml:"gc_percent"`
 	// MemoryLimit is Go's soft memory limit in bytes (0: none). Above MemoryHighWater of it, new
 	// logins and rooms are refused with UNAVAILABLE until the heap falls.
@@ -275,7 +278,7 @@ func Default() Config {
 			NATS:         NATS{Name: "moonforge", Replicas: 1},
 		},
 		Shutdown:        10 * time.Second,
-		GCPercent:       400,
+		GCPercent:       1000,
 		MemoryHighWater: 0.9,
 	}
 }
