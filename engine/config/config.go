@@ -41,8 +41,9 @@ type Config struct {
 	// requests back for a few milliseconds. With MemoryLimit 0, run sets a soft memory limit of
 	// three quarters of the memory there is, so that a large GCPercent cannot outgrow it.
 	GCPercent int `yaml:"gc_percent"`
-	// MemoryLimit is Go's soft memory limit in bytes (0: none). Above MemoryHighWater of it, new
-	// logins and rooms are refused with UNAVAILABLE until the heap falls.
+	// MemoryLimit is Go's soft memory limit in bytes. Above MemoryHighWater of it, new logins and
+	// rooms are refused with UNAVAILABLE until the heap falls. 0: run sets the soft limit to three
+	// quarters of the container's or machine's memory, and nothing is refused.
 	MemoryLimit     int64   `yaml:"memory_limit"`
 	MemoryHighWater float64 `yaml:"memory_high_water"`
 }
