@@ -143,6 +143,17 @@ func (f *fixture) dial(t *testing.T) *client.Client {
 }
 
 // inFlight sums the requests in flight over the gateway's connections.
+// awaitNoneInFlight waits until no request is in flight, failing t after 5 s. An answer (a
+// TIMEOUT too) is counted once its write returns, which can be after the client has read it.
+func (f *fixture) awaitNoneInFlight(t *testing.T, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); f.inFlight() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d requests still in flight 5 s after their answers", what, f.inFlight())
+		}
+	}
+}
+
 func (f *fixture) inFlight() int {
 	f.g.mu.Lock()
 	defer f.g.mu.Unlock()
@@ -225,13 +236,7 @@ func TestDroppedRequestsTimeOutAndLateAnswersAreDropped(t *testing.T) {
 				t.Fatalf("%s: answered %v, want TIMEOUT", mode, err)
 			}
 		}
-		// A TIMEOUT is counted as answered once it is written, which can be after the client
-		// has read it.
-		for deadline := time.Now().Add(5 * time.Second); f.inFlight() != 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d requests still in flight 5 s after their TIMEOUT", mode, f.inFlight())
-			}
-		}
+		f.awaitNoneInFlight(t, mode)
 	}
 	if timeouts, _ := f.obs.get(protocol.Timeout); timeouts != 10 {
 		t.Fatalf("%d TIMEOUT answers, want 10", timeouts)
@@ -258,9 +263,7 @@ func TestLoginServiceThatNeverAnswersTimesOut(t *testing.T) {
 	if _, err := c.Login(ctx(t), "silent", "x", "", nil); code(err) != protocol.Timeout {
 		t.Fatalf("silent login service: %v", err)
 	}
-	if n := f.inFlight(); n != 0 {
-		t.Fatalf("%d in flight after the login's TIMEOUT", n)
-	}
+	f.awaitNoneInFlight(t, "login")
 	if _, err := c.Login(ctx(t), "guest", "again", "", nil); err != nil {
 		t.Fatalf("login after a timed-out one: %v", err)
 	}
