@@ -428,7 +428,7 @@ func (c Config) Validate() error {
 	check(c.Player.LeaseTTL >= time.Second, "player.lease_ttl must be at least 1s")
 	check(c.Player.OrphanAfter > 0, "player.orphan_after must be positive")
 	check(c.GCPercent >= 10, "gc_percent must be at least 10")
-	check(c.MemoryLimit == 0 || c.MemoryLimit >= 64<<20, "memory_limit must be 0 (none) or at least 64 MiB")
+	check(c.MemoryLimit == 0 || c.MemoryLimit >= 64<<20, "memory_limit must be 0 (3/4 of the memory there is, no shedding) or at least 64 MiB")
 	check(c.MemoryHighWater > 0 && c.MemoryHighWater <= 1, "memory_high_water must be above 0 and at most 1")
 	check(c.Auth.TokenTTL >= time.Minute, "auth.token_ttl must be at least 1m")
 	check(c.Auth.RefreshTTL >= c.Auth.TokenTTL, "auth.refresh_ttl must be at least auth.token_ttl")
