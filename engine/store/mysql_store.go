@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,9 @@ func OpenMySQL(ctx context.Context, cfg MySQLConfig) (*MySQLStore, error) {
 		return nil, errors.New("store: the mysql dsn names no database (user@tcp(host:port)/dbname)")
 	}
 	mc.ParseTime = false
+	if err := limitIdleTransactions(ctx, mc); err != nil {
+		return nil, err
+	}
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, fmt.Errorf("store: mysql dsn: %w", err)
@@ -83,6 +87,41 @@ func OpenMySQL(ctx context.Context, cfg MySQLConfig) (*MySQLStore, error) {
 	}
 	s.swept.Go(s.sweeper)
 	return s, nil
+}
+
+// idleTransactionTimeout is MariaDB's idle_transaction_timeout on the
+// store's connections, in seconds.
+const idleTransactionTimeout = "2"
+
+// limitIdleTransactions makes a MariaDB server close the store's connections
+// that sit idle inside a transaction for idleTransactionTimeout, unless the
+// DSN sets idle_transaction_timeout itself. A batch's transaction holds the
+// row locks of its conditions, the lease record among them: without the
+// limit, a node frozen inside one (SIGSTOP, a stalled machine) blocks every
+// other node's takeover of that lease for as long as it stays frozen. A
+// batch's statements follow each other without pause, so the limit never
+// ends a live one. MySQL has no such setting.
+func limitIdleTransactions(ctx context.Context, mc *mysql.Config) error {
+	if _, set := mc.Params["idle_transaction_timeout"]; set {
+		return nil
+	}
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		return fmt.Errorf("store: mysql dsn: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT @@version").Scan(&version); err != nil {
+		return fmt.Errorf("store: mysql %s: %w", mc.Addr, sqlErr(err))
+	}
+	if strings.Contains(version, "MariaDB") {
+		if mc.Params == nil {
+			mc.Params = map[string]string{}
+		}
+		mc.Params["idle_transaction_timeout"] = idleTransactionTimeout
+	}
+	return nil
 }
 
 func (s *MySQLStore) init(ctx context.Context, addr string) error {
@@ -185,8 +224,9 @@ func (s *MySQLStore) Batch(ctx context.Context, ops []Op) error {
 	return err
 }
 
-// inTx runs fn in a transaction and commits it, again after a deadlock or
-// a lock wait timeout (up to 20 times); fn's error rolls it back.
+// inTx runs fn in a transaction and commits it, again after a deadlock (up
+// to 20 times); fn's error rolls it back. A lock wait timeout is not
+// retried: the lock has been held for innodb_lock_wait_timeout already.
 func (s *MySQLStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		tx, err := s.db.BeginTx(ctx, nil)
@@ -198,7 +238,7 @@ func (s *MySQLStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error 
 			}
 		}
 		var me *mysql.MySQLError
-		if errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205) && attempt < 20 && ctx.Err() == nil {
+		if errors.As(err, &me) && me.Number == 1213 && attempt < 20 && ctx.Err() == nil {
 			time.Sleep(time.Duration(attempt+1) * time.Millisecond)
 			continue
 		}

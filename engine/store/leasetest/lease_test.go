@@ -5,6 +5,7 @@ package leasetest
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ import (
 
 // Environment of the child processes that TestChild becomes.
 const (
-	childEnv = "MOONFORGE_LEASETEST_CHILD" // incr or writer
+	childEnv = "MOONFORGE_LEASETEST_CHILD" // incr, writer or bulk
 	storeEnv = "MOONFORGE_LEASETEST_STORE" // store.Config as JSON
 	countEnv = "MOONFORGE_LEASETEST_COUNT"
 )
@@ -147,6 +148,8 @@ func TestChild(t *testing.T) {
 		fmt.Println("done")
 	case "writer":
 		runWriter(t, s)
+	case "bulk":
+		runBulk(t, s)
 	}
 }
 
@@ -169,6 +172,9 @@ func runWriter(t *testing.T, s store.Store) {
 		if errors.Is(err, store.ErrLeaseLost) {
 			fmt.Println("lost", err)
 			return
+		}
+		if errors.Is(err, store.ErrUnavailable) {
+			continue // frozen inside a transaction, its connection closed: write again
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -202,6 +208,24 @@ func TestConcurrentIncrementsAcrossProcesses(t *testing.T) {
 	}
 }
 
+// takeOver acquires the frozen writer's lease for node-b, trying again
+// while it is held, for up to 30 s.
+func takeOver(t *testing.T, s store.Store) *store.Lease {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		l, err := store.Acquire(ctx, s, leaseKey, "node-b", time.Minute)
+		if err == nil {
+			return l
+		}
+		if !errors.Is(err, store.ErrLeaseHeld) || ctx.Err() != nil {
+			t.Fatalf("taking the frozen writer's lease over: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestFrozenWriterCannotOverwrite: a writer holding the lease is frozen
 // (SIGSTOP) past its TTL; another node takes the lease over and writes;
 // once thawed (SIGCONT), the first writer's writes are refused, and the new
@@ -216,19 +240,7 @@ func TestFrozenWriterCannotOverwrite(t *testing.T) {
 			if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
-			var b *store.Lease
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				var err error
-				b, err = store.Acquire(ctx, s, leaseKey, "node-b", time.Minute)
-				if err == nil {
-					break
-				}
-				if !errors.Is(err, store.ErrLeaseHeld) || time.Now().After(deadline) {
-					t.Fatalf("taking the frozen writer's lease over: %v", err)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			b := takeOver(t, s)
 			if err := b.Batch(ctx, []store.Op{{Key: dataKey, Value: []byte("B")}}); err != nil {
 				t.Fatal(err)
 			}
@@ -244,5 +256,98 @@ func TestFrozenWriterCannotOverwrite(t *testing.T) {
 				t.Fatalf("writer: %v", err)
 			}
 		})
+	}
+}
+
+// bulkOps is the size of runBulk's batch: long enough on MySQL (one
+// statement per op) to be frozen in the middle of.
+const bulkOps = 9000
+
+func bulkKey(i int) string { return store.PlayerKey("frozen", fmt.Sprintf("bulk%d", i)) }
+
+// runBulk holds the lease and writes one batch of bulkOps keys, printing
+// "begin" before it and "batch <error>" after it, then writes again until
+// the lease is lost.
+func runBulk(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	l, err := store.Acquire(ctx, s, leaseKey, "node-a", writerTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := make([]store.Op, bulkOps)
+	for i := range ops {
+		ops[i] = store.Op{Key: bulkKey(i), Value: []byte("A")}
+	}
+	fmt.Println("begin")
+	fmt.Println("batch", l.Batch(ctx, ops))
+	for {
+		err := l.Batch(ctx, []store.Op{{Key: dataKey, Value: []byte("A")}})
+		if errors.Is(err, store.ErrLeaseLost) {
+			fmt.Println("lost", err)
+			return
+		}
+		if err == nil {
+			t.Fatal("a write after the takeover was accepted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWriterFrozenInsideATransaction: on MySQL a batch is a transaction
+// that holds its conditions' row locks, the lease record's among them. A
+// writer frozen in the middle of one must not block the takeover of its
+// expired lease: the server closes its idle connection (MariaDB's
+// idle_transaction_timeout), which rolls the batch back; once thawed, the
+// writer finds the lease lost, and nothing of its batch was written.
+func TestWriterFrozenInsideATransaction(t *testing.T) {
+	cfg := backends(t)["mysql"]
+	ctx := context.Background()
+	db, err := sql.Open("mysql", cfg.MySQL.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var version string
+	err = db.QueryRowContext(ctx, "SELECT @@version").Scan(&version)
+	_ = db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(version, "MariaDB") {
+		t.Skipf("%s is MySQL, which cannot close a connection idle inside a transaction", version)
+	}
+	s := open(t, cfg)
+	a := startChild(t, "bulk", cfg, 0)
+	a.waitLine(t, "begin", time.Minute)
+	time.Sleep(20 * time.Millisecond)
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case line := <-a.lines:
+		t.Fatalf("the batch ended before the freeze (%q): make bulkOps larger", line)
+	default:
+	}
+	b := takeOver(t, s)
+	if err := b.Batch(ctx, []store.Op{{Key: dataKey, Value: []byte("B")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if line := a.waitLine(t, "batch", time.Minute); line == "batch <nil>" {
+		t.Fatal("the frozen batch was applied after the takeover")
+	}
+	a.waitLine(t, "lost", time.Minute)
+	if err := a.cmd.Wait(); err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	for _, key := range []string{bulkKey(0), bulkKey(bulkOps - 1)} {
+		if _, err := s.Get(ctx, key); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s after the frozen batch: %v; want not found", key, err)
+		}
+	}
+	if got, err := s.Get(ctx, dataKey); err != nil || string(got) != "B" {
+		t.Fatalf("data = %q, %v; want B", got, err)
 	}
 }
