@@ -38,7 +38,7 @@ type rawWrite struct {
 }
 
 func (w *rawWrite) once(fd uintptr) {
-	w.n, w.err = syscall.Write(int(fd), w.b)
+	w.n, w.err = writeNow(fd, w.b)
 }
 
 // write writes what the socket takes of b at once; it returns 0 and no error when it takes
