@@ -121,7 +121,9 @@ func (n *Node) build(ext script.Extensions) (err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	db, err := store.Open(ctx, cfg.Store, cfg.DataDir)
+	storeCfg := cfg.Store
+	storeCfg.MySQL.Log = log
+	db, err := store.Open(ctx, storeCfg, cfg.DataDir)
 	if err != nil {
 		if cfg.Store.Backend == "bolt" {
 			return fmt.Errorf("data directory %q: %w", filepath.ToSlash(cfg.DataDir), err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,7 +23,15 @@ type MySQLConfig struct {
 	Table string `yaml:"table"`
 	// MaxOpenConns bounds the connection pool. Default 32.
 	MaxOpenConns int `yaml:"max_open_conns"`
+	// Log receives the driver's own messages (mostly connections it found
+	// broken), as warnings. Nil: the driver's default, standard error.
+	Log *slog.Logger `yaml:"-" json:"-"`
 }
+
+// driverLog is the driver's logger on a slog.Logger.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) { d.log.Warn(strings.TrimSpace(fmt.Sprint(v...))) }
 
 // DefaultMySQLTable is MySQLConfig.Table's default.
 const DefaultMySQLTable = "moonforge_kv"
@@ -69,6 +78,9 @@ func OpenMySQL(ctx context.Context, cfg MySQLConfig) (*MySQLStore, error) {
 		return nil, errors.New("store: the mysql dsn names no database (user@tcp(host:port)/dbname)")
 	}
 	mc.ParseTime = false
+	if cfg.Log != nil {
+		mc.Logger = driverLog{cfg.Log.With("part", "mysql driver")}
+	}
 	if err := limitIdleTransactions(ctx, mc); err != nil {
 		return nil, err
 	}

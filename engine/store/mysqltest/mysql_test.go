@@ -1,10 +1,15 @@
 package mysqltest
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,4 +91,73 @@ func TestMySQLRestartUnderLoadLosesNothing(t *testing.T) {
 			t.Fatalf("player %d: stored %q (%v), last acknowledged save %d", p, got, err, load.Acked(p))
 		}
 	}
+}
+
+// TestDriverMessagesGoToTheLog: the driver's own messages (here: a pooled
+// connection the server closed) go to MySQLConfig.Log, not to standard error.
+func TestDriverMessagesGoToTheLog(t *testing.T) {
+	ctx := t.Context()
+	dsn := storetest.MySQLDSN(t)
+	var out lockedBuffer
+	s := openMySQL(t, store.MySQLConfig{DSN: dsn, Table: "kv_" + storetest.RandomName(), MaxOpenConns: 1,
+		Log: slog.New(slog.NewTextHandler(&out, nil))})
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	rows, err := admin.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil || len(ids) == 0 {
+		t.Fatalf("the store's connections: %v, %v", ids, err)
+	}
+	for _, id := range ids {
+		if _, err := admin.ExecContext(ctx, "KILL "+strconv.FormatInt(id, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "closing bad idle connection") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no driver message in the log after its connection was killed; the log:\n%s", out.String())
+		}
+		if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("get after the kill: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if line := out.String(); !strings.Contains(line, "level=WARN") || !strings.Contains(line, `part="mysql driver"`) {
+		t.Fatalf("driver message not a warning of the mysql driver part: %s", line)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
